@@ -1,0 +1,38 @@
+# logpipe build. `make demo` and `make test` are the whole quick start on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   := demo
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: write a realistic application log, ship it into ./logpipe-data, show what is there
+demo: $(STAMP)
+	$(PY) scripts/demo_log.py --out $(DEMO)/app.log --lines 20000
+	$(VENV)/bin/logpipe ship --once $(DEMO)/app.log --archive logpipe-data --label service=shop
+	$(VENV)/bin/logpipe sql "SELECT level, count(*) AS records, min(ts) AS first, max(ts) AS last FROM logs GROUP BY level ORDER BY records DESC" --archive logpipe-data
+
+## test: lint, type-check and run the whole suite
+test: $(STAMP) lint typecheck unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check logpipe tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/ship_throughput.py
+
+clean:
+	rm -rf $(VENV) logpipe-data $(DEMO) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from logpipe.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The embedded Parquet archive: layout, atomic writer, range ledger, compaction, read views."""
