@@ -1,0 +1,37 @@
+"""`logpipe export`: a Parquet extract of the archive with a stable, documented schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logpipe.archive.layout import DEFAULT_ARCHIVE
+from logpipe.cli.app import app
+
+
+@app.command("export")
+def export_cmd(
+    since: Annotated[str, typer.Option("--since", help="Start: 15m, 1h, 7d, now or ISO 8601.")] = "7d",
+    until: Annotated[str, typer.Option("--until", help="End (exclusive), same forms.")] = "now",
+    level: Annotated[
+        list[str] | None, typer.Option("--level", help="Only this level; repeat for several (default: all).")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Parquet file to write (a folder gets logpipe-export.parquet).")
+    ] = Path("logpipe-export.parquet"),
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
+) -> None:
+    """Write the records of a window to one Parquet file that polars, DuckDB and pandas open."""
+    from logpipe.cli.query_cmd import NoRecordsError
+    from logpipe.export import export
+
+    result = export(archive, out, since=since, until=until, levels=level or ())
+    if not result.rows:
+        levels = f" at level {', '.join(result.levels)}" if result.levels else ""
+        raise NoRecordsError(
+            f"no records{levels} from {result.since:%Y-%m-%d %H:%M:%S} to {result.until:%Y-%m-%d %H:%M:%S} UTC;"
+            f" nothing written"
+        )
+    typer.echo(f"wrote {result.rows:,} records to {result.path}")

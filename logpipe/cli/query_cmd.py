@@ -1,0 +1,277 @@
+"""`logpipe query errors|journey|slow|list|NAME`: canned queries over the archive.
+
+Every query is a SQL file in the catalog (`logpipe.query.catalog`); these commands only bind
+options to its parameters and add presentation (the histogram above `errors`, sections in
+`journey`). Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from logpipe.archive.layout import DEFAULT_ARCHIVE
+from logpipe.cli.app import app
+from logpipe.errors import TerminalError
+
+if TYPE_CHECKING:
+    from logpipe.query.catalog import Query
+
+HIDDEN_COLUMNS_IN_TABLE = {"journey": ("user_id",)}
+
+
+class NoRecordsError(TerminalError):
+    """The query ran and matched nothing: worth one line and a non-zero exit, like grep."""
+
+
+class _CatalogGroup(TyperGroup):
+    """`logpipe query NAME ...` for any NAME in the catalog runs the hidden `run` command."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "run", self.commands["run"], args
+        return super().resolve_command(ctx, args)
+
+
+query_app = typer.Typer(
+    cls=_CatalogGroup,
+    help=(
+        "Canned queries over the archive: errors, journey, slow, and any query in the catalog "
+        "(`logpipe query list`; run one with `logpipe query NAME --param k=v`)."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(query_app, name="query")
+
+ArchiveOpt = Annotated[
+    Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601 (default: the query's)."),
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="End of the window, same forms (default: now).")
+]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="table, json, csv or ndjson (column names are stable).")
+]
+QueriesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--queries",
+        envvar="LOGPIPE_QUERIES",
+        help="Folder of your own NAME.sql queries, searched before the built-in ones.",
+    ),
+]
+ServiceOpt = Annotated[str | None, typer.Option("--service", help="Only records of this service.")]
+
+
+@query_app.command("errors")
+def errors_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    service: ServiceOpt = None,
+    fmt: FormatOpt = "table",
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    queries: QueriesOpt = None,
+) -> None:
+    """ERROR and CRITICAL records grouped by message key, with a histogram over the window."""
+    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    query, values = prepare("errors", _given(since=since, until=until, service=service), queries=queries)
+    con = connect(archive)
+    columns, rows = fetch_rows(con, query, values)
+    if not rows:
+        raise NoRecordsError(f"no ERROR or CRITICAL records {_window(values)}")
+    if fmt != "table":
+        _write(fmt, columns, rows)
+        return
+    timeline, timeline_values = prepare(
+        "error_timeline", _given(since=values["since"], until=values["until"], service=service), queries=queries
+    )
+    _, buckets = fetch_rows(con, timeline, timeline_values)
+    _print_chart([int(b[2]) for b in buckets], values)
+    _print_table(query, columns, rows, title=f"errors {_window(values)}")
+
+
+@query_app.command("journey")
+def journey_cmd(
+    user: Annotated[str | None, typer.Option("--user", help="Follow this user_id.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Follow this session_id.")] = None,
+    request: Annotated[str | None, typer.Option("--request", help="Follow this request_id.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    fmt: FormatOpt = "table",
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    queries: QueriesOpt = None,
+) -> None:
+    """One user's (session's, request's) records in time order, grouped by session and request."""
+    from logpipe.query import subject_of
+    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    subject = subject_of(user=user, session=session, request=request)
+    query, values = prepare("journey", {**subject, **_given(since=since, until=until)}, queries=queries)
+    columns, rows = fetch_rows(connect(archive), query, values)
+    (kind, who), = subject.items()
+    if not rows:
+        raise NoRecordsError(f"no records for {kind} {who!r} {_window(values)}")
+    if fmt != "table":
+        _write(fmt, columns, rows)
+        return
+    session_at, request_at = columns.index("session_id"), columns.index("request_id")
+    sessions = {r[session_at] for r in rows}
+    requests = {r[request_at] for r in rows if r[request_at] is not None}
+    title = f"journey of {kind} {who}: {len(rows)} records, {len(sessions)} sessions, {len(requests)} requests"
+    sections = [(r[session_at], r[request_at]) for r in rows]
+    _print_table(query, columns, rows, title=title, sections=sections)
+
+
+@query_app.command("slow")
+def slow_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    threshold: Annotated[
+        str | None, typer.Option("--threshold", help="List groups whose p95 is above this: 250ms, 1.5s (default 1000ms).")
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="endpoint (default) or service.")] = None,
+    service: ServiceOpt = None,
+    fmt: FormatOpt = "table",
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    queries: QueriesOpt = None,
+) -> None:
+    """Latency percentiles per endpoint template (or service) whose p95 passes a threshold."""
+    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    given = _given(since=since, until=until, threshold=threshold, by=by, service=service)
+    query, values = prepare("slow", given, queries=queries)
+    columns, rows = fetch_rows(connect(archive), query, values)
+    if not rows:
+        raise NoRecordsError(
+            f"no {values['by']} has p95 above {values['threshold']:g} ms {_window(values)}"
+        )
+    if fmt != "table":
+        _write(fmt, columns, rows)
+        return
+    _print_table(
+        query, columns, rows,
+        title=f"slowest by {values['by']} (p95 > {values['threshold']:g} ms) {_window(values)}",
+        headers={"key": str(values["by"])},
+    )
+
+
+@query_app.command("list")
+def list_cmd(
+    fmt: FormatOpt = "table",
+    queries: QueriesOpt = None,
+) -> None:
+    """The query catalog: names, descriptions, parameters and where each file is."""
+    from logpipe.query.catalog import load_catalog
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    columns = ("name", "description", "parameters", "columns", "path")
+    rows = [
+        (q.name, q.description, ", ".join(p.describe() for p in q.params), ", ".join(q.columns), str(q.path))
+        for q in load_catalog(queries).values()
+    ]
+    if fmt != "table":
+        _write(fmt, columns, rows)
+        return
+    from logpipe.query.render import print_table
+
+    print_table(columns[:3], [r[:3] for r in rows], sys.stdout, title="logpipe query NAME --param k=v")
+
+
+@query_app.command("run", hidden=True)
+def run_cmd(
+    name: Annotated[str, typer.Argument(help="A query in the catalog (see `logpipe query list`).")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="k=v, repeatable; bound, never pasted into SQL.")
+    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    fmt: FormatOpt = "table",
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    queries: QueriesOpt = None,
+) -> None:
+    """Run any catalog query: `logpipe query NAME --param k=v ...`."""
+    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    given: dict[str, object] = dict(parse_params(param or []))
+    given.update(_given(since=since, until=until))
+    query, values = prepare(name, given, queries=queries)
+    columns, rows = fetch_rows(connect(archive), query, values)
+    if not rows:
+        raise NoRecordsError(f"query {name!r} returned no rows {_window(values)}".rstrip())
+    if fmt != "table":
+        _write(fmt, columns, rows)
+        return
+    _print_table(query, columns, rows, title=f"{name} {_window(values)}".rstrip())
+
+
+def parse_params(items: Sequence[str]) -> list[tuple[str, str]]:
+    """`["k=v", "a=b=c"]` -> `[("k", "v"), ("a", "b=c")]`; anything without `=` is a usage error."""
+    from logpipe.errors import UsageError
+
+    pairs = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--param expects k=v, not {item!r}")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def _given(**values: object) -> dict[str, object]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _window(values: Mapping[str, object]) -> str:
+    since, until = values.get("since"), values.get("until")
+    if not isinstance(since, datetime) or not isinstance(until, datetime):
+        return ""
+    fmt = "%Y-%m-%d %H:%M:%S"
+    return f"from {since.strftime(fmt)} to {until.strftime(fmt)} UTC"
+
+
+def _write(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from logpipe.query.render import MACHINE_WRITERS
+
+    MACHINE_WRITERS[fmt](columns, rows, sys.stdout)
+
+
+def _print_chart(counts: list[int], values: Mapping[str, object]) -> None:
+    from logpipe.query.histogram import chart
+
+    since, until = values["since"], values["until"]
+    assert isinstance(since, datetime) and isinstance(until, datetime)
+    sys.stdout.write("\n".join(chart(counts, since, until)) + "\n\n")
+
+
+def _print_table(query: Query, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> None:
+    from logpipe.query.render import percent, print_table
+
+    hidden = HIDDEN_COLUMNS_IN_TABLE.get(query.name, ())
+    keep = [i for i, c in enumerate(columns) if c not in hidden]
+    print_table(
+        [columns[i] for i in keep],
+        [[row[i] for i in keep] for row in rows],
+        sys.stdout,
+        formatters={"error_rate": percent},
+        **options,
+    )

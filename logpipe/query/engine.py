@@ -1,0 +1,74 @@
+"""Run a catalog query on the archive: one connection, one statement, parameters bound.
+
+The CLI fetches plain Python rows (no pyarrow import: it costs more than the query on a
+quiet archive); the API fetches Arrow. Both run the same SQL with the same bound values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from logpipe.archive.reader import open_archive
+from logpipe.errors import ArchiveError, UsageError
+from logpipe.query.catalog import Query, bind, get_query
+from logpipe.query.timeexpr import utc_now
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+
+def connect(archive: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only view of `archive`; timestamps are compared and bucketed in UTC."""
+    con = open_archive(Path(archive))
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def prepare(
+    name: str,
+    given: Mapping[str, object],
+    *,
+    queries: str | Path | None = None,
+    now: datetime | None = None,
+) -> tuple[Query, dict[str, object]]:
+    """The query and its bound values, validated before the archive is touched."""
+    query = get_query(name, queries)
+    return query, bind(query, given, now=now or utc_now())
+
+
+def fetch_rows(
+    con: duckdb.DuckDBPyConnection, query: Query, values: Mapping[str, object]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Column names and rows as Python values (what the CLI prints)."""
+    with _reported(query):
+        rel = con.sql(query.sql, params=dict(values))
+        return tuple(rel.columns), rel.fetchall()
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, query: Query, values: Mapping[str, object]) -> pa.Table:
+    """The result as an Arrow table (what the API returns)."""
+    with _reported(query):
+        return con.sql(query.sql, params=dict(values)).to_arrow_table()
+
+
+@contextmanager
+def _reported(query: Query) -> Iterator[None]:
+    """DuckDB's errors as logpipe's: a broken query file is a usage error naming the file.
+
+    Values are bound by DuckDB (`params=`), never spliced into `query.sql`.
+    """
+    import duckdb
+
+    try:
+        yield
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+            duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        first = str(exc).splitlines()[0]
+        raise UsageError(f"query {query.name!r} ({query.path}) failed: {first}") from exc
+    except duckdb.IOException as exc:
+        raise ArchiveError(f"cannot read the archive: {str(exc).splitlines()[0]}") from exc

@@ -1,0 +1,74 @@
+"""Time expressions for `--since`/`--until` and durations for thresholds.
+
+People on call type `15m`, `1h`, `7d` (that long before now) or paste a timestamp from a log
+line; both must mean the same instant in every command, so they are parsed in one place.
+Everything returned is timezone-aware UTC, because the archive's `ts` is.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+from logpipe.errors import UsageError
+
+_UNITS: Final = {
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+_RELATIVE_RE: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_DURATION_RE: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
+_DURATION_MS: Final = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+TIME_HELP: Final = "a time expression: 15m, 1h, 7d, 2w (that long before now), now, or ISO 8601"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(text: str, *, now: datetime) -> datetime:
+    """`1h` -> now minus one hour; `2026-11-20T10:00:00+01:00` -> that instant in UTC.
+
+    A timestamp without an offset, or a bare date, is taken as UTC (the archive's zone).
+
+    >>> parse_time("1h", now=datetime(2026, 1, 1, 12, tzinfo=UTC)).isoformat()
+    '2026-01-01T11:00:00+00:00'
+    """
+    cleaned = text.strip()
+    if cleaned.lower() == "now":
+        return now
+    match = _RELATIVE_RE.match(cleaned.lower())
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(cleaned), datetime.min.time())
+        except ValueError:
+            raise UsageError(f"bad time expression {text!r}: expected {TIME_HELP}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_duration_ms(text: str) -> float:
+    """`1000ms`, `1.5s`, `2m` or a bare number of milliseconds -> milliseconds.
+
+    >>> parse_duration_ms("1.5s")
+    1500.0
+    """
+    match = _DURATION_RE.match(text.strip().lower())
+    if not match:
+        raise UsageError(f"bad duration {text!r}: expected e.g. 250ms, 1.5s, 2m or a number of ms")
+    return float(match.group(1)) * _DURATION_MS[match.group(2) or "ms"]
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime from Python code: naive means UTC (as in the archive), aware is converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
