@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ from typing import IO, Any, Final
 from logpipe.errors import UsageError
 
 FORMATS: Final = ("table", "json", "csv", "ndjson")
+PIPED_WIDTH: Final = 160
 
 
 def check_format(fmt: str) -> str:
@@ -113,15 +115,29 @@ def print_table(
     headers = headers or {}
     table = Table(title=title, caption=caption, header_style="bold", title_justify="left")
     numeric = _numeric_columns(columns, rows)
-    for name in columns:
+    for i, name in enumerate(columns):
+        header = headers.get(name, name)
+        is_time = any(isinstance(r[i], datetime) for r in rows[:1])
         table.add_column(
-            headers.get(name, name), justify="right" if name in numeric else "left", overflow="fold"
+            header,
+            justify="right" if name in numeric else "left",
+            overflow="fold",
+            no_wrap=is_time,
+            min_width=min(len(header), 14),
         )
     for i, row in enumerate(rows):
         if sections is not None and i and sections[i] != sections[i - 1]:
             table.rows[-1].end_section = True
         table.add_row(*(formatters.get(c, cell)(v) for c, v in zip(columns, row, strict=True)))
-    Console(file=out, soft_wrap=False).print(table)
+    Console(file=out, soft_wrap=False, width=_width(out)).print(table)
+
+
+def _width(out: IO[str]) -> int | None:
+    """The terminal's width; when piped, $COLUMNS or 160 rather than rich's cramped 80."""
+    if out.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else PIPED_WIDTH
 
 
 def _numeric_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> set[str]:

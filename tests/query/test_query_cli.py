@@ -1,0 +1,171 @@
+"""`logpipe query ...` and `logpipe export` through the real entry point (error edge included)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qexpected as expected
+from qdata import Generated, iso
+
+
+def _since(gen: Generated, hours: float = 48) -> list[str]:
+    return ["--since", iso(gen.now - timedelta(hours=hours)), "--until", iso(gen.now)]
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class TestErrorsCommand:
+    def test_json_rows_match_plain_python(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "errors", "--archive", str(generated.archive), *_since(generated), "--format", "json")
+        assert res.code == 0, res.err
+        rows = json.loads(res.out)
+        want = expected.errors(generated.records, generated.now - timedelta(hours=48), generated.now)
+        assert [(r["message_key"], r["count"]) for r in rows] == [(w["message_key"], w["count"]) for w in want]
+        assert list(rows[0]) == ["message_key", "count", "first_seen", "last_seen", "sample_message",
+                                 "top_endpoints", "top_services"]
+        assert rows[0]["first_seen"].endswith("Z") and _ts(rows[0]["first_seen"]) == want[0]["first_seen"]
+
+    def test_relative_window(self, cli: Any, generated: Generated) -> None:
+        """`--since 1h` means the last hour before now (records avoid the edge by 3 minutes)."""
+        res = cli("query", "errors", "--archive", str(generated.archive), "--since", "1h", "--format", "ndjson")
+        now = datetime.now(UTC)
+        want = expected.errors(generated.records, now - timedelta(hours=1), now)
+        if not want:
+            assert res.code == 1 and "no ERROR or CRITICAL records" in res.err
+            return
+        rows = [json.loads(line) for line in res.out.splitlines()]
+        assert [(r["message_key"], r["count"]) for r in rows] == [(w["message_key"], w["count"]) for w in want]
+
+    def test_table_has_histogram_above_it(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "errors", "--archive", str(generated.archive), *_since(generated, 30))
+        assert res.code == 0, res.err
+        total = sum(expected.error_timeline(generated.records, generated.now - timedelta(hours=30), generated.now, 40))
+        first, chart = res.out.splitlines()[0], res.out.split("\n\n")[0]
+        assert first.startswith("errors per 45m,") and f"{total} in all" in first
+        assert "┤" in chart and "█" in chart
+        assert res.out.index("┤") < res.out.index("message_key")
+
+    def test_csv(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "errors", "--archive", str(generated.archive), *_since(generated), "--format", "csv")
+        rows = list(csv.DictReader(io.StringIO(res.out)))
+        want = expected.errors(generated.records, generated.now - timedelta(hours=48), generated.now)
+        assert [int(r["count"]) for r in rows] == [w["count"] for w in want]
+
+
+class TestJourneyCommand:
+    def test_json_matches_plain_python(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "journey", "--user", "u2", "--archive", str(generated.archive), *_since(generated),
+                  "--format", "json")
+        assert res.code == 0, res.err
+        want = expected.journey(generated.records, generated.now - timedelta(hours=48), generated.now, user="u2")
+        rows = json.loads(res.out)
+        assert [(_ts(r["ts"]), r["request_id"], r["user_id"], r["message"]) for r in rows] == [
+            (w[0], w[2], w[3], w[10]) for w in want
+        ]
+
+    def test_table_title_counts(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "journey", "--user", "u2", "--archive", str(generated.archive), *_since(generated))
+        want = expected.journey(generated.records, generated.now - timedelta(hours=48), generated.now, user="u2")
+        assert res.code == 0 and f"journey of user u2: {len(want)} records" in res.out
+
+    def test_needs_a_subject(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "journey", "--archive", str(generated.archive))
+        assert res.code == 2 and res.err.strip() == "error: journey needs exactly one of --user, --session or --request"
+
+
+class TestSlowCommand:
+    def test_json_matches_plain_python(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "slow", "--archive", str(generated.archive), *_since(generated), "--threshold", "300ms",
+                  "--format", "json")
+        assert res.code == 0, res.err
+        want = expected.slow(generated.records, generated.now - timedelta(hours=48), generated.now, 300.0)
+        rows = json.loads(res.out)
+        assert [r["key"] for r in rows] == [w["key"] for w in want]
+        assert [r["p95_ms"] for r in rows] == pytest.approx([w["p95_ms"] for w in want])
+
+    def test_by_service_table(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "slow", "--archive", str(generated.archive), *_since(generated), "--threshold", "0",
+                  "--by", "service")
+        assert res.code == 0 and "service" in res.out and "%" in res.out
+
+
+class TestCatalogCommands:
+    def test_list(self, cli: Any) -> None:
+        res = cli("query", "list", "--format", "json")
+        names = [r["name"] for r in json.loads(res.out)]
+        assert {"errors", "journey", "slow"} <= set(names)
+
+    def test_named_query_with_params(self, cli: Any, generated: Generated, tmp_path: Path) -> None:
+        (tmp_path / "by_level.sql").write_text(
+            "-- description: records of one level\n-- param level: string\n-- param since: time = 7d\n"
+            "-- columns: level, n\nSELECT level, count(*) AS n FROM logs WHERE level = $level AND ts >= $since "
+            "GROUP BY level\n"
+        )
+        res = cli("query", "by_level", "--param", "level=WARNING", "--since", "30d", "--queries", str(tmp_path),
+                  "--archive", str(generated.archive), "--format", "json")
+        assert res.code == 0, res.err
+        assert json.loads(res.out) == [
+            {"level": "WARNING", "n": sum(1 for r in generated.records if r["level"] == "WARNING")}
+        ]
+
+    def test_named_builtin(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "error_timeline", "-p", "buckets=5", *_since(generated), "--archive",
+                  str(generated.archive), "--format", "csv")
+        assert res.code == 0, res.err
+        counts = [int(r["count"]) for r in csv.DictReader(io.StringIO(res.out))]
+        assert counts == expected.error_timeline(generated.records, generated.now - timedelta(hours=48),
+                                                 generated.now, 5)
+
+
+class TestCleanErrors:
+    """Each failure is one line on stderr and a non-zero exit; a traceback only with --debug."""
+
+    @pytest.mark.parametrize(
+        ("args", "code", "message"),
+        [
+            (["query", "errors", "--since", "yesterday"], 2, "bad time expression 'yesterday'"),
+            (["query", "slow", "--threshold", "fast"], 2, "bad duration 'fast'"),
+            (["query", "slow", "--by", "host"], 2, "expects one of endpoint, service"),
+            (["query", "errors", "--format", "xml"], 2, "unknown format 'xml'"),
+            (["query", "error_timeline", "--param", "bogus=1"], 2, "has no parameter 'bogus'"),
+            (["query", "error_timeline", "--param", "bogus"], 2, "--param expects k=v"),
+            (["query", "nope"], 2, "unknown query 'nope'"),
+            (["query", "errors", "--since", "1h", "--until", "2h"], 2, "must be before"),
+        ],
+    )
+    def test_usage_errors(self, cli: Any, generated: Generated, args: list[str], code: int, message: str) -> None:
+        res = cli(*args, "--archive", str(generated.archive))
+        assert res.code == code, res.err
+        assert message in res.err and len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
+        assert res.out == ""
+
+    @pytest.mark.xfail(reason="logpipe/cli/app.py imports `click`, which typer>=0.29 vendors; reported")
+    def test_click_usage_error_is_one_line(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "slow", "--no-such-option", "--archive", str(generated.archive))
+        assert res.code == 2 and "No such option" in res.err and "Traceback" not in res.err
+
+    def test_missing_archive(self, cli: Any, tmp_path: Path) -> None:
+        res = cli("query", "errors", "--archive", str(tmp_path / "nowhere"))
+        assert res.code == 1 and res.err.startswith("error: no archive at") and len(res.err.splitlines()) == 1
+
+    def test_empty_result(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01",
+                  "--until", "2001-01-02", "--format", "json")
+        assert res.code == 1 and res.out == ""
+        assert res.err == "error: no ERROR or CRITICAL records from 2001-01-01 00:00:00 to 2001-01-02 00:00:00 UTC\n"
+
+    def test_empty_journey(self, cli: Any, generated: Generated) -> None:
+        res = cli("query", "journey", "--user", "nobody", "--archive", str(generated.archive))
+        assert res.code == 1 and "no records for user 'nobody'" in res.err
+
+    def test_debug_shows_the_traceback(self, cli: Any, generated: Generated) -> None:
+        with pytest.raises(Exception, match="bad time expression"):
+            cli("--debug", "query", "errors", "--since", "yesterday", "--archive", str(generated.archive))

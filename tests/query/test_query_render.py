@@ -1,0 +1,74 @@
+"""Formatters and the terminal histogram."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from logpipe.errors import UsageError
+from logpipe.query.histogram import bars, chart
+from logpipe.query.render import check_format, plain, write_csv, write_json, write_ndjson
+
+ROWS = [(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC), "a,b", 1.5, None), (None, 'q"uote', float("nan"), 7)]
+COLS = ("ts", "text", "x", "n")
+
+
+class TestMachineFormats:
+    def test_json_is_an_array_of_objects_with_utc_z(self) -> None:
+        out = io.StringIO()
+        write_json(COLS, ROWS, out)
+        assert json.loads(out.getvalue()) == [
+            {"ts": "2026-01-02T03:04:05.006000Z", "text": "a,b", "x": 1.5, "n": None},
+            {"ts": None, "text": 'q"uote', "x": None, "n": 7},
+        ]
+
+    def test_empty_json_is_an_empty_array(self) -> None:
+        out = io.StringIO()
+        write_json(COLS, [], out)
+        assert json.loads(out.getvalue()) == []
+
+    def test_ndjson_one_object_per_line(self) -> None:
+        out = io.StringIO()
+        write_ndjson(COLS, ROWS, out)
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 2 and json.loads(lines[1])["n"] == 7
+
+    def test_csv_quotes_and_blanks(self) -> None:
+        out = io.StringIO()
+        write_csv(COLS, ROWS, out)
+        assert out.getvalue().splitlines() == [
+            "ts,text,x,n", '2026-01-02T03:04:05.006000Z,"a,b",1.5,', ',"q""uote",,7'
+        ]
+
+    def test_plain_keeps_offsets_other_than_utc(self) -> None:
+        from datetime import timezone
+
+        assert plain(datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2)))) == "2026-01-01T00:00:00+02:00"
+
+    def test_unknown_format(self) -> None:
+        with pytest.raises(UsageError, match="unknown format 'xml'"):
+            check_format("xml")
+
+
+class TestHistogram:
+    def test_peak_fills_the_column_and_zero_is_blank(self) -> None:
+        rows = bars([0, 4, 8], height=2)
+        assert rows == [" ██"[0:1] + " " + "█", " ██"]
+
+    def test_a_lone_error_is_visible(self) -> None:
+        rows = bars([1000, 1, 0], height=3)
+        assert rows[-1][1] == "▁" and rows[-1][2] == " "
+
+    def test_all_zero(self) -> None:
+        assert bars([0, 0], height=2) == ["  ", "  "]
+
+    def test_chart_has_title_axis_and_window(self) -> None:
+        start = datetime(2026, 1, 1, 10, tzinfo=UTC)
+        lines = chart([1, 0, 3, 2], start, start + timedelta(hours=1), height=3)
+        assert lines[0] == "errors per 15m, 6 in all, peak 3"
+        assert lines[1].startswith("3 ┤") and lines[3].startswith("0 ┤")
+        assert lines[-1].strip().startswith("10:00") and lines[-1].endswith("11:00")
+        assert len(lines) == 1 + 3 + 1
