@@ -42,7 +42,7 @@ def open_archive(archive: Path, *, must_exist: bool = True, threads: int | None 
 
     if must_exist and not archive.is_dir():
         raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
-    con = duckdb.connect(":memory:", config={"TimeZone": "UTC"})
+    con = duckdb.connect(":memory:")
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     logs = logs_glob(archive)

@@ -1,0 +1,91 @@
+"""Atomic Parquet parts that remember which source bytes they hold.
+
+A part is written to `.tmp-<name>` in its partition folder, fsynced, renamed into place and the
+folder fsynced: readers see a whole file or none. Its footer metadata `logpipe.ranges` maps each
+source id to the byte ranges [start, end) whose records (those of this partition) it holds; that
+is how a restart after a crash recognises data it already wrote (see ledger.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+
+from logpipe.archive.layout import PART_SUFFIX, RANGES_METADATA_KEY, TMP_PREFIX, Partition
+from logpipe.checkpoints import fsync_dir
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Ranges = Mapping[str, list[tuple[int, int]]]
+
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 1
+ROW_GROUP_ROWS = 128 * 1024
+
+
+def part_name() -> str:
+    return f"part-{time.time_ns() // 1_000_000}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
+
+
+def encode_ranges(ranges: Ranges) -> bytes:
+    return orjson.dumps({k: [list(r) for r in v] for k, v in ranges.items()})
+
+
+def decode_ranges(raw: bytes | None) -> dict[str, list[tuple[int, int]]]:
+    if not raw:
+        return {}
+    doc = orjson.loads(raw)
+    return {k: [(int(a), int(b)) for a, b in v] for k, v in doc.items()}
+
+
+def write_part(archive: Path, partition: Partition, table: pa.Table, ranges: Ranges, name: str | None = None) -> Path:
+    """Write `table` as one new part of `partition`; returns its final path."""
+    import pyarrow.parquet as pq
+
+    folder = archive / partition.relpath()
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / (name or part_name())
+    tmp = folder / f"{TMP_PREFIX}{final.name}"
+    meta = dict(table.schema.metadata or {})
+    meta[RANGES_METADATA_KEY] = encode_ranges(ranges)
+    pq.write_table(
+        table.replace_schema_metadata(meta),
+        tmp,
+        compression=COMPRESSION,
+        compression_level=COMPRESSION_LEVEL,
+        row_group_size=ROW_GROUP_ROWS,
+    )
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_dir(folder)
+    return final
+
+
+def read_ranges(path: Path) -> dict[str, list[tuple[int, int]]]:
+    """The source ranges recorded in a part's footer (empty for files logpipe did not write)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return decode_ranges(meta.get(RANGES_METADATA_KEY))
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, with overlapping or touching ranges joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged

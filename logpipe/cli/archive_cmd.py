@@ -1,0 +1,34 @@
+"""`logpipe archive …`: maintenance of the local archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from logpipe.cli.app import app
+
+archive_app = typer.Typer(help="Maintain the local Parquet archive.", no_args_is_help=True)
+app.add_typer(archive_app, name="archive")
+
+
+@archive_app.command("compact")
+def compact(
+    archive: Path = typer.Option(Path("logpipe-data"), "--archive", help="Archive folder."),
+    min_files: int = typer.Option(2, "--min-files", help="Merge a partition's small parts when it has at least this many."),
+) -> None:
+    """Merge small parts of each partition into one (the agent also does this by itself)."""
+    from logpipe.archive import compact as compaction
+    from logpipe.errors import ArchiveError
+    from logpipe.sinks.archive import ArchiveLock
+
+    if not archive.is_dir():
+        raise ArchiveError(f"no archive at {archive}")
+    lock = ArchiveLock(archive)
+    try:
+        result = compaction.compact(archive, max(min_files, 2))
+    finally:
+        lock.release()
+    typer.echo(
+        f"compacted {result.partitions} partitions: {result.files_in} parts -> {result.files_out}, {result.rows:,} rows"
+    )

@@ -1,0 +1,57 @@
+"""`logpipe sql`: read-only SQL over the archive's `logs` and `dead_letters` views."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from logpipe.cli.app import app
+
+
+@app.command()
+def sql(
+    statement: str = typer.Argument(..., help="One SELECT over the views `logs` and `dead_letters`."),
+    archive: Path = typer.Option(Path("logpipe-data"), "--archive", help="Archive folder."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or ndjson."),
+) -> None:
+    """Run one read-only SQL query over the archive, so anyone can check what was shipped."""
+    from logpipe.archive.reader import open_archive
+    from logpipe.errors import UsageError
+    from logpipe.query import render
+
+    render.check_format(fmt)
+    con = open_archive(archive)
+    _check_read_only(con, statement)
+    try:
+        cursor = con.execute(statement)
+    except Exception as exc:  # duckdb's errors: a bad query is the user's, say so in one line
+        raise UsageError(str(exc).splitlines()[0]) from exc
+    columns = [d[0] for d in cursor.description or []]
+    rows = cursor.fetchall()
+    out = sys.stdout
+    if fmt == "table":
+        render.print_table(columns, rows, out)
+    elif fmt == "json":
+        render.write_json(columns, rows, out)
+    elif fmt == "ndjson":
+        render.write_ndjson(columns, rows, out)
+    else:
+        render.write_csv(columns, rows, out)
+
+
+def _check_read_only(con: object, statement: str) -> None:
+    """Exactly one SELECT: no COPY, ATTACH, INSTALL, SET or DDL through this door."""
+    import duckdb
+
+    from logpipe.errors import UsageError
+
+    try:
+        parsed = con.extract_statements(statement)  # type: ignore[attr-defined]
+    except duckdb.Error as exc:
+        raise UsageError(str(exc).splitlines()[0]) from exc
+    if len(parsed) != 1:
+        raise UsageError(f"expected exactly one statement, got {len(parsed)}")
+    if parsed[0].type != duckdb.StatementType.SELECT:
+        raise UsageError(f"only SELECT queries are allowed here (got {parsed[0].type.name})")

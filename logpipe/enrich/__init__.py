@@ -1,0 +1,1 @@
+"""Enrichment: request context, static labels, endpoint templates and message keys."""

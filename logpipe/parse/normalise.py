@@ -1,0 +1,462 @@
+"""Validation and normalisation of framed lines into canonical records, vectorised in DuckDB.
+
+Every line of a batch goes through the same few SQL statements (built once per profile from
+constants in this package; paths, labels and patches are bound parameters). DuckDB runs them on
+all cores with the GIL released, which is what makes Python shipping fast enough.
+
+Validation is two-tier. DuckDB's JSON reader (yyjson) is lenient where logs must not be: it
+accepts NaN/Infinity literals and trailing commas. So a line is accepted when DuckDB finds it
+to be a valid JSON object AND, if it looks suspicious (such literals, a trailing comma, or many
+brackets), Python's strict `json` module agrees and its nesting is within MAX_DEPTH. Suspicious
+lines are rare, so the strict check costs nothing on ordinary input.
+
+Duplicate keys: the first occurrence of a key is the one read into a canonical field (yyjson's
+rule); every later occurrence stays in `attrs` as written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from logpipe.enrich.templates import endpoint_sql, message_key_sql
+from logpipe.parse.framing import Framed, Reject
+from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_DEPTH
+from logpipe.parse.profiles import FIELDS, FieldSpec, Path, Profile
+from logpipe.schema import LEVELS
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from logpipe.enrich.context import RequestContext
+
+LEVEL_NAMES: Final[Mapping[str, str]] = {
+    "trace": "TRACE", "silly": "TRACE", "finest": "TRACE", "finer": "TRACE",
+    "debug": "DEBUG", "verbose": "DEBUG", "fine": "DEBUG", "dbg": "DEBUG",
+    "info": "INFO", "information": "INFO", "informational": "INFO", "notice": "INFO", "http": "INFO",
+    "success": "INFO", "inf": "INFO",
+    "warn": "WARNING", "warning": "WARNING", "wrn": "WARNING",
+    "error": "ERROR", "err": "ERROR", "exception": "ERROR", "eror": "ERROR",
+    "critical": "CRITICAL", "crit": "CRITICAL", "fatal": "CRITICAL", "panic": "CRITICAL",
+    "dpanic": "CRITICAL", "emerg": "CRITICAL", "emergency": "CRITICAL", "alert": "CRITICAL",
+    "severe": "CRITICAL",
+}  # fmt: skip
+
+_NUMERIC_LEVELS: Final[Mapping[str, str]] = {
+    # pino/bunyan: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal
+    "pino": "CASE WHEN n >= 60 THEN 'CRITICAL' WHEN n >= 50 THEN 'ERROR' WHEN n >= 40 THEN 'WARNING' "
+    "WHEN n >= 30 THEN 'INFO' WHEN n >= 20 THEN 'DEBUG' ELSE 'TRACE' END",
+    # syslog severities: 0 emerg .. 7 debug
+    "syslog": "CASE WHEN n <= 2 THEN 'CRITICAL' WHEN n = 3 THEN 'ERROR' WHEN n = 4 THEN 'WARNING' "
+    "WHEN n <= 6 THEN 'INFO' ELSE 'DEBUG' END",
+    # Python logging: 10 DEBUG .. 50 CRITICAL
+    "python": "CASE WHEN n >= 50 THEN 'CRITICAL' WHEN n >= 40 THEN 'ERROR' WHEN n >= 30 THEN 'WARNING' "
+    "WHEN n >= 20 THEN 'INFO' WHEN n >= 10 THEN 'DEBUG' ELSE 'TRACE' END",
+}
+
+
+def json_path(path: Path) -> str:
+    """("log.level",) -> '$."log.level"'; ("req", "url") -> '$."req"."url"'."""
+    return "$" + "".join('."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"' for key in path)
+
+
+# ---------------------------------------------------------------------------------- validation
+
+_VALIDATE_SQL: Final = f"""
+SELECT
+  json_valid(line) AND starts_with(ltrim(line), '{{') AS ok,
+  contains(line, 'NaN') OR contains(line, 'Infinity')
+    OR regexp_matches(line, ',\\s*[\\]}}]')
+    OR (length(line) > {MAX_DEPTH} AND
+        length(line) - length(replace(replace(line, '{{', ''), '[', '')) > {MAX_DEPTH}) AS suspect
+FROM lines
+"""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON: a scalar is 0, `{}` is 1. Iterative, so deep input is safe."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+            deepest = max(deepest, depth + 1)
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+            deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number literal {name}")
+
+
+def classify(line: str, *, engine_ok: bool) -> tuple[str, str] | None:
+    """Why `line` is not a record, or None if it is one. Called only for rare, flagged lines.
+
+    `engine_ok` is DuckDB's verdict; a line DuckDB cannot parse is never accepted, because the
+    normaliser could not read it.
+    """
+    if not line.strip():
+        return ("blank", "")
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        try:
+            json.loads(line, parse_constant=_reject_constant)
+        except ValueError as strict_exc:
+            if "non-finite" in str(strict_exc):
+                return ("non_finite_number", str(strict_exc))
+            return ("invalid_json", str(exc))
+        # Valid for Python (big integers, say) but not orjson: fall back to the stdlib value.
+        value = json.loads(line)
+    if not isinstance(value, dict):
+        return ("not_an_object", f"a JSON {type(value).__name__}, not an object")
+    depth = _depth(value)
+    if depth > MAX_DEPTH:
+        return ("too_deep", f"nesting depth {depth} > {MAX_DEPTH}")
+    if not engine_ok:
+        return ("invalid_json", "rejected by the JSON reader")
+    return None
+
+
+def validate(framed: Framed, con: duckdb.DuckDBPyConnection) -> Framed:
+    """Drop blank lines and turn non-records into rejects; the rest are JSON objects DuckDB can read."""
+    import pyarrow as pa
+
+    if len(framed.lines) == 0:
+        return framed
+    con.register("lines", pa.Table.from_batches(pa.table({"line": framed.lines}).to_batches(max_chunksize=16_384)))
+    try:
+        verdict = con.sql(_VALIDATE_SQL).to_arrow_table()
+    finally:
+        con.unregister("lines")
+    ok = verdict.column("ok").to_numpy(zero_copy_only=False)
+    suspect = verdict.column("suspect").to_numpy(zero_copy_only=False)
+    check = (~ok) | suspect
+    if not check.any():
+        return framed
+    import numpy as np
+
+    keep = np.ones(len(ok), dtype=bool)
+    rejects = list(framed.rejects)
+    lines = framed.lines
+    offsets = framed.offsets
+    for i in np.flatnonzero(check):
+        text = lines[int(i)].as_py()
+        why = classify(text, engine_ok=bool(ok[i]))
+        if why is None:
+            continue
+        keep[i] = False
+        if why[0] != "blank":
+            raw = text.encode("utf-8")[:DEAD_LETTER_HEAD_BYTES]
+            rejects.append(Reject(offsets[int(i)].as_py(), why[0], why[1], raw))
+    mask = pa.array(keep)
+    return Framed(lines.filter(mask), offsets.filter(mask), rejects)
+
+
+# ------------------------------------------------------------------------------- normalisation
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """Per-batch values bound into the normalise statement."""
+
+    source: str
+    source_key: str
+    read_time_us: int
+    unterminated_offset: int | None = None
+
+
+def _ts_sql(raw: str) -> str:
+    """A timestamp from ISO 8601 (any offset; naive means UTC) or unix s/ms/µs/ns by magnitude.
+
+    ISO is tried first. The numeric forms sit in the ELSE branch and bind the number once through
+    a one-element lambda, so DuckDB evaluates them only for rows that are not ISO.
+    """
+    from_int = (
+        "CASE WHEN abs(i) < 100000000000 THEN i * 1000000 WHEN abs(i) < 100000000000000 THEN i * 1000 "
+        "WHEN abs(i) < 100000000000000000 THEN i ELSE i // 1000 END"
+    )
+    from_float = (
+        "CASE WHEN abs(d) < 1e11 THEN d * 1e6 WHEN abs(d) < 1e14 THEN d * 1e3 "
+        "WHEN abs(d) < 1e17 THEN d ELSE d / 1e3 END"
+    )
+    numeric = (
+        f"coalesce("
+        f"list_transform([CASE WHEN regexp_full_match({raw}, '-?[0-9]+') THEN TRY_CAST({raw} AS HUGEINT) END], lambda i: TRY_CAST({from_int} AS BIGINT))[1], "
+        f"list_transform([TRY_CAST({raw} AS DOUBLE)], lambda d: TRY_CAST(round({from_float}) AS BIGINT))[1])"
+    )
+    return (
+        f"CASE WHEN TRY_CAST({raw} AS TIMESTAMPTZ) IS NOT NULL THEN TRY_CAST({raw} AS TIMESTAMPTZ) "
+        f"ELSE coalesce(TRY_CAST(make_timestamp({numeric}) AS TIMESTAMPTZ), "
+        f"TRY_CAST(replace({raw}, ',', '.') AS TIMESTAMPTZ)) END"
+    )
+
+
+def _subst(template: str, var: str, expr: str) -> str:
+    """Replace the whole-word placeholder `var` in a SQL template with `expr`."""
+    return re.sub(rf"\b{var}\b", expr, template)
+
+
+def _level_sql(raw: str, numbers: str) -> str:
+    by_name = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in LEVEL_NAMES.items())
+    if numbers == "auto":
+        numeric = f"CASE WHEN n <= 7 THEN {_NUMERIC_LEVELS['syslog']} ELSE {_NUMERIC_LEVELS['pino']} END"
+    else:
+        numeric = _NUMERIC_LEVELS[numbers]
+    numeric = _subst(numeric, "n", f"TRY_CAST({raw} AS INTEGER)")
+    canonical = ", ".join(f"'{name}'" for name in LEVELS)
+    return (
+        f"CASE WHEN {raw} IS NULL THEN NULL WHEN {raw} IN ({canonical}) THEN {raw} "
+        f"WHEN TRY_CAST({raw} AS INTEGER) IS NOT NULL THEN {numeric} "
+        f"ELSE CASE lower(trim({raw})) {by_name} ELSE NULL END END"
+    )
+
+
+class _Extractor:
+    """Reads all field paths of a profile in one JSON parse per line.
+
+    Paths become one nested STRUCT type for `from_json` (bound as a parameter), and each path is
+    read back by position with `struct_extract_at`, so no key name is ever pasted into SQL. A path
+    that is also the prefix of another (a key read both as a value and as an object) cannot live
+    in one STRUCT; those few are read with `json_extract_string` and a bound path list instead.
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        unique = list(dict.fromkeys(paths))
+        self._loose = [p for p in unique if any(q != p and q[: len(p)] == p for q in unique)]
+        self._tree: dict[str, Any] = {}
+        for path in unique:
+            if path in self._loose:
+                continue
+            node = self._tree
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = "VARCHAR"
+
+    def structure(self) -> str:
+        return json.dumps(self._tree) if self._tree else json.dumps({"_": "VARCHAR"})
+
+    def has_loose(self) -> bool:
+        return bool(self._loose)
+
+    def loose_paths(self) -> list[str]:
+        return [json_path(p) for p in self._loose] or ["$._"]
+
+    def ref(self, path: Path) -> str:
+        if path in self._loose:
+            return f"v[{self._loose.index(path) + 1}]"
+        expr, node = "s", self._tree
+        for key in path:
+            expr = f"struct_extract_at({expr}, {list(node).index(key) + 1})"
+            node = node[key] if isinstance(node[key], dict) else {}
+        return expr
+
+
+@dataclass(frozen=True, slots=True)
+class NormaliseStatement:
+    """The SQL for one profile, plus the parameters that do not change between batches."""
+
+    sql: str
+    params: dict[str, Any]
+    root: Path
+    consumed: frozenset[str]
+    learn: tuple[str, dict[str, Any]]
+
+    def drop_patch(self, lines: pa.Array, sample_size: int = 256) -> str:
+        """The JSON merge patch that removes consumed keys, limited to keys this batch uses.
+
+        A merge patch costs time per key on every row, and profiles list many aliases of which
+        a file uses few. Keys are learnt from an even sample of the batch; a consumed key that the
+        sample missed simply stays in `attrs` as well (duplicated, never lost).
+        """
+        n = len(lines)
+        step = max(1, n // sample_size)
+        present: set[str] = set()
+        for i in range(0, n, step):
+            try:
+                obj = orjson.loads(lines[i].as_py())
+            except orjson.JSONDecodeError:
+                continue
+            for key in self.root:
+                obj = obj.get(key) if isinstance(obj, dict) else None
+            if isinstance(obj, dict):
+                present.update(obj)
+        return json.dumps({k: None for k in sorted(self.consumed & present)})
+
+
+def build_statement(profile: Profile, labels: Mapping[str, str]) -> NormaliseStatement:
+    """Compile a profile into one SELECT over table `lines(line, "offset", fallback_ts)`."""
+    extractor = _Extractor([p for spec in profile.fields.values() for p in spec.paths])
+    ref = extractor.ref
+
+    raw: dict[str, str] = {}
+    for name in FIELDS:
+        spec = profile.fields.get(name)
+        if spec is None or not spec.paths:
+            raw[name] = "NULL::VARCHAR"
+            continue
+        refs = [ref(p) for p in spec.paths]
+        if spec.expr is not None:
+            raw[name] = "(" + spec.expr.format(*refs) + ")"
+        else:
+            raw[name] = refs[0] if len(refs) == 1 else f"coalesce({', '.join(refs)})"
+
+    root = json_path(profile.root) if profile.root else None
+    base = f"coalesce(json_extract(line, '{root}')::VARCHAR, line)" if root else "line"
+    attrs = f"json_merge_patch({base}, $drop_patch)"
+    for i, lift in enumerate(profile.lift):
+        lifted = f"json_extract(line, {_sql_str(json_path(lift))})"
+        attrs = (
+            f"CASE WHEN json_type({lifted}) = 'OBJECT' THEN json_merge_patch({attrs}, "
+            f"json_merge_patch({lifted}, $lift_drop_{i})) ELSE {attrs} END"
+        )
+    extra_labels = {k: v for k, v in labels.items() if k not in ("service", "host")}
+    if extra_labels:
+        attrs = f"json_merge_patch($extra_labels, {attrs})"
+
+    params: dict[str, Any] = {
+        "structure": extractor.structure(),
+        "label_service": labels.get("service"),
+        "label_host": labels.get("host"),
+    }
+    if extractor.has_loose():
+        params["paths"] = extractor.loose_paths()
+    for i, lift in enumerate(profile.lift):
+        depth = len(lift)
+        keys = {
+            p[depth]
+            for spec in profile.fields.values()
+            for p in spec.paths
+            if len(p) == depth + 1 and p[:depth] == lift
+        }
+        params[f"lift_drop_{i}"] = json.dumps({k: None for k in sorted(keys)})
+    if extra_labels:
+        params["extra_labels"] = json.dumps(extra_labels)
+
+    loose = ", json_extract_string(line, $paths) AS v" if extractor.has_loose() else ""
+    ts = _ts_sql("ts_raw")
+    level = _level_sql("level_raw", profile.level_numbers)
+    sql = f"""
+WITH x AS (
+  SELECT "offset", line, fallback_ts, from_json(line, $structure) AS s{loose} FROM lines
+), r AS (
+  SELECT "offset", line, fallback_ts,
+    {raw["ts"]} AS ts_raw, {raw["level"]} AS level_raw, {raw["message"]} AS message,
+    {raw["logger"]} AS logger, coalesce({raw["service"]}, $label_service) AS service,
+    coalesce({raw["host"]}, $label_host) AS host, {raw["request_id"]} AS request_id,
+    {raw["user_id"]} AS user_id, {raw["session_id"]} AS session_id, {raw["trace_id"]} AS trace_id,
+    {raw["method"]} AS method, {raw["path"]} AS path, {raw["status"]} AS status_raw,
+    {raw["duration_ms"]} AS duration_raw, {raw["error"]} AS error,
+    {attrs} AS attrs0
+  FROM x
+), t AS (
+  SELECT *, {ts} AS ts_parsed, {level} AS level_mapped,
+    TRY_CAST(TRY_CAST(status_raw AS DOUBLE) AS INTEGER) AS status,
+    TRY_CAST(duration_raw AS DOUBLE) AS duration_ms
+  FROM r
+)
+SELECT
+  coalesce(ts_parsed, TRY_CAST(fallback_ts AS TIMESTAMPTZ), make_timestamp($read_time_us)) AS ts,
+  coalesce(level_mapped, 'INFO') AS level,
+  message,
+  {message_key_sql("message")} AS message_key,
+  logger, service, host, t.request_id,
+  coalesce(t.user_id, ctx.user_id) AS user_id, coalesce(t.session_id, ctx.session_id) AS session_id,
+  trace_id, upper(method) AS method,
+  {endpoint_sql("path")} AS endpoint,
+  path, status, duration_ms, error,
+  CASE WHEN ts_parsed IS NULL OR (level_raw IS NOT NULL AND level_mapped IS NULL)
+            OR (status_raw IS NOT NULL AND status IS NULL)
+            OR (duration_raw IS NOT NULL AND duration_ms IS NULL)
+            OR "offset" = $unterminated_offset
+       THEN json_merge_patch(attrs0, json_object('_logpipe', json_object(
+         'ts', CASE WHEN ts_parsed IS NULL THEN
+                 CASE WHEN fallback_ts IS NOT NULL THEN 'wrapper_time' ELSE 'read_time' END END,
+         'ts_raw', CASE WHEN ts_parsed IS NULL THEN ts_raw END,
+         'level_raw', CASE WHEN level_mapped IS NULL THEN level_raw END,
+         'status_raw', CASE WHEN status IS NULL THEN status_raw END,
+         'duration_raw', CASE WHEN duration_ms IS NULL THEN duration_raw END,
+         'unterminated', CASE WHEN "offset" = $unterminated_offset THEN true END)))::VARCHAR
+       ELSE attrs0::VARCHAR END AS attrs,
+  $source AS source,
+  "offset",
+  $source_key || ':' || "offset" AS event_id
+FROM t LEFT JOIN request_ctx ctx ON t.request_id = ctx.request_id
+"""
+    return NormaliseStatement(
+        sql=sql,
+        params=params,
+        root=profile.root,
+        consumed=frozenset(profile.consumed_keys()),
+        learn=_learn_statement(profile),
+    )
+
+
+def _learn_statement(profile: Profile) -> tuple[str, dict[str, Any]]:
+    """SQL that reads only request_id/user_id/session_id, for the request-context map."""
+    names = ("request_id", "user_id", "session_id")
+    extractor = _Extractor([p for n in names for p in profile.fields.get(n, FieldSpec(())).paths])
+    cols = []
+    for name in names:
+        spec = profile.fields.get(name, FieldSpec(()))
+        refs = [extractor.ref(p) for p in spec.paths]
+        expr = "NULL::VARCHAR" if not refs else refs[0] if len(refs) == 1 else f"coalesce({', '.join(refs)})"
+        cols.append(f"{expr} AS {name}")
+    loose = ", json_extract_string(line, $paths) AS v" if extractor.has_loose() else ""
+    sql = (
+        f'SELECT "offset", {", ".join(cols)} FROM '
+        f'(SELECT "offset", from_json(line, $structure) AS s{loose} FROM lines)'
+    )
+    params: dict[str, Any] = {"structure": extractor.structure()}
+    if extractor.has_loose():
+        params["paths"] = extractor.loose_paths()
+    return sql, params
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def normalise(
+    framed: Framed,
+    statement: NormaliseStatement,
+    ctx: BatchContext,
+    con: duckdb.DuckDBPyConnection,
+    context: RequestContext,
+    fallback_ts: pa.Array | None = None,
+) -> pa.Table:
+    """Canonical records for the framed lines, request context filled in (see enrich.context)."""
+    import pyarrow as pa
+
+    n = len(framed.lines)
+    table = pa.table(
+        {
+            "line": framed.lines,
+            "offset": framed.offsets,
+            "fallback_ts": fallback_ts if fallback_ts is not None else pa.nulls(n, pa.string()),
+        }
+    )
+    # DuckDB parallelises an Arrow scan by record batch: hand it several.
+    con.register("lines", pa.Table.from_batches(table.to_batches(max_chunksize=16_384)))
+    try:
+        context.learn(*statement.learn, read_time_us=ctx.read_time_us)
+        params = dict(statement.params)
+        params.update(
+            drop_patch=statement.drop_patch(framed.lines),
+            source=ctx.source,
+            source_key=ctx.source_key,
+            read_time_us=ctx.read_time_us,
+            unterminated_offset=ctx.unterminated_offset if ctx.unterminated_offset is not None else -1,
+        )
+        return con.sql(statement.sql, params=params).to_arrow_table()
+    finally:
+        con.unregister("lines")

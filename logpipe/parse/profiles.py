@@ -1,0 +1,244 @@
+"""Format profiles: how each logging library's JSON maps onto the canonical record.
+
+A profile is data. Each canonical field lists the JSON paths it may come from (first present
+wins); a path is a tuple of keys, so `("log.level",)` is one dotted key (as ecs-logging writes it)
+and `("log", "level")` is a nested one. A few fields need a small expression over their paths
+(ECS durations are nanoseconds, loguru splits an exception in parts): those templates are
+constants here, never user text. User-configured field names are paths, bound as parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+Path = tuple[str, ...]
+
+FIELDS: Final = (
+    "ts", "level", "message", "logger", "service", "host", "request_id", "user_id",
+    "session_id", "trace_id", "method", "path", "status", "duration_ms", "error",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """Where one canonical field comes from: candidate paths, and optionally how to combine them.
+
+    `expr` is a SQL template over the path values `{0}`, `{1}`, … (strings or NULL); without it the
+    first non-null path wins.
+    """
+
+    paths: tuple[Path, ...]
+    expr: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One input shape. `root` is the object whose remaining keys become `attrs`; `lift` names
+    sub-objects (loguru's `extra`) whose keys are lifted into `attrs` beside the root's."""
+
+    name: str
+    fields: Mapping[str, FieldSpec]
+    level_numbers: str = "auto"  # auto | pino | syslog | python
+    root: Path = ()
+    lift: tuple[Path, ...] = ()
+    drop: tuple[str, ...] = ()  # extra root keys that are renderings of others (loguru "text")
+    wrapper: str | None = None  # docker | cri: the line is an envelope around the real record
+    description: str = ""
+
+    def consumed_keys(self) -> tuple[str, ...]:
+        """Keys of the root object that become canonical fields and so leave `attrs`.
+
+        Only paths of length one below the root are removed: removing a nested key could turn a
+        scalar into an object (JSON merge patch semantics), so nested sources stay in `attrs` whole.
+        """
+        depth = len(self.root)
+        keys = {
+            spec_path[depth]
+            for spec in self.fields.values()
+            for spec_path in spec.paths
+            if len(spec_path) == depth + 1 and spec_path[:depth] == self.root
+        }
+        keys.update(self.drop)
+        keys.update(p[depth] for p in self.lift if len(p) == depth + 1)
+        return tuple(sorted(keys))
+
+
+def _f(*paths: str | Path, expr: str | None = None) -> FieldSpec:
+    return FieldSpec(tuple((p,) if isinstance(p, str) else p for p in paths), expr)
+
+
+# The default: python-json-logger with logpipe.logging's field names, and the common aliases
+# other JSON loggers use, so a file in an unknown-but-reasonable shape still maps well.
+PYTHON_JSON: Final = Profile(
+    name="python-json-logger",
+    description="python-json-logger (default): timestamp/asctime, levelname/level, name, message, request context",
+    fields={
+        "ts": _f("timestamp", "asctime", "time", "@timestamp", "ts", "created"),
+        "level": _f("level", "levelname", "severity", "log.level"),
+        "message": _f("message", "msg"),
+        "logger": _f("logger", "name", "logger_name"),
+        "service": _f("service", "service_name", "app"),
+        "host": _f("host", "hostname"),
+        "request_id": _f("request_id", "requestId", "req_id"),
+        "user_id": _f("user_id", "userId"),
+        "session_id": _f("session_id", "sessionId"),
+        "trace_id": _f("trace_id", "traceId", "otelTraceID"),
+        "method": _f("method", "http_method"),
+        "path": _f("path", "url", "http_path"),
+        "status": _f("status", "status_code", "statusCode"),
+        "duration_ms": _f("duration_ms", "elapsed_ms"),
+        "error": _f("exc_info", "exception", "stack_info", "stack_trace", "error"),
+    },
+)
+
+ECS: Final = Profile(
+    name="ecs",
+    description="Elastic Common Schema (ecs-logging): @timestamp, log.level, dotted or nested fields",
+    fields={
+        "ts": _f("@timestamp"),
+        "level": _f("log.level", ("log", "level")),
+        "message": _f("message"),
+        "logger": _f("log.logger", ("log", "logger")),
+        "service": _f("service.name", ("service", "name")),
+        "host": _f("host.hostname", ("host", "hostname"), "host.name", ("host", "name")),
+        "request_id": _f("http.request.id", ("http", "request", "id"), "request_id"),
+        "user_id": _f("user.id", ("user", "id"), "user_id"),
+        "session_id": _f("session.id", ("session", "id"), "session_id"),
+        "trace_id": _f("trace.id", ("trace", "id")),
+        "method": _f("http.request.method", ("http", "request", "method")),
+        "path": _f("url.path", ("url", "path")),
+        "status": _f("http.response.status_code", ("http", "response", "status_code")),
+        # ECS event.duration is in nanoseconds.
+        "duration_ms": _f("event.duration", ("event", "duration"), expr="TRY_CAST({0} AS DOUBLE) / 1e6"),
+        "error": _f(
+            "error.stack_trace", ("error", "stack_trace"), "error.type", ("error", "type"),
+            "error.message", ("error", "message"),
+            expr="coalesce({0}, {1}, concat_ws(': ', coalesce({2}, {3}), coalesce({4}, {5})))",
+        ),
+    },
+)
+
+STRUCTLOG: Final = replace(
+    PYTHON_JSON,
+    name="structlog",
+    description="structlog JSONRenderer: event, level, timestamp, logger, exception",
+    fields={**PYTHON_JSON.fields, "message": _f("event", "message"), "error": _f("exception", "exc_info", "error")},
+)
+
+LOGURU: Final = Profile(
+    name="loguru",
+    description="loguru serialize=True: {text, record:{time, level, message, name, extra, exception}}",
+    root=("record",),
+    lift=(("record", "extra"),),
+    drop=("time", "level", "exception"),
+    fields={
+        "ts": _f(("record", "time", "timestamp"), ("record", "time", "repr")),
+        "level": _f(("record", "level", "name")),
+        "message": _f(("record", "message")),
+        "logger": _f(("record", "name")),
+        "service": _f(("record", "extra", "service")),
+        "host": _f(("record", "extra", "host")),
+        "request_id": _f(("record", "extra", "request_id")),
+        "user_id": _f(("record", "extra", "user_id")),
+        "session_id": _f(("record", "extra", "session_id")),
+        "trace_id": _f(("record", "extra", "trace_id")),
+        "method": _f(("record", "extra", "method")),
+        "path": _f(("record", "extra", "path")),
+        "status": _f(("record", "extra", "status")),
+        "duration_ms": _f(("record", "extra", "duration_ms")),
+        # loguru records the exception as type/value; the rendered traceback is only in `text`.
+        "error": _f(
+            ("record", "exception", "type"), ("record", "exception", "value"), ("text",),
+            expr="CASE WHEN {0} IS NOT NULL THEN concat_ws(': ', {0}, {1}) || chr(10) || coalesce({2}, '') END",
+        ),
+    },
+)
+
+PINO: Final = Profile(
+    name="pino",
+    level_numbers="pino",
+    description="pino and bunyan: numeric levels 10-60, time in epoch ms (pino) or ISO (bunyan), msg",
+    fields={
+        "ts": _f("time", "timestamp"),
+        "level": _f("level"),
+        "message": _f("msg", "message"),
+        "logger": _f("name"),
+        "service": _f("service"),
+        "host": _f("hostname"),
+        "request_id": _f("reqId", ("req", "id"), "request_id"),
+        "user_id": _f("userId", "user_id"),
+        "session_id": _f("sessionId", "session_id"),
+        "trace_id": _f("trace_id", "traceId"),
+        "method": _f(("req", "method")),
+        "path": _f(("req", "url")),
+        "status": _f(("res", "statusCode")),
+        "duration_ms": _f("responseTime"),
+        "error": _f(("err", "stack"), ("err", "message")),
+    },
+)
+
+WINSTON: Final = replace(
+    PYTHON_JSON,
+    name="winston",
+    description="winston format.json(): level, message, timestamp, stack, defaultMeta fields",
+    fields={**PYTHON_JSON.fields, "error": _f("stack", "error")},
+)
+
+ZAP: Final = replace(
+    PYTHON_JSON,
+    name="zap",
+    description="zap production JSON: ts (epoch seconds or ISO), level, logger, msg, caller, stacktrace",
+    fields={**PYTHON_JSON.fields, "ts": _f("ts", "time", "timestamp"), "message": _f("msg", "message"),
+            "error": _f("stacktrace", "error")},
+)  # fmt: skip
+
+LOGRUS: Final = replace(
+    PYTHON_JSON,
+    name="logrus",
+    description="logrus JSONFormatter: time, level, msg, error",
+    fields={**PYTHON_JSON.fields, "ts": _f("time"), "message": _f("msg", "message"), "error": _f("error")},
+)
+
+DOCKER: Final = replace(
+    PYTHON_JSON, name="docker", wrapper="docker",
+    description="Docker json-file: {log, stream, time}; partial lines joined; the inner line parsed as JSON when it is",
+)  # fmt: skip
+
+CRI: Final = replace(
+    PYTHON_JSON, name="cri", wrapper="cri",
+    description="Kubernetes CRI: '<time> <stream> <P|F> <line>'; P parts joined; the inner line parsed as JSON when it is",
+)  # fmt: skip
+
+PROFILES: Final[dict[str, Profile]] = {
+    p.name: p for p in (PYTHON_JSON, ECS, STRUCTLOG, LOGURU, PINO, WINSTON, ZAP, LOGRUS, DOCKER, CRI)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldOverrides:
+    """User-configured field names: `--field level=severity` puts `$.severity` first for `level`."""
+
+    paths: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+
+    def apply(self, profile: Profile) -> Profile:
+        if not self.paths:
+            return profile
+        fields = dict(profile.fields)
+        for name, extra in self.paths.items():
+            base = fields.get(name, FieldSpec(()))
+            # An expression template indexes its paths by position, so user paths replace it.
+            fields[name] = FieldSpec(extra + base.paths) if base.expr is None else FieldSpec(extra)
+        return replace(profile, fields=fields)
+
+
+def parse_field_override(text: str) -> tuple[str, Path]:
+    """`level=severity` or `user_id=ctx.user.id` (dots nest) -> ("level", ("severity",))."""
+    name, sep, path = text.partition("=")
+    name, path = name.strip(), path.strip()
+    if not sep or not path:
+        raise ValueError(f"expected FIELD=JSON.PATH, got {text!r}")
+    if name not in FIELDS:
+        raise ValueError(f"unknown field {name!r}; one of: {', '.join(FIELDS)}")
+    return name, tuple(path.split("."))

@@ -1,0 +1,237 @@
+"""The one place where sources and sinks meet.
+
+    FileWatcher --RawBatch--> frame -> [unwrap] -> validate -> normalise+enrich --Batch--> sinks
+                                                                                   |
+                     checkpoints <------------- commit after every sink flushed ---+
+
+The loop runs on asyncio; the CPU-heavy stages run in a worker thread (DuckDB and Arrow release
+the GIL), so signals and timers stay responsive. Memory is bounded: a source is read only while
+the sinks' buffers are under `flush_bytes`; the log file itself is the buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from logpipe.checkpoints import CheckpointStore
+from logpipe.parse.profiles import PROFILES, FieldOverrides, Profile
+from logpipe.sinks.base import Batch, Sink
+from logpipe.sources.batch import RawBatch
+from logpipe.sources.files import FileWatcher, FormatResolver
+from logpipe.stats import ShipStats
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from logpipe.enrich.context import RequestContext
+    from logpipe.parse.normalise import NormaliseStatement
+
+log = logging.getLogger("logpipe.pipeline")
+
+
+@dataclass
+class ShipOptions:
+    patterns: list[str]
+    archive: Path
+    state_dir: Path
+    once: bool = False
+    format_name: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    fields: FieldOverrides = field(default_factory=FieldOverrides)
+    flush_interval_s: float = 1.0
+    flush_bytes: int = 64 << 20
+    discover_interval_s: float = 1.0
+    poll_interval_s: float = 0.2
+    duckdb_threads: int | None = None
+    duckdb_memory: str = "512MB"
+
+
+class Transformer:
+    """Pure stages from RawBatch to Batch, over one private DuckDB connection."""
+
+    def __init__(self, options: ShipOptions) -> None:
+        import duckdb
+
+        from logpipe.enrich.context import RequestContext
+
+        self._con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
+        self._con.execute(f"SET memory_limit = '{_memory(options.duckdb_memory)}'")
+        if options.duckdb_threads:
+            self._con.execute(f"SET threads = {int(options.duckdb_threads)}")
+        self._labels = dict(options.labels)
+        self._labels.setdefault("host", socket.gethostname())
+        self._fields = options.fields
+        self._statements: dict[str, NormaliseStatement] = {}
+        self.context: RequestContext = RequestContext(self._con)
+
+    def _statement(self, profile: Profile) -> NormaliseStatement:
+        from logpipe.parse.normalise import build_statement
+
+        if profile.name not in self._statements:
+            self._statements[profile.name] = build_statement(self._fields.apply(profile), self._labels)
+        return self._statements[profile.name]
+
+    def __call__(self, raw: RawBatch) -> Batch:
+        from logpipe.parse.framing import frame
+        from logpipe.parse.normalise import BatchContext, normalise, validate
+        from logpipe.parse.wrappers import unwrap
+
+        profile = PROFILES[raw.format_name]
+        framed = frame(raw)
+        unterminated = framed.offsets[-1].as_py() if raw.unterminated and len(framed.offsets) else None
+        fallback_ts = None
+        if profile.wrapper is not None:
+            unwrapped = unwrap(framed, profile.wrapper)
+            framed, fallback_ts = unwrapped.framed, unwrapped.fallback_ts
+        framed = validate(framed, self._con)
+        if fallback_ts is not None and len(framed.offsets) != len(fallback_ts):
+            fallback_ts = _align(fallback_ts, unwrapped.framed.offsets, framed.offsets)
+        ctx = BatchContext(raw.path, raw.source_id[:16], raw.read_time_us, unterminated)
+        records = normalise(framed, self._statement(profile), ctx, self._con, self.context, fallback_ts)
+        return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(framed.rejects), raw.read_time_us)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _align(values: object, before: object, after: object) -> object:
+    """Keep the fallback timestamps of the lines that survived validation."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keep = pc.is_in(before, value_set=after)  # type: ignore[arg-type]
+    return pa.array(values).filter(keep)  # type: ignore[call-overload]
+
+
+def _memory(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", text.strip()):
+        raise ValueError(f"bad memory size {text!r}")
+    return text.strip()
+
+
+class Pipeline:
+    """Reads sources, transforms, delivers to sinks, commits checkpoints."""
+
+    def __init__(
+        self,
+        options: ShipOptions,
+        sinks: list[Sink],
+        checkpoints: CheckpointStore,
+        *,
+        on_progress: Callable[[ShipStats], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.sinks = sinks
+        self.checkpoints = checkpoints
+        self.stats = ShipStats()
+        self.watcher = FileWatcher(
+            options.patterns, checkpoints, once=options.once, format_for=FormatResolver(options.format_name)
+        )
+        self.transform = Transformer(options)
+        self._pending: dict[str, tuple[int, str, int, int]] = {}
+        self._stop = asyncio.Event()
+        self._on_progress = on_progress
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _buffered(self) -> int:
+        return max((s.buffered_bytes() for s in self.sinks), default=0)
+
+    def _deliver(self, raw: RawBatch) -> None:
+        import pyarrow.compute as pc
+
+        batch = self.transform(raw)
+        for sink in self.sinks:
+            sink.send(batch)
+        tracked = self.watcher.tracked.get(raw.source_id)
+        dev, ino = (tracked.dev, tracked.ino) if tracked else (0, 0)
+        self._pending[raw.source_id] = (raw.end, raw.path, dev, ino)
+        stats = self.stats
+        stats.files.add(raw.path)
+        stats.bytes += raw.size
+        stats.lines += batch.records.num_rows + len(batch.rejects)
+        if batch.records.num_rows:
+            counts = pc.value_counts(batch.records.column("level"))
+            for item in counts.to_pylist():
+                stats.records_by_level[item["values"]] += item["counts"]
+        for reject in batch.rejects:
+            stats.rejected_by_reason[reject.reason] += 1
+
+    def _flush_and_commit(self) -> None:
+        """Make every sink durable, then move the checkpoints past what they now hold."""
+        for sink in self.sinks:
+            result = sink.flush()
+            parts = getattr(result, "parts", 0)
+            self.stats.parts_written += parts
+            self.stats.duplicates_dropped = getattr(result, "duplicates_dropped", self.stats.duplicates_dropped)
+        for source_id, (end, path, dev, ino) in self._pending.items():
+            self.checkpoints.advance(source_id, end, path, dev, ino)
+        if self._pending:
+            self.checkpoints.commit()
+        self._pending.clear()
+        self.stats.flushes += 1
+        committed = {sid: cp.offset for sid, cp in self.checkpoints.items()}
+        self.watcher.release_finished(committed)
+
+    def _step(self) -> bool:
+        """Read and deliver what fits under the buffer bound; True if anything was read."""
+        got = False
+        budget = self.options.flush_bytes - self._buffered()
+        for raw in self.watcher.batches(max(budget, 1)):
+            self._deliver(raw)
+            got = True
+            if self._buffered() >= self.options.flush_bytes:
+                break
+        return got
+
+    async def run(self) -> ShipStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            await self._loop()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            self.watcher.close()
+            self.transform.close()
+        return self.stats
+
+    async def _loop(self) -> None:
+        opts = self.options
+        await asyncio.to_thread(self.watcher.discover)
+        last_discover = last_flush = time.monotonic()
+        while not self._stop.is_set():
+            got = await asyncio.to_thread(self._step)
+            now = time.monotonic()
+            due = now - last_flush >= opts.flush_interval_s
+            if self._buffered() >= opts.flush_bytes or (self._pending and (due or not got)):
+                await asyncio.to_thread(self._flush_and_commit)
+                last_flush = now
+            if self._on_progress is not None:
+                self._on_progress(self.stats)
+            if opts.once and not got and not self._pending and self.watcher.all_read():
+                break
+            if not opts.once and now - last_discover >= opts.discover_interval_s:
+                await asyncio.to_thread(self.watcher.discover)
+                last_discover = now
+            if not got and not opts.once:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), opts.poll_interval_s)
+        # Stopping: deliver what was read, commit, and leave.
+        if self._pending:
+            await asyncio.to_thread(self._flush_and_commit)

@@ -1,0 +1,1 @@
+"""Sinks: where batches of canonical records are delivered. Every sink has the same shape."""

@@ -1,0 +1,197 @@
+"""The embedded default sink: the local Parquet archive (see archive/layout.py).
+
+Records are buffered and written per (day, level) partition on flush; dead letters go to the
+dead-letter table of the same archive. A restart after a crash drops records the archive already
+holds (archive/ledger.py), so the archive gets every record exactly once. One process writes an
+archive at a time (an flock on `<archive>/.lock`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from logpipe.archive import compact as compaction
+from logpipe.archive.layout import LOCK_FILE, Partition
+from logpipe.archive.ledger import Ledger
+from logpipe.archive.writer import Ranges, write_part
+from logpipe.errors import ArchiveError
+from logpipe.sinks.base import Batch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from logpipe.checkpoints import CheckpointStore
+
+
+@dataclass(frozen=True, slots=True)
+class FlushStats:
+    parts: int
+    records: int
+    dead_letters: int
+    duplicates_dropped: int
+
+
+class ArchiveLock:
+    """Exclusive, non-blocking lock on an archive, held for the life of the writer."""
+
+    def __init__(self, archive: Path) -> None:
+        archive.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] = open(archive / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the lock
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise ArchiveError(f"archive {archive} is being written by {holder}; one writer at a time") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()}\n")
+        self._fh.flush()
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+
+
+class ArchiveSink:
+    name = "archive"
+
+    def __init__(
+        self,
+        archive: Path,
+        checkpoints: CheckpointStore,
+        *,
+        compact_min_files: int = compaction.MIN_FILES,
+    ) -> None:
+        self.archive = archive
+        self._lock = ArchiveLock(archive)
+        compaction.recover(archive)
+        self._ledger = Ledger.load(archive, checkpoints)
+        self._compact_min_files = compact_min_files
+        self._records: list[pa.Table] = []
+        self._rejects: list[Batch] = []
+        self._ranges: dict[str, list[tuple[int, int]]] = {}
+        self._bytes = 0
+        self.duplicates_dropped = 0
+
+    # ---------------------------------------------------------------------------------- send
+
+    def send(self, batch: Batch) -> None:
+        records = batch.records
+        rejects = batch.rejects
+        if self._ledger and self._ledger.has_source(batch.source_id):
+            records = self._drop_written(batch)
+            rejects = self._drop_written_rejects(batch)
+        if records.num_rows:
+            self._records.append(records)
+            self._bytes += records.nbytes
+        if rejects:
+            self._rejects.append(Batch(batch.source_id, batch.path, batch.start, batch.end,
+                                       records.slice(0, 0), rejects, batch.read_time_us))  # fmt: skip
+        self._ranges.setdefault(batch.source_id, []).append((batch.start, batch.end))
+
+    def _drop_written(self, batch: Batch) -> pa.Table:
+        import numpy as np
+        import pyarrow as pa
+
+        records = batch.records
+        if records.num_rows == 0:
+            return records
+        offsets = records.column("offset").to_numpy()
+        keys = _partition_keys(records)
+        drop = np.zeros(records.num_rows, dtype=bool)
+        for key in set(keys):
+            rows = np.array([k == key for k in keys])
+            drop |= rows & self._ledger.covers(key, batch.source_id, offsets)
+        self.duplicates_dropped += int(drop.sum())
+        return records.filter(pa.array(~drop)) if drop.any() else records
+
+    def _drop_written_rejects(self, batch: Batch) -> tuple:  # type: ignore[type-arg]
+        import numpy as np
+
+        if not batch.rejects:
+            return batch.rejects
+        offsets = np.array([r.offset for r in batch.rejects], dtype=np.int64)
+        covered = self._ledger.covers("dead_letters", batch.source_id, offsets)
+        return tuple(r for r, c in zip(batch.rejects, covered, strict=True) if not c)
+
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
+    # --------------------------------------------------------------------------------- flush
+
+    def flush(self) -> FlushStats:
+        """Write everything buffered as new parts; durable when this returns."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        parts = records = dead = 0
+        ranges: Ranges = {k: list(v) for k, v in self._ranges.items()}
+        touched: set[Path] = set()
+        if self._records:
+            table = pa.concat_tables(self._records)
+            days = pc.cast(table.column("ts"), pa.date32())
+            table = table.append_column("__day", days)
+            groups = table.group_by(["__day", "level"]).aggregate([])
+            for day, level in zip(groups.column("__day").to_pylist(), groups.column("level").to_pylist(), strict=True):
+                mask = pc.and_(pc.equal(table.column("__day"), pa.scalar(day, pa.date32())),
+                               pc.equal(table.column("level"), level))  # fmt: skip
+                part = table.filter(mask).drop_columns(["__day"])
+                partition = Partition("logs", day, level)
+                write_part(self.archive, partition, part, ranges)
+                touched.add(self.archive / partition.relpath())
+                parts += 1
+                records += part.num_rows
+        if self._rejects:
+            dl = _dead_letter_table(self._rejects)
+            day = date.fromtimestamp(self._rejects[-1].read_time_us / 1e6)
+            write_part(self.archive, Partition("dead_letters", day), dl, ranges)
+            parts += 1
+            dead = dl.num_rows
+        self._records, self._rejects, self._ranges, self._bytes = [], [], {}, 0
+        if touched:
+            self._maybe_compact()
+        return FlushStats(parts, records, dead, self.duplicates_dropped)
+
+    def _maybe_compact(self) -> None:
+        if compaction.plan(self.archive, self._compact_min_files):
+            compaction.compact(self.archive, self._compact_min_files)
+
+    def close(self) -> None:
+        self._lock.release()
+
+
+def _partition_keys(records: pa.Table) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    days = pc.cast(records.column("ts"), pa.date32()).to_pylist()
+    levels = records.column("level").to_pylist()
+    return [Partition("logs", d, lv).relpath().as_posix() for d, lv in zip(days, levels, strict=True)]
+
+
+def _dead_letter_table(batches: list[Batch]) -> pa.Table:
+    import pyarrow as pa
+
+    from logpipe.schema import dead_letter_schema
+
+    rows = [(b, r) for b in batches for r in b.rejects]
+    return pa.table(
+        {
+            "received_at": pa.array([b.read_time_us for b, _ in rows], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "source": [b.path for b, _ in rows],
+            "source_id": [b.source_id for b, _ in rows],
+            "offset": pa.array([r.offset for _, r in rows], pa.int64()),
+            "reason": [r.reason for _, r in rows],
+            "detail": [r.detail for _, r in rows],
+            "raw": pa.array([r.raw for _, r in rows], pa.binary()),
+        },
+        schema=dead_letter_schema(),
+    )

@@ -1,0 +1,42 @@
+"""The shape every sink shares, and the batch that flows into it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from logpipe.parse.framing import Reject
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Canonical records and rejected lines from source bytes [start, end) of one source."""
+
+    source_id: str
+    path: str
+    start: int
+    end: int
+    records: pa.Table
+    rejects: tuple[Reject, ...]
+    read_time_us: int
+
+
+class Sink(Protocol):
+    """`send` may buffer; after `flush` returns, everything sent is durable in the sink.
+
+    The pipeline moves a source's checkpoint only past batches that every sink has flushed.
+    `buffered_bytes` lets the pipeline apply backpressure instead of growing memory.
+    """
+
+    name: str
+
+    def send(self, batch: Batch) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def buffered_bytes(self) -> int: ...
+
+    def close(self) -> None: ...

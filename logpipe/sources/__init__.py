@@ -1,0 +1,1 @@
+"""Sources produce RawBatches: runs of complete lines with the position just after them."""

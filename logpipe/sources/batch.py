@@ -1,0 +1,37 @@
+"""What a source hands to the parse stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class OversizedLine:
+    """A line longer than the limit: skipped to its newline, only its head kept for the dead letter."""
+
+    offset: int
+    length: int
+    head: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RawBatch:
+    """Complete lines read from one source, `data` spans source bytes [start, end).
+
+    `end` is where the source resumes after this batch is delivered. `unterminated` says the
+    last line had no newline and was taken anyway (end of input in `--once` mode).
+    """
+
+    source_id: str
+    path: str
+    start: int
+    end: int
+    data: bytes
+    read_time_us: int
+    format_name: str
+    unterminated: bool = False
+    oversized: tuple[OversizedLine, ...] = field(default=())
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start

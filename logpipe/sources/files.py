@@ -1,0 +1,351 @@
+"""Tail files: discovery by glob, identity by fingerprint, rotation without loss or duplicates.
+
+Identity. A file is identified by a fingerprint of its first line (at most FINGERPRINT_BYTES):
+once a log file has a complete first line, that line never changes, so the fingerprint is stable
+for the life of the file and survives renames and copies. Device/inode tell apart files that
+share a fingerprint: a tracked inode keeps its identity while it still starts with that line, and
+another file with the same first line (a copy) is ignored until the tracked one stops being it.
+A file without a complete first line is not read yet (in `--once` mode it is, at end of input).
+
+Rotation.
+- rename (app.log -> app.log.1, new app.log): the open descriptor is read to its end before it is
+  let go; the new file is a new identity, read from its start.
+- rename while the agent is stopped: at start-up every unfinished checkpoint whose file is not in
+  the globs is looked for among its rotated siblings (same folder, name starting with the old
+  name: app.log.1, app.log-20261127) and finished there.
+- copy-truncate: a tracked file that shrinks was truncated; what was not yet read is read from
+  the copy among its siblings (same fingerprint), and the truncated file is a new identity.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from logpipe.checkpoints import CheckpointStore
+from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
+from logpipe.parse.wrappers import is_final_line
+from logpipe.sources.batch import OversizedLine, RawBatch
+
+log = logging.getLogger("logpipe.sources.files")
+
+FINGERPRINT_BYTES: Final = 1024
+READ_BYTES: Final = 16 << 20
+ROTATED_IDLE_S: Final = 5.0
+
+
+def fingerprint(path: str, *, allow_partial: bool = False) -> str | None:
+    """Hex id of a file from its first line (or first FINGERPRINT_BYTES), None if not yet known."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(FINGERPRINT_BYTES)
+    except OSError:
+        return None
+    return fingerprint_bytes(head, allow_partial=allow_partial)
+
+
+def fingerprint_bytes(head: bytes, *, allow_partial: bool = False) -> str | None:
+    newline = head.find(b"\n")
+    if newline >= 0:
+        key = head[: newline + 1]
+    elif len(head) >= FINGERPRINT_BYTES or (allow_partial and head):
+        key = head
+    else:
+        return None
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class TrackedFile:
+    """One open file being read. `read_pos` may run ahead of the committed checkpoint."""
+
+    source_id: str
+    path: str
+    dev: int
+    ino: int
+    fh: object  # the open binary file
+    read_pos: int
+    format_name: str
+    wrapper: str | None = None
+    carry: bytes = b""
+    skipping: OversizedLine | None = None
+    last_data: float = field(default_factory=time.monotonic)
+    rotated: bool = False  # no longer at a globbed path: read to the end, then let go
+
+    @property
+    def carry_start(self) -> int:
+        return self.read_pos - len(self.carry)
+
+    def read_batch(self, *, at_eof_flush: bool, max_bytes: int = READ_BYTES) -> RawBatch | None:
+        """Read what is new and return the complete lines as a batch (None when nothing is)."""
+        fh = self.fh
+        fh.seek(self.read_pos)  # type: ignore[attr-defined]
+        chunk: bytes = fh.read(max_bytes)  # type: ignore[attr-defined]
+        now_us = time.time_ns() // 1000
+        if chunk:
+            self.last_data = time.monotonic()
+        self.read_pos += len(chunk)
+        if self.skipping is not None:
+            return self._skip_oversized(chunk, now_us)
+        data = self.carry + chunk
+        start = self.read_pos - len(data)
+        cut = self._cut(data)
+        if cut == 0:
+            if len(data) > MAX_LINE_BYTES:
+                self.skipping = OversizedLine(start, len(data), data[:DEAD_LETTER_HEAD_BYTES])
+                self.carry = b""
+                return self._skip_oversized(b"", now_us)
+            if at_eof_flush and data and not chunk:
+                # End of input in --once mode: take the unterminated last line, flagged.
+                self.carry = b""
+                return RawBatch(self.source_id, self.path, start, self.read_pos, data, now_us,
+                                self.format_name, unterminated=True)  # fmt: skip
+            self.carry = data
+            return None
+        self.carry = data[cut:]
+        return RawBatch(self.source_id, self.path, start, start + cut, data[:cut], now_us, self.format_name)
+
+    def _cut(self, data: bytes) -> int:
+        """Length of the prefix of `data` that ends a line (and a wrapper group, if any)."""
+        end = data.rfind(b"\n") + 1
+        if self.wrapper is None or end == 0:
+            return end
+        while end > 0:
+            prev = data.rfind(b"\n", 0, end - 1) + 1
+            if is_final_line(self.wrapper, data[prev : end - 1]):
+                return end
+            end = prev
+        # A group longer than one read: cut anyway rather than hold unbounded memory.
+        return data.rfind(b"\n") + 1 if len(data) >= READ_BYTES else 0
+
+    def _skip_oversized(self, chunk: bytes, now_us: int) -> RawBatch | None:
+        assert self.skipping is not None
+        newline = chunk.find(b"\n")
+        over = self.skipping
+        if newline < 0:
+            self.skipping = OversizedLine(over.offset, over.length + len(chunk), over.head)
+            return None
+        end = self.read_pos - len(chunk) + newline + 1
+        self.skipping = None
+        self.carry = chunk[newline + 1 :]
+        done = OversizedLine(over.offset, over.length + newline, over.head)
+        return RawBatch(self.source_id, self.path, over.offset, end, b"", now_us, self.format_name,
+                        oversized=(done,))  # fmt: skip
+
+    def close(self) -> None:
+        self.fh.close()  # type: ignore[attr-defined]
+
+
+def rotated_siblings(path: str) -> list[str]:
+    """Files next to `path` whose names start with its name (app.log.1, app.log-2026…), newest first."""
+    folder, name = os.path.split(path)
+    try:
+        entries = os.listdir(folder or ".")
+    except OSError:
+        return []
+    found = [os.path.join(folder, e) for e in entries if e.startswith(name) and e != name]
+    found = [p for p in found if not p.endswith((".gz", ".bz2", ".xz", ".zst"))]
+    return sorted(found, key=lambda p: _mtime(p), reverse=True)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+@dataclass(slots=True)
+class Discovered:
+    path: str
+    dev: int
+    ino: int
+    size: int
+
+
+class FileWatcher:
+    """Finds files for the globs, keeps them open, and hands out batches of complete lines."""
+
+    def __init__(
+        self,
+        patterns: list[str],
+        checkpoints: CheckpointStore,
+        *,
+        once: bool,
+        format_for: "FormatResolver",
+    ) -> None:
+        self.patterns = patterns
+        self.checkpoints = checkpoints
+        self.once = once
+        self.format_for = format_for
+        self.tracked: dict[str, TrackedFile] = {}
+        self.truncations = 0
+        self._recovered = False
+
+    # ----------------------------------------------------------------------------- discovery
+
+    def _glob(self) -> list[Discovered]:
+        seen: dict[tuple[int, int], Discovered] = {}
+        for pattern in self.patterns:
+            matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
+            for path in sorted(matches):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    seen.setdefault((st.st_dev, st.st_ino), Discovered(path, st.st_dev, st.st_ino, st.st_size))
+        return list(seen.values())
+
+    def discover(self) -> None:
+        """Open new files, notice renames and truncations. Cheap enough to call every second."""
+        found = self._glob()
+        by_inode = {(t.dev, t.ino): t for t in self.tracked.values()}
+        found_inodes = {(d.dev, d.ino) for d in found}
+        for tracked in self.tracked.values():
+            if (tracked.dev, tracked.ino) not in found_inodes:
+                tracked.rotated = True
+        for item in found:
+            tracked = by_inode.get((item.dev, item.ino))
+            if tracked is not None:
+                tracked.path, tracked.rotated = item.path, False
+                if item.size < tracked.read_pos:
+                    self._truncated(tracked)
+                continue
+            self._open_new(item.path, item.dev, item.ino, item.size)
+        if not self._recovered:
+            self._recovered = True
+            self._resume_rotated_while_stopped()
+
+    def _open_new(self, path: str, dev: int, ino: int, size: int) -> TrackedFile | None:
+        source_id = fingerprint(path, allow_partial=self.once)
+        if source_id is None or source_id in self.tracked:
+            return None  # no first line yet, or a copy of a file we already read
+        checkpoint = self.checkpoints.get(source_id)
+        start = checkpoint.offset if checkpoint is not None else 0
+        if start > size:
+            log.warning("checkpoint of %s is past its end (%d > %d); reading from the start", path, start, size)
+            start = 0
+        try:
+            fh = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while tailing
+        except OSError:
+            return None
+        fmt = self.format_for(path, fh)
+        tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper)
+        self.tracked[source_id] = tracked
+        return tracked
+
+    def _resume_rotated_while_stopped(self) -> None:
+        for source_id, checkpoint in self.checkpoints.items():
+            if source_id in self.tracked:
+                continue
+            for candidate in rotated_siblings(checkpoint.path):
+                if fingerprint(candidate) == source_id:
+                    st = os.stat(candidate)
+                    if st.st_size > checkpoint.offset:
+                        opened = self._open_new(candidate, st.st_dev, st.st_ino, st.st_size)
+                        if opened is not None:
+                            opened.rotated = True
+                    break
+
+    def _truncated(self, tracked: TrackedFile) -> None:
+        """Copy-truncate: finish the old identity from its copy, restart this inode as new."""
+        self.truncations += 1
+        old_id, old_path, pos = tracked.source_id, tracked.path, tracked.carry_start
+        tracked.close()
+        del self.tracked[old_id]
+        for candidate in rotated_siblings(old_path):
+            if fingerprint(candidate) == old_id:
+                st = os.stat(candidate)
+                fh = open(candidate, "rb", buffering=0)  # noqa: SIM115
+                copy = TrackedFile(old_id, candidate, st.st_dev, st.st_ino, fh, pos,
+                                   tracked.format_name, tracked.wrapper, rotated=True)  # fmt: skip
+                self.tracked[old_id] = copy
+                break
+        else:
+            log.warning("%s was truncated and no copy was found: lines after offset %d are lost", old_path, pos)
+        try:
+            st = os.stat(old_path)
+        except OSError:
+            return
+        self._open_new(old_path, st.st_dev, st.st_ino, st.st_size)
+
+    # --------------------------------------------------------------------------------- reading
+
+    def batches(self, budget: int) -> Iterator[RawBatch]:
+        """Up to about `budget` bytes of new complete lines, across files, fairly."""
+        spent = 0
+        for tracked in list(self.tracked.values()):
+            while spent < budget:
+                # A rotated file may still get the rest of a line from a writer that has not
+                # reopened yet, so its unterminated tail is taken only once it has gone quiet.
+                quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
+                batch = tracked.read_batch(at_eof_flush=self.once or quiet)
+                if batch is None:
+                    break
+                spent += batch.size
+                yield batch
+
+    def release_finished(self, committed: dict[str, int]) -> None:
+        """Close rotated-away files that are read to the end and delivered."""
+        now = time.monotonic()
+        for source_id, tracked in list(self.tracked.items()):
+            if not tracked.rotated or tracked.carry or tracked.skipping is not None:
+                continue
+            done = committed.get(source_id, -1) >= tracked.read_pos
+            idle = self.once or now - tracked.last_data >= ROTATED_IDLE_S
+            try:
+                at_end = os.fstat(tracked.fh.fileno()).st_size <= tracked.read_pos  # type: ignore[attr-defined]
+            except OSError:
+                at_end = True
+            if done and idle and at_end:
+                tracked.close()
+                del self.tracked[source_id]
+
+    def all_read(self) -> bool:
+        """Every tracked file read to its end (for --once)."""
+        for tracked in self.tracked.values():
+            try:
+                size = os.fstat(tracked.fh.fileno()).st_size  # type: ignore[attr-defined]
+            except OSError:
+                continue
+            if tracked.read_pos < size or tracked.carry or tracked.skipping is not None:
+                return False
+        return True
+
+    def close(self) -> None:
+        for tracked in self.tracked.values():
+            tracked.close()
+        self.tracked.clear()
+
+
+class FormatResolver:
+    """Decides a file's profile: the `--format` override, or detection from its first lines."""
+
+    def __init__(self, override: str | None = None) -> None:
+        self.override = override
+
+    def __call__(self, path: str, fh: object) -> "ResolvedFormat":
+        from logpipe.parse.detect import detect, sample_lines
+        from logpipe.parse.profiles import PROFILES
+
+        if self.override and self.override != "auto":
+            profile = PROFILES[self.override]
+        else:
+            head = os.pread(fh.fileno(), 64 << 10, 0)  # type: ignore[attr-defined]
+            profile = detect(sample_lines(head))
+        return ResolvedFormat(profile.name, profile.wrapper)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedFormat:
+    name: str
+    wrapper: str | None
+
