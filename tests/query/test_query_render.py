@@ -72,3 +72,48 @@ class TestHistogram:
         assert lines[1].startswith("3 ┤") and lines[3].startswith("0 ┤")
         assert lines[-1].strip().startswith("10:00") and lines[-1].endswith("11:00")
         assert len(lines) == 1 + 3 + 1
+
+
+class TestTable:
+    def _render(self, rows: list[tuple], width: int = 60, **kw: object) -> str:
+        import os
+
+        from logpipe.query.render import print_table
+
+        out = io.StringIO()
+        old = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = str(width)
+        try:
+            print_table(("name", "n"), rows, out, **kw)  # type: ignore[arg-type]
+        finally:
+            if old is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = old
+        return out.getvalue()
+
+    def test_boxed_with_numbers_right_aligned(self) -> None:
+        text = self._render([("a", 1), ("bb", 22)], title="t")
+        assert text.splitlines() == [
+            "t",
+            "┏━━━━━━┳━━━━┓",
+            "┃ name ┃ n  ┃",
+            "┡━━━━━━╇━━━━┩",
+            "│ a    │  1 │",
+            "│ bb   │ 22 │",
+            "└──────┴────┘",
+        ]
+
+    def test_markup_like_text_is_printed_verbatim(self) -> None:
+        """Log messages are data: `[bold]` or `[/]` must neither style nor crash."""
+        text = self._render([("[bold]x[/] [/]", 1)])
+        assert "[bold]x[/] [/]" in text
+
+    def test_long_cells_fold_within_the_width(self) -> None:
+        text = self._render([("word " * 30, 1)], width=40)
+        assert all(len(line) <= 40 for line in text.splitlines())
+        assert text.count("word") == 30
+
+    def test_sections_are_ruled_off(self) -> None:
+        text = self._render([("a", 1), ("b", 2), ("c", 3)], sections=["x", "x", "y"])
+        assert [line[0] for line in text.splitlines()].count("├") == 1
