@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +37,6 @@ class CliResult:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Run `logpipe ARGS...` in-process through the real entry point (its error edge included)."""
-    _stub_missing_cli_modules()
     from logpipe.cli.app import main
 
     def run(*args: str) -> CliResult:
@@ -54,14 +51,3 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return CliResult(code, captured.out, captured.err)
 
     yield run
-
-
-def _stub_missing_cli_modules() -> None:
-    """While the shipping side's CLI modules are still being written, let `_register()` import.
-
-    Only for modules that do not exist at all; once they exist this does nothing.
-    """
-    for name in ("archive_cmd", "ship_cmd", "sql_cmd"):
-        full = f"logpipe.cli.{name}"
-        if full not in sys.modules and importlib.util.find_spec(full) is None:
-            sys.modules[full] = types.ModuleType(full)
