@@ -79,7 +79,7 @@ for path, since, until, *extra in [a.split("|") for a in sys.argv[2:]]:
         if key in params:
             params[key] = float(params[key]) if key == "threshold" else int(params[key])
     sql = "\n".join(l for l in open(path).read().splitlines() if not l.startswith("--"))
-    for row in con.execute(sql, params).fetchall():
+    for row in con.sql(sql, params=params).fetchall():  # as logpipe runs it
         print(*row, sep="\t")
 """
 
