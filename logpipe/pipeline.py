@@ -18,6 +18,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +49,8 @@ class ShipOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     fields: FieldOverrides = field(default_factory=FieldOverrides)
     flush_interval_s: float = 1.0
-    flush_bytes: int = 64 << 20
+    flush_bytes: int = 32 << 20
+    read_bytes: int = 8 << 20
     discover_interval_s: float = 1.0
     poll_interval_s: float = 0.2
     duckdb_threads: int | None = None
@@ -62,9 +64,15 @@ class Transformer:
         import duckdb
 
         from logpipe.enrich.context import RequestContext
+        from logpipe.memory import tune_allocators
+        from logpipe.parse.normalise import create_level_map
+
+        tune_allocators()
 
         self._con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
         self._con.execute(f"SET memory_limit = '{_memory(options.duckdb_memory)}'")
+        # Hand freed query memory back promptly: the agent lives for months beside the app.
+        self._con.execute("SET allocator_flush_threshold = '16MB'")
         if options.duckdb_threads:
             self._con.execute(f"SET threads = {int(options.duckdb_threads)}")
         self._labels = dict(options.labels)
@@ -72,6 +80,7 @@ class Transformer:
         self._fields = options.fields
         self._statements: dict[str, NormaliseStatement] = {}
         self.context: RequestContext = RequestContext(self._con)
+        create_level_map(self._con)
 
     def _statement(self, profile: Profile) -> NormaliseStatement:
         from logpipe.parse.normalise import build_statement
@@ -82,7 +91,7 @@ class Transformer:
 
     def __call__(self, raw: RawBatch) -> Batch:
         from logpipe.parse.framing import frame
-        from logpipe.parse.normalise import BatchContext, normalise, validate
+        from logpipe.parse.normalise import BatchContext, normalise
         from logpipe.parse.wrappers import unwrap
 
         profile = PROFILES[raw.format_name]
@@ -92,24 +101,12 @@ class Transformer:
         if profile.wrapper is not None:
             unwrapped = unwrap(framed, profile.wrapper)
             framed, fallback_ts = unwrapped.framed, unwrapped.fallback_ts
-        framed = validate(framed, self._con)
-        if fallback_ts is not None and len(framed.offsets) != len(fallback_ts):
-            fallback_ts = _align(fallback_ts, unwrapped.framed.offsets, framed.offsets)
         ctx = BatchContext(raw.path, raw.source_id[:16], raw.read_time_us, unterminated)
-        records = normalise(framed, self._statement(profile), ctx, self._con, self.context, fallback_ts)
-        return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(framed.rejects), raw.read_time_us)
+        records, rejects = normalise(framed, self._statement(profile), ctx, self._con, self.context, fallback_ts)
+        return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(rejects), raw.read_time_us)
 
     def close(self) -> None:
         self._con.close()
-
-
-def _align(values: object, before: object, after: object) -> object:
-    """Keep the fallback timestamps of the lines that survived validation."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    keep = pc.is_in(before, value_set=after)  # type: ignore[arg-type]
-    return pa.array(values).filter(keep)  # type: ignore[call-overload]
 
 
 def _memory(text: str) -> str:
@@ -136,10 +133,16 @@ class Pipeline:
         self.checkpoints = checkpoints
         self.stats = ShipStats()
         self.watcher = FileWatcher(
-            options.patterns, checkpoints, once=options.once, format_for=FormatResolver(options.format_name)
+            options.patterns,
+            checkpoints,
+            once=options.once,
+            format_for=FormatResolver(options.format_name),
+            read_bytes=options.read_bytes,
         )
         self.transform = Transformer(options)
         self._pending: dict[str, tuple[int, str, int, int]] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logpipe-flush")
+        self._flushing: Future[None] | None = None
         self._stop = asyncio.Event()
         self._on_progress = on_progress
 
@@ -169,21 +172,32 @@ class Pipeline:
         for reject in batch.rejects:
             stats.rejected_by_reason[reject.reason] += 1
 
-    def _flush_and_commit(self) -> None:
+    def _start_flush(self) -> None:
+        """Hand what is buffered to the writer thread; transforming goes on meanwhile.
+
+        At most one flush is in flight (so memory stays within twice the buffer bound), and
+        checkpoints are committed in flush order, each only after its flush is durable.
+        """
+        self._wait_flush()
+        pending, self._pending = self._pending, {}
+        self._flushing = self._writer.submit(self._flush_and_commit, pending)
+
+    def _wait_flush(self) -> None:
+        if self._flushing is not None:
+            flushing, self._flushing = self._flushing, None
+            flushing.result()  # a sink error surfaces here, before anything else is committed
+
+    def _flush_and_commit(self, pending: dict[str, tuple[int, str, int, int]]) -> None:
         """Make every sink durable, then move the checkpoints past what they now hold."""
         for sink in self.sinks:
             result = sink.flush()
-            parts = getattr(result, "parts", 0)
-            self.stats.parts_written += parts
-            self.stats.duplicates_dropped = getattr(result, "duplicates_dropped", self.stats.duplicates_dropped)
-        for source_id, (end, path, dev, ino) in self._pending.items():
+            self.stats.parts_written += result.parts
+            self.stats.duplicates_dropped = max(self.stats.duplicates_dropped, result.duplicates_dropped)
+        for source_id, (end, path, dev, ino) in pending.items():
             self.checkpoints.advance(source_id, end, path, dev, ino)
-        if self._pending:
+        if pending:
             self.checkpoints.commit()
-        self._pending.clear()
         self.stats.flushes += 1
-        committed = {sid: cp.offset for sid, cp in self.checkpoints.items()}
-        self.watcher.release_finished(committed)
 
     def _step(self) -> bool:
         """Read and deliver what fits under the buffer bound; True if anything was read."""
@@ -207,6 +221,7 @@ class Pipeline:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            self._writer.shutdown(wait=True)
             self.watcher.close()
             self.transform.close()
         return self.stats
@@ -220,8 +235,10 @@ class Pipeline:
             now = time.monotonic()
             due = now - last_flush >= opts.flush_interval_s
             if self._buffered() >= opts.flush_bytes or (self._pending and (due or not got)):
-                await asyncio.to_thread(self._flush_and_commit)
+                await asyncio.to_thread(self._start_flush)
                 last_flush = now
+            if self._flushing is not None and self._flushing.done():
+                await asyncio.to_thread(self._after_flush)
             if self._on_progress is not None:
                 self._on_progress(self.stats)
             if opts.once and not got and not self._pending and self.watcher.all_read():
@@ -234,4 +251,11 @@ class Pipeline:
                     await asyncio.wait_for(self._stop.wait(), opts.poll_interval_s)
         # Stopping: deliver what was read, commit, and leave.
         if self._pending:
-            await asyncio.to_thread(self._flush_and_commit)
+            await asyncio.to_thread(self._start_flush)
+        await asyncio.to_thread(self._after_flush)
+
+    def _after_flush(self) -> None:
+        """Wait for the flush in flight, then let go of rotated files it finished."""
+        self._wait_flush()
+        committed = {sid: cp.offset for sid, cp in self.checkpoints.items()}
+        self.watcher.release_finished(committed)

@@ -24,9 +24,9 @@ from logpipe.archive.writer import merge_ranges, part_name, read_ranges, write_p
 from logpipe.checkpoints import write_atomic
 
 JOURNAL: Final = "compaction.json"
-MIN_FILES: Final = 8
-SMALL_BYTES: Final = 64 << 20
-BUDGET_BYTES: Final = 512 << 20
+MIN_FILES: Final = 16
+SMALL_BYTES: Final = 16 << 20
+BUDGET_BYTES: Final = 128 << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,10 @@ Ranges = Mapping[str, list[tuple[int, int]]]
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1
 ROW_GROUP_ROWS = 128 * 1024
+# Dictionary-encode only columns with few distinct values: for ids, messages and attrs the
+# dictionary costs time and grows the file.
+DICTIONARY_COLUMNS = ["level", "logger", "service", "host", "method", "endpoint", "source",
+                      "message_key", "status", "reason", "source_id"]  # fmt: skip
 
 
 def part_name() -> str:
@@ -61,6 +65,7 @@ def write_part(archive: Path, partition: Partition, table: pa.Table, ranges: Ran
         compression=COMPRESSION,
         compression_level=COMPRESSION_LEVEL,
         row_group_size=ROW_GROUP_ROWS,
+        use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
     )
     fd = os.open(tmp, os.O_RDONLY)
     try:

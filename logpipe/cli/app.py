@@ -68,12 +68,10 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+    except Exception as exc:  # click's usage errors (typer vendors click) and anything unexpected
+        if type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             if debug:
                 raise
             error_line(exc.format_message())

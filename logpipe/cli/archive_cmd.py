@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,8 +15,8 @@ app.add_typer(archive_app, name="archive")
 
 @archive_app.command("compact")
 def compact(
-    archive: Path = typer.Option(Path("logpipe-data"), "--archive", help="Archive folder."),
-    min_files: int = typer.Option(2, "--min-files", help="Merge a partition's small parts when it has at least this many."),
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
+    min_files: Annotated[int, typer.Option("--min-files", help="Merge a partition's small parts when it has at least this many.")] = 2,
 ) -> None:
     """Merge small parts of each partition into one (the agent also does this by itself)."""
     from logpipe.archive import compact as compaction

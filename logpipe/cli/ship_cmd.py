@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,16 +28,16 @@ def _parse_labels(values: list[str]) -> dict[str, str]:
 
 @app.command()
 def ship(
-    paths: list[str] = typer.Argument(..., help="Files or globs to tail; '-' reads standard input."),
-    archive: Path = typer.Option(Path("logpipe-data"), "--archive", help="Archive folder."),
-    once: bool = typer.Option(False, "--once", help="Read every file to its end, then exit."),
-    follow: bool = typer.Option(False, "--follow", help="Keep tailing (the default): find new files, survive rotation."),
-    state_dir: Path | None = typer.Option(None, "--state-dir", help="Checkpoints folder (default: ARCHIVE/state)."),
-    format_name: str = typer.Option("auto", "--format", help="Input format, or 'auto' to detect per file."),
-    label: list[str] = typer.Option([], "--label", help="Static label KEY=VALUE (service=api, env=prod); repeatable."),
-    field: list[str] = typer.Option([], "--field", help="Map a canonical field to a JSON path: level=severity; repeatable."),
-    flush_interval: float = typer.Option(1.0, "--flush-interval", help="Seconds between archive flushes while tailing."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress on a terminal."),
+    paths: Annotated[list[str], typer.Argument(help="Files or globs to tail; '-' reads standard input.")],
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
+    once: Annotated[bool, typer.Option("--once", help="Read every file to its end, then exit.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep tailing (the default): find new files, survive rotation.")] = False,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Checkpoints folder (default: ARCHIVE/state).")] = None,
+    format_name: Annotated[str, typer.Option("--format", help="Input format, or 'auto' to detect per file.")] = "auto",
+    label: Annotated[list[str], typer.Option("--label", help="Static label KEY=VALUE (service=api, env=prod); repeatable.")] = (),  # type: ignore[assignment]
+    field: Annotated[list[str], typer.Option("--field", help="Map a canonical field to a JSON path: level=severity; repeatable.")] = (),  # type: ignore[assignment]
+    flush_interval: Annotated[float, typer.Option("--flush-interval", help="Seconds between archive flushes while tailing.")] = 1.0,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress on a terminal.")] = True,
 ) -> None:
     """Ship structured JSON logs into the archive, exactly once, across crashes and rotations."""
     from logpipe.errors import UsageError

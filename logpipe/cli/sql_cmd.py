@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,9 +13,9 @@ from logpipe.cli.app import app
 
 @app.command()
 def sql(
-    statement: str = typer.Argument(..., help="One SELECT over the views `logs` and `dead_letters`."),
-    archive: Path = typer.Option(Path("logpipe-data"), "--archive", help="Archive folder."),
-    fmt: str = typer.Option("table", "--format", help="table, json, csv or ndjson."),
+    statement: Annotated[str, typer.Argument(help="One SELECT over the views `logs` and `dead_letters`.")],
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
 ) -> None:
     """Run one read-only SQL query over the archive, so anyone can check what was shipped."""
     from logpipe.archive.reader import open_archive

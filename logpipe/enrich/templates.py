@@ -2,8 +2,8 @@
 
 - endpoint: `/api/users/123?x=1` -> `/api/users/{id}`; numbers, UUIDs and long hex ids
   (16+ hex digits: Mongo ObjectIds, SHA digests) are ids. A scheme and host are stripped.
-- message key: numbers, UUIDs, hex ids (0x… or 16+ digits) become `<*>`, so "user 41 failed" and
-  "user 42 failed" group together.
+- message key: numbers, UUIDs, hex ids, IPs (any run of hex digits, dots, colons and dashes that
+  holds a decimal digit) become `<*>`, so "user 41 failed" and "user 42 failed" group together.
 
 RE2 has no look-ahead, so an id segment is matched with the slash after it captured and put back;
 the replacement runs twice so that adjacent ids (`/a/1/2`) are both masked.
@@ -15,7 +15,9 @@ from typing import Final
 
 _UUID: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _ID_SEGMENT: Final = rf"/(?:\d+|{_UUID}|[0-9a-fA-F]{{16,}})(/|$)"
-_MESSAGE_IDS: Final = rf"{_UUID}|0[xX][0-9a-fA-F]+|[0-9a-fA-F]{{16,}}|\d+(?:\.\d+)?"
+# A run of hex digits, dots and dashes that contains a decimal digit: numbers, UUIDs, hex ids,
+# versions and IP addresses alike. (One simple class keeps RE2 on its fast path.)
+_MESSAGE_IDS: Final = r"[0-9A-Fa-f.:-]*[0-9][0-9A-Fa-f.:-]*"
 
 
 def _quote(pattern: str) -> str:

@@ -92,7 +92,8 @@ def _ends_with_cr(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> np.nd
 
     buf = np.frombuffer(data, dtype=np.uint8)
     last = np.clip(starts + lengths - 1, 0, max(len(buf) - 1, 0))
-    return (lengths > 0) & (buf[last] == 13)
+    ends: np.ndarray = (lengths > 0) & (buf[last] == 13)
+    return ends
 
 
 def _split_invalid_utf8(values: pa.Array, offsets: pa.Array) -> tuple[pa.Array, pa.Array, list[Reject]]:

@@ -10,30 +10,22 @@ from __future__ import annotations
 
 import fcntl
 import os
-from dataclasses import dataclass
-from datetime import date
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from logpipe.archive import compact as compaction
 from logpipe.archive.layout import LOCK_FILE, Partition
 from logpipe.archive.ledger import Ledger
-from logpipe.archive.writer import Ranges, write_part
+from logpipe.archive.writer import write_part
 from logpipe.errors import ArchiveError
-from logpipe.sinks.base import Batch
+from logpipe.sinks.base import Batch, FlushResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from logpipe.checkpoints import CheckpointStore
-
-
-@dataclass(frozen=True, slots=True)
-class FlushStats:
-    parts: int
-    records: int
-    dead_letters: int
-    duplicates_dropped: int
 
 
 class ArchiveLock:
@@ -80,6 +72,9 @@ class ArchiveSink:
         self._ranges: dict[str, list[tuple[int, int]]] = {}
         self._bytes = 0
         self.duplicates_dropped = 0
+        # send() runs on the pipeline's worker while flush() may run on the writer thread:
+        # the lock guards only the swap of buffers, never the (slow) writing.
+        self._buffer_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------- send
 
@@ -89,13 +84,14 @@ class ArchiveSink:
         if self._ledger and self._ledger.has_source(batch.source_id):
             records = self._drop_written(batch)
             rejects = self._drop_written_rejects(batch)
-        if records.num_rows:
-            self._records.append(records)
-            self._bytes += records.nbytes
-        if rejects:
-            self._rejects.append(Batch(batch.source_id, batch.path, batch.start, batch.end,
-                                       records.slice(0, 0), rejects, batch.read_time_us))  # fmt: skip
-        self._ranges.setdefault(batch.source_id, []).append((batch.start, batch.end))
+        with self._buffer_lock:
+            if records.num_rows:
+                self._records.append(records)
+                self._bytes += records.nbytes
+            if rejects:
+                self._rejects.append(Batch(batch.source_id, batch.path, batch.start, batch.end,
+                                           records.slice(0, 0), rejects, batch.read_time_us))  # fmt: skip
+            self._ranges.setdefault(batch.source_id, []).append((batch.start, batch.end))
 
     def _drop_written(self, batch: Batch) -> pa.Table:
         import numpy as np
@@ -127,16 +123,18 @@ class ArchiveSink:
 
     # --------------------------------------------------------------------------------- flush
 
-    def flush(self) -> FlushStats:
+    def flush(self) -> FlushResult:
         """Write everything buffered as new parts; durable when this returns."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        with self._buffer_lock:
+            buffered, rejected, ranges = self._records, self._rejects, self._ranges
+            self._records, self._rejects, self._ranges, self._bytes = [], [], {}, 0
         parts = records = dead = 0
-        ranges: Ranges = {k: list(v) for k, v in self._ranges.items()}
         touched: set[Path] = set()
-        if self._records:
-            table = pa.concat_tables(self._records)
+        if buffered:
+            table = pa.concat_tables(buffered)
             days = pc.cast(table.column("ts"), pa.date32())
             table = table.append_column("__day", days)
             groups = table.group_by(["__day", "level"]).aggregate([])
@@ -149,16 +147,15 @@ class ArchiveSink:
                 touched.add(self.archive / partition.relpath())
                 parts += 1
                 records += part.num_rows
-        if self._rejects:
-            dl = _dead_letter_table(self._rejects)
-            day = date.fromtimestamp(self._rejects[-1].read_time_us / 1e6)
+        if rejected:
+            dl = _dead_letter_table(rejected)
+            day = datetime.fromtimestamp(rejected[-1].read_time_us / 1e6, tz=UTC).date()
             write_part(self.archive, Partition("dead_letters", day), dl, ranges)
             parts += 1
             dead = dl.num_rows
-        self._records, self._rejects, self._ranges, self._bytes = [], [], {}, 0
         if touched:
             self._maybe_compact()
-        return FlushStats(parts, records, dead, self.duplicates_dropped)
+        return FlushResult(parts, records, dead, self.duplicates_dropped)
 
     def _maybe_compact(self) -> None:
         if compaction.plan(self.archive, self._compact_min_files):

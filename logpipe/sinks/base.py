@@ -24,6 +24,16 @@ class Batch:
     read_time_us: int
 
 
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """What one flush made durable."""
+
+    parts: int = 0
+    records: int = 0
+    dead_letters: int = 0
+    duplicates_dropped: int = 0
+
+
 class Sink(Protocol):
     """`send` may buffer; after `flush` returns, everything sent is durable in the sink.
 
@@ -35,7 +45,7 @@ class Sink(Protocol):
 
     def send(self, batch: Batch) -> None: ...
 
-    def flush(self) -> None: ...
+    def flush(self) -> FlushResult: ...
 
     def buffered_bytes(self) -> int: ...
 

@@ -37,7 +37,7 @@ from logpipe.sources.batch import OversizedLine, RawBatch
 log = logging.getLogger("logpipe.sources.files")
 
 FINGERPRINT_BYTES: Final = 1024
-READ_BYTES: Final = 16 << 20
+READ_BYTES: Final = 8 << 20
 ROTATED_IDLE_S: Final = 5.0
 
 
@@ -78,16 +78,17 @@ class TrackedFile:
     skipping: OversizedLine | None = None
     last_data: float = field(default_factory=time.monotonic)
     rotated: bool = False  # no longer at a globbed path: read to the end, then let go
+    read_bytes: int = READ_BYTES
 
     @property
     def carry_start(self) -> int:
         return self.read_pos - len(self.carry)
 
-    def read_batch(self, *, at_eof_flush: bool, max_bytes: int = READ_BYTES) -> RawBatch | None:
+    def read_batch(self, *, at_eof_flush: bool) -> RawBatch | None:
         """Read what is new and return the complete lines as a batch (None when nothing is)."""
         fh = self.fh
         fh.seek(self.read_pos)  # type: ignore[attr-defined]
-        chunk: bytes = fh.read(max_bytes)  # type: ignore[attr-defined]
+        chunk: bytes = fh.read(self.read_bytes)  # type: ignore[attr-defined]
         now_us = time.time_ns() // 1000
         if chunk:
             self.last_data = time.monotonic()
@@ -123,7 +124,7 @@ class TrackedFile:
                 return end
             end = prev
         # A group longer than one read: cut anyway rather than hold unbounded memory.
-        return data.rfind(b"\n") + 1 if len(data) >= READ_BYTES else 0
+        return data.rfind(b"\n") + 1 if len(data) >= self.read_bytes else 0
 
     def _skip_oversized(self, chunk: bytes, now_us: int) -> RawBatch | None:
         assert self.skipping is not None
@@ -179,12 +180,14 @@ class FileWatcher:
         checkpoints: CheckpointStore,
         *,
         once: bool,
-        format_for: "FormatResolver",
+        format_for: FormatResolver,
+        read_bytes: int = READ_BYTES,
     ) -> None:
         self.patterns = patterns
         self.checkpoints = checkpoints
         self.once = once
         self.format_for = format_for
+        self.read_bytes = read_bytes
         self.tracked: dict[str, TrackedFile] = {}
         self.truncations = 0
         self._recovered = False
@@ -209,15 +212,15 @@ class FileWatcher:
         found = self._glob()
         by_inode = {(t.dev, t.ino): t for t in self.tracked.values()}
         found_inodes = {(d.dev, d.ino) for d in found}
-        for tracked in self.tracked.values():
-            if (tracked.dev, tracked.ino) not in found_inodes:
-                tracked.rotated = True
+        for open_file in self.tracked.values():
+            if (open_file.dev, open_file.ino) not in found_inodes:
+                open_file.rotated = True
         for item in found:
-            tracked = by_inode.get((item.dev, item.ino))
-            if tracked is not None:
-                tracked.path, tracked.rotated = item.path, False
-                if item.size < tracked.read_pos:
-                    self._truncated(tracked)
+            known = by_inode.get((item.dev, item.ino))
+            if known is not None:
+                known.path, known.rotated = item.path, False
+                if item.size < known.read_pos:
+                    self._truncated(known)
                 continue
             self._open_new(item.path, item.dev, item.ino, item.size)
         if not self._recovered:
@@ -238,7 +241,7 @@ class FileWatcher:
         except OSError:
             return None
         fmt = self.format_for(path, fh)
-        tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper)
+        tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper, read_bytes=self.read_bytes)
         self.tracked[source_id] = tracked
         return tracked
 
@@ -250,9 +253,9 @@ class FileWatcher:
                 if fingerprint(candidate) == source_id:
                     st = os.stat(candidate)
                     if st.st_size > checkpoint.offset:
-                        opened = self._open_new(candidate, st.st_dev, st.st_ino, st.st_size)
-                        if opened is not None:
-                            opened.rotated = True
+                        resumed = self._open_new(candidate, st.st_dev, st.st_ino, st.st_size)
+                        if resumed is not None:
+                            resumed.rotated = True
                     break
 
     def _truncated(self, tracked: TrackedFile) -> None:
@@ -265,8 +268,8 @@ class FileWatcher:
             if fingerprint(candidate) == old_id:
                 st = os.stat(candidate)
                 fh = open(candidate, "rb", buffering=0)  # noqa: SIM115
-                copy = TrackedFile(old_id, candidate, st.st_dev, st.st_ino, fh, pos,
-                                   tracked.format_name, tracked.wrapper, rotated=True)  # fmt: skip
+                copy = TrackedFile(old_id, candidate, st.st_dev, st.st_ino, fh, pos, tracked.format_name,
+                                   tracked.wrapper, rotated=True, read_bytes=self.read_bytes)  # fmt: skip
                 self.tracked[old_id] = copy
                 break
         else:
@@ -332,7 +335,7 @@ class FormatResolver:
     def __init__(self, override: str | None = None) -> None:
         self.override = override
 
-    def __call__(self, path: str, fh: object) -> "ResolvedFormat":
+    def __call__(self, path: str, fh: object) -> ResolvedFormat:
         from logpipe.parse.detect import detect, sample_lines
         from logpipe.parse.profiles import PROFILES
 

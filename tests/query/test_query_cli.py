@@ -147,7 +147,6 @@ class TestCleanErrors:
         assert message in res.err and len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
         assert res.out == ""
 
-    @pytest.mark.xfail(reason="logpipe/cli/app.py imports `click`, which typer>=0.29 vendors; reported")
     def test_click_usage_error_is_one_line(self, cli: Any, generated: Generated) -> None:
         res = cli("query", "slow", "--no-such-option", "--archive", str(generated.archive))
         assert res.code == 2 and "No such option" in res.err and "Traceback" not in res.err
