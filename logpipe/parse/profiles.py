@@ -111,11 +111,11 @@ ECS: Final = Profile(
         "path": _f("url.path", ("url", "path")),
         "status": _f("http.response.status_code", ("http", "response", "status_code")),
         # ECS event.duration is in nanoseconds.
-        "duration_ms": _f("event.duration", ("event", "duration"), expr="TRY_CAST({0} AS DOUBLE) / 1e6"),
+        "duration_ms": _f("event.duration", ("event", "duration"), expr="TRY_CAST(coalesce({0}, {1}) AS DOUBLE) / 1e6"),
         "error": _f(
             "error.stack_trace", ("error", "stack_trace"), "error.type", ("error", "type"),
             "error.message", ("error", "message"),
-            expr="coalesce({0}, {1}, concat_ws(': ', coalesce({2}, {3}), coalesce({4}, {5})))",
+            expr="coalesce({0}, {1}, nullif(concat_ws(': ', coalesce({2}, {3}), coalesce({4}, {5})), ''))",
         ),
     },
 )
