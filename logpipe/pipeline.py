@@ -162,7 +162,7 @@ class Pipeline:
         dev, ino = (tracked.dev, tracked.ino) if tracked else (0, 0)
         self._pending[raw.source_id] = (raw.end, raw.path, dev, ino)
         stats = self.stats
-        stats.files.add(raw.path)
+        stats.files.add(raw.source_id)
         stats.bytes += raw.size
         stats.lines += batch.records.num_rows + len(batch.rejects)
         if batch.records.num_rows:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, UTF8_BOM
+from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES, UTF8_BOM
 from logpipe.sources.batch import RawBatch
 
 if TYPE_CHECKING:
@@ -73,8 +73,14 @@ def frame(batch: RawBatch) -> Framed:
 
     # Blank lines (empty or a lone CR) carry nothing: drop them without a dead letter.
     blank = (lengths == 0) | ((lengths == 1) & _ends_with_cr(data, starts - batch.start, lengths))
-    if blank.any():
-        keep = pa.array(~blank)
+    # Lines that fit in one read but exceed the limit (longer ones are cut by the source).
+    oversized = lengths > MAX_LINE_BYTES
+    for i in np.flatnonzero(oversized):
+        head = data[starts[i] - batch.start : starts[i] - batch.start + DEAD_LETTER_HEAD_BYTES]
+        rejects.append(Reject(int(starts[i]), "line_too_long", f"{int(lengths[i])} bytes", head))
+    drop = blank | oversized
+    if drop.any():
+        keep = pa.array(~drop)
         values = values.filter(keep)
         offsets = offsets.filter(keep)
 
