@@ -64,9 +64,13 @@ def create_level_map(con: duckdb.DuckDBPyConnection) -> None:
     """The lookup table the normalise statement joins to map level names and numbers.
 
     A join on a small table plans in microseconds, where a CASE with dozens of branches costs
-    milliseconds of planning on every batch.
+    milliseconds of planning on every batch. The session time zone is set to UTC here too:
+    DuckDB reads naive timestamps and `make_timestamp` values in the session zone, which
+    defaults to the host's, and both must mean UTC.
     """
     import pyarrow as pa
+
+    con.execute("SET TimeZone = 'UTC'")
 
     keys = list(LEVEL_NAMES) + list(NUMERIC_LEVELS)
     values = list(LEVEL_NAMES.values()) + list(NUMERIC_LEVELS.values())
@@ -328,13 +332,24 @@ def build_statement(profile: Profile, labels: Mapping[str, str]) -> NormaliseSta
     attrs = f"json_merge_patch({base}, $drop_patch)"
     for i, lift in enumerate(profile.lift):
         lifted = f"json_extract(line, {_sql_str(json_path(lift))})"
+        # The lifted object is the merge target and the root's keys the patch: a merge patch
+        # drops the null values of its patch side, and extra's values may well be null.
         attrs = (
-            f"CASE WHEN json_type({lifted}) = 'OBJECT' THEN json_merge_patch({attrs}, "
-            f"json_merge_patch({lifted}, $lift_drop_{i})) ELSE {attrs} END"
+            f"CASE WHEN json_type({lifted}) = 'OBJECT' THEN json_merge_patch("
+            f"json_merge_patch({lifted}, $lift_drop_{i}), {attrs}) ELSE {attrs} END"
         )
+    # Labels fill only keys the record lacks. They are added as a patch of just those keys, so
+    # the record is the merge target and keeps its null values. Keys are listed (one more parse)
+    # only for rows whose text holds a label's quoted name at all.
     extra_labels = {k: v for k, v in labels.items() if k not in ("service", "host")}
-    if extra_labels:
-        attrs = f"json_merge_patch($extra_labels, {attrs})"
+    with_labels = (
+        "CASE WHEN list_bool_or(list_transform($label_quoted, lambda q: contains(attrs_rec::VARCHAR, q))) "
+        "THEN json_merge_patch(attrs_rec, to_json(map_from_entries(list_filter($extra_labels, "
+        "lambda e: NOT list_contains(json_keys(attrs_rec), e.key))))) "
+        "ELSE json_merge_patch(attrs_rec, $labels_object) END"
+        if extra_labels
+        else "attrs_rec"
+    )
 
     params: dict[str, Any] = {
         "structure": extractor.structure(),
@@ -353,7 +368,14 @@ def build_statement(profile: Profile, labels: Mapping[str, str]) -> NormaliseSta
         }
         params[f"lift_drop_{i}"] = json.dumps({k: None for k in sorted(keys)})
     if extra_labels:
-        params["extra_labels"] = json.dumps(extra_labels)
+        params["extra_labels"] = [{"key": k, "value": v} for k, v in extra_labels.items()]
+        params["labels_object"] = json.dumps(extra_labels)
+        # A label's quoted name as it appears in the row's text; a name that JSON may escape
+        # gets the empty needle, which every row contains, so those rows take the exact check.
+        params["label_quoted"] = [
+            json.dumps(k, ensure_ascii=False) if k.isprintable() and '"' not in k and "\\" not in k else ""
+            for k in extra_labels
+        ]
 
     loose = ", json_extract_string(line, $paths) AS v" if extractor.has_loose() else ""
     ts = _ts_sql("ts_raw")
@@ -372,10 +394,10 @@ WITH x AS (
     {raw["user_id"]} AS user_id, {raw["session_id"]} AS session_id, {raw["trace_id"]} AS trace_id,
     {raw["method"]} AS method, {raw["path"]} AS path, {raw["status"]} AS status_raw,
     {raw["duration_ms"]} AS duration_raw, {raw["error"]} AS error,
-    {attrs} AS attrs0
+    {attrs} AS attrs_rec
   FROM x
 ), t AS (
-  SELECT r.*, {ts} AS ts_parsed,
+  SELECT r.*, {with_labels} AS attrs0, {ts} AS ts_parsed,
     CASE WHEN r.level_raw IN ({canonical}) THEN r.level_raw ELSE lm.level_value END AS level_mapped,
     TRY_CAST(TRY_CAST(status_raw AS DOUBLE) AS INTEGER) AS status,
     TRY_CAST(duration_raw AS DOUBLE) AS duration_ms

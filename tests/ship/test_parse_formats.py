@@ -275,7 +275,7 @@ class TestLoguru:
         path = tmp_path_factory.mktemp("loguru") / "l.log"
         sink = loguru_logger.add(path, serialize=True, level="TRACE", enqueue=False)
         try:
-            req = loguru_logger.bind(request_id="req-l", user_id="u-l", plan="pro")
+            req = loguru_logger.bind(request_id="req-l", user_id="u-l", plan="pro", coupon=None)
             req.info("order {} placed", 1001)
             req.trace("fine detail")
             loguru_logger.bind(request_id="req-l").success("paid")
@@ -325,6 +325,7 @@ class TestLoguru:
             for key in ("elapsed", "file", "function", "line", "module", "process", "thread"):
                 assert a[key] == rec[key], key
         assert attrs(shipped["rows"][0])["plan"] == "pro"
+        assert attrs(shipped["rows"][0])["coupon"] is None  # a null extra is kept (regression)
 
 
 class TestNodeAndGoShapes:
