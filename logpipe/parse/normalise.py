@@ -117,7 +117,7 @@ def classify(line: str, *, engine_ok: bool) -> tuple[str, str] | None:
     `engine_ok` is DuckDB's verdict; a line DuckDB cannot parse is never accepted, because the
     normaliser could not read it.
     """
-    if not line.strip():
+    if not line.strip(" \t\r\n"):  # JSON whitespace only: a line of other spaces is no record
         return ("blank", "")
     try:
         value = orjson.loads(line)
