@@ -87,9 +87,10 @@ class RequestContext:
                OR rowid IN (SELECT rowid FROM request_ctx ORDER BY seen_us DESC OFFSET $keep)
             """,
             {"cutoff": now_us - self.limits.max_age_s * 1_000_000, "keep": keep},
-        )
+        ).fetchall()
         self._size = self.size()
 
     def size(self) -> int:
-        row = self._con.execute("SELECT count(*) FROM request_ctx").fetchone()
-        return int(row[0]) if row else 0
+        # fetchall, not fetchone: DuckDB refuses more work on a connection with an unfinished result.
+        rows = self._con.execute("SELECT count(*) FROM request_ctx").fetchall()
+        return int(rows[0][0]) if rows else 0
