@@ -8,7 +8,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from logpipe.archive.layout import default_state_dir
@@ -32,10 +32,19 @@ def run_ship(
     fields: FieldOverrides,
     flush_interval_s: float = 1.0,
     live: bool = False,
+    targets: Sequence[str] = (),
+    archive_records: bool = True,
 ) -> ShipStats:
+    from logpipe.sinks.targets import build_sinks, describe
+
     state = state_dir or default_state_dir(archive)
     checkpoints = CheckpointStore(state)
     sink = ArchiveSink(archive, checkpoints)
+    try:
+        sinks = build_sinks(sink, targets, archive_records=archive_records)
+    except BaseException:
+        sink.close()
+        raise
     patterns = list(patterns)
     spooler: StdinSpooler | None = None
     if STDIN in patterns:
@@ -52,15 +61,18 @@ def run_ship(
     try:
         if spooler is not None:
             spooler.wait()
-        pipeline = Pipeline(options, [sink], checkpoints, on_progress=display.update if display else None)
+        pipeline = Pipeline(options, sinks, checkpoints, on_progress=display.update if display else None)
         stats = asyncio.run(pipeline.run())
         if spooler is not None:
             spooler.cleanup(checkpoints)
+        for line in describe(sinks):
+            sys.stderr.write(f"{line}\n")
         return stats
     finally:
         if display is not None:
             display.stop()
-        sink.close()
+        for each in sinks:
+            each.close()
 
 
 class StdinSpooler:

@@ -38,6 +38,8 @@ def ship(
     field: Annotated[list[str], typer.Option("--field", help="Map a canonical field to a JSON path: level=severity; repeatable.")] = (),  # type: ignore[assignment]
     flush_interval: Annotated[float, typer.Option("--flush-interval", help="Seconds between archive flushes while tailing.")] = 1.0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress on a terminal.")] = True,
+    to: Annotated[list[str], typer.Option("--to", help="Also ship to an engine: es://HOST:PORT (Elasticsearch or OpenSearch); repeatable.")] = (),  # type: ignore[assignment]
+    no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to.")] = False,
 ) -> None:
     """Ship structured JSON logs into the archive, exactly once, across crashes and rotations."""
     from logpipe.errors import UsageError
@@ -67,6 +69,8 @@ def ship(
         fields=FieldOverrides(overrides),
         flush_interval_s=flush_interval,
         live=progress and sys.stderr.isatty(),
+        targets=to,
+        archive_records=not no_archive,
     )
     _print_summary(stats)
 

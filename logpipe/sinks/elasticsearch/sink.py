@@ -1,0 +1,284 @@
+"""The Elasticsearch/OpenSearch sink: bulk-index canonical records, item by item, exactly once.
+
+`send` encodes a batch into bulk items and buffers them; `flush` indexes everything buffered
+and returns only when every item is indexed or dead-lettered, so the pipeline's checkpoint
+never passes a record the engine does not hold. Bulk requests are gzipped, cut to
+`chunk_bytes` and sent `concurrency` at a time. The answer is read item by item:
+
+- 2xx: done. `_id` is the record's `event_id`, so a re-sent record overwrites itself.
+- 429 and 5xx (and a request that got no answer at all): retried, only those items, with
+  exponential backoff and full jitter, for at most `retry_for_s`; then flush raises
+  TransientError and the checkpoint stays where it was.
+- anything else (a mapping conflict, a document the engine can never take): handed to the
+  dead-letter store with the engine's reason, once, and counted.
+
+While the engine is slow or down, `buffered_bytes` reports the buffer plus the items in
+flight, so the pipeline stops reading: memory stays bounded and the log file is the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from logpipe.errors import TransientError
+from logpipe.sinks.base import Batch, FlushResult
+from logpipe.sinks.elasticsearch.adapter import EngineClient, EngineUnavailable, connect
+from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
+
+if TYPE_CHECKING:
+    from logpipe.sinks.elasticsearch.config import EsConfig
+
+log = logging.getLogger("logpipe.sinks.elasticsearch")
+
+DEAD_LETTER_REASON: Final = "engine_rejected"
+BASE_BACKOFF_S: Final = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a buffered batch came from, so a dead letter names its source and offset."""
+
+    source_id: str
+    path: str
+    start: int
+    end: int
+    read_time_us: int
+
+
+@dataclass(slots=True)
+class _Item:
+    line: str
+    offset: int
+    origin: int  # index into the flush's origins
+
+
+@dataclass(slots=True)
+class EsFlushStats:
+    """Counters of the sink's work: per flush, and summed over its life in `EsSink.totals`."""
+
+    indexed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    requests: int = 0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Bulk answer sorted: positions to retry (with the last reason) and to dead-letter."""
+
+    ok: int = 0
+    retry: list[int] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+    retry_reason: str = ""
+    throttled: int = 0  # items the engine answered 429 (too busy) for
+
+
+def sort_items(response: dict[str, Any], count: int) -> Outcome:
+    """Read a bulk answer item by item: 2xx ok, 429/5xx retry, any other error dead-letter."""
+    outcome = Outcome()
+    items = response.get("items")
+    if not response.get("errors") and not isinstance(items, list):
+        outcome.ok = count
+        return outcome
+    if not isinstance(items, list) or len(items) != count:
+        outcome.retry = list(range(count))
+        outcome.retry_reason = "bulk answer did not list every item"
+        return outcome
+    for position, item in enumerate(items):
+        result = next(iter(item.values())) if isinstance(item, dict) and item else {}
+        status = int(result.get("status", 0))
+        if 200 <= status < 300:
+            outcome.ok += 1
+            continue
+        error = result.get("error") or {}
+        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}" if isinstance(error, dict) else str(error)
+        if status == 429 or status >= 500 or status == 0:
+            outcome.retry.append(position)
+            outcome.retry_reason = f"HTTP {status} {reason}"
+            outcome.throttled += status == 429
+        else:
+            outcome.dead.append((position, f"HTTP {status} {reason}"))
+    return outcome
+
+
+def backoff_s(attempt: int, cap_s: float, rng: random.Random | None = None) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    ceiling = min(cap_s, BASE_BACKOFF_S * (2 ** min(attempt, 30)))
+    return (rng or random).uniform(ceiling / 4, ceiling)
+
+
+def chunks(sizes: Sequence[int], positions: Sequence[int], limit: int) -> list[list[int]]:
+    """Cut `positions` into runs whose sizes add up to at most `limit` (one item always fits)."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for position in positions:
+        size = sizes[position]
+        if current and total + size > limit:
+            out.append(current)
+            current, total = [], 0
+        current.append(position)
+        total += size
+    if current:
+        out.append(current)
+    return out
+
+
+class EsSink:
+    """A pipeline sink that indexes into Elasticsearch or OpenSearch (see the module docstring)."""
+
+    name = "elasticsearch"
+
+    def __init__(
+        self,
+        config: EsConfig,
+        *,
+        dead_letters: Callable[[Batch], None],
+        connect_client: Callable[[EsConfig], EngineClient] = connect,
+    ) -> None:
+        self.config = config
+        self._dead_letters = dead_letters
+        self._connect = connect_client
+        self._client: EngineClient | None = None
+        self._buffer: list[tuple[_Origin, Encoded]] = []
+        self._bytes = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="logpipe-es")
+        self.totals = EsFlushStats()
+        self.throttled = 0  # items answered 429 over the sink's life
+
+    # -------------------------------------------------------------------------------- send
+
+    def send(self, batch: Batch) -> None:
+        encoded = encode(batch.records, self.config)
+        if not encoded.lines:
+            return
+        origin = _Origin(batch.source_id, batch.path, batch.start, batch.end, batch.read_time_us)
+        with self._lock:
+            self._buffer.append((origin, encoded))
+            self._bytes += encoded.nbytes
+
+    def buffered_bytes(self) -> int:
+        return self._bytes + self._in_flight
+
+    # ------------------------------------------------------------------------------- flush
+
+    def flush(self) -> FlushResult:
+        """Index everything sent so far; returns when each item is indexed or dead-lettered."""
+        with self._lock:
+            buffered, self._buffer = self._buffer, []
+            self._in_flight, self._bytes = self._bytes, 0
+        stats = EsFlushStats()
+        try:
+            if buffered:
+                self._index(buffered, stats)
+        finally:
+            self._in_flight = 0
+        for name in ("indexed", "retried", "dead_lettered", "requests"):
+            setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
+        return FlushResult(records=stats.indexed, dead_letters=stats.dead_lettered)
+
+    def _index(self, buffered: list[tuple[_Origin, Encoded]], stats: EsFlushStats) -> None:
+        origins = [origin for origin, _ in buffered]
+        items = [
+            _Item(line, offset, n)
+            for n, (_, encoded) in enumerate(buffered)
+            for line, offset in zip(encoded.lines, encoded.offsets, strict=True)
+        ]
+        sizes = [len(item.line) for item in items]
+        pending = list(range(len(items)))
+        deadline = time.monotonic() + self.config.retry_for_s
+        attempt = 0
+        last_reason = ""
+        while pending:
+            retry: list[int] = []
+            dead: list[tuple[int, str]] = []
+            try:
+                client = self._ready()
+                groups = chunks(sizes, pending, self.config.chunk_bytes)
+                outcomes = self._pool.map(self._send, [client] * len(groups), [items] * len(groups), groups)
+                for group, outcome in zip(groups, outcomes, strict=True):
+                    stats.requests += 1
+                    stats.indexed += outcome.ok
+                    retry.extend(group[p] for p in outcome.retry)
+                    dead.extend((group[p], reason) for p, reason in outcome.dead)
+                    self.throttled += outcome.throttled
+                    if outcome.retry:
+                        last_reason = outcome.retry_reason
+            except EngineUnavailable as exc:
+                retry, last_reason = list(pending), str(exc)
+                self._drop_client_if_down(exc)
+            if dead:
+                self._dead_letter(items, origins, dead)
+                stats.dead_lettered += len(dead)
+            if not retry:
+                return
+            stats.retried += len(retry)
+            wait = backoff_s(attempt, self.config.max_backoff_s)
+            if time.monotonic() + wait > deadline:
+                raise TransientError(
+                    f"{self.config.display_url}: {len(retry):,} records not indexed after "
+                    f"{self.config.retry_for_s:g}s of retries (last: {self.config.mask(last_reason)})"
+                )
+            log.warning("engine %s: retrying %d items in %.1fs (%s)", self.config.display_url, len(retry), wait,
+                        self.config.mask(last_reason))  # fmt: skip
+            time.sleep(wait)
+            attempt += 1
+            pending = retry
+
+    def _send(self, client: EngineClient, items: list[_Item], group: list[int]) -> Outcome:
+        body = "".join(items[p].line for p in group).encode()
+        try:
+            response = client.bulk(body)
+        except EngineUnavailable as exc:
+            if exc.status is None:
+                raise  # no answer at all: the whole flush waits and reconnects
+            throttled = len(group) if exc.status == 429 else 0
+            return Outcome(retry=list(range(len(group))), retry_reason=str(exc), throttled=throttled)
+        return sort_items(response, len(group))
+
+    def _drop_client_if_down(self, exc: EngineUnavailable) -> None:
+        """No answer at all: reconnect (and probe again) next time; the engine may have changed."""
+        if exc.status is None and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _ready(self) -> EngineClient:
+        """A client for the engine, with the index template in place (once per connection)."""
+        if self._client is None:
+            client = self._connect(self.config)
+            client.request("PUT", f"/_index_template/{self.config.template_name}", template_body(self.config))
+            log.info("engine %s is %s", self.config.display_url, client.info.describe())
+            self._client = client
+        return self._client
+
+    def _dead_letter(self, items: list[_Item], origins: list[_Origin], dead: list[tuple[int, str]]) -> None:
+        """Hand items the engine can never take to the dead-letter store, one batch per origin."""
+        from logpipe.parse.framing import Reject
+        from logpipe.schema import record_schema
+
+        by_origin: dict[int, list[Reject]] = {}
+        for position, reason in dead:
+            item = items[position]
+            detail = self.config.mask(f"{index_of(item.line)}: {reason}")
+            by_origin.setdefault(item.origin, []).append(
+                Reject(item.offset, DEAD_LETTER_REASON, detail, document_of(item.line).encode())
+            )
+        empty = record_schema().empty_table()
+        for n, rejects in by_origin.items():
+            o = origins[n]
+            self._dead_letters(Batch(o.source_id, o.path, o.start, o.end, empty, tuple(rejects), o.read_time_us))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
