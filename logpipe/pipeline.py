@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from logpipe.checkpoints import CheckpointStore
+from logpipe.failpoints import pause
 from logpipe.parse.profiles import PROFILES, FieldOverrides, Profile
 from logpipe.sinks.base import Batch, Sink
 from logpipe.sources.batch import RawBatch
@@ -193,6 +194,7 @@ class Pipeline:
             result = sink.flush()
             self.stats.parts_written += result.parts
             self.stats.duplicates_dropped = max(self.stats.duplicates_dropped, result.duplicates_dropped)
+        pause("before-commit")
         for source_id, (end, path, dev, ino) in pending.items():
             self.checkpoints.advance(source_id, end, path, dev, ino)
         if pending:

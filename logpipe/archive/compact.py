@@ -19,7 +19,7 @@ from typing import Final
 
 import orjson
 
-from logpipe.archive.layout import STATE_DIR, TMP_PREFIX, Partition, parse_day_dir, part_files
+from logpipe.archive.layout import STATE_DIR, Partition, parse_day_dir, part_files, temp_path
 from logpipe.archive.writer import merge_ranges, part_name, read_ranges, write_part
 from logpipe.checkpoints import write_atomic
 
@@ -54,7 +54,7 @@ def recover(archive: Path) -> None:
                 (archive / old).unlink()
     else:
         with contextlib.suppress(FileNotFoundError):
-            (new.parent / f"{TMP_PREFIX}{new.name}").unlink()
+            temp_path(new).unlink()
     journal.unlink()
 
 

@@ -8,7 +8,8 @@
       .lock                                                           held by the one writer
 
 Partitions are hive-style so DuckDB and polars prune by `day` and `level` without opening files.
-`day` is the UTC date of `ts`. Temporary files start with `.tmp-` and are never read.
+`day` is the UTC date of `ts`. A part is written as `.tmp-<name>.partial` and renamed: the
+temporary name matches no reader's glob, and a writer that starts removes any left by a crash.
 """
 
 from __future__ import annotations
@@ -42,6 +43,26 @@ class Partition:
     def relpath(self) -> Path:
         path = Path(self.table) / f"day={self.day.isoformat()}"
         return path / f"level={self.level}" if self.level is not None else path
+
+
+TMP_SUFFIX: Final = ".partial"
+
+
+def temp_path(final: Path) -> Path:
+    """Where a part is written before it is renamed to `final` (never matched by `*.parquet`)."""
+    return final.with_name(f"{TMP_PREFIX}{final.name}{TMP_SUFFIX}")
+
+
+def remove_temp_files(archive: Path) -> int:
+    """Delete temporary parts a crashed writer left behind. Call only while holding the lock."""
+    removed = 0
+    for table in (LOGS_DIR, DEAD_LETTERS_DIR):
+        root = archive / table
+        if root.is_dir():
+            for p in root.rglob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
+                p.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def logs_glob(archive: Path) -> str:

@@ -1,6 +1,6 @@
 """Atomic Parquet parts that remember which source bytes they hold.
 
-A part is written to `.tmp-<name>` in its partition folder, fsynced, renamed into place and the
+A part is written to a temporary name in its partition folder, fsynced, renamed into place and the
 folder fsynced: readers see a whole file or none. Its footer metadata `logpipe.ranges` maps each
 source id to the byte ranges [start, end) whose records (those of this partition) it holds; that
 is how a restart after a crash recognises data it already wrote (see ledger.py).
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from logpipe.archive.layout import PART_SUFFIX, RANGES_METADATA_KEY, TMP_PREFIX, Partition
+from logpipe.archive.layout import PART_SUFFIX, RANGES_METADATA_KEY, Partition, temp_path
 from logpipe.checkpoints import fsync_dir
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def write_part(archive: Path, partition: Partition, table: pa.Table, ranges: Ran
     folder = archive / partition.relpath()
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / (name or part_name())
-    tmp = folder / f"{TMP_PREFIX}{final.name}"
+    tmp = temp_path(final)
     meta = dict(table.schema.metadata or {})
     meta[RANGES_METADATA_KEY] = encode_ranges(ranges)
     pq.write_table(

@@ -20,6 +20,7 @@ def compact(
 ) -> None:
     """Merge small parts of each partition into one (the agent also does this by itself)."""
     from logpipe.archive import compact as compaction
+    from logpipe.archive.layout import remove_temp_files
     from logpipe.errors import ArchiveError
     from logpipe.sinks.archive import ArchiveLock
 
@@ -27,6 +28,7 @@ def compact(
         raise ArchiveError(f"no archive at {archive}")
     lock = ArchiveLock(archive)
     try:
+        remove_temp_files(archive)
         result = compaction.compact(archive, max(min_files, 2))
     finally:
         lock.release()

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from logpipe.archive import compact as compaction
-from logpipe.archive.layout import LOCK_FILE, Partition
+from logpipe.archive.layout import LOCK_FILE, Partition, remove_temp_files
 from logpipe.archive.ledger import Ledger
 from logpipe.archive.writer import write_part
 from logpipe.errors import ArchiveError
+from logpipe.failpoints import pause
 from logpipe.sinks.base import Batch, FlushResult
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class ArchiveSink:
     ) -> None:
         self.archive = archive
         self._lock = ArchiveLock(archive)
+        remove_temp_files(archive)
         compaction.recover(archive)
         self._ledger = Ledger.load(archive, checkpoints)
         self._compact_min_files = compact_min_files
@@ -144,6 +146,7 @@ class ArchiveSink:
                 part = table.filter(mask).drop_columns(["__day"])
                 partition = Partition("logs", day, level)
                 write_part(self.archive, partition, part, ranges)
+                pause("between-parts")
                 touched.add(self.archive / partition.relpath())
                 parts += 1
                 records += part.num_rows

@@ -113,6 +113,22 @@ class TrackedFile:
         self.carry = data[cut:]
         return RawBatch(self.source_id, self.path, start, start + cut, data[:cut], now_us, self.format_name)
 
+    def replaced(self) -> bool:
+        """Was the file truncated or rewritten under us? (It no longer starts with our first line.)
+
+        Checked on the open descriptor before and after each read, so bytes of a new file written
+        into a truncated one are never taken for the rest of the old one.
+        """
+        fd = self.fh.fileno()  # type: ignore[attr-defined]
+        try:
+            if os.fstat(fd).st_size < self.read_pos:
+                return True
+            head = os.pread(fd, FINGERPRINT_BYTES, 0)
+        except OSError:
+            return False
+        now = fingerprint_bytes(head)
+        return now is not None and now != self.source_id
+
     def _cut(self, data: bytes) -> int:
         """Length of the prefix of `data` that ends a line (and a wrapper group, if any)."""
         end = data.rfind(b"\n") + 1
@@ -219,7 +235,9 @@ class FileWatcher:
             known = by_inode.get((item.dev, item.ino))
             if known is not None:
                 known.path, known.rotated = item.path, False
-                if item.size < known.read_pos:
+                # Truncated, or truncated and already written past our position again: either
+                # way the file no longer starts with the line it had.
+                if known.replaced():
                     self._truncated(known)
                 continue
             self._open_new(item.path, item.dev, item.ino, item.size)
@@ -286,11 +304,20 @@ class FileWatcher:
         """Up to about `budget` bytes of new complete lines, across files, fairly."""
         spent = 0
         for tracked in list(self.tracked.values()):
+            if tracked.replaced():
+                self._truncated(tracked)
+                continue
             while spent < budget:
                 # A rotated file may still get the rest of a line from a writer that has not
                 # reopened yet, so its unterminated tail is taken only once it has gone quiet.
                 quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
+                state = (tracked.read_pos, tracked.carry, tracked.skipping)
                 batch = tracked.read_batch(at_eof_flush=self.once or quiet)
+                if batch is not None and tracked.replaced():
+                    # Truncated while we read: what we read may belong to the new file. Undo.
+                    tracked.read_pos, tracked.carry, tracked.skipping = state
+                    self._truncated(tracked)
+                    break
                 if batch is None:
                     break
                 spent += batch.size

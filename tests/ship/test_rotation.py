@@ -1,0 +1,189 @@
+"""Follow mode as an agent lives it: real processes, signals, rotation, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from shiphelp import LOGPIPE, archived_seqs, record, write_records
+
+
+def start_agent(
+    archive: Path, *patterns: str, flush: str = "0.2", failpoints: str = ""
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*LOGPIPE, "ship", *patterns, "--archive", str(archive), "--flush-interval", flush, "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LOGPIPE_FAILPOINTS": failpoints},
+    )
+
+
+def wait_for(
+    archive: Path, count: int, timeout: float = 90, agent: subprocess.Popen[bytes] | None = None
+) -> list[int]:
+    """Poll the archive until it holds `count` records (or time runs out); return the seqs."""
+    deadline = time.monotonic() + timeout
+    seqs: list[int] = []
+    while time.monotonic() < deadline:
+        if agent is not None and agent.poll() is not None:
+            err = agent.stderr.read().decode() if agent.stderr else ""
+            raise AssertionError(f"agent exited with {agent.returncode}: {err}")
+        seqs = archived_seqs(archive)
+        if len(seqs) >= count:
+            return seqs
+        time.sleep(0.2)
+    return seqs
+
+
+def stop(agent: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    agent.send_signal(sig)
+    return agent.wait(timeout=timeout)
+
+
+class TestLifecycle:
+    @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+    def test_signal_commits_and_exits_zero(self, tmp_path: Path, sig: int) -> None:
+        """SIGTERM/SIGINT: the agent delivers what it read, commits, and exits 0."""
+        log, archive = tmp_path / "app.log", tmp_path / "a"
+        write_records(log, (record(i) for i in range(1000)))
+        agent = start_agent(archive, str(log))
+        try:
+            assert len(wait_for(archive, 1000, agent=agent)) == 1000
+            write_records(log, (record(i) for i in range(1000, 1500)))
+            wait_for(archive, 1500, agent=agent)
+        finally:
+            code = stop(agent, sig)
+        assert code == 0, agent.stderr.read().decode() if agent.stderr else ""
+        assert archived_seqs(archive) == list(range(1500))
+        checkpoints = orjson.loads((archive / "state" / "checkpoints.json").read_bytes())
+        (entry,) = checkpoints["sources"].values()
+        assert entry["offset"] == log.stat().st_size
+
+    def test_new_files_are_discovered(self, tmp_path: Path) -> None:
+        """Files that appear under the glob while the agent runs are picked up."""
+        archive = tmp_path / "a"
+        agent = start_agent(archive, str(tmp_path / "*.log"))
+        try:
+            for k in range(3):
+                write_records(tmp_path / f"s{k}.log", (record(k * 100 + i) for i in range(100)))
+                time.sleep(0.3)
+            seqs = wait_for(archive, 300, agent=agent)
+        finally:
+            stop(agent)
+        assert seqs == list(range(300))
+
+
+class TestRotation:
+    def test_rename_while_running(self, tmp_path: Path) -> None:
+        """app.log -> app.log.1 while tailing: the old file is read to its end, the new one from 0."""
+        log, archive = tmp_path / "app.log", tmp_path / "a"
+        write_records(log, (record(i) for i in range(500)))
+        agent = start_agent(archive, str(log))
+        try:
+            wait_for(archive, 500, agent=agent)
+            os.rename(log, tmp_path / "app.log.1")
+            # The application has not reopened yet: it still writes to the renamed file.
+            write_records(tmp_path / "app.log.1", (record(i) for i in range(500, 600)))
+            write_records(log, (record(i) for i in range(600, 800)))
+            seqs = wait_for(archive, 800, agent=agent)
+        finally:
+            assert stop(agent) == 0
+        assert seqs == list(range(800))
+
+    def test_copytruncate_while_running(self, tmp_path: Path) -> None:
+        """copy-truncate: lines not yet read when the file is truncated come from the copy."""
+        log, archive = tmp_path / "app.log", tmp_path / "a"
+        write_records(log, (record(i) for i in range(400)))
+        agent = start_agent(archive, str(log), flush="5")
+        try:
+            wait_for(archive, 1, agent=agent)
+            write_records(log, (record(i) for i in range(400, 700)))
+            shutil.copyfile(log, tmp_path / "app.log.1")
+            with open(log, "r+b") as fh:
+                fh.truncate(0)
+            write_records(log, (record(i) for i in range(700, 750)))
+            # Written past the old position: the agent must notice by content, not by size.
+            write_records(log, (record(i, message="x" * 400) for i in range(750, 1500)))
+            seqs = wait_for(archive, 1500, agent=agent)
+        finally:
+            assert stop(agent) == 0
+        assert seqs == list(range(1500))
+
+    def test_rename_while_stopped(self, tmp_path: Path) -> None:
+        """Rotated while the agent was down: the unread tail is found in app.log.1 at start-up."""
+        log, archive = tmp_path / "app.log", str(tmp_path / "a")
+        write_records(log, (record(i) for i in range(300)))
+        assert subprocess.run([*LOGPIPE, "ship", "--once", str(log), "--archive", archive]).returncode == 0
+        write_records(log, (record(i) for i in range(300, 400)))
+        os.rename(log, tmp_path / "app.log.1")
+        write_records(log, (record(i) for i in range(400, 450)))
+        res = subprocess.run([*LOGPIPE, "ship", "--once", str(log), "--archive", archive])
+        assert res.returncode == 0
+        assert archived_seqs(tmp_path / "a") == list(range(450))
+
+
+WRITER = r"""
+import json, os, sys, time
+folder, total, rotate_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+log = os.path.join(folder, "app.log")
+generation = 0
+out = open(log, "a")
+for seq in range(total):
+    out.write(json.dumps({"timestamp": "2026-11-27T10:00:00+00:00", "level": ("INFO", "WARNING", "ERROR")[seq % 3],
+                          "message": f"event seq={seq}", "seq": seq, "request_id": f"r{seq // 5}"}) + "\n")
+    if seq % 200 == 0:
+        out.flush()
+        time.sleep(0.01)
+    if seq and seq % rotate_every == 0:
+        out.close()
+        generation += 1
+        os.rename(log, f"{log}.{generation}")  # keep every generation: nothing may be deleted unread
+        out = open(log, "a")
+out.close()
+"""
+
+
+@pytest.mark.parametrize(
+    "failpoints",
+    [
+        "",  # kills land wherever they land
+        # Widen the windows that matter, so that kills land after parts are durable but before
+        # the checkpoint moves, and between the parts of one flush (several levels a flush).
+        "before-commit=0.15,between-parts=0.05",
+    ],
+)
+def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path, failpoints: str) -> None:
+    """kill -9 at random moments while another process appends and rotates: exactly once."""
+    rng = random.Random(int(os.environ.get("LOGPIPE_TEST_SEED", "20261127")))
+    archive = tmp_path / "a"
+    total = 60_000
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(total), "7000"])
+    kills = 0
+    try:
+        while writer.poll() is None or kills < 6:
+            flush = str(rng.choice([0.05, 0.2, 1.0]))
+            agent = start_agent(archive, str(tmp_path / "app.log*"), flush=flush, failpoints=failpoints)
+            time.sleep(rng.uniform(0.4, 2.5))
+            agent.kill()  # SIGKILL: no flush, no commit, no cleanup
+            agent.wait()
+            kills += 1
+    finally:
+        writer.wait()
+    res = subprocess.run([*LOGPIPE, "ship", "--once", str(tmp_path / "app.log*"), "--archive", str(archive)],
+                         capture_output=True)  # fmt: skip
+    assert res.returncode == 0, res.stderr.decode()
+    seqs = archived_seqs(archive)
+    assert kills >= 6
+    assert len(seqs) == len(set(seqs)), f"{len(seqs) - len(set(seqs))} duplicates"
+    assert seqs == list(range(total))
+    assert json.loads((archive / "state" / "checkpoints.json").read_text())["version"] == 1
