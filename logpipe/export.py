@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.errors import UsageError
 from logpipe.schema import COLUMN_NAMES, LEVELS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EXPORT_SCHEMA_VERSION: Final = 1
 METADATA_KEY: Final = b"logpipe.export"
@@ -72,16 +75,18 @@ def export(
     until: str | datetime = "now",
     levels: Sequence[str] = (),
     now: datetime | None = None,
+    es: str | None = None,
 ) -> ExportResult:
     """Write the records in [since, until) (of `levels`, default all) to `out`.
 
-    With no matching records nothing is written and `rows` is 0; the caller decides whether
-    that is an error (the CLI says so and exits non-zero).
+    With `es` (an engine URL, as for `ship --to`) the records come from Elasticsearch/OpenSearch
+    instead of the archive, in the same schema and order. With no matching records nothing is
+    written and `rows` is 0; the caller decides whether that is an error (the CLI says so and
+    exits non-zero).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from logpipe.query.engine import connect
     from logpipe.query.timeexpr import as_utc, parse_time, utc_now
     from logpipe.schema import record_schema
 
@@ -99,16 +104,17 @@ def export(
     meta = {"schema_version": EXPORT_SCHEMA_VERSION, "since": start.isoformat(),
             "until": end.isoformat(), "levels": list(wanted)}
     schema = schema.with_metadata({METADATA_KEY: json.dumps(meta).encode()})
-    columns = ", ".join(f'"{c}"' for c in COLUMN_NAMES)
-    con = connect(Path(archive))
+    if es is not None:
+        from logpipe.query.es_export import engine_batches
+
+        batches = engine_batches(es, start, end, wanted, BATCH_ROWS)
+    else:
+        batches = _archive_batches(Path(archive), start, end, wanted)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     rows = 0
     try:
-        rel = con.sql(_SQL.format(columns=columns),
-                      params={"since": start, "until": end, "levels": list(wanted)})
-        reader = rel.to_arrow_reader(BATCH_ROWS)
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in reader:
+            for batch in batches:
                 table = pa.Table.from_batches([batch]).cast(schema)
                 writer.write_table(table)
                 rows += table.num_rows
@@ -117,6 +123,21 @@ def export(
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
     finally:
-        con.close()
+        batches.close()
         tmp.unlink(missing_ok=True)
     return ExportResult(path, rows, start, end, wanted)
+
+
+def _archive_batches(
+    archive: Path, start: datetime, end: datetime, wanted: Sequence[str]
+) -> Generator[pa.RecordBatch, None, None]:
+    """The window's records from the archive, sorted by ts then event_id, in Arrow batches."""
+    from logpipe.query.engine import connect
+
+    columns = ", ".join(f'"{c}"' for c in COLUMN_NAMES)
+    con = connect(archive)
+    try:
+        rel = con.sql(_SQL.format(columns=columns), params={"since": start, "until": end, "levels": list(wanted)})
+        yield from rel.to_arrow_reader(BATCH_ROWS)
+    finally:
+        con.close()

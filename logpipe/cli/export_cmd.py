@@ -22,12 +22,21 @@ def export_cmd(
         Path, typer.Option("--out", help="Parquet file to write (a folder gets logpipe-export.parquet).")
     ] = Path("logpipe-export.parquet"),
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
+    backend: Annotated[
+        str, typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (default) or es (Elasticsearch/OpenSearch).")
+    ] = "archive",
+    es: Annotated[
+        str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT.")
+    ] = None,
 ) -> None:
     """Write the records of a window to one Parquet file that polars, DuckDB and pandas open."""
     from logpipe.cli.query_cmd import NoRecordsError
     from logpipe.export import export
+    from logpipe.query.backend import Source
 
-    result = export(archive, out, since=since, until=until, levels=level or ())
+    source = Source(backend, archive, es).check()
+    engine = source.es if source.backend == "es" else None
+    result = export(archive, out, since=since, until=until, levels=level or (), es=engine)
     if not result.rows:
         levels = f" at level {', '.join(result.levels)}" if result.levels else ""
         raise NoRecordsError(

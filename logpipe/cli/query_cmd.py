@@ -21,7 +21,7 @@ from logpipe.cli.app import app
 from logpipe.errors import TerminalError
 
 if TYPE_CHECKING:
-    from logpipe.query.catalog import Query
+    from logpipe.query.backend import Source
 
 HIDDEN_COLUMNS_IN_TABLE = {"journey": ("user_id",)}
 
@@ -71,6 +71,20 @@ QueriesOpt = Annotated[
     ),
 ]
 ServiceOpt = Annotated[str | None, typer.Option("--service", help="Only records of this service.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (DuckDB over the Parquet archive) or es (Elasticsearch/OpenSearch)."),
+]
+EsOpt = Annotated[
+    str | None,
+    typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables)."),
+]
+
+
+def _source(backend: str, archive: Path, es: str | None, queries: Path | None) -> Source:
+    from logpipe.query.backend import Source
+
+    return Source(backend, archive, es, queries).check()
 
 
 @query_app.command("errors")
@@ -81,24 +95,24 @@ def errors_cmd(
     fmt: FormatOpt = "table",
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
     queries: QueriesOpt = None,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
 ) -> None:
     """ERROR and CRITICAL records grouped by message key, with a histogram over the window."""
-    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.backend import fetch
     from logpipe.query.render import check_format
 
     check_format(fmt)
-    query, values = prepare("errors", _given(since=since, until=until, service=service), queries=queries)
-    con = connect(archive)
-    columns, rows = fetch_rows(con, query, values)
+    source = _source(backend, archive, es, queries)
+    answer = fetch(source, "errors", _given(since=since, until=until, service=service))
+    query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
         raise NoRecordsError(f"no ERROR or CRITICAL records {_window(values)}")
     if fmt != "table":
         _write(fmt, columns, rows)
         return
-    timeline, timeline_values = prepare(
-        "error_timeline", _given(since=values["since"], until=values["until"], service=service), queries=queries
-    )
-    _, buckets = fetch_rows(con, timeline, timeline_values)
+    timeline = fetch(source, "error_timeline", _given(since=values["since"], until=values["until"], service=service))
+    buckets = timeline.rows
     _print_chart([int(b[2]) for b in buckets], values)
     _print_table(query, columns, rows, title=f"errors {_window(values)}")
 
@@ -113,16 +127,19 @@ def journey_cmd(
     fmt: FormatOpt = "table",
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
     queries: QueriesOpt = None,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
 ) -> None:
     """One user's (session's, request's) records in time order, grouped by session and request."""
     from logpipe.query import subject_of
-    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.backend import fetch
     from logpipe.query.render import check_format
 
     check_format(fmt)
     subject = subject_of(user=user, session=session, request=request)
-    query, values = prepare("journey", {**subject, **_given(since=since, until=until)}, queries=queries)
-    columns, rows = fetch_rows(connect(archive), query, values)
+    source = _source(backend, archive, es, queries)
+    answer = fetch(source, "journey", {**subject, **_given(since=since, until=until)})
+    query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     (kind, who), = subject.items()
     if not rows:
         raise NoRecordsError(f"no records for {kind} {who!r} {_window(values)}")
@@ -149,15 +166,17 @@ def slow_cmd(
     fmt: FormatOpt = "table",
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
     queries: QueriesOpt = None,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
 ) -> None:
     """Latency percentiles per endpoint template (or service) whose p95 passes a threshold."""
-    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.backend import fetch
     from logpipe.query.render import check_format
 
     check_format(fmt)
     given = _given(since=since, until=until, threshold=threshold, by=by, service=service)
-    query, values = prepare("slow", given, queries=queries)
-    columns, rows = fetch_rows(connect(archive), query, values)
+    answer = fetch(_source(backend, archive, es, queries), "slow", given)
+    query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
         raise NoRecordsError(
             f"no {values['by']} has p95 above {values['threshold']:g} ms {_window(values)}"
@@ -206,16 +225,18 @@ def run_cmd(
     fmt: FormatOpt = "table",
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
     queries: QueriesOpt = None,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
 ) -> None:
     """Run any catalog query: `logpipe query NAME --param k=v ...`."""
-    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.backend import fetch
     from logpipe.query.render import check_format
 
     check_format(fmt)
     given: dict[str, object] = dict(parse_params(param or []))
     given.update(_given(since=since, until=until))
-    query, values = prepare(name, given, queries=queries)
-    columns, rows = fetch_rows(connect(archive), query, values)
+    answer = fetch(_source(backend, archive, es, queries), name, given)
+    query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
         raise NoRecordsError(f"query {name!r} returned no rows {_window(values)}".rstrip())
     if fmt != "table":
@@ -263,10 +284,10 @@ def _print_chart(counts: list[int], values: Mapping[str, object]) -> None:
     sys.stdout.write("\n".join(chart(counts, since, until)) + "\n\n")
 
 
-def _print_table(query: Query, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> None:
+def _print_table(query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> None:
     from logpipe.query.render import percent, print_table
 
-    hidden = HIDDEN_COLUMNS_IN_TABLE.get(query.name, ())
+    hidden = HIDDEN_COLUMNS_IN_TABLE.get(query, ())
     keep = [i for i, c in enumerate(columns) if c not in hidden]
     print_table(
         [columns[i] for i in keep],

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from logpipe.sinks.elasticsearch.config import check_index_pattern
+from logpipe.engine.config import check_index_pattern
 
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
-    from logpipe.sinks.elasticsearch.config import EsConfig
+    from logpipe.engine.config import EsConfig
 
 TS_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.6fZ"
 UNKNOWN: Final = "unknown"

@@ -27,13 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect
 from logpipe.errors import TransientError
 from logpipe.sinks.base import Batch, FlushResult
-from logpipe.sinks.elasticsearch.adapter import EngineClient, EngineUnavailable, connect
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
 
 if TYPE_CHECKING:
-    from logpipe.sinks.elasticsearch.config import EsConfig
+    from logpipe.engine.config import EsConfig
 
 log = logging.getLogger("logpipe.sinks.elasticsearch")
 

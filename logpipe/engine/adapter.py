@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
+from logpipe.engine.health import ELASTICSEARCH, EngineInfo, auth_headers, probe
 from logpipe.errors import MissingDependencyError, TerminalError, TransientError
-from logpipe.sinks.elasticsearch.health import ELASTICSEARCH, EngineInfo, auth_headers, probe
 
 if TYPE_CHECKING:
-    from logpipe.sinks.elasticsearch.config import EsConfig
+    from logpipe.engine.config import EsConfig
 
 BULK_FILTER: Final = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _JSON: Final = {"accept": "application/json", "content-type": "application/json"}

@@ -19,7 +19,7 @@ from logpipe.errors import TerminalError, TransientError
 if TYPE_CHECKING:
     import urllib3
 
-    from logpipe.sinks.elasticsearch.config import EsConfig
+    from logpipe.engine.config import EsConfig
 
 OPENSEARCH: Final = "opensearch"
 ELASTICSEARCH: Final = "elasticsearch"
