@@ -44,7 +44,7 @@ class DeadLettersOnly:
 
 def build_sinks(archive: ArchiveSink, targets: Sequence[str], *, archive_records: bool = True) -> list[Sink]:
     """Engine sinks for `targets`, then the archive (whole, or dead letters only)."""
-    from logpipe.sinks.elasticsearch.config import parse_target
+    from logpipe.engine.config import parse_target
     from logpipe.sinks.elasticsearch.sink import EsSink
 
     if not archive_records and not targets:
