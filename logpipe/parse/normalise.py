@@ -11,7 +11,8 @@ brackets), Python's strict `json` module agrees and its nesting is within MAX_DE
 lines are rare, so the strict check costs nothing on ordinary input.
 
 Duplicate keys: the first occurrence of a key is the one read into a canonical field (yyjson's
-rule); every later occurrence stays in `attrs` as written.
+rule) and every occurrence of that key leaves `attrs`; duplicates of other keys stay in `attrs`
+as written. (JSON leaves duplicates undefined; readers disagree, so logpipe keeps one value.)
 """
 
 from __future__ import annotations
@@ -286,14 +287,16 @@ class NormaliseStatement:
     sql: str
     params: dict[str, Any]
     root: Path
-    consumed: frozenset[str]
+    alias_groups: tuple[tuple[str, ...], ...]
+    always_consumed: tuple[str, ...]
 
     def drop_patch(self, lines: pa.Array, sample_size: int = 256) -> str:
-        """The JSON merge patch that removes consumed keys, limited to keys this batch uses.
+        """The JSON merge patch that removes the keys canonical fields were read from.
 
-        A merge patch costs time per key on every row, and profiles list many aliases of which
-        a file uses few. Keys are learnt from an even sample of the batch; a consumed key that the
-        sample missed simply stays in `attrs` as well (duplicated, never lost).
+        Per field, the first alias present in an even sample of the batch is removed (a merge
+        patch costs time per key on every row, and profiles list many aliases of which a file
+        uses few). A record whose value came from another alias keeps that key in `attrs` too:
+        duplicated, never lost. Removing a key removes all its duplicate occurrences.
         """
         n = len(lines)
         step = max(1, n // sample_size)
@@ -307,7 +310,12 @@ class NormaliseStatement:
                 obj = obj.get(key) if isinstance(obj, dict) else None
             if isinstance(obj, dict):
                 present.update(obj)
-        return json.dumps({k: None for k in sorted(self.consumed & present)})
+        consumed = set(self.always_consumed)
+        for group in self.alias_groups:
+            first = next((key for key in group if key in present), None)
+            if first is not None:
+                consumed.add(first)
+        return json.dumps({k: None for k in sorted(consumed)})
 
 
 def build_statement(profile: Profile, labels: Mapping[str, str]) -> NormaliseStatement:
@@ -440,7 +448,8 @@ FROM t LEFT JOIN request_ctx ctx ON t.request_id = ctx.request_id
         sql=sql,
         params=params,
         root=profile.root,
-        consumed=frozenset(profile.consumed_keys()),
+        alias_groups=profile.alias_groups(),
+        always_consumed=profile.always_consumed(),
     )
 
 

@@ -47,22 +47,32 @@ class Profile:
     wrapper: str | None = None  # docker | cri: the line is an envelope around the real record
     description: str = ""
 
-    def consumed_keys(self) -> tuple[str, ...]:
-        """Keys of the root object that become canonical fields and so leave `attrs`.
+    def alias_groups(self) -> tuple[tuple[str, ...], ...]:
+        """For each field read from top-level keys of the root, those keys in priority order.
 
-        Only paths of length one below the root are removed: removing a nested key could turn a
-        scalar into an object (JSON merge patch semantics), so nested sources stay in `attrs` whole.
+        Only the alias a record's value was taken from may leave `attrs` (the others are data the
+        field did not use). Fields with an expression combine several keys and consume none of
+        them; nested paths consume nothing either, because removing a nested key by merge patch
+        could turn a scalar into an object.
         """
         depth = len(self.root)
-        keys = {
-            spec_path[depth]
-            for spec in self.fields.values()
-            for spec_path in spec.paths
-            if len(spec_path) == depth + 1 and spec_path[:depth] == self.root
-        }
-        keys.update(self.drop)
-        keys.update(p[depth] for p in self.lift if len(p) == depth + 1)
-        return tuple(sorted(keys))
+        groups = []
+        for spec in self.fields.values():
+            if spec.expr is not None:
+                continue
+            keys = tuple(
+                dict.fromkeys(
+                    p[depth] for p in spec.paths if len(p) == depth + 1 and p[:depth] == self.root
+                )
+            )
+            if keys:
+                groups.append(keys)
+        return tuple(groups)
+
+    def always_consumed(self) -> tuple[str, ...]:
+        """Root keys that always leave `attrs`: renderings (`drop`) and lifted sub-objects."""
+        depth = len(self.root)
+        return tuple(sorted({*self.drop, *(p[depth] for p in self.lift if len(p) == depth + 1)}))
 
 
 def _f(*paths: str | Path, expr: str | None = None) -> FieldSpec:

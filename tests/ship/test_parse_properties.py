@@ -7,13 +7,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from parse_support import attrs, raw_batch, rows, transformer
+from parse_support import attrs, raw_batch, rows, run, transformer
 
 from logpipe.enrich.context import RequestContext
 from logpipe.parse.framing import frame
 from logpipe.parse.profiles import PYTHON_JSON
 
-CONSUMED = set(PYTHON_JSON.consumed_keys())
+CONSUMED = {k for group in PYTHON_JSON.alias_groups() for k in group} | set(PYTHON_JSON.always_consumed())
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 T = transformer()
 T_LABELS = transformer({"host": "h", "env": "prod"})
@@ -143,3 +143,16 @@ class TestFramingOffsets:
         got = list(zip(framed.offsets.to_pylist(), framed.lines.to_pylist(), strict=True))
         assert got == expected_ok
         assert [(r.offset, r.raw) for r in framed.rejects] == expected_bad
+
+
+class TestAliases:
+    """Two aliases of one field in a record: the one read leaves attrs, the other stays."""
+
+    @SETTINGS
+    @given(st.text(max_size=20), st.text(max_size=20))
+    def test_second_alias_is_kept(self, first: str, second: str) -> None:
+        """`message` and `msg` both present: message is the field, msg survives in attrs."""
+        line = json.dumps({"timestamp": "2026-11-20T10:00:00Z", "message": first, "msg": second})
+        row = rows(run(line.encode() + b"\n", t=T))[0]
+        assert row["message"] == first
+        assert json.loads(row["attrs"]).get("msg") == second
