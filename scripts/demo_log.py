@@ -90,7 +90,8 @@ def main() -> None:
             try:
                 raise RuntimeError(kind)
             except RuntimeError:
-                logger.error(message.format(rng.randint(1, 10_000)), exc_info=True, extra=ctx)
+                logger.error(message.format(rng.randint(1, 10_000)), exc_info=True,
+                             extra={**ctx, "method": method, "path": path})  # fmt: skip
             written += 1
         elif duration > base_ms * 3:
             logger.warning("slow downstream call: %.0f ms", duration, extra=ctx)

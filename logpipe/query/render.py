@@ -88,7 +88,7 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return "" if not math.isfinite(value) else f"{value:,.1f}"
     if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+        return f"{value:,}"
     return str(value)
 
 
