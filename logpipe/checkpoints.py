@@ -86,9 +86,10 @@ class CheckpointStore:
             return  # positions only move forward
         self._entries[source_id] = Checkpoint(offset, path, dev, ino, time.time())
 
-    def forget_older_than(self, seconds: float) -> None:
+    def forget_older_than(self, seconds: float, keep: set[str]) -> None:
+        """Drop positions of sources not seen for `seconds` (except `keep`), so the file stays small."""
         cutoff = time.time() - seconds
-        self._entries = {k: v for k, v in self._entries.items() if v.updated >= cutoff}
+        self._entries = {k: v for k, v in self._entries.items() if v.updated >= cutoff or k in keep}
 
     def commit(self) -> None:
         doc = {"version": VERSION, "sources": {k: asdict(v) for k, v in self._entries.items()}}

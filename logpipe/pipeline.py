@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from logpipe.checkpoints import CheckpointStore
+from logpipe.errors import UsageError
 from logpipe.failpoints import pause
 from logpipe.parse.profiles import PROFILES, FieldOverrides, Profile
 from logpipe.sinks.base import Batch, Sink
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from logpipe.parse.normalise import NormaliseStatement
 
 log = logging.getLogger("logpipe.pipeline")
+
+# A source untouched this long (and not open) is forgotten: its file is long rotated away.
+CHECKPOINT_RETENTION_S = 14 * 24 * 3600
 
 
 @dataclass
@@ -198,6 +202,7 @@ class Pipeline:
         for source_id, (end, path, dev, ino) in pending.items():
             self.checkpoints.advance(source_id, end, path, dev, ino)
         if pending:
+            self.checkpoints.forget_older_than(CHECKPOINT_RETENTION_S, keep=set(self.watcher.tracked))
             self.checkpoints.commit()
         self.stats.flushes += 1
 
@@ -231,6 +236,9 @@ class Pipeline:
     async def _loop(self) -> None:
         opts = self.options
         await asyncio.to_thread(self.watcher.discover)
+        if opts.once and not self.watcher.tracked and not self.watcher.matched_anything():
+            # An agent waits for files to appear; a one-off run over nothing is a typo.
+            raise UsageError(f"no file matches {', '.join(opts.patterns)}")
         last_discover = last_flush = time.monotonic()
         while not self._stop.is_set():
             got = await asyncio.to_thread(self._step)

@@ -223,6 +223,10 @@ class FileWatcher:
                     seen.setdefault((st.st_dev, st.st_ino), Discovered(path, st.st_dev, st.st_ino, st.st_size))
         return list(seen.values())
 
+    def matched_anything(self) -> bool:
+        """Did any pattern match a regular file (even one with nothing to read yet)?"""
+        return bool(self._glob())
+
     def discover(self) -> None:
         """Open new files, notice renames and truncations. Cheap enough to call every second."""
         found = self._glob()

@@ -183,6 +183,11 @@ class TestCliErrors:
         assert res.code == 2 and res.err.startswith("error:") and "Traceback" not in res.err
         assert not (tmp_path / "a").exists()
 
+    def test_once_over_no_file_is_an_error(self, tmp_path: Path, logpipe: Logpipe) -> None:
+        """`--once` with globs that match nothing says so in one line and exits 2."""
+        res = logpipe("ship", "--once", str(tmp_path / "nothing-*.log"), "--archive", str(tmp_path / "a"))
+        assert res.code == 2 and "no file matches" in res.err and "Traceback" not in res.err
+
     def test_sql_formats(self, tmp_path: Path, logpipe: Logpipe) -> None:
         """`logpipe sql` prints json and csv for scripts with the query's column names."""
         write_records(tmp_path / "app.log", (record(i, level="ERROR" if i % 2 else "INFO") for i in range(10)))
