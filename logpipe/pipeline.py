@@ -185,14 +185,15 @@ class Pipeline:
         """
         self._wait_flush()
         pending, self._pending = self._pending, {}
-        self._flushing = self._writer.submit(self._flush_and_commit, pending)
+        open_sources = set(self.watcher.tracked)  # snapshot: the watcher is not thread-safe
+        self._flushing = self._writer.submit(self._flush_and_commit, pending, open_sources)
 
     def _wait_flush(self) -> None:
         if self._flushing is not None:
             flushing, self._flushing = self._flushing, None
             flushing.result()  # a sink error surfaces here, before anything else is committed
 
-    def _flush_and_commit(self, pending: dict[str, tuple[int, str, int, int]]) -> None:
+    def _flush_and_commit(self, pending: dict[str, tuple[int, str, int, int]], open_sources: set[str]) -> None:
         """Make every sink durable, then move the checkpoints past what they now hold."""
         for sink in self.sinks:
             result = sink.flush()
@@ -202,7 +203,7 @@ class Pipeline:
         for source_id, (end, path, dev, ino) in pending.items():
             self.checkpoints.advance(source_id, end, path, dev, ino)
         if pending:
-            self.checkpoints.forget_older_than(CHECKPOINT_RETENTION_S, keep=set(self.watcher.tracked))
+            self.checkpoints.forget_older_than(CHECKPOINT_RETENTION_S, keep=open_sources)
             self.checkpoints.commit()
         self.stats.flushes += 1
 
