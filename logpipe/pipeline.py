@@ -153,6 +153,11 @@ class Pipeline:
 
     def stop(self) -> None:
         self._stop.set()
+        for sink in self.sinks:
+            # A sink stuck retrying an unreachable server gives up; its data stays unacknowledged.
+            interrupt = getattr(sink, "interrupt", None)
+            if interrupt is not None:
+                interrupt()
 
     def _buffered(self) -> int:
         return max((s.buffered_bytes() for s in self.sinks), default=0)

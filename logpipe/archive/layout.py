@@ -25,6 +25,7 @@ LOGS_DIR: Final = "logs"
 DEAD_LETTERS_DIR: Final = "dead_letters"
 STATE_DIR: Final = "state"
 LOCK_FILE: Final = ".lock"
+COMPACT_LOCK_FILE: Final = ".compact.lock"
 TMP_PREFIX: Final = ".tmp-"
 PART_SUFFIX: Final = ".parquet"
 RANGES_METADATA_KEY: Final = b"logpipe.ranges"
@@ -53,15 +54,27 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f"{TMP_PREFIX}{final.name}{TMP_SUFFIX}")
 
 
-def remove_temp_files(archive: Path) -> int:
-    """Delete temporary parts a crashed writer left behind. Call only while holding the lock."""
+def remove_temp_files(archive: Path, older_than_s: float | None = None) -> int:
+    """Delete temporary parts a crashed writer left behind.
+
+    With the exclusive lock every temporary part is stale; shared writers (`logpipe ingest`)
+    only remove those older than `older_than_s`, which no live writer can still be writing.
+    """
+    import time
+
+    cutoff = None if older_than_s is None else time.time() - older_than_s
     removed = 0
     for table in (LOGS_DIR, DEAD_LETTERS_DIR):
         root = archive / table
         if root.is_dir():
             for p in root.rglob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
-                p.unlink(missing_ok=True)
-                removed += 1
+                try:
+                    if cutoff is not None and p.stat().st_mtime >= cutoff:
+                        continue
+                    p.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    continue
     return removed
 
 

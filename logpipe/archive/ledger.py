@@ -12,6 +12,7 @@ reading time, so after a crash across midnight it could land in the next day: do
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,29 @@ class Ledger:
 
     @classmethod
     def load(cls, archive: Path, checkpoints: CheckpointStore) -> Ledger:
+        """Ranges of file sources written since shortly before the last checkpoint commit."""
+
+        def floor(source_id: str) -> int:
+            committed = checkpoints.get(source_id)
+            return committed.offset if committed is not None else 0
+
         ledger = cls()
-        since = checkpoints.mtime() - SCAN_SLACK_S
+        ledger.add_from(archive, floor, since=checkpoints.mtime() - SCAN_SLACK_S)
+        return ledger
+
+    def add_from(
+        self,
+        archive: Path,
+        floor: Callable[[str], int],
+        *,
+        since: float = 0.0,
+        sources: Collection[str] | None = None,
+    ) -> None:
+        """Read part footers (modified after `since`) and keep ranges past each source's floor.
+
+        `sources` limits the scan to some sources: a Kafka consumer calls this for the partitions
+        a rebalance just gave it, with their committed offsets as floors.
+        """
         found: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for path in part_files(archive):
             try:
@@ -47,11 +69,13 @@ class Ledger:
                 continue
             key = partition_key(archive, path)
             for source_id, spans in ranges.items():
-                committed = checkpoints.get(source_id)
-                floor = committed.offset if committed is not None else 0
-                found[(key, source_id)].extend(s for s in spans if s[1] > floor)
-        ledger._ranges = {k: merge_ranges(v) for k, v in found.items() if v}
-        return ledger
+                if sources is not None and source_id not in sources:
+                    continue
+                low = floor(source_id)
+                found[(key, source_id)].extend(s for s in spans if s[1] > low)
+        for k, spans in found.items():
+            if spans:
+                self._ranges[k] = merge_ranges([*self._ranges.get(k, []), *spans])
 
     def __bool__(self) -> bool:
         return bool(self._ranges)

@@ -20,17 +20,19 @@ def compact(
 ) -> None:
     """Merge small parts of each partition into one (the agent also does this by itself)."""
     from logpipe.archive import compact as compaction
-    from logpipe.archive.layout import remove_temp_files
+    from logpipe.archive.layout import COMPACT_LOCK_FILE, remove_temp_files
     from logpipe.errors import ArchiveError
     from logpipe.sinks.archive import ArchiveLock
 
     if not archive.is_dir():
         raise ArchiveError(f"no archive at {archive}")
-    lock = ArchiveLock(archive)
+    lock = ArchiveLock(archive, shared=True)  # fails while an agent writes; ingest consumers may
+    compacting = ArchiveLock(archive, name=COMPACT_LOCK_FILE)
     try:
-        remove_temp_files(archive)
+        remove_temp_files(archive, older_than_s=3600)
         result = compaction.compact(archive, max(min_files, 2))
     finally:
+        compacting.release()
         lock.release()
     typer.echo(
         f"compacted {result.partitions} partitions: {result.files_in} parts -> {result.files_out}, {result.rows:,} rows"

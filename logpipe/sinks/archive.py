@@ -2,8 +2,9 @@
 
 Records are buffered and written per (day, level) partition on flush; dead letters go to the
 dead-letter table of the same archive. A restart after a crash drops records the archive already
-holds (archive/ledger.py), so the archive gets every record exactly once. One process writes an
-archive at a time (an flock on `<archive>/.lock`).
+holds (archive/ledger.py), so the archive gets every record exactly once. One agent writes an
+archive at a time (an flock on `<archive>/.lock`); the consumers of one `logpipe ingest` group
+share it, and compaction takes `<archive>/.compact.lock` so only one writer compacts at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from logpipe.archive import compact as compaction
-from logpipe.archive.layout import LOCK_FILE, Partition, remove_temp_files
+from logpipe.archive.layout import COMPACT_LOCK_FILE, LOCK_FILE, Partition, remove_temp_files
 from logpipe.archive.ledger import Ledger
 from logpipe.archive.writer import write_part
 from logpipe.errors import ArchiveError
@@ -30,20 +31,26 @@ if TYPE_CHECKING:
 
 
 class ArchiveLock:
-    """Exclusive, non-blocking lock on an archive, held for the life of the writer."""
+    """A non-blocking flock on an archive, held for the life of the writer.
 
-    def __init__(self, archive: Path) -> None:
+    `logpipe ship` holds it exclusively (one agent per archive). The consumers of a
+    `logpipe ingest` group share it: each writes its own parts for its own Kafka partitions, so
+    many may write one archive, but no agent may join them.
+    """
+
+    def __init__(self, archive: Path, *, shared: bool = False, name: str = LOCK_FILE) -> None:
         archive.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = open(archive / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the lock
+        self._fh: IO[str] = open(archive / name, "a+")  # noqa: SIM115 - held open for the lock
         try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             self._fh.seek(0)
             holder = self._fh.read().strip() or "another process"
             self._fh.close()
             raise ArchiveError(f"archive {archive} is being written by {holder}; one writer at a time") from None
-        self._fh.seek(0)
-        self._fh.truncate()
+        if not shared:
+            self._fh.seek(0)
+            self._fh.truncate()
         self._fh.write(f"pid {os.getpid()}\n")
         self._fh.flush()
 
@@ -53,22 +60,35 @@ class ArchiveLock:
             self._fh.close()
 
 
+def try_compaction_lock(archive: Path) -> ArchiveLock | None:
+    """The compaction lock if free (one compaction at a time, whoever writes), else None."""
+    try:
+        return ArchiveLock(archive, name=COMPACT_LOCK_FILE)
+    except ArchiveError:
+        return None
+
+
 class ArchiveSink:
     name = "archive"
 
     def __init__(
         self,
         archive: Path,
-        checkpoints: CheckpointStore,
+        checkpoints: CheckpointStore | None,
         *,
         compact_min_files: int = compaction.MIN_FILES,
+        shared: bool = False,
     ) -> None:
         self.archive = archive
-        self._lock = ArchiveLock(archive)
-        remove_temp_files(archive)
-        compaction.recover(archive)
-        self._ledger = Ledger.load(archive, checkpoints)
+        self._lock = ArchiveLock(archive, shared=shared)
+        remove_temp_files(archive, older_than_s=3600 if shared else None)
+        with_compaction = try_compaction_lock(archive)
+        if with_compaction is not None:
+            compaction.recover(archive)
+            with_compaction.release()
+        self._ledger = Ledger.load(archive, checkpoints) if checkpoints is not None else Ledger()
         self._compact_min_files = compact_min_files
+        self._shared = shared
         self._records: list[pa.Table] = []
         self._rejects: list[Batch] = []
         self._ranges: dict[str, list[tuple[int, int]]] = {}
@@ -102,7 +122,8 @@ class ArchiveSink:
         records = batch.records
         if records.num_rows == 0:
             return records
-        offsets = records.column("offset").to_numpy()
+        positions = batch.positions if batch.positions is not None else records.column("offset")
+        offsets = pa.array(positions).to_numpy(zero_copy_only=False)
         keys = _partition_keys(records)
         drop = np.zeros(records.num_rows, dtype=bool)
         for key in set(keys):
@@ -137,6 +158,8 @@ class ArchiveSink:
         touched: set[Path] = set()
         if buffered:
             table = pa.concat_tables(buffered)
+            if self._shared:
+                table = _unique_events(table)
             days = pc.cast(table.column("ts"), pa.date32())
             table = table.append_column("__day", days)
             groups = table.group_by(["__day", "level"]).aggregate([])
@@ -161,11 +184,35 @@ class ArchiveSink:
         return FlushResult(parts, records, dead, self.duplicates_dropped)
 
     def _maybe_compact(self) -> None:
-        if compaction.plan(self.archive, self._compact_min_files):
+        if not compaction.plan(self.archive, self._compact_min_files):
+            return
+        lock = try_compaction_lock(self.archive)
+        if lock is None:
+            return  # another writer of this archive is compacting
+        try:
             compaction.compact(self.archive, self._compact_min_files)
+        finally:
+            lock.release()
+
+    def learn_written(self, sources: dict[str, int]) -> None:
+        """Load what the archive already holds for these sources past these floors (a rebalance
+        gave us Kafka partitions that another consumer may have written before it died)."""
+        self._ledger.add_from(self.archive, lambda sid: sources.get(sid, 0), sources=set(sources))
 
     def close(self) -> None:
         self._lock.release()
+
+
+def _unique_events(table: pa.Table) -> pa.Table:
+    """One record per event_id: Kafka can hold a record twice after a producer retried across a
+    broker failure; within a flush the archive keeps the first."""
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.get_column("event_id").n_unique() == frame.height:
+        return table
+    return frame.unique(subset=["event_id"], keep="first", maintain_order=True).to_arrow().cast(table.schema)
 
 
 def _partition_keys(records: pa.Table) -> list[str]:

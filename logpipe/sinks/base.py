@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Canonical records and rejected lines from source bytes [start, end) of one source."""
+    """Canonical records and rejected lines from positions [start, end) of one source."""
 
     source_id: str
     path: str
@@ -22,6 +22,9 @@ class Batch:
     records: pa.Table
     rejects: tuple[Reject, ...]
     read_time_us: int
+    # Where each record sits in the source, in the units of [start, end): the `offset` column
+    # for files; Kafka offsets for `logpipe ingest` (records keep the agent's file offset).
+    positions: pa.Array | None = None
 
 
 @dataclass(frozen=True, slots=True)

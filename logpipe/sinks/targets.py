@@ -51,6 +51,18 @@ def build_sinks(archive: ArchiveSink, targets: Sequence[str], *, archive_records
         raise UsageError("--no-archive needs at least one --to target, or records would go nowhere")
     sinks: list[Sink] = []
     for target in targets:
+        if target.lower().startswith(("kafka://", "kafka+ssl://")):
+            from logpipe.sinks.kafka.config import parse_kafka_url
+            from logpipe.sinks.kafka.sink import KafkaSink
+
+            sinks.append(KafkaSink(parse_kafka_url(target)))
+            continue
+        if target.lower().startswith(("loki://", "loki+http://", "loki+https://")):
+            from logpipe.sinks.loki.config import parse_loki_target
+            from logpipe.sinks.loki.sink import LokiSink
+
+            sinks.append(LokiSink(parse_loki_target(target), dead_letters=archive.send))
+            continue
         if not target.lower().startswith(ENGINE_SCHEMES):
             scheme = target.split("://", 1)[0] if "://" in target else target
             raise UsageError(f"--to {scheme}://… is not supported (yet); use es://HOST:PORT or es+https://HOST:PORT")
@@ -65,6 +77,9 @@ def describe(sinks: Sequence[Sink]) -> list[str]:
 
     lines: list[str] = []
     for sink in sinks:
+        if hasattr(sink, "describe") and not isinstance(sink, EsSink):
+            lines.append(sink.describe())
+            continue
         if isinstance(sink, EsSink):
             t = sink.totals
             lines.append(

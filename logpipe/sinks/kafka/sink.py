@@ -1,0 +1,172 @@
+"""The Kafka sink: flush returns once the broker acknowledged every message.
+
+aiokafka is asyncio-native while sinks are called from the pipeline's worker threads, so the
+sink owns a small event loop in its own thread and hands it coroutines. The producer is
+idempotent (acks=all), so the broker itself drops duplicates of a retried send within a
+producer session. While the broker is down, `flush` keeps trying with exponential backoff
+(bounded wait per try) and the pipeline stops reading: positions stay where they were. On
+shutdown (`interrupt`) a flush that cannot reach the broker gives up with a TransientError, and
+nothing past the last acknowledged flush is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from logpipe.errors import TransientError
+from logpipe.sinks.base import Batch, FlushResult
+from logpipe.sinks.kafka.config import KafkaConfig
+from logpipe.sinks.kafka.encode import Messages, encode
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger("logpipe.sinks.kafka")
+T = TypeVar("T")
+
+BACKOFF_START_S = 0.2
+BACKOFF_MAX_S = 10.0
+REQUEST_TIMEOUT_MS = 15_000
+
+
+class LoopThread:
+    """An asyncio event loop running in a daemon thread, for async clients used from sync code."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+
+class KafkaSink:
+    name = "kafka"
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self.config = config
+        self._loop = LoopThread("logpipe-kafka")
+        self._producer: Any = None
+        self._buffer: list[pa.Table] = []
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._interrupted = threading.Event()
+        self.sent = 0
+        self.retries = 0
+
+    # ------------------------------------------------------------------------------ the sink
+
+    def send(self, batch: Batch) -> None:
+        if batch.records.num_rows:
+            with self._lock:
+                self._buffer.append(batch.records)
+                self._bytes += batch.records.nbytes
+
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
+    def flush(self) -> FlushResult:
+        import pyarrow as pa
+
+        with self._lock:
+            tables, self._buffer, self._bytes = self._buffer, [], 0
+        if not tables:
+            return FlushResult()
+        messages = encode(pa.concat_tables(tables), self.config)
+        self._deliver(messages)
+        self.sent += len(messages)
+        return FlushResult(records=sum(t.num_rows for t in tables))
+
+    def interrupt(self) -> None:
+        """Shutting down: stop retrying a broker that does not answer."""
+        self._interrupted.set()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            try:
+                self._loop.run(asyncio.wait_for(self._producer.stop(), 10))
+            except Exception as exc:  # closing a producer whose broker is gone
+                log.warning("kafka producer did not close cleanly: %s", exc)
+        self._loop.stop()
+
+    # ------------------------------------------------------------------------------ delivery
+
+    def _deliver(self, messages: Messages) -> None:
+        """Send until every message is acknowledged; only the failed ones are sent again."""
+        pending = list(range(len(messages)))
+        delay = BACKOFF_START_S
+        while pending:
+            try:
+                pending = self._loop.run(self._produce(messages, pending))
+            except Exception as exc:  # the broker is unreachable or the producer broke
+                log.warning("kafka %s: %s; retrying in %.1fs", self.config.display_url, exc, delay)
+                self._reset_producer()
+            if not pending:
+                return
+            self.retries += 1
+            if self._interrupted.is_set():
+                raise TransientError(
+                    f"stopped before {self.config.display_url} acknowledged {len(pending):,} messages; "
+                    "their lines will be read again"
+                )
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    async def _produce(self, messages: Messages, indices: list[int]) -> list[int]:
+        """Send the given messages; return the indices that failed (to send again)."""
+        producer = await self._ensure_producer()
+        futures = []
+        for i in indices:
+            fut = await producer.send(
+                self.config.topic, messages.values[i], key=messages.keys[i], headers=messages.headers[i]
+            )
+            futures.append(fut)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [i for i, r in zip(indices, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            first = next(r for r in results if isinstance(r, BaseException))
+            log.warning("kafka: %d of %d messages failed (%s); sending them again", len(failed), len(indices), first)
+        return failed
+
+    async def _ensure_producer(self) -> Any:
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(
+                **self.config.client_kwargs(),
+                acks="all",
+                enable_idempotence=True,
+                compression_type=self.config.compression,
+                linger_ms=self.config.linger_ms,
+                max_batch_size=self.config.batch_bytes,
+                max_request_size=max(self.config.batch_bytes, 1 << 20) * 4,
+                request_timeout_ms=REQUEST_TIMEOUT_MS,
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    def _reset_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing more to release
+                self._loop.run(asyncio.wait_for(producer.stop(), 5))
+
+    def describe(self) -> str:
+        return f"{self.config.display_url}: sent {self.sent:,} messages, {self.retries:,} retries"
