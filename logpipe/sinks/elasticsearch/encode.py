@@ -31,10 +31,12 @@ KEYWORD_FIELDS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """One batch as bulk items: `lines[i]` is item i (action and document), `offsets[i]` its source offset."""
+    """One batch as bulk items: `lines[i]` is item i (action and document), `offsets[i]` its
+    source offset and `indexes[i]` its target index (requests are grouped by it)."""
 
     lines: list[str]
     offsets: list[int]
+    indexes: list[str]
     nbytes: int
 
 
@@ -60,19 +62,20 @@ def encode(records: pa.Table, config: EsConfig) -> Encoded:
     import polars as pl
 
     if records.num_rows == 0:
-        return Encoded([], [], 0)
+        return Encoded([], [], [], 0)
     frame = pl.from_arrow(records)
     assert isinstance(frame, pl.DataFrame)
     doc_columns = [pl.col(c) for c in frame.columns if c != "ts"]
     ts = pl.col("ts").dt.strftime(TS_FORMAT).alias("ts")
-    action = pl.struct(pl.struct(index_expr(config), pl.col("event_id").alias("_id")).alias("index"))
+    frame = frame.with_columns(index_expr(config))
+    action = pl.struct(pl.struct(pl.col("_index"), pl.col("event_id").alias("_id")).alias("index"))
     line = pl.concat_str(
         [action.struct.json_encode(), pl.lit("\n"), pl.struct([ts, *doc_columns]).struct.json_encode(), pl.lit("\n")]
     )
-    out = frame.select(line.alias("line"), pl.col("offset"))
+    out = frame.select(line.alias("line"), pl.col("offset"), pl.col("_index"))
     lines = out.get_column("line")
     nbytes = int(lines.str.len_bytes().sum())
-    return Encoded(lines.to_list(), out.get_column("offset").to_list(), nbytes)
+    return Encoded(lines.to_list(), out.get_column("offset").to_list(), out.get_column("_index").to_list(), nbytes)
 
 
 def document_of(line: str) -> str:

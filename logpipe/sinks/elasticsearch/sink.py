@@ -7,8 +7,10 @@ never passes a record the engine does not hold. Bulk requests are gzipped, cut t
 
 - 2xx: done. `_id` is the record's `event_id`, so a re-sent record overwrites itself.
 - 429 and 5xx (and a request that got no answer at all): retried, only those items, with
-  exponential backoff and full jitter, for at most `retry_for_s`; then flush raises
-  TransientError and the checkpoint stays where it was.
+  exponential backoff and jitter; after a round with 429s the next round sends fewer requests
+  at once (halved, back up when the engine keeps up), and items are sent grouped by index so
+  one request fans out to few shards. When nothing at all succeeds for `retry_for_s`, flush
+  raises TransientError and the checkpoint stays where it was.
 - anything else (a mapping conflict, a document the engine can never take): handed to the
   dead-letter store with the engine's reason, once, and counted.
 
@@ -57,6 +59,7 @@ class _Item:
     line: str
     offset: int
     origin: int  # index into the flush's origins
+    index: str
 
 
 @dataclass(slots=True)
@@ -189,47 +192,58 @@ class EsSink:
     def _index(self, buffered: list[tuple[_Origin, Encoded]], stats: EsFlushStats) -> None:
         origins = [origin for origin, _ in buffered]
         items = [
-            _Item(line, offset, n)
+            _Item(line, offset, n, index)
             for n, (_, encoded) in enumerate(buffered)
-            for line, offset in zip(encoded.lines, encoded.offsets, strict=True)
+            for line, offset, index in zip(encoded.lines, encoded.offsets, encoded.indexes, strict=True)
         ]
         sizes = [len(item.line) for item in items]
         pending = list(range(len(items)))
-        deadline = time.monotonic() + self.config.retry_for_s
+        progress_at = time.monotonic()
         attempt = 0
+        limit = self.config.concurrency
         last_reason = ""
         while pending:
+            pending.sort(key=lambda p: items[p].index)  # stable: each index keeps its order
             retry: list[int] = []
             dead: list[tuple[int, str]] = []
+            indexed = throttled = 0
             try:
                 client = self._ready()
                 groups = chunks(sizes, pending, self.config.chunk_bytes)
-                outcomes = self._pool.map(self._send, [client] * len(groups), [items] * len(groups), groups)
-                for group, outcome in zip(groups, outcomes, strict=True):
-                    stats.requests += 1
-                    stats.indexed += outcome.ok
-                    retry.extend(group[p] for p in outcome.retry)
-                    dead.extend((group[p], reason) for p, reason in outcome.dead)
-                    self.throttled += outcome.throttled
-                    if outcome.retry:
-                        last_reason = outcome.retry_reason
-            except EngineUnavailable as exc:
-                retry, last_reason = list(pending), str(exc)
+                for wave in range(0, len(groups), limit):
+                    batch = groups[wave : wave + limit]
+                    outcomes = self._pool.map(self._send, [client] * len(batch), [items] * len(batch), batch)
+                    for group, outcome in zip(batch, outcomes, strict=True):
+                        stats.requests += 1
+                        indexed += outcome.ok
+                        throttled += outcome.throttled
+                        retry.extend(group[p] for p in outcome.retry)
+                        dead.extend((group[p], reason) for p, reason in outcome.dead)
+                        if outcome.retry:
+                            last_reason = outcome.retry_reason
+            except TransientError as exc:  # no answer at all (or the probe found the engine down)
+                done = set(retry) | {p for p, _ in dead}
+                retry, last_reason = [p for p in pending if p not in done], str(exc)
                 self._drop_client_if_down(exc)
+            stats.indexed += indexed
+            self.throttled += throttled
             if dead:
                 self._dead_letter(items, origins, dead)
                 stats.dead_lettered += len(dead)
             if not retry:
                 return
+            if indexed or dead:
+                progress_at, attempt = time.monotonic(), 0
+            limit = max(1, limit // 2) if throttled else min(self.config.concurrency, limit * 2)
             stats.retried += len(retry)
             wait = backoff_s(attempt, self.config.max_backoff_s)
-            if time.monotonic() + wait > deadline:
+            if time.monotonic() + wait > progress_at + self.config.retry_for_s:
                 raise TransientError(
-                    f"{self.config.display_url}: {len(retry):,} records not indexed after "
-                    f"{self.config.retry_for_s:g}s of retries (last: {self.config.mask(last_reason)})"
+                    f"{self.config.display_url}: {len(retry):,} records not indexed; nothing succeeded for "
+                    f"{self.config.retry_for_s:g}s (last: {self.config.mask(last_reason)})"
                 )
-            log.warning("engine %s: retrying %d items in %.1fs (%s)", self.config.display_url, len(retry), wait,
-                        self.config.mask(last_reason))  # fmt: skip
+            log.warning("engine %s: retrying %d items in %.1fs, %d requests at once (%s)", self.config.display_url,
+                        len(retry), wait, limit, self.config.mask(last_reason))  # fmt: skip
             time.sleep(wait)
             attempt += 1
             pending = retry
@@ -245,9 +259,9 @@ class EsSink:
             return Outcome(retry=list(range(len(group))), retry_reason=str(exc), throttled=throttled)
         return sort_items(response, len(group))
 
-    def _drop_client_if_down(self, exc: EngineUnavailable) -> None:
+    def _drop_client_if_down(self, exc: TransientError) -> None:
         """No answer at all: reconnect (and probe again) next time; the engine may have changed."""
-        if exc.status is None and self._client is not None:
+        if getattr(exc, "status", None) is None and self._client is not None:
             self._client.close()
             self._client = None
 
