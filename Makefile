@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := demo
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-es clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,11 +29,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The suite talks to real engines (tests/es): scripts/services starts the ones not running,
+# and stops exactly those again when pytest ends, pass or fail.
+TEST_SERVICES ?= opensearch elasticsearch
+
 unit: $(STAMP)
-	$(VENV)/bin/pytest -q
+	scripts/services run $(TEST_SERVICES) -- $(VENV)/bin/pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/ship_throughput.py
+
+## bench-es: 1M lines through logpipe into OpenSearch against a bare client bulk loop
+bench-es: $(STAMP)
+	scripts/services run opensearch -- $(PY) benchmarks/es_ingest.py
 
 clean:
 	rm -rf $(VENV) logpipe-data $(DEMO) .mypy_cache .ruff_cache .pytest_cache
