@@ -1,0 +1,30 @@
+"""Whether Loki answers, so the agent's first log line says so instead of a later retry storm."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logpipe.sinks.loki.config import LokiConfig
+
+
+def probe(config: LokiConfig, *, timeout_s: float = 5.0) -> str:
+    """`GET /ready` (Loki; VictoriaLogs answers `/health` too): a one-line description, never raises.
+
+    Loki answers 503 while its ring settles; pushes are retried anyway, so this only informs.
+    """
+    import urllib.error
+    import urllib.request
+
+    for path in ("/ready", "/health"):
+        request = urllib.request.Request(config.url + path, headers=config.headers(), method="GET")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return f"ready ({path} answered {response.status})"
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                continue
+            return f"not ready ({path} answered {exc.code})"
+        except OSError as exc:
+            return f"unreachable ({config.mask(str(exc))})"
+    return "answering (no readiness endpoint)"
