@@ -18,6 +18,7 @@ def ingest(
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep only dead letters in the archive.")] = False,
     flush_interval: Annotated[float, typer.Option("--flush-interval", help="Seconds between flushes (and offset commits).")] = 1.0,
+    max_records: Annotated[int, typer.Option("--max-records", help="Most records fetched per poll.")] = 50_000,
     exit_when_idle: Annotated[float | None, typer.Option("--exit-when-idle", help="Leave after this many seconds without messages (backfills).")] = None,
 ) -> None:
     """Deliver records from Kafka to sinks; offsets are committed only after every sink has them."""
@@ -42,7 +43,13 @@ def ingest(
         archive_sink.close()
         raise
     runner = IngestRunner(
-        IngestOptions(source=config, group=group, flush_interval_s=flush_interval, stop_when_idle_s=exit_when_idle),
+        IngestOptions(
+            source=config,
+            group=group,
+            flush_interval_s=flush_interval,
+            max_records=max(1, max_records),
+            stop_when_idle_s=exit_when_idle,
+        ),
         sinks,
         archive_sink,
     )

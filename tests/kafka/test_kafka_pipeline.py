@@ -105,10 +105,10 @@ class TestIngest:
         archive = tmp_path / "central"
         # Widen the window between "archived" and "offsets committed" so the kill lands in it.
         slow = {"LOGPIPE_FAILPOINTS": "before-commit=0.4"}
-        a = ingest(archive, url, "g-kill", "--exit-when-idle", "8", env=slow)
-        b = ingest(archive, url, "g-kill", "--exit-when-idle", "8", env=slow)
+        a = ingest(archive, url, "g-kill", "--exit-when-idle", "15", "--max-records", "500", env=slow)
+        b = ingest(archive, url, "g-kill", "--exit-when-idle", "15", "--max-records", "500", env=slow)
         deadline = time.monotonic() + 60
-        while len(archived_seqs(archive)) < total // 4 and time.monotonic() < deadline:
+        while len(archived_seqs(archive)) < total // 10 and time.monotonic() < deadline:
             time.sleep(0.2)
         a.send_signal(signal.SIGKILL)
         a.wait()
