@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 
 # The suite talks to real engines (tests/es): scripts/services starts the ones not running,
 # and stops exactly those again when pytest ends, pass or fail.
-TEST_SERVICES ?= opensearch elasticsearch
+TEST_SERVICES ?= opensearch elasticsearch victorialogs
 
 unit: $(STAMP)
 	scripts/services run $(TEST_SERVICES) -- $(VENV)/bin/pytest -q
