@@ -51,6 +51,10 @@ def _read(blob: bytes) -> pa.Table:
 
 def _lines(messages: Sequence[Any]) -> tuple[list[bytes], list[int]]:
     """Every record line of the messages (batch-mode messages hold several) and its Kafka offset."""
+    values = [msg.value or b"" for msg in messages]
+    if not any(b"\n" in v.rstrip(b"\n") for v in values) and all(v.strip() for v in values):
+        # One record per message (record mode): no need to split anything.
+        return [v.rstrip(b"\n") for v in values], [msg.offset for msg in messages]
     lines: list[bytes] = []
     positions: list[int] = []
     for msg in messages:
