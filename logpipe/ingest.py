@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from logpipe.failpoints import pause
-from logpipe.sinks.base import Sink
+from logpipe.sinks.base import Sink, Sinks
 from logpipe.sinks.kafka.config import KafkaConfig
 from logpipe.sources.kafka import PartitionRef, decode
 
@@ -68,7 +68,7 @@ class IngestRunner:
         on_progress: Callable[[IngestStats], None] | None = None,
     ) -> None:
         self.options = options
-        self.sinks = sinks
+        self.sinks = Sinks(sinks)
         self.archive = archive
         self.stats = IngestStats()
         self._pending: dict[Any, int] = {}  # TopicPartition -> next offset to commit
@@ -78,24 +78,14 @@ class IngestRunner:
 
     def stop(self) -> None:
         self._stop.set()
-        for sink in self.sinks:
-            interrupt = getattr(sink, "interrupt", None)
-            if interrupt is not None:
-                interrupt()
-
-    def _buffered(self) -> int:
-        return max((s.buffered_bytes() for s in self.sinks), default=0)
-
-    def _flush_sinks(self) -> None:
-        for sink in self.sinks:
-            sink.flush()
+        self.sinks.interrupt()
 
     async def _flush_and_commit(self) -> None:
         """Make every sink durable, then commit the offsets just past what they now hold."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        await asyncio.to_thread(self._flush_sinks)
+        await asyncio.to_thread(self.sinks.flush)
         pause("before-commit")
         from aiokafka.structs import OffsetAndMetadata
 
@@ -157,11 +147,10 @@ class IngestRunner:
                     continue
                 last_data = now
                 batch = decode(PartitionRef(tp.topic, tp.partition, opts.source.bootstrap), messages)
-                for sink in self.sinks:
-                    sink.send(batch)
+                self.sinks.send(batch)
                 self._pending[tp] = messages[-1].offset + 1
                 self._count(batch, len(messages))
-            if self._buffered() >= opts.flush_bytes or (self._pending and now - last_flush >= opts.flush_interval_s):
+            if self.sinks.buffered_bytes() >= opts.flush_bytes or (self._pending and now - last_flush >= opts.flush_interval_s):
                 await self._flush_and_commit()
                 last_flush = now
             if self._on_progress is not None:

@@ -27,7 +27,7 @@ from logpipe.checkpoints import CheckpointStore
 from logpipe.errors import UsageError
 from logpipe.failpoints import pause
 from logpipe.parse.profiles import PROFILES, FieldOverrides, Profile
-from logpipe.sinks.base import Batch, Sink
+from logpipe.sinks.base import Batch, Sink, Sinks
 from logpipe.sources.batch import RawBatch
 from logpipe.sources.files import FileWatcher, FormatResolver
 from logpipe.stats import ShipStats
@@ -134,7 +134,7 @@ class Pipeline:
         on_progress: Callable[[ShipStats], None] | None = None,
     ) -> None:
         self.options = options
-        self.sinks = sinks
+        self.sinks = Sinks(sinks)
         self.checkpoints = checkpoints
         self.stats = ShipStats()
         self.watcher = FileWatcher(
@@ -153,21 +153,16 @@ class Pipeline:
 
     def stop(self) -> None:
         self._stop.set()
-        for sink in self.sinks:
-            # A sink stuck retrying an unreachable server gives up; its data stays unacknowledged.
-            interrupt = getattr(sink, "interrupt", None)
-            if interrupt is not None:
-                interrupt()
+        self.sinks.interrupt()
 
     def _buffered(self) -> int:
-        return max((s.buffered_bytes() for s in self.sinks), default=0)
+        return self.sinks.buffered_bytes()
 
     def _deliver(self, raw: RawBatch) -> None:
         import pyarrow.compute as pc
 
         batch = self.transform(raw)
-        for sink in self.sinks:
-            sink.send(batch)
+        self.sinks.send(batch)
         tracked = self.watcher.tracked.get(raw.source_id)
         dev, ino = (tracked.dev, tracked.ino) if tracked else (0, 0)
         self._pending[raw.source_id] = (raw.end, raw.path, dev, ino)
@@ -200,8 +195,7 @@ class Pipeline:
 
     def _flush_and_commit(self, pending: dict[str, tuple[int, str, int, int]], open_sources: set[str]) -> None:
         """Make every sink durable, then move the checkpoints past what they now hold."""
-        for sink in self.sinks:
-            result = sink.flush()
+        for result in self.sinks.flush():
             self.stats.parts_written += result.parts
             self.stats.duplicates_dropped = max(self.stats.duplicates_dropped, result.duplicates_dropped)
         pause("before-commit")

@@ -53,3 +53,37 @@ class Sink(Protocol):
     def buffered_bytes(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+class Sinks:
+    """The sinks one pipeline delivers to, driven together.
+
+    `flush` goes in order (engines before the archive, so dead letters an engine hands the
+    archive during its flush are durable when the archive's flush returns); the backlog is the
+    largest of any sink, since the slowest sink is the one that must stop the reading.
+    """
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.members = sinks
+
+    def send(self, batch: Batch) -> None:
+        for sink in self.members:
+            sink.send(batch)
+
+    def flush(self) -> list[FlushResult]:
+        return [sink.flush() for sink in self.members]
+
+    def buffered_bytes(self) -> int:
+        return max((s.buffered_bytes() for s in self.members), default=0)
+
+    def interrupt(self) -> None:
+        """Shutting down: a sink stuck retrying an unreachable server gives up; what it holds
+        stays unacknowledged, so no position moves past it."""
+        for sink in self.members:
+            interrupt = getattr(sink, "interrupt", None)
+            if interrupt is not None:
+                interrupt()
+
+    def close(self) -> None:
+        for sink in self.members:
+            sink.close()
