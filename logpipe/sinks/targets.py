@@ -65,7 +65,10 @@ def build_sinks(archive: ArchiveSink, targets: Sequence[str], *, archive_records
             continue
         if not target.lower().startswith(ENGINE_SCHEMES):
             scheme = target.split("://", 1)[0] if "://" in target else target
-            raise UsageError(f"--to {scheme}://… is not supported (yet); use es://HOST:PORT or es+https://HOST:PORT")
+            raise UsageError(
+                f"--to {scheme}://… is not supported; use es://HOST:PORT (or es+https://), "
+                "kafka://HOST:PORT/TOPIC or loki://HOST:PORT (or loki+https://)"
+            )
         sinks.append(EsSink(parse_target(target), dead_letters=archive.send))
     sinks.append(archive if archive_records else DeadLettersOnly(archive))
     return sinks

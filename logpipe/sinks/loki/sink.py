@@ -124,7 +124,12 @@ class LokiSink:
         self._lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
         self._probed = False
+        self._interrupted = threading.Event()
         self.totals = LokiStats()
+
+    def interrupt(self) -> None:
+        """Shutting down: stop retrying a Loki that does not accept; its entries stay unacknowledged."""
+        self._interrupted.set()
 
     @property
     def metadata(self) -> tuple[str, ...]:
@@ -204,6 +209,11 @@ class LokiSink:
             self.totals.throttled += status == 429
             wait = backoff_s(attempt, self.config.max_backoff_s)
             last = f"HTTP {status}: {reason}" if status is not None else reason
+            if self._interrupted.is_set():
+                raise TransientError(
+                    f"stopped before {self.config.display_url} accepted a push of "
+                    f"{sum(len(s.rows) for s in streams):,} entries; their lines will be read again"
+                )
             if deadline is not None and time.monotonic() + wait > deadline:
                 raise TransientError(
                     f"{self.config.display_url}: push not accepted after {self.config.retry_for_s:g}s of "
