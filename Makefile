@@ -29,9 +29,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# The suite talks to real engines (tests/es): scripts/services starts the ones not running,
+# The suite talks to real servers (tests/es, tests/loki, tests/kafka): scripts/services starts the ones not running,
 # and stops exactly those again when pytest ends, pass or fail.
-TEST_SERVICES ?= opensearch elasticsearch victorialogs
+TEST_SERVICES ?= opensearch elasticsearch victorialogs kafka
 
 unit: $(STAMP)
 	scripts/services run $(TEST_SERVICES) -- $(VENV)/bin/pytest -q
