@@ -305,27 +305,39 @@ class FileWatcher:
     # --------------------------------------------------------------------------------- reading
 
     def batches(self, budget: int) -> Iterator[RawBatch]:
-        """Up to about `budget` bytes of new complete lines, across files, fairly."""
+        """Up to about `budget` bytes of new complete lines, one batch per file in turn, so a busy
+        file cannot starve a quiet one."""
         spent = 0
-        for tracked in list(self.tracked.values()):
-            if tracked.replaced():
-                self._truncated(tracked)
-                continue
-            while spent < budget:
-                # A rotated file may still get the rest of a line from a writer that has not
-                # reopened yet, so its unterminated tail is taken only once it has gone quiet.
-                quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
-                state = (tracked.read_pos, tracked.carry, tracked.skipping)
-                batch = tracked.read_batch(at_eof_flush=self.once or quiet)
-                if batch is not None and tracked.replaced():
-                    # Truncated while we read: what we read may belong to the new file. Undo.
-                    tracked.read_pos, tracked.carry, tracked.skipping = state
-                    self._truncated(tracked)
+        active = list(self.tracked.values())
+        while active and spent < budget:
+            still_active = []
+            for tracked in active:
+                if spent >= budget:
                     break
-                if batch is None:
-                    break
-                spent += batch.size
-                yield batch
+                batch = self._next_batch(tracked)
+                if batch is not None:
+                    spent += batch.size
+                    still_active.append(tracked)
+                    yield batch
+            active = still_active
+
+    def _next_batch(self, tracked: TrackedFile) -> RawBatch | None:
+        if self.tracked.get(tracked.source_id) is not tracked:
+            return None  # closed, or replaced by its copy, during this round
+        if tracked.replaced():
+            self._truncated(tracked)
+            return None
+        # A rotated file may still get the rest of a line from a writer that has not reopened
+        # yet, so its unterminated tail is taken only once it has gone quiet.
+        quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
+        state = (tracked.read_pos, tracked.carry, tracked.skipping)
+        batch = tracked.read_batch(at_eof_flush=self.once or quiet)
+        if batch is not None and tracked.replaced():
+            # Truncated while we read: what we read may belong to the new file. Undo.
+            tracked.read_pos, tracked.carry, tracked.skipping = state
+            self._truncated(tracked)
+            return None
+        return batch
 
     def release_finished(self, committed: dict[str, int]) -> None:
         """Close rotated-away files that are read to the end and delivered."""
