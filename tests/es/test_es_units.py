@@ -112,6 +112,9 @@ def test_encode_names_indices_and_keeps_microseconds() -> None:
     assert action == {"index": {"_index": "logs-shop_api_v2-error-2026.01.02", "_id": "e1"}}
     doc = json.loads(document_of(out.lines[0]))
     assert doc["ts"] == "2026-01-02T03:04:05.123456Z"
+    assert "user_id" not in doc and "attrs" not in doc, "null fields are left out"
+    assert json.loads(document_of(out.lines[1])) == {"ts": "2026-01-03T00:00:00.000000Z", "level": "INFO",
+                                                     "message": "x", "offset": 7, "event_id": "e2"}  # fmt: skip
     assert doc["message"] == 'quote " and\nnewline' and doc["status"] == 500
     assert out.nbytes == sum(len(line.encode()) for line in out.lines)
     assert all(line.count("\n") == 2 for line in out.lines)
@@ -190,10 +193,13 @@ def test_an_engine_that_is_down_holds_the_flush_and_reports_the_backlog() -> Non
     worker = threading.Thread(target=flush)
     worker.start()
     time.sleep(0.5)
-    seen.append(sink.buffered_bytes())
+    seen.append(sink.in_flight_bytes())
+    sink.send(Batch("src", "app.log", 30, 60, table, (), 0))  # the pipeline may buffer one more round
+    buffered = sink.buffered_bytes()
     worker.join(30)
     sink.close()
-    assert seen == [backlog], "the items in flight must count against the buffer bound"
+    assert seen == [backlog], "the blocked flush holds exactly what was sent before it"
+    assert buffered == backlog, "the buffer holds only what came after"
     assert len(errors) == 1 and isinstance(errors[0], TransientError)
     assert "cannot reach" in str(errors[0]) or "not indexed" in str(errors[0])
     assert not letters

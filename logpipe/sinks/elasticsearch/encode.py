@@ -69,9 +69,10 @@ def encode(records: pa.Table, config: EsConfig) -> Encoded:
     ts = pl.col("ts").dt.strftime(TS_FORMAT).alias("ts")
     frame = frame.with_columns(index_expr(config))
     action = pl.struct(pl.struct(pl.col("_index"), pl.col("event_id").alias("_id")).alias("index"))
-    line = pl.concat_str(
-        [action.struct.json_encode(), pl.lit("\n"), pl.struct([ts, *doc_columns]).struct.json_encode(), pl.lit("\n")]
-    )
+    # Null fields are left out (`"ts"` comes first and is never null, so each has a comma before
+    # it; inside a JSON string a quote is always escaped, so the pattern cannot match there).
+    doc = pl.struct([ts, *doc_columns]).struct.json_encode().str.replace_all(r',"[a-z_]+":null', "")
+    line = pl.concat_str([action.struct.json_encode(), pl.lit("\n"), doc, pl.lit("\n")])
     out = frame.select(line.alias("line"), pl.col("offset"), pl.col("_index"))
     lines = out.get_column("line")
     nbytes = int(lines.str.len_bytes().sum())

@@ -14,8 +14,10 @@ never passes a record the engine does not hold. Bulk requests are gzipped, cut t
 - anything else (a mapping conflict, a document the engine can never take): handed to the
   dead-letter store with the engine's reason, once, and counted.
 
-While the engine is slow or down, `buffered_bytes` reports the buffer plus the items in
-flight, so the pipeline stops reading: memory stays bounded and the log file is the buffer.
+While the engine is slow or down, flush does not return, and the pipeline keeps at most one
+flush in flight: the buffer fills up to the pipeline's bound, reading stops, and the log file
+is the buffer. Memory is at most the buffer plus the one flush in flight (`in_flight_bytes`);
+`buffered_bytes` reports only the buffer, so reading and encoding overlap with indexing.
 """
 
 from __future__ import annotations
@@ -170,7 +172,11 @@ class EsSink:
             self._bytes += encoded.nbytes
 
     def buffered_bytes(self) -> int:
-        return self._bytes + self._in_flight
+        return self._bytes
+
+    def in_flight_bytes(self) -> int:
+        """Bytes of bulk items the flush in progress is still delivering (or retrying)."""
+        return self._in_flight
 
     # ------------------------------------------------------------------------------- flush
 
@@ -210,8 +216,10 @@ class EsSink:
             try:
                 client = self._ready()
                 groups = chunks(sizes, pending, self.config.chunk_bytes)
-                for wave in range(0, len(groups), limit):
-                    batch = groups[wave : wave + limit]
+                # At full concurrency the pool's size is the bound; after 429s, waves of `limit`.
+                step = len(groups) if limit >= self.config.concurrency else limit
+                for wave in range(0, len(groups), max(step, 1)):
+                    batch = groups[wave : wave + step]
                     outcomes = self._pool.map(self._send, [client] * len(batch), [items] * len(batch), batch)
                     for group, outcome in zip(batch, outcomes, strict=True):
                         stats.requests += 1
