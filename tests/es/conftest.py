@@ -21,11 +21,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services"
+
+
+def _service_env() -> dict[str, str]:
+    """Where scripts/services puts each server (its ports follow LOGPIPE_*_PORT)."""
+    out = subprocess.run([str(SERVICES), "env"], capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+ENV = _service_env()
 URLS = {
-    "opensearch": os.environ.get("LOGPIPE_TEST_OPENSEARCH", "http://127.0.0.1:19200"),
-    "opensearch-tiny": os.environ.get("LOGPIPE_TEST_OPENSEARCH_TINY", "http://127.0.0.1:19210"),
-    "elasticsearch": os.environ.get("LOGPIPE_TEST_ELASTICSEARCH", "http://127.0.0.1:19201"),
+    "opensearch": ENV["LOGPIPE_TEST_OPENSEARCH"],
+    "opensearch-tiny": ENV["LOGPIPE_TEST_OPENSEARCH_TINY"],
+    "elasticsearch": ENV["LOGPIPE_TEST_ELASTICSEARCH"],
+    "victorialogs": ENV["LOGPIPE_TEST_VICTORIALOGS"],
 }
+KAFKA_PORT = int(ENV["LOGPIPE_TEST_KAFKA"].rsplit(":", 1)[1])
 ENGINES = ("opensearch", "elasticsearch")
 
 

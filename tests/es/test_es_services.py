@@ -14,7 +14,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from conftest import SERVICES, running
+from conftest import KAFKA_PORT, SERVICES, URLS, running
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +40,9 @@ def test_kafka_speaks_kafka_and_victorialogs_takes_a_loki_push() -> None:
     try:
         up = subprocess.run([str(SERVICES), "up", "kafka", "victorialogs"], capture_output=True, text=True, timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
-        assert kafka_api_versions(19092) == 0
+        assert kafka_api_versions(KAFKA_PORT) == 0
         push = {"streams": [{"stream": {"app": "logpipe-test"}, "values": [["1700000000000000000", "hello"]]}]}
-        request = urllib.request.Request("http://127.0.0.1:19428/insert/loki/api/v1/push", method="POST",
+        request = urllib.request.Request(URLS["victorialogs"] + "/insert/loki/api/v1/push", method="POST",
                                          data=json.dumps(push).encode(), headers={"content-type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status in (200, 204)
