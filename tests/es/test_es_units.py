@@ -205,6 +205,33 @@ def test_an_engine_that_is_down_holds_the_flush_and_reports_the_backlog() -> Non
     assert not letters
 
 
+def test_interrupt_ends_a_flush_stuck_on_an_engine_that_is_down() -> None:
+    """SIGTERM while the engine is down: the retrying flush gives up at once, unacknowledged."""
+    config = parse_target(f"es://127.0.0.1:{free_port()}?retry_for=300", env={})
+    sink = EsSink(config, dead_letters=lambda batch: None)
+    sink.send(Batch("src", "app.log", 0, 10, records(ts=[datetime(2026, 1, 1, tzinfo=UTC)], level=["INFO"],
+                                                     event_id=["a"], offset=[0]), (), 0))  # fmt: skip
+    errors: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _capture(sink.flush, errors))
+    worker.start()
+    time.sleep(1.0)
+    assert worker.is_alive(), "with retry_for=300 the flush must still be retrying"
+    started = time.monotonic()
+    sink.interrupt()
+    worker.join(15)
+    assert not worker.is_alive() and time.monotonic() - started < 12
+    sink.close()
+    assert len(errors) == 1 and isinstance(errors[0], TransientError)
+    assert "shutting down with 1 records not indexed" in str(errors[0])
+
+
+def _capture(call: Any, errors: list[BaseException]) -> None:
+    try:
+        call()
+    except BaseException as exc:
+        errors.append(exc)
+
+
 # --- query templates ------------------------------------------------------------------------
 
 

@@ -159,6 +159,7 @@ class EsSink:
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="logpipe-es")
         self.totals = EsFlushStats()
         self.throttled = 0  # items answered 429 over the sink's life
+        self._interrupted = threading.Event()
 
     # -------------------------------------------------------------------------------- send
 
@@ -173,6 +174,11 @@ class EsSink:
 
     def buffered_bytes(self) -> int:
         return self._bytes
+
+    def interrupt(self) -> None:
+        """Shutting down: stop retrying; what is not indexed stays unacknowledged, so the
+        pipeline's checkpoint does not move past it and the next run sends it again."""
+        self._interrupted.set()
 
     def in_flight_bytes(self) -> int:
         """Bytes of bulk items the flush in progress is still delivering (or retrying)."""
@@ -252,7 +258,11 @@ class EsSink:
                 )
             log.warning("engine %s: retrying %d items in %.1fs, %d requests at once (%s)", self.config.display_url,
                         len(retry), wait, limit, self.config.mask(last_reason))  # fmt: skip
-            time.sleep(wait)
+            if self._interrupted.wait(wait):
+                raise TransientError(
+                    f"{self.config.display_url}: shutting down with {len(retry):,} records not indexed "
+                    f"(last: {self.config.mask(last_reason)}); the checkpoint stays before them"
+                )
             attempt += 1
             pending = retry
 
