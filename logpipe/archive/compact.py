@@ -1,8 +1,8 @@
 """Merge small parts of a partition into one, crash-safely.
 
 Follow-mode shipping flushes often and so writes small parts. Compaction reads the small parts of
-a partition (up to a size budget), writes one part sorted by time with the union of their source
-ranges, and removes the originals. A journal makes the swap atomic for readers of the archive's
+a partition (up to a size budget), streams them into one part (oldest first, one row group in
+memory at a time) with the union of their source ranges, and removes the originals. A journal makes the swap atomic for readers of the archive's
 contents: it names the new part and the old ones before anything is renamed; on recovery, if the
 new part exists the old ones are removed, otherwise the temporary file is. Data is never in
 neither place, and never in both once recovery has run.
@@ -13,15 +13,25 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 
 from logpipe.archive.layout import STATE_DIR, Partition, parse_day_dir, part_files, temp_path
-from logpipe.archive.writer import merge_ranges, part_name, read_ranges, write_part
+from logpipe.archive.writer import (
+    ROW_GROUP_ROWS,
+    merge_ranges,
+    part_name,
+    read_ranges,
+    write_part_tables,
+)
 from logpipe.checkpoints import write_atomic
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 JOURNAL: Final = "compaction.json"
 MIN_FILES: Final = 16
@@ -89,9 +99,41 @@ def plan(archive: Path, min_files: int = MIN_FILES) -> dict[Path, list[Path]]:
     return chosen
 
 
+class _RowCounter:
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def count(self, tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        for table in tables:
+            self.rows += table.num_rows
+            yield table
+
+
+def _row_groups(parts: list[Path], schema: pa.Schema) -> Iterator[pa.Table]:
+    """The rows of `parts` in write order, as tables of about ROW_GROUP_ROWS rows each.
+
+    Streaming keeps compaction's memory to one row group however large the partition is; the
+    parts are taken oldest first (their names start with the time they were written), so rows
+    stay in roughly the order they were logged.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for part in parts:
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=32_768):
+            pending.append(batch.cast(schema) if batch.schema != schema else batch)
+            size += batch.num_rows
+            if size >= ROW_GROUP_ROWS:
+                yield pa.Table.from_batches(pending, schema=schema)
+                pending, size = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending, schema=schema)
+
+
 def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
     """Merge small parts in every partition that has at least `min_files` of them."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     recover(archive)
@@ -101,10 +143,7 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
         partition = _partition_of(archive, folder)
         if partition is None:
             continue
-        tables = [pq.read_table(p, partitioning=None) for p in parts]
-        table = pa.concat_tables(tables, promote_options="default")
-        sort_key = "ts" if "ts" in table.column_names else "received_at"
-        table = table.sort_by([(sort_key, "ascending"), ("offset", "ascending")])
+        schema = pq.read_schema(parts[0]).remove_metadata()
         ranges: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for p in parts:
             for sid, spans in read_ranges(p).items():
@@ -115,13 +154,14 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
             _journal_path(archive),
             orjson.dumps({"new": new_rel, "old": [p.relative_to(archive).as_posix() for p in parts]}),
         )
-        write_part(archive, partition, table.replace_schema_metadata(None),
-                   {k: merge_ranges(v) for k, v in ranges.items()}, name=name)  # fmt: skip
+        counter = _RowCounter()
+        write_part_tables(archive, partition, schema, counter.count(_row_groups(parts, schema)),
+                          {k: merge_ranges(v) for k, v in ranges.items()}, name=name)  # fmt: skip
         for p in parts:
             p.unlink()
         os.unlink(_journal_path(archive))
         partitions += 1
         files_in += len(parts)
-        rows += table.num_rows
+        rows += counter.rows
     return CompactionResult(partitions, files_in, partitions, rows)
 

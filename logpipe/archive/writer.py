@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,22 +51,35 @@ def decode_ranges(raw: bytes | None) -> dict[str, list[tuple[int, int]]]:
 
 def write_part(archive: Path, partition: Partition, table: pa.Table, ranges: Ranges, name: str | None = None) -> Path:
     """Write `table` as one new part of `partition`; returns its final path."""
+    return write_part_tables(archive, partition, table.schema, [table], ranges, name)
+
+
+def write_part_tables(
+    archive: Path,
+    partition: Partition,
+    schema: pa.Schema,
+    tables: Iterable[pa.Table],
+    ranges: Ranges,
+    name: str | None = None,
+) -> Path:
+    """Write a stream of tables as one new part (one at a time in memory; compaction uses this)."""
     import pyarrow.parquet as pq
 
     folder = archive / partition.relpath()
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / (name or part_name())
     tmp = temp_path(final)
-    meta = dict(table.schema.metadata or {})
+    meta = dict(schema.metadata or {})
     meta[RANGES_METADATA_KEY] = encode_ranges(ranges)
-    pq.write_table(
-        table.replace_schema_metadata(meta),
+    with pq.ParquetWriter(
         tmp,
+        schema.with_metadata(meta),
         compression=COMPRESSION,
         compression_level=COMPRESSION_LEVEL,
-        row_group_size=ROW_GROUP_ROWS,
-        use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
-    )
+        use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names],
+    ) as writer:
+        for table in tables:
+            writer.write_table(table.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
