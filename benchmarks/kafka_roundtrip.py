@@ -2,13 +2,16 @@
 bare aiokafka produce/consume loop moving the same documents, in the same run.
 
     python benchmarks/kafka_roundtrip.py [--lines 1000000] [--bootstrap 127.0.0.1:19092] [--partitions 4]
+                                         [--mode record|batch]
 
 Needs a broker (`scripts/services up kafka`). The bare loop produces the same JSON documents
 (the canonical records logpipe would send, prepared before the clock starts) with the same
 producer settings (idempotent, acks=all, zstd, linger 20 ms, 1 MiB batches) using plain
 `send()`, then consumes them with `getmany()` and decodes each with orjson. logpipe's figure is
 the two whole processes (ship, then ingest): its parsing, normalising and archiving included.
-Prints records/s for each side and the ratio (target: logpipe >= 70% of the bare loop).
+`--mode batch` runs logpipe with `?mode=batch` (1000 records a message); the bare loop always
+sends one message per record. Prints records/s for each side and the ratio (target: logpipe >=
+70% of the bare loop).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--mode", choices=("record", "batch"), default="record")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     log = WORK / f"ship-{args.lines}.log"
@@ -86,7 +90,7 @@ def main() -> None:
     logpipe = str(Path(sys.executable).with_name("logpipe"))
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         topic = asyncio.run(create_topic(args.bootstrap, args.partitions))
-        url = f"kafka://{args.bootstrap}/{topic}"
+        url = f"kafka://{args.bootstrap}/{topic}?mode={args.mode}"
         t0 = time.perf_counter()
         subprocess.run([logpipe, "ship", "--once", str(log), "--no-archive", "--archive", f"{tmp}/agent",
                         "--to", url, "--no-progress"], check=True, capture_output=True)  # fmt: skip
@@ -108,7 +112,7 @@ def main() -> None:
         bare_produce, bare_consume = asyncio.run(bare_loop(args.bootstrap, bare_topic, docs))
     n = args.lines
     ours, bare = ours_produce + ours_consume, bare_produce + bare_consume
-    print(f"records: {n:,}; partitions: {args.partitions}")
+    print(f"records: {n:,}; partitions: {args.partitions}; logpipe mode: {args.mode}")
     print(f"logpipe  produce {n / ours_produce:>10,.0f}/s  consume {n / ours_consume:>10,.0f}/s  end to end {n / ours:>10,.0f}/s ({ours:.1f} s)")
     print(f"bare     produce {n / bare_produce:>10,.0f}/s  consume {n / bare_consume:>10,.0f}/s  end to end {n / bare:>10,.0f}/s ({bare:.1f} s)")
     print(f"ratio logpipe/bare end to end: {bare / ours:.2f}")
