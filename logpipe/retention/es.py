@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from logpipe.engine.adapter import EngineClient
 
 _CAT: Final = "format=json&bytes=b&h=index,docs.count,store.size,creation.date&expand_wildcards=open"
+PROBE_INDEX: Final = "logpipe-retention-probe-no-such-index"
 NO_DBQ: Final = "does not offer _delete_by_query (its reindex module is missing)"
 
 
@@ -153,12 +154,17 @@ class EsBackend:
         return actions
 
     def _has_delete_by_query(self) -> bool:
-        answer = self.client.request("GET", "/_nodes?filter_path=nodes.*.modules.name,nodes.*.plugins.name")
-        for node in answer.get("nodes", {}).values():
-            names = {m.get("name") for m in node.get("modules", []) + node.get("plugins", [])}
-            if "reindex" not in names and "opensearch-reindex" not in names:
+        """Ask by doing: `_delete_by_query` on a name that cannot exist answers 404 (no such
+        index) where the API is served and "no handler found" where it is not. Module lists are
+        no guide: an embedded node reports its plugins by class, not by module name."""
+        try:
+            self.client.request("POST", f"/{PROBE_INDEX}/_delete_by_query", {"query": {"match_none": {}}},
+                                ok_missing=True)  # fmt: skip
+        except TerminalError as exc:
+            if "no handler found" in str(exc):
                 return False
-        return bool(answer.get("nodes"))
+            raise
+        return True
 
     # --------------------------------------------------------------------------------- apply
     def apply(self, action: Action) -> int | None:
