@@ -51,12 +51,16 @@ def fetch(source: Source, name: str, given: Mapping[str, object]) -> Answer:
     from logpipe.query.engine import connect, fetch_rows, prepare
 
     query, values = prepare(name, given, queries=source.queries)
-    con = connect(source.archive)
-    try:
-        columns, rows = fetch_rows(con, query, values)
-    finally:
-        con.close()
+    con = _connections.get(source.archive)
+    if con is None:
+        # One connection per archive for the process: `query errors` runs two queries, and
+        # binding the archive's views is a good part of a small query's time.
+        con = _connections[source.archive] = connect(source.archive)
+    columns, rows = fetch_rows(con, query, values)
     return Answer(query.name, values, tuple(columns), [tuple(r) for r in rows])
+
+
+_connections: dict[Path, Any] = {}
 
 
 def _fetch_es(source: Source, name: str, given: Mapping[str, object]) -> Answer:
