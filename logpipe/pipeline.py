@@ -1,8 +1,8 @@
 """The one place where sources and sinks meet.
 
-    FileWatcher --RawBatch--> frame -> [unwrap] -> validate -> normalise+enrich --Batch--> sinks
-                                                                                   |
-                     checkpoints <------------- commit after every sink flushed ---+
+    FileWatcher --RawBatch--> frame -> [unwrap] -> normalise (validate, map, enrich) --Batch--> sinks
+                                                                                             |
+                      checkpoints <------------------- commit after every sink flushed ------+
 
 The loop runs on asyncio; the CPU-heavy stages run in a worker thread (DuckDB and Arrow release
 the GIL), so signals and timers stay responsive. Memory is bounded: a source is read only while
