@@ -38,7 +38,15 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to `app`; they import nothing heavy at module level.
-    from logpipe.cli import archive_cmd, export_cmd, ingest_cmd, query_cmd, retention_cmd, ship_cmd, sql_cmd  # noqa: F401
+    from logpipe.cli import (  # noqa: F401
+        archive_cmd,
+        export_cmd,
+        ingest_cmd,
+        query_cmd,
+        retention_cmd,
+        ship_cmd,
+        sql_cmd,
+    )
 
 
 def error_line(message: str) -> None:
