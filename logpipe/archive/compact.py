@@ -86,17 +86,27 @@ def plan(archive: Path, min_files: int = MIN_FILES) -> dict[Path, list[Path]]:
         by_folder[part.parent].append(part)
     chosen: dict[Path, list[Path]] = {}
     for folder, parts in by_folder.items():
-        small = sorted((p for p in parts if p.stat().st_size < SMALL_BYTES), key=lambda p: p.name)
+        # Writers call this without the compaction lock, so a part listed a moment ago may be
+        # gone (another writer's compaction, `logpipe retention`): a vanished part is skipped.
+        sizes = {p: size for p in parts if (size := _size_or_none(p)) is not None}
+        small = sorted((p for p, size in sizes.items() if size < SMALL_BYTES), key=lambda p: p.name)
         picked: list[Path] = []
         total = 0
         for p in small:
             if total >= BUDGET_BYTES:
                 break
             picked.append(p)
-            total += p.stat().st_size
+            total += sizes[p]
         if len(picked) >= min_files:
             chosen[folder] = picked
     return chosen
+
+
+def _size_or_none(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 class _RowCounter:
