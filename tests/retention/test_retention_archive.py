@@ -96,6 +96,17 @@ class TestArchiveApply:
         assert partitions(archive) == before
 
 
+    def test_service_override_keeps_the_level_for_its_longest_age(self, archive_policy: tuple[Path, Path], tmp_path: Path) -> None:
+        """Partitions hold every service: checkout's ERROR 120d keeps every ERROR partition 120 days."""
+        archive, _ = archive_policy
+        policy = write_policy(tmp_path / "o.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)},
+                                                   "services": {"checkout": {"ERROR": "120d"}}})  # fmt: skip
+        run = retention("apply", "--yes", "--format", "json", policy=policy)
+        assert run.code == 0, run.err
+        assert partitions(archive) == expected_left(100, {**AGES, "ERROR": 120, "CRITICAL": 120})
+        assert any("longest service age" in n for n in json.loads(run.out)["notes"])
+
+
 class TestArchiveSafety:
     def test_foreign_folders_and_files_are_never_touched(self, tmp_path: Path) -> None:
         archive = build_archive(tmp_path, 20)
