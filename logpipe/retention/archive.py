@@ -80,7 +80,7 @@ class ArchiveBackend:
                     continue
                 actions.append(Action("archive", "drop-partition", level_dir.relative_to(self.root).as_posix(),
                                       level, None, cut, count=_rows(parts), bytes=_size(parts),
-                                      handle=level_dir))  # fmt: skip
+                                      handle=level_dir, store=str(self.root)))  # fmt: skip
         return actions
 
     def apply(self, action: Action) -> int | None:

@@ -84,7 +84,8 @@ class EsBackend:
             if day is None or not day_is_expired(day, cut):
                 continue
             actions.append(Action("es", "delete-index", name, level, service, cut, count=_int(row.get("docs.count")),
-                                  bytes=_int(row.get("store.size")), handle=name))  # fmt: skip
+                                  bytes=_int(row.get("store.size")), handle=name,
+                                  store=self.config.display_url))  # fmt: skip
         if foreign:
             self.notes.append(f"{foreign} index(es) under {self.config.index_prefix}* do not match "
                               f"{self.config.index!r}; left alone")  # fmt: skip
@@ -144,7 +145,7 @@ class EsBackend:
                                 bytes=(size * count // docs) if docs else None,
                                 request={"method": "POST", "path": f"/{mixed.pattern}/_delete_by_query",
                                          "body": {"query": query}},
-                                handle=(mixed, query))  # fmt: skip
+                                handle=(mixed, query), store=self.config.display_url)  # fmt: skip
                 if not supported:
                     action.state = "unsupported"
                 actions.append(action)

@@ -52,7 +52,8 @@ class LokiBackend:
                 cut = boundary(now, age, self.policy.max_clock_skew)
                 params = {"query": selector, "start": "0", "end": str(int(cut.timestamp()))}
                 action = Action("loki", "loki-delete", selector, level, service, cut,
-                                request={"method": "POST", "path": DELETE_PATH, "params": params})  # fmt: skip
+                                request={"method": "POST", "path": DELETE_PATH, "params": params},
+                                store=self.config.url)  # fmt: skip
                 if any(_covers(r, selector, cut) for r in existing):
                     action.state = "pending"
                 else:

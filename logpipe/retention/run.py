@@ -41,12 +41,16 @@ class Action:
     state: str = "planned"  # planned | pending (Loki already has this request)
     request: dict[str, Any] | None = None
     handle: Any = field(default=None, repr=False)  # backend-private (paths, index names)
+    store: str = ""  # which archive folder / engine / Loki: audit lines must say where
+
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.backend, "kind": self.kind, "target": self.target,
                                "level": self.level, "service": self.service or "*",
                                "cutoff": self.cutoff.isoformat().replace("+00:00", "Z"),
                                "count": self.count, "bytes": self.bytes, "state": self.state}  # fmt: skip
+        if self.store:
+            out["store"] = self.store
         if self.request is not None:
             out["request"] = self.request
         return out

@@ -66,12 +66,13 @@ class TestArchiveApply:
         assert (TODAY - timedelta(days=9)).isoformat() not in info
 
     def test_idempotent_and_audited(self, archive_policy: tuple[Path, Path], tmp_path: Path) -> None:
-        _archive, policy = archive_policy
+        archive, policy = archive_policy
         first = retention("apply", "--yes", policy=policy)
         assert first.code == 0, first.err
         deleted = [a for a in first.audit() if a["event"] == "deleted"]
         assert len(deleted) == 101 * 6 - len(expected_left(100, AGES))
         assert all(a["backend"] == "archive" and a["deleted"] == 2 for a in deleted)
+        assert all(a["store"] == str(archive) and a["cutoff"].endswith("T00:00:00Z") for a in deleted)
         second = retention("apply", "--yes", policy=policy)
         assert second.code == 0
         assert [a["event"] for a in second.audit()] == ["start", "end"]

@@ -32,6 +32,7 @@ class TestLokiDeletes:
         run = retention("apply", "--yes", policy=policy)
         assert run.code == 0, run.err
         sent = {d["query"]: d for d in loki.double.deletes}
+        assert {a["store"] for a in run.audit() if a["event"] == "deleted"} == {f"http://{loki.url}"}
         assert set(sent) == {f'{{level="{lv}"}}' for lv in ("trace", "debug", "info", "warning", "error", "critical")}
         assert sent['{level="info"}']["end_time"] == MIDNIGHT("2026-11-20")
         assert sent['{level="critical"}']["end_time"] == sent['{level="error"}']["end_time"]
