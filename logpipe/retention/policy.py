@@ -5,7 +5,7 @@
     levels: {ERROR: 90d, WARNING: 30d, INFO: 7d, DEBUG: 1d}
     services:
       checkout: {ERROR: 365d}
-    enforce: [archive, es, loki]  # backends `plan`/`apply` act on (all listed must be configured)
+    enforce: [archive, es, loki]  # backends `plan`/`apply` act on (each needs its section; none by default)
     archive: {path: ./logpipe-data}
     es: {url: es://127.0.0.1:9200, index: "logs-{service}-{level}-{date}", date_format: "%Y.%m.%d",
          mixed: [{pattern: "app-logs-*", level_field: level, ts_field: ts, service_field: service}]}
@@ -150,7 +150,9 @@ def parse(doc: Any, source: Path) -> Policy:
     skew = _age(where, top.get("max_clock_skew", "1h"), "max_clock_skew", allow_zero=True)
     if skew is None:
         where.fail("max_clock_skew", "cannot be forever")
-    enforce_raw = top.get("enforce", [b for b in BACKENDS if b in top])
+    # No default from the sections present: a section may be there only for `export`, and
+    # deleting is something a policy must ask for by name.
+    enforce_raw = top.get("enforce", [])
     if isinstance(enforce_raw, str):
         enforce_raw = [enforce_raw]
     if not isinstance(enforce_raw, list) or not all(isinstance(b, str) for b in enforce_raw):

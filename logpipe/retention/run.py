@@ -89,6 +89,8 @@ class Report:
 def backends(policy: Policy, only: str) -> list[Backend]:
     """The backends to act on: the policy's `enforce` list, narrowed by `--backend`."""
     names = list(policy.enforce) if only == "all" else [only]
+    if not names:
+        sys.stderr.write(f"warning: {policy.source}: `enforce` lists no backend, so there is nothing to do\n")
     out: list[Backend] = []
     for name in names:
         if name == "archive":

@@ -113,6 +113,9 @@ class TestOpenSearch:
     def test_wrong_pattern_deletes_nothing(self, opensearch: str, prefix: str, tmp_path: Path) -> None:
         """A pattern without {date}, another prefix, or a wildcard-only mixed pattern: nothing goes."""
         created = build_daily(opensearch, prefix)
+        undated = f"{prefix}shop-error"  # no date in the name: created today, so young whatever it holds
+        create_index(opensearch, undated, [{"ts": ts(400), "level": "ERROR", "service": "shop", "message": "m"}])
+        created.add(undated)
         for index, code in ((prefix + "{service}-{level}", 0), ("t-ret-other-{service}-{level}-{date}", 0)):
             policy = es_policy(tmp_path, opensearch, prefix)
             doc = json.loads(json.dumps(__import__("yaml").safe_load(policy.read_text())))

@@ -40,6 +40,14 @@ class TestDefaults:
         policy = parse(doc(levels={"ERROR": 10, "CRITICAL": "forever"}), Path("p.yaml"))
         assert policy.levels["CRITICAL"] is None and policy.levels["ERROR"] == timedelta(days=10)
 
+    def test_a_section_alone_enforces_nothing(self, tmp_path: Path) -> None:
+        archive = build_archive(tmp_path, 5)
+        before = partitions(archive)
+        policy = write_policy(tmp_path / "p.yaml", {"archive": {"path": str(archive)}})
+        run = retention("apply", "--yes", policy=policy)
+        assert run.code == 0 and "`enforce` lists no backend" in run.err
+        assert partitions(archive) == before
+
     def test_service_overrides_keep_only_differences_and_inherit_inside(self) -> None:
         policy = parse(doc(services={"checkout": {"ERROR": "365d", "INFO": "7d"}}), Path("p.yaml"))
         assert policy.services == {"checkout": {"ERROR": timedelta(days=365), "CRITICAL": timedelta(days=365)}}
