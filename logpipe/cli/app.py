@@ -63,7 +63,7 @@ def main() -> None:
     _register()
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("LOGPIPE_DEBUG"))
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except LogpipeError as exc:
         if debug:
             raise
@@ -88,3 +88,6 @@ def main() -> None:
             raise
         error_line(f"{type(exc).__name__}: {exc} (run with --debug for a traceback)")
         sys.exit(1)
+    # Without standalone mode click returns a command's `typer.Exit(code)` instead of exiting.
+    if isinstance(code, int) and code:
+        sys.exit(code)

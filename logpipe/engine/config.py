@@ -23,6 +23,7 @@ from typing import Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from logpipe.errors import UsageError
+from logpipe.options import flag, whole
 
 ENV_USER: Final = "LOGPIPE_ES_USER"
 ENV_PASSWORD: Final = "LOGPIPE_ES_PASSWORD"
@@ -37,8 +38,6 @@ SCHEMES: Final = {"es": "http", "http": "http", "es+http": "http", "es+https": "
 INDEX_FIELDS: Final = frozenset({"service", "level", "host", "logger", "method", "source"}) | {"date"}
 _PLACEHOLDER_RE: Final = re.compile(r"\{([^{}]*)\}")
 _LITERAL_RE: Final = re.compile(r"^[a-z0-9_.+-]*$")
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +96,7 @@ def parse_target(target: str, env: Mapping[str, str] | None = None) -> EsConfig:
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
         raise UsageError(f"unknown engine URL option {unknown[0]!r} (known: {', '.join(sorted(_OPTION_KEYS))})")
-    tls = SCHEMES[scheme] == "https" or _flag(options.pop("tls", "false"), "tls")
+    tls = SCHEMES[scheme] == "https" or flag(options.pop("tls", "false"), "tls", what="engine option")
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     port = parts.port or 9200
     path = parts.path.rstrip("/")
@@ -107,7 +106,7 @@ def parse_target(target: str, env: Mapping[str, str] | None = None) -> EsConfig:
         password=unquote(parts.password) if parts.password else environ.get(ENV_PASSWORD) or None,
         api_key=options.pop("api_key", "") or environ.get(ENV_API_KEY) or None,
         ca_file=_ca(options.pop("ca", "") or environ.get(ENV_CA)),
-        verify=_flag(options.pop("verify", "") or environ.get(ENV_VERIFY) or "true", "verify"),
+        verify=flag(options.pop("verify", "") or environ.get(ENV_VERIFY) or "true", "verify", what="engine option"),
     )
     return _apply_options(config, options)
 
@@ -127,17 +126,17 @@ def _apply_options(config: EsConfig, options: dict[str, str]) -> EsConfig:
     if "template" in options:
         changes["template_name"] = options["template"]
     if "replicas" in options:
-        changes["replicas"] = _int(options["replicas"], "replicas", 0)
+        changes["replicas"] = whole(options["replicas"], "replicas", 0, what="engine option")
     if "shards" in options:
-        changes["shards"] = _int(options["shards"], "shards", 1)
+        changes["shards"] = whole(options["shards"], "shards", 1, what="engine option")
     if "concurrency" in options:
-        changes["concurrency"] = _int(options["concurrency"], "concurrency", 1)
+        changes["concurrency"] = whole(options["concurrency"], "concurrency", 1, what="engine option")
     if "chunk_mb" in options:
-        changes["chunk_bytes"] = _int(options["chunk_mb"], "chunk_mb", 1) << 20
+        changes["chunk_bytes"] = whole(options["chunk_mb"], "chunk_mb", 1, what="engine option") << 20
     if "retry_for" in options:
-        changes["retry_for_s"] = float(_int(options["retry_for"], "retry_for", 0))
+        changes["retry_for_s"] = float(whole(options["retry_for"], "retry_for", 0, what="engine option"))
     if "gzip" in options:
-        changes["gzip"] = _flag(options["gzip"], "gzip")
+        changes["gzip"] = flag(options["gzip"], "gzip", what="engine option")
     config = replace(config, **changes)  # type: ignore[arg-type]
     check_index_pattern(config.index)
     if config.username and not config.password:
@@ -164,23 +163,6 @@ def check_index_pattern(pattern: str) -> list[tuple[str, str]]:
     if not parts or parts[0][0] != "text" or parts[0][1][0] in "-_+.":
         raise UsageError(f"index pattern {pattern!r} must start with a literal prefix such as 'logs-'")
     return parts
-
-
-def _flag(text: str, name: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE | _FALSE:
-        return value in _TRUE
-    raise UsageError(f"engine option {name} expects true or false, not {text!r}")
-
-
-def _int(text: str, name: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"engine option {name} expects a whole number, not {text!r}") from None
-    if value < minimum:
-        raise UsageError(f"engine option {name} must be at least {minimum}")
-    return value
 
 
 def _ca(path: str | None) -> Path | None:

@@ -24,7 +24,8 @@ from logpipe.query.es import es_dirs, get_es_query, journey_order, substitute
 from logpipe.schema import record_schema
 from logpipe.sinks.base import Batch
 from logpipe.sinks.elasticsearch.encode import document_of, encode, index_of, template_body
-from logpipe.sinks.elasticsearch.sink import EsSink, backoff_s, chunks, sort_items
+from logpipe.sinks.elasticsearch.sink import EsSink, chunks, sort_items
+from logpipe.sinks.retry import backoff_s
 
 # --- settings and secrets ---------------------------------------------------------------------
 

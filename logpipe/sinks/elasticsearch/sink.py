@@ -23,7 +23,6 @@ is the buffer. Memory is at most the buffer plus the one flush in flight (`in_fl
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect
 from logpipe.errors import TransientError
 from logpipe.sinks.base import Batch, FlushResult
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
+from logpipe.sinks.retry import backoff_s
 
 if TYPE_CHECKING:
     from logpipe.engine.config import EsConfig
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("logpipe.sinks.elasticsearch")
 
 DEAD_LETTER_REASON: Final = "engine_rejected"
-BASE_BACKOFF_S: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +110,6 @@ def sort_items(response: dict[str, Any], count: int) -> Outcome:
         else:
             outcome.dead.append((position, f"HTTP {status} {reason}"))
     return outcome
-
-
-def backoff_s(attempt: int, cap_s: float, rng: random.Random | None = None) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    ceiling = min(cap_s, BASE_BACKOFF_S * (2 ** min(attempt, 30)))
-    return (rng or random).uniform(ceiling / 4, ceiling)
 
 
 def chunks(sizes: Sequence[int], positions: Sequence[int], limit: int) -> list[list[int]]:

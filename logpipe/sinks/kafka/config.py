@@ -18,6 +18,7 @@ from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 from logpipe.errors import UsageError
+from logpipe.options import whole
 from logpipe.schema import COLUMN_NAMES
 
 SCHEMES: Final = ("kafka", "kafka+ssl")
@@ -68,19 +69,6 @@ class KafkaConfig:
         return kwargs
 
 
-def _int(options: dict[str, str], name: str, default: int, low: int = 0) -> int:
-    raw = options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UsageError(f"kafka option {name}={raw!r} is not a whole number") from None
-    if value < low:
-        raise UsageError(f"kafka option {name} must be at least {low}")
-    return value
-
-
 def parse_kafka_url(url: str) -> KafkaConfig:
     """Parse and validate a kafka:// URL (credentials come from the environment only)."""
     parts = urlsplit(url)
@@ -118,9 +106,9 @@ def parse_kafka_url(url: str) -> KafkaConfig:
         mode=mode,
         key=key,
         compression=None if compression == "none" else compression,
-        linger_ms=_int(options, "linger_ms", 20),
-        batch_bytes=_int(options, "batch_bytes", 1 << 20, low=1024),
-        batch_records=_int(options, "batch_records", 1000, low=1),
+        linger_ms=whole(options.get("linger_ms", "20"), "linger_ms", 0, what="kafka option"),
+        batch_bytes=whole(options.get("batch_bytes", str(1 << 20)), "batch_bytes", 1024, what="kafka option"),
+        batch_records=whole(options.get("batch_records", "1000"), "batch_records", 1, what="kafka option"),
         group=options.get("group") or None,
         ca_file=options.get("ca"),
         sasl_mechanism=SASL[sasl] if sasl else None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Coroutine
@@ -24,6 +23,7 @@ from logpipe.errors import TransientError
 from logpipe.sinks.base import Batch, FlushResult
 from logpipe.sinks.kafka.config import KafkaConfig
 from logpipe.sinks.kafka.encode import Messages, encode
+from logpipe.sinks.retry import backoff_s
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("logpipe.sinks.kafka")
 T = TypeVar("T")
 
-BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 10.0
 REQUEST_TIMEOUT_MS = 15_000
 
@@ -106,12 +105,12 @@ class KafkaSink:
     def _deliver(self, messages: Messages) -> None:
         """Send until every message is acknowledged; only the failed ones are sent again."""
         pending = list(range(len(messages)))
-        delay = BACKOFF_START_S
+        attempt = 0
         while pending:
             try:
                 pending = self._loop.run(self._produce(messages, pending))
             except Exception as exc:  # the broker is unreachable or the producer broke
-                log.warning("kafka %s: %s; retrying in %.1fs", self.config.display_url, exc, delay)
+                log.warning("kafka %s: %s; retrying", self.config.display_url, exc)
                 self._reset_producer()
             if not pending:
                 return
@@ -121,8 +120,8 @@ class KafkaSink:
                     f"stopped before {self.config.display_url} acknowledged {len(pending):,} messages; "
                     "their lines will be read again"
                 )
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, BACKOFF_MAX_S)
+            time.sleep(backoff_s(attempt, BACKOFF_MAX_S))
+            attempt += 1
 
     async def _produce(self, messages: Messages, indices: list[int]) -> list[int]:
         """Send the given messages; return the indices that failed (to send again).

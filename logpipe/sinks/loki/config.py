@@ -29,6 +29,7 @@ from typing import Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from logpipe.errors import UsageError
+from logpipe.options import choice, flag, whole
 
 ENV_USER: Final = "LOGPIPE_LOKI_USER"
 ENV_PASSWORD: Final = "LOGPIPE_LOKI_PASSWORD"
@@ -54,8 +55,6 @@ PER_REQUEST_FIELDS: Final = frozenset(
      "offset", "ts", "duration_ms", "span_id"}
 )  # fmt: skip
 _LABEL_NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ def parse_loki_target(target: str, env: Mapping[str, str] | None = None) -> Loki
     unknown = sorted(set(options) - OPTION_KEYS)
     if unknown:
         raise UsageError(f"unknown Loki URL option {unknown[0]!r} (known: {', '.join(sorted(OPTION_KEYS))})")
-    tls = SCHEMES[scheme] == "https" or _flag(options.get("tls", "false"), "tls")
+    tls = SCHEMES[scheme] == "https" or flag(options.get("tls", "false"), "tls", what="Loki option")
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     username = unquote(parts.username) if parts.username else environ.get(ENV_USER) or None
     password = unquote(parts.password) if parts.password else environ.get(ENV_PASSWORD) or None
@@ -150,17 +149,17 @@ def parse_loki_target(target: str, env: Mapping[str, str] | None = None) -> Loki
         password=password,
         token=options.get("token") or environ.get(ENV_TOKEN) or None,
         tenant=options.get("tenant") or environ.get(ENV_TENANT) or None,
-        encoding=_choice(options.get("encoding", "protobuf"), ENCODINGS, "encoding"),
-        gzip=_flag(options.get("gzip", "false"), "gzip"),
+        encoding=choice(options.get("encoding", "protobuf"), ENCODINGS, "encoding", what="Loki option"),
+        gzip=flag(options.get("gzip", "false"), "gzip", what="Loki option"),
         labels=labels,
         metadata=metadata,
-        line=_choice(options.get("line", "json"), LINE_MODES, "line"),
-        label_limit=_int(options.get("label_limit", "500"), "label_limit", 1),
-        batch_bytes=_int(options.get("batch_kb", "1024"), "batch_kb", 1) << 10,
-        batch_entries=_int(options.get("batch_entries", "10000"), "batch_entries", 1),
-        retry_for_s=float(_int(options.get("retry_for", "0"), "retry_for", 0)),
-        max_backoff_s=float(_int(options.get("max_backoff", "30"), "max_backoff", 1)),
-        timeout_s=float(_int(options.get("timeout", "30"), "timeout", 1)),
+        line=choice(options.get("line", "json"), LINE_MODES, "line", what="Loki option"),
+        label_limit=whole(options.get("label_limit", "500"), "label_limit", 1, what="Loki option"),
+        batch_bytes=whole(options.get("batch_kb", "1024"), "batch_kb", 1, what="Loki option") << 10,
+        batch_entries=whole(options.get("batch_entries", "10000"), "batch_entries", 1, what="Loki option"),
+        retry_for_s=float(whole(options.get("retry_for", "0"), "retry_for", 0, what="Loki option")),
+        max_backoff_s=float(whole(options.get("max_backoff", "30"), "max_backoff", 1, what="Loki option")),
+        timeout_s=float(whole(options.get("timeout", "30"), "timeout", 1, what="Loki option")),
     )
     if config.gzip and config.encoding != "json":
         raise UsageError("Loki option gzip=true applies to encoding=json (protobuf is always snappy-compressed)")
@@ -219,25 +218,3 @@ def _path(text: str) -> str:
     return text
 
 
-def _choice(text: str, choices: tuple[str, ...], name: str) -> str:
-    value = text.strip().lower()
-    if value not in choices:
-        raise UsageError(f"Loki option {name} is one of {', '.join(choices)}, not {text!r}")
-    return value
-
-
-def _flag(text: str, name: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE | _FALSE:
-        return value in _TRUE
-    raise UsageError(f"Loki option {name} expects true or false, not {text!r}")
-
-
-def _int(text: str, name: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"Loki option {name} expects a whole number, not {text!r}") from None
-    if value < minimum:
-        raise UsageError(f"Loki option {name} must be at least {minimum}")
-    return value

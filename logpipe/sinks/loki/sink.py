@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Final
 
 from logpipe.errors import TerminalError, TransientError
 from logpipe.sinks.base import Batch, FlushResult
-from logpipe.sinks.elasticsearch.sink import backoff_s
 from logpipe.sinks.loki.config import label_name
 from logpipe.sinks.loki.encode import (
     LINE,
@@ -46,6 +45,7 @@ from logpipe.sinks.loki.encode import (
     prepare,
     refused_rows,
 )  # fmt: skip
+from logpipe.sinks.retry import backoff_s
 
 if TYPE_CHECKING:
     import polars as pl
