@@ -28,6 +28,28 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a buffered batch came from, so that a sink's dead letter names its source and position."""
+
+    source_id: str
+    path: str
+    start: int
+    end: int
+    read_time_us: int
+
+    @classmethod
+    def of(cls, batch: Batch) -> Origin:
+        return cls(batch.source_id, batch.path, batch.start, batch.end, batch.read_time_us)
+
+    def dead_letters(self, rejects: list[Reject]) -> Batch:
+        """A batch that carries only these rejects, for the archive's dead-letter table."""
+        from logpipe.schema import record_schema
+
+        empty = record_schema().empty_table()
+        return Batch(self.source_id, self.path, self.start, self.end, empty, tuple(rejects), self.read_time_us)
+
+
+@dataclass(frozen=True, slots=True)
 class FlushResult:
     """What one flush made durable."""
 

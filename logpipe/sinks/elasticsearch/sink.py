@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect
 from logpipe.errors import TransientError
-from logpipe.sinks.base import Batch, FlushResult
+from logpipe.sinks.base import Batch, FlushResult, Origin
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
 from logpipe.sinks.retry import backoff_s
 
@@ -42,17 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("logpipe.sinks.elasticsearch")
 
 DEAD_LETTER_REASON: Final = "engine_rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class _Origin:
-    """Where a buffered batch came from, so a dead letter names its source and offset."""
-
-    source_id: str
-    path: str
-    start: int
-    end: int
-    read_time_us: int
 
 
 @dataclass(slots=True)
@@ -145,7 +134,7 @@ class EsSink:
         self._dead_letters = dead_letters
         self._connect = connect_client
         self._client: EngineClient | None = None
-        self._buffer: list[tuple[_Origin, Encoded]] = []
+        self._buffer: list[tuple[Origin, Encoded]] = []
         self._bytes = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -160,7 +149,7 @@ class EsSink:
         encoded = encode(batch.records, self.config)
         if not encoded.lines:
             return
-        origin = _Origin(batch.source_id, batch.path, batch.start, batch.end, batch.read_time_us)
+        origin = Origin.of(batch)
         with self._lock:
             self._buffer.append((origin, encoded))
             self._bytes += encoded.nbytes
@@ -194,7 +183,7 @@ class EsSink:
             setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
         return FlushResult(records=stats.indexed, dead_letters=stats.dead_lettered)
 
-    def _index(self, buffered: list[tuple[_Origin, Encoded]], stats: EsFlushStats) -> None:
+    def _index(self, buffered: list[tuple[Origin, Encoded]], stats: EsFlushStats) -> None:
         origins = [origin for origin, _ in buffered]
         items = [
             _Item(line, offset, n, index)
@@ -285,10 +274,9 @@ class EsSink:
             self._client = client
         return self._client
 
-    def _dead_letter(self, items: list[_Item], origins: list[_Origin], dead: list[tuple[int, str]]) -> None:
+    def _dead_letter(self, items: list[_Item], origins: list[Origin], dead: list[tuple[int, str]]) -> None:
         """Hand items the engine can never take to the dead-letter store, one batch per origin."""
         from logpipe.parse.framing import Reject
-        from logpipe.schema import record_schema
 
         by_origin: dict[int, list[Reject]] = {}
         for position, reason in dead:
@@ -297,10 +285,8 @@ class EsSink:
             by_origin.setdefault(item.origin, []).append(
                 Reject(item.offset, DEAD_LETTER_REASON, detail, document_of(item.line).encode())
             )
-        empty = record_schema().empty_table()
         for n, rejects in by_origin.items():
-            o = origins[n]
-            self._dead_letters(Batch(o.source_id, o.path, o.start, o.end, empty, tuple(rejects), o.read_time_us))
+            self._dead_letters(origins[n].dead_letters(rejects))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

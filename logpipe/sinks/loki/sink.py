@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from logpipe.errors import TerminalError, TransientError
-from logpipe.sinks.base import Batch, FlushResult
+from logpipe.sinks.base import Batch, FlushResult, Origin
 from logpipe.sinks.loki.config import label_name
 from logpipe.sinks.loki.encode import (
     LINE,
@@ -57,17 +57,6 @@ log = logging.getLogger("logpipe.sinks.loki")
 DEAD_LETTER_REASON: Final = "loki_rejected"
 DEAD_LETTER_STATUSES: Final = frozenset({400, 422})
 MAX_REASON_CHARS: Final = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class _Origin:
-    """Where a buffered batch came from, so a dead letter names its source and offset."""
-
-    source_id: str
-    path: str
-    start: int
-    end: int
-    read_time_us: int
 
 
 @dataclass(slots=True)
@@ -118,7 +107,7 @@ class LokiSink:
         self._dead_letters = dead_letters
         self._sleep = sleep
         self.guard = LabelGuard(config.labels, config.label_limit)
-        self._buffer: list[tuple[_Origin, pl.DataFrame]] = []
+        self._buffer: list[tuple[Origin, pl.DataFrame]] = []
         self._bytes = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -141,7 +130,7 @@ class LokiSink:
     def send(self, batch: Batch) -> None:
         if batch.records.num_rows == 0:
             return
-        origin = _Origin(batch.source_id, batch.path, batch.start, batch.end, batch.read_time_us)
+        origin = Origin.of(batch)
         with self._lock:
             frame = prepare(batch.records, self.config, origin=len(self._buffer))
             for name in self.guard.observe(frame):
@@ -257,10 +246,9 @@ class LokiSink:
             self._conn.close()
             self._conn = None
 
-    def _dead_letter(self, frame: pl.DataFrame, origins: list[_Origin], refused: tuple[list[int], str]) -> None:
+    def _dead_letter(self, frame: pl.DataFrame, origins: list[Origin], refused: tuple[list[int], str]) -> None:
         """Hand entries Loki can never take to the dead-letter store, one batch per origin."""
         from logpipe.parse.framing import Reject
-        from logpipe.schema import record_schema
 
         rows, reason = refused
         picked = frame.select(LINE, OFFSET, ORIGIN)[rows]
@@ -268,10 +256,8 @@ class LokiSink:
         detail = reason[:MAX_REASON_CHARS]
         for line, offset, origin in picked.iter_rows():
             by_origin.setdefault(origin, []).append(Reject(offset, DEAD_LETTER_REASON, detail, line.encode()))
-        empty = record_schema().empty_table()
         for n, rejects in by_origin.items():
-            o = origins[n]
-            self._dead_letters(Batch(o.source_id, o.path, o.start, o.end, empty, tuple(rejects), o.read_time_us))
+            self._dead_letters(origins[n].dead_letters(rejects))
 
     def describe(self) -> str:
         """One summary line for the end of `logpipe ship`."""
