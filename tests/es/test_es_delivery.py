@@ -22,7 +22,7 @@ from pathlib import Path
 
 import esdata
 import pytest
-from conftest import ROOT, URLS, all_sources, count, http, logpipe, running, services, target, wipe
+from eshelp import ROOT, URLS, all_sources, count, http, logpipe, running, services, target, wipe
 
 pytestmark = pytest.mark.slow
 

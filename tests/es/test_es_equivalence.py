@@ -15,7 +15,7 @@ from typing import Any
 
 import esdata
 import pytest
-from conftest import count, logpipe, make_prefix, target, wipe
+from eshelp import count, logpipe, make_prefix, target, wipe
 
 from logpipe.query.backend import Source, fetch
 

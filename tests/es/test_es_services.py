@@ -14,7 +14,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from conftest import KAFKA_PORT, SERVICES, URLS, running
+from eshelp import KAFKA_PORT, SERVICES, URLS, running
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from conftest import TODAY, build_archive, partitions, retention, write_policy
+from retentionhelp import TODAY, build_archive, partitions, retention, write_policy
 
 # Default ages + 1h skew, with --now at noon on TODAY: the boundary is midnight of TODAY - age,
 # so the newest day deleted is TODAY - age - 1.
@@ -177,7 +177,7 @@ class TestWithARunningAgent:
         import subprocess
         import sys
 
-        from conftest import ROOT, log_lines
+        from retentionhelp import ROOT, log_lines
 
         archive = build_archive(tmp_path, 30)
         policy = write_policy(tmp_path / "p.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)}})

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import TODAY, URLS, create_index, doc_count, index_names, retention, write_policy
+from retentionhelp import TODAY, URLS, create_index, doc_count, index_names, retention, write_policy
 
 # (service, level, days back): with --now at noon TODAY and the 1h margin, an index goes when
 # days back >= age + 1 (its whole day ended before midnight of TODAY - age).

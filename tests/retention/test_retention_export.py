@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import retention, write_policy
+from retentionhelp import retention, write_policy
 
 
 def chunks(text: str) -> dict[str, dict[str, Any]]:

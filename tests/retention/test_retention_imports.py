@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from retentionhelp import ROOT
 
 OWN = [ROOT / "logpipe" / "cli" / "retention_cmd.py", *sorted((ROOT / "logpipe" / "retention").glob("*.py"))]
 SHIPPING = ("logpipe.pipeline", "logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.ship",

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 import yaml
-from conftest import ROOT
+from retentionhelp import ROOT
 
 JOBS = ROOT / "retention"
 CRON_FIELD_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
@@ -88,7 +88,7 @@ def test_kubernetes_cronjob_manifest() -> None:
 
 def test_shipped_policy_is_what_the_jobs_would_run(tmp_path: Path) -> None:
     """The shipped policy file plans cleanly (exit 0) against an empty archive."""
-    from conftest import retention, write_policy
+    from retentionhelp import retention, write_policy
 
     doc = yaml.safe_load((JOBS / "policy.yaml").read_text())
     doc["archive"]["path"] = str(tmp_path)

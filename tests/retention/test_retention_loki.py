@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-from conftest import retention, write_policy
 from loki_double import DoubleServer
+from retentionhelp import retention, write_policy
 
 MIDNIGHT = lambda day: int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())  # noqa: E731
 

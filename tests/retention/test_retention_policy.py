@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, build_archive, partitions, retention, write_policy
+from retentionhelp import ROOT, build_archive, partitions, retention, write_policy
 
 from logpipe.errors import UsageError
 from logpipe.retention.policy import DEFAULT_AGES, load, parse
