@@ -73,6 +73,7 @@ class IngestRunner:
         self.stats = IngestStats()
         self._pending: dict[Any, int] = {}  # TopicPartition -> next offset to commit
         self._stop = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
         self._consumer: Any = None
         self._on_progress = on_progress
 
@@ -81,7 +82,17 @@ class IngestRunner:
         self.sinks.interrupt()
 
     async def _flush_and_commit(self) -> None:
-        """Make every sink durable, then commit the offsets just past what they now hold."""
+        """Make every sink durable, then commit the offsets just past what they now hold.
+
+        The rebalance listener runs in aiokafka's coordinator task, concurrently with the main
+        loop: a revocation must wait for a flush already under way and its commit, or it would
+        hand the partitions on before their records are durable and committed, and the next
+        owner would write them again.
+        """
+        async with self._commit_lock:
+            await self._flush_and_commit_locked()
+
+    async def _flush_and_commit_locked(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}

@@ -196,7 +196,17 @@ class ArchiveSink:
 
     def learn_written(self, sources: dict[str, int]) -> None:
         """Load what the archive already holds for these sources past these floors (a rebalance
-        gave us Kafka partitions that another consumer may have written before it died)."""
+        gave us Kafka partitions that another consumer may have written before it died).
+
+        A consumer that died while compacting may have left its merged part beside the parts it
+        merged: finish that first (under the compaction lock), or both would stay readable.
+        """
+        lock = try_compaction_lock(self.archive)
+        if lock is not None:
+            try:
+                compaction.recover(self.archive)
+            finally:
+                lock.release()
         self._ledger.add_from(self.archive, lambda sid: sources.get(sid, 0), sources=set(sources))
 
     def close(self) -> None:
