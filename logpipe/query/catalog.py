@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from logpipe.errors import UsageError
+from logpipe.options import FALSE, TRUE
 from logpipe.query.timeexpr import as_utc, parse_duration_ms, parse_time
 
 _T = TypeVar("_T")
@@ -51,8 +52,6 @@ _NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEADER_RE: Final = re.compile(r"^--\s*(?:(?P<key>[a-z]+)(?:\s+(?P<arg>[a-z_][a-z0-9_]*))?\s*:\s*(?P<value>.*))?$")
 _TYPE_RE: Final = re.compile(r"^(?P<base>[a-z]+)(?:\((?P<choices>[^)]*)\))?$")
 _PARAM_USE_RE: Final = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_TRUE: Final = frozenset({"true", "yes", "1", "on"})
-_FALSE: Final = frozenset({"false", "no", "0", "off"})
 
 BUILTIN_DIR: Final = Path(__file__).resolve().parent / "sql"
 _REPO_DIR: Final = Path(__file__).resolve().parents[2] / "queries" / "sql"
@@ -237,8 +236,8 @@ def convert(param: Param, value: object, *, now: datetime) -> object:
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
+        if text in TRUE | FALSE:
+            return text in TRUE
         raise UsageError(f"{label} expects true or false, not {value!r}")
     if param.type in ("int", "float"):
         try:
