@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from logpipe.checkpoints import CheckpointStore
+    from logpipe.parse.framing import Reject
 
 
 class ArchiveLock:
@@ -132,7 +133,7 @@ class ArchiveSink:
         self.duplicates_dropped += int(drop.sum())
         return records.filter(pa.array(~drop)) if drop.any() else records
 
-    def _drop_written_rejects(self, batch: Batch) -> tuple:  # type: ignore[type-arg]
+    def _drop_written_rejects(self, batch: Batch) -> tuple[Reject, ...]:
         import numpy as np
 
         if not batch.rejects:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import logging
 import os
 import stat
@@ -70,7 +71,7 @@ class TrackedFile:
     path: str
     dev: int
     ino: int
-    fh: object  # the open binary file
+    fh: io.FileIO  # the open file, unbuffered: we seek and read whole chunks ourselves
     read_pos: int
     format_name: str
     wrapper: str | None = None
@@ -87,8 +88,8 @@ class TrackedFile:
     def read_batch(self, *, at_eof_flush: bool) -> RawBatch | None:
         """Read what is new and return the complete lines as a batch (None when nothing is)."""
         fh = self.fh
-        fh.seek(self.read_pos)  # type: ignore[attr-defined]
-        chunk: bytes = fh.read(self.read_bytes)  # type: ignore[attr-defined]
+        fh.seek(self.read_pos)
+        chunk = fh.read(self.read_bytes) or b""
         now_us = time.time_ns() // 1000
         if chunk:
             self.last_data = time.monotonic()
@@ -119,7 +120,7 @@ class TrackedFile:
         Checked on the open descriptor before and after each read, so bytes of a new file written
         into a truncated one are never taken for the rest of the old one.
         """
-        fd = self.fh.fileno()  # type: ignore[attr-defined]
+        fd = self.fh.fileno()
         try:
             if os.fstat(fd).st_size < self.read_pos:
                 return True
@@ -157,7 +158,7 @@ class TrackedFile:
                         oversized=(done,))  # fmt: skip
 
     def close(self) -> None:
-        self.fh.close()  # type: ignore[attr-defined]
+        self.fh.close()
 
 
 def rotated_siblings(path: str) -> list[str]:
@@ -348,7 +349,7 @@ class FileWatcher:
             done = committed.get(source_id, -1) >= tracked.read_pos
             idle = self.once or now - tracked.last_data >= ROTATED_IDLE_S
             try:
-                at_end = os.fstat(tracked.fh.fileno()).st_size <= tracked.read_pos  # type: ignore[attr-defined]
+                at_end = os.fstat(tracked.fh.fileno()).st_size <= tracked.read_pos
             except OSError:
                 at_end = True
             if done and idle and at_end:
@@ -359,7 +360,7 @@ class FileWatcher:
         """Every tracked file read to its end (for --once)."""
         for tracked in self.tracked.values():
             try:
-                size = os.fstat(tracked.fh.fileno()).st_size  # type: ignore[attr-defined]
+                size = os.fstat(tracked.fh.fileno()).st_size
             except OSError:
                 continue
             if tracked.read_pos < size or tracked.carry or tracked.skipping is not None:
@@ -378,14 +379,14 @@ class FormatResolver:
     def __init__(self, override: str | None = None) -> None:
         self.override = override
 
-    def __call__(self, path: str, fh: object) -> ResolvedFormat:
+    def __call__(self, path: str, fh: io.FileIO) -> ResolvedFormat:
         from logpipe.parse.detect import detect, sample_lines
         from logpipe.parse.profiles import PROFILES
 
         if self.override and self.override != "auto":
             profile = PROFILES[self.override]
         else:
-            head = os.pread(fh.fileno(), 64 << 10, 0)  # type: ignore[attr-defined]
+            head = os.pread(fh.fileno(), 64 << 10, 0)
             profile = detect(sample_lines(head))
         return ResolvedFormat(profile.name, profile.wrapper)
 

@@ -14,6 +14,7 @@ OWN = [ROOT / "logpipe" / "export.py", ROOT / "logpipe" / "cli" / "query_cmd.py"
        ROOT / "logpipe" / "cli" / "export_cmd.py", *sorted((ROOT / "logpipe" / "query").glob("*.py"))]
 SHIPPING = ("logpipe.pipeline", "logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.sinks")
 ALLOWED = ("logpipe.archive.reader", "logpipe.archive.layout", "logpipe.schema", "logpipe.errors", "logpipe.engine",
+           "logpipe.options",
            "logpipe.query", "logpipe.export", "logpipe.cli")
 
 
