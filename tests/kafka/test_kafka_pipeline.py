@@ -166,3 +166,38 @@ def test_broker_restart_during_follow(tmp_path: Path, kafka: str, topic_factory:
     assert seqs == set(range(3500))
     assert code == 0, agent.stderr.read().decode() if agent.stderr else ""
     assert archived_seqs(tmp_path / "a") == list(range(3500))
+
+
+def test_engine_dead_letters_name_the_kafka_offset() -> None:
+    """For ingest batches, ES and Loki sinks keep the Kafka offset (Batch.positions) for dead letters."""
+    import polars as pl
+    import pyarrow as pa
+
+    from logpipe.engine.config import parse_target
+    from logpipe.sinks.base import Batch
+    from logpipe.sinks.elasticsearch.sink import EsSink
+    from logpipe.sinks.loki.config import parse_loki_target
+    from logpipe.sinks.loki.encode import OFFSET
+    from logpipe.sinks.loki.sink import LokiSink
+    from logpipe.sources.kafka import PartitionRef, decode
+
+    class Message:
+        def __init__(self, offset: int, value: bytes) -> None:
+            self.offset, self.value = offset, value
+
+    from logpipe.schema import record_schema
+    from logpipe.sinks.jsondoc import documents
+
+    rows = [{"ts": 1_795_000_000_000_000 + i, "level": "INFO", "message": f"m{i}", "offset": 1000 + i * 10,
+             "event_id": f"e{i}"} for i in range(3)]  # fmt: skip
+    table = pa.Table.from_pylist(rows, schema=record_schema())
+    messages = [Message(70 + i, d.encode()) for i, d in enumerate(documents(table).to_list())]
+    batch: Batch = decode(PartitionRef("t", 0, "127.0.0.1:1"), messages)
+    assert batch.records.column("offset").to_pylist() == [1000, 1010, 1020]  # the agent's provenance stays
+    es = EsSink(parse_target("es://127.0.0.1:1"), dead_letters=lambda b: None)
+    es.send(batch)
+    assert es._buffer[0][1].offsets == [70, 71, 72]
+    loki = LokiSink(parse_loki_target("loki://127.0.0.1:1"), dead_letters=lambda b: None)
+    loki.send(batch)
+    frame: pl.DataFrame = loki._buffer[0][1]
+    assert frame.get_column(OFFSET).to_list() == [70, 71, 72]

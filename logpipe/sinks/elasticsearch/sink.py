@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect
@@ -149,6 +149,10 @@ class EsSink:
         encoded = encode(batch.records, self.config)
         if not encoded.lines:
             return
+        if batch.positions is not None:
+            # Dead letters name where a record sits in its source: for `logpipe ingest` that is
+            # the Kafka offset, not the agent's file offset the record carries.
+            encoded = replace(encoded, offsets=batch.positions.to_pylist())
         origin = Origin.of(batch)
         with self._lock:
             self._buffer.append((origin, encoded))

@@ -128,11 +128,16 @@ class LokiSink:
     # -------------------------------------------------------------------------------- send
 
     def send(self, batch: Batch) -> None:
+        import polars as pl
+
         if batch.records.num_rows == 0:
             return
         origin = Origin.of(batch)
         with self._lock:
             frame = prepare(batch.records, self.config, origin=len(self._buffer))
+            if batch.positions is not None:
+                # Dead letters name the Kafka offset for `logpipe ingest`, not the file offset.
+                frame = frame.with_columns(pl.Series(OFFSET, batch.positions.to_pylist(), dtype=pl.Int64))
             for name in self.guard.observe(frame):
                 log.warning(
                     "loki label %r passed %d distinct values (label_limit=%d): it is sent as structured "
