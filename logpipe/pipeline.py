@@ -4,8 +4,8 @@
                                                                                              |
                       checkpoints <------------------- commit after every sink flushed ------+
 
-The loop runs on asyncio; the CPU-heavy stages run in a worker thread (DuckDB and Arrow release
-the GIL), so signals and timers stay responsive. Memory is bounded: a source is read only while
+The loop runs on asyncio; the CPU-heavy stages run in a worker thread (the native normaliser and
+Arrow release the GIL), so signals and timers stay responsive. Memory is bounded: a source is read only while
 the sinks' buffers are under `flush_bytes`; the log file itself is the buffer.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from logpipe.checkpoints import CheckpointStore
 from logpipe.errors import UsageError
@@ -33,10 +33,7 @@ from logpipe.sources.files import FileWatcher, FormatResolver
 from logpipe.stats import ShipStats
 
 if TYPE_CHECKING:
-    import duckdb
-
     from logpipe.enrich.context import RequestContext
-    from logpipe.parse.normalise import NormaliseStatement
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -58,41 +55,29 @@ class ShipOptions:
     read_bytes: int = 8 << 20
     discover_interval_s: float = 1.0
     poll_interval_s: float = 0.2
-    duckdb_threads: int | None = None
-    duckdb_memory: str = "512MB"
 
 
 class Transformer:
-    """Pure stages from RawBatch to Batch, over one private DuckDB connection."""
+    """Pure stages from RawBatch to Batch: frame, unwrap, normalise (one native normaliser per
+    format, one request-context map for all)."""
 
     def __init__(self, options: ShipOptions) -> None:
-        import duckdb
-
         from logpipe.enrich.context import RequestContext
         from logpipe.memory import tune_allocators
-        from logpipe.parse.normalise import create_level_map
 
         tune_allocators()
-
-        self._con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
-        self._con.execute(f"SET memory_limit = '{_memory(options.duckdb_memory)}'")
-        # Hand freed query memory back promptly: the agent lives for months beside the app.
-        self._con.execute("SET allocator_flush_threshold = '16MB'")
-        if options.duckdb_threads:
-            self._con.execute(f"SET threads = {int(options.duckdb_threads)}")
         self._labels = dict(options.labels)
         self._labels.setdefault("host", socket.gethostname())
         self._fields = options.fields
-        self._statements: dict[str, NormaliseStatement] = {}
-        self.context: RequestContext = RequestContext(self._con)
-        create_level_map(self._con)
+        self._normalisers: dict[str, Any] = {}
+        self.context: RequestContext = RequestContext()
 
-    def _statement(self, profile: Profile) -> NormaliseStatement:
-        from logpipe.parse.normalise import build_statement
+    def _normaliser(self, profile: Profile) -> Any:
+        from logpipe.parse.normalise import compile_profile
 
-        if profile.name not in self._statements:
-            self._statements[profile.name] = build_statement(self._fields.apply(profile), self._labels)
-        return self._statements[profile.name]
+        if profile.name not in self._normalisers:
+            self._normalisers[profile.name] = compile_profile(self._fields.apply(profile), self._labels)
+        return self._normalisers[profile.name]
 
     def __call__(self, raw: RawBatch) -> Batch:
         from logpipe.parse.framing import frame
@@ -107,19 +92,11 @@ class Transformer:
             unwrapped = unwrap(framed, profile.wrapper)
             framed, fallback_ts = unwrapped.framed, unwrapped.fallback_ts
         ctx = BatchContext(raw.path, raw.source_id[:16], raw.read_time_us, unterminated)
-        records, rejects = normalise(framed, self._statement(profile), ctx, self._con, self.context, fallback_ts)
+        records, rejects = normalise(framed, self._normaliser(profile), ctx, self.context, fallback_ts)
         return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(rejects), raw.read_time_us)
 
     def close(self) -> None:
-        self._con.close()
-
-
-def _memory(text: str) -> str:
-    import re
-
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", text.strip()):
-        raise ValueError(f"bad memory size {text!r}")
-    return text.strip()
+        self._normalisers.clear()
 
 
 class Pipeline:

@@ -1,36 +1,27 @@
-"""Vectorised masks that turn ids into placeholders, as SQL expressions over one column.
+"""Ids masked as placeholders, for grouping (implemented natively, see native/src/masks.rs).
 
-- endpoint: `/api/users/123?x=1` -> `/api/users/{id}`; numbers, UUIDs and long hex ids
-  (16+ hex digits: Mongo ObjectIds, SHA digests) are ids. A scheme and host are stripped.
-- message key: numbers, UUIDs, hex ids, IPs (any run of hex digits, dots, colons and dashes that
-  holds a decimal digit) become `<*>`, so "user 41 failed" and "user 42 failed" group together.
-
-RE2 has no look-ahead, so an id segment is matched with the slash after it captured and put back;
-the replacement runs twice so that adjacent ids (`/a/1/2`) are both masked.
+- endpoint: `/api/users/123?x=1` -> `/api/users/{id}`. A path segment that is all decimal
+  digits, a UUID, or 16+ hex digits (Mongo ObjectIds, SHA digests) is an id; a scheme and host
+  are stripped, and so are the query and the fragment.
+- message key: every run of hex digits, dots, colons and dashes that holds a decimal digit
+  becomes `<*>` (numbers, UUIDs, hex ids, versions, IPs with ports alike), so "user 41 failed"
+  and "user 42 failed" group together.
 """
 
 from __future__ import annotations
 
-from typing import Final
 
-_UUID: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_ID_SEGMENT: Final = rf"/(?:\d+|{_UUID}|[0-9a-fA-F]{{16,}})(/|$)"
-# A run of hex digits, dots and dashes that contains a decimal digit: numbers, UUIDs, hex ids,
-# versions and IP addresses alike. (One simple class keeps RE2 on its fast path.)
-_MESSAGE_IDS: Final = r"[0-9A-Fa-f.:-]*[0-9][0-9A-Fa-f.:-]*"
+def endpoint_template(path: str) -> str:
+    """The path template of a URL or path."""
+    from logpipe._native import endpoint_template as native
 
-
-def _quote(pattern: str) -> str:
-    return "'" + pattern.replace("'", "''") + "'"
+    result: str = native(path)
+    return result
 
 
-def endpoint_sql(path: str) -> str:
-    """SQL: the path template of the URL path in column expression `path`."""
-    bare = f"regexp_replace(regexp_replace({path}, '^[A-Za-z][A-Za-z0-9+.-]*://[^/]*', ''), '[?#].*$', '')"
-    once = f"regexp_replace({bare}, {_quote(_ID_SEGMENT)}, '/{{id}}\\1', 'g')"
-    return f"regexp_replace({once}, {_quote(_ID_SEGMENT)}, '/{{id}}\\1', 'g')"
+def message_key(message: str) -> str:
+    """The message with ids and numbers masked, for grouping."""
+    from logpipe._native import message_key as native
 
-
-def message_key_sql(message: str) -> str:
-    """SQL: the message with ids and numbers masked, for grouping."""
-    return f"regexp_replace({message}, {_quote(_MESSAGE_IDS)}, '<*>', 'g')"
+    result: str = native(message)
+    return result

@@ -1,10 +1,10 @@
 """Format profiles: how each logging library's JSON maps onto the canonical record.
 
-A profile is data. Each canonical field lists the JSON paths it may come from (first present
-wins); a path is a tuple of keys, so `("log.level",)` is one dotted key (as ecs-logging writes it)
-and `("log", "level")` is a nested one. A few fields need a small expression over their paths
-(ECS durations are nanoseconds, loguru splits an exception in parts): those templates are
-constants here, never user text. User-configured field names are paths, bound as parameters.
+A profile is data. Each canonical field lists the JSON paths it may come from (the first with a
+non-null value wins); a path is a tuple of keys, so `("log.level",)` is one dotted key (as
+ecs-logging writes it) and `("log", "level")` is a nested one. A few fields combine several paths
+(ECS durations are nanoseconds, loguru splits an exception in parts): each such rule has a name
+here and is implemented by the native normaliser (native/src/normalise.rs, `Combine`).
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ FIELDS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """Where one canonical field comes from: candidate paths, and optionally how to combine them.
+    """Where one canonical field comes from: candidate paths, and how their values combine.
 
-    `expr` is a SQL template over the path values `{0}`, `{1}`, … (strings or NULL); without it the
-    first non-null path wins.
+    `combine` is "first" (the first non-null path wins) or a named rule over the values of the
+    paths by position: "nanos_to_millis" ({0} or {1}, in ns), "ecs_error" (stack trace {0}/{1},
+    else "type: message" from {2}/{3} and {4}/{5}), "loguru_error" ("type: value" from {0} and
+    {1}, a newline, then the rendered text {2}).
     """
 
     paths: tuple[Path, ...]
-    expr: str | None = None
+    combine: str = "first"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +53,14 @@ class Profile:
         """For each field read from top-level keys of the root, those keys in priority order.
 
         Only the alias a record's value was taken from may leave `attrs` (the others are data the
-        field did not use). Fields with an expression combine several keys and consume none of
+        field did not use). Fields with a combine rule use several keys and consume none of
         them; nested paths consume nothing either, because removing a nested key by merge patch
         could turn a scalar into an object.
         """
         depth = len(self.root)
         groups = []
         for spec in self.fields.values():
-            if spec.expr is not None:
+            if spec.combine != "first":
                 continue
             keys = tuple(
                 dict.fromkeys(
@@ -75,8 +77,8 @@ class Profile:
         return tuple(sorted({*self.drop, *(p[depth] for p in self.lift if len(p) == depth + 1)}))
 
 
-def _f(*paths: str | Path, expr: str | None = None) -> FieldSpec:
-    return FieldSpec(tuple((p,) if isinstance(p, str) else p for p in paths), expr)
+def _f(*paths: str | Path, combine: str = "first") -> FieldSpec:
+    return FieldSpec(tuple((p,) if isinstance(p, str) else p for p in paths), combine)
 
 
 # The default: python-json-logger with logpipe.logging's field names, and the common aliases
@@ -121,11 +123,11 @@ ECS: Final = Profile(
         "path": _f("url.path", ("url", "path")),
         "status": _f("http.response.status_code", ("http", "response", "status_code")),
         # ECS event.duration is in nanoseconds.
-        "duration_ms": _f("event.duration", ("event", "duration"), expr="TRY_CAST(coalesce({0}, {1}) AS DOUBLE) / 1e6"),
+        "duration_ms": _f("event.duration", ("event", "duration"), combine="nanos_to_millis"),
         "error": _f(
             "error.stack_trace", ("error", "stack_trace"), "error.type", ("error", "type"),
             "error.message", ("error", "message"),
-            expr="coalesce({0}, {1}, nullif(concat_ws(': ', coalesce({2}, {3}), coalesce({4}, {5})), ''))",
+            combine="ecs_error",
         ),
     },
 )
@@ -161,7 +163,7 @@ LOGURU: Final = Profile(
         # loguru records the exception as type/value; the rendered traceback is only in `text`.
         "error": _f(
             ("record", "exception", "type"), ("record", "exception", "value"), ("text",),
-            expr="CASE WHEN {0} IS NOT NULL THEN concat_ws(': ', {0}, {1}) || chr(10) || coalesce({2}, '') END",
+            combine="loguru_error",
         ),
     },
 )
@@ -238,8 +240,8 @@ class FieldOverrides:
         fields = dict(profile.fields)
         for name, extra in self.paths.items():
             base = fields.get(name, FieldSpec(()))
-            # An expression template indexes its paths by position, so user paths replace it.
-            fields[name] = FieldSpec(extra + base.paths) if base.expr is None else FieldSpec(extra)
+            # A combine rule reads its paths by position, so user paths replace it.
+            fields[name] = FieldSpec(extra + base.paths) if base.combine == "first" else FieldSpec(extra)
         return replace(profile, fields=fields)
 
 

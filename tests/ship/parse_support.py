@@ -30,11 +30,10 @@ def transformer(
         state_dir=Path("/nonexistent"),
         labels=dict(labels or {"host": "test-host"}),
         fields=fields or FieldOverrides(),
-        duckdb_threads=1,
     )
     t = Transformer(opts)
     if limits is not None:
-        t.context = RequestContext(t._con, limits)
+        t.context = RequestContext(limits)
     return t
 
 

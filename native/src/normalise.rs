@@ -1,0 +1,738 @@
+//! Lines of one format profile to canonical record columns, in one pass per line.
+//!
+//! A profile (compiled in Python from `logpipe/parse/profiles.py`) lists, per canonical field,
+//! the JSON paths it may come from. The paths become a trie walked once over each line's
+//! members; the first occurrence of a path is the one read (JSON leaves duplicate keys
+//! undefined; logpipe keeps the first), and the first path with a non-null value gives the field.
+//! `attrs` is the root object minus the keys canonical fields were read from, its members copied
+//! byte for byte, so it loses nothing.
+
+use std::borrow::Cow;
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::columns::{NumCol, StrCol};
+use crate::context::ContextMap;
+use crate::json::{self, Kind, LineError, Member};
+use crate::masks;
+use crate::time;
+
+pub const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+const INFO: u8 = 2;
+const WARNING: u8 = 3;
+
+// Canonical field positions, in the order of `FIELDS` in logpipe/parse/profiles.py.
+pub const FIELD_COUNT: usize = 15;
+const TS: usize = 0;
+const LEVEL: usize = 1;
+const MESSAGE: usize = 2;
+const LOGGER: usize = 3;
+const SERVICE: usize = 4;
+const HOST: usize = 5;
+const REQUEST_ID: usize = 6;
+const USER_ID: usize = 7;
+const SESSION_ID: usize = 8;
+const TRACE_ID: usize = 9;
+const METHOD: usize = 10;
+const PATH: usize = 11;
+const STATUS: usize = 12;
+const DURATION: usize = 13;
+const ERROR: usize = 14;
+
+/// How a field's path values combine. Most fields take the first non-null path; a few formats
+/// spread one field over several keys.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Combine {
+    First,
+    /// ECS `event.duration` is nanoseconds: {0} or {1}, divided by 1e6.
+    NanosToMillis,
+    /// ECS error: the stack trace ({0},{1}), else "type: message" from {2}/{3} and {4}/{5}.
+    EcsError,
+    /// loguru: "type: value" from {0} and {1}, a newline, and the rendered text {2}.
+    LoguruError,
+}
+
+impl Combine {
+    pub fn parse(name: &str) -> Option<Combine> {
+        Some(match name {
+            "first" => Combine::First,
+            "nanos_to_millis" => Combine::NanosToMillis,
+            "ecs_error" => Combine::EcsError,
+            "loguru_error" => Combine::LoguruError,
+            _ => return None,
+        })
+    }
+}
+
+pub struct FieldSpec {
+    pub paths: Vec<Vec<String>>,
+    pub combine: Combine,
+}
+
+#[derive(Clone, Copy)]
+pub enum Scheme {
+    Auto,
+    Pino,
+    Python,
+    Syslog,
+}
+
+pub struct Levels {
+    pub scheme: Scheme,
+    /// Lower-case names and synonyms -> level index.
+    pub names: HashMap<String, u8>,
+    pub pino: [u8; 6],
+    pub python: [u8; 6],
+    pub syslog: [u8; 8],
+}
+
+impl Levels {
+    fn number(raw: &str) -> Option<i64> {
+        let t = raw.trim();
+        if let Ok(n) = t.parse::<i64>() {
+            return Some(n);
+        }
+        let d = time::parse_f64(t)?;
+        (d.is_finite() && d.abs() < 2e9).then(|| d.round_ties_even() as i64)
+    }
+
+    /// The level index of a raw level value, or None when it names no level.
+    pub fn map(&self, raw: &str) -> Option<u8> {
+        if let Some(i) = LEVELS.iter().position(|l| *l == raw) {
+            return Some(i as u8);
+        }
+        if let Some(n) = Self::number(raw) {
+            let pino = || self.pino[(n / 10).clamp(1, 6) as usize - 1];
+            let syslog = || self.syslog[n.clamp(0, 7) as usize];
+            return Some(match self.scheme {
+                Scheme::Pino => pino(),
+                Scheme::Python => self.python[(n / 10).clamp(0, 5) as usize],
+                Scheme::Syslog => syslog(),
+                Scheme::Auto if n <= 7 => syslog(),
+                Scheme::Auto => pino(),
+            });
+        }
+        let trimmed = raw.trim();
+        if trimmed.bytes().any(|c| c.is_ascii_uppercase()) {
+            self.names.get(&trimmed.to_ascii_lowercase()).copied()
+        } else {
+            self.names.get(trimmed).copied()
+        }
+    }
+}
+
+pub struct Lift {
+    pub path: Vec<String>,
+    /// Keys of the lifted object that canonical fields read: they stay out of attrs.
+    pub drop: Vec<String>,
+}
+
+pub struct Spec {
+    pub fields: Vec<FieldSpec>,
+    pub root: Vec<String>,
+    pub lifts: Vec<Lift>,
+    pub always_consumed: Vec<String>,
+    pub levels: Levels,
+    pub label_service: Option<String>,
+    pub label_host: Option<String>,
+    pub extra_labels: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Node {
+    children: HashMap<String, usize>,
+    slots: Vec<usize>,
+}
+
+/// Where each path's value lands: a trie of keys whose nodes name the slots they fill.
+struct Trie {
+    nodes: Vec<Node>,
+}
+
+impl Trie {
+    fn insert(&mut self, path: &[String], slot: usize) {
+        let mut at = 0;
+        for key in path {
+            at = match self.nodes[at].children.get(key) {
+                Some(&next) => next,
+                None => {
+                    self.nodes.push(Node::default());
+                    let next = self.nodes.len() - 1;
+                    self.nodes[at].children.insert(key.clone(), next);
+                    next
+                }
+            };
+        }
+        self.nodes[at].slots.push(slot);
+    }
+}
+
+type Slot<'a> = Option<(&'a [u8], Kind)>;
+
+/// A compiled profile: the normaliser of one format.
+pub struct Normaliser {
+    spec: Spec,
+    trie: Trie,
+    /// Per field: the index of its first slot (its paths' slots are consecutive).
+    first_slot: Vec<usize>,
+    slot_count: usize,
+    /// Per slot: the root key whose member leaves attrs when this slot gives the field.
+    consumes: Vec<Option<String>>,
+}
+
+/// Per-batch values.
+pub struct BatchInfo<'a> {
+    pub source: &'a str,
+    pub source_key: &'a str,
+    pub read_time_us: i64,
+    pub unterminated_offset: i64,
+}
+
+pub struct Columns {
+    pub ts: NumCol<i64>,
+    pub level: StrCol,
+    pub message: StrCol,
+    pub message_key: StrCol,
+    pub logger: StrCol,
+    pub service: StrCol,
+    pub host: StrCol,
+    pub request_id: StrCol,
+    pub user_id: StrCol,
+    pub session_id: StrCol,
+    pub trace_id: StrCol,
+    pub method: StrCol,
+    pub endpoint: StrCol,
+    pub path: StrCol,
+    pub status: NumCol<i32>,
+    pub duration_ms: NumCol<f64>,
+    pub error: StrCol,
+    pub attrs: StrCol,
+    pub source: StrCol,
+    pub offset: NumCol<i64>,
+    pub event_id: StrCol,
+}
+
+impl Columns {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let small = || StrCol::with_capacity(rows, rows * 8);
+        Columns {
+            ts: NumCol::with_capacity(rows),
+            level: StrCol::with_capacity(rows, rows * 5),
+            message: StrCol::with_capacity(rows, bytes / 4),
+            message_key: small(),
+            logger: small(),
+            service: small(),
+            host: small(),
+            request_id: small(),
+            user_id: small(),
+            session_id: small(),
+            trace_id: small(),
+            method: small(),
+            endpoint: small(),
+            path: small(),
+            status: NumCol::with_capacity(rows),
+            duration_ms: NumCol::with_capacity(rows),
+            error: small(),
+            attrs: StrCol::with_capacity(rows, bytes / 2),
+            source: small(),
+            offset: NumCol::with_capacity(rows),
+            event_id: StrCol::with_capacity(rows, rows * 24),
+        }
+    }
+}
+
+pub struct Reject {
+    pub index: usize,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+pub struct Output {
+    pub columns: Columns,
+    pub rejects: Vec<Reject>,
+}
+
+/// What could not be read as its field wants, kept under `attrs._logpipe`.
+#[derive(Default)]
+struct Flags<'a> {
+    ts: Option<&'static str>,
+    ts_raw: Option<&'a str>,
+    level_raw: Option<&'a str>,
+    status_raw: Option<&'a str>,
+    duration_raw: Option<&'a str>,
+    unterminated: bool,
+}
+
+impl Flags<'_> {
+    fn any(&self) -> bool {
+        self.ts.is_some()
+            || self.level_raw.is_some()
+            || self.status_raw.is_some()
+            || self.duration_raw.is_some()
+            || self.unterminated
+    }
+
+    fn write(&self, out: &mut Vec<u8>, first: &mut bool) {
+        let mut entry = |key: &str, value: &str, out: &mut Vec<u8>| {
+            comma(out, first);
+            json::write_string(out, key);
+            out.push(b':');
+            json::write_string(out, value);
+        };
+        if let Some(ts) = self.ts {
+            entry("ts", ts, out);
+        }
+        for (key, value) in [
+            ("ts_raw", self.ts_raw),
+            ("level_raw", self.level_raw),
+            ("status_raw", self.status_raw),
+            ("duration_raw", self.duration_raw),
+        ] {
+            if let Some(v) = value {
+                entry(key, v, out);
+            }
+        }
+        if self.unterminated {
+            comma(out, first);
+            out.extend_from_slice(b"\"unterminated\":true");
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [
+            ("ts", self.ts.is_some()),
+            ("ts_raw", self.ts_raw.is_some()),
+            ("level_raw", self.level_raw.is_some()),
+            ("status_raw", self.status_raw.is_some()),
+            ("duration_raw", self.duration_raw.is_some()),
+            ("unterminated", self.unterminated),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+    }
+}
+
+#[inline]
+fn comma(out: &mut Vec<u8>, first: &mut bool) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+}
+
+fn write_member(out: &mut Vec<u8>, first: &mut bool, m: &Member<'_>) {
+    comma(out, first);
+    out.push(b'"');
+    out.extend_from_slice(m.key_raw);
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(m.value);
+}
+
+/// A value as the text a canonical string field holds: strings unescaped, other values as written.
+fn text<'a>(slot: Slot<'a>) -> Option<Cow<'a, str>> {
+    let (raw, kind) = slot?;
+    match kind {
+        Kind::Null => None,
+        Kind::String => Some(json::decode_string(&raw[1..raw.len() - 1])),
+        // The line is valid UTF-8 and JSON's other tokens are ASCII or copied from it.
+        _ => Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) })),
+    }
+}
+
+/// The first member named `key` (the first occurrence is the one read).
+fn find<'a, 'm>(members: &'m [Member<'a>], key: &str) -> Option<&'m Member<'a>> {
+    members.iter().find(|m| m.key() == key)
+}
+
+/// The object at `path` below `members`, as its members.
+fn object_at<'a>(members: &[Member<'a>], path: &[String], stack: &mut Vec<u8>) -> Option<Vec<Member<'a>>> {
+    let (head, rest) = path.split_first()?;
+    let m = find(members, head)?;
+    if m.kind != Kind::Object {
+        return None;
+    }
+    let mut inner = Vec::new();
+    json::members_of(m.value, &mut inner, stack);
+    if rest.is_empty() {
+        Some(inner)
+    } else {
+        object_at(&inner, rest, stack)
+    }
+}
+
+/// Scratch space reused from line to line.
+struct Scratch<'a> {
+    members: Vec<Member<'a>>,
+    stack: Vec<u8>,
+    slots: Vec<Slot<'a>>,
+}
+
+impl Normaliser {
+    pub fn new(spec: Spec) -> Normaliser {
+        let mut trie = Trie { nodes: vec![Node::default()] };
+        let mut first_slot = Vec::with_capacity(spec.fields.len());
+        let mut consumes = Vec::new();
+        let depth = spec.root.len();
+        for field in &spec.fields {
+            first_slot.push(consumes.len());
+            for path in &field.paths {
+                trie.insert(path, consumes.len());
+                // Only a key read whole by a plain field leaves attrs: removing a nested key
+                // could turn a scalar into an object, and combined fields use several keys.
+                let consumable = field.combine == Combine::First
+                    && path.len() == depth + 1
+                    && path[..depth] == spec.root[..];
+                consumes.push(consumable.then(|| path[depth].clone()));
+            }
+        }
+        let slot_count = consumes.len();
+        Normaliser { spec, trie, first_slot, slot_count, consumes }
+    }
+
+    fn walk<'a>(&self, node: usize, members: &[Member<'a>], slots: &mut [Slot<'a>], stack: &mut Vec<u8>) {
+        let node = &self.trie.nodes[node];
+        for m in members {
+            let key = m.key();
+            let Some(&child) = node.children.get(key.as_ref()) else { continue };
+            let child_node = &self.trie.nodes[child];
+            for &slot in &child_node.slots {
+                if slots[slot].is_none() {
+                    slots[slot] = Some((m.value, m.kind));
+                }
+            }
+            if !child_node.children.is_empty() && m.kind == Kind::Object {
+                let mut inner = Vec::new();
+                json::members_of(m.value, &mut inner, stack);
+                self.walk(child, &inner, slots, stack);
+            }
+        }
+    }
+
+    /// A field's value, and the slot it came from when that slot's key leaves attrs.
+    fn field<'a>(&self, f: usize, slots: &[Slot<'a>]) -> (Option<Cow<'a, str>>, Option<usize>) {
+        let spec = &self.spec.fields[f];
+        let start = self.first_slot[f];
+        let own = &slots[start..start + spec.paths.len()];
+        let at = |i: usize| own.get(i).copied().flatten().and_then(|s| text(Some(s)));
+        match spec.combine {
+            Combine::First => {
+                for (i, slot) in own.iter().enumerate() {
+                    if let Some(value) = text(*slot) {
+                        return (Some(value), Some(start + i));
+                    }
+                }
+                (None, None)
+            }
+            Combine::NanosToMillis => {
+                let nanos = at(0).or_else(|| at(1)).and_then(|t| time::parse_f64(&t));
+                (nanos.map(|n| Cow::Owned((n / 1e6).to_string())), None)
+            }
+            Combine::EcsError => {
+                let stack = at(0).or_else(|| at(1));
+                if stack.is_some() {
+                    return (stack, None);
+                }
+                let parts: Vec<Cow<'_, str>> = [at(2).or_else(|| at(3)), at(4).or_else(|| at(5))]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let joined = parts.join(": ");
+                ((!joined.is_empty()).then_some(Cow::Owned(joined)), None)
+            }
+            Combine::LoguruError => {
+                let Some(kind) = at(0) else { return (None, None) };
+                let mut s = kind.into_owned();
+                if let Some(value) = at(1) {
+                    s.push_str(": ");
+                    s.push_str(&value);
+                }
+                s.push('\n');
+                if let Some(rendered) = at(2) {
+                    s.push_str(&rendered);
+                }
+                (Some(Cow::Owned(s)), None)
+            }
+        }
+    }
+
+    /// Normalise a batch of lines. `lines[i]` sits at byte `offsets[i]` of the source.
+    pub fn run<'a>(
+        &self,
+        lines: &[&'a [u8]],
+        offsets: &[i64],
+        fallback_ts: &[Option<&str>],
+        info: &BatchInfo<'_>,
+        context: &mut ContextMap,
+    ) -> Output {
+        let bytes: usize = lines.iter().map(|l| l.len()).sum();
+        let mut cols = Columns::with_capacity(lines.len(), bytes);
+        let mut rejects = Vec::new();
+        let mut own_user = StrCol::with_capacity(lines.len(), lines.len() * 8);
+        let mut own_session = StrCol::with_capacity(lines.len(), lines.len() * 8);
+        let mut scratch = Scratch {
+            members: Vec::with_capacity(32),
+            stack: Vec::with_capacity(MAX_STACK),
+            slots: vec![None; self.slot_count],
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let fallback = fallback_ts.get(i).copied().flatten();
+            match json::parse_line(line, &mut scratch.members, &mut scratch.stack) {
+                Ok(()) => {
+                    self.record(&mut scratch, offsets[i], fallback, info, &mut cols, &mut own_user, &mut own_session)
+                }
+                Err(LineError::Blank) => {}
+                Err(LineError::Reject { reason, detail }) => rejects.push(Reject { index: i, reason, detail }),
+            }
+        }
+        fill_context(&mut cols, &own_user, &own_session, context, info.read_time_us);
+        Output { columns: cols, rejects }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record<'a>(
+        &self,
+        s: &mut Scratch<'a>,
+        offset: i64,
+        fallback: Option<&str>,
+        info: &BatchInfo<'_>,
+        c: &mut Columns,
+        own_user: &mut StrCol,
+        own_session: &mut StrCol,
+    ) {
+        s.slots.iter_mut().for_each(|slot| *slot = None);
+        let members = std::mem::take(&mut s.members);
+        self.walk(0, &members, &mut s.slots, &mut s.stack);
+
+        let mut consumed: Vec<&str> = Vec::with_capacity(FIELD_COUNT);
+        let mut values: [Option<Cow<'a, str>>; FIELD_COUNT] = Default::default();
+        for (f, value) in values.iter_mut().enumerate() {
+            let (v, slot) = self.field(f, &s.slots);
+            *value = v;
+            if let Some(key) = slot.and_then(|i| self.consumes[i].as_deref()) {
+                consumed.push(key);
+            }
+        }
+        let mut flags = Flags::default();
+
+        let ts_raw = values[TS].as_deref();
+        let ts = match ts_raw.and_then(time::parse_ts) {
+            Some(us) => us,
+            None => {
+                flags.ts_raw = ts_raw;
+                match fallback.and_then(time::parse_iso) {
+                    Some(us) => {
+                        flags.ts = Some("wrapper_time");
+                        us
+                    }
+                    None => {
+                        flags.ts = Some("read_time");
+                        info.read_time_us
+                    }
+                }
+            }
+        };
+        let level_raw = values[LEVEL].as_deref();
+        let level = match level_raw {
+            None => INFO,
+            Some(raw) => self.spec.levels.map(raw).unwrap_or_else(|| {
+                flags.level_raw = Some(raw);
+                INFO
+            }),
+        };
+        let status_raw = values[STATUS].as_deref();
+        let status = status_raw.and_then(|raw| {
+            let d = time::parse_f64(raw)?.round_ties_even();
+            (d >= f64::from(i32::MIN) && d <= f64::from(i32::MAX)).then_some(d as i32)
+        });
+        if status.is_none() {
+            flags.status_raw = status_raw;
+        }
+        let duration_raw = values[DURATION].as_deref();
+        let duration = duration_raw.and_then(time::parse_f64).filter(|d| d.is_finite());
+        if duration.is_none() {
+            flags.duration_raw = duration_raw;
+        }
+        flags.unterminated = offset == info.unterminated_offset;
+
+        c.ts.push(Some(ts));
+        c.level.push(Some(LEVELS[level as usize]));
+        let message = values[MESSAGE].as_deref();
+        c.message.push(message);
+        match message {
+            Some(m) if level >= WARNING => {
+                masks::message_key(m, &mut c.message_key.data);
+                c.message_key.end_value();
+            }
+            _ => c.message_key.push_null(),
+        }
+        c.logger.push(values[LOGGER].as_deref());
+        c.service.push(values[SERVICE].as_deref().or(self.spec.label_service.as_deref()));
+        c.host.push(values[HOST].as_deref().or(self.spec.label_host.as_deref()));
+        c.request_id.push(values[REQUEST_ID].as_deref());
+        own_user.push(values[USER_ID].as_deref());
+        own_session.push(values[SESSION_ID].as_deref());
+        c.trace_id.push(values[TRACE_ID].as_deref());
+        match values[METHOD].as_deref() {
+            Some(m) if m.bytes().any(|b| !b.is_ascii_uppercase()) => c.method.push(Some(&m.to_uppercase())),
+            other => c.method.push(other),
+        }
+        let path = values[PATH].as_deref();
+        match path {
+            Some(p) => {
+                masks::endpoint(p, &mut c.endpoint.data);
+                c.endpoint.end_value();
+            }
+            None => c.endpoint.push_null(),
+        }
+        c.path.push(path);
+        c.status.push(status);
+        c.duration_ms.push(duration);
+        c.error.push(values[ERROR].as_deref());
+        self.write_attrs(&members, &consumed, &flags, &mut s.stack, &mut c.attrs.data);
+        c.attrs.end_value();
+        c.source.push(Some(info.source));
+        let id = &mut c.event_id.data;
+        id.extend_from_slice(info.source_key.as_bytes());
+        id.push(b':');
+        write_decimal(id, offset);
+        c.event_id.end_value();
+        c.offset.push(Some(offset));
+        s.members = members;
+    }
+
+    /// `attrs`: lifted members, then the root's members minus what fields consumed, then labels
+    /// the record lacks, then `_logpipe` flags (merged into a `_logpipe` object already there).
+    fn write_attrs(
+        &self,
+        top: &[Member<'_>],
+        consumed: &[&str],
+        flags: &Flags<'_>,
+        stack: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) {
+        let spec = &self.spec;
+        let nested_root;
+        let root: &[Member<'_>] = if spec.root.is_empty() {
+            top
+        } else {
+            nested_root = object_at(top, &spec.root, stack);
+            nested_root.as_deref().unwrap_or(top)
+        };
+        let mut kept: Vec<(Cow<'_, str>, &Member<'_>)> = Vec::with_capacity(root.len());
+        for m in root {
+            let key = m.key();
+            if consumed.iter().any(|c| *c == key) || spec.always_consumed.iter().any(|c| *c == key) {
+                continue;
+            }
+            kept.push((key, m));
+        }
+        let mut first = true;
+        let mut old_flags: Option<Member<'_>> = None;
+        let with_flags = flags.any();
+        let mut written: Vec<Cow<'_, str>> = Vec::new();
+        out.push(b'{');
+        for lift in &spec.lifts {
+            let Some(lifted) = object_at(top, &lift.path, stack) else { continue };
+            for m in &lifted {
+                let key = m.key();
+                if lift.drop.iter().any(|d| *d == key) || kept.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                if with_flags && key == "_logpipe" {
+                    old_flags = Some(*m);
+                    continue;
+                }
+                write_member(out, &mut first, m);
+                written.push(key);
+            }
+        }
+        for (key, m) in &kept {
+            if with_flags && key == "_logpipe" {
+                old_flags = Some(**m);
+                continue;
+            }
+            write_member(out, &mut first, m);
+        }
+        for (key, value) in &spec.extra_labels {
+            if kept.iter().any(|(k, _)| k == key) || written.iter().any(|k| k == key) {
+                continue;
+            }
+            comma(out, &mut first);
+            json::write_string(out, key);
+            out.push(b':');
+            json::write_string(out, value);
+        }
+        if with_flags {
+            comma(out, &mut first);
+            out.extend_from_slice(b"\"_logpipe\":{");
+            let mut inner_first = true;
+            if let Some(old) = old_flags.filter(|m| m.kind == Kind::Object) {
+                let mut inner = Vec::new();
+                json::members_of(old.value, &mut inner, stack);
+                for m in &inner {
+                    let key = m.key();
+                    if !flags.keys().any(|k| k == key) {
+                        write_member(out, &mut inner_first, m);
+                    }
+                }
+            }
+            flags.write(out, &mut inner_first);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+}
+
+/// Append `n` in decimal (no allocation: this runs once per record).
+fn write_decimal(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+const MAX_STACK: usize = json::MAX_DEPTH + 1;
+
+/// user_id and session_id: the record's own, else the request's from earlier batches, else the
+/// first one named by a record of the same request in this batch. Then remember this batch's.
+fn fill_context(c: &mut Columns, own_user: &StrCol, own_session: &StrCol, context: &mut ContextMap, now_us: i64) {
+    let rows = c.request_id.len();
+    let mut first: HashMap<&str, (Option<&str>, Option<&str>)> = HashMap::default();
+    for i in 0..rows {
+        let Some(req) = c.request_id.get(i) else { continue };
+        let entry = first.entry(req).or_insert((None, None));
+        if entry.0.is_none() {
+            entry.0 = own_user.get(i);
+        }
+        if entry.1.is_none() {
+            entry.1 = own_session.get(i);
+        }
+    }
+    for i in 0..rows {
+        let req = c.request_id.get(i);
+        let known = req.and_then(|r| context.get(r));
+        let batch = req.and_then(|r| first.get(r));
+        let user = own_user.get(i)
+            .or_else(|| known.and_then(|e| e.user_id.as_deref()))
+            .or_else(|| batch.and_then(|b| b.0));
+        let session = own_session.get(i)
+            .or_else(|| known.and_then(|e| e.session_id.as_deref()))
+            .or_else(|| batch.and_then(|b| b.1));
+        c.user_id.push(user);
+        c.session_id.push(session);
+    }
+    for (req, (user, session)) in first {
+        context.remember(req, user, session, now_us);
+    }
+    context.evict(now_us);
+}
