@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The normaliser is Rust (native/): cargo comes from rustup, which installs it here.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 DEMO   := demo
 
-.PHONY: demo test lint typecheck unit bench bench-es clean
+.PHONY: demo test lint typecheck native-test unit bench bench-es clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NATIVE)
+	@command -v cargo >/dev/null || { echo "error: cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -20,8 +24,11 @@ demo: $(STAMP)
 	$(VENV)/bin/logpipe sql "SELECT level, count(*) AS records, count(DISTINCT request_id) AS requests, min(ts) AS first, max(ts) AS last FROM logs GROUP BY level ORDER BY records DESC" --archive logpipe-data
 	$(VENV)/bin/logpipe query errors --since 7d --archive logpipe-data
 
-## test: lint, type-check and run the whole suite
-test: $(STAMP) lint typecheck unit
+## test: lint, type-check and run the whole suite (the native crate's own tests first)
+test: $(STAMP) lint typecheck native-test unit
+
+native-test:
+	cargo test --quiet --release --manifest-path native/Cargo.toml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check logpipe tests benchmarks scripts
@@ -44,4 +51,4 @@ bench-es: $(STAMP)
 	scripts/services run opensearch -- $(PY) benchmarks/es_ingest.py
 
 clean:
-	rm -rf $(VENV) logpipe-data $(DEMO) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) logpipe-data $(DEMO) .mypy_cache .ruff_cache .pytest_cache native/target logpipe/_native*.so

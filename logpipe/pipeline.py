@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from logpipe.checkpoints import CheckpointStore
 from logpipe.errors import UsageError
@@ -33,6 +33,7 @@ from logpipe.sources.files import FileWatcher, FormatResolver
 from logpipe.stats import ShipStats
 
 if TYPE_CHECKING:
+    from logpipe._native import Normaliser
     from logpipe.enrich.context import RequestContext
 
 log = logging.getLogger("logpipe.pipeline")
@@ -51,7 +52,7 @@ class ShipOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     fields: FieldOverrides = field(default_factory=FieldOverrides)
     flush_interval_s: float = 1.0
-    flush_bytes: int = 32 << 20
+    flush_bytes: int = 16 << 20
     read_bytes: int = 8 << 20
     discover_interval_s: float = 1.0
     poll_interval_s: float = 0.2
@@ -63,16 +64,14 @@ class Transformer:
 
     def __init__(self, options: ShipOptions) -> None:
         from logpipe.enrich.context import RequestContext
-        from logpipe.memory import tune_allocators
 
-        tune_allocators()
         self._labels = dict(options.labels)
         self._labels.setdefault("host", socket.gethostname())
         self._fields = options.fields
-        self._normalisers: dict[str, Any] = {}
+        self._normalisers: dict[str, Normaliser] = {}
         self.context: RequestContext = RequestContext()
 
-    def _normaliser(self, profile: Profile) -> Any:
+    def _normaliser(self, profile: Profile) -> Normaliser:
         from logpipe.parse.normalise import compile_profile
 
         if profile.name not in self._normalisers:
@@ -97,6 +96,7 @@ class Transformer:
 
     def close(self) -> None:
         self._normalisers.clear()
+        self.context.clear()
 
 
 class Pipeline:

@@ -39,7 +39,7 @@ def run_ship(
 
     state = state_dir or default_state_dir(archive)
     checkpoints = CheckpointStore(state)
-    sink = ArchiveSink(archive, checkpoints)
+    sink = ArchiveSink(archive, checkpoints, compact_while_writing=not once)
     try:
         sinks = build_sinks(sink, targets, archive_records=archive_records)
     except BaseException:
@@ -63,6 +63,11 @@ def run_ship(
             spooler.wait()
         pipeline = Pipeline(options, sinks, checkpoints, on_progress=display.update if display else None)
         stats = asyncio.run(pipeline.run())
+        if once:
+            from logpipe.memory import give_back_freed_memory
+
+            give_back_freed_memory()
+            sink.compact()
         if spooler is not None:
             spooler.cleanup(checkpoints)
         for line in describe(sinks):

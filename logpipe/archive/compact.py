@@ -29,6 +29,7 @@ from logpipe.archive.writer import (
     write_part_tables,
 )
 from logpipe.checkpoints import write_atomic
+from logpipe.memory import give_back_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -138,6 +139,7 @@ def _row_groups(parts: list[Path], schema: pa.Schema) -> Iterator[pa.Table]:
             if size >= ROW_GROUP_ROWS:
                 yield pa.Table.from_batches(pending, schema=schema)
                 pending, size = [], 0
+                give_back_freed_memory()  # decoding leaves many freed pages behind
     if pending:
         yield pa.Table.from_batches(pending, schema=schema)
 

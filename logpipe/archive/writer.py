@@ -27,7 +27,9 @@ Ranges = Mapping[str, list[tuple[int, int]]]
 
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1
-ROW_GROUP_ROWS = 128 * 1024
+# Row groups of 64k rows: large enough for scans to stay fast, small enough that writing one
+# (compaction writes them one at a time) keeps the agent under its memory budget.
+ROW_GROUP_ROWS = 64 * 1024
 # Dictionary-encode only columns with few distinct values: for ids, messages and attrs the
 # dictionary costs time and grows the file.
 DICTIONARY_COLUMNS = ["level", "logger", "service", "host", "method", "endpoint", "source",

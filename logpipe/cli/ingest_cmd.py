@@ -22,6 +22,9 @@ def ingest(
     exit_when_idle: Annotated[float | None, typer.Option("--exit-when-idle", help="Leave after this many seconds without messages (backfills).")] = None,
 ) -> None:
     """Deliver records from Kafka to sinks; offsets are committed only after every sink has them."""
+    from logpipe.memory import tune_agent_process
+
+    tune_agent_process()
     import asyncio
     import logging
     import sys

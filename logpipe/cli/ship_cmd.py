@@ -42,6 +42,9 @@ def ship(
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to.")] = False,
 ) -> None:
     """Ship structured JSON logs into the archive, exactly once, across crashes and rotations."""
+    from logpipe.memory import tune_agent_process
+
+    tune_agent_process()
     from logpipe.errors import UsageError
     from logpipe.parse.profiles import PROFILES, FieldOverrides, parse_field_override
 

@@ -16,12 +16,15 @@ queries/).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logpipe._native import Context
 
 
 @dataclass(frozen=True, slots=True)
 class ContextLimits:
-    max_entries: int = 200_000
+    max_entries: int = 100_000
     max_age_s: int = 3600
 
 
@@ -32,7 +35,11 @@ class RequestContext:
         from logpipe._native import Context
 
         self.limits = limits or ContextLimits()
-        self.native: Any = Context(self.limits.max_entries, self.limits.max_age_s)
+        self.native: Context = Context(self.limits.max_entries, self.limits.max_age_s)
 
     def size(self) -> int:
         return len(self.native)
+
+    def clear(self) -> None:
+        """Forget every request (when shipping ends: the memory goes back before compaction)."""
+        self.native.clear()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from logpipe.parse.framing import Framed, Reject
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
@@ -36,6 +36,7 @@ from logpipe.schema import LEVELS
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from logpipe._native import ColumnBuffers, Normaliser
     from logpipe.enrich.context import RequestContext
 
 LEVEL_NAMES: Final[Mapping[str, str]] = {
@@ -72,7 +73,7 @@ class BatchContext:
     unterminated_offset: int | None = None
 
 
-def compile_profile(profile: Profile, labels: Mapping[str, str]) -> Any:
+def compile_profile(profile: Profile, labels: Mapping[str, str]) -> Normaliser:
     """The native normaliser of one profile (with its field overrides applied) and labels.
 
     `service` and `host` labels fill those fields when a record lacks them; other labels go into
@@ -80,7 +81,7 @@ def compile_profile(profile: Profile, labels: Mapping[str, str]) -> Any:
     """
     from logpipe._native import Normaliser
 
-    fields = []
+    fields: list[tuple[list[list[str]], str]] = []
     for name in FIELDS:
         spec = profile.fields.get(name)
         fields.append(([list(p) for p in spec.paths], spec.combine) if spec else ([], "first"))
@@ -108,7 +109,7 @@ def compile_profile(profile: Profile, labels: Mapping[str, str]) -> Any:
     )
 
 
-def _table(columns: Mapping[str, tuple[bytes | None, int, bytes | None, bytes]]) -> pa.Table:
+def _table(columns: Mapping[str, ColumnBuffers]) -> pa.Table:
     """Wrap the native column buffers as Arrow arrays of the canonical schema (no copy)."""
     import pyarrow as pa
 
@@ -129,7 +130,7 @@ def _table(columns: Mapping[str, tuple[bytes | None, int, bytes | None, bytes]])
 
 def normalise(
     framed: Framed,
-    normaliser: Any,
+    normaliser: Normaliser,
     ctx: BatchContext,
     context: RequestContext,
     fallback_ts: pa.Array | None = None,
@@ -149,12 +150,14 @@ def normalise(
         lines = lines.cast(pa.large_string())
     _, cut_buffer, data = lines.buffers()
     cuts = np.frombuffer(cut_buffer, dtype=np.int64)[lines.offset : lines.offset + n + 1]
-    file_offsets = np.ascontiguousarray(framed.offsets.to_numpy(), dtype=np.int64)
+    # Read straight from the Arrow buffers: no conversion, no copy.
+    positions = framed.offsets
+    file_offsets = np.frombuffer(positions.buffers()[1], dtype=np.int64)[positions.offset : positions.offset + n]
     out = normaliser.normalise(
         context.native,
         data,
-        np.ascontiguousarray(cuts).view(np.int8),
-        file_offsets.view(np.int8),
+        cuts.tobytes(),  # n+1 int64 (small: the line bytes themselves are not copied)
+        file_offsets.tobytes(),
         fallback_ts.to_pylist() if fallback_ts is not None else None,
         ctx.source,
         ctx.source_key,
@@ -162,7 +165,7 @@ def normalise(
         ctx.unterminated_offset if ctx.unterminated_offset is not None else -1,
     )
     rejects = list(framed.rejects)
-    for index, reason, detail in out.pop("rejects"):
+    for index, reason, detail in cast("list[tuple[int, str, str]]", out.pop("rejects")):
         raw = lines[index].as_py().encode("utf-8")[:DEAD_LETTER_HEAD_BYTES]
         rejects.append(Reject(int(file_offsets[index]), reason, detail, raw))
-    return _table(out), rejects
+    return _table(cast("dict[str, ColumnBuffers]", out)), rejects

@@ -79,6 +79,7 @@ class ArchiveSink:
         *,
         compact_min_files: int = compaction.MIN_FILES,
         shared: bool = False,
+        compact_while_writing: bool = True,
     ) -> None:
         self.archive = archive
         self._lock = ArchiveLock(archive, shared=shared)
@@ -89,6 +90,9 @@ class ArchiveSink:
             with_compaction.release()
         self._ledger = Ledger.load(archive, checkpoints) if checkpoints is not None else Ledger()
         self._compact_min_files = compact_min_files
+        # A run that ends soon (`ship --once`) compacts once at its end instead: merging while
+        # the next buffer fills would hold both in memory, and the parts would be merged again.
+        self._compact_while_writing = compact_while_writing
         self._shared = shared
         self._records: list[pa.Table] = []
         self._rejects: list[Batch] = []
@@ -180,11 +184,12 @@ class ArchiveSink:
             write_part(self.archive, Partition("dead_letters", day), dl, ranges)
             parts += 1
             dead = dl.num_rows
-        if touched:
-            self._maybe_compact()
+        if touched and self._compact_while_writing:
+            self.compact()
         return FlushResult(parts, records, dead, self.duplicates_dropped)
 
-    def _maybe_compact(self) -> None:
+    def compact(self) -> None:
+        """Merge small parts where a partition has enough of them (unless a writer already is)."""
         if not compaction.plan(self.archive, self._compact_min_files):
             return
         lock = try_compaction_lock(self.archive)

@@ -26,7 +26,7 @@ class RawBatch:
     path: str
     start: int
     end: int
-    data: bytes
+    data: bytes | memoryview
     read_time_us: int
     format_name: str
     unterminated: bool = False

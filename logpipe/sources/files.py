@@ -112,7 +112,9 @@ class TrackedFile:
             self.carry = data
             return None
         self.carry = data[cut:]
-        return RawBatch(self.source_id, self.path, start, start + cut, data[:cut], now_us, self.format_name)
+        # A view, not a copy: the batch is read once (framing copies the lines it keeps).
+        return RawBatch(self.source_id, self.path, start, start + cut, memoryview(data)[:cut], now_us,
+                        self.format_name)  # fmt: skip
 
     def replaced(self) -> bool:
         """Was the file truncated or rewritten under us? (It no longer starts with our first line.)

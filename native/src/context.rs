@@ -5,14 +5,27 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
+/// What a request named, in one allocation: `text` is the user id followed by the session id.
 pub struct Entry {
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
+    text: Box<str>,
+    user_len: u32,
+    has_user: bool,
+    has_session: bool,
     seen_us: i64,
 }
 
+impl Entry {
+    pub fn user_id(&self) -> Option<&str> {
+        self.has_user.then(|| &self.text[..self.user_len as usize])
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.has_session.then(|| &self.text[self.user_len as usize..])
+    }
+}
+
 pub struct ContextMap {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Box<str>, Entry>,
     pub max_entries: usize,
     pub max_age_us: i64,
 }
@@ -30,15 +43,24 @@ impl ContextMap {
         self.entries.len()
     }
 
+    pub fn clear(&mut self) {
+        self.entries = HashMap::default();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Remember a request the map lacks; a request already known keeps what it first named.
     pub fn remember(&mut self, request_id: &str, user_id: Option<&str>, session_id: Option<&str>, seen_us: i64) {
         if user_id.is_none() && session_id.is_none() || self.entries.contains_key(request_id) {
             return;
         }
-        self.entries.insert(
-            request_id.to_owned(),
-            Entry { user_id: user_id.map(str::to_owned), session_id: session_id.map(str::to_owned), seen_us },
-        );
+        let user = user_id.unwrap_or("");
+        let Ok(user_len) = u32::try_from(user.len()) else { return };
+        let text = [user, session_id.unwrap_or("")].concat().into_boxed_str();
+        let entry = Entry { text, user_len, has_user: user_id.is_some(), has_session: session_id.is_some(), seen_us };
+        self.entries.insert(request_id.into(), entry);
     }
 
     /// Apply the bounds after a batch was remembered.
@@ -80,12 +102,15 @@ mod tests {
         let mut m = ContextMap::new(4, 1_000);
         m.remember("r1", Some("u1"), None, 0);
         m.remember("r1", Some("u2"), Some("s"), 1);
-        assert_eq!(m.get("r1").unwrap().user_id.as_deref(), Some("u1"));
+        assert_eq!(m.get("r1").unwrap().user_id(), Some("u1"));
+        assert_eq!(m.get("r1").unwrap().session_id(), None);
+        m.remember("r0", None, Some("s0"), 0);
+        assert_eq!((m.get("r0").unwrap().user_id(), m.get("r0").unwrap().session_id()), (None, Some("s0")));
         for i in 2..8 {
             m.remember(&format!("r{i}"), Some("u"), None, i);
         }
         m.evict(8);
         assert_eq!(m.len(), 3);
-        assert!(m.get("r7").is_some() && m.get("r1").is_none());
+        assert!(m.get("r7").is_some() && m.get("r1").is_none() && m.get("r0").is_none());
     }
 }

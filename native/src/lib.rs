@@ -38,6 +38,11 @@ impl Context {
     fn __len__(&self) -> usize {
         self.map.len()
     }
+
+    /// Forget every request and give the memory back.
+    fn clear(&mut self) {
+        self.map.clear();
+    }
 }
 
 /// A byte view of any buffer-protocol object (Arrow buffers and numpy arrays say their bytes are
@@ -103,21 +108,74 @@ struct Normaliser {
     inner: normalise::Normaliser,
 }
 
-type StrBuffers<'py> = (Option<Bound<'py, PyBytes>>, usize, Option<Bound<'py, PyBytes>>, Bound<'py, PyBytes>);
-
-fn str_col<'py>(py: Python<'py>, col: StrCol) -> StrBuffers<'py> {
-    let (bitmap, nulls) = col.validity.into_bitmap();
-    (
-        bitmap.map(|b| PyBytes::new(py, &b)),
-        nulls,
-        Some(PyBytes::new(py, as_bytes(&col.offsets))),
-        PyBytes::new(py, &col.data),
-    )
+enum Owned {
+    U8(Vec<u8>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
 }
 
-fn num_col<'py, T: Copy>(py: Python<'py>, col: NumCol<T>) -> StrBuffers<'py> {
+/// Memory built here and handed to Arrow as is: it exposes the buffer protocol, so
+/// `pyarrow.py_buffer` wraps it without a copy, and it is freed when Arrow lets go of it.
+#[pyclass(module = "logpipe._native", frozen)]
+struct Buffer {
+    owned: Owned,
+}
+
+impl Buffer {
+    fn bytes(&self) -> &[u8] {
+        match &self.owned {
+            Owned::U8(v) => v,
+            Owned::I32(v) => as_bytes(v),
+            Owned::I64(v) => as_bytes(v),
+            Owned::F64(v) => as_bytes(v),
+        }
+    }
+}
+
+#[pymethods]
+impl Buffer {
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: std::os::raw::c_int) -> PyResult<()> {
+        let bytes = slf.get().bytes();
+        // Read-only, one-dimensional bytes; Python keeps `slf` alive while the view exists.
+        let status = pyo3::ffi::PyBuffer_FillInfo(
+            view,
+            slf.as_ptr(),
+            bytes.as_ptr() as *mut std::os::raw::c_void,
+            bytes.len() as pyo3::ffi::Py_ssize_t,
+            1,
+            flags,
+        );
+        if status == -1 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
+    }
+
+    fn __len__(&self) -> usize {
+        self.bytes().len()
+    }
+}
+
+fn buffer(py: Python<'_>, owned: Owned) -> PyResult<Bound<'_, Buffer>> {
+    Bound::new(py, Buffer { owned })
+}
+
+type ColumnBuffers<'py> = (Option<Bound<'py, Buffer>>, usize, Option<Bound<'py, Buffer>>, Bound<'py, Buffer>);
+
+fn str_col(py: Python<'_>, col: StrCol) -> PyResult<ColumnBuffers<'_>> {
     let (bitmap, nulls) = col.validity.into_bitmap();
-    (bitmap.map(|b| PyBytes::new(py, &b)), nulls, None, PyBytes::new(py, as_bytes(&col.values)))
+    Ok((
+        bitmap.map(|b| buffer(py, Owned::U8(b))).transpose()?,
+        nulls,
+        Some(buffer(py, Owned::I32(col.offsets))?),
+        buffer(py, Owned::U8(col.data))?,
+    ))
+}
+
+fn num_col<T: Copy>(py: Python<'_>, col: NumCol<T>, wrap: fn(Vec<T>) -> Owned) -> PyResult<ColumnBuffers<'_>> {
+    let (bitmap, nulls) = col.validity.into_bitmap();
+    Ok((bitmap.map(|b| buffer(py, Owned::U8(b))).transpose()?, nulls, None, buffer(py, wrap(col.values))?))
 }
 
 #[pymethods]
@@ -215,7 +273,7 @@ impl Normaliser {
         });
         let c = out.columns;
         let result = PyDict::new(py);
-        result.set_item("ts", num_col(py, c.ts))?;
+        result.set_item("ts", num_col(py, c.ts, Owned::I64)?)?;
         for (name, col) in [
             ("level", c.level),
             ("message", c.message),
@@ -235,11 +293,11 @@ impl Normaliser {
             ("source", c.source),
             ("event_id", c.event_id),
         ] {
-            result.set_item(name, str_col(py, col))?;
+            result.set_item(name, str_col(py, col)?)?;
         }
-        result.set_item("status", num_col(py, c.status))?;
-        result.set_item("duration_ms", num_col(py, c.duration_ms))?;
-        result.set_item("offset", num_col(py, c.offset))?;
+        result.set_item("status", num_col(py, c.status, Owned::I32)?)?;
+        result.set_item("duration_ms", num_col(py, c.duration_ms, Owned::F64)?)?;
+        result.set_item("offset", num_col(py, c.offset, Owned::I64)?)?;
         let rejects = PyList::empty(py);
         for r in out.rejects {
             rejects.append((r.index, r.reason, r.detail))?;
@@ -268,9 +326,9 @@ fn frame<'py>(
         rejects.append((r.offset, r.reason, r.detail.as_str(), head))?;
     }
     (
-        PyBytes::new(py, &f.data),
-        PyBytes::new(py, as_bytes(&f.cuts)),
-        PyBytes::new(py, as_bytes(&f.offsets)),
+        buffer(py, Owned::U8(f.data))?,
+        buffer(py, Owned::I64(f.cuts))?,
+        buffer(py, Owned::I64(f.offsets))?,
         rejects,
     )
         .into_pyobject(py)
@@ -302,6 +360,7 @@ fn parse_timestamp(raw: &str) -> Option<i64> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Context>()?;
     m.add_class::<Normaliser>()?;
+    m.add_class::<Buffer>()?;
     m.add_function(wrap_pyfunction!(frame, m)?)?;
     m.add_function(wrap_pyfunction!(endpoint_template, m)?)?;
     m.add_function(wrap_pyfunction!(message_key, m)?)?;

@@ -723,10 +723,10 @@ fn fill_context(c: &mut Columns, own_user: &StrCol, own_session: &StrCol, contex
         let known = req.and_then(|r| context.get(r));
         let batch = req.and_then(|r| first.get(r));
         let user = own_user.get(i)
-            .or_else(|| known.and_then(|e| e.user_id.as_deref()))
+            .or_else(|| known.and_then(|e| e.user_id()))
             .or_else(|| batch.and_then(|b| b.0));
         let session = own_session.get(i)
-            .or_else(|| known.and_then(|e| e.session_id.as_deref()))
+            .or_else(|| known.and_then(|e| e.session_id()))
             .or_else(|| batch.and_then(|b| b.1));
         c.user_id.push(user);
         c.session_id.push(session);

@@ -1,0 +1,54 @@
+"""Types of the native module built from native/ (Rust, see native/src/lib.rs)."""
+
+from typing_extensions import Buffer as _Buffer
+
+MAX_DEPTH: int
+
+class Buffer:
+    """Memory owned by the native side, exposed through the buffer protocol (no copy)."""
+
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __len__(self) -> int: ...
+
+class Context:
+    def __init__(self, max_entries: int, max_age_s: int) -> None: ...
+    def __len__(self) -> int: ...
+    def clear(self) -> None: ...
+
+# Per column: (validity bitmap or None, null count, offsets or None, values).
+ColumnBuffers = tuple[Buffer | None, int, Buffer | None, Buffer]
+
+class Normaliser:
+    def __init__(
+        self,
+        *,
+        fields: list[tuple[list[list[str]], str]],
+        root: list[str],
+        lifts: list[tuple[list[str], list[str]]],
+        always_consumed: list[str],
+        level_scheme: str,
+        level_names: dict[str, str],
+        numeric_levels: dict[str, str],
+        label_service: str | None,
+        label_host: str | None,
+        extra_labels: list[tuple[str, str]],
+    ) -> None: ...
+    def normalise(
+        self,
+        context: Context,
+        data: _Buffer,
+        line_offsets: _Buffer,
+        file_offsets: _Buffer,
+        fallback_ts: list[str | None] | None,
+        source: str,
+        source_key: str,
+        read_time_us: int,
+        unterminated_offset: int,
+    ) -> dict[str, ColumnBuffers | list[tuple[int, str, str]]]: ...
+
+def frame(
+    data: _Buffer, start: int, max_line: int, head_bytes: int
+) -> tuple[Buffer, Buffer, Buffer, list[tuple[int, str, str, bytes]]]: ...
+def endpoint_template(path: str) -> str: ...
+def message_key(message: str) -> str: ...
+def parse_timestamp(raw: str) -> int | None: ...
