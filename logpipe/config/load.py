@@ -82,17 +82,15 @@ def from_raw(
     `describe` turns a field path into the words a message should use for it (the flags
     say `--label env` where the file says `labels.env`).
     """
-    problems = Problems(describe)
-    secrets: set[str] = set()
-    raw = substitute(raw, os.environ if env is None else env, "", problems, secrets)
+    problems = Problems(describe, os.environ if env is None else env)
     config = convert(raw, AgentConfig, {}, "", problems)
     if isinstance(config, AgentConfig):
         for path, message in cross_checks(config):
             problems.add(path, message)
+    secrets = frozenset(problems.secrets)
     if problems or not isinstance(config, AgentConfig):
-        frozen = frozenset(secrets)
-        raise ConfigError(where, [mask(line, frozen) for line in problems.lines()])
-    return Loaded(config, frozenset(secrets))
+        raise ConfigError(where, [mask(line, secrets) for line in problems.lines()])
+    return Loaded(config, secrets)
 
 
 def parse_yaml(text: str, where: str) -> Any:
@@ -155,9 +153,14 @@ _StrictLoader = _LazyLoader()
 
 
 class Problems:
-    def __init__(self, describe: Callable[[str], str]) -> None:
+    """What is wrong so far, and what a conversion needs on the way: the environment to
+    substitute from, and the values taken from it (secrets, to mask)."""
+
+    def __init__(self, describe: Callable[[str], str], env: Mapping[str, str]) -> None:
         self._found: list[tuple[str, str]] = []
         self._describe = describe
+        self.env = env
+        self.secrets: set[str] = set()
 
     def add(self, path: str, message: str) -> None:
         self._found.append((path, message))
@@ -176,33 +179,30 @@ def _join(path: str, key: str) -> str:
 # ---------------------------------------------------------------------------- substitution
 
 
-def substitute(value: Any, env: Mapping[str, str], path: str, problems: Problems, secrets: set[str]) -> Any:
-    """`${NAME}` in every string value replaced from `env` (`$${` stands for a literal `${`)."""
-    if isinstance(value, dict):
-        return {k: substitute(v, env, _join(path, str(k)), problems, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, env, f"{path}[{i}]", problems, secrets) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "$" not in value:
-        return value
+def substitute(text: str, path: str, problems: Problems) -> str | None:
+    """`${NAME}` replaced from the environment (`$${` stands for a literal `${`); None if a
+    reference is bad or its variable is not set (the problem is recorded)."""
+    if "$" not in text:
+        return text
+    before = len(problems)
 
     def replace(match: re.Match[str]) -> str:
-        text = match.group(0)
-        if text == "$${":
+        if match.group(0) == "$${":
             return "${"
         name = match.group(1)
         if name is None:
             problems.add(path, "unclosed ${ (write $${ for a literal ${)")
-            return ""
-        if not _VARIABLE.match(name):
+        elif not _VARIABLE.match(name):
             problems.add(path, f"${{{name}}} is not a variable name")
-            return ""
-        if name not in env:
+        elif name not in problems.env:
             problems.add(path, f"environment variable {name} is not set")
-            return ""
-        secrets.add(env[name])
-        return env[name]
+        else:
+            problems.secrets.add(problems.env[name])
+            return problems.env[name]
+        return ""
 
-    return _REFERENCE.sub(replace, value)
+    result = _REFERENCE.sub(replace, text)
+    return result if len(problems) == before else None
 
 
 # ------------------------------------------------------------------------------ conversion
@@ -304,6 +304,9 @@ def _scalar(value: Any, kind: Any, path: str, problems: Problems) -> Any:
     if not ok.get(kind, False):
         problems.add(path, f"expected {_NAMES[kind]}, got {_kind(value)}")
         return _BAD
+    if kind is str:
+        substituted = substitute(value, path, problems)
+        return _BAD if substituted is None else substituted
     return float(value) if kind is float else value
 
 

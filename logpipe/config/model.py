@@ -76,7 +76,7 @@ def _unique_names(sinks: tuple[SinkConfig, ...]) -> str | None:
     return f"sink names must be unique: {', '.join(twice)} used more than once" if twice else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArchiveConfig:
     path: str = setting(DEFAULT_ARCHIVE, doc="Archive folder (Parquet parts, dead letters).", min_length=1)
     enabled: bool = setting(
@@ -85,7 +85,7 @@ class ArchiveConfig:
     min_level: str = setting(EVERY_LEVEL, doc="Lowest level the archive receives.", enum=LEVELS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SourceConfig:
     paths: tuple[str, ...] = setting(
         doc="Files or globs to tail ('-' is standard input).", min_items=1, items={"min_length": 1}
@@ -102,7 +102,7 @@ class SourceConfig:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SinkConfig:
     name: str = setting(doc="Sink name, used in messages and as a metric label value.", **SINK_NAME,
                         check=_sink_name)  # fmt: skip
@@ -111,29 +111,29 @@ class SinkConfig:
     min_level: str = setting(EVERY_LEVEL, doc="Lowest level this sink receives.", enum=LEVELS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricsConfig:
     addr: str | None = setting(None, doc="HOST:PORT to serve /metrics, /health, /ready; absent: none.",
                                **ADDRESS, check=_port)  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogConfig:
     level: str = setting("INFO", doc="Level of logpipe's own log.", enum=LOG_LEVELS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AgentConfig:
     """What `logpipe ship` runs: sources, labels, routing, sinks, and its own metrics and log."""
 
     version: int = setting(doc="Config format version.", enum=(VERSION,))
-    sources: tuple[SourceConfig, ...] = setting(doc="What to read.", min_items=1)
     archive: ArchiveConfig = setting(doc="The local Parquet archive.", factory=ArchiveConfig)  # noqa: RUF009 - setting() is field()
     state_dir: str | None = setting(None, doc="Checkpoints folder (default ARCHIVE/state).", min_length=1)
     flush_interval: float = setting(
         DEFAULT_FLUSH_INTERVAL_S, doc="Seconds between flushes while tailing.", exclusive_minimum=0
     )
     labels: Mapping[str, str] = setting(doc="Static labels on every record.", factory=dict, keys=LABEL_NAME)
+    sources: tuple[SourceConfig, ...] = setting(doc="What to read.", min_items=1)
     sinks: tuple[SinkConfig, ...] = setting(
         (), doc="Engines to ship to besides the archive.", check=_unique_names
     )
