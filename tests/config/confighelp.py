@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 LOGPIPE = [sys.executable, "-m", "logpipe"]
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+VL_URL = os.environ.get("LOGPIPE_TEST_VICTORIALOGS", "http://127.0.0.1:19428")
+VL_PUSH_PATH = "/insert/loki/api/v1/push?disable_message_parsing=1"  # keep the line verbatim in _msg
+
+
+def loki_url(victorialogs: str) -> str:
+    """A `loki://` sink URL that pushes to VictoriaLogs' Loki endpoint."""
+    query = urllib.parse.urlencode({"path": VL_PUSH_PATH, "encoding": "json"})
+    return f"loki://{urllib.parse.urlsplit(victorialogs).netloc}?{query}"
+
+
 
 
 @dataclass
@@ -65,3 +78,15 @@ def archived(archive: Path) -> list[dict[str, Any]]:
         extra = json.loads(attrs)
         out.append({"seq": extra.pop("seq"), "level": level, "service": service, "attrs": extra})
     return out
+
+
+def vl_rows(env: str, expected: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """Entries VictoriaLogs holds for this run, by its own query API (polls until `expected` are visible)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        data = urllib.parse.urlencode({"query": f'{{env="{env}"}}', "limit": "100000"}).encode()
+        with urllib.request.urlopen(f"{VL_URL}/select/logsql/query", data=data, timeout=60) as response:
+            rows = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)

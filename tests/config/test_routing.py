@@ -8,21 +8,26 @@ import random
 import signal
 import subprocess
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
-from confighelp import LEVELS, LOGPIPE, ROOT, append, archived, logpipe, record, write_config
+from confighelp import (
+    LEVELS,
+    LOGPIPE,
+    ROOT,
+    append,
+    archived,
+    logpipe,
+    loki_url,
+    record,
+    vl_rows,
+    write_config,
+)
 
 from logpipe.sinks.base import Batch
 from logpipe.sinks.routing import at_or_above
-
-VL_URL = os.environ.get("LOGPIPE_TEST_VICTORIALOGS", "http://127.0.0.1:19428")
-VL_PUSH_PATH = "/insert/loki/api/v1/push?disable_message_parsing=1"
 
 
 class TestFilter:
@@ -48,28 +53,6 @@ class TestFilter:
         assert at_or_above(batch, "TRACE") is batch
 
 
-def vl_rows(env: str, expected: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
-    """Entries VictoriaLogs holds for this run, by its own query API (polls until `expected` are visible)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        data = urllib.parse.urlencode({"query": f'{{env="{env}"}}', "limit": "100000"}).encode()
-        with urllib.request.urlopen(f"{VL_URL}/select/logsql/query", data=data, timeout=60) as response:
-            rows = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def victorialogs() -> str:
-    """The real VictoriaLogs of scripts/services (left running for others)."""
-    result = subprocess.run([str(ROOT / "scripts" / "services"), "up", "victorialogs"], capture_output=True,
-                            text=True, timeout=1200)  # fmt: skip
-    if result.returncode != 0:
-        pytest.fail(f"scripts/services up victorialogs failed:\n{result.stderr[-3000:]}")
-    return VL_URL
-
-
 def test_levels_land_where_routed(tmp_path: Path, victorialogs: str) -> None:
     """Archive at DEBUG, VictoriaLogs (Loki push) at WARNING: each record lands exactly where its level says."""
     env = f"r{uuid.uuid4().hex[:10]}"
@@ -77,14 +60,12 @@ def test_levels_land_where_routed(tmp_path: Path, victorialogs: str) -> None:
     levels = [rng.choice(LEVELS) for _ in range(1200)]
     log = tmp_path / "app.log"
     append(log, (record(seq, level) for seq, level in enumerate(levels)))
-    host = urllib.parse.urlsplit(victorialogs).netloc
-    query = urllib.parse.urlencode({"path": VL_PUSH_PATH, "encoding": "json"})
     config = write_config(tmp_path / "logpipe.yaml", {
         "version": 1,
         "archive": {"path": str(tmp_path / "archive"), "min_level": "DEBUG"},
         "labels": {"env": env},
         "sources": [{"paths": [str(log)], "labels": {"service": "shop"}}],
-        "sinks": [{"name": "logs", "url": f"loki://{host}?{query}", "min_level": "WARNING"}],
+        "sinks": [{"name": "logs", "url": loki_url(victorialogs), "min_level": "WARNING"}],
     })  # fmt: skip
     run = logpipe("ship", "--once", "--no-progress", "--config", str(config))
     assert run.code == 0, run.err
