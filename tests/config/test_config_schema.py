@@ -133,3 +133,24 @@ def test_cli_prints_the_generated_schema() -> None:
     printed = json.loads(run.out)
     assert printed == SCHEMA
     jsonschema.Draft202012Validator.check_schema(printed)
+
+
+def keys(schema: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    """Dotted paths of every key the schema knows: `archive.path`, `sources[].fields`, …"""
+    for name, prop in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        yield path
+        if prop.get("type") == "object" and "properties" in prop:
+            yield from keys(prop, f"{path}.")
+        if prop.get("type") == "array" and "properties" in prop["items"]:
+            yield from keys(prop["items"], f"{path}[].")
+
+
+def test_every_key_is_documented() -> None:
+    """The README's key table names every key of the model."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = list(keys(SCHEMA))
+    assert "sources[].fields" in found and "log.level" in found
+    for path in found:
+        if path not in ("archive", "sources", "sinks", "metrics", "log"):
+            assert f"| `{path}` |" in readme, path
