@@ -4,7 +4,7 @@
     --field F=PATH      sources[0].fields.F       --label K=V        labels.K
     --archive DIR       archive.path              --no-archive       archive.enabled: false
     --state-dir DIR     state_dir                 --to URL           sinks[i] (named after the kind)
-    --flush-interval S  flush_interval
+    --flush-interval S  flush_interval            --metrics-addr H:P metrics.addr
 
 With `--config FILE` the file is the whole description: giving any of these flags as well is a
 usage error (one source of truth, also for what SIGHUP reloads).
@@ -33,6 +33,7 @@ _FLAG_NAMES: Final = (
     (re.compile(r"^sinks\[\d+\]\.url"), "--to"),
     (re.compile(r"^sinks(\[\d+\])?"), "--to"),
     (re.compile(r"^flush_interval"), "--flush-interval"),
+    (re.compile(r"^metrics\.addr"), "--metrics-addr"),
 )
 
 
@@ -67,10 +68,11 @@ class ShipFlags:
     to: Sequence[str] = ()
     no_archive: bool = False
     flush_interval: float | None = None
+    metrics_addr: str | None = None
     _names: Mapping[str, str] = field(default_factory=lambda: {
         "paths": "PATHS", "archive": "--archive", "state_dir": "--state-dir", "format_name": "--format",
         "labels": "--label", "fields": "--field", "to": "--to", "no_archive": "--no-archive",
-        "flush_interval": "--flush-interval",
+        "flush_interval": "--flush-interval", "metrics_addr": "--metrics-addr",
     })  # fmt: skip
 
     def given(self) -> list[str]:
@@ -121,6 +123,8 @@ class ShipFlags:
             raw["state_dir"] = str(self.state_dir)
         if self.flush_interval is not None:
             raw["flush_interval"] = self.flush_interval
+        if self.metrics_addr is not None:
+            raw["metrics"] = {"addr": self.metrics_addr}
         raw["sinks"] = [{"name": _unique(sink_name(url), i, self.to), "url": url} for i, url in enumerate(self.to)]
         return raw
 

@@ -165,12 +165,13 @@ class TestFlags:
         flags = ShipFlags(paths=["/var/log/*.log"], archive=Path("/srv/a"), state_dir=Path("/srv/s"),
                           format_name="zap", labels=["env=prod", "service=api"],
                           fields=["level=severity", "level=lvl"], to=["es://h:9200", "kafka://k:9092/t", "es://g:9200"],
-                          no_archive=True, flush_interval=0.5)  # fmt: skip
+                          no_archive=True, flush_interval=0.5, metrics_addr="127.0.0.1:9108")  # fmt: skip
         from_file = load_text(textwrap.dedent("""\
             version: 1
             archive: {path: /srv/a, enabled: false}
             state_dir: /srv/s
             flush_interval: 0.5
+            metrics: {addr: "127.0.0.1:9108"}
             labels: {env: prod, service: api}
             sources: [{paths: ["/var/log/*.log"], format: zap, fields: {level: [severity, lvl]}}]
             sinks:
@@ -183,12 +184,12 @@ class TestFlags:
     def test_flag_problems_name_the_flags(self) -> None:
         """Messages about flags say `--label`, `--field`, `--to`, not field paths."""
         flags = ShipFlags(paths=["a.log"], labels=["novalue", "bad key=x"], fields=["colour=x"], to=["ftp://x"],
-                          flush_interval=0)  # fmt: skip
+                          flush_interval=0, metrics_addr="9108")  # fmt: skip
         with pytest.raises(ConfigError) as caught:
             flags.to_config(env={})
         lines = caught.value.problems
         assert lines[0] == "--label expects KEY=VALUE, got 'novalue'"
-        assert [line.split(":", 1)[0] for line in lines[1:]] == ["--flush-interval", "--label bad key", "--field colour", "--to"]
+        assert [line.split(":", 1)[0] for line in lines[1:]] == ["--flush-interval", "--label bad key", "--field colour", "--to", "--metrics-addr"]
 
     def test_given_flags(self) -> None:
         assert ShipFlags(paths=["a"], to=["es://h:1"], no_archive=True).given() == ["PATHS", "--to", "--no-archive"]
