@@ -169,3 +169,22 @@ def test_sigterm_flushes_commits_and_exits_within_the_bound(tmp_path: Path) -> N
     run = logpipe("ship", "--once", "--no-progress", "--config", str(config))
     assert run.code == 0, run.err
     assert sorted(seqs(archive)) == list(range(total))
+
+
+def test_sighup_without_a_config_file_is_ignored(tmp_path: Path) -> None:
+    """Started with flags, the agent logs that there is nothing to reload and keeps shipping."""
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    append(log, (record(seq, "INFO") for seq in range(10)))
+    agent = subprocess.Popen([*LOGPIPE, "ship", str(log), "--archive", str(archive), "--flush-interval", "0.2",
+                              "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        wait_until("the first lines", lambda: len(seqs(archive)) == 10)
+        agent.send_signal(signal.SIGHUP)
+        append(log, (record(seq, "INFO") for seq in range(10, 20)))
+        wait_until("lines after SIGHUP", lambda: len(seqs(archive)) == 20)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        code = agent.wait(timeout=60)
+    err = agent.stderr.read().decode() if agent.stderr else ""
+    assert code == 0 and "SIGHUP ignored" in err, err
+    assert sorted(seqs(archive)) == list(range(20))
