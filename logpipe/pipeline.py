@@ -5,8 +5,13 @@
                       checkpoints <------------------- commit after every sink flushed ------+
 
 The loop runs on asyncio; the CPU-heavy stages run in a worker thread (the native normaliser and
-Arrow release the GIL), so signals and timers stay responsive. Memory is bounded: a source is read only while
-the sinks' buffers are under `flush_bytes`; the log file itself is the buffer.
+Arrow release the GIL), so signals and timers stay responsive. Memory is bounded: a source is
+read only while the sinks' buffers are under `flush_bytes`; the log file itself is the buffer.
+
+Signals: SIGTERM and SIGINT stop the reading; what was read is flushed and committed, then
+`run` returns. SIGHUP asks the `reload` callback for a new configuration; if it gives one, what
+was read so far is flushed to the old sinks and committed, then sources, labels, routes and sinks
+are swapped, with every file keeping its place.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +34,7 @@ from logpipe.failpoints import pause
 from logpipe.parse.profiles import PROFILES, FieldOverrides, Profile
 from logpipe.sinks.base import Batch, Sink, Sinks
 from logpipe.sources.batch import RawBatch
-from logpipe.sources.files import FileWatcher, FormatResolver
+from logpipe.sources.files import FileWatcher, Watch
 from logpipe.stats import ShipStats
 
 if TYPE_CHECKING:
@@ -42,15 +47,27 @@ log = logging.getLogger("logpipe.pipeline")
 CHECKPOINT_RETENTION_S = 14 * 24 * 3600
 
 
-@dataclass
-class ShipOptions:
-    patterns: list[str]
-    archive: Path
-    state_dir: Path
-    once: bool = False
+@dataclass(frozen=True)
+class SourceSpec:
+    """One configured source: globs, format override, labels (the global ones merged under its
+    own) and field names."""
+
+    patterns: tuple[str, ...]
     format_name: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     fields: FieldOverrides = field(default_factory=FieldOverrides)
+
+    @property
+    def watch(self) -> Watch:
+        return Watch(self.patterns, self.format_name)
+
+
+@dataclass
+class ShipOptions:
+    sources: list[SourceSpec]
+    archive: Path
+    state_dir: Path
+    once: bool = False
     flush_interval_s: float = 1.0
     flush_bytes: int = 16 << 20
     read_bytes: int = 8 << 20
@@ -65,18 +82,25 @@ class Transformer:
     def __init__(self, options: ShipOptions) -> None:
         from logpipe.enrich.context import RequestContext
 
-        self._labels = dict(options.labels)
-        self._labels.setdefault("host", socket.gethostname())
-        self._fields = options.fields
-        self._normalisers: dict[str, Normaliser] = {}
+        self._host = socket.gethostname()
+        self._sources = list(options.sources)
+        self._normalisers: dict[tuple[int, str], Normaliser] = {}
         self.context: RequestContext = RequestContext()
 
-    def _normaliser(self, profile: Profile) -> Normaliser:
+    def reconfigure(self, sources: list[SourceSpec]) -> None:
+        """New labels and field names (a reloaded config); the request-context map stays."""
+        self._sources = list(sources)
+        self._normalisers.clear()
+
+    def _normaliser(self, spec: int, profile: Profile) -> Normaliser:
         from logpipe.parse.normalise import compile_profile
 
-        if profile.name not in self._normalisers:
-            self._normalisers[profile.name] = compile_profile(self._fields.apply(profile), self._labels)
-        return self._normalisers[profile.name]
+        key = (spec, profile.name)
+        if key not in self._normalisers:
+            source = self._sources[spec]
+            labels = {"host": self._host, **source.labels}
+            self._normalisers[key] = compile_profile(source.fields.apply(profile), labels)
+        return self._normalisers[key]
 
     def __call__(self, raw: RawBatch) -> Batch:
         from logpipe.parse.framing import frame
@@ -91,12 +115,22 @@ class Transformer:
             unwrapped = unwrap(framed, profile.wrapper)
             framed, fallback_ts = unwrapped.framed, unwrapped.fallback_ts
         ctx = BatchContext(raw.path, raw.source_id[:16], raw.read_time_us, unterminated)
-        records, rejects = normalise(framed, self._normaliser(profile), ctx, self.context, fallback_ts)
+        records, rejects = normalise(framed, self._normaliser(raw.spec, profile), ctx, self.context, fallback_ts)
         return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(rejects), raw.read_time_us)
 
     def close(self) -> None:
         self._normalisers.clear()
         self.context.clear()
+
+
+@dataclass(frozen=True)
+class Reconfiguration:
+    """A reloaded config ready to swap in; `retire` closes what only the old one used."""
+
+    sources: list[SourceSpec]
+    flush_interval_s: float
+    sinks: list[Sink]
+    retire: Callable[[], None]
 
 
 class Pipeline:
@@ -109,16 +143,16 @@ class Pipeline:
         checkpoints: CheckpointStore,
         *,
         on_progress: Callable[[ShipStats], None] | None = None,
+        reload: Callable[[], Reconfiguration | None] | None = None,
     ) -> None:
         self.options = options
         self.sinks = Sinks(sinks)
         self.checkpoints = checkpoints
         self.stats = ShipStats()
         self.watcher = FileWatcher(
-            options.patterns,
+            [source.watch for source in options.sources],
             checkpoints,
             once=options.once,
-            format_for=FormatResolver(options.format_name),
             read_bytes=options.read_bytes,
         )
         self.transform = Transformer(options)
@@ -127,10 +161,20 @@ class Pipeline:
         self._flushing: Future[None] | None = None
         self._stop = asyncio.Event()
         self._on_progress = on_progress
+        self._reload = reload
+        self._reload_wanted = False
+        self.reloads = 0
 
     def stop(self) -> None:
         self._stop.set()
         self.sinks.interrupt()
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload the config at the next safe point of the loop."""
+        if self._reload is None:
+            log.warning("SIGHUP ignored: logpipe ship was started without --config, there is nothing to reload")
+            return
+        self._reload_wanted = True
 
     def _buffered(self) -> int:
         return self.sinks.buffered_bytes()
@@ -190,19 +234,20 @@ class Pipeline:
         for raw in self.watcher.batches(max(budget, 1)):
             self._deliver(raw)
             got = True
-            if self._buffered() >= self.options.flush_bytes:
-                break
+            if self._buffered() >= self.options.flush_bytes or self._stop.is_set():
+                break  # stopping: what was read is delivered, the rest waits in the file
         return got
 
     async def run(self) -> ShipStats:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        handlers = {signal.SIGINT: self.stop, signal.SIGTERM: self.stop, signal.SIGHUP: self.request_reload}
+        for sig, handler in handlers.items():
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, handler)
         try:
             await self._loop()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in handlers:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             self._writer.shutdown(wait=True)
@@ -211,13 +256,16 @@ class Pipeline:
         return self.stats
 
     async def _loop(self) -> None:
-        opts = self.options
         await asyncio.to_thread(self.watcher.discover)
-        if opts.once and not self.watcher.tracked and not self.watcher.matched_anything():
+        if self.options.once and not self.watcher.tracked and not self.watcher.matched_anything():
             # An agent waits for files to appear; a one-off run over nothing is a typo.
-            raise UsageError(f"no file matches {', '.join(opts.patterns)}")
+            raise UsageError(f"no file matches {', '.join(self.watcher.patterns)}")
         last_discover = last_flush = time.monotonic()
         while not self._stop.is_set():
+            if self._reload_wanted:
+                self._reload_wanted = False
+                await asyncio.to_thread(self._reconfigure)
+            opts = self.options
             got = await asyncio.to_thread(self._step)
             now = time.monotonic()
             due = now - last_flush >= opts.flush_interval_s
@@ -240,6 +288,23 @@ class Pipeline:
         if self._pending:
             await asyncio.to_thread(self._start_flush)
         await asyncio.to_thread(self._after_flush)
+
+    def _reconfigure(self) -> None:
+        """Swap in a reloaded config: the old sinks flush and commit what they were given first."""
+        assert self._reload is not None
+        change = self._reload()
+        if change is None:
+            return  # the callback said why (an invalid file leaves everything as it was)
+        self._start_flush()
+        self._after_flush()
+        kept = self.watcher.reconfigure([source.watch for source in change.sources])
+        sources = [*change.sources, *(self.options.sources[i] for i in kept)]
+        self.options = replace(self.options, sources=sources, flush_interval_s=change.flush_interval_s)
+        self.transform.reconfigure(sources)
+        self.sinks = Sinks(change.sinks)
+        change.retire()
+        self.reloads += 1
+        self.watcher.discover()
 
     def _after_flush(self) -> None:
         """Wait for the flush in flight, then let go of rotated files it finished."""

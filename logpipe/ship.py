@@ -1,83 +1,144 @@
-"""Wiring for `logpipe ship`: options -> sources, sinks, checkpoints -> a running pipeline."""
+"""Wiring for `logpipe ship`: a config -> sources, sinks, checkpoints -> a running pipeline.
+
+The config comes from a file (`--config`, reloaded on SIGHUP) or from the flags; both are the
+same model (logpipe/config).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logpipe.archive.layout import default_state_dir
 from logpipe.checkpoints import CheckpointStore
 from logpipe.parse.profiles import FieldOverrides
-from logpipe.pipeline import Pipeline, ShipOptions
+from logpipe.pipeline import Pipeline, Reconfiguration, ShipOptions, SourceSpec
 from logpipe.sinks.archive import ArchiveSink
 from logpipe.stats import ShipStats
+
+if TYPE_CHECKING:
+    from logpipe.config.load import Loaded
+    from logpipe.config.model import AgentConfig
+    from logpipe.sinks.targets import SinkSet
+
+log = logging.getLogger("logpipe.ship")
 
 STDIN = "-"
 
 
-def run_ship(
-    *,
-    patterns: list[str],
-    archive: Path,
-    state_dir: Path | None,
-    once: bool,
-    format_name: str | None,
-    labels: Mapping[str, str],
-    fields: FieldOverrides,
-    flush_interval_s: float = 1.0,
-    live: bool = False,
-    targets: Sequence[str] = (),
-    archive_records: bool = True,
-) -> ShipStats:
-    from logpipe.sinks.targets import build_sinks, describe
+def run_ship(loaded: Loaded, *, once: bool, live: bool = False, config_file: Path | None = None) -> ShipStats:
+    """Ship what `loaded` describes until the input ends (`once`) or a signal stops it.
 
-    state = state_dir or default_state_dir(archive)
+    With `config_file`, SIGHUP reloads it (see ConfigReloader).
+    """
+    from logpipe.sinks.targets import describe, sinks_for_config
+
+    config = loaded.config
+    archive, state = archive_and_state(config)
     checkpoints = CheckpointStore(state)
-    sink = ArchiveSink(archive, checkpoints, compact_while_writing=not once)
+    archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=not once)
     try:
-        sinks = build_sinks(sink, targets, archive_records=archive_records)
+        sinks = sinks_for_config(archive_sink, config)
     except BaseException:
-        sink.close()
+        archive_sink.close()
         raise
-    patterns = list(patterns)
+    sources = source_specs(config)
     spooler: StdinSpooler | None = None
-    if STDIN in patterns:
-        patterns.remove(STDIN)
+    if any(STDIN in source.patterns for source in sources):
         spooler = StdinSpooler(state / "spool")
-        patterns.append(str(spooler.folder / "*.log"))
+        spool = str(spooler.folder / "*.log")
+        sources = [SourceSpec(tuple(spool if p == STDIN else p for p in s.patterns), s.format_name, s.labels, s.fields)
+                   for s in sources]  # fmt: skip
         spooler.start()
         once = True  # stdin ends; its spool is read to the end once it has
-    options = ShipOptions(
-        patterns=patterns, archive=archive, state_dir=state, once=once, format_name=format_name,
-        labels=labels, fields=fields, flush_interval_s=flush_interval_s,
-    )  # fmt: skip
+    options = ShipOptions(sources=sources, archive=archive, state_dir=state, once=once,
+                          flush_interval_s=config.flush_interval)  # fmt: skip
+    reloader = ConfigReloader(config_file, loaded, archive_sink, sinks) if config_file is not None else None
     display = _LiveDisplay() if live else None
     try:
         if spooler is not None:
             spooler.wait()
-        pipeline = Pipeline(options, sinks, checkpoints, on_progress=display.update if display else None)
+        pipeline = Pipeline(options, sinks.members, checkpoints, on_progress=display.update if display else None,
+                            reload=reloader)  # fmt: skip
         stats = asyncio.run(pipeline.run())
         if once:
             from logpipe.memory import give_back_freed_memory
 
             give_back_freed_memory()
-            sink.compact()
+            archive_sink.compact()
         if spooler is not None:
             spooler.cleanup(checkpoints)
-        for line in describe(sinks):
-            sys.stderr.write(f"{line}\n")
+        for line in describe(pipeline.sinks.members):
+            sys.stderr.write(f"{loaded.mask(line)}\n")
         return stats
     finally:
         if display is not None:
             display.stop()
-        for each in sinks:
-            each.close()
+        (reloader.sinks if reloader is not None else sinks).close()
+
+
+def archive_and_state(config: AgentConfig) -> tuple[Path, Path]:
+    archive = Path(config.archive.path)
+    return archive, Path(config.state_dir) if config.state_dir else default_state_dir(archive)
+
+
+def source_specs(config: AgentConfig) -> list[SourceSpec]:
+    """The pipeline's view of `sources:`: global labels merged under each source's own."""
+    return [
+        SourceSpec(
+            patterns=source.paths,
+            format_name=None if source.format == "auto" else source.format,
+            labels={**config.labels, **source.labels},
+            fields=FieldOverrides({name: _json_paths(paths) for name, paths in source.fields.items()}),
+        )
+        for source in config.sources
+    ]
+
+
+def _json_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """`("ctx.user.id", "uid")` -> `(("ctx", "user", "id"), ("uid",))`: dots nest."""
+    return tuple(tuple(path.split(".")) for path in paths)
+
+
+class ConfigReloader:
+    """SIGHUP: read the config file again; a valid one becomes the pipeline's new configuration.
+
+    An invalid file (or one whose sinks cannot be built) is logged and ignored: the agent keeps
+    running as it was. The archive folder and the state folder cannot change while running
+    (they hold the lock, the ledger and the checkpoints): changing them needs a restart.
+    """
+
+    def __init__(self, path: Path, loaded: Loaded, archive: ArchiveSink, sinks: SinkSet) -> None:
+        self.path = path
+        self.loaded = loaded
+        self.archive = archive
+        self.sinks = sinks
+
+    def __call__(self) -> Reconfiguration | None:
+        from logpipe.config.load import load_file
+        from logpipe.errors import LogpipeError
+        from logpipe.sinks.targets import sinks_for_config
+
+        try:
+            loaded = load_file(self.path)
+            if archive_and_state(loaded.config) != archive_and_state(self.loaded.config):
+                raise LogpipeError("archive.path and state_dir cannot change while running; restart logpipe")
+            sinks = sinks_for_config(self.archive, loaded.config)
+        except LogpipeError as exc:
+            log.error("config %s not reloaded, still running on the previous one: %s", self.path, exc)
+            return None
+        old, self.sinks, self.loaded = self.sinks, sinks, loaded
+        log.info("config %s reloaded: %d sources, %d sinks", self.path, len(loaded.config.sources),
+                 len(sinks.members))  # fmt: skip
+        return Reconfiguration(source_specs(loaded.config), loaded.config.flush_interval, sinks.members,
+                               retire=old.close_engines)  # fmt: skip
 
 
 class StdinSpooler:

@@ -40,6 +40,7 @@ def _register() -> None:
     # Each module adds its commands to `app`; they import nothing heavy at module level.
     from logpipe.cli import (  # noqa: F401
         archive_cmd,
+        config_cmd,
         export_cmd,
         ingest_cmd,
         query_cmd,

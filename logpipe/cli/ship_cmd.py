@@ -14,67 +14,46 @@ if TYPE_CHECKING:
     from logpipe.stats import ShipStats
 
 
-def _parse_labels(values: list[str]) -> dict[str, str]:
-    from logpipe.errors import UsageError
-
-    labels: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--label expects KEY=VALUE, got {item!r}")
-        labels[key.strip()] = value.strip()
-    return labels
-
-
 @app.command()
 def ship(
-    paths: Annotated[list[str], typer.Argument(help="Files or globs to tail; '-' reads standard input.")],
-    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
+    paths: Annotated[list[str] | None, typer.Argument(help="Files or globs to tail; '-' reads standard input.", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Agent config file (YAML); SIGHUP reloads it. Excludes the flags that it replaces.")] = None,
+    archive: Annotated[Path | None, typer.Option("--archive", help="Archive folder (default: ./logpipe-data).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Read every file to its end, then exit.")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="Keep tailing (the default): find new files, survive rotation.")] = False,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Checkpoints folder (default: ARCHIVE/state).")] = None,
-    format_name: Annotated[str, typer.Option("--format", help="Input format, or 'auto' to detect per file.")] = "auto",
+    format_name: Annotated[str | None, typer.Option("--format", help="Input format, or 'auto' to detect per file (default).")] = None,
     label: Annotated[list[str], typer.Option("--label", help="Static label KEY=VALUE (service=api, env=prod); repeatable.")] = (),  # type: ignore[assignment]
     field: Annotated[list[str], typer.Option("--field", help="Map a canonical field to a JSON path: level=severity; repeatable.")] = (),  # type: ignore[assignment]
-    flush_interval: Annotated[float, typer.Option("--flush-interval", help="Seconds between archive flushes while tailing.")] = 1.0,
+    flush_interval: Annotated[float | None, typer.Option("--flush-interval", help="Seconds between flushes while tailing (default: 1).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress on a terminal.")] = True,
     to: Annotated[list[str], typer.Option("--to", help="Also ship to an engine: es://HOST:PORT (Elasticsearch or OpenSearch); repeatable.")] = (),  # type: ignore[assignment]
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to.")] = False,
 ) -> None:
     """Ship structured JSON logs into the archive, exactly once, across crashes and rotations."""
-    from logpipe.memory import tune_agent_process
-
-    tune_agent_process()
+    from logpipe.config.flags import ShipFlags
+    from logpipe.config.load import load_file
     from logpipe.errors import UsageError
-    from logpipe.parse.profiles import PROFILES, FieldOverrides, parse_field_override
+    from logpipe.memory import tune_agent_process
 
     if once and follow:
         raise UsageError("--once and --follow exclude each other")
-    if format_name != "auto" and format_name not in PROFILES:
-        raise UsageError(f"unknown format {format_name!r}; one of: auto, {', '.join(PROFILES)}")
-    overrides: dict[str, tuple[tuple[str, ...], ...]] = {}
-    for item in field:
-        try:
-            name, path = parse_field_override(item)
-        except ValueError as exc:
-            raise UsageError(f"--field: {exc}") from None
-        overrides[name] = (*overrides.get(name, ()), path)
+    flags = ShipFlags(paths=paths or (), archive=archive, state_dir=state_dir, format_name=format_name, labels=label,
+                      fields=field, to=to, no_archive=no_archive, flush_interval=flush_interval)  # fmt: skip
+    if config is not None:
+        given = flags.given()
+        if given:
+            raise UsageError(f"--config {config} describes sources and sinks; put {', '.join(given)} in the file instead")
+        loaded = load_file(config)
+    else:
+        if not paths:
+            raise UsageError("give files or globs to ship (or --config FILE)")
+        loaded = flags.to_config()
 
+    tune_agent_process()  # before pyarrow is imported
     from logpipe.ship import run_ship
 
-    stats = run_ship(
-        patterns=paths,
-        archive=archive,
-        state_dir=state_dir,
-        once=once,
-        format_name=None if format_name == "auto" else format_name,
-        labels=_parse_labels(label),
-        fields=FieldOverrides(overrides),
-        flush_interval_s=flush_interval,
-        live=progress and sys.stderr.isatty(),
-        targets=to,
-        archive_records=not no_archive,
-    )
+    stats = run_ship(loaded, once=once, live=progress and sys.stderr.isatty(), config_file=config)
     _print_summary(stats)
 
 

@@ -19,7 +19,9 @@ class RawBatch:
     """Complete lines read from one source, `data` spans source bytes [start, end).
 
     `end` is where the source resumes after this batch is delivered. `unterminated` says the
-    last line had no newline and was taken anyway (end of input in `--once` mode).
+    last line had no newline and was taken anyway (end of input in `--once` mode). `spec` is
+    the index of the configured source (`sources[i]`) whose globs found the file: it decides the
+    labels and field names the records get.
     """
 
     source_id: str
@@ -31,6 +33,7 @@ class RawBatch:
     format_name: str
     unterminated: bool = False
     oversized: tuple[OversizedLine, ...] = field(default=())
+    spec: int = 0
 
     @property
     def size(self) -> int:

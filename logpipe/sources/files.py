@@ -19,6 +19,7 @@ Rotation.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import io
@@ -26,7 +27,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -80,6 +81,7 @@ class TrackedFile:
     last_data: float = field(default_factory=time.monotonic)
     rotated: bool = False  # no longer at a globbed path: read to the end, then let go
     read_bytes: int = READ_BYTES
+    spec: int = 0  # which configured source found it (see Watch)
 
     @property
     def carry_start(self) -> int:
@@ -108,13 +110,13 @@ class TrackedFile:
                 # End of input in --once mode: take the unterminated last line, flagged.
                 self.carry = b""
                 return RawBatch(self.source_id, self.path, start, self.read_pos, data, now_us,
-                                self.format_name, unterminated=True)  # fmt: skip
+                                self.format_name, unterminated=True, spec=self.spec)  # fmt: skip
             self.carry = data
             return None
         self.carry = data[cut:]
         # A view, not a copy: the batch is read once (framing copies the lines it keeps).
         return RawBatch(self.source_id, self.path, start, start + cut, memoryview(data)[:cut], now_us,
-                        self.format_name)  # fmt: skip
+                        self.format_name, spec=self.spec)  # fmt: skip
 
     def replaced(self) -> bool:
         """Was the file truncated or rewritten under us? (It no longer starts with our first line.)
@@ -157,7 +159,7 @@ class TrackedFile:
         self.carry = chunk[newline + 1 :]
         done = OversizedLine(over.offset, over.length + newline, over.head)
         return RawBatch(self.source_id, self.path, over.offset, end, b"", now_us, self.format_name,
-                        oversized=(done,))  # fmt: skip
+                        oversized=(done,), spec=self.spec)  # fmt: skip
 
     def close(self) -> None:
         self.fh.close()
@@ -188,6 +190,26 @@ class Discovered:
     dev: int
     ino: int
     size: int
+    spec: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One configured source as the file source sees it: its globs and its `--format` override.
+
+    A file that the globs of several sources match belongs to the first of them.
+    """
+
+    patterns: tuple[str, ...]
+    format_name: str | None = None
+
+
+def spec_of(path: str, watches: Sequence[Watch]) -> int | None:
+    """The first source whose globs match `path` (for a file found by name, not by globbing)."""
+    for index, watch in enumerate(watches):
+        if any(fnmatch.fnmatchcase(path, p) or p == path for p in watch.patterns):
+            return index
+    return None
 
 
 class FileWatcher:
@@ -195,17 +217,16 @@ class FileWatcher:
 
     def __init__(
         self,
-        patterns: list[str],
+        watches: Sequence[Watch],
         checkpoints: CheckpointStore,
         *,
         once: bool,
-        format_for: FormatResolver,
         read_bytes: int = READ_BYTES,
     ) -> None:
-        self.patterns = patterns
+        self.watches = list(watches)
+        self._formats = [FormatResolver(w.format_name) for w in self.watches]
         self.checkpoints = checkpoints
         self.once = once
-        self.format_for = format_for
         self.read_bytes = read_bytes
         self.tracked: dict[str, TrackedFile] = {}
         self.truncations = 0
@@ -213,17 +234,47 @@ class FileWatcher:
 
     # ----------------------------------------------------------------------------- discovery
 
+    @property
+    def patterns(self) -> list[str]:
+        return [p for watch in self.watches for p in watch.patterns]
+
+    def reconfigure(self, watches: Sequence[Watch]) -> list[int]:
+        """New sources (a reloaded config); open files keep their place.
+
+        Each open file belongs to the first new source whose globs match it (its format is
+        decided again). A file that no new source matches (a removed source, or a rotated file
+        being finished) is read to its end and let go under its old source: that source is
+        appended, without globs. Returns the old indices of the sources appended, in order.
+        """
+        old, self.watches = self.watches, list(watches)
+        kept: dict[int, int] = {}
+        for tracked in self.tracked.values():
+            spec = spec_of(tracked.path, self.watches)
+            if spec is None:
+                if tracked.spec not in kept:
+                    kept[tracked.spec] = len(self.watches)
+                    self.watches.append(Watch((), old[tracked.spec].format_name))
+                tracked.spec = kept[tracked.spec]
+                continue
+            tracked.spec = spec
+            fmt = FormatResolver(self.watches[spec].format_name)(tracked.path, tracked.fh)
+            tracked.format_name, tracked.wrapper = fmt.name, fmt.wrapper
+        self._formats = [FormatResolver(w.format_name) for w in self.watches]
+        return list(kept)
+
     def _glob(self) -> list[Discovered]:
         seen: dict[tuple[int, int], Discovered] = {}
-        for pattern in self.patterns:
-            matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
-            for path in sorted(matches):
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    seen.setdefault((st.st_dev, st.st_ino), Discovered(path, st.st_dev, st.st_ino, st.st_size))
+        for spec, watch in enumerate(self.watches):
+            for pattern in watch.patterns:
+                matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
+                for path in sorted(matches):
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        found = Discovered(path, st.st_dev, st.st_ino, st.st_size, spec)
+                        seen.setdefault((st.st_dev, st.st_ino), found)
         return list(seen.values())
 
     def matched_anything(self) -> bool:
@@ -247,12 +298,12 @@ class FileWatcher:
                 if known.replaced():
                     self._truncated(known)
                 continue
-            self._open_new(item.path, item.dev, item.ino, item.size)
+            self._open_new(item.path, item.dev, item.ino, item.size, item.spec)
         if not self._recovered:
             self._recovered = True
             self._resume_rotated_while_stopped()
 
-    def _open_new(self, path: str, dev: int, ino: int, size: int) -> TrackedFile | None:
+    def _open_new(self, path: str, dev: int, ino: int, size: int, spec: int) -> TrackedFile | None:
         source_id = fingerprint(path, allow_partial=self.once)
         if source_id is None or source_id in self.tracked:
             return None  # no first line yet, or a copy of a file we already read
@@ -265,8 +316,9 @@ class FileWatcher:
             fh = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while tailing
         except OSError:
             return None
-        fmt = self.format_for(path, fh)
-        tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper, read_bytes=self.read_bytes)
+        fmt = self._formats[spec](path, fh)
+        tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper, read_bytes=self.read_bytes,
+                              spec=spec)  # fmt: skip
         self.tracked[source_id] = tracked
         return tracked
 
@@ -278,7 +330,8 @@ class FileWatcher:
                 if fingerprint(candidate) == source_id:
                     st = os.stat(candidate)
                     if st.st_size > checkpoint.offset:
-                        resumed = self._open_new(candidate, st.st_dev, st.st_ino, st.st_size)
+                        spec = spec_of(checkpoint.path, self.watches) or 0
+                        resumed = self._open_new(candidate, st.st_dev, st.st_ino, st.st_size, spec)
                         if resumed is not None:
                             resumed.rotated = True
                     break
@@ -294,7 +347,8 @@ class FileWatcher:
                 st = os.stat(candidate)
                 fh = open(candidate, "rb", buffering=0)  # noqa: SIM115
                 copy = TrackedFile(old_id, candidate, st.st_dev, st.st_ino, fh, pos, tracked.format_name,
-                                   tracked.wrapper, rotated=True, read_bytes=self.read_bytes)  # fmt: skip
+                                   tracked.wrapper, rotated=True, read_bytes=self.read_bytes,
+                                   spec=tracked.spec)  # fmt: skip
                 self.tracked[old_id] = copy
                 break
         else:
@@ -303,7 +357,7 @@ class FileWatcher:
             st = os.stat(old_path)
         except OSError:
             return
-        self._open_new(old_path, st.st_dev, st.st_ino, st.st_size)
+        self._open_new(old_path, st.st_dev, st.st_ino, st.st_size, tracked.spec)
 
     # --------------------------------------------------------------------------------- reading
 

@@ -10,7 +10,7 @@ from typing import Any
 from logpipe.enrich.context import ContextLimits, RequestContext
 from logpipe.parse.detect import detect, sample_lines
 from logpipe.parse.profiles import FieldOverrides
-from logpipe.pipeline import ShipOptions, Transformer
+from logpipe.pipeline import ShipOptions, SourceSpec, Transformer
 from logpipe.sinks.base import Batch
 from logpipe.sources.batch import RawBatch
 
@@ -24,13 +24,8 @@ def transformer(
     limits: ContextLimits | None = None,
 ) -> Transformer:
     """A Transformer with no I/O options that matter; `limits` replaces the context map's bounds."""
-    opts = ShipOptions(
-        patterns=[],
-        archive=Path("/nonexistent"),
-        state_dir=Path("/nonexistent"),
-        labels=dict(labels or {"host": "test-host"}),
-        fields=fields or FieldOverrides(),
-    )
+    source = SourceSpec((), labels=dict(labels or {"host": "test-host"}), fields=fields or FieldOverrides())
+    opts = ShipOptions(sources=[source], archive=Path("/nonexistent"), state_dir=Path("/nonexistent"))
     t = Transformer(opts)
     if limits is not None:
         t.context = RequestContext(limits)

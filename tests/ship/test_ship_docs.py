@@ -20,7 +20,9 @@ def _command(path: list[str]) -> object:
     return cmd
 
 
-@pytest.mark.parametrize("path", [["ship"], ["sql"], ["archive", "compact"], ["ingest"]])
+@pytest.mark.parametrize(
+    "path", [["ship"], ["sql"], ["archive", "compact"], ["ingest"], ["config", "validate"], ["config", "schema"]]
+)
 def test_command_and_options_are_documented(path: list[str]) -> None:
     """The README has a section for the command and mentions each of its options."""
     headings = [line for line in README.splitlines() if line.startswith("### ")]

@@ -22,8 +22,8 @@ def probe(config: LokiConfig, *, timeout_s: float = 5.0) -> str:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 return f"ready ({path} answered {response.status})"
         except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                continue
+            if exc.code in (400, 404):
+                continue  # no such endpoint here (VictoriaLogs answers /ready with 400): try the next
             return f"not ready ({path} answered {exc.code})"
         except OSError as exc:
             return f"unreachable ({config.mask(str(exc))})"
