@@ -152,8 +152,13 @@ class Pipeline:
         self._on_progress = on_progress
 
     def stop(self) -> None:
+        log.info("stopping", extra={"event": "stopping"})
         self._stop.set()
         self.sinks.interrupt()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def _buffered(self) -> int:
         return self.sinks.buffered_bytes()
@@ -204,6 +209,9 @@ class Pipeline:
         if pending:
             self.checkpoints.forget_older_than(CHECKPOINT_RETENTION_S, keep=open_sources)
             self.checkpoints.commit()
+            self.stats.commits += 1
+            self.stats.committed_at = time.time()
+            log.debug("committed", extra={"event": "commit", "sources": len(pending)})
         self.stats.flushes += 1
 
     def _step(self) -> bool:

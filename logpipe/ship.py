@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logpipe.archive.layout import default_state_dir
 from logpipe.checkpoints import CheckpointStore
@@ -18,7 +20,12 @@ from logpipe.pipeline import Pipeline, ShipOptions
 from logpipe.sinks.archive import ArchiveSink
 from logpipe.stats import ShipStats
 
+if TYPE_CHECKING:
+    from logpipe.observe.monitor import Monitor
+
 STDIN = "-"
+
+log = logging.getLogger("logpipe.ship")
 
 
 def run_ship(
@@ -34,16 +41,30 @@ def run_ship(
     live: bool = False,
     targets: Sequence[str] = (),
     archive_records: bool = True,
+    metrics_addr: str | None = None,
 ) -> ShipStats:
+    """Ship until the sources end (`once`) or a signal stops it.
+
+    With `metrics_addr` an HTTP server answers /metrics, /health and /ready meanwhile. The
+    per-sink totals go to stderr as text after a `once` run, as JSON log events otherwise.
+    """
     from logpipe.sinks.targets import build_sinks, describe
 
+    monitor = _monitor(metrics_addr, flush_interval_s)
     state = state_dir or default_state_dir(archive)
-    checkpoints = CheckpointStore(state)
-    sink = ArchiveSink(archive, checkpoints)
+    try:
+        checkpoints = CheckpointStore(state)
+        sink = ArchiveSink(archive, checkpoints)
+    except BaseException:
+        if monitor is not None:
+            monitor.close()
+        raise
     try:
         sinks = build_sinks(sink, targets, archive_records=archive_records)
     except BaseException:
         sink.close()
+        if monitor is not None:
+            monitor.close()
         raise
     patterns = list(patterns)
     spooler: StdinSpooler | None = None
@@ -61,18 +82,44 @@ def run_ship(
     try:
         if spooler is not None:
             spooler.wait()
-        pipeline = Pipeline(options, sinks, checkpoints, on_progress=display.update if display else None)
-        stats = asyncio.run(pipeline.run())
+        progress = display.update if display else None
+        pipeline = Pipeline(options, sinks, checkpoints,
+                            on_progress=monitor.progress_hook(progress) if monitor is not None else progress)  # fmt: skip
+        log.info("started", extra={"event": "started", "command": "ship", "patterns": patterns, "once": once,
+                                   "sinks": [s.name for s in sinks], "archive": str(archive)})  # fmt: skip
+        if monitor is not None:
+            from logpipe.observe.monitor import ShipSource
+
+            monitor.watch(ShipSource(pipeline), pipeline.sinks)
+            stats = asyncio.run(monitor.run(pipeline.run()))
+        else:
+            stats = asyncio.run(pipeline.run())
         if spooler is not None:
             spooler.cleanup(checkpoints)
         for line in describe(sinks):
-            sys.stderr.write(f"{line}\n")
+            if once:
+                sys.stderr.write(f"{line}\n")
+            else:
+                log.info(line, extra={"event": "sink_totals"})
+        log.info("stopped", extra={"event": "stopped", "lines": stats.lines, "records": stats.records,
+                                   "rejected": stats.rejected, "bytes": stats.bytes, "commits": stats.commits,
+                                   "elapsed_s": round(stats.elapsed, 3)})  # fmt: skip
         return stats
     finally:
         if display is not None:
             display.stop()
         for each in sinks:
             each.close()
+        if monitor is not None:
+            monitor.close()
+
+
+def _monitor(addr: str | None, flush_interval_s: float) -> Monitor | None:
+    if not addr:
+        return None
+    from logpipe.observe.monitor import Monitor
+
+    return Monitor.listen(addr, "ship", flush_interval_s=flush_interval_s)
 
 
 class StdinSpooler:

@@ -40,6 +40,8 @@ def ship(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress on a terminal.")] = True,
     to: Annotated[list[str], typer.Option("--to", help="Also ship to an engine: es://HOST:PORT (Elasticsearch or OpenSearch); repeatable.")] = (),  # type: ignore[assignment]
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to.")] = False,
+    metrics_addr: Annotated[str | None, typer.Option("--metrics-addr", help="Serve /metrics, /health and /ready on HOST:PORT (127.0.0.1:9108).")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="Level of logpipe's own JSON log on stderr (default INFO; WARNING with --once).")] = None,
 ) -> None:
     """Ship structured JSON logs into the archive, exactly once, across crashes and rotations."""
     from logpipe.errors import UsageError
@@ -47,6 +49,10 @@ def ship(
 
     if once and follow:
         raise UsageError("--once and --follow exclude each other")
+    from logpipe.observe.logs import parse_level, setup_logging
+
+    one_off = once or "-" in paths  # a run that ends by itself: a person reads the summary
+    setup_logging(parse_level(log_level) if log_level else ("WARNING" if one_off else "INFO"))
     if format_name != "auto" and format_name not in PROFILES:
         raise UsageError(f"unknown format {format_name!r}; one of: auto, {', '.join(PROFILES)}")
     overrides: dict[str, tuple[tuple[str, ...], ...]] = {}
@@ -71,8 +77,10 @@ def ship(
         live=progress and sys.stderr.isatty(),
         targets=to,
         archive_records=not no_archive,
+        metrics_addr=metrics_addr,
     )
-    _print_summary(stats)
+    if one_off or sys.stderr.isatty():
+        _print_summary(stats)
 
 
 def _print_summary(stats: ShipStats) -> None:
