@@ -101,7 +101,7 @@ def test_counters_match_what_was_written(agent_on_file: tuple[Agent, Written]) -
 
 def test_health_and_ready_answer_json(agent_on_file: tuple[Agent, Written]) -> None:
     """/health and /ready are 200 with JSON while all is well; unknown paths are 404."""
-    agent, written = agent_on_file
+    agent, _written = agent_on_file
     wait_for("ready", lambda: agent.probe("/ready")[0] == 200)
     assert agent.probe("/health") == (200, {"status": "ok"})
     assert agent.probe("/ready") == (200, {"status": "ok"})
