@@ -35,8 +35,7 @@ def ingest(
     from logpipe.sinks.kafka.config import parse_kafka_url
     from logpipe.sinks.targets import build_sinks, describe
 
-    setup_logging(parse_level(log_level) if log_level else "INFO")
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # its rebalance chatter is not ours to print
+    setup_logging(parse_level(log_level) if log_level else "INFO")  # quiets aiokafka's chatter too
     log = logging.getLogger("logpipe.ingest")
     config = parse_kafka_url(source)
     if not group.strip():

@@ -3,7 +3,8 @@
 Each line has `timestamp` (ISO 8601, UTC), `level`, `logger` and `message`, the canonical shape
 logpipe itself reads with no configuration, plus the event's fields (`event`, `sink`, `path`,
 `records`, ...) as keys rather than words in the message. `--log-level` (config `log.level`)
-sets the level of logpipe's own loggers; other libraries' loggers speak from WARNING up.
+sets the level of logpipe's own loggers; other libraries' loggers speak from WARNING up
+(the clients that log every reconnect attempt, aiokafka and the Elasticsearch ones, only at DEBUG).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from typing import Final, TextIO
 from logpipe.errors import UsageError
 
 LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Clients that log every reconnect attempt, several a second while a server is down. logpipe's
+# sinks report each failure themselves (sink_down, sink_retry, with the client's error), so these
+# speak only at DEBUG.
+CHATTY: Final = ("aiokafka", "elastic_transport", "opensearch", "urllib3")
 _MARK: Final = "_logpipe_json"
 
 
@@ -56,4 +61,7 @@ def setup_logging(level: str | int = "INFO", stream: TextIO | None = None) -> No
 
 def set_level(level: str | int) -> None:
     """Change the level of logpipe's own loggers (config reload calls this with `log.level`)."""
-    logging.getLogger("logpipe").setLevel(parse_level(level) if isinstance(level, str) else level)
+    number = parse_level(level) if isinstance(level, str) else level
+    logging.getLogger("logpipe").setLevel(number)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING if number <= logging.DEBUG else logging.CRITICAL)

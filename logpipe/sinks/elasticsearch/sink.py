@@ -291,7 +291,7 @@ class EsSink:
                 self.meter.request(time.monotonic() - started, ok=False, reason=self.config.mask(str(exc)))
                 raise
             log.info("engine %s is %s", self.config.display_url, client.info.describe(),
-                     extra={"event": "sink_connected", "sink": self.name, "engine": client.info.describe()})
+                     extra={"event": "sink_probe", "sink": self.name, "found": client.info.describe()})
             self._client = client
         return self._client
 

@@ -193,7 +193,7 @@ class LokiSink:
             status, reason = self._post(body)
             answered = status is not None and status < 500 and status != 429
             self.meter.request(time.monotonic() - started, ok=answered,
-                               reason="" if answered else self.config.mask(f"HTTP {status}: {reason}"[:300]))  # fmt: skip
+                               reason="" if answered else self.config.mask(reason if status is None else f"HTTP {status}: {reason}")[:300])  # fmt: skip
             self.totals.requests += 1
             if status is not None and 200 <= status < 300:
                 return [], ""
@@ -250,7 +250,7 @@ class LokiSink:
                 self._probed = True
                 found = probe(self.config)
                 log.info("loki %s: %s", self.config.display_url, found,
-                         extra={"event": "sink_connected", "sink": self.name, "engine": found})
+                         extra={"event": "sink_probe", "sink": self.name, "found": found})
             host_port = self.config.url.split("://", 1)[1]
             if self.config.url.startswith("https://"):
                 self._conn = http.client.HTTPSConnection(host_port, timeout=self.config.timeout_s)
