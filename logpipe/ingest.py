@@ -37,11 +37,15 @@ log = logging.getLogger("logpipe.ingest")
 class IngestStats:
     started: float = field(default_factory=time.monotonic)
     messages: int = 0
+    bytes: int = 0
     records: int = 0
     rejected: int = 0
     commits: int = 0
+    committed_at: float = 0.0  # unix time of the last offset commit
     rebalances: int = 0
     records_by_level: Counter[str] = field(default_factory=Counter)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    lag: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, partition) -> messages not fetched yet
 
     @property
     def elapsed(self) -> float:
@@ -72,14 +76,20 @@ class IngestRunner:
         self.archive = archive
         self.stats = IngestStats()
         self._pending: dict[Any, int] = {}  # TopicPartition -> next offset to commit
+        self._fetched: dict[Any, int] = {}  # TopicPartition -> next offset to fetch, for the lag
         self._stop = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._consumer: Any = None
         self._on_progress = on_progress
 
     def stop(self) -> None:
+        log.info("stopping", extra={"event": "stopping"})
         self._stop.set()
         self.sinks.interrupt()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     async def _flush_and_commit(self) -> None:
         """Make every sink durable, then commit the offsets just past what they now hold.
@@ -103,8 +113,10 @@ class IngestRunner:
         try:
             await self._consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in pending.items()})
             self.stats.commits += 1
+            self.stats.committed_at = time.time()
         except Exception as exc:  # kicked out of the group: another member will re-deliver
-            log.warning("offset commit failed (%s); the next owner of these partitions re-reads them", exc)
+            log.warning("offset commit failed (%s); the next owner of these partitions re-reads them", exc,
+                        extra={"event": "commit_failed", "partitions": len(pending)})  # fmt: skip
 
     async def run(self) -> IngestStats:
         from aiokafka import AIOKafkaConsumer
@@ -119,6 +131,9 @@ class IngestRunner:
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 runner.stats.rebalances += 1
+                runner._fetched = {tp: off for tp, off in runner._fetched.items() if tp in assigned}
+                log.info("partitions assigned", extra={"event": "partitions_assigned",
+                                                       "partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)})  # fmt: skip
                 if runner.archive is not None and assigned:
                     floors = {}
                     for tp in assigned:
@@ -159,8 +174,9 @@ class IngestRunner:
                 last_data = now
                 batch = decode(PartitionRef(tp.topic, tp.partition, opts.source.bootstrap), messages)
                 self.sinks.send(batch)
-                self._pending[tp] = messages[-1].offset + 1
-                self._count(batch, len(messages))
+                self._pending[tp] = self._fetched[tp] = messages[-1].offset + 1
+                self._count(batch, messages)
+            self._measure_lag()
             if self.sinks.buffered_bytes() >= opts.flush_bytes or (self._pending and now - last_flush >= opts.flush_interval_s):
                 await self._flush_and_commit()
                 last_flush = now
@@ -169,12 +185,24 @@ class IngestRunner:
             if opts.stop_when_idle_s is not None and not fetched and now - last_data >= opts.stop_when_idle_s:
                 break
 
-    def _count(self, batch: Any, messages: int) -> None:
+    def _measure_lag(self) -> None:
+        """Messages each assigned partition holds past what was fetched (highwater from the last fetch)."""
+        lag: dict[tuple[str, str], int] = {}
+        for tp in self._consumer.assignment():
+            highwater, fetched = self._consumer.highwater(tp), self._fetched.get(tp)
+            if highwater is not None and fetched is not None:
+                lag[(tp.topic, str(tp.partition))] = max(0, highwater - fetched)
+        self.stats.lag = lag
+
+    def _count(self, batch: Any, messages: list[Any]) -> None:
         import pyarrow.compute as pc
 
-        self.stats.messages += messages
+        self.stats.messages += len(messages)
+        self.stats.bytes += sum(len(m.value or b"") for m in messages)
         self.stats.records += batch.records.num_rows
         self.stats.rejected += len(batch.rejects)
+        for reject in batch.rejects:
+            self.stats.rejected_by_reason[reject.reason] += 1
         if batch.records.num_rows:
             for item in pc.value_counts(batch.records.column("level")).to_pylist():
                 self.stats.records_by_level[item["values"]] += item["counts"]

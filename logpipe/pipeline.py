@@ -164,8 +164,11 @@ class Pipeline:
         self._reload = reload
         self._reload_wanted = False
         self.reloads = 0
+        # Called after a reload swapped sources and sinks (set by whoever watches the sinks).
+        self.on_reconfigured: Callable[[Pipeline], None] | None = None
 
     def stop(self) -> None:
+        log.info("stopping", extra={"event": "stopping"})
         self._stop.set()
         self.sinks.interrupt()
 
@@ -175,6 +178,10 @@ class Pipeline:
             log.warning("SIGHUP ignored: logpipe ship was started without --config, there is nothing to reload")
             return
         self._reload_wanted = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def _buffered(self) -> int:
         return self.sinks.buffered_bytes()
@@ -225,6 +232,9 @@ class Pipeline:
         if pending:
             self.checkpoints.forget_older_than(CHECKPOINT_RETENTION_S, keep=open_sources)
             self.checkpoints.commit()
+            self.stats.commits += 1
+            self.stats.committed_at = time.time()
+            log.debug("committed", extra={"event": "commit", "sources": len(pending)})
         self.stats.flushes += 1
 
     def _step(self) -> bool:
@@ -304,6 +314,8 @@ class Pipeline:
         self.sinks = Sinks(change.sinks)
         change.retire()
         self.reloads += 1
+        if self.on_reconfigured is not None:
+            self.on_reconfigured(self)  # the monitor watches the new sinks
         self.watcher.discover()
 
     def _after_flush(self) -> None:

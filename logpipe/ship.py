@@ -26,6 +26,7 @@ from logpipe.stats import ShipStats
 if TYPE_CHECKING:
     from logpipe.config.load import Loaded
     from logpipe.config.model import AgentConfig
+    from logpipe.observe.monitor import Monitor
     from logpipe.sinks.targets import SinkSet
 
 log = logging.getLogger("logpipe.ship")
@@ -36,18 +37,28 @@ STDIN = "-"
 def run_ship(loaded: Loaded, *, once: bool, live: bool = False, config_file: Path | None = None) -> ShipStats:
     """Ship what `loaded` describes until the input ends (`once`) or a signal stops it.
 
-    With `config_file`, SIGHUP reloads it (see ConfigReloader).
+    With `config_file`, SIGHUP reloads it (see ConfigReloader). With `metrics.addr` an HTTP
+    server answers /metrics, /health and /ready meanwhile. The per-sink totals go to stderr as
+    text after a `once` run, as JSON log events otherwise.
     """
     from logpipe.sinks.targets import describe, sinks_for_config
 
     config = loaded.config
     archive, state = archive_and_state(config)
-    checkpoints = CheckpointStore(state)
-    archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=not once)
+    monitor = _monitor(config.metrics.addr, config.flush_interval)
+    try:
+        checkpoints = CheckpointStore(state)
+        archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=not once)
+    except BaseException:
+        if monitor is not None:
+            monitor.close()
+        raise
     try:
         sinks = sinks_for_config(archive_sink, config)
     except BaseException:
         archive_sink.close()
+        if monitor is not None:
+            monitor.close()
         raise
     sources = source_specs(config)
     spooler: StdinSpooler | None = None
@@ -65,9 +76,21 @@ def run_ship(loaded: Loaded, *, once: bool, live: bool = False, config_file: Pat
     try:
         if spooler is not None:
             spooler.wait()
-        pipeline = Pipeline(options, sinks.members, checkpoints, on_progress=display.update if display else None,
+        progress = display.update if display else None
+        pipeline = Pipeline(options, sinks.members, checkpoints,
+                            on_progress=monitor.progress_hook(progress) if monitor is not None else progress,
                             reload=reloader)  # fmt: skip
-        stats = asyncio.run(pipeline.run())
+        log.info("started", extra={"event": "started", "command": "ship", "patterns": [p for s in sources for p in s.patterns],
+                                   "once": once, "sinks": [s.name for s in sinks.members], "archive": str(archive)})  # fmt: skip
+        if monitor is not None:
+            from logpipe.observe.monitor import ShipSource
+
+            watched = monitor
+            pipeline.on_reconfigured = lambda p: watched.watch(ShipSource(p), p.sinks)
+            monitor.watch(ShipSource(pipeline), pipeline.sinks)
+            stats = asyncio.run(monitor.run(pipeline.run()))
+        else:
+            stats = asyncio.run(pipeline.run())
         if once:
             from logpipe.memory import give_back_freed_memory
 
@@ -76,12 +99,28 @@ def run_ship(loaded: Loaded, *, once: bool, live: bool = False, config_file: Pat
         if spooler is not None:
             spooler.cleanup(checkpoints)
         for line in describe(pipeline.sinks.members):
-            sys.stderr.write(f"{loaded.mask(line)}\n")
+            if once:
+                sys.stderr.write(f"{loaded.mask(line)}\n")
+            else:
+                log.info(loaded.mask(line), extra={"event": "sink_totals"})
+        log.info("stopped", extra={"event": "stopped", "lines": stats.lines, "records": stats.records,
+                                   "rejected": stats.rejected, "bytes": stats.bytes, "commits": stats.commits,
+                                   "elapsed_s": round(stats.elapsed, 3)})  # fmt: skip
         return stats
     finally:
         if display is not None:
             display.stop()
         (reloader.sinks if reloader is not None else sinks).close()
+        if monitor is not None:
+            monitor.close()
+
+
+def _monitor(addr: str | None, flush_interval_s: float) -> Monitor | None:
+    if not addr:
+        return None
+    from logpipe.observe.monitor import Monitor
+
+    return Monitor.listen(addr, "ship", flush_interval_s=flush_interval_s)
 
 
 def archive_and_state(config: AgentConfig) -> tuple[Path, Path]:

@@ -18,6 +18,8 @@ class ShipStats:
     duplicates_dropped: int = 0
     flushes: int = 0
     parts_written: int = 0
+    commits: int = 0
+    committed_at: float = 0.0  # unix time of the last checkpoint commit
 
     @property
     def records(self) -> int:

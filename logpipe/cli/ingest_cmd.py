@@ -20,6 +20,8 @@ def ingest(
     flush_interval: Annotated[float, typer.Option("--flush-interval", help="Seconds between flushes (and offset commits).")] = 1.0,
     max_records: Annotated[int, typer.Option("--max-records", help="Most records fetched per poll.")] = 50_000,
     exit_when_idle: Annotated[float | None, typer.Option("--exit-when-idle", help="Leave after this many seconds without messages (backfills).")] = None,
+    metrics_addr: Annotated[str | None, typer.Option("--metrics-addr", help="Serve /metrics, /health and /ready on HOST:PORT (127.0.0.1:9108).")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="Level of logpipe's own JSON log on stderr (default INFO).")] = None,
 ) -> None:
     """Deliver records from Kafka to sinks; offsets are committed only after every sink has them."""
     from logpipe.memory import tune_agent_process
@@ -31,19 +33,31 @@ def ingest(
 
     from logpipe.errors import UsageError
     from logpipe.ingest import IngestOptions, IngestRunner
+    from logpipe.observe.logs import parse_level, setup_logging
     from logpipe.sinks.archive import ArchiveSink
     from logpipe.sinks.kafka.config import parse_kafka_url
     from logpipe.sinks.targets import build_sinks, describe
 
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # its rebalance chatter is not ours to print
+    setup_logging(parse_level(log_level) if log_level else "INFO")  # quiets aiokafka's chatter too
+    log = logging.getLogger("logpipe.ingest")
     config = parse_kafka_url(source)
     if not group.strip():
         raise UsageError("--group must name the consumer group")
-    archive_sink = ArchiveSink(archive, None, shared=True)
+    monitor = None
+    if metrics_addr:
+        from logpipe.observe.monitor import Monitor
+
+        monitor = Monitor.listen(metrics_addr, "ingest", flush_interval_s=flush_interval)
     try:
-        sinks = build_sinks(archive_sink, to, archive_records=not no_archive)
+        archive_sink = ArchiveSink(archive, None, shared=True)
+        try:
+            sinks = build_sinks(archive_sink, to, archive_records=not no_archive)
+        except BaseException:
+            archive_sink.close()
+            raise
     except BaseException:
-        archive_sink.close()
+        if monitor is not None:
+            monitor.close()
         raise
     runner = IngestRunner(
         IngestOptions(
@@ -55,15 +69,31 @@ def ingest(
         ),
         sinks,
         archive_sink,
+        on_progress=monitor.progress_hook() if monitor is not None else None,
     )
+    log.info("started", extra={"event": "started", "command": "ingest", "source": config.display_url,
+                               "group": group, "sinks": [s.name for s in sinks]})  # fmt: skip
     try:
-        stats = asyncio.run(runner.run())
+        if monitor is not None:
+            from logpipe.observe.monitor import IngestSource
+
+            monitor.watch(IngestSource(runner), runner.sinks)
+            stats = asyncio.run(monitor.run(runner.run()))
+        else:
+            stats = asyncio.run(runner.run())
     finally:
         for sink in sinks:
             sink.close()
-    for line in describe(sinks):
-        sys.stderr.write(f"{line}\n")
-    sys.stderr.write(
-        f"ingest {config.display_url} group {group}: {stats.messages:,} messages, {stats.records:,} records, "
-        f"{stats.rejected:,} rejected, {stats.commits:,} commits, {stats.records / stats.elapsed:,.0f} records/s\n"
-    )
+        if monitor is not None:
+            monitor.close()
+    summary = [*describe(sinks),
+               f"ingest {config.display_url} group {group}: {stats.messages:,} messages, {stats.records:,} records, "
+               f"{stats.rejected:,} rejected, {stats.commits:,} commits, {stats.records / stats.elapsed:,.0f} records/s"]  # fmt: skip
+    if exit_when_idle is not None or sys.stderr.isatty():  # a backfill, or a person watching: text
+        sys.stderr.write("".join(f"{line}\n" for line in summary))
+    else:
+        for line in summary[:-1]:
+            log.info(line, extra={"event": "sink_totals"})
+        log.info("stopped", extra={"event": "stopped", "messages": stats.messages, "records": stats.records,
+                                   "rejected": stats.rejected, "commits": stats.commits,
+                                   "elapsed_s": round(stats.elapsed, 3)})  # fmt: skip

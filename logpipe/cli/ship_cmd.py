@@ -29,6 +29,8 @@ def ship(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress on a terminal.")] = True,
     to: Annotated[list[str], typer.Option("--to", help="Also ship to an engine: es://HOST:PORT (Elasticsearch or OpenSearch); repeatable.")] = (),  # type: ignore[assignment]
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to.")] = False,
+    metrics_addr: Annotated[str | None, typer.Option("--metrics-addr", help="Serve /metrics, /health and /ready on HOST:PORT (127.0.0.1:9108).")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="Level of logpipe's own JSON log on stderr (default: log.level of --config, else INFO; WARNING with --once).")] = None,
 ) -> None:
     """Ship structured JSON logs into the archive, exactly once, across crashes and rotations."""
     from logpipe.config.flags import ShipFlags
@@ -38,13 +40,21 @@ def ship(
 
     if once and follow:
         raise UsageError("--once and --follow exclude each other")
+    from logpipe.observe.logs import parse_level, setup_logging
+
+    one_off = once or "-" in (paths or ())  # a run that ends by itself: a person reads the summary
+    level = parse_level(log_level) if log_level else None
+    setup_logging(level or ("WARNING" if one_off else "INFO"))
     flags = ShipFlags(paths=paths or (), archive=archive, state_dir=state_dir, format_name=format_name, labels=label,
-                      fields=field, to=to, no_archive=no_archive, flush_interval=flush_interval)  # fmt: skip
+                      fields=field, to=to, no_archive=no_archive, flush_interval=flush_interval,
+                      metrics_addr=metrics_addr)  # fmt: skip
     if config is not None:
         given = flags.given()
         if given:
             raise UsageError(f"--config {config} describes sources and sinks; put {', '.join(given)} in the file instead")
         loaded = load_file(config)
+        if level is None:
+            setup_logging(loaded.config.log.level)
     else:
         if not paths:
             raise UsageError("give files or globs to ship (or --config FILE)")
@@ -54,7 +64,8 @@ def ship(
     from logpipe.ship import run_ship
 
     stats = run_ship(loaded, once=once, live=progress and sys.stderr.isatty(), config_file=config)
-    _print_summary(stats)
+    if one_off or sys.stderr.isatty():
+        _print_summary(stats)
 
 
 def _print_summary(stats: ShipStats) -> None:

@@ -66,8 +66,9 @@ def _sink_name(name: str) -> str | None:
 
 
 def _port(address: str) -> str | None:
+    """Port 0 asks the system for a free one (the `metrics_listening` log event names it)."""
     port = int(address.rsplit(":", 1)[1])
-    return None if 0 < port < 65536 else f"port {port} is not between 1 and 65535"
+    return None if 0 <= port < 65536 else f"port {port} is not between 0 and 65535"
 
 
 def _unique_names(sinks: tuple[SinkConfig, ...]) -> str | None:

@@ -71,6 +71,7 @@ def try_compaction_lock(archive: Path) -> ArchiveLock | None:
 
 class ArchiveSink:
     name = "archive"
+    dead_letter_store = True  # where every sink's dead letters go (metrics count them apart)
 
     def __init__(
         self,

@@ -77,6 +77,15 @@ class Routed:
     def close(self) -> None:
         self.inner.close()
 
+    @property
+    def meter(self) -> Any:
+        return getattr(self.inner, "meter", None)
+
+    @meter.setter
+    def meter(self, value: Any) -> None:
+        # The wrapped sink makes the requests and retries the monitor's meter counts.
+        self.inner.meter = value  # type: ignore[attr-defined]
+
     def __getattr__(self, name: str) -> Any:
         # Sink-specific extras (describe, totals, in_flight_bytes) stay reachable.
         return getattr(self.inner, name)

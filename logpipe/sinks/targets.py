@@ -29,6 +29,7 @@ class DeadLettersOnly:
     """The archive sink without records: parse rejects and engine dead letters still land there."""
 
     name = "dead-letters"
+    dead_letter_store = True
 
     def __init__(self, archive: ArchiveSink) -> None:
         self._archive = archive

@@ -288,6 +288,9 @@ class FileWatcher:
         found_inodes = {(d.dev, d.ino) for d in found}
         for open_file in self.tracked.values():
             if (open_file.dev, open_file.ino) not in found_inodes:
+                if not open_file.rotated:
+                    log.info("file rotated away", extra={"event": "file_rotated", "path": open_file.path,
+                                                         "offset": open_file.read_pos})  # fmt: skip
                 open_file.rotated = True
         for item in found:
             known = by_inode.get((item.dev, item.ino))
@@ -310,7 +313,8 @@ class FileWatcher:
         checkpoint = self.checkpoints.get(source_id)
         start = checkpoint.offset if checkpoint is not None else 0
         if start > size:
-            log.warning("checkpoint of %s is past its end (%d > %d); reading from the start", path, start, size)
+            log.warning("checkpoint of %s is past its end (%d > %d); reading from the start", path, start, size,
+                        extra={"event": "checkpoint_past_end", "path": path, "offset": start, "size": size})  # fmt: skip
             start = 0
         try:
             fh = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while tailing
@@ -320,6 +324,8 @@ class FileWatcher:
         tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper, read_bytes=self.read_bytes,
                               spec=spec)  # fmt: skip
         self.tracked[source_id] = tracked
+        log.info("file opened", extra={"event": "file_opened", "path": path, "offset": start, "format": fmt.name,
+                                       "source_id": source_id[:16]})  # fmt: skip
         return tracked
 
     def _resume_rotated_while_stopped(self) -> None:
@@ -350,9 +356,12 @@ class FileWatcher:
                                    tracked.wrapper, rotated=True, read_bytes=self.read_bytes,
                                    spec=tracked.spec)  # fmt: skip
                 self.tracked[old_id] = copy
+                log.info("file truncated; finishing it from its copy", extra={
+                    "event": "file_truncated", "path": old_path, "offset": pos, "copy": candidate})  # fmt: skip
                 break
         else:
-            log.warning("%s was truncated and no copy was found: lines after offset %d are lost", old_path, pos)
+            log.warning("%s was truncated and no copy was found: lines after offset %d are lost", old_path, pos,
+                        extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None})  # fmt: skip
         try:
             st = os.stat(old_path)
         except OSError:
@@ -411,6 +420,8 @@ class FileWatcher:
             if done and idle and at_end:
                 tracked.close()
                 del self.tracked[source_id]
+                log.info("rotated file finished", extra={"event": "file_closed", "path": tracked.path,
+                                                         "offset": tracked.read_pos})  # fmt: skip
 
     def all_read(self) -> bool:
         """Every tracked file read to its end (for --once)."""

@@ -34,6 +34,7 @@ from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect
 from logpipe.errors import TransientError
 from logpipe.sinks.base import Batch, FlushResult, Origin
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
+from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import backoff_s
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ class EsSink:
     """A pipeline sink that indexes into Elasticsearch or OpenSearch (see the module docstring)."""
 
     name = "elasticsearch"
+    meter: SinkMeter = NULL_METER
 
     def __init__(
         self,
@@ -236,6 +238,7 @@ class EsSink:
                 progress_at, attempt = time.monotonic(), 0
             limit = max(1, limit // 2) if throttled else min(self.config.concurrency, limit * 2)
             stats.retried += len(retry)
+            self.meter.retrying(len(retry))
             wait = backoff_s(attempt, self.config.max_backoff_s)
             if time.monotonic() + wait > progress_at + self.config.retry_for_s:
                 raise TransientError(
@@ -243,7 +246,9 @@ class EsSink:
                     f"{self.config.retry_for_s:g}s (last: {self.config.mask(last_reason)})"
                 )
             log.warning("engine %s: retrying %d items in %.1fs, %d requests at once (%s)", self.config.display_url,
-                        len(retry), wait, limit, self.config.mask(last_reason))  # fmt: skip
+                        len(retry), wait, limit, self.config.mask(last_reason),
+                        extra={"event": "sink_retry", "sink": self.name, "records": len(retry),
+                               "wait_s": round(wait, 3), "concurrency": limit})  # fmt: skip
             if self._interrupted.wait(wait):
                 raise TransientError(
                     f"{self.config.display_url}: shutting down with {len(retry):,} records not indexed "
@@ -254,14 +259,20 @@ class EsSink:
 
     def _send(self, client: EngineClient, items: list[_Item], group: list[int]) -> Outcome:
         body = "".join(items[p].line for p in group).encode()
+        started = time.monotonic()
         try:
             response = client.bulk(body)
         except EngineUnavailable as exc:
+            self.meter.request(time.monotonic() - started, ok=False, reason=self.config.mask(str(exc)))
             if exc.status is None:
                 raise  # no answer at all: the whole flush waits and reconnects
             throttled = len(group) if exc.status == 429 else 0
             return Outcome(retry=list(range(len(group))), retry_reason=str(exc), throttled=throttled)
-        return sort_items(response, len(group))
+        outcome = sort_items(response, len(group))
+        # An answer where every item must be retried (all 429/5xx) is a failing engine too.
+        failing = not outcome.ok and not outcome.dead and bool(outcome.retry)
+        self.meter.request(time.monotonic() - started, ok=not failing, reason=self.config.mask(outcome.retry_reason))
+        return outcome
 
     def _drop_client_if_down(self, exc: TransientError) -> None:
         """No answer at all: reconnect (and probe again) next time; the engine may have changed."""
@@ -272,9 +283,15 @@ class EsSink:
     def _ready(self) -> EngineClient:
         """A client for the engine, with the index template in place (once per connection)."""
         if self._client is None:
-            client = self._connect(self.config)
-            client.request("PUT", f"/_index_template/{self.config.template_name}", template_body(self.config))
-            log.info("engine %s is %s", self.config.display_url, client.info.describe())
+            started = time.monotonic()
+            try:
+                client = self._connect(self.config)
+                client.request("PUT", f"/_index_template/{self.config.template_name}", template_body(self.config))
+            except TransientError as exc:
+                self.meter.request(time.monotonic() - started, ok=False, reason=self.config.mask(str(exc)))
+                raise
+            log.info("engine %s is %s", self.config.display_url, client.info.describe(),
+                     extra={"event": "sink_probe", "sink": self.name, "found": client.info.describe()})
             self._client = client
         return self._client
 

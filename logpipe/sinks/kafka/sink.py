@@ -23,6 +23,7 @@ from logpipe.errors import TransientError
 from logpipe.sinks.base import Batch, FlushResult
 from logpipe.sinks.kafka.config import KafkaConfig
 from logpipe.sinks.kafka.encode import Messages, encode
+from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import backoff_s
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class LoopThread:
 
 class KafkaSink:
     name = "kafka"
+    meter: SinkMeter = NULL_METER
 
     def __init__(self, config: KafkaConfig) -> None:
         self.config = config
@@ -107,14 +109,21 @@ class KafkaSink:
         pending = list(range(len(messages)))
         attempt = 0
         while pending:
+            started, tried = time.monotonic(), len(pending)
             try:
                 pending = self._loop.run(self._produce(messages, pending))
             except Exception as exc:  # the broker is unreachable or the producer broke
-                log.warning("kafka %s: %s; retrying", self.config.display_url, exc)
+                self.meter.request(time.monotonic() - started, ok=False, reason=str(exc)[:300])
+                log.warning("kafka %s: %s; retrying", self.config.display_url, exc,
+                            extra={"event": "sink_retry", "sink": self.name, "records": len(pending)})
                 self._reset_producer()
+            else:
+                # One produce round is the request: failing when no message of it was acknowledged.
+                self.meter.request(time.monotonic() - started, ok=len(pending) < tried)
             if not pending:
                 return
             self.retries += 1
+            self.meter.retrying(len(pending))
             if self._interrupted.is_set():
                 raise TransientError(
                     f"stopped before {self.config.display_url} acknowledged {len(pending):,} messages; "

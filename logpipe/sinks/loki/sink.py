@@ -45,6 +45,7 @@ from logpipe.sinks.loki.encode import (
     prepare,
     refused_rows,
 )  # fmt: skip
+from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import backoff_s
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class LokiSink:
     """A pipeline sink that pushes to Loki's push API (see the module docstring)."""
 
     name = "loki"
+    meter: SinkMeter = NULL_METER
 
     def __init__(self, config: LokiConfig, *, dead_letters: Callable[[Batch], None],
                  sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
@@ -187,7 +189,11 @@ class LokiSink:
         deadline = time.monotonic() + self.config.retry_for_s if self.config.retry_for_s else None
         attempt = 0
         while True:
+            started = time.monotonic()
             status, reason = self._post(body)
+            answered = status is not None and status < 500 and status != 429
+            self.meter.request(time.monotonic() - started, ok=answered,
+                               reason="" if answered else self.config.mask(reason if status is None else f"HTTP {status}: {reason}")[:300])  # fmt: skip
             self.totals.requests += 1
             if status is not None and 200 <= status < 300:
                 return [], ""
@@ -201,6 +207,8 @@ class LokiSink:
                 )
             self.totals.retried += 1
             self.totals.throttled += status == 429
+            entries = sum(len(s.rows) for s in streams)
+            self.meter.retrying(entries)
             wait = backoff_s(attempt, self.config.max_backoff_s)
             last = f"HTTP {status}: {reason}" if status is not None else reason
             if self._interrupted.is_set():
@@ -214,7 +222,9 @@ class LokiSink:
                     f"retries (last: {self.config.mask(last)[:500]})"
                 )
             log.warning("loki %s: retrying a push of %d entries in %.1fs (%s)", self.config.display_url,
-                        sum(len(s.rows) for s in streams), wait, self.config.mask(last)[:300])  # fmt: skip
+                        entries, wait, self.config.mask(last)[:300],
+                        extra={"event": "sink_retry", "sink": self.name, "records": entries,
+                               "wait_s": round(wait, 3)})  # fmt: skip
             self._sleep(wait)
             attempt += 1
 
@@ -238,7 +248,9 @@ class LokiSink:
                 from logpipe.sinks.loki.health import probe
 
                 self._probed = True
-                log.info("loki %s: %s", self.config.display_url, probe(self.config))
+                found = probe(self.config)
+                log.info("loki %s: %s", self.config.display_url, found,
+                         extra={"event": "sink_probe", "sink": self.name, "found": found})
             host_port = self.config.url.split("://", 1)[1]
             if self.config.url.startswith("https://"):
                 self._conn = http.client.HTTPSConnection(host_port, timeout=self.config.timeout_s)
