@@ -171,3 +171,14 @@ class TestCompose:
         (dashboard_in_container,) = [c for c, h in mounts.items() if h == "./deploy/grafana/logpipe-dashboard.json"]
         assert Path(dashboard_in_container).parent == Path(provider["options"]["path"])
         assert "prometheus" in grafana["depends_on"]
+
+
+def test_every_deploy_file_is_documented() -> None:
+    """Each file under deploy/ is named in the README's Deployment section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
+    files = [p for p in DEPLOY.rglob("*") if p.is_file()]
+    assert len(files) >= 12
+    for path in files:
+        rel = path.relative_to(ROOT).as_posix()
+        assert rel in section or f"`{path.name}`" in section or f"/{path.name}`" in section, rel

@@ -209,3 +209,12 @@ class TestPackage:
             logging.getLogger("x").info("odd", extra={"tags": {"a"}, "when": datetime(2026, 1, 1, tzinfo=UTC)})
         line = json.loads(buf.getvalue())
         assert line["tags"] == "{'a'}" and line["when"].startswith("2026-01-01T00:00:00")
+
+
+def test_every_public_name_is_documented() -> None:
+    """Each name of `logpipe.logging.__all__` appears in the README's producer section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Producer library", 1)[1].split("\n## ", 1)[0]
+    for name in lplog.__all__:
+        if name != "CONTEXT_FIELDS":
+            assert f"{name}" in section, name
