@@ -1,21 +1,33 @@
-"""Write a realistic web-service log with python-json-logger: requests, users, sessions, errors.
+"""Write a realistic web-service log the way a real service writes it: through logpipe.logging.
 
-Only the first line of each request names the user and session (as real services often do);
-later lines carry just the request_id, which logpipe's request-context enrichment fills in.
+A small in-process shop API (an ASGI callable) is wrapped in logpipe.logging's
+RequestContextMiddleware and called directly with HTTP scopes, no server; `logpipe.logging.setup`
+writes the JSON lines. A simulated clock spreads the requests over the last six hours and gives
+each downstream call a realistic duration, so the sample has users, sessions, slow requests and
+errors with real tracebacks, and still takes a second or two to write.
+
+Lines logged before a request is authenticated carry only its request_id (as in real services);
+logpipe's request-context enrichment fills in the user and session.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
+import logpipe.logging as lplog
 
-ENDPOINTS = [
+SPAN_S = 6 * 3600
+ENDPOINTS = [  # method, path template, typical downstream time in ms
     ("GET", "/api/users/{}", 40),
     ("GET", "/api/orders/{}", 80),
     ("POST", "/api/orders", 220),
@@ -23,83 +35,171 @@ ENDPOINTS = [
     ("GET", "/health", 2),
     ("POST", "/api/cart/{}/checkout", 450),
 ]
-ERRORS = [
-    ("payment declined for order {}", "PaymentError"),
-    ("timeout talking to inventory after {} ms", "TimeoutError"),
-    ("user {} not found", "KeyError"),
-]
+ERROR_RATE = 0.03
+log = logging.getLogger("shop.web")
 
 
-def build_logger(out: Path) -> logging.Logger:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out, mode="w", encoding="utf-8")
-    handler.setFormatter(
-        JsonFormatter(
-            "{levelname}{name}{module}{funcName}{lineno}{message}",
-            style="{",
-            rename_fields={"levelname": "level", "name": "logger"},
-            timestamp=True,  # ISO 8601 in UTC from record.created
-        )
+class PaymentDeclined(Exception):
+    pass
+
+
+class InventoryTimeout(TimeoutError):
+    pass
+
+
+class SimClock:
+    """Unix seconds that move only when the simulation says so (timestamps and durations alike)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance_ms(self, ms: float) -> None:
+        self.now += ms / 1000
+
+
+@dataclass
+class Shop:
+    """The application: what a handler does, logs and fails at, with simulated time."""
+
+    rng: random.Random
+    clock: SimClock
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        method, path = scope["method"], scope["path"]
+        base_ms = next(ms for m, t, ms in ENDPOINTS if m == method and _matches(t, path))
+        log.debug("cache lookup took %d us", self.rng.randint(5, 900))
+        user = _header(scope, b"authorization")
+        if user:
+            session = _header(scope, b"cookie").removeprefix("session=")
+            lplog.set_user(user.removeprefix("Bearer "), session_id=session)
+        duration = self.rng.expovariate(1 / base_ms)
+        self.clock.advance_ms(duration)
+        if duration > base_ms * 3:
+            log.warning("slow downstream call: %.0f ms", duration)
+        status = 201 if method == "POST" else 200
+        if user and self.rng.random() < ERROR_RATE:
+            status = self._fail()
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def _fail(self) -> int:
+        kind = self.rng.randrange(3)
+        if kind == 0:
+            try:
+                _charge_card(self.rng.randint(1, 10_000))
+            except PaymentDeclined as exc:
+                log.exception("payment declined for order %s", exc.args[0])
+                return 402
+        if kind == 1:
+            try:
+                _reserve_stock(self.rng.randint(800, 3_000))
+            except InventoryTimeout as exc:
+                log.exception("timeout talking to inventory after %s ms", exc.args[0])
+                return 503
+        # Not caught here: the middleware logs it (with the traceback) and the server answers 500.
+        return _load_profile(f"user-{self.rng.randint(200, 10_000)}")
+
+
+def _charge_card(order: int) -> None:
+    _gateway("charge", order)
+
+
+def _gateway(operation: str, order: int) -> None:
+    raise PaymentDeclined(order, operation)
+
+
+def _reserve_stock(waited_ms: int) -> None:
+    raise InventoryTimeout(waited_ms)
+
+
+PROFILES: dict[str, int] = {}
+
+
+def _load_profile(user: str) -> int:
+    return PROFILES[user]
+
+
+def _matches(template: str, path: str) -> bool:
+    want, got = template.split("/"), path.split("/")
+    return len(want) == len(got) and all(w in ("{}", g) for w, g in zip(want, got, strict=True))
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    return next((v.decode() for k, v in scope["headers"] if k == name), "")
+
+
+async def serve(app: lplog.RequestContextMiddleware, scope: dict[str, Any]) -> None:
+    """What an ASGI server does for one request, minus the network."""
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    with contextlib.suppress(Exception):  # the server answers 500; the middleware logged it
+        await app(scope, receive, send)
+
+
+def request_scope(rng: random.Random, users: list[str], n: int) -> dict[str, Any]:
+    method, template, _ = rng.choice(ENDPOINTS)
+    headers = []
+    if template != "/health":
+        user = rng.choice(users)
+        # A user's session changes every few hundred requests; crc32 keeps it the same across runs.
+        session = f"sess-{zlib.crc32(f'{user}:{n // 500}'.encode()) & 0xFFFF:04x}"
+        headers += [(b"authorization", f"Bearer {user}".encode()), (b"cookie", f"session={session}".encode())]
+    if rng.random() < 0.3:  # came through a proxy that already named the request
+        headers.append((b"x-request-id", f"edge-{rng.getrandbits(64):016x}".encode()))
+    path = template.format(rng.randint(1, 99_999))
+    return {"type": "http", "method": method, "path": path, "headers": headers}
+
+
+class LineCounter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.lines += 1
+        return True
+
+
+async def write(rng: random.Random, clock: SimClock, lines: int, counter: LineCounter) -> None:
+    start = clock.now
+    app = lplog.RequestContextMiddleware(
+        Shop(rng, clock),
+        logger="shop.access",
+        clock=clock,
+        new_id=lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
     )
-    logger = logging.getLogger("shop.web")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    return logger
+    users = [f"user-{i}" for i in range(1, 200)]
+    n = 0
+    while counter.lines < lines:
+        # Requests arrive evenly over the span; one never starts before the previous one ended.
+        clock.now = max(clock.now, start + counter.lines * SPAN_S / lines)
+        await serve(app, request_scope(rng, users, n))
+        n += 1
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    rng = random.Random(args.seed)
-    logger = build_logger(args.out)
-    start = time.time() - 3600 * 6
-    written = 0
-    clock = {"now": start}
-    base_factory = logging.getLogRecordFactory()
-
-    def at_simulated_time(*a: object, **kw: object) -> logging.LogRecord:
-        # Spread the sample over the last six hours instead of the few seconds it takes to write.
-        record = base_factory(*a, **kw)  # type: ignore[arg-type]
-        record.created = clock["now"]
-        record.msecs = (clock["now"] % 1) * 1000
-        return record
-
-    logging.setLogRecordFactory(at_simulated_time)
-    users = [f"user-{i}" for i in range(1, 200)]
-    while written < args.lines:
-        method, template, base_ms = rng.choice(ENDPOINTS)
-        user = rng.choice(users)
-        session = f"sess-{hash((user, written // 500)) & 0xFFFF:04x}"
-        request = str(uuid.UUID(int=rng.getrandbits(128)))
-        path = template.format(rng.randint(1, 99_999))
-        clock["now"] = start + written * (6 * 3600 / args.lines)
-        ctx = {"request_id": request}
-        logger.info("request started", extra={**ctx, "user_id": user, "session_id": session,
-                                                "method": method, "path": path}, stacklevel=1)  # fmt: skip
-        logger.debug("cache lookup took %d us", rng.randint(5, 900), extra=ctx)
-        duration = rng.expovariate(1 / base_ms)
-        status = 200
-        written += 3
-        if rng.random() < 0.03:
-            message, kind = rng.choice(ERRORS)
-            status = 500
-            try:
-                raise RuntimeError(kind)
-            except RuntimeError:
-                logger.error(message.format(rng.randint(1, 10_000)), exc_info=True,
-                             extra={**ctx, "method": method, "path": path})  # fmt: skip
-            written += 1
-        elif duration > base_ms * 3:
-            logger.warning("slow downstream call: %.0f ms", duration, extra=ctx)
-            written += 1
-        logger.info("request finished", extra={**ctx, "method": method, "path": path,
-                                                 "status": status, "duration_ms": round(duration, 3)})  # fmt: skip
-    for handler in logger.handlers:
-        handler.close()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    clock = SimClock(time.time() - SPAN_S)
+    counter = LineCounter()
+    with open(args.out, "w", encoding="utf-8") as out:
+        handler = lplog.setup(service="shop", level="INFO", stream=out, clock=clock)
+        logging.getLogger("shop").setLevel(logging.DEBUG)  # the app's own debug lines, not asyncio's
+        handler.addFilter(counter)
+        asyncio.run(write(random.Random(args.seed), clock, args.lines, counter))
+        logging.getLogger().removeHandler(handler)
 
 
 if __name__ == "__main__":
