@@ -56,11 +56,18 @@ def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
 
 class TestDockerfile:
     def test_base_images_are_pinned(self) -> None:
-        """Every FROM names an exact Python release on a fixed Debian (no `latest`, no moving minor tag)."""
+        """Every FROM names an exact Python release (or the Rust toolchain's release) on a fixed Debian."""
         froms = [rest.split()[0] for word, rest in instructions() if word == "FROM"]
         assert froms
         for image in froms:
-            assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+", image), image
+            assert re.fullmatch(r"(python:\d+\.\d+\.\d+|rust:\d+\.\d+)-slim-[a-z]+", image), image
+        assert any(image.startswith("python:") for image in froms)
+
+    def test_build_stage_has_the_rust_toolchain(self) -> None:
+        """The native normaliser is built from native/ with cargo, which the build stage copies in."""
+        copies = [rest for word, rest in instructions() if word == "COPY"]
+        assert any(c.startswith("--from=rust /usr/local/cargo") for c in copies), copies
+        assert any(c.split()[0] == "native" for c in copies), copies
 
     def test_copied_files_exist_and_are_in_the_build_context(self) -> None:
         """COPY sources exist under the repository root (the build context) and .dockerignore lets them in."""
