@@ -156,3 +156,81 @@ class TestAliases:
         row = rows(run(line.encode() + b"\n", t=T))[0]
         assert row["message"] == first
         assert json.loads(row["attrs"]).get("msg") == second
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed value: a scalar is 0, `{}` and `[]` are 1."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-finite {name}")
+
+
+def python_verdict(line: str) -> str:
+    """What Python's strict `json` says of a line, in logpipe's reasons (the documented rule)."""
+    from logpipe.parse.limits import MAX_DEPTH
+
+    if not line.strip(" \t\r"):
+        return "blank"
+    try:
+        value = json.loads(line, parse_constant=_no_constants)
+    except ValueError as exc:
+        return "non_finite_number" if "non-finite" in str(exc) else "invalid_json"
+    try:  # lone surrogates: valid for Python, but no UTF-8 form (logpipe refuses them)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "invalid_json"
+    if not isinstance(value, dict):
+        return "not_an_object"
+    return "too_deep" if _depth(value) > MAX_DEPTH else "record"
+
+
+JSON_NOISE = st.sampled_from([*'{}[]",:.-+eE0123456789 \tabnrtu\\/', "NaN", "Infinity", "true", "null", "\\u"])
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """`{"a": [[...]]}` nested `depth` deep in all."""
+    inner: list[Any] = []
+    for _ in range(depth - 2):
+        inner = [inner]
+    return {"a": inner}
+
+
+@st.composite
+def mutated_json(draw: st.DrawFn) -> str:
+    """A JSON text (object or not, deep or not), then a few random edits."""
+    value = draw(st.one_of(objects, values, st.integers(2, 70).map(_nested)))
+    text = json.dumps(value, ensure_ascii=draw(st.booleans()), separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        cut = draw(st.integers(0, 2))
+        text = text[:at] + draw(st.one_of(st.just(""), JSON_NOISE)) + text[at + cut :]
+    return text.replace("\n", " ")
+
+
+class TestStrictJson:
+    """The native scanner's verdict on any line equals Python's strict `json` (an independent parser)."""
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(mutated_json(), min_size=1, max_size=8))
+    def test_verdicts_agree(self, texts: list[str]) -> None:
+        """Each line is a record, a dead letter with Python's reason, or (whitespace) nothing."""
+        data = "".join(t + "\n" for t in texts).encode("utf-8", "surrogatepass")
+        batch = T(raw_batch(data))
+        outcome: dict[int, str] = {r["offset"]: "record" for r in rows(batch)}
+        outcome.update({r.offset: r.reason for r in batch.rejects})
+        pos = 0
+        for text in texts:
+            raw = text.encode("utf-8", "surrogatepass")
+            try:
+                raw.decode("utf-8")
+                expected = python_verdict(text)
+            except UnicodeDecodeError:
+                expected = "invalid_utf8"
+            assert outcome.get(pos, "blank") == expected, (text, outcome.get(pos))
+            pos += len(raw) + 1

@@ -30,6 +30,9 @@ class TestRejectReasons:
             (b'{"a":[1,2,]}', "invalid_json"),
             (b'{"a":1} trailing', "invalid_json"),
             (b'{"a":1}{"b":2}', "invalid_json"),
+            (b'{"a":"\\ud800"}', "invalid_json"),  # a lone surrogate has no UTF-8 form
+            (b'{"a":01}', "invalid_json"),
+            (b'{"a":"tab\there"}', "invalid_json"),  # a raw control character in a string
             (b'{"a":NaN}', "non_finite_number"),
             (b'{"a":Infinity}', "non_finite_number"),
             (b'{"a":[-Infinity]}', "non_finite_number"),
