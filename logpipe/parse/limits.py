@@ -12,5 +12,3 @@ MAX_DEPTH: Final = 64
 
 DEAD_LETTER_HEAD_BYTES: Final = 64 << 10
 """A dead letter keeps the first 64 KiB of an oversized line (the length is in `detail`)."""
-
-UTF8_BOM: Final = b"\xef\xbb\xbf"

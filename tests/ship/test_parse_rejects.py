@@ -55,6 +55,12 @@ class TestRejectReasons:
         ]
         assert [r["offset"] for r in rows(batch)] == [start, start + len(GOOD) + len(line) + 2]
 
+    def test_one_depth_limit(self) -> None:
+        """The native scanner enforces the documented limit, not a copy that could drift."""
+        from logpipe._native import MAX_DEPTH as NATIVE_MAX_DEPTH
+
+        assert NATIVE_MAX_DEPTH == MAX_DEPTH
+
     @pytest.mark.parametrize("arrays", [False, True])
     def test_depth_limit_inclusive(self, arrays: bool) -> None:
         """Nesting exactly MAX_DEPTH deep is accepted; one more is too deep."""
