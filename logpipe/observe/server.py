@@ -89,7 +89,8 @@ class MetricsServer:
         self._server.endpoints = endpoints
         self.host = host
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
+        # A short poll: shutdown() waits for the loop to notice, and the agent exits that much later.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="logpipe-metrics", daemon=True)  # fmt: skip
 
     def start(self) -> MetricsServer:
