@@ -47,6 +47,13 @@ log = logging.getLogger("logpipe.pipeline")
 CHECKPOINT_RETENTION_S = 14 * 24 * 3600
 
 
+def ignore_reloads() -> None:
+    """SIGHUP outside the loop (starting, compacting, summing up) has nothing to reload: ignore it
+    rather than die of it (systemd's `ExecReload` may send it at any time)."""
+    with contextlib.suppress(ValueError, OSError):  # ValueError: not the main thread
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """One configured source: globs, format override, labels (the global ones merged under its
@@ -260,6 +267,7 @@ class Pipeline:
             for sig in handlers:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            ignore_reloads()  # removing the handler restored SIGHUP's default: ending the process
             self._writer.shutdown(wait=True)
             self.watcher.close()
             self.transform.close()

@@ -61,7 +61,10 @@ def ship(
         loaded = flags.to_config()
 
     tune_agent_process()  # before pyarrow is imported
+    from logpipe.pipeline import ignore_reloads
     from logpipe.ship import run_ship
+
+    ignore_reloads()
 
     stats = run_ship(loaded, once=once, live=progress and sys.stderr.isatty(), config_file=config)
     if one_off or sys.stderr.isatty():

@@ -3,6 +3,7 @@ flushes, commits and exits 0 within the documented bound."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -188,3 +189,24 @@ def test_sighup_without_a_config_file_is_ignored(tmp_path: Path) -> None:
     err = agent.stderr.read().decode() if agent.stderr else ""
     assert code == 0 and "SIGHUP ignored" in err, err
     assert sorted(seqs(archive)) == list(range(20))
+
+
+def test_sighup_at_any_moment_after_start_up_never_ends_the_agent(tmp_path: Path) -> None:
+    """SIGHUP every few ms from the moment the archive is locked until the process exits: also
+    after the loop ended (compacting, summing up), when no handler of the loop is installed."""
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    total = 60_000
+    append(log, (record(seq, "INFO") for seq in range(total)))
+    proc = subprocess.Popen([*LOGPIPE, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    wait_until("the archive lock (start-up done)", lambda: (archive / ".lock").exists() or proc.poll() is not None)
+    sent = 0
+    while proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGHUP)
+            sent += 1
+        time.sleep(0.003)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert sent >= 10
+    assert sorted(seqs(archive)) == list(range(total))
