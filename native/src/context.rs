@@ -71,6 +71,10 @@ impl ContextMap {
         let cutoff = now_us - self.max_age_us;
         self.entries.retain(|_, e| e.seen_us >= cutoff);
         let keep = self.max_entries * 3 / 4;
+        if keep == 0 {
+            self.entries.clear();
+            return;
+        }
         if self.entries.len() > keep {
             let mut seen: Vec<i64> = self.entries.values().map(|e| e.seen_us).collect();
             let nth = seen.len() - keep;
@@ -112,5 +116,14 @@ mod tests {
         m.evict(8);
         assert_eq!(m.len(), 3);
         assert!(m.get("r7").is_some() && m.get("r1").is_none() && m.get("r0").is_none());
+    }
+
+    #[test]
+    fn a_tiny_bound_still_holds() {
+        let mut m = ContextMap::new(1, 1_000);
+        m.remember("a", Some("u"), None, 0);
+        m.remember("b", Some("u"), None, 0);
+        m.evict(0);
+        assert!(m.len() <= 1);
     }
 }
