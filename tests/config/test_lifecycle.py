@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import signal
 import subprocess
@@ -44,9 +45,10 @@ def seqs(archive: Path) -> list[int]:
     return [r["seq"] for r in archived(archive)]
 
 
-def start(config: Path) -> subprocess.Popen[bytes]:
+def start(config: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LOGPIPE_FAILPOINTS": failpoints} if failpoints else None
     return subprocess.Popen([*LOGPIPE, "ship", "--follow", "--no-progress", "--config", str(config)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # fmt: skip
 
 
 def test_sighup_reloads_sources_labels_and_keeps_position(tmp_path: Path) -> None:
@@ -152,7 +154,9 @@ def test_sigterm_flushes_commits_and_exits_within_the_bound(tmp_path: Path) -> N
     config = write_config(tmp_path / "logpipe.yaml", {
         "version": 1, "archive": {"path": str(archive)}, "sources": [{"paths": [str(logs / "*.log")]}],
     })  # fmt: skip
-    agent = start(config)
+    # Each commit waits 0.4 s, so the backlog takes seconds however fast this machine ships, and
+    # the SIGTERM lands in its middle (the stop still has a flush and a commit to make).
+    agent = start(config, failpoints="before-commit=0.4")
     wait_until("the first part", lambda: bool(list(archive.glob("logs/**/*.parquet"))))
     stopped = time.monotonic()
     agent.send_signal(signal.SIGTERM)
