@@ -168,8 +168,11 @@ class IngestRunner:
         while not self._stop.is_set():
             fetched = await self._consumer.getmany(timeout_ms=200, max_records=opts.max_records)
             now = time.monotonic()
+            # A rebalance may have revoked a partition while its records were being fetched: its
+            # next owner reads them from the committed offset, so writing them here would be twice.
+            assigned = self._consumer.assignment()
             for tp, messages in fetched.items():
-                if not messages:
+                if not messages or tp not in assigned:
                     continue
                 last_data = now
                 batch = decode(PartitionRef(tp.topic, tp.partition, opts.source.bootstrap), messages)
