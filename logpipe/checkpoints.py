@@ -8,6 +8,7 @@ file fingerprint), not by path, so rotation keeps positions.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -44,12 +45,26 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, data)
+        _write_all(fd, data)
         os.fsync(fd)
+    except OSError as exc:
+        # os.write names no file: name the one that could not be written (a full disk).
+        raise OSError(exc.errno, exc.strerror, str(tmp)) from exc
     finally:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write may write less than asked (a disk filling up): a short file must never be renamed
+    into place, so write the rest or fail."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 class CheckpointStore:

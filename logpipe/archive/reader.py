@@ -9,6 +9,8 @@ per file: that is most of a small query's time on an archive of many parts.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +43,8 @@ def open_archive(archive: Path, *, must_exist: bool = True, threads: int | None 
     """
     import duckdb
 
+    if archive.exists() and not archive.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(archive))
     if must_exist and not archive.is_dir():
         raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
     con = duckdb.connect(":memory:")

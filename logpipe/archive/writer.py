@@ -8,6 +8,7 @@ is how a restart after a crash recognises data it already wrote (see ledger.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -77,21 +78,30 @@ def write_part_tables(
     tmp = temp_path(final)
     meta = dict(schema.metadata or {})
     meta[RANGES_METADATA_KEY] = encode_ranges(ranges)
-    with pq.ParquetWriter(
-        tmp,
-        schema.with_metadata(meta),
-        compression=COMPRESSION,
-        compression_level=COMPRESSION_LEVEL,
-        use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names],
-        write_statistics=[c for c in schema.names if c not in NO_STATISTICS_COLUMNS],
-    ) as writer:
-        for table in tables:
-            writer.write_table(table.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
-    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with pq.ParquetWriter(
+            tmp,
+            schema.with_metadata(meta),
+            compression=COMPRESSION,
+            compression_level=COMPRESSION_LEVEL,
+            use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names],
+            write_statistics=[c for c in schema.names if c not in NO_STATISTICS_COLUMNS],
+        ) as writer:
+            for table in tables:
+                writer.write_table(table.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        # pyarrow's write errors (a full disk) do not name the file: name it, and leave no
+        # half-written temporary part behind.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(tmp)) from exc
+        raise
     os.replace(tmp, final)
     fsync_dir(folder)
     return final

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 
 import typer
@@ -58,6 +60,68 @@ def error_line(message: str) -> None:
         sys.stderr.write(f"error: {message}\n")
 
 
+# Plain words for the errors a user can fix (a path, a permission, a disk), in lower case.
+_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large",
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENOENT: "no such file or directory",
+    errno.EEXIST: "file exists",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ELOOP: "too many levels of symbolic links",
+    errno.EMFILE: "too many open files",
+    errno.ENFILE: "too many open files in the system",
+    errno.EIO: "input/output error",
+}
+# These can only happen while writing, whatever the path is.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG})
+# pyarrow puts the path in its message ("Failed to open local file '/x/y'. Detail: …").
+_QUOTED_PATH = re.compile(r"'(/[^']+|[^' ]+/[^']*)'")
+
+
+def os_error_sentence(exc: OSError) -> str:
+    """`cannot write /x/y: permission denied`: an OSError as one sentence naming its path.
+
+    The action (read, write, create, open) is inferred from the error and the path as it is
+    now, since an OSError does not say what was being done: a full or read-only disk is a
+    write, logpipe's temporary files (`.tmp-…`) are only ever written, a permission error on
+    a readable file was a write, on an existing unreadable one a read, on a missing one a create.
+    """
+    code = exc.errno
+    reason = _REASONS.get(code) if code is not None else None
+    if reason is None:
+        reason = (os.strerror(code) if code is not None else str(exc)).lower()
+    path = exc.filename
+    if path is None:
+        found = _QUOTED_PATH.search(str(exc.strerror or exc))
+        path = found.group(1) if found else None
+    if path is None:
+        return reason
+    path = os.fsdecode(path) if isinstance(path, bytes | os.PathLike) else str(path)
+    return f"cannot {_action(code, path)} {path}: {reason}"
+
+
+def _action(code: int | None, path: str) -> str:
+    if code in _WRITE_ERRNOS or os.path.basename(path).startswith(".tmp-"):
+        return "write"
+    exists = os.path.lexists(path)
+    if code in (errno.EACCES, errno.EPERM):
+        if not exists:
+            return "create"
+        return "write" if os.access(path, os.R_OK) else "read"
+    return "read" if exists else "open"
+
+
+def _is_file_system_error(exc: OSError) -> bool:
+    """Errors about a path or a disk; sockets and connections keep their own wording."""
+    return not isinstance(exc, ConnectionError) and (exc.filename is not None or exc.errno in _REASONS)
+
+
 def main() -> None:
     from logpipe.errors import LogpipeError
 
@@ -77,6 +141,14 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # a path, a permission, a disk: one plain sentence (sockets: as below)
+        if debug:
+            raise
+        if _is_file_system_error(exc):
+            error_line(os_error_sentence(exc))
+        else:
+            error_line(f"{type(exc).__name__}: {exc} (run with --debug for a traceback)")
+        sys.exit(1)
     except Exception as exc:  # click's usage errors (typer vendors click) and anything unexpected
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)

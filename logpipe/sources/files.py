@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from logpipe.checkpoints import CheckpointStore
+from logpipe.failpoints import pause
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
 from logpipe.parse.wrappers import is_final_line
 from logpipe.sources.batch import OversizedLine, RawBatch
@@ -231,6 +232,7 @@ class FileWatcher:
         self.tracked: dict[str, TrackedFile] = {}
         self.truncations = 0
         self._recovered = False
+        self._unreadable: set[str] = set()  # warned about once each
 
     # ----------------------------------------------------------------------------- discovery
 
@@ -308,6 +310,8 @@ class FileWatcher:
 
     def _open_new(self, path: str, dev: int, ino: int, size: int, spec: int) -> TrackedFile | None:
         source_id = fingerprint(path, allow_partial=self.once)
+        if source_id is None and not self._readable(path):
+            return None
         if source_id is None or source_id in self.tracked:
             return None  # no first line yet, or a copy of a file we already read
         checkpoint = self.checkpoints.get(source_id)
@@ -327,6 +331,25 @@ class FileWatcher:
         log.info("file opened", extra={"event": "file_opened", "path": path, "offset": start, "format": fmt.name,
                                        "source_id": source_id[:16]})  # fmt: skip
         return tracked
+
+    def _readable(self, path: str) -> bool:
+        """Can `path` be opened? A `--once` run fails on a file it cannot read (a silent `0 files`
+        would look shipped); an agent warns once and tries again at each discovery."""
+        try:
+            with open(path, "rb"):
+                pass
+        except FileNotFoundError:
+            return False  # gone since the glob: nothing to read
+        except OSError as exc:
+            if self.once:
+                raise
+            if path not in self._unreadable:
+                self._unreadable.add(path)
+                log.warning("cannot read %s: %s", path, exc.strerror,
+                            extra={"event": "file_unreadable", "path": path})  # fmt: skip
+            return False
+        self._unreadable.discard(path)
+        return True
 
     def _resume_rotated_while_stopped(self) -> None:
         for source_id, checkpoint in self.checkpoints.items():
@@ -397,6 +420,8 @@ class FileWatcher:
         # yet, so its unterminated tail is taken only once it has gone quiet.
         quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
         state = (tracked.read_pos, tracked.carry, tracked.skipping)
+        if os.fstat(tracked.fh.fileno()).st_size > tracked.read_pos:
+            pause("read-chunk")
         batch = tracked.read_batch(at_eof_flush=self.once or quiet)
         if batch is not None and tracked.replaced():
             # Truncated while we read: what we read may belong to the new file. Undo.
