@@ -11,13 +11,13 @@ import contextlib
 import errno
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
-from logpipe.errors import ArchiveError
+from logpipe.errors import TerminalError
 
 VERSION: Final = 1
 FILENAME: Final = "checkpoints.json"
@@ -30,6 +30,72 @@ class Checkpoint:
     dev: int = 0
     ino: int = 0
     updated: float = 0.0
+
+
+class CheckpointError(TerminalError):
+    """The checkpoint file is damaged. The agent refuses to start: guessing positions would re-read
+    (or skip) data. Moving the file away is safe, since the archive drops what it already holds."""
+
+    def __init__(self, path: Path, fault: str) -> None:
+        super().__init__(
+            f"checkpoint file {path} {fault}; fix it, or move it away to read every file again from its "
+            "start (the archive keeps each record once)"
+        )
+
+
+# A field's annotation -> the Python types its JSON value may have, and how a message names them.
+# (A bool is an int to Python, but never a position: refused apart.)
+_FIELD_TYPES: Final[dict[str, tuple[tuple[type, ...], str]]] = {
+    "int": ((int,), "an integer"),
+    "str": ((str,), "a string"),
+    "float": ((int, float), "a number"),
+}
+
+
+def parse_checkpoints(doc: object) -> dict[str, Checkpoint]:
+    """Checked positions from a parsed checkpoint file; ValueError says what is wrong where."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"must be a JSON object, not {_json_type(doc)}")
+    if doc.get("version") != VERSION:
+        raise ValueError(f"has version {doc.get('version')!r}; this logpipe reads version {VERSION}")
+    sources = doc.get("sources", {})
+    if not isinstance(sources, dict):
+        raise ValueError(f"has `sources` {_json_type(sources)}, expected an object")
+    return {sid: _checkpoint(f"sources.{sid}", entry) for sid, entry in sources.items()}
+
+
+def _checkpoint(where: str, entry: object) -> Checkpoint:
+    if not isinstance(entry, dict):
+        raise ValueError(f"has {where} {_json_type(entry)}, expected an object")
+    known = {f.name: f for f in fields(Checkpoint)}
+    for name in entry:
+        if name not in known:
+            raise ValueError(f"has an unknown field {where}.{name}")
+    for name, spec in known.items():
+        if name not in entry:
+            if spec.default is MISSING:
+                raise ValueError(f"lacks {where}.{name}")
+            continue
+        value = entry[name]
+        allowed, expected = _FIELD_TYPES.get(str(spec.type), ((object,), "a value"))
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise ValueError(f"has {where}.{name} {_json_type(value)}, expected {expected}")
+        if name == "offset" and value < 0:
+            raise ValueError(f"has {where}.offset {value}, expected a position >= 0")
+    return Checkpoint(**entry)
+
+
+def _json_type(value: object) -> str:
+    """How a JSON value is named in a message: `a string ("12")`, `an array`, `null`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({orjson.dumps(value[:40]).decode()})"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def fsync_dir(path: Path) -> None:
@@ -76,17 +142,18 @@ class CheckpointStore:
         self._entries: dict[str, Checkpoint] = self._load()
 
     def _load(self) -> dict[str, Checkpoint]:
-        if not self.path.exists():
+        """The file's positions; a damaged file is an error, never a silent start from zero
+        (that would re-read every file: a person decides, see CheckpointError)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
             return {}
         try:
-            doc: dict[str, Any] = orjson.loads(self.path.read_bytes())
+            return parse_checkpoints(orjson.loads(raw))
         except orjson.JSONDecodeError as exc:
-            raise ArchiveError(f"checkpoint file {self.path} is not valid JSON: {exc}") from exc
-        if doc.get("version") != VERSION:
-            raise ArchiveError(
-                f"checkpoint file {self.path} has version {doc.get('version')!r}; this logpipe reads {VERSION}"
-            )
-        return {sid: Checkpoint(**entry) for sid, entry in doc.get("sources", {}).items()}
+            raise CheckpointError(self.path, f"is not valid JSON ({exc})") from None
+        except ValueError as exc:
+            raise CheckpointError(self.path, str(exc)) from None
 
     def get(self, source_id: str) -> Checkpoint | None:
         return self._entries.get(source_id)
