@@ -80,7 +80,7 @@ def _checkpoint(where: str, entry: object) -> Checkpoint:
         allowed, expected = _FIELD_TYPES.get(str(spec.type), ((object,), "a value"))
         if isinstance(value, bool) or not isinstance(value, allowed):
             raise ValueError(f"has {where}.{name} {_json_type(value)}, expected {expected}")
-        if name == "offset" and value < 0:
+        if name == "offset" and isinstance(value, int) and value < 0:
             raise ValueError(f"has {where}.offset {value}, expected a position >= 0")
     return Checkpoint(**entry)
 
