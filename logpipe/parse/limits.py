@@ -7,8 +7,12 @@ from typing import Final
 MAX_LINE_BYTES: Final = 1 << 20
 """Lines longer than 1 MiB (without the newline) are rejected as `line_too_long`."""
 
-MAX_DEPTH: Final = 64
-"""JSON nested deeper than 64 objects/arrays is rejected as `too_deep`."""
+MAX_DEPTH: Final = 1000
+"""JSON nested deeper than 1,000 objects/arrays is rejected as `too_deep` (detail: the depth).
+
+Any document a mainstream parser reads fits (serde_json stops at 128, orjson past 1,024, Python's
+`json` near its recursion limit of 1,000); the native scanner keeps its own stack, so a line of
+any depth is a record or a dead letter, never a crash."""
 
 DEAD_LETTER_HEAD_BYTES: Final = 64 << 10
 """A dead letter keeps the first 64 KiB of an oversized line (the length is in `detail`)."""

@@ -4,15 +4,27 @@
 //! and where are its members, so that canonical fields can be read and every other member copied
 //! into `attrs` byte for byte. Nothing is built: values stay slices of the line.
 //!
+//! Duplicate keys are last-wins, as JSON.parse, Python's `json` and jq read them: an object's
+//! members come out with each key once, where it first stood, holding its last value (so pino's
+//! `"userId":null,...,"userId":"u1"` names the user). Nested objects copied whole keep their text.
+//!
+//! The scanner never recurses (an explicit stack of open containers), so no nesting can overflow
+//! the thread's stack; lines deeper than MAX_DEPTH are refused with their depth.
+//!
 //! Strictness is Python's `json` without its extensions: NaN/Infinity literals are refused (with
 //! their own reason), as are trailing commas, control characters in strings, leading zeros and
 //! any text after the value. One addition: a `\u` escape of a lone UTF-16 surrogate is refused,
 //! because such a string has no UTF-8 form and every store downstream would choke on it.
 
 use std::borrow::Cow;
+use std::hash::Hasher;
 
-/// Deepest nesting of objects and arrays a line may have (a flat object is depth 1).
-pub const MAX_DEPTH: usize = 64;
+use rustc_hash::{FxHashMap, FxHasher};
+
+/// Deepest nesting of objects and arrays a line may have (a flat object is depth 1): any document
+/// a mainstream parser reads (serde_json stops at 128, orjson past 1,024, Python's `json` at its
+/// recursion limit of 1,000), while bounding what a downstream reader must cope with.
+pub const MAX_DEPTH: usize = 1000;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
@@ -356,7 +368,69 @@ pub fn parse_line<'a>(
             detail: format!("nesting depth {deepest} > {MAX_DEPTH}"),
         });
     }
+    last_wins(members);
     Ok(())
+}
+
+/// The hash a key is compared by: of its text, so `"a"` and `"\u0061"` are one key.
+#[inline]
+fn key_hash(m: &Member<'_>) -> u64 {
+    let mut h = FxHasher::default();
+    if m.key_escaped {
+        h.write(m.key().as_bytes());
+    } else {
+        h.write(m.key_raw);
+    }
+    h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Resolve duplicate keys as `json.loads` does: each key once, at its first position, with the
+/// value of its last occurrence.
+///
+/// Runs on every object read, so the usual case (no duplicates) costs one hash per key and a
+/// 1024-bit filter; only a filter hit pays for the exact check, which is a hash map (linear even
+/// for a line of a hundred thousand keys).
+pub fn last_wins(members: &mut Vec<Member<'_>>) {
+    if members.len() < 2 {
+        return;
+    }
+    let mut seen = [0u64; 16];
+    let mut suspect = false;
+    for m in members.iter() {
+        let bucket = (key_hash(m) >> 54) as usize;
+        let (word, bit) = (bucket >> 6, 1u64 << (bucket & 63));
+        if seen[word] & bit != 0 {
+            suspect = true;
+            break;
+        }
+        seen[word] |= bit;
+    }
+    if suspect {
+        dedupe(members);
+    }
+}
+
+fn dedupe(members: &mut Vec<Member<'_>>) {
+    let mut first: FxHashMap<Cow<'_, str>, usize> = FxHashMap::default();
+    let mut keep = vec![true; members.len()];
+    for j in 0..members.len() {
+        let key = members[j].key();
+        match first.get(&key) {
+            Some(&i) => {
+                members[i].value = members[j].value;
+                members[i].kind = members[j].kind;
+                keep[j] = false;
+            }
+            None => {
+                first.insert(key, j);
+            }
+        }
+    }
+    let mut at = 0;
+    members.retain(|_| {
+        at += 1;
+        keep[at - 1]
+    });
 }
 
 /// The members of the object whose `{` is at `i`; returns the index past its `}`.
@@ -393,12 +467,13 @@ fn object_members<'a>(
     }
 }
 
-/// The members of an object value already validated as part of a line.
+/// The members of an object value already validated as part of a line (duplicates resolved).
 pub fn members_of<'a>(value: &'a [u8], out: &mut Vec<Member<'a>>, stack: &mut Vec<u8>) {
     out.clear();
     let mut deepest = 0;
     // Validated before, so this cannot fail; an error would only leave `out` short.
     let _ = object_members(value, 0, &mut deepest, out, stack);
+    last_wins(out);
 }
 
 /// A string's text from its raw form between the quotes (escapes already validated).
@@ -514,10 +589,58 @@ mod tests {
         ] {
             assert_eq!(reason(line), want, "{line}");
         }
-        let deep = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert_eq!(reason(&format!(r#"{{"a":{deep}}}"#)), "too_deep");
-        let ok = format!("{}{}", "[".repeat(63), "]".repeat(63));
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
         assert_eq!(reason(&format!(r#"{{"a":{ok}}}"#)), "ok");
+    }
+
+    #[test]
+    fn absurd_depth_is_refused_not_a_crash() {
+        // Far past any recursion limit: the explicit stack grows on the heap instead.
+        let n = 400_000;
+        let line = format!(r#"{{"a":{}1{}}}"#, "[".repeat(n), "]".repeat(n));
+        let mut m = Vec::new();
+        let mut s = Vec::new();
+        match parse_line(line.as_bytes(), &mut m, &mut s) {
+            Err(LineError::Reject { reason, detail }) => {
+                assert_eq!(reason, "too_deep");
+                assert_eq!(detail, format!("nesting depth {} > {MAX_DEPTH}", n + 1));
+            }
+            _ => panic!("not refused"),
+        }
+    }
+
+    fn pairs(line: &str) -> Vec<(String, String)> {
+        let mut m = Vec::new();
+        let mut s = Vec::new();
+        parse_line(line.as_bytes(), &mut m, &mut s).unwrap();
+        m.iter().map(|x| (x.key().into_owned(), String::from_utf8(x.value.to_vec()).unwrap())).collect()
+    }
+
+    #[test]
+    fn duplicates_are_last_wins_at_the_first_position() {
+        let got = pairs(r#"{"a":1,"b":2,"a":null,"c":3,"a":"x"}"#);
+        let want = [("a", r#""x""#), ("b", "2"), ("c", "3")];
+        assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        // An escaped spelling is the same key.
+        assert_eq!(pairs(r#"{"ab":1,"a\u0062":2}"#), [("ab".to_string(), "2".to_string())]);
+        // Nested objects are resolved when read.
+        let mut inner = Vec::new();
+        let mut s = Vec::new();
+        members_of(br#"{"k":1,"k":{"z":0}}"#, &mut inner, &mut s);
+        assert_eq!(inner.len(), 1);
+        assert_eq!((inner[0].value, inner[0].kind), (&br#"{"z":0}"#[..], Kind::Object));
+    }
+
+    #[test]
+    fn many_distinct_keys_stay_linear() {
+        // 100k distinct keys saturate the filter: the exact check must not be quadratic.
+        let body: Vec<String> = (0..100_000).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let line = format!("{{{},\"k7\":\"last\"}}", body.join(","));
+        let got = pairs(&line);
+        assert_eq!(got.len(), 100_000);
+        assert_eq!(got[7], ("k7".to_string(), r#""last""#.to_string()));
     }
 
     #[test]

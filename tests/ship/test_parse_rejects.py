@@ -125,22 +125,23 @@ class TestBlankCrlfBom:
 
 
 class TestDuplicateKeys:
-    """The documented rule: the first occurrence of a key is the one read into a canonical field."""
+    """The documented rule (issue #12 changed it from first-wins): the last occurrence of a key is
+    the one read, as JSON.parse and json.loads read it (more in test_parse_duplicates.py)."""
 
-    def test_first_occurrence_wins_for_canonical(self) -> None:
-        """With `level` twice, the first one is the record's level."""
+    def test_last_occurrence_wins_for_canonical(self) -> None:
+        """With `level` twice, the second one is the record's level."""
         got = rows(run(b'{"level":"error","level":"debug","message":"first","message":"second"}\n'))
-        assert (got[0]["level"], got[0]["message"]) == ("ERROR", "first")
+        assert (got[0]["level"], got[0]["message"]) == ("DEBUG", "second")
 
-    def test_duplicates_of_other_keys_stay_in_attrs(self) -> None:
-        """A repeated non-canonical key is kept in attrs as written (both occurrences)."""
+    def test_duplicates_of_other_keys_kept_once_in_attrs(self) -> None:
+        """A repeated non-canonical key is kept in attrs once, with its last value."""
         row = rows(run(b'{"message":"m","timestamp":0,"k":1,"k":2}\n'))[0]
-        assert row["attrs"] == '{"k":1,"k":2}'
+        assert row["attrs"] == '{"k":2}'
 
-    def test_duplicate_canonical_key_keeps_the_first(self) -> None:
-        """A duplicated canonical key: the first value is read, and no copy stays in attrs."""
+    def test_duplicate_canonical_key_keeps_the_last(self) -> None:
+        """A duplicated canonical key: the last value is read, and no copy stays in attrs."""
         row = rows(run(b'{"level":"error","level":"debug","message":"m","timestamp":0}\n'))[0]
-        assert row["level"] == "ERROR" and "debug" not in row["attrs"]
+        assert row["level"] == "DEBUG" and "error" not in row["attrs"]
 
 
 class TestOversized:
