@@ -115,9 +115,12 @@ ECS: Final = Profile(
         "logger": _f("log.logger", ("log", "logger")),
         "service": _f("service.name", ("service", "name")),
         "host": _f("host.hostname", ("host", "hostname"), "host.name", ("host", "name")),
-        "request_id": _f("http.request.id", ("http", "request", "id"), "request_id"),
-        "user_id": _f("user.id", ("user", "id"), "user_id"),
-        "session_id": _f("session.id", ("session", "id"), "session_id"),
+        # ECS has no session field and apps keep their own ids in `labels`: read there when the
+        # ECS fields are absent (the ECS field wins when a record has both).
+        "request_id": _f("http.request.id", ("http", "request", "id"), "labels.request_id", ("labels", "request_id"),
+                         "request_id"),
+        "user_id": _f("user.id", ("user", "id"), "labels.user_id", ("labels", "user_id"), "user_id"),
+        "session_id": _f("session.id", ("session", "id"), "labels.session_id", ("labels", "session_id"), "session_id"),
         "trace_id": _f("trace.id", ("trace", "id")),
         "method": _f("http.request.method", ("http", "request", "method")),
         "path": _f("url.path", ("url", "path")),
