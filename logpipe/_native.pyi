@@ -44,7 +44,7 @@ class Normaliser:
         source_key: str,
         read_time_us: int,
         unterminated_offset: int,
-    ) -> dict[str, ColumnBuffers | list[tuple[int, str, str]]]: ...
+    ) -> dict[str, ColumnBuffers | list[tuple[int, str, str]] | tuple[int, int, int, int]]: ...
 
 def frame(
     data: _Buffer, start: int, max_line: int, head_bytes: int

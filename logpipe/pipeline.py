@@ -40,6 +40,7 @@ from logpipe.stats import ShipStats
 if TYPE_CHECKING:
     from logpipe._native import Normaliser
     from logpipe.enrich.context import RequestContext
+    from logpipe.parse.normalise import Missing
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -110,6 +111,14 @@ class Transformer:
         return self._normalisers[key]
 
     def __call__(self, raw: RawBatch) -> Batch:
+        return self.counted(raw)[0]
+
+    def format_forced(self, spec: int) -> bool:
+        """Was the format of this source's files named (`--format`), rather than detected?"""
+        return self._sources[spec].format_name not in (None, "auto")
+
+    def counted(self, raw: RawBatch) -> tuple[Batch, Missing]:
+        """The Batch, and how many of its records had no usable ts/level/message."""
         from logpipe.parse.framing import frame
         from logpipe.parse.normalise import BatchContext, normalise
         from logpipe.parse.wrappers import unwrap
@@ -122,8 +131,8 @@ class Transformer:
             unwrapped = unwrap(framed, profile.wrapper)
             framed, fallback_ts = unwrapped.framed, unwrapped.fallback_ts
         ctx = BatchContext(raw.path, raw.source_id[:16], raw.read_time_us, unterminated)
-        records, rejects = normalise(framed, self._normaliser(raw.spec, profile), ctx, self.context, fallback_ts)
-        return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(rejects), raw.read_time_us)
+        records, rejects, missing = normalise(framed, self._normaliser(raw.spec, profile), ctx, self.context, fallback_ts)
+        return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(rejects), raw.read_time_us), missing
 
     def close(self) -> None:
         self._normalisers.clear()
@@ -170,6 +179,7 @@ class Pipeline:
         self._on_progress = on_progress
         self._reload = reload
         self._reload_wanted = False
+        self._format_warned: set[str] = set()  # files logged as matching nothing of their format
         self.reloads = 0
         # Called after a reload swapped sources and sinks (set by whoever watches the sinks).
         self.on_reconfigured: Callable[[Pipeline], None] | None = None
@@ -196,7 +206,7 @@ class Pipeline:
     def _deliver(self, raw: RawBatch) -> None:
         import pyarrow.compute as pc
 
-        batch = self.transform(raw)
+        batch, missing = self.transform.counted(raw)
         self.sinks.send(batch)
         tracked = self.watcher.tracked.get(raw.source_id)
         dev, ino = (tracked.dev, tracked.ino) if tracked else (0, 0)
@@ -211,6 +221,13 @@ class Pipeline:
                 stats.records_by_level[item["values"]] += item["counts"]
         for reject in batch.rejects:
             stats.rejected_by_reason[reject.reason] += 1
+        tally = stats.count_missing(raw.source_id, raw.path, raw.format_name, self.transform.format_forced(raw.spec),
+                                    batch.records.num_rows, missing)  # fmt: skip
+        if tally.matched_nothing and not self.options.once and raw.source_id not in self._format_warned:
+            # A tailing agent prints no summary: say it once per file in its log.
+            self._format_warned.add(raw.source_id)
+            log.warning("format matches nothing", extra={"event": "format_matches_nothing", "path": raw.path,
+                        "format": raw.format_name, "forced": tally.forced, "records": tally.records})  # fmt: skip
 
     def _start_flush(self) -> None:
         """Hand what is buffered to the writer thread; transforming goes on meanwhile.

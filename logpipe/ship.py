@@ -104,7 +104,8 @@ def run_ship(loaded: Loaded, *, once: bool, live: bool = False, config_file: Pat
             else:
                 log.info(loaded.mask(line), extra={"event": "sink_totals"})
         log.info("stopped", extra={"event": "stopped", "lines": stats.lines, "records": stats.records,
-                                   "rejected": stats.rejected, "bytes": stats.bytes, "commits": stats.commits,
+                                   "rejected": stats.rejected, "records_missing": dict(stats.missing_by_field),
+                                   "bytes": stats.bytes, "commits": stats.commits,
                                    "elapsed_s": round(stats.elapsed, 3)})  # fmt: skip
         return stats
     finally:

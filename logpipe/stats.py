@@ -5,6 +5,26 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logpipe.parse.normalise import Missing
+
+
+@dataclass
+class FileFormat:
+    """How well one file's records fit the profile read them: a wrong `--format` shows as a file
+    none of whose records gave it a timestamp or a level."""
+
+    path: str
+    format_name: str
+    forced: bool  # named by --format (or the config), not detected
+    records: int = 0
+    matched: int = 0  # records with a timestamp or a level where the profile looks
+
+    @property
+    def matched_nothing(self) -> bool:
+        return self.records > 0 and self.matched == 0
 
 
 @dataclass
@@ -15,6 +35,9 @@ class ShipStats:
     bytes: int = 0
     records_by_level: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    # Records with no usable ts (reading time used), level (INFO assumed) or message, by field.
+    missing_by_field: Counter[str] = field(default_factory=Counter)
+    formats: dict[str, FileFormat] = field(default_factory=dict)  # by source id
     duplicates_dropped: int = 0
     flushes: int = 0
     parts_written: int = 0
@@ -36,3 +59,21 @@ class ShipStats:
     @property
     def lines_per_s(self) -> float:
         return self.lines / self.elapsed
+
+    def count_missing(self, source_id: str, path: str, format_name: str, forced: bool, records: int,
+                      missing: Missing) -> FileFormat:  # fmt: skip
+        """Add one batch's counts; returns the file's tally so far."""
+        for name, count in missing.by_field().items():
+            if count:
+                self.missing_by_field[name] += count
+        tally = self.formats.get(source_id)
+        if tally is None or tally.format_name != format_name:
+            tally = self.formats[source_id] = FileFormat(path, format_name, forced)
+        tally.path = path  # rotation renames it; the newest name is the one a person finds
+        tally.records += records
+        tally.matched += records - missing.unmatched
+        return tally
+
+    def unmatched_files(self) -> list[FileFormat]:
+        """Files none of whose records gave their profile a timestamp or a level."""
+        return [f for f in self.formats.values() if f.matched_nothing]

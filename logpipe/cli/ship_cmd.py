@@ -11,7 +11,10 @@ import typer
 from logpipe.cli.app import app
 
 if TYPE_CHECKING:
-    from logpipe.stats import ShipStats
+    from logpipe.stats import FileFormat, ShipStats
+
+# How the summary names a field that had no usable value, and what stood in for it.
+_MISSING_WORDS = {"ts": "timestamp (reading time used)", "level": "level (INFO assumed)", "message": "message"}
 
 
 @app.command()
@@ -92,3 +95,39 @@ def _print_summary(stats: ShipStats) -> None:
     table.add_row("lines/s", f"{stats.lines_per_s:,.0f}")
     table.add_row("MB/s", f"{stats.bytes / stats.elapsed / 1e6:,.1f}")
     console.print(table)
+    for line in missing_warnings(stats):
+        console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def missing_warnings(stats: ShipStats) -> list[str]:
+    """The summary's warnings about records shipped with defaults in place of their own values:
+    one line for the counts, one per file that matched nothing of its format (none when all is well)."""
+    out = []
+    said = [(stats.missing_by_field[f], words) for f, words in _MISSING_WORDS.items() if stats.missing_by_field[f]]
+    if said:
+        (first, words), rest = said[0], said[1:]
+        text = ", ".join([f"{first:,} of {stats.records:,} records had no {words}", *(f"{n:,} no {w}" for n, w in rest)])
+        out.append(f"warning: {text} — is --format right?")
+    out.extend(_unmatched_warning(f) for f in stats.unmatched_files())
+    return out
+
+
+def _unmatched_warning(f: FileFormat) -> str:
+    where = f"none of its {f.records:,} records has a timestamp or a level where {f.format_name} puts them"
+    if not f.forced:
+        return f"warning: the detected format {f.format_name} matched nothing in {f.path}: {where} (map them with --field ts=KEY)"
+    detected = _detected_format(f.path)
+    hint = f" (auto-detection says {detected})" if detected and detected != f.format_name else ""
+    return f"warning: --format {f.format_name} matched nothing in {f.path}: {where}{hint}"
+
+
+def _detected_format(path: str) -> str | None:
+    """What `--format auto` would pick for the file, from its head (None if it cannot be read)."""
+    from logpipe.parse.detect import detect, sample_lines
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64 << 10)
+    except OSError:
+        return None
+    return detect(sample_lines(head)).name

@@ -10,8 +10,8 @@ Two kinds, by where the number lives:
 
 Each `Metrics` has its own CollectorRegistry (two in one test process do not collide). Label
 values are bounded: `sink` is a sink's name (its kind, or its configured name), `level` the six
-canonical levels, `reason` the fixed set of reject reasons, `file` only files being tailed now,
-`partition` only partitions assigned now.
+canonical levels, `reason` the fixed set of reject reasons, `field` ts/level/message, `file` only
+files being tailed now, `partition` only partitions assigned now.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ log = logging.getLogger("logpipe.observe")
 REQUEST_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 FLUSH_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 STAGES: Final = ("read", "parsed", "rejected")
+MISSING_FIELDS: Final = ("ts", "level", "message")  # as logpipe.parse.normalise.MISSING_FIELDS
 OUTCOMES: Final = ("ok", "error")
 
 
@@ -49,6 +50,9 @@ class Totals:
     by_reason: Mapping[str, int] = field(default_factory=dict)
     commits: int = 0
     committed_at: float = 0.0  # unix time of the last commit, 0 before the first
+    # Records parsed with no usable ts/level/message, by field (ship only: ingest reads records
+    # that were normalised before).
+    missing: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,11 @@ class StateCollector:
         yield CounterMetricFamily("logpipe_read_bytes", "Bytes read from sources.", value=totals.bytes)
         yield _labelled(CounterMetricFamily("logpipe_records_parsed", "Records parsed, by canonical level.", labels=["level"]), totals.by_level)
         yield _labelled(CounterMetricFamily("logpipe_records_rejected", "Lines rejected to the dead-letter store, by reason.", labels=["reason"]), totals.by_reason)
+        if totals.missing is not None:
+            # Every field always, so a rate() or an alert sees 0 rather than no series.
+            yield _labelled(CounterMetricFamily("logpipe_records_missing", "Records parsed with no usable value for a field, so a default stood in "
+                                                "(ts: the reading time, level: INFO, message: none): a wrong --format shows here.", labels=["field"]),
+                            {name: totals.missing.get(name, 0) for name in MISSING_FIELDS})  # fmt: skip
         yield CounterMetricFamily("logpipe_commits", "Checkpoint (or offset) commits after every sink flushed.", value=totals.commits)
         yield GaugeMetricFamily("logpipe_last_commit_timestamp_seconds", "Unix time of the last commit (0: none yet).", value=totals.committed_at)
         yield GaugeMetricFamily("logpipe_buffered_records", "Records handed to the sinks and not yet flushed (the flush in flight included).", value=gauges.buffered_records)

@@ -50,7 +50,8 @@ class ShipSource:
 
     def totals(self) -> Totals:
         s = self.pipeline.stats
-        return Totals(s.lines, s.bytes, dict(s.records_by_level), dict(s.rejected_by_reason), s.commits, s.committed_at)
+        return Totals(s.lines, s.bytes, dict(s.records_by_level), dict(s.rejected_by_reason), s.commits, s.committed_at,
+                      missing=dict(s.missing_by_field))  # fmt: skip
 
     def stopping(self) -> bool:
         return self.pipeline.stopping

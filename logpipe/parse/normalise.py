@@ -6,27 +6,35 @@ levels, coercions, endpoint templates, message keys, `attrs` and request context
 compiles a profile for it and turns its output buffers into an Arrow table and dead letters.
 
 Strictness: a record is a JSON object as RFC 8259 (and Python's `json`, without its NaN and
-Infinity extension) defines it, nested at most MAX_DEPTH deep. Trailing commas, leading zeros,
+Infinity extension) defines it, nested at most MAX_DEPTH (1,000) deep; deeper lines, however
+deep, are `too_deep` dead letters (the scanner keeps its own stack: nothing recurses). Trailing commas, leading zeros,
 control characters in strings, text after the object and `\\u` escapes of lone surrogates make
 `invalid_json`; NaN/Infinity literals make `non_finite_number`; any other JSON value makes
 `not_an_object`; a line of whitespace only is no record and no dead letter either.
 
-Duplicate keys: the first occurrence of a key is the one read into a canonical field, and every
-occurrence of the key that gave a field leaves `attrs`; duplicates of other keys stay in `attrs`
-as written. (JSON leaves duplicates undefined; readers disagree, so logpipe keeps one value.)
+Duplicate keys are last-wins, as JSON.parse, Python's `json` and jq read them: in every object
+the normaliser reads (the root, nested paths, lifted objects) a repeated key has its last value,
+and `attrs` holds it once, at its first position, so `json.loads(attrs)` equals `json.loads` of
+the line minus the keys fields were read from. (pino child loggers write `"userId":null` from
+the parent's bindings, then the child's `"userId":"u1"`.) Nested values copied into `attrs` keep
+their text, duplicates included, which any last-wins reader reads the same way.
 
 `attrs` holds every member of the root object that no canonical field was read from, copied
 byte for byte (a field that combines several keys, or reads a nested key, consumes none), then
 labels the record lacks, then `_logpipe`: what could not be read as its field wants (`ts`
 `read_time`/`wrapper_time` with `ts_raw`, `level_raw`, `status_raw`, `duration_raw`,
 `unterminated`).
+
+Each batch also counts the records that had no usable timestamp (reading time used), level
+(INFO assumed) or message, and those with neither a timestamp nor a level (`Missing`): the signs
+of a wrong `--format`, which would otherwise ship silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
 from logpipe.parse.framing import Framed, Reject
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
@@ -71,6 +79,31 @@ class BatchContext:
     source_key: str
     read_time_us: int
     unterminated_offset: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Records of a batch that gave a canonical field no usable value, so a default stood in."""
+
+    ts: int = 0  # no timestamp that parses (nor a container wrapper's): the reading time was used
+    level: int = 0  # no level that names one: INFO was assumed
+    message: int = 0
+    unmatched: int = 0  # neither a timestamp nor a level: the profile matched nothing of the record
+
+    def by_field(self) -> dict[str, int]:
+        """The counts by canonical field name (`MISSING_FIELDS`)."""
+        return {"ts": self.ts, "level": self.level, "message": self.message}
+
+
+MISSING_FIELDS: Final = ("ts", "level", "message")
+
+
+class Normalised(NamedTuple):
+    """What `normalise` makes of a batch."""
+
+    records: pa.Table
+    rejects: list[Reject]
+    missing: Missing
 
 
 def compile_profile(profile: Profile, labels: Mapping[str, str]) -> Normaliser:
@@ -134,9 +167,9 @@ def normalise(
     ctx: BatchContext,
     context: RequestContext,
     fallback_ts: pa.Array | None = None,
-) -> tuple[pa.Table, list[Reject]]:
-    """Canonical records for the framed lines (in line order), request context filled in, and
-    the rejects (the framing's first)."""
+) -> Normalised:
+    """Canonical records for the framed lines (in line order), request context filled in, the
+    rejects (the framing's first) and the counts of records with fields missing."""
     import numpy as np
     import pyarrow as pa
 
@@ -145,7 +178,7 @@ def normalise(
     if n == 0:
         from logpipe.schema import record_schema
 
-        return record_schema().empty_table(), list(framed.rejects)
+        return Normalised(record_schema().empty_table(), list(framed.rejects), Missing())
     if lines.type != pa.large_string():
         lines = lines.cast(pa.large_string())
     _, cut_buffer, data = lines.buffers()
@@ -168,4 +201,5 @@ def normalise(
     for index, reason, detail in cast("list[tuple[int, str, str]]", out.pop("rejects")):
         raw = lines[index].as_py().encode("utf-8")[:DEAD_LETTER_HEAD_BYTES]
         rejects.append(Reject(int(file_offsets[index]), reason, detail, raw))
-    return _table(cast("dict[str, ColumnBuffers]", out)), rejects
+    missing = Missing(*cast("tuple[int, int, int, int]", out.pop("missing")))
+    return Normalised(_table(cast("dict[str, ColumnBuffers]", out)), rejects, missing)

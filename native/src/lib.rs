@@ -241,7 +241,8 @@ impl Normaliser {
 
     /// Normalise one batch. `data` holds the lines back to back, `line_offsets` (int64, n+1) cut
     /// it, `file_offsets` (int64, n) are the lines' source offsets. Returns the column buffers
-    /// by name and the rejects as (line index, reason, detail).
+    /// by name, the rejects as (line index, reason, detail) and, under "missing", how many
+    /// records had no usable (ts, level, message) and how many neither ts nor level.
     #[pyo3(signature = (context, data, line_offsets, file_offsets, fallback_ts, source, source_key,
                         read_time_us, unterminated_offset))]
     #[allow(clippy::too_many_arguments)]
@@ -303,6 +304,8 @@ impl Normaliser {
             rejects.append((r.index, r.reason, r.detail))?;
         }
         result.set_item("rejects", rejects)?;
+        let m = out.missing;
+        result.set_item("missing", (m.ts, m.level, m.message, m.unmatched))?;
         Ok(result)
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A profile (compiled in Python from `logpipe/parse/profiles.py`) lists, per canonical field,
 //! the JSON paths it may come from. The paths become a trie walked once over each line's
-//! members; the first occurrence of a path is the one read (JSON leaves duplicate keys
-//! undefined; logpipe keeps the first), and the first path with a non-null value gives the field.
+//! members; duplicate keys are already resolved last-wins by the scanner (at every depth read),
+//! so a path has one value, and the first path with a non-null value gives the field.
 //! `attrs` is the root object minus the keys canonical fields were read from, its members copied
 //! byte for byte, so it loses nothing.
 
@@ -249,6 +249,21 @@ pub struct Reject {
 pub struct Output {
     pub columns: Columns,
     pub rejects: Vec<Reject>,
+    pub missing: Missing,
+}
+
+/// Records of a batch that gave a canonical field no usable value, so a default stands in:
+/// a wrong `--format` (or a file without timestamps) shows here instead of shipping silently.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Missing {
+    /// No timestamp that parses, nor a wrapper's: the reading time was used.
+    pub ts: usize,
+    /// No level that names one: INFO was assumed.
+    pub level: usize,
+    pub message: usize,
+    /// Neither a timestamp (the record's or its wrapper's) nor a level: the profile matched
+    /// nothing of the record.
+    pub unmatched: usize,
 }
 
 /// What could not be read as its field wants, kept under `attrs._logpipe`.
@@ -338,7 +353,7 @@ fn text<'a>(slot: Slot<'a>) -> Option<Cow<'a, str>> {
     }
 }
 
-/// The first member named `key` (the first occurrence is the one read).
+/// The member named `key` (keys are unique once the scanner resolved duplicates).
 fn find<'a, 'm>(members: &'m [Member<'a>], key: &str) -> Option<&'m Member<'a>> {
     members.iter().find(|m| m.key() == key)
 }
@@ -394,10 +409,9 @@ impl Normaliser {
             let key = m.key();
             let Some(&child) = node.children.get(key.as_ref()) else { continue };
             let child_node = &self.trie.nodes[child];
+            // Keys are unique in `members` (last-wins), so each slot is filled at most once.
             for &slot in &child_node.slots {
-                if slots[slot].is_none() {
-                    slots[slot] = Some((m.value, m.kind));
-                }
+                slots[slot] = Some((m.value, m.kind));
             }
             if !child_node.children.is_empty() && m.kind == Kind::Object {
                 let mut inner = Vec::new();
@@ -470,23 +484,29 @@ impl Normaliser {
         let mut own_session = StrCol::with_capacity(lines.len(), lines.len() * 8);
         let mut scratch = Scratch {
             members: Vec::with_capacity(32),
-            stack: Vec::with_capacity(MAX_STACK),
+            stack: Vec::with_capacity(64),
             slots: vec![None; self.slot_count],
         };
+        let mut missing = Missing::default();
         for (i, line) in lines.iter().enumerate() {
             let fallback = fallback_ts.get(i).copied().flatten();
             match json::parse_line(line, &mut scratch.members, &mut scratch.stack) {
                 Ok(()) => {
-                    self.record(&mut scratch, offsets[i], fallback, info, &mut cols, &mut own_user, &mut own_session)
+                    let gaps = self.record(&mut scratch, offsets[i], fallback, info, &mut cols, &mut own_user, &mut own_session);
+                    missing.ts += usize::from(gaps.ts);
+                    missing.level += usize::from(gaps.level);
+                    missing.message += usize::from(gaps.message);
+                    missing.unmatched += usize::from(gaps.unmatched);
                 }
                 Err(LineError::Blank) => {}
                 Err(LineError::Reject { reason, detail }) => rejects.push(Reject { index: i, reason, detail }),
             }
         }
         fill_context(&mut cols, &own_user, &own_session, context, info.read_time_us);
-        Output { columns: cols, rejects }
+        Output { columns: cols, rejects, missing }
     }
 
+    /// Append one record to the columns; returns which of its fields stood in for missing ones.
     #[allow(clippy::too_many_arguments)]
     fn record<'a>(
         &self,
@@ -497,7 +517,7 @@ impl Normaliser {
         c: &mut Columns,
         own_user: &mut StrCol,
         own_session: &mut StrCol,
-    ) {
+    ) -> Gaps {
         s.slots.iter_mut().for_each(|slot| *slot = None);
         let members = std::mem::take(&mut s.members);
         self.walk(0, &members, &mut s.slots, &mut s.stack);
@@ -531,13 +551,11 @@ impl Normaliser {
             }
         };
         let level_raw = values[LEVEL].as_deref();
-        let level = match level_raw {
-            None => INFO,
-            Some(raw) => self.spec.levels.map(raw).unwrap_or_else(|| {
-                flags.level_raw = Some(raw);
-                INFO
-            }),
-        };
+        let mapped = level_raw.and_then(|raw| self.spec.levels.map(raw));
+        if mapped.is_none() {
+            flags.level_raw = level_raw;
+        }
+        let level = mapped.unwrap_or(INFO);
         let status_raw = values[STATUS].as_deref();
         let status = status_raw.and_then(|raw| {
             let d = time::parse_f64(raw)?.round_ties_even();
@@ -597,6 +615,13 @@ impl Normaliser {
         c.event_id.end_value();
         c.offset.push(Some(offset));
         s.members = members;
+        let no_ts = flags.ts == Some("read_time");
+        Gaps {
+            ts: no_ts,
+            level: mapped.is_none(),
+            message: message.is_none(),
+            unmatched: no_ts && mapped.is_none(),
+        }
     }
 
     /// `attrs`: lifted members, then the root's members minus what fields consumed, then labels
@@ -701,7 +726,13 @@ fn write_decimal(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-const MAX_STACK: usize = json::MAX_DEPTH + 1;
+/// Which fields of one record had no usable value (see `Missing`).
+struct Gaps {
+    ts: bool,
+    level: bool,
+    message: bool,
+    unmatched: bool,
+}
 
 /// user_id and session_id: the record's own, else the request's from earlier batches, else the
 /// first one named by a record of the same request in this batch. Then remember this batch's.
