@@ -168,6 +168,15 @@ class CheckpointStore:
             return  # positions only move forward
         self._entries[source_id] = Checkpoint(offset, path, dev, ino, time.time())
 
+    def rewind(self, source_id: str, offset: int) -> None:
+        """The reader went back to `offset`, below the checkpoint (it was past the end of its file,
+        or inside a line): positions count from there now. Without this a checkpoint past the
+        end would stay there, `advance` would never move it, and every run would read the whole
+        file again. (What is read again is not written twice: the archive's ledger drops it.)"""
+        current = self._entries.get(source_id)
+        if current is not None and offset < current.offset:
+            current.offset = offset
+
     def forget_older_than(self, seconds: float, keep: set[str]) -> None:
         """Drop positions of sources not seen for `seconds` (except `keep`), so the file stays small."""
         cutoff = time.time() - seconds

@@ -1,12 +1,17 @@
-"""What the archive already holds, so that re-reading after a crash writes nothing twice.
+"""What the archive already holds, so that re-reading writes nothing twice, whatever the checkpoint says.
 
+Every part's footer records the source ranges whose records (those of its partition) it holds.
 The checkpoint moves only after the archive has the data, so a crash between the two leaves
-parts whose ranges run past the checkpoint. On start-up the ledger reads the footers of parts
-written since shortly before the last checkpoint commit, keeps the ranges past each source's
-checkpoint, and drops re-read records that fall inside a range already written to the same
-partition. Records are assigned to partitions deterministically (day of ts, level), so a record
-is recognised in the partition it went to. (A record with no timestamp of its own gets the
-reading time, so after a crash across midnight it could land in the next day: documented.)
+parts whose ranges run past the checkpoint; and a checkpoint can be wrong (edited, restored from
+a backup, rolled back, past the end of its file, forgotten after two weeks idle). So the ledger
+trusts the archive, not the checkpoint: on start-up it reads the footers of every part and keeps,
+for each source, the ranges past the checkpoint (its *floor*: below it the source is not expected
+to be read again). When a source is read from below its floor after all (the file source went
+back to the start of a file, or to the start of a line), `ensure` reads the footers again for
+that source from there. Re-read records that fall inside a range already written to the same
+partition are dropped. Records are assigned to partitions deterministically (day of ts, level),
+so a record is recognised in the partition it went to. (A record with no timestamp of its own
+gets the reading time, so after a crash across midnight it could land in the next day: documented.)
 """
 
 from __future__ import annotations
@@ -24,26 +29,29 @@ if TYPE_CHECKING:
 
     from logpipe.checkpoints import CheckpointStore
 
-# Parts written this long before the checkpoint file's mtime are still scanned (clock slack).
-SCAN_SLACK_S = 120.0
-
 
 class Ledger:
-    """(partition key, source id) -> sorted ranges already in the archive past the checkpoint."""
+    """(partition key, source id) -> sorted ranges already in the archive past the source's floor."""
 
     def __init__(self) -> None:
         self._ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        # The offset from which the ledger knows a source's ranges. A source without a floor is
+        # known from 0 once every part was read (`load`), and not known at all before (`ingest`
+        # learns the Kafka partitions it is given).
+        self._floors: dict[str, int] = {}
+        self._read_all = False
 
     @classmethod
     def load(cls, archive: Path, checkpoints: CheckpointStore) -> Ledger:
-        """Ranges of file sources written since shortly before the last checkpoint commit."""
+        """Ranges of file sources past their checkpoints, from the footers of every part.
 
-        def floor(source_id: str) -> int:
-            committed = checkpoints.get(source_id)
-            return committed.offset if committed is not None else 0
-
+        Every part, however old: a checkpoint rolled back (or lost) makes old ranges current.
+        """
+        floors = {source_id: checkpoint.offset for source_id, checkpoint in checkpoints.items()}
         ledger = cls()
-        ledger.add_from(archive, floor, since=checkpoints.mtime() - SCAN_SLACK_S)
+        ledger.add_from(archive, lambda sid: floors.get(sid, 0))
+        ledger._floors.update(floors)
+        ledger._read_all = True
         return ledger
 
     def add_from(
@@ -51,19 +59,16 @@ class Ledger:
         archive: Path,
         floor: Callable[[str], int],
         *,
-        since: float = 0.0,
         sources: Collection[str] | None = None,
     ) -> None:
-        """Read part footers (modified after `since`) and keep ranges past each source's floor.
+        """Read part footers and keep ranges past each source's floor.
 
-        `sources` limits the scan to some sources: a Kafka consumer calls this for the partitions
-        a rebalance just gave it, with their committed offsets as floors.
+        `sources` limits the scan to some sources (their floors are recorded): a Kafka consumer
+        calls this for the partitions a rebalance just gave it, with their committed offsets.
         """
         found: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for path in part_files(archive):
             try:
-                if path.stat().st_mtime < since:
-                    continue
                 ranges = read_ranges(path)
             except (OSError, ValueError):
                 continue
@@ -76,6 +81,21 @@ class Ledger:
         for k, spans in found.items():
             if spans:
                 self._ranges[k] = merge_ranges([*self._ranges.get(k, []), *spans])
+        for source_id in sources or ():
+            self._floors[source_id] = floor(source_id)
+
+    def needs_rescan(self, source_id: str, start: int) -> bool:
+        """Is `source_id` read from below the offset the ledger knows it from?"""
+        floor = self._floors.get(source_id, 0 if self._read_all else None)
+        return floor is not None and start < floor
+
+    def ensure(self, archive: Path, source_id: str, start: int) -> bool:
+        """Know `source_id`'s ranges from `start` on (read the footers again if it is read from
+        below its floor). True when the footers were read."""
+        if not self.needs_rescan(source_id, start):
+            return False
+        self.add_from(archive, lambda _sid: start, sources={source_id})
+        return True
 
     def __bool__(self) -> bool:
         return bool(self._ranges)

@@ -18,7 +18,6 @@ Safe beside a running agent and compaction:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from datetime import datetime
@@ -27,12 +26,12 @@ from typing import Final
 
 from logpipe.archive.layout import (
     COMPACT_LOCK_FILE,
-    LOCK_FILE,
     LOGS_DIR,
     PART_SUFFIX,
     TMP_PREFIX,
     parse_day_dir,
 )
+from logpipe.archive.locks import Busy, FolderLock, compaction_lock, writer_lock
 from logpipe.errors import TerminalError, TransientError
 from logpipe.retention.policy import LEVELS, Policy
 from logpipe.retention.run import Action
@@ -112,16 +111,14 @@ class ArchiveBackend:
         if not logs.is_dir():
             return
         try:
-            fh = open(self.root / LOCK_FILE, "a")  # noqa: SIM115 - closed below
+            lock = writer_lock(self.root)  # on the `logs` folder, not only `.lock` (archive/locks.py)
+        except Busy:
+            self.notes.append("a writer holds the archive: emptied folders are left for a later run")
+            return
         except OSError:
             return
         removed = 0
         try:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.notes.append("a writer holds the archive: emptied folders are left for a later run")
-                return
             for day_dir in logs.iterdir():
                 day = parse_day_dir(day_dir.name)
                 if day is None or not day_dir.is_dir():
@@ -139,7 +136,7 @@ class ArchiveBackend:
                 with contextlib.suppress(OSError):
                     day_dir.rmdir()
         finally:
-            fh.close()
+            lock.release()
         if removed:
             self.notes.append(f"removed {removed} emptied partition folder(s)")
 
@@ -148,31 +145,30 @@ class ArchiveBackend:
 
 
 class _compaction_lock:
-    """Hold `.compact.lock` (flock, the same file the sinks lock) while a partition goes."""
+    """Hold the compaction lock (the one the sinks take, archive/locks.py) while a partition goes."""
 
     def __init__(self, root: Path, *, wait: bool) -> None:
         self.root = root
         self.wait_s = float(os.environ.get("LOGPIPE_RETENTION_LOCK_WAIT_S", LOCK_WAIT_S)) if wait else 0.0
         self.held = False
+        self._lock: FolderLock | None = None
 
     def __enter__(self) -> bool:
         """True when the lock is held; False after waiting `wait_s` in vain."""
-        self._fh = open(self.root / COMPACT_LOCK_FILE, "a")
         deadline = time.monotonic() + self.wait_s
         while True:
             try:
-                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock = compaction_lock(self.root)  # see archive/locks.py
                 self.held = True
                 return True
-            except BlockingIOError:
+            except Busy:
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(0.2)
 
     def __exit__(self, *exc: object) -> None:
-        if self.held:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-        self._fh.close()
+        if self._lock is not None:
+            self._lock.release()
 
 
 def _parts(folder: Path) -> list[Path]:

@@ -3,22 +3,22 @@
 Records are buffered and written per (day, level) partition on flush; dead letters go to the
 dead-letter table of the same archive. A restart after a crash drops records the archive already
 holds (archive/ledger.py), so the archive gets every record exactly once. One agent writes an
-archive at a time (an flock on `<archive>/.lock`); the consumers of one `logpipe ingest` group
-share it, and compaction takes `<archive>/.compact.lock` so only one writer compacts at a time.
+archive at a time (an flock on `<archive>/logs`, and on `<archive>/.lock`); the consumers of one
+`logpipe ingest` group share it, and compaction locks `<archive>/dead_letters` (and
+`.compact.lock`) so only one writer compacts at a time (archive/locks.py).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from logpipe.archive import compact as compaction
 from logpipe.archive.layout import COMPACT_LOCK_FILE, LOCK_FILE, Partition, remove_temp_files
 from logpipe.archive.ledger import Ledger
+from logpipe.archive.locks import Busy, compaction_lock, writer_lock
 from logpipe.archive.writer import write_part
 from logpipe.errors import ArchiveError
 from logpipe.failpoints import pause
@@ -32,33 +32,30 @@ if TYPE_CHECKING:
 
 
 class ArchiveLock:
-    """A non-blocking flock on an archive, held for the life of the writer.
+    """A non-blocking lock on an archive, held for the life of the writer (see archive/locks.py).
 
     `logpipe ship` holds it exclusively (one agent per archive). The consumers of a
     `logpipe ingest` group share it: each writes its own parts for its own Kafka partitions, so
-    many may write one archive, but no agent may join them.
+    many may write one archive, but no agent may join them. It is held on the archive's `logs`
+    folder, so deleting `.lock` lets no second writer in.
     """
 
     def __init__(self, archive: Path, *, shared: bool = False, name: str = LOCK_FILE) -> None:
-        archive.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = open(archive / name, "a+")  # noqa: SIM115 - held open for the lock
+        self.archive = archive
         try:
-            fcntl.flock(self._fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._fh.seek(0)
-            holder = self._fh.read().strip() or "another process"
-            self._fh.close()
-            raise ArchiveError(f"archive {archive} is being written by {holder}; one writer at a time") from None
-        if not shared:
-            self._fh.seek(0)
-            self._fh.truncate()
-        self._fh.write(f"pid {os.getpid()}\n")
-        self._fh.flush()
+            self._held = compaction_lock(archive) if name == COMPACT_LOCK_FILE else writer_lock(archive, shared=shared)
+        except Busy as busy:
+            raise ArchiveError(f"archive {archive} is being written by {busy.holder}; one writer at a time") from None
+
+    def check(self) -> None:
+        """Fail rather than write into a folder that is no longer the one locked (the archive was
+        moved or deleted and another made at its path, which another writer may hold)."""
+        if not self._held.still_names(self._held.folder):
+            raise ArchiveError(f"archive {self.archive} was replaced (moved or deleted) while this process wrote it; "
+                               "stopping so that nothing is written beside another writer")  # fmt: skip
 
     def release(self) -> None:
-        if not self._fh.closed:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
+        self._held.release()
 
 
 def try_compaction_lock(archive: Path) -> ArchiveLock | None:
@@ -103,12 +100,19 @@ class ArchiveSink:
         # send() runs on the pipeline's worker while flush() may run on the writer thread:
         # the lock guards only the swap of buffers, never the (slow) writing.
         self._buffer_lock = threading.Lock()
+        self._compacting = threading.Lock()  # held while this writer compacts or reads footers again
 
     # ---------------------------------------------------------------------------------- send
 
     def send(self, batch: Batch) -> None:
         records = batch.records
         rejects = batch.rejects
+        if self._ledger.needs_rescan(batch.source_id, batch.start):
+            # Read from below where the ledger knows it from (a checkpoint past the end of its
+            # file, or inside a line): learn what the archive holds there first. Not while this
+            # agent compacts: a part being merged could be missed in both its old and new form.
+            with self._compacting:
+                self._ledger.ensure(self.archive, batch.source_id, batch.start)
         if self._ledger and self._ledger.has_source(batch.source_id):
             records = self._drop_written(batch)
             rejects = self._drop_written_rejects(batch)
@@ -157,6 +161,7 @@ class ArchiveSink:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        self._lock.check()
         with self._buffer_lock:
             buffered, rejected, ranges = self._records, self._rejects, self._ranges
             self._records, self._rejects, self._ranges, self._bytes = [], [], {}, 0
@@ -197,7 +202,8 @@ class ArchiveSink:
         if lock is None:
             return  # another writer of this archive is compacting
         try:
-            compaction.compact(self.archive, self._compact_min_files)
+            with self._compacting:
+                compaction.compact(self.archive, self._compact_min_files)
         finally:
             lock.release()
 

@@ -178,6 +178,25 @@ def rotated_siblings(path: str) -> list[str]:
     return sorted(found, key=lambda p: _mtime(p), reverse=True)
 
 
+def line_start(fd: int, pos: int) -> int:
+    """The start of the line holding byte `pos` (`pos` itself when a line starts there).
+
+    A checkpoint is always at a line's start unless it was edited (or the last line had no
+    newline yet): reading from inside a line would dead-letter its tail as a malformed record.
+    The archive's ledger drops the line if it is already archived.
+    """
+    end = pos
+    while end > 0:
+        chunk = os.pread(fd, min(end, 64 << 10), end - min(end, 64 << 10))
+        if not chunk:
+            return pos
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return end - len(chunk) + newline + 1
+        end -= len(chunk)
+    return 0
+
+
 def _mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime
@@ -324,6 +343,9 @@ class FileWatcher:
             fh = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while tailing
         except OSError:
             return None
+        start = line_start(fh.fileno(), start)  # a checkpoint inside a line: read that line whole
+        if checkpoint is not None and start < checkpoint.offset:
+            self.checkpoints.rewind(source_id, start)  # or it would stay ahead of what is read
         fmt = self._formats[spec](path, fh)
         tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper, read_bytes=self.read_bytes,
                               spec=spec)  # fmt: skip
