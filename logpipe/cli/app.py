@@ -90,7 +90,8 @@ def os_error_sentence(exc: OSError) -> str:
     The action (read, write, create, open) is inferred from the error and the path as it is
     now, since an OSError does not say what was being done: a full or read-only disk is a
     write, logpipe's temporary files (`.tmp-…`) are only ever written, a permission error on
-    a readable file was a write, on an existing unreadable one a read, on a missing one a create.
+    a readable file was a write, on an existing unreadable one a read, on a missing one in a
+    folder that can be searched a create.
     """
     code = exc.errno
     reason = _REASONS.get(code) if code is not None else None
@@ -111,9 +112,10 @@ def _action(code: int | None, path: str) -> str:
         return "write"
     exists = os.path.lexists(path)
     if code in (errno.EACCES, errno.EPERM):
-        if not exists:
-            return "create"
-        return "write" if os.access(path, os.R_OK) else "read"
+        if exists:
+            return "write" if os.access(path, os.R_OK) else "read"
+        # Missing: it was being created, unless its folder cannot even be searched.
+        return "create" if os.access(os.path.dirname(path) or ".", os.X_OK) else "open"
     return "read" if exists else "open"
 
 

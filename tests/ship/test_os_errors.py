@@ -101,6 +101,17 @@ class TestPaths:
         assert_one_plain_line(res, str(archive), "permission denied")
         assert archived_seqs(archive) == list(range(200))
 
+    def test_state_folder_nobody_may_enter(self, shipped: tuple[Path, Path]) -> None:
+        """A state folder without permissions: the checkpoint file cannot be opened, said so."""
+        log, archive = shipped
+        state = archive / "state"
+        state.chmod(0)
+        try:
+            res = run("ship", "--once", str(log), "--archive", str(archive), permissions_apply=True)
+        finally:
+            state.chmod(0o755)
+        assert_one_plain_line(res, f"cannot open {state / 'checkpoints.json'}", "permission denied")
+
     def test_export_to_a_folder_nobody_may_write(self, shipped: tuple[Path, Path], tmp_path: Path) -> None:
         """`export --out` into a read-only folder: cannot write, naming the folder."""
         _, archive = shipped
