@@ -155,6 +155,21 @@ class TestLockFileRemoved:
         assert res.code == 0, res.err
         assert archived_seqs(archive) == list(range(3000))
 
+    def test_older_agent_holding_only_the_lock_file_still_excludes(self, tmp_path: Path, logpipe: Logpipe) -> None:
+        """An earlier logpipe locks `.lock` alone: a new agent still sees it and is refused."""
+        import fcntl
+
+        log, archive = tmp_path / "app.log", tmp_path / "a"
+        write_records(log, _records(0, 10))
+        archive.mkdir()
+        with open(archive / ".lock", "a+") as old:
+            fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            old.write("pid 424242\n")
+            old.flush()
+            res = logpipe("ship", "--once", str(log), "--archive", str(archive))
+        assert res.code == 1 and "pid 424242" in res.err and "one writer at a time" in res.err, res.err
+        assert archived_seqs(archive) == []
+
     def test_archive_replaced_under_a_running_agent(self, tmp_path: Path) -> None:
         """The archive folder renamed away and a new one made at its path while an agent runs:
         the agent stops with one line rather than write into a folder another agent may lock."""
