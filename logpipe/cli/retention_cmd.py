@@ -19,17 +19,19 @@ retention_app = typer.Typer(help="Delete logs past their level's age: archive, E
                             no_args_is_help=True)  # fmt: skip
 app.add_typer(retention_app, name="retention")
 
-PolicyOpt = Annotated[Path, typer.Option("--policy", help="Retention policy file (YAML).")]
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Retention policy file (YAML); default: the policy shipped with logpipe.", show_default=False)]
+ArchiveOpt = Annotated[Path | None, typer.Option("--archive", help="Archive folder (overrides the policy's archive.path).", show_default=False)]
 BackendOpt = Annotated[str, typer.Option("--backend", help="archive, es, loki or all (the policy's `enforce` list).")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this time (ISO 8601 or 3d = three days ago): time travel for checks.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
-DEFAULT_POLICY = Path("retention/policy.yaml")
 
 
-def _load(path: Path) -> Policy:
-    from logpipe.retention.policy import load
+def _load(path: Path | None, archive: Path | None = None) -> Policy:
+    from logpipe.retention.policy import default_policy_path, load, with_archive
 
-    policy = load(path)
+    policy = load(path if path is not None else default_policy_path())
+    if archive is not None:
+        policy = with_archive(policy, archive)
     for warning in policy.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     return policy
@@ -52,7 +54,8 @@ def _check(backend: str, fmt: str | None = None) -> None:
 
 @retention_app.command("plan")
 def plan_cmd(
-    policy_file: PolicyOpt = DEFAULT_POLICY,
+    policy_file: PolicyOpt = None,
+    archive: ArchiveOpt = None,
     backend: BackendOpt = "all",
     now: NowOpt = None,
     fmt: FormatOpt = "table",
@@ -61,7 +64,7 @@ def plan_cmd(
     from logpipe.retention.run import plan
 
     _check(backend, fmt)
-    policy = _load(policy_file)
+    policy = _load(policy_file, archive)
     moment = _now(now)
     report = plan(policy, moment, backend)
     _print(report, moment, fmt)
@@ -70,7 +73,8 @@ def plan_cmd(
 
 @retention_app.command("apply")
 def apply_cmd(
-    policy_file: PolicyOpt = DEFAULT_POLICY,
+    policy_file: PolicyOpt = None,
+    archive: ArchiveOpt = None,
     backend: BackendOpt = "all",
     now: NowOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and write would-delete audit lines to stderr; delete nothing.")] = False,
@@ -82,7 +86,7 @@ def apply_cmd(
     from logpipe.retention.run import apply, plan
 
     _check(backend, fmt)
-    policy = _load(policy_file)
+    policy = _load(policy_file, archive)
     moment = _now(now)
     if not yes and not dry_run:
         if not sys.stdin.isatty():
@@ -97,7 +101,7 @@ def apply_cmd(
 @retention_app.command("export")
 def export_cmd(
     target: Annotated[str, typer.Option("--target", help="ilm (Elasticsearch), ism (OpenSearch) or loki.")],
-    policy_file: PolicyOpt = DEFAULT_POLICY,
+    policy_file: PolicyOpt = None,
 ) -> None:
     """Print the server-side equivalent of the policy: ILM + index templates, ISM, or Loki retention_stream."""
     from logpipe.errors import UsageError

@@ -21,7 +21,7 @@ follows ERROR and TRACE follows DEBUG unless set, also inside a service's overri
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -38,7 +38,7 @@ DEFAULT_AGES: Final = {"ERROR": timedelta(days=90), "WARNING": timedelta(days=30
 # Levels without an age of their own take the age of their neighbour (stated in the README).
 FOLLOWS: Final = {"CRITICAL": "ERROR", "TRACE": "DEBUG"}
 BACKENDS: Final = ("archive", "es", "loki")
-DEFAULT_POLICY: Final = Path("retention/policy.yaml")
+DEFAULT_POLICY_NAME: Final = "default_policy.yaml"  # package data beside this module
 DEFAULT_SKEW: Final = timedelta(hours=1)
 MIN_LITERAL_PREFIX: Final = 3
 YAML_HINT: Final = "retention policies are YAML: pip install 'logpipe[retention]'"
@@ -116,6 +116,32 @@ class Policy:
         if self.audit_path is not None:
             return self.audit_path.with_name(self.audit_path.name + ".lock")
         return self.source.with_name(f".{self.source.name}.lock")
+
+
+def default_policy_path() -> Path:
+    """The policy that ships inside the package: what `retention` uses without `--policy`.
+
+    A file in the package, not `./retention/policy.yaml`, so a pip-installed logpipe has a policy
+    whatever the working directory (the repository's copy is the documented example).
+    """
+    return Path(__file__).with_name(DEFAULT_POLICY_NAME)
+
+
+def with_archive(policy: Policy, archive: Path) -> Policy:
+    """The policy with `archive` (from `--archive DIR`) in place of its `archive.path`.
+
+    An audit file or lock the policy keeps inside its own archive folder moves with the archive
+    (the default policy keeps its audit there), so a run on DIR writes nothing into a folder it
+    was told not to use; anything the policy keeps elsewhere stays where the policy says.
+    """
+    old = policy.archive
+
+    def moved(path: Path | None) -> Path | None:
+        if path is None or old is None or not path.is_relative_to(old):
+            return path
+        return archive / path.relative_to(old)
+
+    return replace(policy, archive=archive, audit_path=moved(policy.audit_path), lock_path=moved(policy.lock_path))
 
 
 def load(path: Path) -> Policy:
