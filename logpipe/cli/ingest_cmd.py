@@ -41,6 +41,9 @@ def ingest(
     setup_logging(parse_level(log_level) if log_level else "INFO")  # quiets aiokafka's chatter too
     log = logging.getLogger("logpipe.ingest")
     config = parse_kafka_url(source)
+    from logpipe.sinks.kafka.deps import require_consumer
+
+    require_consumer()  # before anything starts: a missing aiokafka/cramjam is one line, not a traceback
     if not group.strip():
         raise UsageError("--group must name the consumer group")
     monitor = None

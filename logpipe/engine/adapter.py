@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from logpipe.engine.config import EsConfig
 
 BULK_FILTER: Final = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+# What the [es] extra installs. Both clients are required: which one talks to the engine is
+# known only once it answers, and the check must fail at start-up, before any input is read.
+CLIENT_MODULES: Final = (("urllib3", "urllib3"), ("elasticsearch", "elasticsearch"), ("opensearchpy", "opensearch-py"))
 _JSON: Final = {"accept": "application/json", "content-type": "application/json"}
 
 
@@ -75,8 +78,16 @@ class EngineClient:
             raise TerminalError(text) from None
 
 
+def require_clients() -> None:
+    """MissingDependencyError with the pip command unless the [es] extra is installed."""
+    from logpipe.deps import require
+
+    require("Elasticsearch/OpenSearch support", "es", CLIENT_MODULES)
+
+
 def connect(config: EsConfig, info: EngineInfo | None = None) -> EngineClient:
     """Probe the engine (unless `info` is known) and open the matching client."""
+    require_clients()
     info = info or probe(config)
     if info.kind == ELASTICSEARCH:
         return _elasticsearch(config, info)

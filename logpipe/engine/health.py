@@ -63,6 +63,9 @@ def classify(status: int, headers: dict[str, str], body: Any) -> str | None:
 
 def probe(config: EsConfig, *, timeout_s: float = 10.0) -> EngineInfo:
     """Ask the engine what it is; TransientError while it is down, TerminalError if it never will be."""
+    from logpipe.deps import require
+
+    require("Elasticsearch/OpenSearch support", "es", [("urllib3", "urllib3")])
     http = _pool(config)
     try:
         status, headers, body = _get(http, config, "/", timeout_s)

@@ -37,6 +37,9 @@ class EsBackend:
 
     def __init__(self, policy: Policy) -> None:
         assert policy.es is not None
+        from logpipe.engine.adapter import require_clients
+
+        require_clients()  # fails the run at once (one line naming the pip command), not as a plan error
         self.policy = policy
         self.target = policy.es
         self.config = policy.es.config

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect
+from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect, require_clients
 from logpipe.errors import TransientError
 from logpipe.sinks.base import Batch, FlushResult, Origin
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
@@ -132,6 +132,7 @@ class EsSink:
         dead_letters: Callable[[Batch], None],
         connect_client: Callable[[EsConfig], EngineClient] = connect,
     ) -> None:
+        require_clients()  # at start-up: a missing module is not an outage to retry
         self.config = config
         self._dead_letters = dead_letters
         self._connect = connect_client

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 def probe(config: KafkaConfig, *, timeout_s: float = 5.0) -> str:
     """Fetch the cluster's metadata: a description, or TransientError when no broker answers."""
+    from logpipe.sinks.kafka.deps import require_producer
+
+    require_producer(config.compression)
     return asyncio.run(_probe(config, timeout_s))
 
 

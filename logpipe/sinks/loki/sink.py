@@ -105,6 +105,10 @@ class LokiSink:
 
     def __init__(self, config: LokiConfig, *, dead_letters: Callable[[Batch], None],
                  sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        if config.encoding == "protobuf":
+            from logpipe.sinks.loki.deps import cramjam
+
+            cramjam()  # at start-up, not at the first push: MissingDependencyError names the extra
         self.config = config
         self._dead_letters = dead_letters
         self._sleep = sleep
