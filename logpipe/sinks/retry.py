@@ -1,11 +1,24 @@
-"""How every sink waits before trying a server again."""
+"""How every sink decides whether to try a server again, and how long it waits before it does."""
 
 from __future__ import annotations
 
 import random
 from typing import Final
 
+from logpipe.errors import LogpipeError
+
 BASE_BACKOFF_S: Final = 0.2
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether trying again can help, decided by the error's type, never by its text.
+
+    Sinks turn their client's errors into logpipe's (TransientError: down, overloaded, timed
+    out; TerminalError: a record or a setting no retry can fix) before they ask. Anything else
+    is terminal too: a missing module or a bug does not heal by waiting, and a retry loop that
+    swallowed it would look like an outage that never ends.
+    """
+    return isinstance(exc, LogpipeError) and exc.transient
 
 
 def backoff_s(attempt: int, cap_s: float, rng: random.Random | None = None) -> float:

@@ -78,7 +78,7 @@ def sink_for(settings: EsConfig | KafkaConfig | LokiConfig, archive: ArchiveSink
     if isinstance(settings, KafkaConfig):
         from logpipe.sinks.kafka.sink import KafkaSink
 
-        return KafkaSink(settings)
+        return KafkaSink(settings, dead_letters=archive.send)
     if isinstance(settings, EsConfig):
         from logpipe.sinks.elasticsearch.sink import EsSink
 

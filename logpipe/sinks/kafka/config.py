@@ -46,6 +46,12 @@ class KafkaConfig:
     password: str | None = None
 
     @property
+    def max_request_size(self) -> int:
+        """The largest produce request (and so message) the producer sends: room for a full batch
+        of `batch_bytes` and then some; a message over it is dead-lettered without being sent."""
+        return max(self.batch_bytes, 1 << 20) * 4
+
+    @property
     def display_url(self) -> str:
         """The target without credentials, for messages and summaries."""
         return f"{'kafka+ssl' if self.tls else 'kafka'}://{self.bootstrap}/{self.topic}"

@@ -8,8 +8,8 @@ headers `service`, `level` and `event_id`. `batch` mode: one NDJSON message per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
 from logpipe.sinks.jsondoc import document_expr
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from logpipe.sinks.kafka.config import KafkaConfig
 
 Headers = list[tuple[str, bytes]]
+ROW: Final = "__logpipe_row"  # a record's row in the table given to `encode`, kept through the sort
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,9 @@ class Messages:
     keys: list[bytes | None]
     values: list[bytes]
     headers: list[Headers]
+    # The rows (of the table given to `encode`) each message holds, so a message Kafka can never
+    # take is dead-lettered as the records it carries, each at its own position in its source.
+    rows: list[list[int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -44,8 +48,9 @@ def encode(records: pa.Table, config: KafkaConfig) -> Messages:
     assert isinstance(frame, pl.DataFrame)
     # Records of a batch come back from normalisation in no particular order; a consumer of one
     # partition expects a request's records in the order they were logged.
-    frame = frame.sort(["source", "offset"])
     doc = document_expr(frame.columns).alias("doc")
+    frame = frame.with_row_index(ROW).sort(["source", "offset"])
+    order = frame.get_column(ROW).to_list()
     if config.mode == "batch":
         docs = frame.select(doc).get_column("doc")
         size = config.batch_records
@@ -53,7 +58,7 @@ def encode(records: pa.Table, config: KafkaConfig) -> Messages:
             "\n".join(docs.slice(i, size).to_list()).encode() + b"\n" for i in range(0, len(docs), size)
         ]
         headers = [[("logpipe-records", str(min(size, len(docs) - i)).encode())] for i in range(0, len(docs), size)]
-        return Messages([None] * len(values), values, headers)
+        return Messages([None] * len(values), values, headers, [order[i : i + size] for i in range(0, len(docs), size)])
     cols = [doc, pl.col("service"), pl.col("level"), pl.col("event_id")]
     if config.key is not None:
         cols.append(pl.col(config.key).cast(pl.Utf8).alias("_key"))
@@ -73,4 +78,4 @@ def encode(records: pa.Table, config: KafkaConfig) -> Messages:
             strict=True,
         )
     ]
-    return Messages(keys, values, headers)
+    return Messages(keys, values, headers, [[row] for row in order])

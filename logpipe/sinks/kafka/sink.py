@@ -7,6 +7,15 @@ producer session. While the broker is down, `flush` keeps trying with exponentia
 (bounded wait per try) and the pipeline stops reading: positions stay where they were. On
 shutdown (`interrupt`) a flush that cannot reach the broker gives up with a TransientError, and
 nothing past the last acknowledged flush is committed.
+
+Errors are sorted by type (`kafka_error`, then `retry.transient`), never retried blindly:
+- a message too large for the producer's request or the broker's `message.max.bytes` can never
+  be sent: in a producer batch of several it is sent again alone (so one large record does not
+  sink its neighbours); alone, its records go to the dead-letter store (`kafka_rejected`, with
+  the reason) once, are counted, and the rest of the flush is delivered;
+- a setting no retry can fix (authorization, an invalid topic, a missing codec): TerminalError,
+  the flush fails at once and the checkpoint stays before it;
+- everything else (no broker, leader changes, timeouts): retried with backoff, as above.
 """
 
 from __future__ import annotations
@@ -16,15 +25,17 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from logpipe.errors import TransientError
-from logpipe.sinks.base import Batch, FlushResult
+from logpipe.errors import LogpipeError, TerminalError, TransientError
+from logpipe.sinks.base import Batch, FlushResult, Origin
 from logpipe.sinks.kafka.config import KafkaConfig
+from logpipe.sinks.kafka.deps import require_producer
 from logpipe.sinks.kafka.encode import Messages, encode
 from logpipe.sinks.meter import NULL_METER, SinkMeter
-from logpipe.sinks.retry import backoff_s
+from logpipe.sinks.retry import backoff_s, transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,6 +45,51 @@ T = TypeVar("T")
 
 BACKOFF_MAX_S = 10.0
 REQUEST_TIMEOUT_MS = 15_000
+DEAD_LETTER_REASON: Final = "kafka_rejected"
+# aiokafka's answers that no retry can change for the message (by class name, so that this
+# module imports aiokafka only when it produces). aiokafka's own `retriable` flag is not used:
+# it marks timeouts and an unavailable broker as not retriable, and those are outages.
+TOO_LARGE: Final = frozenset({"MessageSizeTooLargeError", "RecordTooLargeError", "RecordListTooLargeError"})
+# ... and those that no retry can change for any message: a person must fix a setting.
+MISCONFIGURED: Final = frozenset({
+    "TopicAuthorizationFailedError", "ClusterAuthorizationFailedError", "TransactionalIdAuthorizationFailed",
+    "InvalidTopicError", "UnsupportedCodecError", "AuthenticationFailedError", "SaslAuthenticationFailed",
+    "AuthenticationMethodNotSupported", "UnsupportedSaslMechanismError", "IllegalSaslStateError",
+    "KafkaConfigurationError", "UnsupportedVersionError",
+})  # fmt: skip
+
+
+class MessageRefused(TerminalError):
+    """Kafka can never take this message (it is too large): dead-letter it, deliver the rest."""
+
+
+def kafka_error(exc: BaseException) -> LogpipeError:
+    """A Kafka client error as logpipe's: MessageRefused, TerminalError or TransientError."""
+    if isinstance(exc, LogpipeError):
+        return exc
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if names & TOO_LARGE:
+        return MessageRefused(text)
+    if names & MISCONFIGURED:
+        return TerminalError(f"Kafka refused: {text}")
+    if isinstance(exc, ImportError):
+        return TerminalError(f"{text} (pip install 'logpipe[kafka]')")
+    if isinstance(exc, TypeError | AttributeError | NameError):
+        return TerminalError(f"{text} (a bug, not an outage: not retried)")
+    # A broker going away shows itself in many shapes (connection resets, timeouts, cancelled
+    # requests, stale metadata); anything not known to be permanent is treated as an outage.
+    return TransientError(text)
+
+
+@dataclass
+class Round:
+    """What one produce round left: messages to send again (and which of them alone), refused ones."""
+
+    failed: list[int] = field(default_factory=list)
+    split: list[int] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    first_failure: str = ""
 
 
 class LoopThread:
@@ -56,23 +112,28 @@ class KafkaSink:
     name = "kafka"
     meter: SinkMeter = NULL_METER
 
-    def __init__(self, config: KafkaConfig) -> None:
+    def __init__(self, config: KafkaConfig, *, dead_letters: Callable[[Batch], None] | None = None) -> None:
+        require_producer(config.compression)  # at start-up: a missing module is not an outage
         self.config = config
+        self._dead_letters = dead_letters
         self._loop = LoopThread("logpipe-kafka")
         self._producer: Any = None
-        self._buffer: list[pa.Table] = []
+        self._buffer: list[tuple[Origin, pa.Table, list[int]]] = []
         self._bytes = 0
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
         self.sent = 0
         self.retries = 0
+        self.dead_lettered = 0
 
     # ------------------------------------------------------------------------------ the sink
 
     def send(self, batch: Batch) -> None:
         if batch.records.num_rows:
+            # Where each record sits in its source (the Kafka offset for `logpipe ingest`), for dead letters.
+            positions = (batch.positions if batch.positions is not None else batch.records.column("offset")).to_pylist()
             with self._lock:
-                self._buffer.append(batch.records)
+                self._buffer.append((Origin.of(batch), batch.records, positions))
                 self._bytes += batch.records.nbytes
 
     def buffered_bytes(self) -> int:
@@ -82,13 +143,19 @@ class KafkaSink:
         import pyarrow as pa
 
         with self._lock:
-            tables, self._buffer, self._bytes = self._buffer, [], 0
-        if not tables:
+            buffered, self._buffer, self._bytes = self._buffer, [], 0
+        if not buffered:
             return FlushResult()
-        messages = encode(pa.concat_tables(tables), self.config)
-        self._deliver(messages)
-        self.sent += len(messages)
-        return FlushResult(records=sum(t.num_rows for t in tables))
+        messages = encode(pa.concat_tables([table for _, table, _ in buffered]), self.config)
+        refused = self._deliver(messages)
+        dead = self._dead_letter(buffered, messages, refused) if refused else 0
+        if refused:
+            log.warning("kafka %s: %d messages can never be sent (%s); their %d records went to the dead letters",
+                        self.config.display_url, len(refused), refused[0][1], dead,
+                        extra={"event": "sink_dead_letters", "sink": self.name, "records": dead})  # fmt: skip
+        self.sent += len(messages) - len(refused)
+        self.dead_lettered += dead
+        return FlushResult(records=sum(t.num_rows for _, t, _ in buffered) - dead, dead_letters=dead)
 
     def interrupt(self) -> None:
         """Shutting down: stop retrying a broker that does not answer."""
@@ -104,24 +171,46 @@ class KafkaSink:
 
     # ------------------------------------------------------------------------------ delivery
 
-    def _deliver(self, messages: Messages) -> None:
-        """Send until every message is acknowledged; only the failed ones are sent again."""
-        pending = list(range(len(messages)))
+    def _deliver(self, messages: Messages) -> list[tuple[int, str]]:
+        """Send until every message is acknowledged or refused for good; only failed ones go again.
+
+        Returns the refused messages with Kafka's reason. A terminal error (a setting no retry
+        can fix) raises at once; transient ones are retried with backoff until `interrupt`.
+        """
+        limit = self.config.max_request_size
+        refused = [(i, f"a message of {size:,} bytes exceeds max_request_size ({limit:,} bytes)")
+                   for i in range(len(messages)) if (size := message_size(messages, i)) > limit]  # fmt: skip
+        skipped = {i for i, _ in refused}
+        pending = [i for i in range(len(messages)) if i not in skipped]
+        alone: set[int] = set()
         attempt = 0
         while pending:
             started, tried = time.monotonic(), len(pending)
             try:
-                pending = self._loop.run(self._produce(messages, pending))
-            except Exception as exc:  # the broker is unreachable or the producer broke
-                self.meter.request(time.monotonic() - started, ok=False, reason=str(exc)[:300])
-                log.warning("kafka %s: %s; retrying", self.config.display_url, exc,
+                round_ = self._loop.run(self._produce(messages, pending, alone))
+            except Exception as exc:  # the whole round failed: no broker, or the producer broke
+                error = kafka_error(exc)
+                self.meter.request(time.monotonic() - started, ok=False, reason=str(error)[:300])
+                if not transient(error):
+                    raise error from None
+                log.warning("kafka %s: %s; retrying", self.config.display_url, error,
                             extra={"event": "sink_retry", "sink": self.name, "records": len(pending)})
                 self._reset_producer()
             else:
                 # One produce round is the request: failing when no message of it was acknowledged.
-                self.meter.request(time.monotonic() - started, ok=len(pending) < tried)
+                self.meter.request(time.monotonic() - started, ok=len(round_.failed) < tried)
+                refused.extend(round_.refused)
+                alone.update(round_.split)
+                pending = round_.failed + round_.split
+                if len(pending) + len(round_.refused):
+                    # The idempotent producer numbers each partition's batches: after one was not
+                    # written, the broker answers OutOfOrderSequenceNumber to every later one of
+                    # that producer. A new producer (a new id) starts the numbering afresh.
+                    self._reset_producer()
+                if not round_.failed:
+                    continue  # only splits (or nothing) left: send them at once, no outage to wait out
             if not pending:
-                return
+                break
             self.retries += 1
             self.meter.retrying(len(pending))
             if self._interrupted.is_set():
@@ -131,14 +220,16 @@ class KafkaSink:
                 )
             time.sleep(backoff_s(attempt, BACKOFF_MAX_S))
             attempt += 1
+        return refused
 
-    async def _produce(self, messages: Messages, indices: list[int]) -> list[int]:
-        """Send the given messages; return the indices that failed (to send again).
+    async def _produce(self, messages: Messages, indices: list[int], alone: set[int]) -> Round:
+        """Send the given messages; what failed (to send again), and what Kafka refused for good.
 
         Messages are grouped by partition (Kafka's murmur2 of the key, as every Kafka client
         partitions, so a key always lands in the same partition) and packed into producer
         batches of up to `batch_bytes`: one `send_batch` per batch instead of one `send` per
-        message, which is what makes a Python producer keep up.
+        message, which is what makes a Python producer keep up. Messages in `alone` get a
+        batch each: their batch was refused as too large, and one of them is the reason.
         """
         from aiokafka.partitioner import murmur2
 
@@ -156,26 +247,68 @@ class KafkaSink:
                 part = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
             by_partition.setdefault(part, []).append(i)
         sent: list[tuple[Any, list[int]]] = []
+        result = Round()
         for part, members in by_partition.items():
             batch = producer.create_batch()
             in_batch: list[int] = []
             for i in members:
                 args = {"timestamp": None, "key": messages.keys[i], "value": messages.values[i],
                         "headers": messages.headers[i]}  # fmt: skip
+                if in_batch and (i in alone or in_batch[-1] in alone):
+                    sent.append((await producer.send_batch(batch, topic, partition=part), in_batch))
+                    batch, in_batch = producer.create_batch(), []
                 if batch.append(**args) is None:  # full: send it and start the next
                     sent.append((await producer.send_batch(batch, topic, partition=part), in_batch))
                     batch, in_batch = producer.create_batch(), []
-                    if batch.append(**args) is None:
-                        raise TransientError(f"a message of {len(messages.values[i]):,} bytes exceeds batch_bytes")
+                    if batch.append(**args) is None:  # aiokafka takes any first message; defensive
+                        result.refused.append((i, f"a message of {len(messages.values[i]):,} bytes does not fit a batch"))
+                        continue
                 in_batch.append(i)
             if in_batch:
                 sent.append((await producer.send_batch(batch, topic, partition=part), in_batch))
-        results = await asyncio.gather(*(fut for fut, _ in sent), return_exceptions=True)
-        failed = [i for (_, members), r in zip(sent, results, strict=True) if isinstance(r, BaseException) for i in members]
-        if failed:
-            first = next(r for r in results if isinstance(r, BaseException))
-            log.warning("kafka: %d of %d messages failed (%s); sending them again", len(failed), len(indices), first)
-        return failed
+        answers = await asyncio.gather(*(fut for fut, _ in sent), return_exceptions=True)
+        terminal: LogpipeError | None = None
+        for (_, members), answer in zip(sent, answers, strict=True):
+            if not isinstance(answer, BaseException):
+                continue
+            error = kafka_error(answer)
+            if isinstance(error, MessageRefused):
+                if len(members) == 1:
+                    result.refused.append((members[0], str(error)))
+                else:
+                    result.split.extend(members)  # find the one: each goes alone next round
+            elif transient(error):
+                result.failed.extend(members)
+                result.first_failure = result.first_failure or str(error)
+            else:
+                terminal = terminal or error
+        if terminal is not None:
+            raise terminal
+        if result.failed:
+            log.warning("kafka: %d of %d messages failed (%s); sending them again", len(result.failed), len(indices),
+                        result.first_failure)  # fmt: skip
+        return result
+
+    def _dead_letter(self, buffered: Sequence[tuple[Origin, pa.Table, list[int]]], messages: Messages,
+                     refused: list[tuple[int, str]]) -> int:  # fmt: skip
+        """Hand the records of refused messages to the dead-letter store, each at its position."""
+        from logpipe.parse.framing import Reject
+
+        if self._dead_letters is None:
+            raise TerminalError(f"{self.config.display_url} refused {len(refused):,} messages ({refused[0][1]}) "
+                                "and this Kafka sink has no dead-letter store")  # fmt: skip
+        owner: list[tuple[int, int]] = [(n, k) for n, (_, table, _) in enumerate(buffered) for k in range(table.num_rows)]
+        by_origin: dict[int, list[Reject]] = {}
+        for i, reason in refused:
+            value = messages.values[i]
+            docs = value.splitlines() if self.config.mode == "batch" else [value]
+            for row, doc in zip(messages.rows[i], docs, strict=True):
+                n, k = owner[row]
+                position = buffered[n][2][k]
+                by_origin.setdefault(n, []).append(Reject(position, DEAD_LETTER_REASON, f"{self.config.display_url}: {reason}", doc))
+        for n, rejects in by_origin.items():
+            self._dead_letters(buffered[n][0].dead_letters(rejects))
+        return sum(len(r) for r in by_origin.values())
 
     async def _ensure_producer(self) -> Any:
         if self._producer is None:
@@ -188,7 +321,7 @@ class KafkaSink:
                 compression_type=self.config.compression,
                 linger_ms=self.config.linger_ms,
                 max_batch_size=self.config.batch_bytes,
-                max_request_size=max(self.config.batch_bytes, 1 << 20) * 4,
+                max_request_size=self.config.max_request_size,
                 request_timeout_ms=REQUEST_TIMEOUT_MS,
             )
             try:
@@ -206,4 +339,11 @@ class KafkaSink:
                 self._loop.run(asyncio.wait_for(producer.stop(), 5))
 
     def describe(self) -> str:
-        return f"{self.config.display_url}: sent {self.sent:,} messages, {self.retries:,} retries"
+        return (f"{self.config.display_url}: sent {self.sent:,} messages, {self.retries:,} retries, "
+                f"dead-lettered {self.dead_lettered:,}")  # fmt: skip
+
+
+def message_size(messages: Messages, i: int) -> int:
+    """Bytes of message `i` as a request carries it: key, value and headers (framing aside)."""
+    key = messages.keys[i]
+    return len(messages.values[i]) + (len(key) if key else 0) + sum(len(k) + len(v) for k, v in messages.headers[i])
