@@ -30,6 +30,9 @@ class Checkpoint:
     dev: int = 0
     ino: int = 0
     updated: float = 0.0
+    # How the file is recognised: "<length>:<hash of its first length bytes>" (see
+    # logpipe.sources.files); "" in checkpoints written before it existed.
+    fingerprint: str = ""
 
 
 class CheckpointError(TerminalError):
@@ -39,7 +42,7 @@ class CheckpointError(TerminalError):
     def __init__(self, path: Path, fault: str) -> None:
         super().__init__(
             f"checkpoint file {path} {fault}; fix it, or move it away to read every file again from its "
-            "start (the archive keeps each record once)"
+            "start (the archive drops what it already holds)"
         )
 
 
@@ -166,7 +169,17 @@ class CheckpointStore:
         current = self._entries.get(source_id)
         if current is not None and current.offset > offset:
             return  # positions only move forward
-        self._entries[source_id] = Checkpoint(offset, path, dev, ino, time.time())
+        fingerprint = current.fingerprint if current is not None else ""
+        self._entries[source_id] = Checkpoint(offset, path, dev, ino, time.time(), fingerprint)
+
+    def identify(self, source_id: str, fingerprint: str, path: str, dev: int, ino: int) -> None:
+        """Remember which file a source is (where it is, its content fingerprint) from the moment it
+        is opened, so that a restart recognises it even before its first delivery is committed."""
+        current = self._entries.get(source_id)
+        if current is None:
+            self._entries[source_id] = Checkpoint(0, path, dev, ino, time.time(), fingerprint)
+        else:
+            current.path, current.dev, current.ino, current.fingerprint = path, dev, ino, fingerprint
 
     def rewind(self, source_id: str, offset: int) -> None:
         """The reader went back to `offset`, below the checkpoint (it was past the end of its file,

@@ -3,15 +3,17 @@
 Every part's footer records the source ranges whose records (those of its partition) it holds.
 The checkpoint moves only after the archive has the data, so a crash between the two leaves
 parts whose ranges run past the checkpoint; and a checkpoint can be wrong (edited, restored from
-a backup, rolled back, past the end of its file, forgotten after two weeks idle). So the ledger
-trusts the archive, not the checkpoint: on start-up it reads the footers of every part and keeps,
-for each source, the ranges past the checkpoint (its *floor*: below it the source is not expected
-to be read again). When a source is read from below its floor after all (the file source went
-back to the start of a file, or to the start of a line), `ensure` reads the footers again for
-that source from there. Re-read records that fall inside a range already written to the same
-partition are dropped. Records are assigned to partitions deterministically (day of ts, level),
-so a record is recognised in the partition it went to. (A record with no timestamp of its own
-gets the reading time, so after a crash across midnight it could land in the next day: documented.)
+a backup, rolled back, past the end of its file). So the ledger trusts the archive, not the
+checkpoint: on start-up it reads the footers of every part and keeps, for each source with a
+checkpoint, the ranges past the checkpoint (its *floor*: below it the source is not expected to
+be read again), and for a source without one the ranges of parts written since shortly before
+the last commit (see Ledger.load for why not older ones). When a source is read from below its
+floor after all (the file source went back to the start of a file, or of a line), `ensure`
+reads the footers again for that source from there. Re-read records that fall inside a range
+already written to the same partition are dropped. Records are assigned to partitions
+deterministically (day of ts, level), so a record is recognised in the partition it went to.
+(A record with no timestamp of its own gets the reading time, so after a crash across midnight
+it could land in the next day: documented.)
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
 
     from logpipe.checkpoints import CheckpointStore
 
+# Parts written this long before the checkpoint file's mtime count for sources without a
+# checkpoint (clock slack; see Ledger.load).
+SCAN_SLACK_S = 120.0
+
 
 class Ledger:
     """(partition key, source id) -> sorted ranges already in the archive past the source's floor."""
@@ -45,11 +51,19 @@ class Ledger:
     def load(cls, archive: Path, checkpoints: CheckpointStore) -> Ledger:
         """Ranges of file sources past their checkpoints, from the footers of every part.
 
-        Every part, however old: a checkpoint rolled back (or lost) makes old ranges current.
+        A source with a checkpoint: its ranges from every part, however old, since a checkpoint
+        rolled back (or past the end of its file) makes old ranges current again; the file source
+        has recognised the file as that source by its content. A source without one (a new file,
+        or one whose checkpoint is gone): its ranges from parts written since shortly before the
+        last commit only (a crash before its first commit). Older parts of a source id nobody has
+        a checkpoint for may belong to another file that started with the same bytes, long gone:
+        trusting them could drop a new file's records, and losing data is worse than a duplicate.
+        Without any checkpoint file every part counts.
         """
         floors = {source_id: checkpoint.offset for source_id, checkpoint in checkpoints.items()}
         ledger = cls()
-        ledger.add_from(archive, lambda sid: floors.get(sid, 0))
+        ledger.add_from(archive, lambda sid: floors.get(sid, 0), since=checkpoints.mtime() - SCAN_SLACK_S,
+                        always=floors.keys())  # fmt: skip
         ledger._floors.update(floors)
         ledger._read_all = True
         return ledger
@@ -60,21 +74,25 @@ class Ledger:
         floor: Callable[[str], int],
         *,
         sources: Collection[str] | None = None,
+        since: float = 0.0,
+        always: Collection[str] = (),
     ) -> None:
         """Read part footers and keep ranges past each source's floor.
 
         `sources` limits the scan to some sources (their floors are recorded): a Kafka consumer
         calls this for the partitions a rebalance just gave it, with their committed offsets.
+        Parts modified before `since` count only for the sources in `always`.
         """
         found: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for path in part_files(archive):
             try:
+                old = path.stat().st_mtime < since
                 ranges = read_ranges(path)
             except (OSError, ValueError):
                 continue
             key = partition_key(archive, path)
             for source_id, spans in ranges.items():
-                if sources is not None and source_id not in sources:
+                if (sources is not None and source_id not in sources) or (old and source_id not in always):
                     continue
                 low = floor(source_id)
                 found[(key, source_id)].extend(s for s in spans if s[1] > low)

@@ -82,18 +82,21 @@ class TestEditedCheckpoint:
             assert _committed_offset(state) == log.stat().st_size
         assert "already archived" not in res.err  # the second run re-read nothing
 
-    def test_forgotten_checkpoint_of_an_old_file(self, tmp_path: Path, logpipe: Logpipe) -> None:
-        """A checkpoint that is gone while the archive is old (state lost, or forgotten after two
-        weeks idle) still re-ships nothing."""
+    def test_new_file_starting_like_a_gone_one_is_shipped_whole(self, tmp_path: Path, logpipe: Logpipe) -> None:
+        """The other side of trusting the archive: a file long gone (its checkpoint too) and a new
+        one that starts with the same line get the same source id; the old file's ranges must not
+        drop the new file's records. Only sources with a checkpoint trust parts of any age."""
         log, archive = tmp_path / "app.log", tmp_path / "a"
         write_records(log, _records(0, 1000))
         assert logpipe("ship", "--once", str(log), "--archive", str(archive)).code == 0
         _age_parts(archive, 30 * 24 * 3600)
         state = archive / "state" / "checkpoints.json"
-        state.write_text(json.dumps({"version": 1, "sources": {}}))
+        state.write_text(json.dumps({"version": 1, "sources": {}}))  # forgotten, as after two idle weeks
+        log.unlink()
+        write_records(log, [record(0), *_records(5000, 6000)])  # same first line, other records
         res = logpipe("ship", "--once", str(log), "--archive", str(archive))
         assert res.code == 0, res.err
-        assert archived_seqs(archive) == list(range(1000))
+        assert archived_seqs(archive) == sorted([0, *range(1000), *range(5000, 6000)])
 
 
 def _agent(archive: Path, log: Path) -> subprocess.Popen[bytes]:
