@@ -33,6 +33,9 @@ class Checkpoint:
     # How the file is recognised: "<length>:<hash of its first length bytes>" (see
     # logpipe.sources.files); "" in checkpoints written before it existed.
     fingerprint: str = ""
+    # When this source was first seen (0 in checkpoints written before it existed): the archive's
+    # parts older than that belong to another file, however alike (see archive/ledger.py).
+    created: float = 0.0
 
 
 class CheckpointError(TerminalError):
@@ -170,14 +173,17 @@ class CheckpointStore:
         if current is not None and current.offset > offset:
             return  # positions only move forward
         fingerprint = current.fingerprint if current is not None else ""
-        self._entries[source_id] = Checkpoint(offset, path, dev, ino, time.time(), fingerprint)
+        now = time.time()
+        created = current.created if current is not None else now
+        self._entries[source_id] = Checkpoint(offset, path, dev, ino, now, fingerprint, created)
 
     def identify(self, source_id: str, fingerprint: str, path: str, dev: int, ino: int) -> None:
         """Remember which file a source is (where it is, its content fingerprint) from the moment it
         is opened, so that a restart recognises it even before its first delivery is committed."""
         current = self._entries.get(source_id)
         if current is None:
-            self._entries[source_id] = Checkpoint(0, path, dev, ino, time.time(), fingerprint)
+            now = time.time()
+            self._entries[source_id] = Checkpoint(0, path, dev, ino, now, fingerprint, now)
         else:
             current.path, current.dev, current.ino, current.fingerprint = path, dev, ino, fingerprint
 

@@ -4,10 +4,11 @@ Every part's footer records the source ranges whose records (those of its partit
 The checkpoint moves only after the archive has the data, so a crash between the two leaves
 parts whose ranges run past the checkpoint; and a checkpoint can be wrong (edited, restored from
 a backup, rolled back, past the end of its file). So the ledger trusts the archive, not the
-checkpoint: on start-up it reads the footers of every part and keeps, for each source with a
+checkpoint: on start-up it reads the footers of the parts and keeps, for each source with a
 checkpoint, the ranges past the checkpoint (its *floor*: below it the source is not expected to
-be read again), and for a source without one the ranges of parts written since shortly before
-the last commit (see Ledger.load for why not older ones). When a source is read from below its
+be read again) from every part written since the source was first seen, and for a source without
+one the ranges of parts written since shortly before the last commit (see Ledger.load for why
+not older ones). When a source is read from below its
 floor after all (the file source went back to the start of a file, or of a line), `ensure`
 reads the footers again for that source from there. Re-read records that fall inside a range
 already written to the same partition are dropped. Records are assigned to partitions
@@ -45,26 +46,30 @@ class Ledger:
         # known from 0 once every part was read (`load`), and not known at all before (`ingest`
         # learns the Kafka partitions it is given).
         self._floors: dict[str, int] = {}
+        self._since: dict[str, float] = {}  # parts older than this do not count for the source
         self._read_all = False
 
     @classmethod
     def load(cls, archive: Path, checkpoints: CheckpointStore) -> Ledger:
-        """Ranges of file sources past their checkpoints, from the footers of every part.
+        """Ranges of file sources past their checkpoints, from the footers of the parts that can
+        hold them.
 
-        A source with a checkpoint: its ranges from every part, however old, since a checkpoint
-        rolled back (or past the end of its file) makes old ranges current again; the file source
-        has recognised the file as that source by its content. A source without one (a new file,
-        or one whose checkpoint is gone): its ranges from parts written since shortly before the
-        last commit only (a crash before its first commit). Older parts of a source id nobody has
-        a checkpoint for may belong to another file that started with the same bytes, long gone:
-        trusting them could drop a new file's records, and losing data is worse than a duplicate.
-        Without any checkpoint file every part counts.
+        A source with a checkpoint: its ranges from every part written since it was first seen
+        (`created`), however long ago, since a checkpoint rolled back (or past the end of its
+        file) makes them current again; the file source recognised the file by its content.
+        A source without one (a new file, or one whose checkpoint is gone): parts written since
+        shortly before the last commit (a crash before its first commit). Older parts of a source
+        id may be another file's, long gone, that started with the same bytes: trusting them
+        would drop a new file's records, and losing data is worse than a duplicate. Without any
+        checkpoint file every part counts.
         """
         floors = {source_id: checkpoint.offset for source_id, checkpoint in checkpoints.items()}
+        since = {source_id: checkpoint.created - SCAN_SLACK_S for source_id, checkpoint in checkpoints.items()}
+        unknown = checkpoints.mtime() - SCAN_SLACK_S
         ledger = cls()
-        ledger.add_from(archive, lambda sid: floors.get(sid, 0), since=checkpoints.mtime() - SCAN_SLACK_S,
-                        always=floors.keys())  # fmt: skip
+        ledger.add_from(archive, lambda sid: floors.get(sid, 0), since=lambda sid: since.get(sid, unknown))
         ledger._floors.update(floors)
+        ledger._since.update(since)
         ledger._read_all = True
         return ledger
 
@@ -74,25 +79,26 @@ class Ledger:
         floor: Callable[[str], int],
         *,
         sources: Collection[str] | None = None,
-        since: float = 0.0,
-        always: Collection[str] = (),
+        since: Callable[[str], float] | None = None,
     ) -> None:
         """Read part footers and keep ranges past each source's floor.
 
         `sources` limits the scan to some sources (their floors are recorded): a Kafka consumer
         calls this for the partitions a rebalance just gave it, with their committed offsets.
-        Parts modified before `since` count only for the sources in `always`.
+        A part modified before `since(source)` does not count for that source.
         """
         found: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for path in part_files(archive):
             try:
-                old = path.stat().st_mtime < since
+                mtime = path.stat().st_mtime
                 ranges = read_ranges(path)
             except (OSError, ValueError):
                 continue
             key = partition_key(archive, path)
             for source_id, spans in ranges.items():
-                if (sources is not None and source_id not in sources) or (old and source_id not in always):
+                if sources is not None and source_id not in sources:
+                    continue
+                if since is not None and mtime < since(source_id):
                     continue
                 low = floor(source_id)
                 found[(key, source_id)].extend(s for s in spans if s[1] > low)
@@ -112,7 +118,9 @@ class Ledger:
         below its floor). True when the footers were read."""
         if not self.needs_rescan(source_id, start):
             return False
-        self.add_from(archive, lambda _sid: start, sources={source_id})
+        since = self._since.get(source_id)
+        self.add_from(archive, lambda _sid: start, sources={source_id},
+                      since=None if since is None else lambda _sid: since)  # fmt: skip
         return True
 
     def __bool__(self) -> bool:

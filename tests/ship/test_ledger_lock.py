@@ -35,10 +35,18 @@ def _line_starts(log: Path) -> list[int]:
 
 
 def _age_parts(archive: Path, seconds: float) -> None:
-    """Make the archive look written `seconds` ago, as it is when a checkpoint is edited later."""
+    """Make the archive look written `seconds` ago, as it is when a checkpoint is edited later:
+    its parts, and the times its checkpoints were first seen and last moved."""
     then = time.time() - seconds
     for part in archive.rglob("*.parquet"):
         os.utime(part, (then, then))
+    state = archive / "state" / "checkpoints.json"
+    doc = json.loads(state.read_bytes())
+    for entry in doc["sources"].values():
+        entry["updated"] -= seconds
+        if entry.get("created"):
+            entry["created"] -= seconds
+    state.write_text(json.dumps(doc))
 
 
 def _set_offset(state: Path, offset: Callable[[int], int]) -> None:
@@ -93,10 +101,21 @@ class TestEditedCheckpoint:
         state = archive / "state" / "checkpoints.json"
         state.write_text(json.dumps({"version": 1, "sources": {}}))  # forgotten, as after two idle weeks
         log.unlink()
-        write_records(log, [record(0), *_records(5000, 6000)])  # same first line, other records
+        write_records(log, [record(0), *_records(5000, 5100)])  # same first line, other records
         res = logpipe("ship", "--once", str(log), "--archive", str(archive))
         assert res.code == 0, res.err
-        assert archived_seqs(archive) == sorted([0, *range(1000), *range(5000, 6000)])
+        expected = [0, *range(1000), *range(5000, 5100)]
+        assert archived_seqs(archive) == sorted(expected)
+        # Now it has a checkpoint: what it appends still lands, though the old file's ranges
+        # cover those offsets...
+        write_records(log, _records(5100, 6000))
+        assert logpipe("ship", "--once", str(log), "--archive", str(archive)).code == 0
+        expected += range(5100, 6000)
+        assert archived_seqs(archive) == sorted(expected)
+        # ...and its checkpoint rolled back re-ships nothing of it.
+        _set_offset(state, lambda off: 0)
+        assert logpipe("ship", "--once", str(log), "--archive", str(archive)).code == 0
+        assert archived_seqs(archive) == sorted(expected)
 
 
 def _agent(archive: Path, log: Path) -> subprocess.Popen[bytes]:
