@@ -17,9 +17,8 @@
 //! because such a string has no UTF-8 form and every store downstream would choke on it.
 
 use std::borrow::Cow;
-use std::hash::Hasher;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 
 /// Deepest nesting of objects and arrays a line may have (a flat object is depth 1): any document
 /// a mainstream parser reads (serde_json stops at 128, orjson past 1,024, Python's `json` at its
@@ -372,41 +371,61 @@ pub fn parse_line<'a>(
     Ok(())
 }
 
-/// The hash a key is compared by: of its text, so `"a"` and `"\u0061"` are one key.
+/// A fingerprint of a key's text (its length, first and last 8 bytes, mixed), for the filter of
+/// `last_wins`: keys that share its top bits are only suspects, compared exactly. Of the text,
+/// so `"a"` and `"\u0061"` are one key.
 #[inline]
-fn key_hash(m: &Member<'_>) -> u64 {
-    let mut h = FxHasher::default();
-    if m.key_escaped {
-        h.write(m.key().as_bytes());
+fn key_fingerprint(m: &Member<'_>) -> u64 {
+    let decoded;
+    let k: &[u8] = if m.key_escaped {
+        decoded = m.key();
+        decoded.as_bytes()
     } else {
-        h.write(m.key_raw);
-    }
-    h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        m.key_raw
+    };
+    let n = k.len();
+    let x = if n >= 8 {
+        let head = u64::from_le_bytes(k[..8].try_into().unwrap_or_default());
+        let tail = u64::from_le_bytes(k[n - 8..].try_into().unwrap_or_default());
+        head ^ tail.rotate_left(29)
+    } else {
+        let mut short = [0u8; 8];
+        short[..n].copy_from_slice(k);
+        u64::from_le_bytes(short)
+    };
+    (x ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Resolve duplicate keys as `json.loads` does: each key once, at its first position, with the
 /// value of its last occurrence.
 ///
-/// Runs on every object read, so the usual case (no duplicates) costs one hash per key and a
-/// 1024-bit filter; only a filter hit pays for the exact check, which is a hash map (linear even
-/// for a line of a hundred thousand keys).
+/// Runs on every object read, so the usual case (no duplicates) costs a few instructions per key:
+/// a 1024-bucket filter of fingerprints, an exact comparison only with keys of the same bucket,
+/// and the rewrite (a hash map: linear even for a line of a hundred thousand keys) only when a key
+/// really repeats.
 pub fn last_wins(members: &mut Vec<Member<'_>>) {
-    if members.len() < 2 {
+    let n = members.len();
+    if n < 2 {
+        return;
+    }
+    if n > 64 {
+        dedupe(members); // rare: not worth a filter
         return;
     }
     let mut seen = [0u64; 16];
-    let mut suspect = false;
-    for m in members.iter() {
-        let bucket = (key_hash(m) >> 54) as usize;
-        let (word, bit) = (bucket >> 6, 1u64 << (bucket & 63));
+    let mut buckets = [0u16; 64];
+    for j in 0..n {
+        let bucket = (key_fingerprint(&members[j]) >> 54) as u16;
+        let (word, bit) = (usize::from(bucket >> 6), 1u64 << (bucket & 63));
         if seen[word] & bit != 0 {
-            suspect = true;
-            break;
+            let key = members[j].key();
+            if (0..j).any(|i| buckets[i] == bucket && members[i].key() == key) {
+                dedupe(members);
+                return;
+            }
         }
         seen[word] |= bit;
-    }
-    if suspect {
-        dedupe(members);
+        buckets[j] = bucket;
     }
 }
 

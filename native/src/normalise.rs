@@ -469,9 +469,9 @@ impl Normaliser {
     }
 
     /// Normalise a batch of lines. `lines[i]` sits at byte `offsets[i]` of the source.
-    pub fn run<'a>(
+    pub fn run(
         &self,
-        lines: &[&'a [u8]],
+        lines: &[&[u8]],
         offsets: &[i64],
         fallback_ts: &[Option<&str>],
         info: &BatchInfo<'_>,

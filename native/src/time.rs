@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(parse_iso("1970-01-01T00:00:00.1234567Z"), Some(123_456));
         assert_eq!(parse_iso("1969-12-31T24:00:00Z"), Some(0));
         assert_eq!(parse_iso("2026-02-29T00:00:00Z"), None);
-        assert_eq!(parse_iso("2024-02-29T00:00:00Z").is_some(), true);
+        assert!(parse_iso("2024-02-29T00:00:00Z").is_some());
         assert_eq!(parse_iso("2026-11-20T10Z"), None);
         assert_eq!(parse_iso("yesterday"), None);
     }

@@ -171,20 +171,44 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"non-finite {name}")
 
 
+def _utf8_string(s: str, end: int, strict: bool = True) -> tuple[str, int]:
+    """Python's own string scanner, refusing lone surrogates (no UTF-8 form) where it meets them."""
+    import json.decoder
+
+    text, end = json.decoder.py_scanstring(s, end, strict)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("lone surrogate") from None
+    return text, end
+
+
+def _strict_loads(line: str) -> Any:
+    """json.loads, reading left to right as the native scanner does, so that the first fault in
+    the text decides: a NaN before a lone surrogate is non-finite, one after it is invalid."""
+    import json.decoder
+    import json.scanner
+
+    decoder = json.JSONDecoder(parse_constant=_no_constants)
+    decoder.parse_string = _utf8_string  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    saved, json.decoder.scanstring = json.decoder.scanstring, _utf8_string  # object keys use the module's
+    try:
+        return decoder.decode(line)
+    finally:
+        json.decoder.scanstring = saved
+
+
 def python_verdict(line: str) -> str:
     """What Python's strict `json` says of a line, in logpipe's reasons (the documented rule)."""
     from logpipe.parse.limits import MAX_DEPTH
 
     if not line.strip(" \t\r"):
         return "blank"
-    try:
-        value = json.loads(line, parse_constant=_no_constants)
+    try:  # lone surrogates: valid for Python, but no UTF-8 form (logpipe refuses them)
+        value = _strict_loads(line)
     except ValueError as exc:
         return "non_finite_number" if "non-finite" in str(exc) else "invalid_json"
-    try:  # lone surrogates: valid for Python, but no UTF-8 form (logpipe refuses them)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return "invalid_json"
     if not isinstance(value, dict):
         return "not_an_object"
     return "too_deep" if _depth(value) > MAX_DEPTH else "record"
