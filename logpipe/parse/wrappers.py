@@ -47,8 +47,11 @@ def _inner_record(text: str, stream: str | None) -> str:
         try:
             if isinstance(orjson.loads(stripped), dict):
                 return stripped
-        except orjson.JSONDecodeError:
-            pass
+        except orjson.JSONDecodeError as exc:
+            if "depth limit" in str(exc):
+                # Valid JSON as far as orjson looked, but past its 1,024 levels (and so past
+                # MAX_DEPTH): the normaliser dead-letters it as too_deep, as it would a bare line.
+                return stripped
     return orjson.dumps({"message": text.rstrip("\r\n"), "stream": stream}).decode()
 
 

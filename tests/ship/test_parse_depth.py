@@ -95,3 +95,26 @@ class TestThroughTheCli:
         for line in (GOOD, deep, absurd[0], GOOD, absurd[1]):
             offsets.append(offsets[-1] + len(line) + 1)
         assert [d["offset"] for d in dead] == [offsets[2], offsets[4]]
+
+
+class TestInContainerEnvelopes:
+    """A Docker json-file line wrapping a deep record: the same verdicts as a bare line."""
+
+    @staticmethod
+    def _docker(inner: bytes) -> bytes:
+        return json.dumps({"log": inner.decode() + "\n", "stream": "stdout", "time": "2026-11-20T10:00:00.5Z"}).encode() + b"\n"
+
+    def test_deep_inner_record(self) -> None:
+        """Depth 1,000 inside the envelope is a record with its attrs intact."""
+        inner = nested(1000, arrays=True)
+        batch = run(self._docker(inner), "docker")
+        (row,) = rows(batch)
+        assert batch.rejects == () and same_deep(row["attrs"], inner)
+
+    @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5000])
+    def test_too_deep_inner_record_is_a_dead_letter(self, depth: int) -> None:
+        """Past the limit (also past orjson's 1,024, which the envelope check uses) it is a
+        `too_deep` dead letter, not a plain-text message holding the JSON."""
+        batch = run(self._docker(nested(depth, arrays=False)), "docker")
+        assert batch.records.num_rows == 0
+        assert [(r.reason, r.detail) for r in batch.rejects] == [("too_deep", f"nesting depth {depth} > {MAX_DEPTH}")]
