@@ -10,12 +10,23 @@
 Partitions are hive-style so DuckDB and polars prune by `day` and `level` without opening files.
 `day` is the UTC date of `ts`. A part is written as `.tmp-<name>.partial` and renamed: the
 temporary name matches no reader's glob, and a writer that starts removes any left by a crash.
+
+What is logpipe's: a regular file named `part-*.parquet` in a folder named like a partition,
+reached from the archive without following a symlink. Readers, compaction and retention walk
+the archive with `walk_parts` and so agree on that set; anything else (a user's file, a link
+to elsewhere) is never read as data, never merged and never deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import os
 import re
-from dataclasses import dataclass
+import stat
+import time
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -29,6 +40,8 @@ COMPACT_LOCK_FILE: Final = ".compact.lock"
 TMP_PREFIX: Final = ".tmp-"
 PART_SUFFIX: Final = ".parquet"
 RANGES_METADATA_KEY: Final = b"logpipe.ranges"
+
+PART_PREFIX: Final = "part-"
 
 _PARTITION_RE: Final = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 
@@ -60,21 +73,16 @@ def remove_temp_files(archive: Path, older_than_s: float | None = None) -> int:
     With the exclusive lock every temporary part is stale; shared writers (`logpipe ingest`)
     only remove those older than `older_than_s`, which no live writer can still be writing.
     """
-    import time
-
     cutoff = None if older_than_s is None else time.time() - older_than_s
     removed = 0
-    for table in (LOGS_DIR, DEAD_LETTERS_DIR):
-        root = archive / table
-        if root.is_dir():
-            for p in root.rglob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
-                try:
-                    if cutoff is not None and p.stat().st_mtime >= cutoff:
-                        continue
-                    p.unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    continue
+    for path in walk_parts(archive).temps:  # only `.tmp-part-*.parquet.partial`, never through a link
+        try:
+            if cutoff is not None and path.stat(follow_symlinks=False).st_mtime >= cutoff:
+                continue
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
     return removed
 
 
@@ -101,13 +109,132 @@ def parse_day_dir(name: str) -> date | None:
         return None
 
 
-def part_files(archive: Path) -> list[Path]:
-    """Every finished data file of both tables (temporary files excluded)."""
-    files: list[Path] = []
-    for table in (LOGS_DIR, DEAD_LETTERS_DIR):
+def is_part_name(name: str) -> bool:
+    """A finished part's name as the writer and compaction make it (`part-*.parquet`)."""
+    return name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX) and "/" not in name
+
+
+def is_temp_part_name(name: str) -> bool:
+    """A part still being written (`.tmp-part-*.parquet.partial`)."""
+    return name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX) and is_part_name(
+        name[len(TMP_PREFIX) : -len(TMP_SUFFIX)]
+    )
+
+
+def is_level_dir_name(name: str) -> bool:
+    return name.startswith("level=") and len(name) > len("level=")
+
+
+@dataclass(slots=True)
+class Walk:
+    """What `walk_parts` found: logpipe's parts, and what it stepped over (relative paths)."""
+
+    parts: list[Path] = field(default_factory=list)
+    temps: list[Path] = field(default_factory=list)
+    symlinks: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+
+
+def walk_parts(archive: Path, tables: tuple[str, ...] = (LOGS_DIR, DEAD_LETTERS_DIR)) -> Walk:
+    """Every finished part of `tables`, found without following a symlink.
+
+    Paths are `archive / table / ...` as given (so callers can take `relative_to(archive)`).
+    A symlink anywhere below the archive is listed in `symlinks` and not entered; a file or
+    folder that is not logpipe's (wrong name, not a regular file) in a partition is listed in
+    `foreign`. Folders whose names are not partitions are not looked into at all.
+    """
+    walk = Walk()
+    for table in tables:
         root = archive / table
-        if root.is_dir():
-            files.extend(
-                p for p in root.rglob(f"*{PART_SUFFIX}") if not p.name.startswith(TMP_PREFIX)
-            )
-    return sorted(files)
+        kind = _kind(root)
+        if kind == "link":
+            walk.symlinks.append(table)
+        if kind != "dir":
+            continue
+        for day in _entries(root):
+            rel_day = f"{table}/{day.name}"
+            if parse_day_dir(day.name) is None:
+                continue
+            if day.is_symlink():
+                walk.symlinks.append(rel_day)
+                continue
+            if not day.is_dir(follow_symlinks=False):
+                continue
+            if table == LOGS_DIR:
+                for level in _entries(Path(day.path)):
+                    if not is_level_dir_name(level.name):
+                        continue
+                    if level.is_symlink():
+                        walk.symlinks.append(f"{rel_day}/{level.name}")
+                    elif level.is_dir(follow_symlinks=False):
+                        _collect(Path(level.path), f"{rel_day}/{level.name}", walk)
+            else:
+                _collect(Path(day.path), rel_day, walk)
+    walk.parts.sort()
+    return walk
+
+
+def _kind(path: Path) -> str:
+    try:
+        mode = path.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    return "link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "other"
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # removed meanwhile (retention) or replaced: nothing of ours to read there
+
+
+def _collect(folder: Path, rel: str, walk: Walk) -> None:
+    for entry in _entries(folder):
+        if entry.is_symlink():
+            walk.symlinks.append(f"{rel}/{entry.name}")
+        elif is_part_name(entry.name) and entry.is_file(follow_symlinks=False):
+            walk.parts.append(folder / entry.name)
+        elif is_temp_part_name(entry.name) and entry.is_file(follow_symlinks=False):
+            walk.temps.append(folder / entry.name)
+        else:
+            walk.foreign.append(f"{rel}/{entry.name}")
+
+
+def part_files(archive: Path) -> list[Path]:
+    """Every finished data file of both tables (temporary files, links and foreign files excluded)."""
+    return walk_parts(archive).parts
+
+
+# ------------------------------------------------------------------------------ reader lock
+#
+# Readers (`logpipe sql`, `query`, `export`) hold a shared flock on the archive folder itself
+# while they list its parts and run their query; compaction and retention take it exclusively
+# only to remove parts. So a query never opens a part that vanished after it was listed, and a
+# writer never waits for more than the removal. The folder, not a file, is locked: a reader may
+# have no right to create files in the archive.
+
+
+def lock_readers(archive: Path, *, shared: bool, wait_s: float) -> int | None:
+    """An fd holding the archive's reader lock, or None if it could not be had within `wait_s`."""
+    fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
+    deadline = time.monotonic() + wait_s
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() >= deadline:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    return None
+                raise
+            time.sleep(0.02)
+
+
+def unlock_readers(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)  # closing the fd releases the flock
