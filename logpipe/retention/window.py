@@ -27,14 +27,25 @@ _DATE_TOKENS: Final = {"%Y": r"\d{4}", "%m": r"\d{2}", "%d": r"\d{2}", "%j": r"\
 
 
 def boundary(now: datetime, age: timedelta, skew: timedelta) -> datetime:
-    """The instant before which data of this age may go (UTC midnight; see the module doc)."""
-    latest = (now.astimezone(UTC) - age - skew).date()
+    """The instant before which data of this age may go (UTC midnight; see the module doc).
+
+    Near the start of the calendar `now - age` does not exist: the boundary saturates at the
+    first instant there is, before which nothing lies, so nothing is old enough.
+    """
+    try:
+        latest = (now.astimezone(UTC) - age - skew).date()
+    except OverflowError:
+        latest = date.min
     return datetime.combine(latest, time(0), tzinfo=UTC)
 
 
 def day_is_expired(day: date, cut: datetime) -> bool:
-    """A whole UTC day is past the boundary only when it ended at or before it."""
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) <= cut
+    """A whole UTC day is past the boundary only when it ended at or before it.
+
+    Compared as dates (the day ended by midnight of `cut`'s date iff it is an earlier date), so
+    a record dated 9999-12-31, whose next day does not exist, is no overflow.
+    """
+    return day < cut.astimezone(UTC).date()
 
 
 def date_regex(date_format: str) -> str:
