@@ -6,11 +6,23 @@ memory at a time) with the union of their source ranges, and removes the origina
 contents: it names the new part and the old ones before anything is renamed; on recovery, if the
 new part exists the old ones are removed, otherwise the temporary file is. Data is never in
 neither place, and never in both once recovery has run.
+
+The journal is data on disk, so it is checked before anything is done by it: every path must be
+a plain relative path of the archive's layout (no `..`, nothing absolute, no link on the way,
+names that compaction writes, all in one partition) that resolves under the archive's real path.
+A journal that fails is left as it is for a person to look at, reported (`JournalError`), and no
+compaction runs while it is there (its slot would be overwritten).
+
+Readers: the old parts are removed under the archive's reader lock held exclusively (see
+layout.py), which a query holds shared while it runs, so a query never opens a vanished part.
+When readers hold it longer than `READER_WAIT_S`, removal is left for the next pass: the journal
+stays, and readers, like recovery, count the new part and not the old ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterator
@@ -20,7 +32,19 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from logpipe.archive.layout import STATE_DIR, Partition, parse_day_dir, part_files, temp_path
+from logpipe.archive.layout import (
+    DEAD_LETTERS_DIR,
+    LOGS_DIR,
+    STATE_DIR,
+    Partition,
+    is_level_dir_name,
+    is_part_name,
+    lock_readers,
+    parse_day_dir,
+    part_files,
+    temp_path,
+    unlock_readers,
+)
 from logpipe.archive.writer import (
     ROW_GROUP_ROWS,
     merge_ranges,
@@ -28,7 +52,8 @@ from logpipe.archive.writer import (
     read_ranges,
     write_part_tables,
 )
-from logpipe.checkpoints import write_atomic
+from logpipe.checkpoints import fsync_dir, write_atomic
+from logpipe.errors import ArchiveError
 from logpipe.memory import give_back_freed_memory
 
 if TYPE_CHECKING:
@@ -38,6 +63,13 @@ JOURNAL: Final = "compaction.json"
 MIN_FILES: Final = 16
 SMALL_BYTES: Final = 16 << 20
 BUDGET_BYTES: Final = 128 << 20
+READER_WAIT_S: Final = 10.0  # LOGPIPE_COMPACT_READER_WAIT_S overrides it
+
+log = logging.getLogger("logpipe.archive.compact")
+
+
+class JournalError(ArchiveError):
+    """The compaction journal names something compaction would never have written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,27 +78,135 @@ class CompactionResult:
     files_in: int
     files_out: int
     rows: int
+    deferred: bool = False  # readers held the archive: the last removal waits for the next pass
 
 
 def _journal_path(archive: Path) -> Path:
     return archive / STATE_DIR / JOURNAL
 
 
-def recover(archive: Path) -> None:
-    """Finish or undo a compaction that a crash interrupted."""
-    journal = _journal_path(archive)
-    if not journal.exists():
-        return
-    doc = orjson.loads(journal.read_bytes())
-    new = archive / doc["new"]
-    if new.exists():
-        for old in doc["old"]:
-            with contextlib.suppress(FileNotFoundError):
-                (archive / old).unlink()
-    else:
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """A checked journal: the merged part and the parts it replaces, relative to the archive."""
+
+    new: str
+    old: tuple[str, ...]
+
+
+def read_journal(archive: Path) -> Journal | None:
+    """The journal if there is one; JournalError if it names anything compaction would not write."""
+    path = _journal_path(archive)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise JournalError(f"compaction journal {path} is not JSON ({exc}); left as it is") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("new"), str) or not isinstance(doc.get("old"), list):
+        raise JournalError(f"compaction journal {path} is not a journal (needs `new` and `old`); left as it is")
+    journal = Journal(doc["new"], tuple(doc["old"]))
+    problem = journal_problem(archive, journal)
+    if problem is not None:
+        raise JournalError(f"compaction journal {path}: {problem}; nothing done by it, left as it is")
+    return journal
+
+
+def journal_problem(archive: Path, journal: Journal) -> str | None:
+    """Why this journal must not be acted on, or None when every path is one compaction writes."""
+    paths = [journal.new, *journal.old]
+    for rel in paths:
+        problem = _path_problem(archive, rel)
+        if problem is not None:
+            return problem
+    if len({str(Path(p).parent) for p in paths}) != 1:
+        return "its parts are in different partitions (compaction merges within one)"
+    if journal.new in journal.old:
+        return f"{journal.new!r} is both the merged part and a part it replaces"
+    return None
+
+
+def _path_problem(archive: Path, rel: object) -> str | None:
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        return f"{rel!r} is not a path"
+    if rel.startswith("/") or "\\" in rel:
+        return f"{rel!r} is not a relative path"
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return f"{rel!r} is not a plain path inside the archive"
+    shaped = (
+        (len(parts) == 4 and parts[0] == LOGS_DIR and is_level_dir_name(parts[2]))
+        or (len(parts) == 3 and parts[0] == DEAD_LETTERS_DIR)
+    ) and parse_day_dir(parts[1]) is not None and is_part_name(parts[-1])
+    if not shaped:
+        return f"{rel!r} is not a part of the archive's layout"
+    real_root = os.path.realpath(archive)
+    here = archive
+    for name in parts[:-1]:  # every folder on the way must be a real folder, not a link
+        here = here / name
+        if os.path.islink(here):
+            return f"{rel!r} passes through a symlink ({here})"
+    target = os.path.realpath(archive / rel)
+    if os.path.commonpath([real_root, target]) != real_root:
+        return f"{rel!r} resolves outside the archive ({target})"
+    if os.path.islink(archive / rel):
+        return f"{rel!r} is a symlink"
+    return None
+
+
+def recover(archive: Path) -> bool:
+    """Finish or undo a compaction that a crash (or busy readers) left; True when none is left.
+
+    False when readers hold the archive and the old parts must wait (readers do not count them),
+    and when the journal names anything but the archive's parts: then nothing is touched, the
+    journal stays for a person to look at, and a warning says so (`logpipe archive compact`
+    fails on it). An agent keeps shipping meanwhile; only compaction stops.
+    """
+    try:
+        journal = read_journal(archive)
+    except JournalError as exc:
+        log.warning("%s", exc)
+        return False
+    if journal is None:
+        return True
+    new = archive / journal.new
+    if not new.exists():
         with contextlib.suppress(FileNotFoundError):
             temp_path(new).unlink()
-    journal.unlink()
+        _journal_path(archive).unlink()
+        return True
+    return _remove_replaced(archive, [archive / p for p in journal.old], wait_s=0.0)
+
+
+def _remove_replaced(archive: Path, parts: list[Path], *, wait_s: float) -> bool:
+    """Remove parts a merged part replaced, then the journal, under the readers' lock."""
+    fd = lock_readers(archive, shared=False, wait_s=wait_s)
+    if fd is None:
+        log.info("readers hold the archive %s; the parts a compaction replaced are removed later", archive)
+        return False
+    try:
+        for p in parts:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        os.unlink(_journal_path(archive))
+    finally:
+        unlock_readers(fd)
+    return True
+
+
+def pending_replaced(archive: Path) -> set[Path]:
+    """Parts that a merged part already holds (a journal whose new part exists): not to be read.
+
+    A bad journal hides nothing: readers then see what is on disk.
+    """
+    try:
+        journal = read_journal(archive)
+    except JournalError:
+        return set()
+    if journal is None or not (archive / journal.new).exists():
+        return set()
+    return {archive / p for p in journal.old}
 
 
 def _partition_of(archive: Path, folder: Path) -> Partition | None:
@@ -148,8 +288,10 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
     """Merge small parts in every partition that has at least `min_files` of them."""
     import pyarrow.parquet as pq
 
-    recover(archive)
+    if not recover(archive):
+        return CompactionResult(0, 0, 0, 0, deferred=True)
     _journal_path(archive).parent.mkdir(parents=True, exist_ok=True)
+    wait_s = float(os.environ.get("LOGPIPE_COMPACT_READER_WAIT_S", READER_WAIT_S))
     partitions = files_in = rows = 0
     for folder, parts in plan(archive, min_files).items():
         partition = _partition_of(archive, folder)
@@ -169,11 +311,10 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
         counter = _RowCounter()
         write_part_tables(archive, partition, schema, counter.count(_row_groups(parts, schema)),
                           {k: merge_ranges(v) for k, v in ranges.items()}, name=name)  # fmt: skip
-        for p in parts:
-            p.unlink()
-        os.unlink(_journal_path(archive))
         partitions += 1
         files_in += len(parts)
         rows += counter.rows
+        if not _remove_replaced(archive, parts, wait_s=wait_s):
+            return CompactionResult(partitions, files_in, partitions, rows, deferred=True)
+        fsync_dir(folder)
     return CompactionResult(partitions, files_in, partitions, rows)
-

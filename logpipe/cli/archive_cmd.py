@@ -30,6 +30,7 @@ def compact(
     compacting = ArchiveLock(archive, name=COMPACT_LOCK_FILE)
     try:
         remove_temp_files(archive, older_than_s=3600)
+        compaction.read_journal(archive)  # a journal naming anything but parts: one red line, nothing done
         result = compaction.compact(archive, max(min_files, 2))
     finally:
         compacting.release()
@@ -37,3 +38,5 @@ def compact(
     typer.echo(
         f"compacted {result.partitions} partitions: {result.files_in} parts -> {result.files_out}, {result.rows:,} rows"
     )
+    if result.deferred:
+        typer.echo("readers held the archive: the replaced parts go at the next compaction (queries do not count them)")
