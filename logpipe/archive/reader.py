@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import errno
 import os
+import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from logpipe.archive.layout import PART_SUFFIX, dead_letters_glob, logs_glob
+from logpipe.archive.layout import (
+    DEAD_LETTERS_DIR,
+    LOGS_DIR,
+    lock_readers,
+    unlock_readers,
+    walk_parts,
+)
 from logpipe.errors import ArchiveError
 from logpipe.schema import CANONICAL_COLUMNS, DEAD_LETTER_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
+
+READERS_WAIT_S: Final = 60.0
 
 _DUCK_TYPES = {
     "timestamp": "TIMESTAMPTZ",
@@ -36,10 +45,18 @@ def _empty_select(columns: tuple[tuple[str, str], ...], extra: str) -> str:
     return f"SELECT {cols}, {extra} LIMIT 0"
 
 
-def open_archive(archive: Path, *, must_exist: bool = True, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def open_archive(
+    archive: Path, *, must_exist: bool = True, threads: int | None = None, timezone: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection whose `logs` and `dead_letters` views read `archive`.
 
-    The connection is read-only with respect to the archive: views over read_parquet only.
+    - The views read the parts listed now (logpipe's own, found without following links; see
+      `archive.layout.walk_parts`), not a glob: a path with `[` or `*` in it is a path, and parts
+      a merged part already holds (an unfinished compaction) are not counted twice.
+    - The connection holds the archive's reader lock (shared) until it is closed or collected,
+      so compaction and retention do not remove a listed part under a running query.
+    - The connection can read the archive's two tables and nothing else: no other file, no
+      network, no extension installed or loaded, and the settings locked so SQL cannot undo it.
     """
     import duckdb
 
@@ -47,39 +64,66 @@ def open_archive(archive: Path, *, must_exist: bool = True, threads: int | None 
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(archive))
     if must_exist and not archive.is_dir():
         raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
+    real = Path(os.path.realpath(archive))
     con = duckdb.connect(":memory:")
     if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    logs = logs_glob(archive)
-    dead = dead_letters_glob(archive)
-    # The glob is ours (built from the archive path), but the path itself came from a user:
-    # quote it as a SQL string literal rather than pasting it raw.
-    if _any_part(archive / "logs"):
-        con.execute(
-            f"CREATE VIEW logs AS SELECT * FROM read_parquet({_literal(logs)}, "
-            "hive_partitioning = true)"
-        )
+        con.execute("SET threads = ?", [int(threads)])
+    if timezone is not None:
+        con.execute("SET TimeZone = ?", [timezone])
+    readers = _hold_readers_lock(real)
+    weakref.finalize(con, unlock_readers, readers)
+    logs, dead = snapshot(real)
+    if logs:
+        con.read_parquet([str(p) for p in logs], hive_partitioning=True).create_view("logs")
     else:
         con.execute(f"CREATE VIEW logs AS {_empty_select(CANONICAL_COLUMNS, 'CAST(NULL AS DATE) AS day')}")
-    if _any_part(archive / "dead_letters"):
-        con.execute(
-            f"CREATE VIEW dead_letters AS SELECT * FROM read_parquet({_literal(dead)}, "
-            "hive_partitioning = true)"
-        )
+    if dead:
+        con.read_parquet([str(p) for p in dead], hive_partitioning=True).create_view("dead_letters")
     else:
         con.execute(
             f"CREATE VIEW dead_letters AS {_empty_select(DEAD_LETTER_COLUMNS, 'CAST(NULL AS DATE) AS day')}"
         )
+    _confine(con, real)
     return con
 
 
-def _any_part(table_dir: Path) -> bool:
-    """Does this table hold any part? Stops at the first one (an archive may hold thousands)."""
-    if not table_dir.is_dir():
-        return False
-    return next(table_dir.rglob(f"*{PART_SUFFIX}"), None) is not None
+def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:
+    """The parts of `logs` and of `dead_letters` a query reads now (call with the readers' lock held).
+
+    When a compaction's merged part is in place but the parts it replaces are not yet removed
+    (readers held the archive, or a crash), the merged part is read and they are not: recovery
+    will remove them, and reading both would count their rows twice.
+    """
+    from logpipe.archive.compact import pending_replaced
+
+    replaced = pending_replaced(real_root)
+    logs = [p for p in walk_parts(real_root, (LOGS_DIR,)).parts if p not in replaced]
+    dead = [p for p in walk_parts(real_root, (DEAD_LETTERS_DIR,)).parts if p not in replaced]
+    return logs, dead
 
 
-def _literal(text: str) -> str:
-    """A SQL string literal for a path we must embed (DuckDB cannot bind table-function paths in views)."""
-    return "'" + text.replace("'", "''") + "'"
+def _hold_readers_lock(real_root: Path) -> int | None:
+    """The shared reader lock; waits while compaction or retention removes parts (a moment)."""
+    if not real_root.is_dir():
+        return None
+    try:
+        fd = lock_readers(real_root, shared=True, wait_s=READERS_WAIT_S)
+    except OSError:
+        return None  # a folder we may list but not open (odd permissions): read unguarded
+    if fd is None:
+        raise ArchiveError(f"archive {real_root} is busy: parts have been being removed for {READERS_WAIT_S:.0f}s")
+    return fd
+
+
+def _confine(con: duckdb.DuckDBPyConnection, real_root: Path) -> None:
+    """Only the archive's tables may be read from now on, and no SQL can change that.
+
+    Runs after the views exist (creating them reads the first part's footer). DuckDB checks the
+    allowed folders on the resolved path, so a link inside the archive does not lead out of it.
+    """
+    tables = [f"{real_root / LOGS_DIR}{os.sep}", f"{real_root / DEAD_LETTERS_DIR}{os.sep}"]
+    con.execute("SET allowed_directories = ?", [tables])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET lock_configuration = true")

@@ -1,4 +1,8 @@
-"""`logpipe sql`: read-only SQL over the archive's `logs` and `dead_letters` views."""
+"""`logpipe sql`: read-only SQL over the archive's `logs` and `dead_letters` views.
+
+Two walls: only one SELECT gets through (`_check_read_only`), and the connection itself can
+read nothing but the archive's tables, load no extension and change no setting (`open_archive`).
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,19 @@ def sql(
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
 ) -> None:
     """Run one read-only SQL query over the archive, so anyone can check what was shipped."""
+    import duckdb
+
     from logpipe.archive.reader import open_archive
     from logpipe.errors import UsageError
     from logpipe.query import render
 
     render.check_format(fmt)
-    con = open_archive(archive)
+    con = open_archive(archive)  # confined: reads the archive's tables only (see open_archive)
     _check_read_only(con, statement)
     try:
         cursor = con.execute(statement)
+    except duckdb.PermissionException as exc:
+        raise UsageError(f"logpipe sql reads only the views `logs` and `dead_letters`: {str(exc).splitlines()[0]}") from exc
     except Exception as exc:  # duckdb's errors: a bad query is the user's, say so in one line
         raise UsageError(str(exc).splitlines()[0]) from exc
     columns = [d[0] for d in cursor.description or []]

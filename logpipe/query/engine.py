@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 
 
 def connect(archive: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only view of `archive`; timestamps are compared and bucketed in UTC."""
-    con = open_archive(Path(archive))
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    """A read-only view of `archive`; timestamps are compared and bucketed in UTC.
+
+    The time zone is set by `open_archive`, before it locks the connection's settings.
+    """
+    return open_archive(Path(archive), timezone="UTC")
 
 
 def prepare(
