@@ -66,6 +66,7 @@ BUDGET_BYTES: Final = 128 << 20
 READER_WAIT_S: Final = 10.0  # LOGPIPE_COMPACT_READER_WAIT_S overrides it
 
 log = logging.getLogger("logpipe.archive.compact")
+_warned: set[str] = set()
 
 
 class JournalError(ArchiveError):
@@ -166,7 +167,9 @@ def recover(archive: Path) -> bool:
     try:
         journal = read_journal(archive)
     except JournalError as exc:
-        log.warning("%s", exc)
+        if str(exc) not in _warned:  # an agent tries again at every flush: say it once
+            _warned.add(str(exc))
+            log.warning("%s", exc)
         return False
     if journal is None:
         return True

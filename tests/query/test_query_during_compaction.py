@@ -170,3 +170,35 @@ class TestPathsWithGlobCharacters:
         assert len(deleted) == 20
         left = sum(1 for i in range(total) if LEVELS[i // 10 % 4] in ("WARNING", "ERROR"))
         assert count(archive) == (left, left)
+
+
+class TestLongQueries:
+    def test_compaction_leaves_removal_to_later_while_a_query_runs(self, tmp_path: Path) -> None:
+        """A reader holds the archive (a long query): compaction merges but keeps the old parts,
+        queries count the merged part only, and the next compaction removes them."""
+        import fcntl
+
+        archive = tmp_path / "archive"
+        total = 0
+        for chunk in range(3):
+            log = tmp_path / f"app{chunk}.log"
+            log.write_text("".join(line(i) + "\n" for i in range(chunk * 200, (chunk + 1) * 200)))
+            assert logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress").returncode == 0
+            total += 200
+        before = part_count(archive)
+        fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # what a running query holds
+            run = subprocess.run([sys.executable, "-m", "logpipe", "archive", "compact", "--archive", str(archive)],
+                                 capture_output=True, text=True, timeout=120, cwd=ROOT,
+                                 env={**os.environ, "LOGPIPE_COMPACT_READER_WAIT_S": "0.3"})  # fmt: skip
+            assert run.returncode == 0, run.stderr
+            assert "readers held the archive" in run.stdout
+            assert part_count(archive) == before + 1  # one merged part beside the parts it holds
+            assert count(archive) == (total, total)  # a second reader: nothing counted twice
+        finally:
+            os.close(fd)
+        run = logpipe("archive", "compact", "--archive", str(archive))
+        assert run.returncode == 0, run.stderr
+        assert part_count(archive) < before and count(archive) == (total, total)
+        assert not (archive / "state" / "compaction.json").exists()

@@ -209,3 +209,24 @@ class TestAnyTimestamp:
         first = pq.read_table(out, columns=["ts"]).column("ts")[0].as_py()
         assert first == datetime(1, 1, 1, tzinfo=UTC)
         assert os.path.getsize(out) > 0
+
+
+class TestQueriesRunning:
+    def test_apply_waits_for_a_running_query_then_leaves_the_partition(self, tmp_path: Path) -> None:
+        """A query holds the archive: nothing is deleted under it, the action fails (exit 1)."""
+        import fcntl
+
+        archive = build_archive(tmp_path, 20)
+        before = partitions(archive)
+        policy = write_policy(tmp_path / "p.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)}})
+        fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # what `logpipe sql`/`query`/`export` hold while they run
+            run = retention("apply", "--yes", policy=policy, env={"LOGPIPE_RETENTION_LOCK_WAIT_S": "0.3"})
+        finally:
+            os.close(fd)
+        assert run.code == 1, run.err
+        assert partitions(archive) == before
+        assert any("queries" in a.get("error", "") for a in run.audit() if a["event"] == "failed")
+        assert retention("apply", "--yes", policy=policy).code == 0
+        assert partitions(archive) == expected_left(20, AGES)
