@@ -51,7 +51,7 @@ ESCAPES = {
     "install": "INSTALL sqlite",
     "attach": "ATTACH '{archive}/x.db' AS x (TYPE sqlite)",
     "set": "SET enable_external_access = true",
-    "copy": "COPY (SELECT 1) TO '/tmp/logpipe-sandbox-escape.csv'",
+    "copy": "COPY (SELECT 1) TO '{archive}/../escape.csv'",
 }
 
 
@@ -69,7 +69,7 @@ class TestSqlCommand:
         assert run.stdout == ""
         assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
         assert "automatically install" not in run.stderr  # no download was even tried
-        assert not Path("/tmp/logpipe-sandbox-escape.csv").exists()
+        assert not (archive.parent / "escape.csv").exists()
 
 
 class TestConnection:
