@@ -220,7 +220,8 @@ class ArchiveSink:
                 compaction.recover(self.archive)
             finally:
                 lock.release()
-        self._ledger.add_from(self.archive, lambda sid: sources.get(sid, 0), sources=set(sources))
+        with self._compacting:  # not while this consumer compacts (a part could be missed)
+            self._ledger.add_from(self.archive, lambda sid: sources.get(sid, 0), sources=set(sources))
 
     def close(self) -> None:
         self._lock.release()
