@@ -192,6 +192,21 @@ class TestLockFileRemoved:
         assert res.code == 1 and "pid 424242" in res.err and "one writer at a time" in res.err, res.err
         assert archived_seqs(archive) == []
 
+    def test_compaction_lock_survives_its_file_being_removed(self, tmp_path: Path) -> None:
+        """`.compact.lock` deleted while a compaction holds it: a second compactor (another ingest
+        consumer, retention) still finds the lock taken, and takes it once it is released."""
+        from logpipe.sinks.archive import try_compaction_lock
+
+        archive = tmp_path / "a"
+        first = try_compaction_lock(archive)
+        assert first is not None
+        (archive / ".compact.lock").unlink()
+        assert try_compaction_lock(archive) is None
+        first.release()
+        second = try_compaction_lock(archive)
+        assert second is not None
+        second.release()
+
     def test_archive_replaced_under_a_running_agent(self, tmp_path: Path) -> None:
         """The archive folder renamed away and a new one made at its path while an agent runs:
         the agent stops with one line rather than write into a folder another agent may lock."""
