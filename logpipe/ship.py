@@ -207,12 +207,10 @@ class StdinSpooler:
 
     def cleanup(self, checkpoints: CheckpointStore) -> None:
         """Remove spool files that are delivered to their end."""
-        from logpipe.sources.files import fingerprint
+        from logpipe.sources.files import delivered_to_end
 
         for path in self.folder.glob("*.log"):
-            source_id = fingerprint(str(path), allow_partial=True)
-            done = source_id is not None and (cp := checkpoints.get(source_id)) is not None
-            if (done and cp is not None and cp.offset >= path.stat().st_size) or path.stat().st_size == 0:
+            if path.stat().st_size == 0 or delivered_to_end(str(path), checkpoints):
                 path.unlink()
 
 

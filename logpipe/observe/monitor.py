@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -62,10 +61,7 @@ class ShipSource:
         tracked = list(self.pipeline.watcher.tracked.values())  # one atomic copy: the watcher is not thread-safe
         lag: dict[str, int] = {}
         for file in tracked:
-            try:
-                size = os.fstat(file.fh.fileno()).st_size
-            except (OSError, ValueError):  # closed by the pipeline meanwhile
-                continue
+            size = file.current_size()  # as last seen if closed (idle, or by the pipeline meanwhile)
             checkpoint = self.pipeline.checkpoints.get(file.source_id)
             committed = checkpoint.offset if checkpoint is not None else 0
             lag[file.path] = max(lag.get(file.path, 0), size - committed)

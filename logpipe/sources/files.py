@@ -1,20 +1,49 @@
-"""Tail files: discovery by glob, identity by fingerprint, rotation without loss or duplicates.
+"""Tail files: discovery by glob, identity by inode and fingerprint, rotation without loss or duplicates.
 
-Identity. A file is identified by a fingerprint of its first line (at most FINGERPRINT_BYTES):
-once a log file has a complete first line, that line never changes, so the fingerprint is stable
-for the life of the file and survives renames and copies. Device/inode tell apart files that
-share a fingerprint: a tracked inode keeps its identity while it still starts with that line, and
-another file with the same first line (a copy) is ignored until the tracked one stops being it.
-A file without a complete first line is not read yet (in `--once` mode it is, at end of input).
+Identity. A source is one stream of bytes: one file for as long as it is not truncated, whatever
+it is renamed to, and its copy once a copy-truncate moves its bytes to a new inode. Its id is
+opaque and kept in the checkpoint with how to recognise the file again: device/inode, its path,
+and a content fingerprint (`<length>:<hash of the first length bytes>`, up to PREFIX_BYTES,
+extended as the file grows). A file found on disk is
+- the source of a checkpoint with the same device/inode whose fingerprint it still matches
+  (a restart, a rename, a file closed while idle and opened again);
+- else, when it is a rotated sibling (same folder, its name starts with the other's name:
+  app.log.1 of app.log) and matches the fingerprint of
+  - a source being read: a copy of it (copy-truncate's app.log.1 before the truncation). It is
+    not read as a file of its own; if the original is truncated, its unread tail is read from it;
+  - a checkpoint whose file is gone or no longer matches: that source, moved or copied (a
+    copy-truncate, a rename across file systems), finished from its checkpoint;
+- else a new source, read from its start. Two live files are never one source, however alike
+  they start (`{"level":"INFO","message":"tick"}` as every first line).
+A new source's id is the hash of its first line (at most FINGERPRINT_BYTES), as older versions
+of logpipe made it, unless a checkpoint or another open file already has that id; then it is a
+hash of the first-line hash, device, inode and a counter. Ids are deterministic, so a file
+re-read after a crash gets the id it had and the archive drops what it already holds, and
+`event_id` (id prefix + offset) is unchanged for files older versions read. Checkpoints of older
+versions (no fingerprint) are recognised by the first-line hash that their id is. A file
+without a complete first line is not read yet (in `--once` mode it is, at end of input).
+Limit: a file that reuses a deleted file's inode and starts with the same bytes over the whole
+fingerprint is taken for it while that checkpoint lives.
 
 Rotation.
-- rename (app.log -> app.log.1, new app.log): the open descriptor is read to its end before it is
-  let go; the new file is a new identity, read from its start.
-- rename while the agent is stopped: at start-up every unfinished checkpoint whose file is not in
-  the globs is looked for among its rotated siblings (same folder, name starting with the old
-  name: app.log.1, app.log-20261127) and finished there.
-- copy-truncate: a tracked file that shrinks was truncated; what was not yet read is read from
-  the copy among its siblings (same fingerprint), and the truncated file is a new identity.
+- rename (app.log -> app.log.1, new app.log): the old file is read to its end before it is let
+  go; the new file is a new source, read from its start.
+- copy-truncate: a source file that shrinks, or no longer starts with its fingerprint, was
+  truncated; what was not yet read is read from the copy among its siblings, and the truncated
+  file is a new source.
+- while the agent is stopped: at start-up, the files of the globs, their rotated siblings, and
+  the files of the checkpoints and their siblings are all matched as above; so an unfinished
+  source is finished wherever it went (its copy included), and a sibling that no checkpoint
+  knows and that changed since shortly before the last commit (a file created and rotated
+  away while the agent was down) is read from its start.
+
+Open files are bounded (a quarter of the open-file limit, at most MAX_OPEN_FILES): a file is
+opened when it has something to read, and the least recently active idle file is closed to make
+room; a closed file is reopened by its device/inode (at its path, else among its siblings) and
+its fingerprint checked. Discovery (glob and stat of every file) finds growth in closed files;
+it runs at most DISCOVER_DUTY of the time, so an idle agent with many files costs little CPU,
+at the price of a longer delay (about 20 times one discovery) before growth of a closed file
+is seen.
 """
 
 from __future__ import annotations
@@ -25,57 +54,125 @@ import hashlib
 import io
 import logging
 import os
+import resource
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from itertools import chain
+from typing import Final, TypeVar
 
-from logpipe.checkpoints import CheckpointStore
+from logpipe.checkpoints import Checkpoint, CheckpointStore
 from logpipe.failpoints import pause
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
 from logpipe.parse.wrappers import is_final_line
 from logpipe.sources.batch import OversizedLine, RawBatch
 
 log = logging.getLogger("logpipe.sources.files")
+_T = TypeVar("_T")
 
 FINGERPRINT_BYTES: Final = 1024
+PREFIX_BYTES: Final = 4096
 READ_BYTES: Final = 8 << 20
 ROTATED_IDLE_S: Final = 5.0
+MAX_OPEN_FILES: Final = 512
+DISCOVER_DUTY: Final = 0.05
+# A sibling no checkpoint knows is read at start-up if it changed after this long before the last
+# commit (clock slack; a file the agent never saw changed after it).
+RECOVER_SLACK_S: Final = 120.0
+COMPRESSED: Final = (".gz", ".bz2", ".xz", ".zst")
 
 
 def fingerprint(path: str, *, allow_partial: bool = False) -> str | None:
     """Hex id of a file from its first line (or first FINGERPRINT_BYTES), None if not yet known."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(FINGERPRINT_BYTES)
-    except OSError:
-        return None
-    return fingerprint_bytes(head, allow_partial=allow_partial)
+    head = read_head(path)
+    return None if head is None else fingerprint_bytes(head, allow_partial=allow_partial)
 
 
 def fingerprint_bytes(head: bytes, *, allow_partial: bool = False) -> str | None:
-    newline = head.find(b"\n")
+    newline = head.find(b"\n", 0, FINGERPRINT_BYTES)
     if newline >= 0:
         key = head[: newline + 1]
-    elif len(head) >= FINGERPRINT_BYTES or (allow_partial and head):
+    elif len(head) >= FINGERPRINT_BYTES:
+        key = head[:FINGERPRINT_BYTES]
+    elif allow_partial and head:
         key = head
     else:
         return None
     return hashlib.sha256(key).hexdigest()[:32]
 
 
+def read_head(path: str) -> bytes | None:
+    """The first PREFIX_BYTES of a file (None if it cannot be read)."""
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            return fh.read(PREFIX_BYTES) or b""
+    except OSError:
+        return None
+
+
+def content_fingerprint(head: bytes) -> str:
+    """`<length>:<hash>` of the first min(len(head), PREFIX_BYTES) bytes."""
+    key = head[:PREFIX_BYTES]
+    return f"{len(key)}:{hashlib.sha256(key).hexdigest()[:32]}"
+
+
+def content_matches(head: bytes, fingerprint: str) -> bool:
+    """Does a file starting with `head` start with the bytes `fingerprint` was made of?"""
+    length, _, digest = fingerprint.partition(":")
+    n = int(length)
+    return len(head) >= n and hashlib.sha256(head[:n]).hexdigest()[:32] == digest
+
+
+def recognises(source_id: str, checkpoint: Checkpoint, head: bytes) -> bool:
+    """Is a file starting with `head` the source of this checkpoint, by content?"""
+    if checkpoint.fingerprint:
+        return content_matches(head, checkpoint.fingerprint)
+    # Written by an older logpipe: the id is the hash of the first line.
+    return fingerprint_bytes(head, allow_partial=True) == source_id
+
+
+def open_file_budget() -> int:
+    """How many log files may be open at once: a quarter of the soft limit, so sockets, parts,
+    DuckDB and the rest keep room (at least 8, at most MAX_OPEN_FILES)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        soft = 1 << 16
+    return max(8, min(MAX_OPEN_FILES, soft // 4))
+
+
+def delivered_to_end(path: str, checkpoints: CheckpointStore) -> bool:
+    """Does a checkpoint of this very file (device/inode and content) reach its end?"""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    head = read_head(path)
+    if head is None:
+        return False
+    return any(
+        (cp.dev, cp.ino) == (st.st_dev, st.st_ino) and recognises(sid, cp, head) and cp.offset >= st.st_size
+        for sid, cp in checkpoints.items()
+    )
+
+
 @dataclass(slots=True)
 class TrackedFile:
-    """One open file being read. `read_pos` may run ahead of the committed checkpoint."""
+    """One file being read. `read_pos` may run ahead of the committed checkpoint.
+
+    `fh` is None while the file is closed (idle, to keep open files bounded); `size` is its size
+    as last seen, by fstat while open, by discovery's stat while closed.
+    """
 
     source_id: str
     path: str
     dev: int
     ino: int
-    fh: io.FileIO  # the open file, unbuffered: we seek and read whole chunks ourselves
+    fh: io.FileIO | None  # unbuffered: we seek and read whole chunks ourselves
     read_pos: int
-    format_name: str
+    fingerprint: str
+    size: int
+    format_name: str = ""  # "" until decided (when first opened)
     wrapper: str | None = None
     carry: bytes = b""
     skipping: OversizedLine | None = None
@@ -83,22 +180,41 @@ class TrackedFile:
     rotated: bool = False  # no longer at a globbed path: read to the end, then let go
     read_bytes: int = READ_BYTES
     spec: int = 0  # which configured source found it (see Watch)
+    recheck: bool = False  # closed and rotated away: open it again to see what is left
 
     @property
     def carry_start(self) -> int:
         return self.read_pos - len(self.carry)
 
-    def read_batch(self, *, at_eof_flush: bool) -> RawBatch | None:
-        """Read what is new and return the complete lines as a batch (None when nothing is)."""
+    @property
+    def fingerprint_length(self) -> int:
+        return int(self.fingerprint.partition(":")[0])
+
+    def current_size(self) -> int:
+        """The file's size now if open, else as last seen."""
+        if self.fh is not None:
+            try:
+                return os.fstat(self.fh.fileno()).st_size
+            except (OSError, ValueError):
+                pass
+        return self.size
+
+    def read_batch(self, *, at_eof_flush: bool, size: int | None = None) -> RawBatch | None:
+        """Read what is new and return the complete lines as a batch (None when nothing is).
+
+        `size` (the fstat size, when known) keeps small reads from allocating a whole chunk.
+        """
+        assert self.fh is not None
         fh = self.fh
         fh.seek(self.read_pos)
-        chunk = fh.read(self.read_bytes) or b""
+        want = self.read_bytes if size is None else max(0, min(self.read_bytes, size - self.read_pos))
+        chunk = (fh.read(want) or b"") if want else b""
         now_us = time.time_ns() // 1000
         if chunk:
             self.last_data = time.monotonic()
         self.read_pos += len(chunk)
         if self.skipping is not None:
-            return self._skip_oversized(chunk, now_us)
+            return self._skip_oversized(chunk, now_us, at_eof=at_eof_flush and not chunk)
         data = self.carry + chunk
         start = self.read_pos - len(data)
         cut = self._cut(data)
@@ -106,7 +222,7 @@ class TrackedFile:
             if len(data) > MAX_LINE_BYTES:
                 self.skipping = OversizedLine(start, len(data), data[:DEAD_LETTER_HEAD_BYTES])
                 self.carry = b""
-                return self._skip_oversized(b"", now_us)
+                return self._skip_oversized(b"", now_us, at_eof=at_eof_flush and want == len(chunk) == 0)
             if at_eof_flush and data and not chunk:
                 # End of input in --once mode: take the unterminated last line, flagged.
                 self.carry = b""
@@ -120,20 +236,21 @@ class TrackedFile:
                         self.format_name, spec=self.spec)  # fmt: skip
 
     def replaced(self) -> bool:
-        """Was the file truncated or rewritten under us? (It no longer starts with our first line.)
+        """Was the file truncated or rewritten under us? (Shorter than read, or it no longer
+        starts with the bytes of its fingerprint.)
 
         Checked on the open descriptor before and after each read, so bytes of a new file written
         into a truncated one are never taken for the rest of the old one.
         """
+        assert self.fh is not None
         fd = self.fh.fileno()
         try:
             if os.fstat(fd).st_size < self.read_pos:
                 return True
-            head = os.pread(fd, FINGERPRINT_BYTES, 0)
+            head = os.pread(fd, self.fingerprint_length, 0)
         except OSError:
             return False
-        now = fingerprint_bytes(head)
-        return now is not None and now != self.source_id
+        return not content_matches(head, self.fingerprint)
 
     def _cut(self, data: bytes) -> int:
         """Length of the prefix of `data` that ends a line (and a wrapper group, if any)."""
@@ -148,13 +265,20 @@ class TrackedFile:
         # A group longer than one read: cut anyway rather than hold unbounded memory.
         return data.rfind(b"\n") + 1 if len(data) >= self.read_bytes else 0
 
-    def _skip_oversized(self, chunk: bytes, now_us: int) -> RawBatch | None:
+    def _skip_oversized(self, chunk: bytes, now_us: int, *, at_eof: bool = False) -> RawBatch | None:
+        """Skip an oversized line to its newline; at the end of input (`at_eof`: --once, or a
+        rotated file gone quiet) it ends there, unterminated, and is dead-lettered all the same."""
         assert self.skipping is not None
         newline = chunk.find(b"\n")
         over = self.skipping
         if newline < 0:
             self.skipping = OversizedLine(over.offset, over.length + len(chunk), over.head)
-            return None
+            if not at_eof:
+                return None
+            self.skipping = None
+            done = OversizedLine(over.offset, over.length + len(chunk), over.head)
+            return RawBatch(self.source_id, self.path, over.offset, self.read_pos, b"", now_us, self.format_name,
+                            oversized=(done,), spec=self.spec)  # fmt: skip
         end = self.read_pos - len(chunk) + newline + 1
         self.skipping = None
         self.carry = chunk[newline + 1 :]
@@ -163,7 +287,9 @@ class TrackedFile:
                         oversized=(done,), spec=self.spec)  # fmt: skip
 
     def close(self) -> None:
-        self.fh.close()
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
 
 
 def rotated_siblings(path: str) -> list[str]:
@@ -174,7 +300,7 @@ def rotated_siblings(path: str) -> list[str]:
     except OSError:
         return []
     found = [os.path.join(folder, e) for e in entries if e.startswith(name) and e != name]
-    found = [p for p in found if not p.endswith((".gz", ".bz2", ".xz", ".zst"))]
+    found = [p for p in found if not p.endswith(COMPRESSED)]
     return sorted(found, key=lambda p: _mtime(p), reverse=True)
 
 
@@ -197,6 +323,11 @@ def line_start(fd: int, pos: int) -> int:
     return 0
 
 
+def lazy(listing: Callable[[str], list[str]], path: str) -> Iterator[str]:
+    """`listing(path)`, called only if iterated that far (a folder listing is not free)."""
+    yield from listing(path)
+
+
 def _mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime
@@ -211,6 +342,18 @@ class Discovered:
     ino: int
     size: int
     spec: int = 0
+    mtime: float = 0.0
+    globbed: bool = True  # matched a glob (else: a sibling or checkpoint path, at start-up)
+
+
+def discovered(path: str, spec: int, *, globbed: bool = True) -> Discovered | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return Discovered(path, st.st_dev, st.st_ino, st.st_size, spec, st.st_mtime, globbed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +375,32 @@ def spec_of(path: str, watches: Sequence[Watch]) -> int | None:
     return None
 
 
+def siblings_of(paths: Iterable[str]) -> list[str]:
+    """Rotated siblings of every path, each folder listed once (not once per file: 100k files)."""
+    import bisect
+
+    by_folder: dict[str, set[str]] = {}
+    for path in paths:
+        folder, name = os.path.split(path)
+        by_folder.setdefault(folder, set()).add(name)
+    found: list[str] = []
+    for folder, names in by_folder.items():
+        try:
+            entries = sorted(os.listdir(folder or "."))
+        except OSError:
+            continue
+        for name in names:
+            at = bisect.bisect_right(entries, name)
+            while at < len(entries) and entries[at].startswith(name):
+                if not entries[at].endswith(COMPRESSED):
+                    found.append(os.path.join(folder, entries[at]))
+                at += 1
+    return found
+
+
 class FileWatcher:
-    """Finds files for the globs, keeps them open, and hands out batches of complete lines."""
+    """Finds files for the globs, reads them (a bounded number open at once), and hands out
+    batches of complete lines."""
 
     def __init__(
         self,
@@ -242,16 +409,24 @@ class FileWatcher:
         *,
         once: bool,
         read_bytes: int = READ_BYTES,
+        max_open: int | None = None,
     ) -> None:
         self.watches = list(watches)
         self._formats = [FormatResolver(w.format_name) for w in self.watches]
         self.checkpoints = checkpoints
         self.once = once
         self.read_bytes = read_bytes
+        self.max_open = max_open if max_open is not None else open_file_budget()
         self.tracked: dict[str, TrackedFile] = {}
         self.truncations = 0
         self._recovered = False
         self._unreadable: set[str] = set()  # warned about once each
+        self._open: dict[str, None] = {}  # ids of open files, least recently active first
+        # Files looked at and left alone (no first line yet, a copy): (dev, ino) -> (size, mtime).
+        self._passed: dict[tuple[int, int], tuple[int, float]] = {}
+        self._next_discover = 0.0
+        self._by_inode: dict[tuple[int, int], TrackedFile] | None = None
+        self._names: _Names | None = None
 
     # ----------------------------------------------------------------------------- discovery
 
@@ -262,25 +437,26 @@ class FileWatcher:
     def reconfigure(self, watches: Sequence[Watch]) -> list[int]:
         """New sources (a reloaded config); open files keep their place.
 
-        Each open file belongs to the first new source whose globs match it (its format is
-        decided again). A file that no new source matches (a removed source, or a rotated file
+        Each file belongs to the first new source whose globs match it (its format is decided
+        again). A file that no new source matches (a removed source, or a rotated file
         being finished) is read to its end and let go under its old source: that source is
         appended, without globs. Returns the old indices of the sources appended, in order.
         """
         old, self.watches = self.watches, list(watches)
         kept: dict[int, int] = {}
+        self._formats = [FormatResolver(w.format_name) for w in self.watches]
         for tracked in self.tracked.values():
             spec = spec_of(tracked.path, self.watches)
             if spec is None:
                 if tracked.spec not in kept:
                     kept[tracked.spec] = len(self.watches)
                     self.watches.append(Watch((), old[tracked.spec].format_name))
+                    self._formats.append(FormatResolver(old[tracked.spec].format_name))
                 tracked.spec = kept[tracked.spec]
                 continue
             tracked.spec = spec
-            fmt = FormatResolver(self.watches[spec].format_name)(tracked.path, tracked.fh)
-            tracked.format_name, tracked.wrapper = fmt.name, fmt.wrapper
-        self._formats = [FormatResolver(w.format_name) for w in self.watches]
+            tracked.format_name = ""  # decided again when next read
+        self._next_discover = 0.0
         return list(kept)
 
     def _glob(self) -> list[Discovered]:
@@ -289,13 +465,9 @@ class FileWatcher:
             for pattern in watch.patterns:
                 matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
                 for path in sorted(matches):
-                    try:
-                        st = os.stat(path)
-                    except OSError:
-                        continue
-                    if stat.S_ISREG(st.st_mode):
-                        found = Discovered(path, st.st_dev, st.st_ino, st.st_size, spec)
-                        seen.setdefault((st.st_dev, st.st_ino), found)
+                    found = discovered(path, spec)
+                    if found is not None:
+                        seen.setdefault((found.dev, found.ino), found)
         return list(seen.values())
 
     def matched_anything(self) -> bool:
@@ -303,55 +475,154 @@ class FileWatcher:
         return bool(self._glob())
 
     def discover(self) -> None:
-        """Open new files, notice renames and truncations. Cheap enough to call every second."""
+        """Find new files, notice renames, note growth of closed files. Each call is a glob and a
+        stat of every file, so calls closer than 1/DISCOVER_DUTY times its cost return at once."""
+        if self._recovered and time.monotonic() < self._next_discover:
+            return
+        started = time.monotonic()
         found = self._glob()
-        by_inode = {(t.dev, t.ino): t for t in self.tracked.values()}
-        found_inodes = {(d.dev, d.ino) for d in found}
-        for open_file in self.tracked.values():
-            if (open_file.dev, open_file.ino) not in found_inodes:
-                if not open_file.rotated:
-                    log.info("file rotated away", extra={"event": "file_rotated", "path": open_file.path,
-                                                         "offset": open_file.read_pos})  # fmt: skip
-                open_file.rotated = True
-        for item in found:
-            known = by_inode.get((item.dev, item.ino))
-            if known is not None:
-                known.path, known.rotated = item.path, False
-                # Truncated, or truncated and already written past our position again: either
-                # way the file no longer starts with the line it had.
-                if known.replaced():
-                    self._truncated(known)
-                continue
-            self._open_new(item.path, item.dev, item.ino, item.size, item.spec)
         if not self._recovered:
             self._recovered = True
-            self._resume_rotated_while_stopped()
+            self._start_up(found)
+        else:
+            self._notice_moves(found)
+            for item in found:
+                if (item.dev, item.ino) not in self._inodes():
+                    self._consider(item)
+        self._by_inode = self._names = None
+        cost = time.monotonic() - started
+        self._next_discover = time.monotonic() + cost * (1 / DISCOVER_DUTY - 1)
 
-    def _open_new(self, path: str, dev: int, ino: int, size: int, spec: int) -> TrackedFile | None:
-        source_id = fingerprint(path, allow_partial=self.once)
-        if source_id is None and not self._readable(path):
-            return None
-        if source_id is None or source_id in self.tracked:
-            return None  # no first line yet, or a copy of a file we already read
+    def _inodes(self) -> dict[tuple[int, int], TrackedFile]:
+        if self._by_inode is None:
+            self._by_inode = {(t.dev, t.ino): t for t in self.tracked.values()}
+        return self._by_inode
+
+    def _index(self) -> _Names:
+        """Checkpoints and open sources by inode and by name, built once per discovery (and only
+        when a file is new), so that matching 100k new files is not 100k scans of 100k entries."""
+        if self._names is None:
+            self._names = _Names.of(self.checkpoints.items(), self.tracked.values())
+        return self._names
+
+    def _notice_moves(self, found: list[Discovered]) -> None:
+        """Update paths and sizes of known files; those no longer globbed were rotated away."""
+        found_inodes = {(d.dev, d.ino): d for d in found}
+        for tracked in self.tracked.values():
+            item = found_inodes.get((tracked.dev, tracked.ino))
+            if item is None:
+                if not tracked.rotated:
+                    log.info("file rotated away", extra={"event": "file_rotated", "path": tracked.path,
+                                                         "offset": tracked.read_pos})  # fmt: skip
+                    tracked.rotated = True
+                    tracked.recheck = tracked.fh is None
+                continue
+            tracked.path, tracked.rotated = item.path, False
+            if tracked.fh is None:
+                tracked.size = item.size
+
+    def _start_up(self, found: list[Discovered]) -> None:
+        """Match every file that may hold a source (see the module docstring) to the checkpoints:
+        first by device/inode, everywhere, then by content and name, then the rest as new."""
+        globbed = {(d.dev, d.ino) for d in found}
+        extra_paths = {cp.path for _, cp in self.checkpoints.items()}
+        sibling_paths = siblings_of([*(d.path for d in found), *extra_paths])
+        recovery: dict[tuple[int, int], Discovered] = {}
+        for path in sorted({*sibling_paths, *extra_paths}):
+            item = discovered(path, spec_of(path, self.watches) or 0, globbed=False)
+            if item is not None and (item.dev, item.ino) not in globbed:
+                recovery.setdefault((item.dev, item.ino), item)
+        candidates = [*found, *recovery.values()]
+        by_inode: dict[tuple[int, int], list[tuple[str, Checkpoint]]] = {}
+        for sid, cp in self.checkpoints.items():
+            by_inode.setdefault((cp.dev, cp.ino), []).append((sid, cp))
+        left = []
+        for item in candidates:
+            head = read_head(item.path)
+            if head is None or not self._resume_by_inode(item, head, by_inode.get((item.dev, item.ino), [])):
+                left.append(item)
+        store_time = self.checkpoints.mtime()
+        for item in left:
+            recent = store_time > 0 and item.mtime >= store_time - RECOVER_SLACK_S
+            self._consider(item, new_allowed=item.globbed or recent)
+
+    def _resume_by_inode(self, item: Discovered, head: bytes, entries: list[tuple[str, Checkpoint]]) -> bool:
+        """Track `item` as the source whose checkpoint has its device/inode and content."""
+        for sid, cp in sorted(entries, key=lambda e: -e[1].offset):
+            if sid not in self.tracked and recognises(sid, cp, head):
+                return self._track(item, sid, cp.offset, head) is not None
+        return False
+
+    def _consider(self, item: Discovered, *, new_allowed: bool = True) -> None:
+        """A file no source is reading: resume its source, leave a copy alone, or start a new one."""
+        key = (item.dev, item.ino)
+        if self._passed.get(key) == (item.size, item.mtime):
+            return  # looked at already, and unchanged
+        head = read_head(item.path)
+        if head is None:
+            if not self._readable(item.path):
+                return
+            head = b""
+        first_line = fingerprint_bytes(head, allow_partial=self.once)
+        if first_line is None:
+            self._passed[key] = (item.size, item.mtime)
+            return  # no first line yet
+        names = self._index()
+        for sid, cp in names.checkpoints_by_inode.get(key, ()):
+            if sid not in self.tracked and recognises(sid, cp, head):
+                self._track(item, sid, cp.offset, head)
+                return
+        for other in names.prefixes(names.tracked_by_name, item.path):
+            if self.tracked.get(other.source_id) is other and content_matches(head, other.fingerprint):
+                self._passed[key] = (item.size, item.mtime)
+                return  # a copy of a file being read (copy-truncate's copy, before the truncate)
+        for sid, cp in names.prefixes(names.checkpoints_by_name, item.path):
+            if sid not in self.tracked and recognises(sid, cp, head):
+                # The source moved or was copied here (copy-truncate while stopped): finish it.
+                self._track(item, sid, min(cp.offset, item.size), head, rotated=not item.globbed)
+                return
+        if not new_allowed:
+            return
+        self._track(item, self._new_id(first_line, item.dev, item.ino), 0, head, rotated=not item.globbed)
+
+    def _new_id(self, first_line: str, dev: int, ino: int) -> str:
+        """The first-line hash if free (as older versions named every file), else a hash of it
+        with device, inode and a counter: deterministic, so a re-read after a crash matches."""
+        candidate, n = first_line, 0
+        while candidate in self.tracked or self.checkpoints.get(candidate) is not None:
+            n += 1
+            candidate = hashlib.sha256(f"{first_line}:{dev}:{ino}:{n}".encode()).hexdigest()[:32]
+        return candidate
+
+    def _track(
+        self, item: Discovered, source_id: str, start: int, head: bytes, *, rotated: bool = False
+    ) -> TrackedFile | None:
+        """Start reading `item` as `source_id` from `start` (opened lazily, when there is room)."""
         checkpoint = self.checkpoints.get(source_id)
-        start = checkpoint.offset if checkpoint is not None else 0
-        if start > size:
-            log.warning("checkpoint of %s is past its end (%d > %d); reading from the start", path, start, size,
-                        extra={"event": "checkpoint_past_end", "path": path, "offset": start, "size": size})  # fmt: skip
+        if start > item.size:
+            log.warning("checkpoint of %s is past its end (%d > %d); reading from the start", item.path, start,
+                        item.size, extra={"event": "checkpoint_past_end", "path": item.path, "offset": start,
+                                          "size": item.size})  # fmt: skip
             start = 0
-        try:
-            fh = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while tailing
-        except OSError:
-            return None
-        start = line_start(fh.fileno(), start)  # a checkpoint inside a line: read that line whole
+        if start:
+            try:
+                with open(item.path, "rb", buffering=0) as fh:
+                    start = line_start(fh.fileno(), start)  # a checkpoint inside a line: read that line whole
+            except OSError:
+                return None
         if checkpoint is not None and start < checkpoint.offset:
             self.checkpoints.rewind(source_id, start)  # or it would stay ahead of what is read
-        fmt = self._formats[spec](path, fh)
-        tracked = TrackedFile(source_id, path, dev, ino, fh, start, fmt.name, fmt.wrapper, read_bytes=self.read_bytes,
-                              spec=spec)  # fmt: skip
+        fp = content_fingerprint(head)
+        tracked = TrackedFile(source_id, item.path, item.dev, item.ino, None, start, fp, item.size,
+                              read_bytes=self.read_bytes, spec=item.spec, rotated=rotated)  # fmt: skip
         self.tracked[source_id] = tracked
-        log.info("file opened", extra={"event": "file_opened", "path": path, "offset": start, "format": fmt.name,
-                                       "source_id": source_id[:16]})  # fmt: skip
+        self._by_inode = None
+        if self._names is not None:
+            self._names.add_tracked(tracked)
+        self._passed.pop((item.dev, item.ino), None)
+        self.checkpoints.identify(source_id, fp, item.path, item.dev, item.ino)
+        log.info("file found", extra={"event": "file_opened", "path": item.path, "offset": start,
+                                      "source_id": source_id[:16]})  # fmt: skip
         return tracked
 
     def _readable(self, path: str) -> bool:
@@ -373,53 +644,104 @@ class FileWatcher:
         self._unreadable.discard(path)
         return True
 
-    def _resume_rotated_while_stopped(self) -> None:
-        for source_id, checkpoint in self.checkpoints.items():
-            if source_id in self.tracked:
-                continue
-            for candidate in rotated_siblings(checkpoint.path):
-                if fingerprint(candidate) == source_id:
-                    st = os.stat(candidate)
-                    if st.st_size > checkpoint.offset:
-                        spec = spec_of(checkpoint.path, self.watches) or 0
-                        resumed = self._open_new(candidate, st.st_dev, st.st_ino, st.st_size, spec)
-                        if resumed is not None:
-                            resumed.rotated = True
-                    break
-
     def _truncated(self, tracked: TrackedFile) -> None:
-        """Copy-truncate: finish the old identity from its copy, restart this inode as new."""
+        """Copy-truncate: finish the old source from its copy, restart this inode as new."""
         self.truncations += 1
         old_id, old_path, pos = tracked.source_id, tracked.path, tracked.carry_start
-        tracked.close()
-        del self.tracked[old_id]
+        self._forget(tracked)
         for candidate in rotated_siblings(old_path):
-            if fingerprint(candidate) == old_id:
-                st = os.stat(candidate)
-                fh = open(candidate, "rb", buffering=0)  # noqa: SIM115
-                copy = TrackedFile(old_id, candidate, st.st_dev, st.st_ino, fh, pos, tracked.format_name,
-                                   tracked.wrapper, rotated=True, read_bytes=self.read_bytes,
+            head = read_head(candidate)
+            item = discovered(candidate, tracked.spec, globbed=False)
+            if head is None or item is None or (item.dev, item.ino) in self._inodes():
+                continue
+            if content_matches(head, tracked.fingerprint):
+                copy = TrackedFile(old_id, candidate, item.dev, item.ino, None, pos, tracked.fingerprint, item.size,
+                                   tracked.format_name, tracked.wrapper, rotated=True, read_bytes=self.read_bytes,
                                    spec=tracked.spec)  # fmt: skip
                 self.tracked[old_id] = copy
+                self._by_inode = None
+                self.checkpoints.identify(old_id, tracked.fingerprint, candidate, item.dev, item.ino)
                 log.info("file truncated; finishing it from its copy", extra={
                     "event": "file_truncated", "path": old_path, "offset": pos, "copy": candidate})  # fmt: skip
                 break
         else:
             log.warning("%s was truncated and no copy was found: lines after offset %d are lost", old_path, pos,
                         extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None})  # fmt: skip
-        try:
-            st = os.stat(old_path)
-        except OSError:
-            return
-        self._open_new(old_path, st.st_dev, st.st_ino, st.st_size, tracked.spec)
+        item = discovered(old_path, tracked.spec)
+        head = read_head(old_path)
+        if item is None or head is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
+            return  # found again by the next discovery, whatever it is now
+        first_line = fingerprint_bytes(head, allow_partial=self.once)
+        if first_line is not None:
+            self._track(item, self._new_id(first_line, item.dev, item.ino), 0, head)
+
+    def _forget(self, tracked: TrackedFile) -> None:
+        tracked.close()
+        self._open.pop(tracked.source_id, None)
+        if self.tracked.get(tracked.source_id) is tracked:
+            del self.tracked[tracked.source_id]
+        self._by_inode = None
+
+    # --------------------------------------------------------------------------------- opening
+
+    def _ensure_open(self, tracked: TrackedFile) -> bool:
+        """Open a closed file (making room first), by its device/inode: at its path, else among
+        the siblings of that path (renamed while closed). False: no room now, or gone."""
+        if tracked.fh is not None:
+            return True
+        if len(self._open) >= self.max_open and not self._close_an_idle_file():
+            return False
+        for path in chain([tracked.path], lazy(rotated_siblings, tracked.path)):
+            try:
+                fh = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while reading
+            except OSError:
+                continue
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino) == (tracked.dev, tracked.ino):
+                if path != tracked.path:
+                    tracked.path, tracked.rotated = path, True
+                tracked.fh, tracked.size, tracked.recheck = fh, st.st_size, False
+                self._open[tracked.source_id] = None
+                return True
+            fh.close()
+        log.warning("%s is gone (deleted or moved out of its folder) at offset %d", tracked.path, tracked.read_pos,
+                    extra={"event": "file_gone", "path": tracked.path, "offset": tracked.read_pos})  # fmt: skip
+        self._forget(tracked)
+        return False
+
+    def _close_an_idle_file(self) -> bool:
+        """Close the least recently active open file that is read to its end (not one being
+        finished after a rotation: those are let go soon)."""
+        for source_id in self._open:
+            tracked = self.tracked.get(source_id)
+            if tracked is None or tracked.rotated or tracked.skipping is not None:
+                continue
+            size = tracked.current_size()
+            if size == tracked.read_pos:
+                tracked.size = size
+                tracked.close()
+                del self._open[source_id]
+                return True
+        return False
+
+    def _touch(self, tracked: TrackedFile) -> None:
+        self._open.pop(tracked.source_id, None)
+        self._open[tracked.source_id] = None
 
     # --------------------------------------------------------------------------------- reading
+
+    def _wants_reading(self, tracked: TrackedFile) -> bool:
+        if tracked.fh is not None or tracked.recheck:
+            return True
+        if tracked.size != tracked.read_pos:
+            return True
+        return bool(tracked.carry or tracked.skipping) and (self.once or tracked.rotated)
 
     def batches(self, budget: int) -> Iterator[RawBatch]:
         """Up to about `budget` bytes of new complete lines, one batch per file in turn, so a busy
         file cannot starve a quiet one."""
         spent = 0
-        active = list(self.tracked.values())
+        active = [t for t in self.tracked.values() if self._wants_reading(t)]
         while active and spent < budget:
             still_active = []
             for tracked in active:
@@ -434,58 +756,82 @@ class FileWatcher:
 
     def _next_batch(self, tracked: TrackedFile) -> RawBatch | None:
         if self.tracked.get(tracked.source_id) is not tracked:
-            return None  # closed, or replaced by its copy, during this round
-        if tracked.replaced():
-            self._truncated(tracked)
+            return None  # let go, or replaced by its copy, during this round
+        if not self._ensure_open(tracked):
             return None
+        assert tracked.fh is not None
+        if not tracked.format_name:  # new, or the config was reloaded
+            fmt = self._formats[tracked.spec](tracked.path, tracked.fh)
+            tracked.format_name, tracked.wrapper = fmt.name, fmt.wrapper
+        try:
+            size = os.fstat(tracked.fh.fileno()).st_size
+        except OSError:
+            return None
+        tracked.size = size
         # A rotated file may still get the rest of a line from a writer that has not reopened
         # yet, so its unterminated tail is taken only once it has gone quiet.
         quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
-        state = (tracked.read_pos, tracked.carry, tracked.skipping)
-        if os.fstat(tracked.fh.fileno()).st_size > tracked.read_pos:
+        flush = self.once or quiet
+        if size == tracked.read_pos and not ((tracked.carry or tracked.skipping) and flush):
+            return None  # nothing new: one fstat, no read
+        if tracked.replaced():
+            self._truncated(tracked)
+            return None
+        if size > tracked.read_pos:
             pause("read-chunk")
-        batch = tracked.read_batch(at_eof_flush=self.once or quiet)
+        state = (tracked.read_pos, tracked.carry, tracked.skipping)
+        batch = tracked.read_batch(at_eof_flush=flush, size=size)
         if batch is not None and tracked.replaced():
             # Truncated while we read: what we read may belong to the new file. Undo.
             tracked.read_pos, tracked.carry, tracked.skipping = state
             self._truncated(tracked)
             return None
+        if batch is not None:
+            self._touch(tracked)
+            if tracked.fingerprint_length < PREFIX_BYTES and size > tracked.fingerprint_length:
+                self._extend_fingerprint(tracked)
         return batch
 
+    def _extend_fingerprint(self, tracked: TrackedFile) -> None:
+        """Fingerprint more of a file that was short when found (up to PREFIX_BYTES), so that a
+        copy or a rewrite of it is told apart by more than its first line."""
+        assert tracked.fh is not None
+        try:
+            head = os.pread(tracked.fh.fileno(), PREFIX_BYTES, 0)
+        except OSError:
+            return
+        if content_matches(head, tracked.fingerprint):
+            tracked.fingerprint = content_fingerprint(head)
+            self.checkpoints.identify(tracked.source_id, tracked.fingerprint, tracked.path, tracked.dev, tracked.ino)
+
     def release_finished(self, committed: dict[str, int]) -> None:
-        """Close rotated-away files that are read to the end and delivered."""
+        """Let go of rotated-away files that are read to the end and delivered."""
         now = time.monotonic()
         for source_id, tracked in list(self.tracked.items()):
-            if not tracked.rotated or tracked.carry or tracked.skipping is not None:
+            if not tracked.rotated or tracked.recheck or tracked.carry or tracked.skipping is not None:
                 continue
             done = committed.get(source_id, -1) >= tracked.read_pos
             idle = self.once or now - tracked.last_data >= ROTATED_IDLE_S
-            try:
-                at_end = os.fstat(tracked.fh.fileno()).st_size <= tracked.read_pos
-            except OSError:
-                at_end = True
+            at_end = tracked.current_size() <= tracked.read_pos
             if done and idle and at_end:
-                tracked.close()
-                del self.tracked[source_id]
+                self._forget(tracked)
                 log.info("rotated file finished", extra={"event": "file_closed", "path": tracked.path,
                                                          "offset": tracked.read_pos})  # fmt: skip
 
     def all_read(self) -> bool:
         """Every tracked file read to its end (for --once)."""
         for tracked in self.tracked.values():
-            try:
-                size = os.fstat(tracked.fh.fileno()).st_size
-            except OSError:
-                continue
-            if tracked.read_pos < size or tracked.carry or tracked.skipping is not None:
+            if tracked.recheck or tracked.read_pos < tracked.current_size() or tracked.carry:
+                return False
+            if tracked.skipping is not None:
                 return False
         return True
 
     def close(self) -> None:
         for tracked in self.tracked.values():
             tracked.close()
+        self._open.clear()
         self.tracked.clear()
-
 
 class FormatResolver:
     """Decides a file's profile: the `--format` override, or detection from its first lines."""
@@ -510,3 +856,32 @@ class ResolvedFormat:
     name: str
     wrapper: str | None
 
+
+
+@dataclass(slots=True)
+class _Names:
+    """Checkpoints by inode and by (folder, name), open sources by (folder, name)."""
+
+    checkpoints_by_inode: dict[tuple[int, int], list[tuple[str, Checkpoint]]]
+    checkpoints_by_name: dict[tuple[str, str], list[tuple[str, Checkpoint]]]
+    tracked_by_name: dict[tuple[str, str], list[TrackedFile]]
+
+    @classmethod
+    def of(cls, checkpoints: Iterable[tuple[str, Checkpoint]], tracked: Iterable[TrackedFile]) -> _Names:
+        names = cls({}, {}, {})
+        for sid, cp in checkpoints:
+            names.checkpoints_by_inode.setdefault((cp.dev, cp.ino), []).append((sid, cp))
+            names.checkpoints_by_name.setdefault(os.path.split(cp.path), []).append((sid, cp))
+        for t in tracked:
+            names.add_tracked(t)
+        return names
+
+    def add_tracked(self, tracked: TrackedFile) -> None:
+        self.tracked_by_name.setdefault(os.path.split(tracked.path), []).append(tracked)
+
+    @staticmethod
+    def prefixes(table: dict[tuple[str, str], list[_T]], path: str) -> Iterator[_T]:
+        """Entries whose path `path` is a rotated sibling of (a shorter name it starts with)."""
+        folder, name = os.path.split(path)
+        for end in range(1, len(name)):
+            yield from table.get((folder, name[:end]), ())

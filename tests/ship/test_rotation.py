@@ -10,44 +10,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
-from shiphelp import LOGPIPE, archived_seqs, record, write_records
-
-
-def start_agent(
-    archive: Path, *patterns: str, flush: str = "0.2", failpoints: str = ""
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*LOGPIPE, "ship", *patterns, "--archive", str(archive), "--flush-interval", flush, "--no-progress"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "LOGPIPE_FAILPOINTS": failpoints},
-    )
-
-
-def wait_for(
-    archive: Path, count: int, timeout: float = 90, agent: subprocess.Popen[bytes] | None = None
-) -> list[int]:
-    """Poll the archive until it holds `count` records (or time runs out); return the seqs."""
-    deadline = time.monotonic() + timeout
-    seqs: list[int] = []
-    while time.monotonic() < deadline:
-        if agent is not None and agent.poll() is not None:
-            err = agent.stderr.read().decode() if agent.stderr else ""
-            raise AssertionError(f"agent exited with {agent.returncode}: {err}")
-        seqs = archived_seqs(archive)
-        if len(seqs) >= count:
-            return seqs
-        time.sleep(0.2)
-    return seqs
-
-
-def stop(agent: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-    agent.send_signal(sig)
-    return agent.wait(timeout=timeout)
+from shiphelp import (
+    LOGPIPE,
+    archive_rows,
+    archived_seqs,
+    checkpoints,
+    record,
+    run_logpipe,
+    start_agent,
+    stop,
+    wait_for,
+    write_records,
+)
 
 
 class TestLifecycle:
@@ -131,25 +111,92 @@ class TestRotation:
         assert res.returncode == 0
         assert archived_seqs(tmp_path / "a") == list(range(450))
 
+    def test_files_created_and_rotated_away_while_stopped(self, tmp_path: Path) -> None:
+        """A generation born and rotated out of the glob while the agent was down is read too."""
+        log, archive = tmp_path / "app.log", tmp_path / "a"
+        write_records(log, (record(i) for i in range(300)))
+        assert run_logpipe("ship", "--once", str(log), "--archive", str(archive)).code == 0
+        # Down: the known generation gets a tail and moves twice; a whole new one comes and goes.
+        write_records(log, (record(i) for i in range(300, 400)))
+        os.rename(log, tmp_path / "app.log.1")
+        write_records(log, (record(i) for i in range(400, 500)))
+        os.rename(tmp_path / "app.log.1", tmp_path / "app.log.2")
+        os.rename(log, tmp_path / "app.log.1")
+        write_records(log, (record(i) for i in range(500, 550)))
+        res = run_logpipe("ship", "--once", str(log), "--archive", str(archive))
+        assert res.code == 0, res.err
+        assert archived_seqs(archive) == list(range(550))
+        # The next run finds nothing new in the rotated generations: no duplicates.
+        assert run_logpipe("ship", "--once", str(log), "--archive", str(archive)).code == 0
+        assert archived_seqs(archive) == list(range(550))
+
+    @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+    def test_copytruncate_then_stopped_while_reading_the_copy(self, tmp_path: Path, sig: int) -> None:
+        """Stopped while finishing app.log.1 after a copy-truncate: the next run reads the copy's
+        unread tail, then the new app.log, exactly once."""
+        log, copy, archive = tmp_path / "app.log", tmp_path / "app.log.1", tmp_path / "a"
+        old = 500_000  # ~65 MB: several 8 MiB reads, each paused by the failpoint
+        write_records(log, (record(i) for i in range(old)))
+        agent = start_agent(archive, str(log), failpoints="read-chunk=0.8")
+        try:
+            wait_for(archive, 1, agent=agent)
+            shutil.copyfile(log, copy)
+            with open(log, "r+b") as fh:
+                fh.truncate(0)
+            write_records(log, (record(i) for i in range(old, old + 1000)))
+            reading_copy = wait_for_checkpoint(archive, lambda e: e["path"] == str(copy), agent)
+            assert reading_copy["offset"] < copy.stat().st_size
+        finally:
+            stop(agent, sig)
+        left = [e for e in checkpoints(archive).values() if e["path"] == str(copy)]
+        assert left and left[0]["offset"] < copy.stat().st_size, "stopped too late: the copy was finished"
+        res = run_logpipe("ship", "--once", str(log), "--archive", str(archive))
+        assert res.code == 0, res.err
+        seqs = archived_seqs(archive)
+        assert len(seqs) == len(set(seqs)), f"{len(seqs) - len(set(seqs))} duplicates"
+        assert seqs == list(range(old + 1000))
+
+
+def wait_for_checkpoint(
+    archive: Path, match: Callable[[dict[str, Any]], bool], agent: subprocess.Popen[bytes], timeout: float = 60
+) -> dict[str, Any]:
+    """Poll the committed checkpoints until one entry satisfies `match`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if agent.poll() is not None:
+            raise AssertionError(f"agent exited with {agent.returncode}")
+        for entry in checkpoints(archive).values():
+            if match(entry):
+                return entry
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint matched within {timeout} s: {checkpoints(archive)}")
+
 
 WRITER = r"""
 import json, os, sys, time
 folder, total, rotate_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.01
+tick = len(sys.argv) > 5 and sys.argv[5] == "tick"  # every generation starts with the same line
 log = os.path.join(folder, "app.log")
 generation = 0
 out = open(log, "a")
+if tick:
+    out.write('{"level":"INFO","message":"tick"}\n')
 for seq in range(total):
     out.write(json.dumps({"timestamp": "2026-11-27T10:00:00+00:00", "level": ("INFO", "WARNING", "ERROR")[seq % 3],
                           "message": f"event seq={seq}", "seq": seq, "request_id": f"r{seq // 5}"}) + "\n")
     if seq % 200 == 0:
         out.flush()
-        time.sleep(0.01)
+        time.sleep(pause)
     if seq and seq % rotate_every == 0:
         out.close()
         generation += 1
         os.rename(log, f"{log}.{generation}")  # keep every generation: nothing may be deleted unread
         out = open(log, "a")
+        if tick:
+            out.write('{"level":"INFO","message":"tick"}\n')
 out.close()
+print(generation + 1)
 """
 
 
@@ -187,3 +234,30 @@ def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path, fai
     assert len(seqs) == len(set(seqs)), f"{len(seqs) - len(set(seqs))} duplicates"
     assert seqs == list(range(total))
     assert json.loads((archive / "state" / "checkpoints.json").read_text())["version"] == 1
+
+
+def test_restarts_with_only_the_live_path_globbed(tmp_path: Path) -> None:
+    """20 stops (SIGTERM and kill -9 in turn) while generations that all start with the same line
+    are written and renamed away, some entirely while the agent is down; only `app.log` is
+    globbed. Every record arrives exactly once, and every generation's first line too."""
+    rng = random.Random(int(os.environ.get("LOGPIPE_TEST_SEED", "20261127")))
+    archive, log = tmp_path / "a", str(tmp_path / "app.log")
+    total = 60_000
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(total), "3000", "0.03", "tick"],
+                              stdout=subprocess.PIPE)  # fmt: skip
+    stops = 0
+    try:
+        while writer.poll() is None or stops < 20:
+            agent = start_agent(archive, log, flush=str(rng.choice([0.05, 0.2, 1.0])))
+            time.sleep(rng.uniform(0.3, 1.5))
+            stop(agent, signal.SIGKILL if stops % 2 else signal.SIGTERM)
+            stops += 1
+    finally:
+        generations = int(writer.communicate()[0])
+    res = run_logpipe("ship", "--once", log, "--archive", str(archive))
+    assert res.code == 0, res.err
+    messages = [r["message"] for r in archive_rows(archive, ["message"])]
+    seqs = archived_seqs(archive, numbered_only=True)
+    assert len(seqs) == len(set(seqs)), f"{len(seqs) - len(set(seqs))} duplicates"
+    assert seqs == list(range(total))
+    assert messages.count("tick") == generations
