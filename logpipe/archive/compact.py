@@ -32,13 +32,15 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from logpipe.archive.journal import (
+    JOURNAL,
+    JournalError,
+    journal_path,
+    pending_replaced,
+    read_journal,
+)
 from logpipe.archive.layout import (
-    DEAD_LETTERS_DIR,
-    LOGS_DIR,
-    STATE_DIR,
     Partition,
-    is_level_dir_name,
-    is_part_name,
     lock_readers,
     parse_day_dir,
     part_files,
@@ -53,24 +55,20 @@ from logpipe.archive.writer import (
     write_part_tables,
 )
 from logpipe.checkpoints import fsync_dir, write_atomic
-from logpipe.errors import ArchiveError
 from logpipe.memory import give_back_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-JOURNAL: Final = "compaction.json"
 MIN_FILES: Final = 16
 SMALL_BYTES: Final = 16 << 20
 BUDGET_BYTES: Final = 128 << 20
 READER_WAIT_S: Final = 10.0  # LOGPIPE_COMPACT_READER_WAIT_S overrides it
 
+__all__ = ["JOURNAL", "JournalError", "compact", "pending_replaced", "plan", "read_journal", "recover"]
+
 log = logging.getLogger("logpipe.archive.compact")
 _warned: set[str] = set()
-
-
-class JournalError(ArchiveError):
-    """The compaction journal names something compaction would never have written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,80 +78,6 @@ class CompactionResult:
     files_out: int
     rows: int
     deferred: bool = False  # readers held the archive: the last removal waits for the next pass
-
-
-def _journal_path(archive: Path) -> Path:
-    return archive / STATE_DIR / JOURNAL
-
-
-@dataclass(frozen=True, slots=True)
-class Journal:
-    """A checked journal: the merged part and the parts it replaces, relative to the archive."""
-
-    new: str
-    old: tuple[str, ...]
-
-
-def read_journal(archive: Path) -> Journal | None:
-    """The journal if there is one; JournalError if it names anything compaction would not write."""
-    path = _journal_path(archive)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise JournalError(f"compaction journal {path} is not JSON ({exc}); left as it is") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("new"), str) or not isinstance(doc.get("old"), list):
-        raise JournalError(f"compaction journal {path} is not a journal (needs `new` and `old`); left as it is")
-    journal = Journal(doc["new"], tuple(doc["old"]))
-    problem = journal_problem(archive, journal)
-    if problem is not None:
-        raise JournalError(f"compaction journal {path}: {problem}; nothing done by it, left as it is")
-    return journal
-
-
-def journal_problem(archive: Path, journal: Journal) -> str | None:
-    """Why this journal must not be acted on, or None when every path is one compaction writes."""
-    paths = [journal.new, *journal.old]
-    for rel in paths:
-        problem = _path_problem(archive, rel)
-        if problem is not None:
-            return problem
-    if len({str(Path(p).parent) for p in paths}) != 1:
-        return "its parts are in different partitions (compaction merges within one)"
-    if journal.new in journal.old:
-        return f"{journal.new!r} is both the merged part and a part it replaces"
-    return None
-
-
-def _path_problem(archive: Path, rel: object) -> str | None:
-    if not isinstance(rel, str) or not rel or "\0" in rel:
-        return f"{rel!r} is not a path"
-    if rel.startswith("/") or "\\" in rel:
-        return f"{rel!r} is not a relative path"
-    parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return f"{rel!r} is not a plain path inside the archive"
-    shaped = (
-        (len(parts) == 4 and parts[0] == LOGS_DIR and is_level_dir_name(parts[2]))
-        or (len(parts) == 3 and parts[0] == DEAD_LETTERS_DIR)
-    ) and parse_day_dir(parts[1]) is not None and is_part_name(parts[-1])
-    if not shaped:
-        return f"{rel!r} is not a part of the archive's layout"
-    real_root = os.path.realpath(archive)
-    here = archive
-    for name in parts[:-1]:  # every folder on the way must be a real folder, not a link
-        here = here / name
-        if os.path.islink(here):
-            return f"{rel!r} passes through a symlink ({here})"
-    target = os.path.realpath(archive / rel)
-    if os.path.commonpath([real_root, target]) != real_root:
-        return f"{rel!r} resolves outside the archive ({target})"
-    if os.path.islink(archive / rel):
-        return f"{rel!r} is a symlink"
-    return None
 
 
 def recover(archive: Path) -> bool:
@@ -177,7 +101,7 @@ def recover(archive: Path) -> bool:
     if not new.exists():
         with contextlib.suppress(FileNotFoundError):
             temp_path(new).unlink()
-        _journal_path(archive).unlink()
+        journal_path(archive).unlink()
         return True
     return _remove_replaced(archive, [archive / p for p in journal.old], wait_s=0.0)
 
@@ -192,24 +116,10 @@ def _remove_replaced(archive: Path, parts: list[Path], *, wait_s: float) -> bool
         for p in parts:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-        os.unlink(_journal_path(archive))
+        os.unlink(journal_path(archive))
     finally:
         unlock_readers(fd)
     return True
-
-
-def pending_replaced(archive: Path) -> set[Path]:
-    """Parts that a merged part already holds (a journal whose new part exists): not to be read.
-
-    A bad journal hides nothing: readers then see what is on disk.
-    """
-    try:
-        journal = read_journal(archive)
-    except JournalError:
-        return set()
-    if journal is None or not (archive / journal.new).exists():
-        return set()
-    return {archive / p for p in journal.old}
 
 
 def _partition_of(archive: Path, folder: Path) -> Partition | None:
@@ -293,7 +203,7 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
 
     if not recover(archive):
         return CompactionResult(0, 0, 0, 0, deferred=True)
-    _journal_path(archive).parent.mkdir(parents=True, exist_ok=True)
+    journal_path(archive).parent.mkdir(parents=True, exist_ok=True)
     wait_s = float(os.environ.get("LOGPIPE_COMPACT_READER_WAIT_S", READER_WAIT_S))
     partitions = files_in = rows = 0
     for folder, parts in plan(archive, min_files).items():
@@ -308,7 +218,7 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
         name = part_name()
         new_rel = (partition.relpath() / name).as_posix()
         write_atomic(
-            _journal_path(archive),
+            journal_path(archive),
             orjson.dumps({"new": new_rel, "old": [p.relative_to(archive).as_posix() for p in parts]}),
         )
         counter = _RowCounter()

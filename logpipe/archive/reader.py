@@ -94,7 +94,7 @@ def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:
     (readers held the archive, or a crash), the merged part is read and they are not: recovery
     will remove them, and reading both would count their rows twice.
     """
-    from logpipe.archive.compact import pending_replaced
+    from logpipe.archive.journal import pending_replaced
 
     replaced = pending_replaced(real_root)
     logs = [p for p in walk_parts(real_root, (LOGS_DIR,)).parts if p not in replaced]
