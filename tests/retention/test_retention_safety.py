@@ -230,3 +230,23 @@ class TestQueriesRunning:
         assert any("queries" in a.get("error", "") for a in run.audit() if a["event"] == "failed")
         assert retention("apply", "--yes", policy=policy).code == 0
         assert partitions(archive) == expected_left(20, AGES)
+
+
+class TestAnyIndexDate:
+    def test_a_daily_index_of_year_9999_does_not_stop_es_retention(self, tmp_path: Path, opensearch: str,
+                                                                    prefix: str) -> None:  # fmt: skip
+        """The engine backend shares the day rule: an index named for 9999-12-31 is young, the
+        old one next to it still goes."""
+        from retentionhelp import create_index, index_names
+
+        future, old = f"{prefix}shop-info-9999.12.31", f"{prefix}shop-info-2020.01.01"
+        for name in (future, old):
+            create_index(opensearch, name, [{"ts": "2020-01-01T00:00:00Z", "level": "INFO", "service": "shop"}])
+        host = opensearch.split("://", 1)[1]
+        policy = write_policy(tmp_path / "p.yaml", {
+            "enforce": ["es"], "es": {"url": f"es://{host}", "index": prefix + "{service}-{level}-{date}"},
+        })  # fmt: skip
+        run = retention("apply", "--yes", "--format", "json", policy=policy)
+        assert run.code == 0, run.err
+        assert [a["target"] for a in json.loads(run.out)["actions"]] == [old]
+        assert index_names(opensearch, prefix) == {future}
