@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import time
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Final
 
@@ -146,6 +146,8 @@ class CheckpointStore:
         self.path = state_dir / FILENAME
         state_dir.mkdir(parents=True, exist_ok=True)
         self._entries: dict[str, Checkpoint] = self._load()
+        # Sources identified but not yet advanced: (fingerprint, created), see `identify`.
+        self._identities: dict[str, tuple[str, float]] = {}
 
     def _load(self) -> dict[str, Checkpoint]:
         """The file's positions; a damaged file is an error, never a silent start from zero
@@ -172,20 +174,24 @@ class CheckpointStore:
         current = self._entries.get(source_id)
         if current is not None and current.offset > offset:
             return  # positions only move forward
-        fingerprint = current.fingerprint if current is not None else ""
         now = time.time()
-        created = current.created if current is not None else now
+        if current is not None:
+            fingerprint, created = current.fingerprint, current.created
+        else:
+            fingerprint, created = self._identities.pop(source_id, ("", now))
         self._entries[source_id] = Checkpoint(offset, path, dev, ino, now, fingerprint, created)
 
     def identify(self, source_id: str, fingerprint: str, path: str, dev: int, ino: int) -> None:
         """Remember which file a source is (where it is, its content fingerprint) from the moment it
-        is opened, so that a restart recognises it even before its first delivery is committed."""
+        is opened: a source with no position yet gets it (and `created`) at its first `advance`."""
         current = self._entries.get(source_id)
         if current is None:
-            now = time.time()
-            self._entries[source_id] = Checkpoint(0, path, dev, ino, now, fingerprint, now)
+            # Kept aside until its first `advance`: the file reader calls this while the flush
+            # thread may be iterating the entries (commit), so it must not add one.
+            self._identities[source_id] = (fingerprint, time.time())
         else:
-            current.path, current.dev, current.ino, current.fingerprint = path, dev, ino, fingerprint
+            # One new entry, swapped in whole: a commit meanwhile sees the old one or the new.
+            self._entries[source_id] = replace(current, path=path, dev=dev, ino=ino, fingerprint=fingerprint)
 
     def rewind(self, source_id: str, offset: int) -> None:
         """The reader went back to `offset`, below the checkpoint (it was past the end of its file,

@@ -42,7 +42,7 @@ opened when it has something to read, and the least recently active idle file is
 room; a closed file is reopened by its device/inode (at its path, else among its siblings) and
 its fingerprint checked. Discovery (glob and stat of every file) finds growth in closed files;
 it runs at most DISCOVER_DUTY of the time, so an idle agent with many files costs little CPU,
-at the price of a longer delay (about 20 times one discovery) before growth of a closed file
+at the price of a longer delay (about 50 times one discovery) before growth of a closed file
 is seen.
 """
 
@@ -76,7 +76,8 @@ PREFIX_BYTES: Final = 4096
 READ_BYTES: Final = 8 << 20
 ROTATED_IDLE_S: Final = 5.0
 MAX_OPEN_FILES: Final = 512
-DISCOVER_DUTY: Final = 0.05
+DISCOVER_DUTY: Final = 0.02
+MAX_BATCHES_PER_CALL: Final = 256
 # A sibling no checkpoint knows is read at start-up if it changed after this long before the last
 # commit (clock slack; a file the agent never saw changed after it).
 RECOVER_SLACK_S: Final = 120.0
@@ -422,6 +423,8 @@ class FileWatcher:
         self._recovered = False
         self._unreadable: set[str] = set()  # warned about once each
         self._open: dict[str, None] = {}  # ids of open files, least recently active first
+        self._due: dict[str, None] = {}  # ids of closed files with something to read
+        self._turn = 0  # where the next round of reading starts (see batches)
         # Files looked at and left alone (no first line yet, a copy): (dev, ino) -> (size, mtime).
         self._passed: dict[tuple[int, int], tuple[int, float]] = {}
         self._next_discover = 0.0
@@ -516,10 +519,12 @@ class FileWatcher:
                                                          "offset": tracked.read_pos})  # fmt: skip
                     tracked.rotated = True
                     tracked.recheck = tracked.fh is None
+                    self._mark(tracked)
                 continue
             tracked.path, tracked.rotated = item.path, False
             if tracked.fh is None:
                 tracked.size = item.size
+                self._mark(tracked)
 
     def _start_up(self, found: list[Discovered]) -> None:
         """Match every file that may hold a source (see the module docstring) to the checkpoints:
@@ -620,6 +625,7 @@ class FileWatcher:
         if self._names is not None:
             self._names.add_tracked(tracked)
         self._passed.pop((item.dev, item.ino), None)
+        self._mark(tracked)
         self.checkpoints.identify(source_id, fp, item.path, item.dev, item.ino)
         log.info("file found", extra={"event": "file_opened", "path": item.path, "offset": start,
                                       "source_id": source_id[:16]})  # fmt: skip
@@ -660,6 +666,7 @@ class FileWatcher:
                                    spec=tracked.spec)  # fmt: skip
                 self.tracked[old_id] = copy
                 self._by_inode = None
+                self._mark(copy)
                 self.checkpoints.identify(old_id, tracked.fingerprint, candidate, item.dev, item.ino)
                 log.info("file truncated; finishing it from its copy", extra={
                     "event": "file_truncated", "path": old_path, "offset": pos, "copy": candidate})  # fmt: skip
@@ -678,6 +685,7 @@ class FileWatcher:
     def _forget(self, tracked: TrackedFile) -> None:
         tracked.close()
         self._open.pop(tracked.source_id, None)
+        self._due.pop(tracked.source_id, None)
         if self.tracked.get(tracked.source_id) is tracked:
             del self.tracked[tracked.source_id]
         self._by_inode = None
@@ -702,6 +710,7 @@ class FileWatcher:
                     tracked.path, tracked.rotated = path, True
                 tracked.fh, tracked.size, tracked.recheck = fh, st.st_size, False
                 self._open[tracked.source_id] = None
+                self._due.pop(tracked.source_id, None)
                 return True
             fh.close()
         log.warning("%s is gone (deleted or moved out of its folder) at offset %d", tracked.path, tracked.read_pos,
@@ -721,6 +730,7 @@ class FileWatcher:
                 tracked.size = size
                 tracked.close()
                 del self._open[source_id]
+                self._mark(tracked)  # (only if its unterminated last line is still to be taken)
                 return True
         return False
 
@@ -737,22 +747,41 @@ class FileWatcher:
             return True
         return bool(tracked.carry or tracked.skipping) and (self.once or tracked.rotated)
 
+    def _mark(self, tracked: TrackedFile) -> None:
+        """Note a closed file that has something to read (so an idle poll need not look at all)."""
+        if tracked.fh is None and self._wants_reading(tracked):
+            self._due[tracked.source_id] = None
+
     def batches(self, budget: int) -> Iterator[RawBatch]:
-        """Up to about `budget` bytes of new complete lines, one batch per file in turn, so a busy
-        file cannot starve a quiet one."""
-        spent = 0
-        active = [t for t in self.tracked.values() if self._wants_reading(t)]
-        while active and spent < budget:
+        """Up to about `budget` bytes (and MAX_BATCHES_PER_CALL batches) of new complete lines,
+        one batch per file in turn, so a busy file cannot starve a quiet one.
+
+        Only open files and closed ones known to have grown are looked at. Each call starts
+        where the last one stopped. The batch cap lets the pipeline flush between calls: a
+        batch of a few lines costs tens of KiB once normalised, so 10k tiny files read in one
+        go would hold hundreds of MB.
+        """
+        spent = produced = 0
+        ids = [*self._open, *(i for i in self._due if i not in self._open)]
+        if not ids:
+            return
+        start = self._turn % len(ids)
+        active = [t for i in (ids[start:] + ids[:start]) if (t := self.tracked.get(i)) is not None]
+        first_round = True
+        while active and spent < budget and produced < MAX_BATCHES_PER_CALL:
             still_active = []
-            for tracked in active:
-                if spent >= budget:
+            for visited, tracked in enumerate(active, 1):
+                if spent >= budget or produced >= MAX_BATCHES_PER_CALL:
                     break
                 batch = self._next_batch(tracked)
+                if first_round:
+                    self._turn = start + visited
                 if batch is not None:
                     spent += batch.size
+                    produced += 1
                     still_active.append(tracked)
                     yield batch
-            active = still_active
+            active, first_round = still_active, False
 
     def _next_batch(self, tracked: TrackedFile) -> RawBatch | None:
         if self.tracked.get(tracked.source_id) is not tracked:
