@@ -216,8 +216,15 @@ def part_files(archive: Path) -> list[Path]:
 # have no right to create files in the archive.
 
 
+UNLOCKABLE: Final = -1  # the file system cannot flock a folder: go on unguarded, as before the lock
+
+
 def lock_readers(archive: Path, *, shared: bool, wait_s: float) -> int | None:
-    """An fd holding the archive's reader lock, or None if it could not be had within `wait_s`."""
+    """An fd holding the archive's reader lock, or None if it could not be had within `wait_s`.
+
+    `UNLOCKABLE` where the file system refuses to lock a folder (some network file systems):
+    the lock is a guard for readers, and its absence must not stop compaction or retention.
+    """
     fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
     deadline = time.monotonic() + wait_s
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
@@ -226,15 +233,14 @@ def lock_readers(archive: Path, *, shared: bool, wait_s: float) -> int | None:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return fd
         except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() >= deadline:
+            busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+            if not busy or time.monotonic() >= deadline:
                 os.close(fd)
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    return None
-                raise
+                return None if busy else UNLOCKABLE
             time.sleep(0.02)
 
 
 def unlock_readers(fd: int | None) -> None:
-    if fd is not None:
+    if fd is not None and fd != UNLOCKABLE:
         with contextlib.suppress(OSError):
             os.close(fd)  # closing the fd releases the flock

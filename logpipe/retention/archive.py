@@ -123,7 +123,12 @@ class ArchiveBackend:
         # After one timeout the compaction (or a query) is known to be long: fail the rest at
         # once rather than wait again for every partition.
         wait_s = 0.0 if self._compaction_busy else _lock_wait_s()
-        with _compaction_lock(self.real_root, wait_s=wait_s) as got:
+        try:
+            held = _compaction_lock(self.real_root, wait_s=wait_s)
+        except OSError as exc:
+            raise TerminalError(f"archive {self.root}: cannot open {COMPACT_LOCK_FILE} "
+                                f"({os.strerror(exc.errno or 0)}); partition left as it is") from None  # fmt: skip
+        with held as got:
             if not got:
                 self._compaction_busy = True
                 raise TransientError(f"archive {self.root}: a compaction holds {COMPACT_LOCK_FILE}; "
@@ -277,10 +282,10 @@ class _compaction_lock:
         self.root = root
         self.wait_s = wait_s
         self.held = False
+        self._fd = _open_lock_file(self.root, COMPACT_LOCK_FILE)  # OSError here: the caller says so
 
     def __enter__(self) -> bool:
         """True when the lock is held; False after waiting `wait_s` in vain."""
-        self._fd = _open_lock_file(self.root, COMPACT_LOCK_FILE)
         deadline = time.monotonic() + self.wait_s
         while True:
             try:
