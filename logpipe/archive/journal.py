@@ -109,15 +109,19 @@ def _path_problem(archive: Path, rel: object) -> str | None:
     return None
 
 
-def pending_replaced(archive: Path) -> set[Path]:
-    """Parts that a merged part already holds (a journal whose new part exists): not to be read.
+def pending_replaced(archive: Path, listed: set[Path]) -> set[Path]:
+    """Of the parts just `listed`, those a listed merged part already holds: not to be read.
 
+    Call after listing, with the readers' lock held (so neither the replaced parts nor the
+    journal can go meanwhile). Only when the merged part is among the listed ones are the parts
+    it replaces left out: a listing that ran while it was being renamed in may have missed it,
+    and then the replaced parts (all still there) are what holds those rows.
     A bad journal hides nothing: readers then see what is on disk.
     """
     try:
         journal = read_journal(archive)
     except JournalError:
         return set()
-    if journal is None or not (archive / journal.new).exists():
+    if journal is None or archive / journal.new not in listed:
         return set()
     return {archive / p for p in journal.old}

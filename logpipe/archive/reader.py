@@ -96,10 +96,10 @@ def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:
     """
     from logpipe.archive.journal import pending_replaced
 
-    replaced = pending_replaced(real_root)
-    logs = [p for p in walk_parts(real_root, (LOGS_DIR,)).parts if p not in replaced]
-    dead = [p for p in walk_parts(real_root, (DEAD_LETTERS_DIR,)).parts if p not in replaced]
-    return logs, dead
+    logs = walk_parts(real_root, (LOGS_DIR,)).parts
+    dead = walk_parts(real_root, (DEAD_LETTERS_DIR,)).parts
+    replaced = pending_replaced(real_root, {*logs, *dead})  # read after listing: see pending_replaced
+    return [p for p in logs if p not in replaced], [p for p in dead if p not in replaced]
 
 
 def _hold_readers_lock(real_root: Path) -> int | None:
