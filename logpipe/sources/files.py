@@ -425,6 +425,7 @@ class FileWatcher:
         self._open: dict[str, None] = {}  # ids of open files, least recently active first
         self._due: dict[str, None] = {}  # ids of closed files with something to read
         self._turn = 0  # where the next round of reading starts (see batches)
+        self._retired: set[str] = set()  # ids of sources whose file was truncated under them
         # Files looked at and left alone (no first line yet, a copy): (dev, ino) -> (size, mtime).
         self._passed: dict[tuple[int, int], tuple[int, float]] = {}
         self._next_discover = 0.0
@@ -594,7 +595,7 @@ class FileWatcher:
         """The first-line hash if free (as older versions named every file), else a hash of it
         with device, inode and a counter: deterministic, so a re-read after a crash matches."""
         candidate, n = first_line, 0
-        while candidate in self.tracked or self.checkpoints.get(candidate) is not None:
+        while candidate in self.tracked or candidate in self._retired or self.checkpoints.get(candidate) is not None:
             n += 1
             candidate = hashlib.sha256(f"{first_line}:{dev}:{ino}:{n}".encode()).hexdigest()[:32]
         return candidate
@@ -655,6 +656,7 @@ class FileWatcher:
         self.truncations += 1
         old_id, old_path, pos = tracked.source_id, tracked.path, tracked.carry_start
         self._forget(tracked)
+        self._retired.add(old_id)  # never the id of the new content, even without a checkpoint yet
         for candidate in rotated_siblings(old_path):
             head = read_head(candidate)
             item = discovered(candidate, tracked.spec, globbed=False)

@@ -130,6 +130,40 @@ class TestRotation:
         assert run_logpipe("ship", "--once", str(log), "--archive", str(archive)).code == 0
         assert archived_seqs(archive) == list(range(550))
 
+    @pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+    def test_copytruncate_while_stopped(self, tmp_path: Path, pattern: str) -> None:
+        """Copy-truncated while the agent was down: the copy's unread tail is read, once, whether
+        or not the glob also matches the copy."""
+        log, archive = tmp_path / "app.log", tmp_path / "a"
+        write_records(log, (record(i) for i in range(300)))
+        assert run_logpipe("ship", "--once", str(tmp_path / pattern), "--archive", str(archive)).code == 0
+        write_records(log, (record(i) for i in range(300, 400)))
+        shutil.copyfile(log, tmp_path / "app.log.1")
+        with open(log, "r+b") as fh:
+            fh.truncate(0)
+        write_records(log, (record(i) for i in range(400, 450)))
+        for _ in range(2):  # and the next run finds nothing more
+            res = run_logpipe("ship", "--once", str(tmp_path / pattern), "--archive", str(archive))
+            assert res.code == 0, res.err
+            assert archived_seqs(archive) == list(range(450))
+
+    def test_a_copy_beside_a_file_being_read_is_not_read_again(self, tmp_path: Path) -> None:
+        """`cp app.log app.log.bak` under an `app.log*` glob: the copy is the same data, not new."""
+        log, archive = tmp_path / "app.log", tmp_path / "a"
+        write_records(log, (record(i) for i in range(300)))
+        agent = start_agent(archive, str(tmp_path / "app.log*"))
+        try:
+            wait_for(archive, 300, agent=agent)
+            shutil.copyfile(log, tmp_path / "app.log.bak")
+            write_records(log, (record(i) for i in range(300, 400)))
+            # A file created after the copy: once it is read, a discovery has seen the copy too.
+            write_records(tmp_path / "app.log.z", [record(400)])
+            seqs = wait_for(archive, 401, agent=agent)
+        finally:
+            assert stop(agent) == 0
+        assert seqs == list(range(401))
+        assert archived_seqs(archive) == list(range(401))
+
     @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
     def test_copytruncate_then_stopped_while_reading_the_copy(self, tmp_path: Path, sig: int) -> None:
         """Stopped while finishing app.log.1 after a copy-truncate: the next run reads the copy's
