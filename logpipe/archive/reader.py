@@ -111,7 +111,8 @@ def _hold_readers_lock(real_root: Path) -> int | None:
     except OSError:
         return None  # a folder we may list but not open (odd permissions): read unguarded
     if fd is None:
-        raise ArchiveError(f"archive {real_root} is busy: parts have been being removed for {READERS_WAIT_S:.0f}s")
+        raise ArchiveError(f"archive {real_root} is busy: compaction or retention has been removing parts "
+                           f"for {READERS_WAIT_S:.0f}s; try again")
     return fd
 
 
