@@ -34,5 +34,9 @@ class ArchiveError(TerminalError):
     """The archive is missing, locked by another process, or unreadable."""
 
 
+class ArchiveBusyError(ArchiveError):
+    """Another process holds the archive's lock (one writer, one compaction at a time)."""
+
+
 class MissingDependencyError(TerminalError):
     """An optional extra is needed for this feature; the message names the pip command."""

@@ -22,12 +22,14 @@ the holder checks (`still_names`) before it writes that the path still names the
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
 from typing import IO
 
 from logpipe.archive.layout import COMPACT_LOCK_FILE, DEAD_LETTERS_DIR, LOCK_FILE, LOGS_DIR
+from logpipe.errors import ArchiveError
 
 
 class Busy(Exception):
@@ -52,7 +54,7 @@ class FolderLock:
                 fcntl.flock(self._fd, mode)
             except BlockingIOError:
                 raise Busy(_holder(file)) from None
-            self._fh = open(file, "a+")  # noqa: SIM115 - held open for the lock
+            self._fh = _open_lock_file(file)
             try:
                 fcntl.flock(self._fh, mode)
             except BlockingIOError:
@@ -92,6 +94,18 @@ def writer_lock(archive: Path, *, shared: bool = False) -> FolderLock:
 def compaction_lock(archive: Path) -> FolderLock:
     """The archive's compaction lock; raises Busy."""
     return FolderLock(archive / DEAD_LETTERS_DIR, archive / COMPACT_LOCK_FILE)
+
+
+def _open_lock_file(file: Path) -> IO[str]:
+    """The lock file, never through a link: whoever can write the archive could otherwise point
+    `.lock` at any file and have the agent truncate it and write its pid there."""
+    try:
+        fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ArchiveError(f"lock file {file} is a symbolic link; remove it (logpipe creates its own)") from None
+        raise
+    return os.fdopen(fd, "a+")  # held open for the lock
 
 
 def _holder(file: Path) -> str:

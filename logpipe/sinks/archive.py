@@ -20,7 +20,7 @@ from logpipe.archive.layout import COMPACT_LOCK_FILE, LOCK_FILE, Partition, remo
 from logpipe.archive.ledger import Ledger
 from logpipe.archive.locks import Busy, compaction_lock, writer_lock
 from logpipe.archive.writer import write_part
-from logpipe.errors import ArchiveError
+from logpipe.errors import ArchiveBusyError, ArchiveError
 from logpipe.failpoints import pause
 from logpipe.sinks.base import Batch, FlushResult
 
@@ -45,7 +45,7 @@ class ArchiveLock:
         try:
             self._held = compaction_lock(archive) if name == COMPACT_LOCK_FILE else writer_lock(archive, shared=shared)
         except Busy as busy:
-            raise ArchiveError(f"archive {archive} is being written by {busy.holder}; one writer at a time") from None
+            raise ArchiveBusyError(f"archive {archive} is being written by {busy.holder}; one writer at a time") from None
 
     def check(self) -> None:
         """Fail rather than write into a folder that is no longer the one locked (the archive was
@@ -59,10 +59,13 @@ class ArchiveLock:
 
 
 def try_compaction_lock(archive: Path) -> ArchiveLock | None:
-    """The compaction lock if free (one compaction at a time, whoever writes), else None."""
+    """The compaction lock if free (one compaction at a time, whoever writes), else None.
+
+    Only "another process holds it" means None: any other fault (a lock file that is a link)
+    is an error, not a silent stop of compaction."""
     try:
         return ArchiveLock(archive, name=COMPACT_LOCK_FILE)
-    except ArchiveError:
+    except ArchiveBusyError:
         return None
 
 

@@ -177,6 +177,20 @@ class TestLockFileRemoved:
         assert res.code == 0, res.err
         assert archived_seqs(archive) == list(range(3000))
 
+    @pytest.mark.parametrize("name", [".lock", ".compact.lock"])
+    def test_a_lock_file_that_is_a_link_is_never_written_through(self, tmp_path: Path, logpipe: Logpipe, name: str) -> None:
+        """Whoever can write the archive must not make the agent truncate another file: a lock
+        file that is a symlink is refused with one line, and the file it points at is unchanged."""
+        log, archive, victim = tmp_path / "app.log", tmp_path / "a", tmp_path / "precious.txt"
+        write_records(log, _records(0, 10))
+        victim.write_text("do not truncate me\n")
+        archive.mkdir()
+        (archive / name).symlink_to(victim)
+        res = logpipe("ship", "--once", str(log), "--archive", str(archive))
+        assert res.code == 1, res.err
+        assert len(res.err.strip().splitlines()) == 1 and "symbolic link" in res.err, res.err
+        assert victim.read_text() == "do not truncate me\n"
+
     def test_older_agent_holding_only_the_lock_file_still_excludes(self, tmp_path: Path, logpipe: Logpipe) -> None:
         """An earlier logpipe locks `.lock` alone: a new agent still sees it and is refused."""
         import fcntl
