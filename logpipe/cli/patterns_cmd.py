@@ -1,0 +1,111 @@
+"""`logpipe patterns`: the templates of the window's messages, with counts, trend and examples.
+
+The mining is `logpipe.explore.patterns` (pure); reading is `logpipe.explore.mine`. This module
+binds the options and prints. Nothing heavy is imported until the command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import typer
+
+from logpipe.archive.layout import DEFAULT_ARCHIVE
+from logpipe.cli.app import app
+
+if TYPE_CHECKING:
+    from logpipe.explore.mine import Mined
+
+COLUMNS: Final = ("template", "count", "first_seen", "last_seen", "trend", "examples")
+TABLE_COLUMNS: Final = ("count", "template", "trend", "last_seen", "example")
+DEFAULT_LIMIT: Final = 50
+TREND_BUCKETS: Final = 12
+
+
+@app.command("patterns")
+def patterns_cmd(
+    level: Annotated[
+        list[str] | None, typer.Option("--level", help="Only records of this level (repeatable; default: all).")
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601.")
+    ] = "1h",
+    until: Annotated[str, typer.Option("--until", help="End of the window, same forms.")] = "now",
+    limit: Annotated[
+        int, typer.Option("--limit", help="Show the N most frequent templates (0: all).", min=0)
+    ] = DEFAULT_LIMIT,
+    buckets: Annotated[
+        int, typer.Option("--buckets", help="Equal time slices of the trend.", min=1, max=1000)
+    ] = TREND_BUCKETS,
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
+    backend: Annotated[
+        str, typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (DuckDB) or es (Elasticsearch/OpenSearch).")
+    ] = "archive",
+    es: Annotated[
+        str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT.")
+    ] = None,
+) -> None:
+    """Group the window's messages into templates (Drain-style), most frequent first."""
+    from logpipe.explore.mine import archive_rows, es_rows, mine
+    from logpipe.explore.patterns import Window
+    from logpipe.export import normalise_levels
+    from logpipe.query.backend import Source
+    from logpipe.query.render import check_format
+    from logpipe.query.timeexpr import parse_time, utc_now
+
+    check_format(fmt)
+    Source(backend, archive, es).check()
+    now = utc_now()
+    start, end = parse_time(since, now=now), parse_time(until, now=now)
+    if start >= end:
+        from logpipe.errors import UsageError
+
+        raise UsageError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+    levels = normalise_levels(level or [])
+    if backend == "es":
+        rows = es_rows(str(es), start, end, levels)
+    else:
+        rows = archive_rows(archive, start, end, levels)
+    mined = mine(rows, Window(start, end, buckets))
+    shown = mined.patterns[:limit] if limit else mined.patterns
+    if fmt != "table":
+        from logpipe.query.render import MACHINE_WRITERS
+
+        MACHINE_WRITERS[fmt](COLUMNS, [_row(p) for p in shown], sys.stdout)
+        return
+    _print(mined, shown, levels)
+
+
+def _row(pattern: Any) -> tuple[Any, ...]:
+    return (pattern.template, pattern.count, pattern.first_seen, pattern.last_seen, list(pattern.trend),
+            list(pattern.examples))  # fmt: skip
+
+
+def _print(mined: Mined, shown: Sequence[Any], levels: Sequence[str]) -> None:
+    from logpipe.query.histogram import bars
+    from logpipe.query.render import print_table
+
+    what = f"{'/'.join(levels)} records" if levels else "records"
+    window = _window(mined.window.start, mined.window.end)
+    if not mined.total:
+        sys.stdout.write(f"no {what} {window}\n")
+        return
+    more = f" (the {len(shown)} most frequent shown; --limit 0 for all)" if len(shown) < len(mined.patterns) else ""
+    title = f"{len(mined.patterns)} patterns in {mined.total:,} {what} {window}{more}"
+    rows = [(p.count, p.template, bars(list(p.trend), height=1)[0].replace(" ", "·"), p.last_seen, p.examples[0] if p.examples else "")
+            for p in shown]  # fmt: skip
+    print_table(TABLE_COLUMNS, rows, sys.stdout, title=title, formatters={"last_seen": _short_time})
+
+
+def _short_time(value: Any) -> str:
+    return value.strftime("%m-%d %H:%M:%S") if isinstance(value, datetime) else ""
+
+
+def _window(start: datetime, end: datetime) -> str:
+    fmt = "%Y-%m-%d %H:%M:%S"
+    return f"from {start.strftime(fmt)} to {end.strftime(fmt)} UTC"
