@@ -45,6 +45,7 @@ def _register() -> None:
         config_cmd,
         export_cmd,
         ingest_cmd,
+        patterns_cmd,
         query_cmd,
         retention_cmd,
         ship_cmd,
