@@ -24,6 +24,7 @@ COLUMNS: Final = ("template", "count", "first_seen", "last_seen", "trend", "exam
 TABLE_COLUMNS: Final = ("count", "template", "trend", "last_seen", "example")
 DEFAULT_LIMIT: Final = 50
 TREND_BUCKETS: Final = 12
+WIDE: Final = 120  # below this many columns the table leaves out the example
 
 
 @app.command("patterns")
@@ -99,7 +100,20 @@ def _print(mined: Mined, shown: Sequence[Any], levels: Sequence[str]) -> None:
     title = f"{len(mined.patterns)} patterns in {mined.total:,} {what} {window}{more}"
     rows = [(p.count, p.template, bars(list(p.trend), height=1)[0].replace(" ", "·"), p.last_seen, p.examples[0] if p.examples else "")
             for p in shown]  # fmt: skip
-    print_table(TABLE_COLUMNS, rows, sys.stdout, title=title, formatters={"last_seen": _short_time})
+    columns = TABLE_COLUMNS if _width() >= WIDE else TABLE_COLUMNS[:-1]  # narrow: the template gets the room
+    rows = [row[: len(columns)] for row in rows]
+    print_table(columns, rows, sys.stdout, title=title, formatters={"last_seen": _short_time})
+
+
+def _width() -> int:
+    """The terminal's width ($COLUMNS first), as the table is drawn; piped output is wide."""
+    import os
+    import shutil
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns)
+    return shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
 
 
 def _short_time(value: Any) -> str:

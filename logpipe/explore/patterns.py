@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 WILDCARD: Final = "<*>"
@@ -40,6 +40,7 @@ DEFAULT_SIMILARITY: Final = 0.7  # chosen on benchmarks/patterns_accuracy.py (se
 DEFAULT_DEPTH: Final = 2
 DEFAULT_MAX_CHILDREN: Final = 100
 DEFAULT_EXAMPLES: Final = 3
+_MICROSECOND: Final = timedelta(microseconds=1)
 MAX_TOKENS: Final = 200  # a longer message is cut here for grouping (its text is kept whole)
 
 # A quoted value starts after a space or punctuation and ends before one: `can't` is no quote.
@@ -178,10 +179,10 @@ class Window:
 
     def bucket(self, ts: datetime) -> int:
         """The slice `ts` falls in; times outside the range count in the first or last slice."""
-        span = (self.end - self.start).total_seconds()
+        span = (self.end - self.start) // _MICROSECOND  # whole microseconds: exact edges
         if span <= 0 or self.buckets <= 1:
             return 0
-        index = int((ts - self.start).total_seconds() * self.buckets // span)
+        index = (ts - self.start) // _MICROSECOND * self.buckets // span
         return min(max(index, 0), self.buckets - 1)
 
 
