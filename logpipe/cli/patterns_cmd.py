@@ -98,10 +98,9 @@ def _print(mined: Mined, shown: Sequence[Any], levels: Sequence[str]) -> None:
         return
     more = f" (the {len(shown)} most frequent shown; --limit 0 for all)" if len(shown) < len(mined.patterns) else ""
     title = f"{len(mined.patterns)} patterns in {mined.total:,} {what} {window}{more}"
-    rows = [(p.count, p.template, bars(list(p.trend), height=1)[0].replace(" ", "·"), p.last_seen, p.examples[0] if p.examples else "")
-            for p in shown]  # fmt: skip
     columns = TABLE_COLUMNS if _width() >= WIDE else TABLE_COLUMNS[:-1]  # narrow: the template gets the room
-    rows = [row[: len(columns)] for row in rows]
+    rows = [(p.count, p.template, bars(list(p.trend), height=1)[0].replace(" ", "·"), p.last_seen,
+             p.examples[0] if p.examples else "")[: len(columns)] for p in shown]  # fmt: skip
     print_table(columns, rows, sys.stdout, title=title, formatters={"last_seen": _short_time})
 
 
