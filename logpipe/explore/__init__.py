@@ -1,1 +1,4 @@
-"""Looking around the logs: search, tail, context and patterns over the archive and the engines."""
+"""Exploring records: the shared filter language (`filters`), search, tail and context.
+
+Nothing heavy is imported here, so the CLI and other commands may import it freely.
+"""

@@ -1,0 +1,429 @@
+"""The filter language shared by `logpipe search`, `tail`, `context`, `patterns` and the web page.
+
+Grammar (terms are separated by white space and all must hold; there is no OR):
+
+    filter     := term (WS term)*
+    term       := comparison | text
+    comparison := field op value
+    field      := ts | level | message | logger | service | host | request_id | user_id
+                | session_id | trace_id | method | endpoint | path | status | duration_ms
+                | error | source | event_id
+                | "attrs." key ("." key)*          key := [A-Za-z0-9_-]+  (a JSON path into attrs)
+    op         := "=" | "!=" | ">" | ">=" | "<" | "<=" | "~" | "!~"
+    value      := bare | quoted                    bare: up to the next white space
+    text       := bare | quoted                    quoted: "..." with \\" and \\\\ escapes
+
+Meaning:
+- `field=value` is exact, case-sensitive equality; `field!=value` also matches records
+  without the field (like Kibana's `NOT field:value`).
+- `>`, `>=`, `<`, `<=` compare numbers (`status`, `duration_ms`, `attrs.KEY` as a number),
+  times (`ts>=1h`, `ts<2026-11-20T10:00:00Z`: the forms of `--since`) and levels by severity
+  (`level>=WARNING`: WARNING, ERROR, CRITICAL). Levels are written in any case.
+- `field~regex` is a regular-expression search (not anchored; RE2 syntax on the archive, so
+  no look-around or back-references); `field!~regex` matches records where it does not match
+  or the field is missing.
+- Free text (a word or a "quoted phrase") is a case-insensitive substring of `message`,
+  `error` or `attrs` (the attrs JSON text).
+- A term that looks like `name=...` with an unknown name is an error, not free text: quote it
+  (`"a=b"`) to search for that text.
+
+API (pure Python, no heavy imports):
+
+    >>> f = parse_filter('level>=ERROR service=api "connection refused"')
+    >>> sql, params = to_sql(f)          # a DuckDB WHERE clause with ? parameters
+    >>> plan = to_es(f)                  # plan.query: an ES bool query; plan.residual: terms the
+    ...                                  # engine cannot answer exactly, checked by `matches`
+    >>> matches(f, {"level": "ERROR", "service": "api", "message": "connection refused"})
+    True
+
+Every value, regex and attrs JSON path is bound as a parameter, never pasted into SQL; column
+names come only from the allow-list below. Bad filters raise one `UsageError` naming the term.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import datetime
+from typing import Any, Final
+
+from logpipe.errors import UsageError
+from logpipe.schema import LEVELS
+
+TEXT_FIELDS: Final = (
+    "level", "message", "logger", "service", "host", "request_id", "user_id", "session_id",
+    "trace_id", "method", "endpoint", "path", "error", "source", "event_id",
+)  # fmt: skip
+NUMBER_FIELDS: Final = ("status", "duration_ms")
+TIME_FIELDS: Final = ("ts",)
+FIELDS: Final = (*TIME_FIELDS, *TEXT_FIELDS, *NUMBER_FIELDS)
+FREE_TEXT_FIELDS: Final = ("message", "error", "attrs")
+OPS: Final = ("!=", ">=", "<=", "!~", "=", ">", "<", "~")  # longest first: `!=` before `=`
+ORDER_OPS: Final = (">", ">=", "<", "<=")
+
+_KEY: Final = r"[A-Za-z0-9_\-]+"
+# Anything name-like before an operator is a comparison (and an unknown name an error).
+_COMPARISON: Final = re.compile(r"(?P<field>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<op>!=|>=|<=|!~|=|>|<|~)")
+_ATTRS_KEY: Final = re.compile(rf"^{_KEY}$")
+# ES `message.keyword` keeps messages up to this many characters (the sink's mapping).
+ES_KEYWORD_LIMIT: Final = 1024
+# ES fields indexed as keywords (exact terms); `error` is text only and `attrs` is not indexed.
+_ES_KEYWORDS: Final = frozenset(
+    {"level", "logger", "service", "host", "request_id", "user_id", "session_id", "trace_id",
+     "method", "endpoint", "path", "source", "event_id"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A canonical column, or (`name == "attrs"`) the JSON value at `path` inside attrs."""
+
+    name: str
+    path: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return ".".join((self.name, *self.path))
+
+    @property
+    def json_path(self) -> str:
+        """`$."a"."b"`: the DuckDB JSON path of an attrs field (keys are [A-Za-z0-9_-] only)."""
+        return "$" + "".join(f'."{k}"' for k in self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """`field op value` with op one of = != > >= < <=; value typed by the field (see `parse_filter`)."""
+
+    field: Field
+    op: str
+    value: str | float | datetime
+    text: str = dc_field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """`field~pattern` (or `!~` when `negate`)."""
+
+    field: Field
+    pattern: str
+    negate: bool = False
+    text: str = dc_field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Free text: a case-insensitive substring of message, error or attrs."""
+
+    needle: str
+    text: str = dc_field(default="", compare=False)
+
+
+Term = Compare | Regex | Text
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """All terms must hold; no terms matches every record."""
+
+    terms: tuple[Term, ...] = ()
+
+    def __and__(self, other: Filter) -> Filter:
+        return Filter(self.terms + other.terms)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def parse_filters(texts: Iterable[str], *, now: datetime | None = None) -> Filter:
+    """Several filter strings (a TEXT argument and each `--where`), all of which must hold."""
+    out = Filter()
+    for text in texts:
+        out = out & parse_filter(text, now=now)
+    return out
+
+
+def parse_filter(text: str, *, now: datetime | None = None) -> Filter:
+    """Parse one filter string (see the module docstring); `now` anchors `ts>1h`."""
+    terms: list[Term] = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return Filter(tuple(terms))
+        start = pos
+        match = _COMPARISON.match(text, pos)
+        if match and text[pos] != '"':
+            value, pos = _value(text, match.end(), text[start:])
+            terms.append(_comparison(match.group("field"), match.group("op"), value, text[start:pos], now))
+        else:
+            needle, pos = _value(text, pos, text[start:])
+            terms.append(Text(needle, text[start:pos]))
+
+
+def _value(text: str, pos: int, term: str) -> tuple[str, int]:
+    """A bare word or a quoted string starting at `pos`, and the position after it."""
+    if pos < len(text) and text[pos] == '"':
+        out: list[str] = []
+        i = pos + 1
+        while i < len(text):
+            ch = text[i]
+            if ch == "\\" and i + 1 < len(text):
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                return "".join(out), i + 1
+            out.append(ch)
+            i += 1
+        raise UsageError(f"bad filter {_shown(term)}: unterminated quote")
+    end = pos
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return text[pos:end], end
+
+
+def _shown(term: str) -> str:
+    first = term.split()[0] if term.split() else term
+    return repr(first if '"' not in term[:1] else term)
+
+
+def _comparison(name: str, op: str, value: str, term: str, now: datetime | None) -> Term:
+    where = f"bad filter {term!r}"
+    target = _field(name, where)
+    if value == "" and not term.endswith('""'):
+        raise UsageError(f"{where}: no value after {op!r} (use {name}{op}\"\" for an empty value)")
+    if op in ("~", "!~"):
+        if target.name in NUMBER_FIELDS or target.name in TIME_FIELDS:
+            raise UsageError(f"{where}: ~ matches text; {target} is a {'number' if target.name in NUMBER_FIELDS else 'time'}")
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise UsageError(f"{where}: bad regular expression ({exc})") from None
+        return Regex(target, value, op == "!~", term)
+    if target.name == "level":
+        level = value.upper()
+        if level not in LEVELS:
+            raise UsageError(f"{where}: unknown level {value!r} (levels: {', '.join(LEVELS)})")
+        return Compare(target, op, level, term)
+    if target.name in TIME_FIELDS:
+        from logpipe.query.timeexpr import parse_time, utc_now
+
+        try:
+            moment = parse_time(value, now=now or utc_now())
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        return Compare(target, op, moment, term)
+    if target.name in NUMBER_FIELDS or (target.name == "attrs" and op in ORDER_OPS):
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{where}: {value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise UsageError(f"{where}: {value!r} is not a finite number")
+        return Compare(target, op, number, term)
+    if op in ORDER_OPS:
+        raise UsageError(f"{where}: {op} compares numbers, times and levels; {target} is text (use = or ~)")
+    return Compare(target, op, value, term)
+
+
+def _field(name: str, where: str) -> Field:
+    head, _, rest = name.partition(".")
+    if head == "attrs" and rest:
+        path = tuple(rest.split("."))
+        if all(_ATTRS_KEY.match(k) for k in path):
+            return Field("attrs", path)
+    elif name in FIELDS:  # the allow-list
+        return Field(name)
+    raise UsageError(
+        f"{where}: unknown field {name!r} (fields: {', '.join(FIELDS)}, attrs.KEY; "
+        f'quote the term, "like=this", to search for it as text)'
+    )
+
+
+# --- DuckDB ----------------------------------------------------------------------------------
+
+
+def to_sql(flt: Filter) -> tuple[str, list[object]]:
+    """A DuckDB WHERE clause (without `WHERE`) and its parameters; `TRUE` for no terms."""
+    parts: list[str] = []
+    params: list[object] = []
+    for term in flt.terms:
+        sql, values = _term_sql(term)
+        parts.append(sql)
+        params.extend(values)
+    return (" AND ".join(f"({p})" for p in parts) if parts else "TRUE"), params
+
+
+def _column_sql(target: Field) -> tuple[str, list[object]]:
+    if target.name == "attrs":
+        return 'json_extract_string("attrs", ?)', [target.json_path]
+    assert target.name in FIELDS  # the allow-list: names are never taken from the user otherwise
+    return f'"{target.name}"', []
+
+
+def _term_sql(term: Term) -> tuple[str, list[object]]:
+    if isinstance(term, Text):
+        needle = term.needle.lower()
+        sql = " OR ".join(f"contains(lower(coalesce(\"{c}\", '')), ?)" for c in FREE_TEXT_FIELDS)
+        return sql, [needle] * len(FREE_TEXT_FIELDS)
+    column, params = _column_sql(term.field)
+    if isinstance(term, Regex):
+        if term.negate:
+            return f"NOT coalesce(regexp_matches({column}, ?), false)", [*params, term.pattern]
+        return f"coalesce(regexp_matches({column}, ?), false)", [*params, term.pattern]
+    if term.field.name == "level" and term.op in ORDER_OPS:
+        levels = levels_where(term.op, str(term.value))
+        if not levels:
+            return "FALSE", []
+        return f"{column} IN ({', '.join('?' for _ in levels)})", [*params, *levels]
+    if term.field.name == "attrs" and isinstance(term.value, float):
+        column = f"TRY_CAST({column} AS DOUBLE)"
+    if term.op == "!=":
+        return f"{column} IS DISTINCT FROM ?", [*params, term.value]
+    return f"coalesce({column} {term.op} ?, false)", [*params, term.value]
+
+
+def levels_where(op: str, level: str) -> list[str]:
+    """The canonical levels `level op LEVEL` holds for, by severity.
+
+    >>> levels_where(">=", "WARNING")
+    ['WARNING', 'ERROR', 'CRITICAL']
+    """
+    rank = LEVELS.index(level)
+    test = {">": rank.__lt__, ">=": rank.__le__, "<": rank.__gt__, "<=": rank.__ge__}[op]
+    return [lv for i, lv in enumerate(LEVELS) if test(i)]
+
+
+# --- Elasticsearch / OpenSearch --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EsPlan:
+    """`query` selects a superset of the matching records (exactly them when `residual` is
+    empty); the `residual` terms, which the index cannot answer exactly (attrs is not indexed,
+    `error` has no keyword, regexes differ between Lucene and RE2, free text is a substring),
+    are checked on each hit's `_source` with `matches`."""
+
+    query: dict[str, Any]
+    residual: Filter
+
+
+def to_es(flt: Filter) -> EsPlan:
+    must: list[dict[str, Any]] = []
+    must_not: list[dict[str, Any]] = []
+    residual: list[Term] = []
+    for term in flt.terms:
+        pushed = _term_es(term)
+        if pushed is None:
+            residual.append(term)
+        else:
+            (must_not if pushed[0] else must).append(pushed[1])
+    query: dict[str, Any] = {"bool": {"filter": must, "must_not": must_not}} if must or must_not else {"match_all": {}}
+    return EsPlan(query, Filter(tuple(residual)))
+
+
+def _term_es(term: Term) -> tuple[bool, dict[str, Any]] | None:
+    """(negated, clause) for a term the engine answers exactly, else None."""
+    if not isinstance(term, Compare) or term.field.name in ("attrs", "error"):
+        return None
+    name, op, value = term.field.name, term.op, term.value
+    if name == "message":
+        if len(str(value)) > ES_KEYWORD_LIMIT:
+            return None  # longer messages are not in message.keyword
+        name = "message.keyword"
+    elif name not in _ES_KEYWORDS and name not in NUMBER_FIELDS and name not in TIME_FIELDS:
+        return None
+    if isinstance(value, datetime):
+        from logpipe.query.es import json_value
+
+        value = json_value(value)
+    if name == "status" and isinstance(value, float):
+        if not value.is_integer():
+            return None  # an integer field: leave fractional bounds to `matches`
+        value = int(value)
+    if name == "level" and op in ORDER_OPS:
+        return False, {"terms": {"level": levels_where(op, str(value))}}
+    if op == "=":
+        return False, {"term": {name: value}}
+    if op == "!=":
+        return True, {"term": {name: value}}
+    return False, {"range": {name: {{">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[op]: value}}}
+
+
+# --- the Python evaluator (ES residuals; the same meaning as the SQL) -------------------------
+
+
+def matches(flt: Filter, record: Mapping[str, Any]) -> bool:
+    """Whether `record` (canonical field names; `ts` a datetime; `attrs` a JSON string or dict) passes."""
+    return all(_term_holds(t, record) for t in flt.terms)
+
+
+def _lookup(target: Field, record: Mapping[str, Any]) -> Any:
+    if target.name != "attrs":
+        return record.get(target.name)
+    node: Any = record.get("attrs")
+    if isinstance(node, str):
+        try:
+            node = json.loads(node)
+        except ValueError:
+            return None
+    for key in target.path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    if node is None or isinstance(node, str):
+        return node
+    return json.dumps(node, separators=(",", ":"), ensure_ascii=False)  # as json_extract_string writes it
+
+
+def _term_holds(term: Term, record: Mapping[str, Any]) -> bool:
+    if isinstance(term, Text):
+        needle = term.needle.lower()
+        return any(needle in _free_text(record.get(c)).lower() for c in FREE_TEXT_FIELDS)
+    value = _lookup(term.field, record)
+    if isinstance(term, Regex):
+        found = value is not None and re.search(term.pattern, str(value)) is not None
+        return found != term.negate
+    if term.field.name == "level" and term.op in ORDER_OPS:
+        return value in levels_where(term.op, str(term.value))
+    if term.field.name == "attrs" and isinstance(term.value, float):
+        try:
+            value = float(value) if value is not None else None
+        except ValueError:
+            value = None
+    if term.op == "!=":
+        return bool(value is None or value != term.value)
+    if value is None:
+        return False
+    return bool(_ORDER[term.op](value, term.value))
+
+
+def _free_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+_ORDER: Final = {
+    "=": lambda a, b: a == b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+
+
+def describe(flt: Filter) -> str:
+    """The filter as the user wrote it (for titles and messages)."""
+    return " ".join(t.text for t in flt.terms)
+
+
+def fields_used(flt: Filter) -> Sequence[str]:
+    return [str(t.field) for t in flt.terms if not isinstance(t, Text)]
