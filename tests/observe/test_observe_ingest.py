@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import uuid
 from collections import Counter
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from observehelp import LOGPIPE, ROOT, Agent, wait_for
 
-BOOTSTRAP = "127.0.0.1:19092"  # scripts/services' Kafka (left running for the other suites)
+BOOTSTRAP = os.environ.get("LOGPIPE_TEST_KAFKA", "127.0.0.1:19092")  # scripts/services' Kafka (left running for the other suites)
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
