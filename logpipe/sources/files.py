@@ -368,6 +368,12 @@ class Watch:
     format_name: str | None = None
 
 
+def _literal(pattern: str) -> bool:
+    """A pattern without glob characters, or one that names a file as it is: `logs[1]/app.log`
+    is that file when it exists (as a glob it would mean `logs1/app.log`)."""
+    return not glob.has_magic(pattern) or os.path.isfile(pattern)
+
+
 def spec_of(path: str, watches: Sequence[Watch]) -> int | None:
     """The first source whose globs match `path` (for a file found by name, not by globbing)."""
     for index, watch in enumerate(watches):
@@ -467,7 +473,7 @@ class FileWatcher:
         seen: dict[tuple[int, int], Discovered] = {}
         for spec, watch in enumerate(self.watches):
             for pattern in watch.patterns:
-                matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
+                matches = [pattern] if _literal(pattern) else glob.glob(pattern, recursive=True)
                 for path in sorted(matches):
                     found = discovered(path, spec)
                     if found is not None:

@@ -85,6 +85,20 @@ class TestShipOnce:
         assert archived_seqs(tmp_path / "a") == list(range(300))
         assert len({r["source"] for r in archive_rows(tmp_path / "a", ["source"])}) == 3
 
+    def test_a_path_with_glob_characters_that_exists_is_that_file(self, tmp_path: Path, logpipe: Logpipe) -> None:
+        """`logs[1]/app.log` names that file (as a glob it would mean `logs1/app.log`); a real
+        glob beside it still globs."""
+        folder = tmp_path / "logs[1]"
+        folder.mkdir()
+        write_records(folder / "app.log", (record(i) for i in range(50)))
+        res = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(tmp_path / "a"))
+        assert res.code == 0, res.err
+        assert archived_seqs(tmp_path / "a") == list(range(50))
+        write_records(tmp_path / "logs1.log", (record(i) for i in range(50, 60)))
+        res = logpipe("ship", "--once", str(tmp_path / "logs[1].log"), "--archive", str(tmp_path / "a"))
+        assert res.code == 0, res.err
+        assert archived_seqs(tmp_path / "a") == list(range(60))
+
 
 class TestBadInput:
     def test_rejects_go_to_dead_letters_with_reasons(self, tmp_path: Path, logpipe: Logpipe) -> None:
