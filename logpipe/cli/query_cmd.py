@@ -23,7 +23,9 @@ from logpipe.errors import TerminalError
 if TYPE_CHECKING:
     from logpipe.query.backend import Source
 
-HIDDEN_COLUMNS_IN_TABLE = {"journey": ("user_id",)}
+# Left out of tables (kept in json/csv): journey's user is in its title; stack traces take many
+# lines each, so `query errors` shows them only with --stack.
+HIDDEN_COLUMNS_IN_TABLE = {"journey": ("user_id",), "errors": ("sample_error",)}
 
 
 class NoRecordsError(TerminalError):
@@ -97,6 +99,9 @@ def errors_cmd(
     queries: QueriesOpt = None,
     backend: BackendOpt = "archive",
     es: EsOpt = None,
+    stack: Annotated[
+        bool, typer.Option("--stack", help="Show each group's latest stack trace (sample_error) in the table.")
+    ] = False,
 ) -> None:
     """ERROR and CRITICAL records grouped by message key, with a histogram over the window."""
     from logpipe.query.backend import fetch
@@ -114,7 +119,7 @@ def errors_cmd(
     timeline = fetch(source, "error_timeline", _given(since=values["since"], until=values["until"], service=service))
     buckets = timeline.rows
     _print_chart([int(b[2]) for b in buckets], values)
-    _print_table(query, columns, rows, title=f"errors {_window(values)}")
+    _print_table(query, columns, rows, title=f"errors {_window(values)}", show=("sample_error",) if stack else ())
 
 
 @query_app.command("journey")
@@ -284,10 +289,11 @@ def _print_chart(counts: list[int], values: Mapping[str, object]) -> None:
     sys.stdout.write("\n".join(chart(counts, since, until)) + "\n\n")
 
 
-def _print_table(query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> None:
+def _print_table(query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, show: Sequence[str] = (),
+                 **options: Any) -> None:  # fmt: skip
     from logpipe.query.render import percent, print_table
 
-    hidden = HIDDEN_COLUMNS_IN_TABLE.get(query, ())
+    hidden = [c for c in HIDDEN_COLUMNS_IN_TABLE.get(query, ()) if c not in show]
     keep = [i for i, c in enumerate(columns) if c not in hidden]
     print_table(
         [columns[i] for i in keep],

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -116,7 +116,7 @@ def _params_used(node: Any) -> Iterator[str]:
 
 # Values readers compute from the declared parameters (the histogram's interval) or from an
 # earlier search (the journey's requests); templates may use them like parameters.
-DERIVED: Final = frozenset({"bucket_interval", "bucket_offset", "matched_requests"})
+DERIVED: Final = frozenset({"bucket_interval", "bucket_offset", "matched_requests", "access_since", "access_until"})
 
 
 def json_value(value: Any) -> Any:
@@ -228,22 +228,62 @@ def top_values(buckets: list[dict[str, Any]]) -> str:
 
 
 def read_errors(searcher: Searcher, values: dict[str, Any]) -> Rows:
+    """Groups, then each group's endpoints: an error line's own, or else its request's access line's
+    (the request's last record with an endpoint within a day either side of the window), as the SQL."""
+    endpoints = _error_endpoints(searcher, values)
     rows = []
     for bucket in searcher.composite("groups", values, "groups"):
         first = bucket["first"]["hits"]["hits"][0]["_source"]
         last = bucket["last"]["hits"]["hits"][0]["_source"]
         key = bucket["key"]["message_key"]
+        stacks = bucket["with_error"]["latest"]["hits"]["hits"]
         rows.append((
             key if key is not None else (last.get("message") or ""),
             int(bucket["doc_count"]),
             parse_ts(first["ts"]),
             parse_ts(last["ts"]),
             last.get("message"),
-            top_values(bucket["endpoints"]["buckets"]),
+            top_counts(endpoints.get(key, {})),
             top_values(bucket["services"]["buckets"]),
+            stacks[0]["_source"].get("error") if stacks else None,
         ))  # fmt: skip
     rows.sort(key=lambda r: (-r[1], r[0]))
     return rows
+
+
+ACCESS_MARGIN: Final = timedelta(days=1)
+TERMS_CHUNK: Final = 10_000  # request ids per `terms` query (engines refuse more than 65,536)
+
+
+def _error_endpoints(searcher: Searcher, values: dict[str, Any]) -> dict[str | None, dict[str, int]]:
+    """message_key -> endpoint -> error records, the access line filling in a missing endpoint."""
+    counts: dict[str | None, dict[str, int]] = {}
+    for bucket in searcher.composite("endpoints", values, "pairs"):
+        per = counts.setdefault(bucket["key"]["message_key"], {})
+        per[bucket["key"]["endpoint"]] = per.get(bucket["key"]["endpoint"], 0) + int(bucket["doc_count"])
+    unplaced = [(b["key"]["message_key"], b["key"]["request_id"], int(b["doc_count"]))
+                for b in searcher.composite("unplaced", values, "pairs")]  # fmt: skip
+    requests = sorted({rid for _, rid, _ in unplaced})
+    access: dict[str, str] = {}
+    window = {"access_since": values["since"] - ACCESS_MARGIN, "access_until": values["until"] + ACCESS_MARGIN}
+    for start in range(0, len(requests), TERMS_CHUNK):
+        derived = {**values, **window, "matched_requests": requests[start : start + TERMS_CHUNK]}
+        for bucket in searcher.composite("access", derived, "requests"):
+            hits = bucket["line"]["hits"]["hits"]
+            if hits and hits[0]["_source"].get("endpoint") is not None:
+                access[bucket["key"]["request_id"]] = hits[0]["_source"]["endpoint"]
+    for key, rid, n in unplaced:
+        endpoint = access.get(rid)
+        if endpoint is not None:
+            per = counts.setdefault(key, {})
+            per[endpoint] = per.get(endpoint, 0) + n
+    return counts
+
+
+def top_counts(counts: Mapping[str, int]) -> str:
+    """The three most frequent values as `value (count), ...`, ties alphabetically, like the SQL."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    return ", ".join(f"{value} ({n})" for value, n in ranked)
 
 
 def timeline_window(values: Mapping[str, Any]) -> tuple[int, int, int]:

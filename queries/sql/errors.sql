@@ -1,19 +1,39 @@
--- description: ERROR and CRITICAL records grouped by message key, most frequent first.
+-- description: ERROR and CRITICAL records grouped by message key, most frequent first, with their endpoints (from the request's access line when the error line has none) and a sample stack trace.
 -- param since: time = 1h -- start of the window (inclusive)
 -- param until: time = now -- end of the window (exclusive)
 -- param service: string = null -- only records of this service (null: every service)
--- columns: message_key, count, first_seen, last_seen, sample_message, top_endpoints, top_services
-WITH hits AS (
-    SELECT ts, coalesce(message_key, message, '') AS message_key, message, endpoint, service
+-- columns: message_key, count, first_seen, last_seen, sample_message, top_endpoints, top_services, sample_error
+WITH matched AS (
+    SELECT ts, event_id, coalesce(message_key, message, '') AS message_key, message, endpoint, service,
+           request_id, error
     FROM logs
     WHERE level IN ('ERROR', 'CRITICAL')
       AND ts >= $since AND ts < $until
       AND day BETWEEN CAST($since AS DATE) AND CAST($until AS DATE)
       AND ($service IS NULL OR service = $service)
 ),
+-- An error line often has only request_id; its request's access line has the endpoint. The
+-- access line is the request's last record (ts, then event_id) with an endpoint, looked for
+-- within a day either side of the window (requests last seconds; the bound keeps the scan small).
+access AS (
+    SELECT request_id, arg_max(endpoint, (ts, event_id)) AS endpoint
+    FROM logs
+    WHERE endpoint IS NOT NULL
+      AND request_id IN (SELECT request_id FROM matched WHERE endpoint IS NULL)
+      AND ts >= $since - INTERVAL 1 DAY AND ts < $until + INTERVAL 1 DAY
+      AND day BETWEEN CAST($since AS DATE) - 1 AND CAST($until AS DATE) + 1
+    GROUP BY request_id
+),
+hits AS (
+    SELECT m.ts, m.event_id, m.message_key, m.message, coalesce(m.endpoint, a.endpoint) AS endpoint,
+           m.service, m.error
+    FROM matched m LEFT JOIN access a ON m.endpoint IS NULL AND a.request_id = m.request_id
+),
 groups AS (
     SELECT message_key, count(*) AS count, min(ts) AS first_seen, max(ts) AS last_seen,
-           arg_max(message, ts) AS sample_message
+           arg_max(message, ts) AS sample_message,
+           -- the latest stack trace of the group (ts, then event_id, as the engine sorts)
+           arg_max(error, (ts, event_id)) FILTER (WHERE error IS NOT NULL) AS sample_error
     FROM hits
     GROUP BY message_key
 ),
@@ -37,7 +57,7 @@ top_services AS (
     FROM service_counts WHERE rank <= 3 GROUP BY message_key
 )
 SELECT g.message_key, g.count, g.first_seen, g.last_seen, g.sample_message,
-       coalesce(e.top, '') AS top_endpoints, coalesce(s.top, '') AS top_services
+       coalesce(e.top, '') AS top_endpoints, coalesce(s.top, '') AS top_services, g.sample_error
 FROM groups g
 LEFT JOIN top_endpoints e USING (message_key)
 LEFT JOIN top_services s USING (message_key)

@@ -9,7 +9,9 @@ the template asks for, is exact at these group sizes): those are compared within
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+import re
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,54 @@ def test_errors(shipped: dict[str, Any], skip: float, hours: float, service: str
     given = {**window(shipped, hours, skip), **({"service": service} if service else {})}
     archive, engine = both(shipped, "errors", given)
     assert engine == archive
+
+
+def expected_error_details(objects: list[dict[str, Any]], since: datetime, until: datetime) -> dict[str, tuple[str, str | None]]:
+    """message key -> (top_endpoints, sample_error) from the written objects, in plain Python.
+
+    An error line's endpoint is its own path's template, else that of its request's last line
+    with a path (within a day of the window); the key and template rules are re-derived here
+    from their documented meaning (numbers masked; numeric path segments are `{id}`).
+    """
+    def ts(obj: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(obj["timestamp"].replace("Z", "+00:00"))
+
+    def template(path: str) -> str:
+        return "/".join("{id}" if part.isdigit() else part for part in path.split("/"))
+
+    access: dict[str, tuple[datetime, str]] = {}
+    for obj in objects:
+        if "path" in obj and since - timedelta(days=1) <= ts(obj) < until + timedelta(days=1):
+            seen = access.get(obj["request_id"])
+            if seen is None or ts(obj) > seen[0]:
+                access[obj["request_id"]] = (ts(obj), template(obj["path"]))
+    endpoints: dict[str, Counter[str]] = defaultdict(Counter)
+    stacks: dict[str, tuple[datetime, str | None]] = {}
+    for obj in objects:
+        if obj["level"] not in ("ERROR", "CRITICAL") or not since <= ts(obj) < until:
+            continue
+        key = re.sub(r"\d+", "<*>", obj["message"])
+        endpoint = template(obj["path"]) if "path" in obj else access.get(obj["request_id"], (None, None))[1]
+        endpoints[key].update([endpoint] if endpoint else [])
+        if "exc_info" in obj and (key not in stacks or ts(obj) > stacks[key][0]):
+            stacks[key] = (ts(obj), obj["exc_info"])
+        stacks.setdefault(key, (datetime.min.replace(tzinfo=UTC), None))
+    top = {k: ", ".join(f"{e} ({n})" for e, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+           for k, c in endpoints.items()}  # fmt: skip
+    return {k: (top.get(k, ""), stacks[k][1]) for k in stacks}
+
+
+@pytest.mark.parametrize("skip,hours", [(0, 30), (5, 6)])
+def test_errors_endpoints_and_stacks_match_plain_python(shipped: dict[str, Any], skip: float, hours: float) -> None:
+    """Both backends fill an error line's endpoint from its request's access line, and show the
+    group's latest stack trace, as computed from the log as it was written."""
+    given = window(shipped, hours, skip)
+    archive, engine = both(shipped, "errors", given)
+    since, until = (datetime.fromisoformat(str(v)) for v in given.values())
+    want = expected_error_details(shipped["objects"], since, until)
+    assert any("(" in top for top, _ in want.values()) and any(stack for _, stack in want.values())
+    for rows in (archive, engine):
+        assert {r[0]: (r[5], r[7]) for r in rows} == want
 
 
 @pytest.mark.parametrize("buckets", [40, 24, 7])

@@ -108,12 +108,15 @@ def generate_records(now: datetime, seed: int = 7) -> list[Record]:
                         ))
                     else:
                         level = rnd.choices(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), (3, 5, 2, 2, 1))[0]
+                        error = None
                         if level in ("ERROR", "CRITICAL"):
                             text, key = rnd.choice(ERRORS)
                             message = text.format(n=rnd.randint(1, 99999))
+                            if req % 3:  # a stack on two thirds of them (no draw: the data stays as it was)
+                                error = f"Traceback (most recent call last):\n  File \"app.py\", line {req}\n{message}"
                         else:
                             message = key = f"step {k} of {template}"
-                        lines.append(_record(ts=ts, level=level, message=message, message_key=key))
+                        lines.append(_record(ts=ts, level=level, message=message, message_key=key, error=error))
                 for line in lines:
                     line.update(service=service, request_id=request_id, host=f"h{req % 3}", logger="app")
                 if placement != "none":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 Record = dict[str, Any]
@@ -23,23 +23,46 @@ def _top(counter: Counter[str]) -> str:
     return ", ".join(f"{value} ({n})" for value, n in ranked)
 
 
+def request_endpoints(records: list[Record], since: datetime, until: datetime) -> dict[str, str]:
+    """request_id -> the endpoint of its access line: the request's last record (by ts, then
+    event_id) that has an endpoint, looked for within a day either side of the window."""
+    lo, hi = since - timedelta(days=1), until + timedelta(days=1)
+    latest: dict[str, Record] = {}
+    for rec in records:
+        rid = rec["request_id"]
+        if rid is None or rec["endpoint"] is None or not lo <= rec["ts"] < hi:
+            continue
+        seen = latest.get(rid)
+        if seen is None or (rec["ts"], rec["event_id"]) > (seen["ts"], seen["event_id"]):
+            latest[rid] = rec
+    return {rid: rec["endpoint"] for rid, rec in latest.items()}
+
+
 def errors(records: list[Record], since: datetime, until: datetime, service: str | None = None) -> list[dict[str, Any]]:
     groups: dict[str, list[Record]] = defaultdict(list)
     for rec in records:
         wanted = service is None or rec["service"] == service
         if rec["level"] in ("ERROR", "CRITICAL") and in_window(rec, since, until) and wanted:
             groups[rec["message_key"] or rec["message"] or ""].append(rec)
+    access = request_endpoints(records, since, until)
+
+    def endpoint(rec: Record) -> str | None:
+        return rec["endpoint"] if rec["endpoint"] is not None else access.get(rec["request_id"] or "")
+
     rows = []
     for key, recs in groups.items():
         last = max(r["ts"] for r in recs)
+        with_error = [r for r in recs if r["error"] is not None]
+        latest_error = max(with_error, key=lambda r: (r["ts"], r["event_id"]), default=None)
         rows.append({
             "message_key": key,
             "count": len(recs),
             "first_seen": min(r["ts"] for r in recs),
             "last_seen": last,
             "sample_messages": {r["message"] for r in recs if r["ts"] == last},
-            "top_endpoints": _top(Counter(r["endpoint"] for r in recs if r["endpoint"] is not None)),
+            "top_endpoints": _top(Counter(e for e in map(endpoint, recs) if e is not None)),
             "top_services": _top(Counter(r["service"] for r in recs if r["service"] is not None)),
+            "sample_error": latest_error["error"] if latest_error is not None else None,
         })
     rows.sort(key=lambda r: (-r["count"], r["message_key"]))
     return rows

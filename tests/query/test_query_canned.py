@@ -31,6 +31,18 @@ class TestErrors:
             assert row["sample_message"] in exp["sample_messages"]
             assert row["top_endpoints"] == exp["top_endpoints"]
             assert row["top_services"] == exp["top_services"]
+            assert row["sample_error"] == exp["sample_error"]
+
+    def test_endpoints_come_from_the_requests_access_line(self, generated: Generated) -> None:
+        """Error lines carry no endpoint here, only their request's last (access) line does:
+        `top_endpoints` still names the endpoints, counted once per error record."""
+        since, until = _window(generated)
+        got = q.errors(generated.archive, since=since, until=until).to_pylist()
+        in_requests = [r for r in generated.records if r["level"] in ("ERROR", "CRITICAL") and r["endpoint"] is None
+                       and r["request_id"] is not None and since <= r["ts"] < until]  # fmt: skip
+        assert in_requests, "the generated data should have error lines without an endpoint inside requests"
+        assert any(row["top_endpoints"] for row in got if not row["message_key"].startswith(("GET", "POST")))
+        assert sum(row["sample_error"] is not None for row in got) >= 3
 
     def test_window_and_service_filter(self, generated: Generated) -> None:
         """A narrower window and a service filter give the plain-Python subset."""

@@ -30,7 +30,7 @@ class TestErrorsCommand:
         want = expected.errors(generated.records, generated.now - timedelta(hours=48), generated.now)
         assert [(r["message_key"], r["count"]) for r in rows] == [(w["message_key"], w["count"]) for w in want]
         assert list(rows[0]) == ["message_key", "count", "first_seen", "last_seen", "sample_message",
-                                 "top_endpoints", "top_services"]
+                                 "top_endpoints", "top_services", "sample_error"]
         assert rows[0]["first_seen"].endswith("Z") and _ts(rows[0]["first_seen"]) == want[0]["first_seen"]
 
     def test_relative_window(self, cli: Any, generated: Generated) -> None:
@@ -52,6 +52,17 @@ class TestErrorsCommand:
         assert first.startswith("errors per 45m,") and f"{total} in all" in first
         assert "┤" in chart and "█" in chart
         assert res.out.index("┤") < res.out.index("message_key")
+
+    def test_stack_traces_only_with_stack(self, cli: Any, generated: Generated) -> None:
+        """The table leaves the multi-line traces out unless asked; json always has them."""
+        args = ("query", "errors", "--archive", str(generated.archive), *_since(generated))
+        plain, stacked = cli(*args), cli(*args, "--stack")
+        assert plain.code == stacked.code == 0, (plain.err, stacked.err)
+        assert "Traceback" not in plain.out and "sample_error" not in plain.out
+        assert "sample_error" in stacked.out and "Traceback" in stacked.out
+        rows = json.loads(cli(*args, "--format", "json").out)
+        want = expected.errors(generated.records, generated.now - timedelta(hours=48), generated.now)
+        assert [r["sample_error"] for r in rows] == [w["sample_error"] for w in want]
 
     def test_csv(self, cli: Any, generated: Generated) -> None:
         res = cli("query", "errors", "--archive", str(generated.archive), *_since(generated), "--format", "csv")
