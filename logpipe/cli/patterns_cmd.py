@@ -32,6 +32,10 @@ def patterns_cmd(
     level: Annotated[
         list[str] | None, typer.Option("--level", help="Only records of this level (repeatable; default: all).")
     ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", "-w", help="A filter (field=value, field>n, field~regex, free text); repeatable, all must hold."),
+    ] = None,
     since: Annotated[
         str, typer.Option("--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601.")
     ] = "1h",
@@ -52,6 +56,7 @@ def patterns_cmd(
     ] = None,
 ) -> None:
     """Group the window's messages into templates (Drain-style), most frequent first."""
+    from logpipe.explore.filters import parse_filters
     from logpipe.explore.mine import archive_rows, es_rows, mine
     from logpipe.explore.patterns import Window
     from logpipe.export import normalise_levels
@@ -68,10 +73,11 @@ def patterns_cmd(
 
         raise UsageError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
     levels = normalise_levels(level or [])
+    flt = parse_filters(where or [], now=now)
     if backend == "es":
-        rows = es_rows(str(es), start, end, levels)
+        rows = es_rows(str(es), start, end, levels, flt)
     else:
-        rows = archive_rows(archive, start, end, levels)
+        rows = archive_rows(archive, start, end, levels, flt)
     mined = mine(rows, Window(start, end, buckets))
     shown = mined.patterns[:limit] if limit else mined.patterns
     if fmt != "table":

@@ -15,17 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from logpipe.explore.filters import Filter
 from logpipe.explore.patterns import Pattern, PatternMiner, Window
 
 BATCH_ROWS: Final = 50_000
 ES_PAGE: Final = 5_000
 
+# Positional parameters throughout: the shared filter language compiles to `?` placeholders.
 _SQL: Final = (
     "SELECT ts, message FROM logs"
-    " WHERE ts >= $since AND ts < $until"
-    " AND day BETWEEN CAST($since AS DATE) AND CAST($until AS DATE)"
-    " AND (len($levels) = 0 OR list_contains($levels, level))"
-    "{where}"
+    " WHERE ts >= ? AND ts < ?"
+    " AND day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)"
+    "{levels}"
+    " AND ({where})"
     " ORDER BY ts, event_id"
 )
 
@@ -52,43 +54,52 @@ def archive_rows(
     since: datetime,
     until: datetime,
     levels: Sequence[str] = (),
-    where: tuple[str, dict[str, object]] | None = None,
+    where: Filter | None = None,
 ) -> Iterator[tuple[datetime | None, str | None]]:
     """The window's `(ts, message)` rows from the archive, oldest first, a batch at a time.
 
-    `where` is an extra SQL condition with its own named parameters (from the shared filter
-    language, which binds every value); nothing else is added to the statement.
+    `where` (the shared filter language) compiles to a clause whose values are all bound;
+    the statement's only other text is this module's.
     """
+    from logpipe.explore.filters import to_sql
     from logpipe.query.engine import connect
 
-    condition, params = where if where is not None else ("", {})
-    sql = _SQL.format(where=f" AND ({condition})" if condition else "")
+    condition, where_params = to_sql(where or Filter())
+    level_sql = f" AND level IN ({', '.join('?' for _ in levels)})" if levels else ""
+    params = [since, until, since, until, *levels, *where_params]
     con = connect(archive)
     try:
-        rel = con.sql(sql, params={**params, "since": since, "until": until, "levels": list(levels)})
-        batches = rel.to_arrow_reader(BATCH_ROWS)
-        for batch in batches:
+        rel = con.sql(_SQL.format(levels=level_sql, where=condition), params=params)
+        for batch in rel.to_arrow_reader(BATCH_ROWS):
             yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
     finally:
         con.close()
 
 
 def es_search(since: datetime, until: datetime, levels: Sequence[str], size: int,
-              extra: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:  # fmt: skip
-    """The body of one page of records (without search_after): the archive's window and order."""
+              where: Filter | None = None) -> dict[str, Any]:  # fmt: skip
+    """The body of one page of records (without search_after): the archive's window and order.
+
+    Filter terms the engine cannot answer exactly are checked on each hit by `es_rows`; then
+    the whole `_source` is fetched for them.
+    """
+    from logpipe.explore.filters import to_es
     from logpipe.query.es import json_value
 
+    plan = to_es(where or Filter())
     filters: list[dict[str, Any]] = [{"range": {"ts": {"gte": json_value(since), "lt": json_value(until)}}}]
     if levels:
         filters.append({"terms": {"level": list(levels)}})
-    filters.extend(extra)
-    return {
+    filters.append(plan.query)
+    body: dict[str, Any] = {
         "size": size,
         "track_total_hits": False,
         "sort": [{"ts": "asc"}, {"event_id": "asc"}],
-        "_source": ["ts", "message"],
         "query": {"bool": {"filter": filters}},
     }
+    if not plan.residual.terms:
+        body["_source"] = ["ts", "message"]
+    return body
 
 
 def es_rows(
@@ -96,25 +107,30 @@ def es_rows(
     since: datetime,
     until: datetime,
     levels: Sequence[str] = (),
-    extra: Sequence[dict[str, Any]] = (),
+    where: Filter | None = None,
 ) -> Iterator[tuple[datetime | None, str | None]]:
     """The same rows from Elasticsearch/OpenSearch (`url` as for `ship --to`), page by page."""
     from logpipe.engine.config import parse_target
+    from logpipe.explore.filters import matches, to_es
     from logpipe.query.es import open_client, parse_ts
 
+    residual = to_es(where or Filter()).residual
     config = parse_target(url)
     client = open_client(config)
     path = f"/{config.index_prefix}*/_search?ignore_unavailable=true&allow_no_indices=true"
     after: list[Any] | None = None
     try:
         while True:
-            body = es_search(since, until, levels, ES_PAGE, extra)
+            body = es_search(since, until, levels, ES_PAGE, where)
             if after is not None:
                 body["search_after"] = after
             hits = client.request("POST", path, body).get("hits", {}).get("hits", [])
             for hit in hits:
                 source = hit.get("_source", {})
-                yield parse_ts(source.get("ts")), source.get("message")
+                ts = parse_ts(source.get("ts"))
+                if residual.terms and not matches(residual, {**source, "ts": ts}):
+                    continue
+                yield ts, source.get("message")
             if len(hits) < ES_PAGE:
                 return
             after = hits[-1]["sort"]

@@ -113,6 +113,14 @@ class TestPatternsCli:
         want = expected(records, ("ERROR", "WARNING"))
         assert {r["template"]: r["count"] for r in rows} == {t: w["count"] for t, w in want.items()}
 
+    def test_where_filters(self, shipped: tuple[Path, list[dict[str, Any]]]) -> None:
+        """The shared filter language: a regex, a level by severity and free text, all must hold."""
+        archive, records = shipped
+        rows = run_json(archive, "--where", "message~^(product|user)", "--where", "level>=WARNING logged")
+        want = expected([r for r in records if r["message"].startswith("user ")], ("WARNING", "ERROR"))
+        assert {r["template"]: r["count"] for r in rows} == {t: w["count"] for t, w in want.items()}
+        assert list(want) == ["user <*> logged in from <*>"]
+
     def test_limit_shows_the_most_frequent(self, shipped: tuple[Path, list[dict[str, Any]]]) -> None:
         archive, records = shipped
         rows = run_json(archive, "--limit", "2")
@@ -142,6 +150,7 @@ class TestPatternsCli:
         (["--since", "yesterday"], "bad time expression 'yesterday'"),
         (["--format", "xml"], "unknown format 'xml'"),
         (["--backend", "es"], "--backend es needs --es URL"),
+        (["--where", "colour=red"], "unknown field 'colour'"),
     ])  # fmt: skip
     def test_bad_options_are_one_red_line(self, shipped: tuple[Path, list[dict[str, Any]]], args: list[str],
                                           message: str) -> None:  # fmt: skip
