@@ -43,6 +43,7 @@ def _register() -> None:
     from logpipe.cli import (  # noqa: F401
         archive_cmd,
         config_cmd,
+        explore_cmd,
         export_cmd,
         ingest_cmd,
         patterns_cmd,

@@ -1,0 +1,287 @@
+"""`logpipe search`, `logpipe tail` and `logpipe context`: looking around the records.
+
+All three take the filter language of `logpipe.explore.filters` and run on the archive or on
+Elasticsearch/OpenSearch with the same answers. An empty result prints nothing (`[]` in JSON,
+the header in CSV) and exits 0. Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from logpipe.archive.layout import DEFAULT_ARCHIVE
+from logpipe.cli.app import app
+
+if TYPE_CHECKING:
+    from logpipe.explore.filters import Filter
+    from logpipe.query.backend import Source
+
+FILTER_HELP = (
+    "Filters, all of which must hold: field=value, field!=value, field>n (>=, <, <=), field~regex, "
+    'field!~regex, or free text ("a phrase" in quotes). Fields: the record\'s columns and attrs.KEY.'
+)
+FiltersArg = Annotated[list[str] | None, typer.Argument(help=FILTER_HELP, show_default=False)]
+WhereOpt = Annotated[list[str] | None, typer.Option("--where", "-w", help="One more filter (repeatable).")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601.")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Only records before this time, same forms.")]
+ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (the Parquet archive) or es (Elasticsearch/OpenSearch)."),
+]
+EsOpt = Annotated[
+    str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables)."),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, json, csv or ndjson (all record columns).")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Table with every column, nothing cut.")]
+
+
+def _filter(texts: Sequence[str], since: str | None, until: str | None) -> Filter:
+    from logpipe.explore.filters import parse_filters
+    from logpipe.explore.search import window
+    from logpipe.query.timeexpr import parse_time, utc_now
+
+    now = utc_now()
+    flt = parse_filters(texts, now=now)
+    return flt & window(parse_time(since, now=now) if since else None, parse_time(until, now=now) if until else None)
+
+
+def _source(backend: str, archive: Path, es: str | None) -> Source:
+    from logpipe.query.backend import Source
+
+    return Source(backend, archive, es).check()
+
+
+def _positive(name: str, value: int) -> int:
+    from logpipe.errors import UsageError
+
+    if value < 0:
+        raise UsageError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+class _Engine:
+    """An engine client and the index pattern to search, closed on exit."""
+
+    def __init__(self, url: str) -> None:
+        from logpipe.engine.config import parse_target
+        from logpipe.query.es import open_client
+
+        config = parse_target(url)
+        self.index = f"{config.index_prefix}*"
+        self.client = open_client(config)
+
+    def __enter__(self) -> _Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.client.close()
+
+
+def _archive(archive: Path) -> Any:
+    from logpipe.archive.reader import open_archive
+
+    return open_archive(archive, timezone="UTC")
+
+
+def _emit(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, wide: bool, header: bool = True) -> None:
+    from logpipe.explore.render import print_records
+    from logpipe.query.render import MACHINE_WRITERS
+
+    if fmt == "table":
+        print_records(columns, rows, sys.stdout, wide=wide, header=header)
+    else:
+        MACHINE_WRITERS[fmt](columns, rows, sys.stdout)
+    sys.stdout.flush()
+
+
+@app.command("search")
+def search_cmd(
+    text: FiltersArg = None,
+    where: WhereOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many records.")] = 100,
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
+    fmt: FormatOpt = "table",
+    wide: WideOpt = False,
+) -> None:
+    """Records matching free text and filters, newest first: `logpipe search timeout level>=ERROR`."""
+    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    _positive("--limit", limit)
+    flt = _filter([*(text or []), *(where or [])], since, until)
+    source = _source(backend, archive, es)
+    if source.backend == "es":
+        from logpipe.explore import es_search
+
+        with _Engine(str(source.es)) as engine:
+            rows = es_search.search(engine.client, engine.index, flt, limit=limit)
+    else:
+        from logpipe.explore import search
+
+        con = _archive(source.archive)
+        try:
+            rows = search.search(con, flt, limit=limit)
+        finally:
+            con.close()
+    _emit(fmt, RECORD_COLUMNS, rows, wide=wide)
+
+
+@app.command("tail")
+def tail_cmd(
+    filters: FiltersArg = None,
+    where: WhereOpt = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last matching records to print first.")] = 10,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Then print new matching records as the agent writes them (archive only; Ctrl-C ends).")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between looks at the archive with -f.")] = 0.5,
+    since: SinceOpt = None,
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
+    fmt: FormatOpt = "table",
+    wide: WideOpt = False,
+) -> None:
+    """The last N matching records, oldest first; with -f, then every new one exactly once."""
+    from logpipe.errors import UsageError
+    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    _positive("--lines", lines)
+    flt = _filter([*(filters or []), *(where or [])], since, None)
+    source = _source(backend, archive, es)
+    if follow:
+        if source.backend != "archive":
+            raise UsageError("tail -f follows the archive; use --backend archive")
+        if fmt == "json":
+            fmt = "ndjson"  # a JSON array never ends while following: one object a line instead
+        _follow(source.archive, flt, lines, interval, fmt, wide)
+        return
+    if source.backend == "es":
+        from logpipe.explore import es_search
+
+        with _Engine(str(source.es)) as engine:
+            rows = es_search.tail(engine.client, engine.index, flt, lines=lines)
+    else:
+        from logpipe.explore import search
+
+        con = _archive(source.archive)
+        try:
+            rows = search.tail(con, flt, lines=lines)
+        finally:
+            con.close()
+    _emit(fmt, RECORD_COLUMNS, rows, wide=wide)
+
+
+def _follow(archive: Path, flt: Filter, lines: int, interval: float, fmt: str, wide: bool) -> None:
+    """Print the last `lines`, then poll for new parts until SIGINT or SIGTERM (exit 0)."""
+    import signal
+    import threading
+
+    from logpipe.errors import ArchiveError
+    from logpipe.explore.search import RECORD_COLUMNS, Follower
+
+    if not archive.is_dir():
+        raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
+    stop = threading.Event()
+
+    def _stop(*_: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        follower = Follower(archive, flt)
+        first = follower.start(lines)
+        _emit(fmt, RECORD_COLUMNS, first, wide=wide)
+        header_done = bool(first) or fmt != "table"
+        while not stop.wait(max(interval, 0.05)):
+            rows = follower.poll()
+            if not rows:
+                continue
+            if fmt == "table":
+                _emit(fmt, RECORD_COLUMNS, rows, wide=wide, header=not header_done)
+                header_done = True
+            else:
+                _machine_rows(fmt, rows)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _machine_rows(fmt: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Machine rows while following: CSV without repeating its header, NDJSON as is."""
+    import io
+
+    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.query.render import MACHINE_WRITERS
+
+    buffer = io.StringIO()
+    MACHINE_WRITERS[fmt](RECORD_COLUMNS, rows, buffer)
+    text = buffer.getvalue()
+    if fmt == "csv":
+        text = text.split("\n", 1)[1]
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@app.command("context")
+def context_cmd(
+    event_id: Annotated[str, typer.Argument(help="The record's event_id (from search, tail or any query).")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Records before and after it in its source.")] = 20,
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
+    fmt: FormatOpt = "table",
+    wide: WideOpt = False,
+) -> None:
+    """The records around one record in its source file, then the rest of its request."""
+    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.query.render import check_format
+
+    check_format(fmt)
+    _positive("--lines", lines)
+    source = _source(backend, archive, es)
+    if source.backend == "es":
+        from logpipe.explore import es_search
+
+        with _Engine(str(source.es)) as engine:
+            found = es_search.context(engine.client, engine.index, event_id, lines=lines)
+    else:
+        from logpipe.explore import search
+
+        con = _archive(source.archive)
+        try:
+            found = search.context(con, event_id, lines=lines)
+        finally:
+            con.close()
+    marked = [("before", r) for r in found.before] + [("match", found.record)] + [("after", r) for r in found.after]
+    marked += [("request", r) for r in found.request]
+    if fmt != "table":
+        _emit(fmt, ("context", *RECORD_COLUMNS), [(m, *r) for m, r in marked], wide=wide)
+        return
+    _print_context(marked, found.record, wide)
+
+
+def _print_context(marked: list[tuple[str, tuple[Any, ...]]], record: tuple[Any, ...], wide: bool) -> None:
+    from logpipe.explore.render import print_records
+    from logpipe.explore.search import RECORD_COLUMNS
+
+    columns = ("at", *RECORD_COLUMNS)
+    arrows = {"before": "", "match": ">>", "after": "", "request": ""}
+    at = RECORD_COLUMNS.index
+    around = [(arrows[m], *r) for m, r in marked if m != "request"]
+    sys.stdout.write(f"-- {record[at('source')]} around offset {record[at('offset')]:,} (>> marks {record[at('event_id')]})\n")
+    print_records(columns, around, sys.stdout, wide=wide)
+    request = [("", *r) for m, r in marked if m == "request"]
+    if record[at("request_id")] is not None:
+        sys.stdout.write(f"-- the rest of request {record[at('request_id')]}: {len(request)} more records\n")
+        print_records(columns, request, sys.stdout, wide=wide)

@@ -1,0 +1,195 @@
+"""Search, tail and context over the archive (DuckDB), with the shared filter language.
+
+Every function takes an open connection from `archive.reader.open_archive` (confined to the
+archive, reader lock held) or, for following, the archive's folder. The filter's WHERE clause
+comes from `filters.to_sql` (values bound); the few other values here are bound too.
+Rows are tuples in `RECORD_COLUMNS` order; newest first means `ts DESC, event_id DESC` on every
+backend, so ties break the same way on the archive and on an engine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from logpipe.errors import TerminalError, UsageError
+from logpipe.explore.filters import Compare, Field, Filter, to_sql
+from logpipe.schema import COLUMN_NAMES
+
+if TYPE_CHECKING:
+    import duckdb
+
+# message_key is an ingest-time helper for grouping, not part of what a person reads.
+RECORD_COLUMNS: Final = tuple(c for c in COLUMN_NAMES if c != "message_key")
+POLL_LOCK_WAIT_S: Final = 5.0
+_SELECT: Final = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
+Row = tuple[Any, ...]
+
+
+class NoSuchRecordError(TerminalError):
+    """`logpipe context` was given an event_id the archive or engine does not hold."""
+
+
+def window(since: datetime | None, until: datetime | None) -> Filter:
+    """`ts >= since AND ts < until` as filter terms (either may be missing)."""
+    terms = []
+    if since is not None:
+        terms.append(Compare(Field("ts"), ">=", since, "--since"))
+    if until is not None:
+        terms.append(Compare(Field("ts"), "<", until, "--until"))
+    return Filter(tuple(terms))
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[Row]:
+    import duckdb
+
+    try:
+        return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
+    except duckdb.InvalidInputException as exc:
+        # RE2 refuses what Python's re accepted (look-around, back-references).
+        first = str(exc).splitlines()[0]
+        raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
+
+
+def search(con: duckdb.DuckDBPyConnection, flt: Filter, *, limit: int, newest_first: bool = True) -> list[Row]:
+    """The newest `limit` matching records, newest first (or oldest first when asked)."""
+    where, params = to_sql(flt)
+    order = "DESC" if newest_first else "ASC"
+    sql = f'SELECT {_SELECT} FROM logs WHERE {where} ORDER BY "ts" {order}, "event_id" {order} LIMIT ?'
+    return _run(con, sql, [*params, int(limit)])
+
+
+def tail(con: duckdb.DuckDBPyConnection, flt: Filter, *, lines: int) -> list[Row]:
+    """The last `lines` matching records, oldest first (as `tail` prints them)."""
+    return list(reversed(search(con, flt, limit=lines)))
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """A record, the records around it in its source, and the rest of its request."""
+
+    record: Row
+    before: list[Row]
+    after: list[Row]
+    request: list[Row]
+
+
+def record_by_id(con: duckdb.DuckDBPyConnection, event_id: str) -> Row:
+    rows = _run(con, f'SELECT {_SELECT} FROM logs WHERE "event_id" = ? LIMIT 1', [event_id])
+    if not rows:
+        raise NoSuchRecordError(f"no record with event_id {event_id!r}")
+    return rows[0]
+
+
+def context(con: duckdb.DuckDBPyConnection, event_id: str, *, lines: int) -> Context:
+    """`lines` records before and after `event_id` in its source (by offset), and its request."""
+    record = record_by_id(con, event_id)
+    at = {c: record[i] for i, c in enumerate(RECORD_COLUMNS)}
+    before: list[Row] = []
+    after: list[Row] = []
+    if at["source"] is not None and at["offset"] is not None:
+        near = f'SELECT {_SELECT} FROM logs WHERE "source" = ? AND "offset" {{op}} ? ORDER BY "offset" {{order}}, "event_id" {{order}} LIMIT ?'
+        before = list(reversed(_run(con, near.format(op="<", order="DESC"), [at["source"], at["offset"], lines])))
+        after = _run(con, near.format(op=">", order="ASC"), [at["source"], at["offset"], lines])
+    shown = {r[RECORD_COLUMNS.index("event_id")] for r in (*before, record, *after)}
+    request: list[Row] = []
+    if at["request_id"] is not None:
+        rows = _run(con, f'SELECT {_SELECT} FROM logs WHERE "request_id" = ? ORDER BY "ts", "event_id"', [at["request_id"]])
+        request = [r for r in rows if r[RECORD_COLUMNS.index("event_id")] not in shown]
+    return Context(record, before, after, request)
+
+
+# --- following the archive as the agent writes it ----------------------------------------------
+
+
+class Follower:
+    """New matching records as parts appear in the archive, each exactly once.
+
+    Each poll lists the archive's parts under the reader lock (so no listed part is removed while
+    it is read), reads only the parts not seen before, and yields the records whose event_id has
+    not been yielded or skipped before, oldest first. A compaction's merged part is new but holds
+    records already seen: their ids are known, so nothing prints twice. The ids of the matching
+    records already in the archive when following starts are loaded once (about 100 bytes each).
+    """
+
+    def __init__(self, archive: Path, flt: Filter) -> None:
+        self.root = Path(os.path.realpath(archive))
+        self.where, self.params = to_sql(flt)
+        self.seen_parts: set[Path] = set()
+        self.seen_ids: set[str] = set()
+
+    def start(self, lines: int) -> list[Row]:
+        """The last `lines` matching records now (oldest first); everything now counts as seen."""
+        listed = self._listed()
+        if listed is None:
+            return []
+        _, con = listed
+        try:
+            if con is None:
+                return []
+            ids = _run(con, f'SELECT "event_id" FROM logs WHERE {self.where}', self.params)
+            self.seen_ids.update(r[0] for r in ids)
+            order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
+            last = _run(con, f"SELECT {_SELECT} FROM logs WHERE {self.where} {order}", [*self.params, int(lines)])
+            return list(reversed(last))
+        finally:
+            if con is not None:
+                con.close()
+
+    def poll(self) -> list[Row]:
+        """The records of parts written since the last poll that match and were never yielded."""
+        listed = self._listed(only_new=True)
+        if listed is None:
+            return []
+        _, con = listed
+        if con is None:
+            return []
+        try:
+            rows = _run(con, f'SELECT {_SELECT} FROM logs WHERE {self.where} ORDER BY "ts", "event_id"', self.params)
+        finally:
+            con.close()
+        id_at = RECORD_COLUMNS.index("event_id")
+        out = []
+        for row in rows:
+            if row[id_at] not in self.seen_ids:
+                self.seen_ids.add(row[id_at])
+                out.append(row)
+        return out
+
+    def _listed(self, *, only_new: bool = False) -> tuple[list[Path], duckdb.DuckDBPyConnection | None] | None:
+        """The parts now (all, or those not seen before) and a connection reading them.
+
+        Listed and opened under the reader lock, so compaction cannot remove a listed part
+        before its footer is read; the rows are read after, from files DuckDB already opened.
+        None when the archive is missing or compaction held it too long (try at the next poll).
+        """
+        import duckdb
+
+        from logpipe.archive.layout import lock_readers, unlock_readers
+        from logpipe.archive.reader import snapshot
+
+        if not self.root.is_dir():
+            return None
+        fd = lock_readers(self.root, shared=True, wait_s=POLL_LOCK_WAIT_S)
+        if fd is None:
+            return None
+        try:
+            logs, _ = snapshot(self.root)
+            parts = [p for p in logs if p not in self.seen_parts] if only_new else logs
+            con = None
+            if parts:
+                con = duckdb.connect(":memory:")
+                con.read_parquet([str(p) for p in parts], hive_partitioning=True).create_view("logs")
+                con.execute("SET enable_external_access = false")
+                # The rows are read now, while the lock keeps every listed part in place.
+                _run(con, f"CREATE TEMP TABLE picked AS SELECT * FROM logs WHERE {self.where}", self.params)
+                con.execute("DROP VIEW logs")
+                con.execute("ALTER TABLE picked RENAME TO logs")
+            self.seen_parts = set(logs)
+            return logs, con
+        finally:
+            unlock_readers(fd)

@@ -1,0 +1,89 @@
+"""A generated application log whose every record the explore tests know, and how to ship it.
+
+python-json-logger shape: several services, requests of 1-4 lines (some with status and
+duration), warnings and errors with stack traces, a nested `ctx` object and a `region` field
+(both land in attrs), and a few rare words placed by construction: `zanzibar` only in messages,
+`quokka` only in stack traces, `narwhal` only in an attrs value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("shop", "auth", "search")
+PATHS = ("/api/users/{n}", "/api/orders/{n}", "/api/search", "/health")
+LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR")
+
+
+def generate(lines: int, *, seed: int = 5, start: datetime | None = None) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    out: list[dict[str, Any]] = []
+    request = 0
+    while len(out) < lines:
+        request += 1
+        service = rng.choice(SERVICES)
+        rid = f"req-{request:05d}"
+        user = f"u{rng.randint(1, 30)}"
+        path = rng.choice(PATHS).format(n=rng.randint(1, 500))
+        for part in range(rng.randint(1, 4)):
+            if len(out) >= lines:
+                break
+            n = len(out)
+            level = rng.choice(LEVELS)
+            obj: dict[str, Any] = {
+                "timestamp": (start + timedelta(seconds=n, microseconds=rng.randint(0, 999_999))).isoformat().replace("+00:00", "Z"),
+                "level": level,
+                "name": f"{service}.web",
+                "service": service,
+                "request_id": rid,
+                "message": f"step {part} handling {path} for {user}" + (" zanzibar" if n % 97 == 3 else ""),
+                "region": rng.choice(["eu", "us"]) if n % 89 != 7 else "narwhal-land",
+                "ctx": {"attempt": rng.randint(1, 3), "shard": rng.choice(["a", "b"])},
+            }
+            if part == 0:
+                obj.update({"user_id": user, "method": rng.choice(["GET", "POST"]), "path": path,
+                            "status": rng.choice([200, 200, 201, 404, 500, 503]),
+                            "duration_ms": round(rng.uniform(0.5, 2000), 3)})  # fmt: skip
+            if level == "ERROR":
+                word = " quokka" if n % 5 == 0 else ""
+                obj["exc_info"] = f"Traceback (most recent call last):\n  File \"app.py\", line {n}\nValueError: bad{word}"
+            out.append(obj)
+    return out
+
+
+def write_log(path: Path, objects: list[dict[str, Any]]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        for obj in objects:
+            f.write(json.dumps(obj) + "\n")
+
+
+def logpipe(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "COLUMNS": "80", **(env or {})})  # fmt: skip
+
+
+def ts_of(obj: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(obj["timestamp"].replace("Z", "+00:00"))
+
+
+def extras(obj: dict[str, Any]) -> dict[str, Any]:
+    """The fields that are not canonical columns (they land in attrs)."""
+    known = {"timestamp", "level", "name", "service", "request_id", "message", "user_id", "method", "path",
+             "status", "duration_ms", "exc_info"}  # fmt: skip
+    return {k: v for k, v in obj.items() if k not in known}
+
+
+def free_text_hit(obj: dict[str, Any], needle: str) -> bool:
+    """Case-insensitive substring of message, error or any attrs value, from the written object."""
+    needle = needle.lower()
+    texts = [obj["message"], obj.get("exc_info") or "", json.dumps(extras(obj))]
+    return any(needle in t.lower() for t in texts)
