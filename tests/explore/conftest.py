@@ -7,4 +7,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "es"))
 
-from eshelp import elasticsearch, engine, opensearch  # noqa: E402, F401
+from eshelp import elasticsearch, engine, opensearch  # noqa: F401

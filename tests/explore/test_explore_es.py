@@ -87,4 +87,4 @@ def test_context(shipped: dict[str, Any]) -> None:
         request = both(shipped, "search", f"request_id={row['request_id']}")
         assert {r["event_id"] for r in request} <= {r["event_id"] for r in rows}
     far = both(shipped, "context", picked[0]["event_id"], "-n", "0")  # only the request, then
-    assert [r["context"] for r in far][0] == "match" and any(r["context"] == "request" for r in far)
+    assert next(r["context"] for r in far) == "match" and any(r["context"] == "request" for r in far)
