@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,6 +19,7 @@ from logpipe.explore.filters import Filter
 from logpipe.explore.patterns import Pattern, PatternMiner, Window
 
 BATCH_ROWS: Final = 50_000
+SLICE: Final = timedelta(hours=1)  # the span sorted at a time (see archive_rows)
 ES_PAGE: Final = 5_000
 
 # Positional parameters throughout: the shared filter language compiles to `?` placeholders.
@@ -58,6 +59,9 @@ def archive_rows(
 ) -> Iterator[tuple[datetime | None, str | None]]:
     """The window's `(ts, message)` rows from the archive, oldest first, a batch at a time.
 
+    The window is read a slice (`SLICE`) at a time, each sorted by DuckDB: the rows come in the
+    same order as one sorted query would give, but the sort holds one slice's rows, not the
+    window's (ts has row-group statistics, so a slice reads little more than its own rows).
     `where` (the shared filter language) compiles to a clause whose values are all bound;
     the statement's only other text is this module's.
     """
@@ -65,15 +69,29 @@ def archive_rows(
     from logpipe.query.engine import connect
 
     condition, where_params = to_sql(where or Filter())
-    level_sql = f" AND level IN ({', '.join('?' for _ in levels)})" if levels else ""
-    params = [since, until, since, until, *levels, *where_params]
+    sql = _SQL.format(levels=f" AND level IN ({', '.join('?' for _ in levels)})" if levels else "", where=condition)
     con = connect(archive)
     try:
-        rel = con.sql(_SQL.format(levels=level_sql, where=condition), params=params)
-        for batch in rel.to_arrow_reader(BATCH_ROWS):
-            yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
+        for lo, hi in slices(since, until, SLICE):
+            rel = con.sql(sql, params=[lo, hi, lo, hi, *levels, *where_params])
+            for batch in rel.to_arrow_reader(BATCH_ROWS):
+                yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
     finally:
         con.close()
+
+
+def slices(since: datetime, until: datetime, step: timedelta) -> Iterator[tuple[datetime, datetime]]:
+    """`[since, until)` cut into consecutive `[lo, hi)` of at most `step`, in order.
+
+    >>> from datetime import UTC
+    >>> [(a.hour, b.hour) for a, b in slices(datetime(2026, 1, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 3, 30, tzinfo=UTC), timedelta(hours=1))]
+    [(1, 2), (2, 3), (3, 3)]
+    """
+    lo = since
+    while lo < until:
+        hi = min(lo + step, until)
+        yield lo, hi
+        lo = hi
 
 
 def es_search(since: datetime, until: datetime, levels: Sequence[str], size: int,
