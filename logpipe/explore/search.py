@@ -184,9 +184,10 @@ class Follower:
             if parts:
                 con = duckdb.connect(":memory:")
                 con.read_parquet([str(p) for p in parts], hive_partitioning=True).create_view("logs")
-                con.execute("SET enable_external_access = false")
-                # The rows are read now, while the lock keeps every listed part in place.
+                # The rows are read now, while the lock keeps every listed part in place; the
+                # connection then reads no file at all (only our own SQL runs on it anyway).
                 _run(con, f"CREATE TEMP TABLE picked AS SELECT * FROM logs WHERE {self.where}", self.params)
+                con.execute("SET enable_external_access = false")
                 con.execute("DROP VIEW logs")
                 con.execute("ALTER TABLE picked RENAME TO logs")
             self.seen_parts = set(logs)
