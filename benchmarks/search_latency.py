@@ -1,0 +1,93 @@
+"""`logpipe search` for a rare word beside ripgrep over the raw JSONL of the same data.
+
+    .venv/bin/python benchmarks/search_latency.py [--lines 1000000] [--runs 5]
+
+Writes a python-json-logger-shaped log of `--lines` records under benchmarks/.work/ (the issue's
+target is 10,000,000), ships it with `logpipe ship --once` into an archive beside it (compacted,
+as an agent's archive is), and plants a rare word in 12 messages. Then, each `--runs` times,
+whole processes as a user runs them, warm page cache (one untimed run first):
+
+1. `logpipe search WORD --archive A --limit 100 --format json` (the rows, newest first);
+2. `rg -i -F WORD FILE` (the raw lines; rg does less: no parsing, no order, no columns);
+3. `logpipe search level=ERROR WORD` (a free-text term with an indexed field).
+
+Prints the median seconds of each and logpipe's ratio to ripgrep; both must find the 12 lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORK = Path(__file__).resolve().parent / ".work" / "search"
+ROOT = Path(__file__).resolve().parents[1]
+RARE = "xylophonic"
+PLANTED = 12
+
+
+def write_log(path: Path, lines: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    start = 1_790_000_000.0
+    planted = set(rng.sample(range(lines), PLANTED))
+    words = ["checkout", "payment", "cart", "login", "search", "profile", "upload", "render"]
+    with path.open("w", encoding="utf-8") as fh:
+        for n in range(lines):
+            level = rng.choices(["DEBUG", "INFO", "WARNING", "ERROR"], [2, 14, 2, 1])[0]
+            message = f"{rng.choice(words)} step {n % 7} for user u{rng.randint(1, 5000)} took {rng.randint(1, 900)} ms"
+            if n in planted:
+                message += f" {RARE.upper() if n % 2 else RARE}"
+                level = "ERROR"
+            obj = {"timestamp": start + n * 0.05, "level": level, "name": "shop.web", "service": rng.choice(["shop", "auth"]),
+                   "request_id": f"r{n // 3:08d}", "message": message, "region": rng.choice(["eu", "us"])}  # fmt: skip
+            fh.write(json.dumps(obj) + "\n")
+
+
+def timed(cmd: list[str], runs: int) -> tuple[float, str]:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout  # warm-up, untimed
+    seconds = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        seconds.append(time.perf_counter() - t0)
+    return statistics.median(seconds), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    rg = shutil.which("rg")
+    if rg is None:
+        sys.exit("ripgrep is needed: apt-get install -y ripgrep")
+    WORK.mkdir(parents=True, exist_ok=True)
+    log, archive = WORK / f"app-{args.lines}.log", WORK / f"archive-{args.lines}"
+    logpipe = [sys.executable, "-m", "logpipe"]
+    if not archive.is_dir():
+        write_log(log, args.lines)
+        subprocess.run([*logpipe, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
+                       check=True, cwd=ROOT)  # fmt: skip
+        subprocess.run([*logpipe, "archive", "compact", "--archive", str(archive)], check=True, cwd=ROOT)
+    search = [*logpipe, "search", RARE, "--archive", str(archive), "--limit", "100", "--format", "json"]
+    both = [*logpipe, "search", RARE, "level=ERROR", "--archive", str(archive), "--limit", "100", "--format", "json"]
+    ours, found = timed(search, args.runs)
+    theirs, grepped = timed([rg, "-i", "-F", RARE, str(log)], args.runs)
+    with_level, _ = timed(both, args.runs)
+    assert len(json.loads(found)) == PLANTED == len(grepped.splitlines()), (found[:200], grepped[:200])
+    mb = log.stat().st_size / 1e6
+    print(f"{args.lines:,} records, {mb:,.0f} MB of JSONL; median of {args.runs} runs, warm cache")
+    print(f"logpipe search {RARE}:              {ours:7.3f} s")
+    print(f"rg -i -F {RARE} (raw JSONL):        {theirs:7.3f} s")
+    print(f"logpipe search {RARE} level=ERROR:  {with_level:7.3f} s")
+    print(f"ratio logpipe / rg:                    {ours / theirs:7.2f}x (target: within 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
