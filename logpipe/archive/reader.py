@@ -66,6 +66,9 @@ def open_archive(
         raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
     real = Path(os.path.realpath(archive))
     con = duckdb.connect(":memory:")
+    # DuckDB draws a progress bar on stdout after 2 s of a query (a streamed read lasts as long as
+    # its consumer): it would land inside `--format json` output.
+    con.execute("SET enable_progress_bar = false")
     if threads is not None:
         con.execute("SET threads = ?", [int(threads)])
     if timezone is not None:

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Final
 
 WILDCARD: Final = "<*>"
@@ -66,6 +67,7 @@ _KEY_VALUE: Final = re.compile(r"([A-Za-z_][\w.\-]*)([:=])(.+)")
 _KEY_PREFIX: Final = re.compile(r"[A-Za-z_][\w.\-]*[:=]")
 
 
+@lru_cache(maxsize=1 << 16)  # words repeat: most tokens of a log are seen many times
 def mask_token(token: str) -> str:
     """One white-space token with its variable part masked.
 

@@ -161,6 +161,19 @@ class TestPatternsCli:
         assert message in res.stderr and "Traceback" not in res.stderr
 
 
+class TestArchiveConnection:
+    def test_duckdb_never_draws_its_progress_bar(self, shipped: tuple[Path, list[dict[str, Any]]]) -> None:
+        """DuckDB draws a progress bar on stdout once a query has run 2 s, and a streamed read
+        runs as long as its consumer (the miner) takes: it would land inside `--format json`.
+        Asked in a process of its own (DuckDB decides its default from the process it runs in)."""
+        archive, _ = shipped
+        code = ("import sys; from pathlib import Path; from logpipe.archive.reader import open_archive; "
+                "con = open_archive(Path(sys.argv[1])); "
+                "print(con.sql(\"SELECT current_setting('enable_progress_bar')\").fetchall())")  # fmt: skip
+        res = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True, text=True, timeout=60)
+        assert (res.returncode, res.stdout.strip()) == (0, "[(False,)]"), res.stderr
+
+
 def _env() -> dict[str, str]:
     import os
 
