@@ -29,7 +29,7 @@ HIDDEN_COLUMNS_IN_TABLE = {"journey": ("user_id",), "errors": ("sample_error",)}
 
 
 class NoRecordsError(TerminalError):
-    """The query ran and matched nothing: worth one line and a non-zero exit, like grep."""
+    """Nothing to act on where that is an error (`export` of an empty window); queries print nothing instead."""
 
 
 class _CatalogGroup(TyperGroup):
@@ -112,7 +112,7 @@ def errors_cmd(
     answer = fetch(source, "errors", _given(since=since, until=until, service=service))
     query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
-        raise NoRecordsError(f"no ERROR or CRITICAL records {_window(values)}")
+        return _nothing(fmt, columns, f"no ERROR or CRITICAL records {_window(values)}")
     if fmt != "table":
         _write(fmt, columns, rows)
         return
@@ -147,7 +147,7 @@ def journey_cmd(
     query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     (kind, who), = subject.items()
     if not rows:
-        raise NoRecordsError(f"no records for {kind} {who!r} {_window(values)}")
+        return _nothing(fmt, columns, f"no records for {kind} {who!r} {_window(values)}")
     if fmt != "table":
         _write(fmt, columns, rows)
         return
@@ -183,9 +183,7 @@ def slow_cmd(
     answer = fetch(_source(backend, archive, es, queries), "slow", given)
     query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
-        raise NoRecordsError(
-            f"no {values['by']} has p95 above {values['threshold']:g} ms {_window(values)}"
-        )
+        return _nothing(fmt, columns, f"no {values['by']} has p95 above {values['threshold']:g} ms {_window(values)}")
     if fmt != "table":
         _write(fmt, columns, rows)
         return
@@ -243,7 +241,7 @@ def run_cmd(
     answer = fetch(_source(backend, archive, es, queries), name, given)
     query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
-        raise NoRecordsError(f"query {name!r} returned no rows {_window(values)}".rstrip())
+        return _nothing(fmt, columns, f"query {name!r} returned no rows {_window(values)}".rstrip())
     if fmt != "table":
         _write(fmt, columns, rows)
         return
@@ -273,6 +271,14 @@ def _window(values: Mapping[str, object]) -> str:
         return ""
     fmt = "%Y-%m-%d %H:%M:%S"
     return f"from {since.strftime(fmt)} to {until.strftime(fmt)} UTC"
+
+
+def _nothing(fmt: str, columns: Sequence[str], message: str) -> None:
+    """An empty result is an answer, not an error (exit 0): a line for people, `[]`/a CSV header for scripts."""
+    if fmt == "table":
+        sys.stdout.write(message + "\n")
+    else:
+        _write(fmt, columns, [])
 
 
 def _write(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

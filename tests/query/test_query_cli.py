@@ -39,7 +39,7 @@ class TestErrorsCommand:
         now = datetime.now(UTC)
         want = expected.errors(generated.records, now - timedelta(hours=1), now)
         if not want:
-            assert res.code == 1 and "no ERROR or CRITICAL records" in res.err
+            assert res.code == 0 and res.out == "" and res.err == ""  # #13: empty is not an error
             return
         rows = [json.loads(line) for line in res.out.splitlines()]
         assert [(r["message_key"], r["count"]) for r in rows] == [(w["message_key"], w["count"]) for w in want]
@@ -169,12 +169,22 @@ class TestCleanErrors:
     def test_empty_result(self, cli: Any, generated: Generated) -> None:
         res = cli("query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01",
                   "--until", "2001-01-02", "--format", "json")
-        assert res.code == 1 and res.out == ""
-        assert res.err == "error: no ERROR or CRITICAL records from 2001-01-01 00:00:00 to 2001-01-02 00:00:00 UTC\n"
+        # #13: an empty result is not an error: `[]` and exit 0 (it was one red line and exit 1).
+        assert (res.code, json.loads(res.out), res.err) == (0, [], "")
+        for fmt, out in (("csv", "message_key,count,first_seen,last_seen,sample_message,top_endpoints,top_services,"
+                                 "sample_error\n"), ("ndjson", "")):  # fmt: skip
+            res = cli("query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01",
+                      "--until", "2001-01-02", "--format", fmt)
+            assert (res.code, res.out, res.err) == (0, out, "")
+        res = cli("query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01", "--until", "2001-01-02")
+        assert (res.code, res.err) == (0, "")
+        assert res.out == "no ERROR or CRITICAL records from 2001-01-01 00:00:00 to 2001-01-02 00:00:00 UTC\n"
 
     def test_empty_journey(self, cli: Any, generated: Generated) -> None:
         res = cli("query", "journey", "--user", "nobody", "--archive", str(generated.archive))
-        assert res.code == 1 and "no records for user 'nobody'" in res.err
+        assert res.code == 0 and res.err == "" and res.out.startswith("no records for user 'nobody'")
+        res = cli("query", "journey", "--user", "nobody", "--archive", str(generated.archive), "--format", "json")
+        assert (res.code, json.loads(res.out)) == (0, [])
 
     def test_debug_shows_the_traceback(self, cli: Any, generated: Generated) -> None:
         with pytest.raises(Exception, match="bad time expression"):
