@@ -301,6 +301,8 @@ def _print_table(query: str, columns: Sequence[str], rows: Sequence[Sequence[Any
 
     hidden = [c for c in HIDDEN_COLUMNS_IN_TABLE.get(query, ()) if c not in show]
     keep = [i for i, c in enumerate(columns) if c not in hidden]
+    # Columns no row fills only take width from the others (issue #13); json/csv keep them all.
+    keep = [i for i in keep if any(row[i] not in (None, "") for row in rows)] or keep
     print_table(
         [columns[i] for i in keep],
         [[row[i] for i in keep] for row in rows],

@@ -127,6 +127,20 @@ class TestCatalogCommands:
             {"level": "WARNING", "n": sum(1 for r in generated.records if r["level"] == "WARNING")}
         ]
 
+    def test_table_drops_columns_no_row_fills(self, cli: Any, generated: Generated, tmp_path: Path) -> None:
+        """#13: a table shows only columns with something in them; machine formats keep them all."""
+        (tmp_path / "with_empty.sql").write_text(
+            "-- description: levels and an empty column\n-- columns: level, nothing, n\n"
+            "SELECT level, CAST(NULL AS VARCHAR) AS nothing, count(*) AS n FROM logs GROUP BY level ORDER BY level\n"
+        )
+        given = ("query", "with_empty", "--queries", str(tmp_path), "--archive", str(generated.archive))
+        table = cli(*given)
+        assert table.code == 0, table.err
+        header = next(line for line in table.out.splitlines() if line.startswith("┃"))
+        assert "level" in header and "n" in header.split("┃")[-2] and "nothing" not in header
+        as_json = json.loads(cli(*given, "--format", "json").out)
+        assert as_json and all(row["nothing"] is None for row in as_json)
+
     def test_named_builtin(self, cli: Any, generated: Generated) -> None:
         res = cli("query", "error_timeline", "-p", "buckets=5", *_since(generated), "--archive",
                   str(generated.archive), "--format", "csv")
