@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import datetime
 from typing import IO, Any, Final
 
-from logpipe.query.render import cell, fit_widths, text_width
+from logpipe.query.render import cell, fit_widths, short_ts, text_width
 
 # What a person reads first; the rest (ids, source, attrs) is in --wide and the machine formats.
 NARROW_COLUMNS: Final = ("at", "ts", "level", "service", "method", "path", "status", "duration_ms", "message")
@@ -28,13 +27,6 @@ SHORT_NAMES: Final = {"duration_ms": "ms"}
 LEVEL_COLOURS: Final = {
     "TRACE": "2", "DEBUG": "2", "INFO": "32", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;31",
 }  # fmt: skip
-
-
-def short_ts(values: Sequence[Any]) -> list[str]:
-    """Times as `HH:MM:SS.mmm` when all share one UTC day, else `MM-DD HH:MM:SS.mmm`."""
-    days = {v.date() for v in values if isinstance(v, datetime)}
-    fmt = "%H:%M:%S" if len(days) <= 1 else "%m-%d %H:%M:%S"
-    return [v.strftime(fmt) + f".{v.microsecond // 1000:03d}" if isinstance(v, datetime) else "" for v in values]
 
 
 def _cut(text: str, width: int) -> str:

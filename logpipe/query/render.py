@@ -92,6 +92,23 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def short_ts(values: Sequence[Any]) -> list[str]:
+    """Times as `HH:MM:SS.mmm` when all share one UTC day, else `MM-DD HH:MM:SS.mmm` (blank for None).
+
+    Shared by the query tables and the explore commands: the date says little within a window
+    of hours and takes a third of a timestamp's width.
+    """
+    days = {v.date() for v in values if isinstance(v, datetime)}
+    fmt = "%H:%M:%S" if len(days) <= 1 else "%m-%d %H:%M:%S"
+    return [v.strftime(fmt) + f".{v.microsecond // 1000:03d}" if isinstance(v, datetime) else "" for v in values]
+
+
+def one_day(values: Sequence[Any]) -> str | None:
+    """The UTC day (`YYYY-MM-DD`) all the times in `values` fall on, if they share one."""
+    days = {v.date() for v in values if isinstance(v, datetime)}
+    return days.pop().isoformat() if len(days) == 1 else None
+
+
 def percent(value: Any) -> str:
     return "" if value is None else f"{float(value) * 100:.1f}%"
 
@@ -108,6 +125,10 @@ def print_table(
 ) -> None:
     """A boxed table in rich's heavy-head style; `sections` (a key per row) rules off groups.
 
+    Time columns read like the explore commands' (`short_ts`), with the day under the column's
+    name when the column has only one, and are never folded; when the line is too narrow for
+    every name, names fold before numbers or times do.
+
     Drawn here rather than with rich.Table: rich measures every cell through its markup and
     segment machinery (~0.8 ms a row, so a 5,000-line journey took seconds) and reads `[...]`
     inside log messages as markup. This costs microseconds a row and prints text verbatim.
@@ -115,11 +136,22 @@ def print_table(
     formatters = formatters or {}
     names = [(headers or {}).get(c, c) for c in columns]
     cells = [[formatters.get(c, cell)(v) for c, v in zip(columns, row, strict=True)] for row in rows]
+    times = _time_columns(columns, rows, formatters)
+    for i in times:  # short times, the date said once under the name when the column has one day
+        for r, text in zip(cells, short_ts([row[i] for row in rows]), strict=True):
+            r[i] = text
+        day = one_day([row[i] for row in rows])
+        names[i] = f"{names[i]}\n{day}" if day else names[i]
     numeric = _numeric_columns(columns, rows)
     right = [c in numeric for c in columns]
-    natural = [max([text_width(n), *(text_width(r[i]) for r in cells)]) for i, n in enumerate(names)]
-    floor = [min(w, max(text_width(n), 8)) for w, n in zip(natural, names, strict=True)]
-    widths = fit_widths(natural, floor, _width(out) - 3 * len(columns) - 1)
+    natural = [max([_lines_width(n), *(text_width(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    available = _width(out) - 3 * len(columns) - 1
+    # Times are never cut; the others keep their name's width when there is room, else fold.
+    floor = [w if i in times else min(w, max(_lines_width(n), 8)) for i, (w, n) in enumerate(zip(natural, names, strict=True))]
+    if sum(floor) > available:  # numbers stay whole too (a folded 1,234 misreads); names fold
+        whole = [max([3, *(text_width(r[i]) for r in cells)]) if right[i] else 3 for i in range(len(columns))]
+        floor = [w if i in times else min(w, least) for i, (w, least) in enumerate(zip(natural, whole, strict=True))]
+    widths = fit_widths(natural, floor, available)
     bold = out.isatty() and not os.environ.get("NO_COLOR")
 
     def line(left: str, fill: str, mid: str, end: str) -> str:
@@ -221,6 +253,20 @@ def _width(out: IO[str]) -> int:
 
         return shutil.get_terminal_size().columns
     return PIPED_WIDTH
+
+
+def _lines_width(text: str) -> int:
+    return max(text_width(part) for part in text.split("\n"))
+
+
+def _time_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]], formatters: dict[str, Callable[[Any], str]]) -> set[int]:
+    """Columns whose values are all times (missing ones aside), unless the caller formats them."""
+    found = set()
+    for i, name in enumerate(columns):
+        values = [r[i] for r in rows if r[i] is not None]
+        if name not in formatters and values and all(isinstance(v, datetime) for v in values):
+            found.add(i)
+    return found
 
 
 def _numeric_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> set[str]:

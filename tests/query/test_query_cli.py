@@ -203,3 +203,65 @@ class TestCleanErrors:
     def test_debug_shows_the_traceback(self, cli: Any, generated: Generated) -> None:
         with pytest.raises(Exception, match="bad time expression"):
             cli("--debug", "query", "errors", "--since", "yesterday", "--archive", str(generated.archive))
+
+
+def _short(texts: list[str | None]) -> list[str]:
+    """The table's time cells, worked out here from the JSON: time of day, `MM-DD ` in front over days."""
+    times = [_ts(t) for t in texts if t is not None]
+    many_days = len({t.date() for t in times}) > 1
+    return [t.strftime("%m-%d " if many_days else "") + t.strftime("%H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+            for t in times]  # fmt: skip
+
+
+def _column(table: str, name: str) -> tuple[list[str], list[str]]:
+    """The header lines and the non-blank body cells of column `name` in a boxed table."""
+    header = [line.split("┃")[1:-1] for line in table.splitlines() if line.startswith("┃")]
+    at = [cell.strip() for cell in header[0]].index(name)
+    body = [line.split("│")[1:-1] for line in table.splitlines() if line.startswith("│")]
+    return [h[at].strip() for h in header], [c[at].strip() for c in body if c[at].strip()]
+
+
+class TestTablesFitEighty:
+    """#13: query tables fit an 80-column terminal; times are short, the way the explore commands print them."""
+
+    def _check(self, cli: Any, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], times: tuple[str, ...]) -> None:
+        monkeypatch.setenv("COLUMNS", "80")
+        table = cli(*args)
+        assert table.code == 0, table.err
+        assert "┏" in table.out
+        too_wide = [line for line in table.out.splitlines() if len(line) > 80]
+        assert not too_wide, too_wide[:3]
+        rows = json.loads(cli(*args, "--format", "json").out)
+        assert rows
+        for name in times:
+            header, cells = _column(table.out, name)
+            want = _short([r[name] for r in rows])
+            assert cells == want
+            days = {_ts(r[name]).date().isoformat() for r in rows if r[name] is not None}
+            # One day: the date is said once, under the column's name; over days each cell has MM-DD.
+            assert (days == {header[1]}) if len(days) == 1 else (len(header) == 1 or header[1] == "")
+
+    def test_errors(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated) -> None:
+        self._check(cli, monkeypatch, ("query", "errors", "--archive", str(generated.archive), *_since(generated)),
+                    ("first_seen", "last_seen"))
+
+    def test_errors_within_one_day(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated) -> None:
+        self._check(cli, monkeypatch, ("query", "errors", "--archive", str(generated.archive), *_since(generated, 3)),
+                    ("first_seen", "last_seen"))
+
+    def test_journey(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated) -> None:
+        self._check(cli, monkeypatch, ("query", "journey", "--user", "u2", "--archive", str(generated.archive),
+                                       *_since(generated)), ("ts",))  # fmt: skip
+
+    def test_dead_letters(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated, tmp_path: Path) -> None:
+        from qdata import write_dead_letters
+
+        letters = [
+            {"received_at": generated.now - timedelta(hours=h, milliseconds=37 * h), "source": f"/var/log/app{h % 2}.log",
+             "source_id": f"f{h % 2}", "offset": 100 * h, "reason": ("not_json", "too_long", "bad_ts")[h % 3],
+             "detail": f"line {h}: expected a JSON object, found text", "raw": b"garbage " * 10}
+            for h in range(1, 40, 3)
+        ]  # fmt: skip
+        write_dead_letters(tmp_path, letters)
+        self._check(cli, monkeypatch, ("query", "dead_letters", "--archive", str(tmp_path), *_since(generated)),
+                    ("first_seen", "last_seen"))

@@ -117,3 +117,36 @@ class TestTable:
     def test_sections_are_ruled_off(self) -> None:
         text = self._render([("a", 1), ("b", 2), ("c", 3)], sections=["x", "x", "y"])
         assert [line[0] for line in text.splitlines()].count("├") == 1
+
+
+class TestShortTimes:
+    """#13: table times read `HH:MM:SS.mmm`, with `MM-DD ` in front only when the rows span days."""
+
+    def test_one_day_is_time_of_day(self) -> None:
+        from logpipe.query.render import one_day, short_ts
+
+        times = [datetime(2026, 11, 20, 0, 0, 1, 5000, tzinfo=UTC), None, datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC)]
+        assert short_ts(times) == ["00:00:01.005", "", "23:59:59.999"]
+        assert one_day(times) == "2026-11-20"
+
+    def test_a_second_day_brings_the_date_back(self) -> None:
+        from logpipe.query.render import one_day, short_ts
+
+        times = [datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC), datetime(2026, 11, 21, 0, 0, tzinfo=UTC)]
+        assert short_ts(times) == ["11-20 23:59:59.999", "11-21 00:00:00.000"]
+        assert one_day(times) is None
+
+    def test_table_says_the_day_once_under_the_name(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from logpipe.query.render import print_table
+
+        monkeypatch.setenv("COLUMNS", "60")
+        rows = [(datetime(2026, 11, 20, 9, 30, tzinfo=UTC), "x"), (datetime(2026, 11, 20, 10, 0, 0, 250000, tzinfo=UTC), "y")]
+        out = io.StringIO()
+        print_table(("first_seen", "what"), rows, out)
+        lines = out.getvalue().splitlines()
+        assert lines[1:3] == ["┃ first_seen   ┃ what ┃", "┃ 2026-11-20   ┃      ┃"]
+        assert lines[4:6] == ["│ 09:30:00.000 │ x    │", "│ 10:00:00.250 │ y    │"]
+        over_days = io.StringIO()
+        print_table(("first_seen", "what"), [*rows, (datetime(2026, 11, 21, tzinfo=UTC), "z")], over_days)
+        assert [line for line in over_days.getvalue().splitlines() if line.startswith("┃")] == ["┃ first_seen         ┃ what ┃"]
+        assert "│ 11-21 00:00:00.000 │ z    │" in over_days.getvalue()
