@@ -43,10 +43,14 @@ def _cut(text: str, width: int) -> str:
     return "".join(out) + "…"
 
 
-def layout(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int, *, wide: bool) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the table (uncoloured), each line at most `width` cells unless wide."""
+def layout(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int, *, wide: bool,
+           narrow: Sequence[str] = NARROW_COLUMNS) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+    """Header and cells of the table (uncoloured), each line at most `width` cells unless wide.
+
+    `narrow` names the columns a narrow table may show, in order (the message last).
+    """
     # The message goes last in a narrow table, so that it can take the rest of the line.
-    picked = list(columns) if wide else [c for c in NARROW_COLUMNS if c in columns]
+    picked = list(columns) if wide else [c for c in narrow if c in columns]
     index = {c: columns.index(c) for c in picked}
     texts: dict[str, list[str]] = {}
     for c in picked:
@@ -107,22 +111,32 @@ def terminal_width(out: IO[str]) -> int:
 
 
 def print_records(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: IO[str], *, wide: bool = False,
-                  header: bool = True) -> None:  # fmt: skip
-    """One line a record (see the module docstring); nothing at all for no rows."""
+                  header: bool = True, narrow: Sequence[str] = NARROW_COLUMNS, indent: int = 0,
+                  headings: Sequence[Sequence[str]] | None = None) -> None:  # fmt: skip
+    """One line a record (see the module docstring); nothing at all for no rows.
+
+    `headings[i]` are lines printed (cut to the width) before row i, e.g. the session and request a
+    journey's rows fall under; the header and the records are then indented by `indent` columns.
+    """
     if not rows:
         return
-    head, body = layout(columns, rows, terminal_width(out), wide=wide)
+    width = terminal_width(out)
+    head, body = layout(columns, rows, max(width - indent, 20), wide=wide, narrow=narrow)
+    margin = " " * indent
     colour = out.isatty() and not os.environ.get("NO_COLOR")
     shown = [c.strip() for c in head]
     level_at = shown.index("level") if "level" in shown else None
     if header and head:
         line = "  ".join(head).rstrip()
-        out.write((f"\x1b[1m{line}\x1b[0m" if colour else line) + "\n")
-    for cells, row in zip(body, rows, strict=True):
+        out.write(margin + (f"\x1b[1m{line}\x1b[0m" if colour else line) + "\n")
+    for i, (cells, row) in enumerate(zip(body, rows, strict=True)):
+        for heading in headings[i] if headings is not None else ():
+            text = heading if wide else _cut(heading, width)
+            out.write((f"\x1b[1m{text}\x1b[0m" if colour else text) + "\n")
         if colour and level_at is not None:
             level = row[columns.index("level")]
             code = LEVEL_COLOURS.get(str(level))
             if code:
                 cells = [*cells]
                 cells[level_at] = f"\x1b[{code}m{cells[level_at]}\x1b[0m"
-        out.write("  ".join(cells).rstrip() + "\n")
+        out.write(margin + "  ".join(cells).rstrip() + "\n")

@@ -57,3 +57,18 @@ def test_wide_shows_every_column_uncut(monkeypatch: pytest.MonkeyPatch) -> None:
     header = out.getvalue().splitlines()[0].split()
     assert header == list(RECORD_COLUMNS)
     assert "charging card payment gateway" in out.getvalue() and "2026-11-20 10:00:00.123" in out.getvalue()
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_headings_come_before_their_rows_and_are_cut_to_the_width(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    """The journey's layout: heading lines before a row (cut to the width), records indented under them."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    long_id = "s-" + "x" * 100
+    out = io.StringIO()
+    print_records(RECORD_COLUMNS, rows(), out, indent=4, headings=[[f"session {long_id}", "  request r1"], [],
+                                                                   ["  request r2"]])  # fmt: skip
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= width for line in lines), lines
+    assert lines[0].startswith("    ts") and lines[1].startswith("session s-xxx") and lines[1].endswith("…")
+    assert lines[2] == "  request r1" and lines[5] == "  request r2"
+    assert [line[:16] for line in lines[3:5] + lines[6:]] == ["    10:00:00.123", "    10:00:01.123", "    10:00:02.123"]
