@@ -1,8 +1,8 @@
 """`logpipe query errors|journey|slow|list|NAME`: canned queries over the archive.
 
 Every query is a SQL file in the catalog (`logpipe.query.catalog`); these commands only bind
-options to its parameters and add presentation (the histogram above `errors`, sections in
-`journey`). Nothing heavy is imported until a command runs.
+options to its parameters and add presentation (the histogram above `errors`, session and request
+headings in `journey`). Nothing heavy is imported until a command runs.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def journey_cmd(
     subject = subject_of(user=user, session=session, request=request)
     source = _source(backend, archive, es, queries)
     answer = fetch(source, "journey", {**subject, **_given(since=since, until=until)})
-    query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
+    values, columns, rows = answer.values, answer.columns, answer.rows
     (kind, who), = subject.items()
     if not rows:
         return _nothing(fmt, columns, f"no records for {kind} {who!r} {_window(values)}")
@@ -155,8 +155,7 @@ def journey_cmd(
     sessions = {r[session_at] for r in rows}
     requests = {r[request_at] for r in rows if r[request_at] is not None}
     title = f"journey of {kind} {who}: {len(rows)} records, {len(sessions)} sessions, {len(requests)} requests"
-    sections = [(r[session_at], r[request_at]) for r in rows]
-    _print_table(query, columns, rows, title=title, sections=sections)
+    _print_journey(columns, rows, title, [(r[session_at], r[request_at]) for r in rows])
 
 
 @query_app.command("slow")
@@ -293,6 +292,37 @@ def _print_chart(counts: list[int], values: Mapping[str, object]) -> None:
     since, until = values["since"], values["until"]
     assert isinstance(since, datetime) and isinstance(until, datetime)
     sys.stdout.write("\n".join(chart(counts, since, until)) + "\n\n")
+
+
+# A journey record's line under its session and request headings (the ids are in the headings,
+# the user in the title); the rest is in the machine formats.
+JOURNEY_LINE_COLUMNS = ("ts", "level", "status", "duration_ms", "endpoint", "message")
+JOURNEY_INDENT = 4  # records sit under the request heading (2) under the session heading (0)
+
+
+def journey_headings(keys: Sequence[tuple[Any, Any]]) -> list[list[str]]:
+    """The heading lines before each row: its session when that changes, its request when either does."""
+    headings: list[list[str]] = []
+    last: tuple[Any, Any] | None = None
+    for session, request in keys:
+        lines = []
+        if last is None or session != last[0]:
+            lines.append(f"session {session}" if session is not None else "(no session)")
+        if last is None or (session, request) != last:
+            lines.append(f"  request {request}" if request is not None else "  (no request)")
+        headings.append(lines)
+        last = (session, request)
+    return headings
+
+
+def _print_journey(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str,
+                   keys: Sequence[tuple[Any, Any]]) -> None:  # fmt: skip
+    """Sessions → requests → records: headings, then one line a record, like `logpipe search` (#13)."""
+    from logpipe.explore.render import print_records
+
+    sys.stdout.write(title + "\n")
+    print_records(columns, rows, sys.stdout, narrow=JOURNEY_LINE_COLUMNS, indent=JOURNEY_INDENT,
+                  headings=journey_headings(keys))  # fmt: skip
 
 
 def _print_table(query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, show: Sequence[str] = (),

@@ -92,6 +92,62 @@ class TestJourneyCommand:
         assert res.code == 2 and res.err.strip() == "error: journey needs exactly one of --user, --session or --request"
 
 
+class TestJourneyReadsAtNarrowWidths:
+    """#13: the journey table is sessions → requests → records: headings, then one line a record."""
+
+    @staticmethod
+    def _headings(rows: list[dict[str, Any]]) -> list[str]:
+        """The session and request headings the table should print, worked out here from the JSON rows."""
+        want: list[str] = []
+        last: tuple[Any, Any] | None = None
+        for r in rows:
+            session, request = r["session_id"], r["request_id"]
+            if last is None or session != last[0]:
+                want.append(f"session {session}" if session is not None else "(no session)")
+            if last is None or (session, request) != last:
+                want.append(f"  request {request}" if request is not None else "  (no request)")
+            last = (session, request)
+        return want
+
+    @staticmethod
+    def _shows_message(line: str, message: str) -> bool:
+        """The line ends with the message, or with a cut of it (at least 10 characters) and `…`."""
+        text = message.replace("\n", "⏎ ")
+        if line.endswith(text.rstrip()):
+            return True
+        if not line.endswith("…"):
+            return False
+        return any(line[:-1].endswith(text[:k].rstrip()) for k in range(len(text), min(len(text), 10) - 1, -1))
+
+    @pytest.mark.parametrize("width", [80, 120])
+    def test_headings_and_one_line_a_record(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated,
+                                            width: int) -> None:  # fmt: skip
+        monkeypatch.setenv("COLUMNS", str(width))
+        args = ("query", "journey", "--user", "u2", "--archive", str(generated.archive), *_since(generated))
+        table = cli(*args)
+        assert table.code == 0, table.err
+        lines = table.out.splitlines()
+        too_wide = [line for line in lines if len(line) > width]
+        assert not too_wide, too_wide[:3]
+        rows = json.loads(cli(*args, "--format", "json").out)
+        assert rows and any(r["request_id"] is not None for r in rows)
+        assert lines[0].startswith(f"journey of user u2: {len(rows)} records")
+        headings = [line for line in lines[1:] if not line.startswith("    ")]
+        assert headings == self._headings(rows)
+        header, *records = [line for line in lines[1:] if line.startswith("    ")]
+        assert header.split()[:2] == ["ts", "level"] and "message" in header.split()
+        assert "session_id" not in header and "request_id" not in header and "user_id" not in header
+        assert len(records) == len(rows)  # every record once, in the JSON's order
+        for line, row, time in zip(records, rows, _short([r["ts"] for r in rows]), strict=True):
+            assert line.startswith(f"    {time}  "), (line, time)
+            assert str(row["level"]) in line.split(), (line, row["level"])
+            assert self._shows_message(line, row["message"]), (line, row["message"])
+        if width >= 120:  # room for the endpoint too (at 80 it is left out, as `logpipe search` leaves out path)
+            assert "endpoint" in header.split()
+            for line, row in zip(records, rows, strict=True):
+                assert row["endpoint"] is None or row["endpoint"] in line.split(), (line, row["endpoint"])
+
+
 class TestSlowCommand:
     def test_json_matches_plain_python(self, cli: Any, generated: Generated) -> None:
         res = cli("query", "slow", "--archive", str(generated.archive), *_since(generated), "--threshold", "300ms",
@@ -248,10 +304,6 @@ class TestTablesFitEighty:
     def test_errors_within_one_day(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated) -> None:
         self._check(cli, monkeypatch, ("query", "errors", "--archive", str(generated.archive), *_since(generated, 3)),
                     ("first_seen", "last_seen"))
-
-    def test_journey(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated) -> None:
-        self._check(cli, monkeypatch, ("query", "journey", "--user", "u2", "--archive", str(generated.archive),
-                                       *_since(generated)), ("ts",))  # fmt: skip
 
     def test_dead_letters(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated, tmp_path: Path) -> None:
         from qdata import write_dead_letters
