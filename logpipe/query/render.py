@@ -121,9 +121,8 @@ def print_table(
     title: str | None = None,
     formatters: dict[str, Callable[[Any], str]] | None = None,
     headers: dict[str, str] | None = None,
-    sections: Sequence[object] | None = None,
 ) -> None:
-    """A boxed table in rich's heavy-head style; `sections` (a key per row) rules off groups.
+    """A boxed table in rich's heavy-head style.
 
     Time columns read like the explore commands' (`short_ts`), with the day under the column's
     name when the column has only one, and are never folded; when the line is too narrow for
@@ -163,9 +162,7 @@ def print_table(
     header = _row_lines(names, widths, [False] * len(names), "┃")
     out.write("".join(f"\x1b[1m{h}\x1b[0m" if bold else h for h in header))
     out.write(line("┡", "━", "╇", "┩"))
-    for i, row in enumerate(cells):
-        if sections is not None and i and sections[i] != sections[i - 1]:
-            out.write(line("├", "─", "┼", "┤"))
+    for row in cells:
         out.write("".join(_row_lines(row, widths, right, "│")))
     out.write(line("└", "─", "┴", "┘"))
 

@@ -114,10 +114,6 @@ class TestTable:
         assert all(len(line) <= 40 for line in text.splitlines())
         assert text.count("word") == 30
 
-    def test_sections_are_ruled_off(self) -> None:
-        text = self._render([("a", 1), ("b", 2), ("c", 3)], sections=["x", "x", "y"])
-        assert [line[0] for line in text.splitlines()].count("├") == 1
-
 
 class TestShortTimes:
     """#13: table times read `HH:MM:SS.mmm`, with `MM-DD ` in front only when the rows span days."""
