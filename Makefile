@@ -40,7 +40,13 @@ typecheck: $(STAMP)
 # and stops exactly those again when pytest ends, pass or fail.
 TEST_SERVICES ?= opensearch elasticsearch victorialogs kafka
 
-unit: $(STAMP)
+# tests/ui drive Debian's Chromium through Playwright (never Playwright's own browser download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "error: tests/ui need Debian's chromium package at $(CHROMIUM)"; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+unit: $(STAMP) $(CHROMIUM)
 	scripts/services run $(TEST_SERVICES) -- $(VENV)/bin/pytest -q
 
 bench: $(STAMP)

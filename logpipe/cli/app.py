@@ -51,6 +51,7 @@ def _register() -> None:
         retention_cmd,
         ship_cmd,
         sql_cmd,
+        ui_cmd,
     )
 
 

@@ -1,0 +1,108 @@
+"""The page's JSON API: handlers are plain functions of (backend, params) returning data.
+
+A feature module lists its handlers in `ROUTES` (path under `/api/`, function). Every route is
+GET-only (the page never changes anything), runs in the server's thread pool, and answers JSON
+encoded with orjson (datetimes as ISO 8601 in UTC). Errors map to one status and one sentence:
+a bad parameter or filter is 400, a missing record 404, anything else logpipe knows 500 with its
+message; an unexpected exception is 500 "internal error" (the server log has the traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from logpipe.errors import LogpipeError, UsageError
+from logpipe.ui.backend import Backend
+
+log = logging.getLogger("logpipe.ui")
+
+MAX_LIMIT: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The request's query string, read with checked conversions (every failure is a 400)."""
+
+    values: Mapping[str, str]
+    now: datetime
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default).strip()
+
+    def optional(self, name: str) -> str | None:
+        value = self.values.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int, *, low: int = 0, high: int = MAX_LIMIT) -> int:
+        raw = self.values.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise UsageError(f"{name} must be a whole number, not {raw!r}") from None
+        if not low <= value <= high:
+            raise UsageError(f"{name} must be between {low} and {high}, not {value}")
+        return value
+
+    def time(self, name: str) -> datetime | None:
+        """`from`/`to`-style times: ISO 8601, epoch milliseconds (the page's zoom) or `1h`/`now`."""
+        from datetime import UTC
+
+        from logpipe.query.timeexpr import parse_time
+
+        raw = self.values.get(name, "").strip()
+        if not raw:
+            return None
+        if raw.isdigit():
+            return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+        try:
+            return parse_time(raw, now=self.now)
+        except LogpipeError:
+            raise
+        except ValueError:
+            raise UsageError(f"{name}: not a time: {raw!r} (15m, 1h, 7d, now or ISO 8601)") from None
+
+    def filter_terms(self) -> Sequence[str]:
+        """The search box (`q`, one line of the filter language) as one filter text."""
+        q = self.text("q")
+        return [q] if q else []
+
+
+Handler = Callable[[Backend, Params], Any]
+
+
+def encode(value: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+
+
+def _default(value: Any) -> Any:
+    from datetime import date
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """The HTTP status and the one sentence the page shows for a failed handler."""
+    from logpipe.explore.search import NoSuchRecordError
+
+    if isinstance(exc, UsageError):
+        return 400, str(exc)
+    if isinstance(exc, NoSuchRecordError):
+        return 404, str(exc)
+    if isinstance(exc, LogpipeError):
+        return 500, str(exc)
+    return 500, "internal error (see the server's log)"

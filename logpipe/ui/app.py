@@ -1,0 +1,78 @@
+"""The ASGI application: the page's static files and every feature module's JSON routes.
+
+Read-only by construction: only GET (and HEAD) routes exist, so anything else is 405. The Host
+header must name the address the server listens on (or localhost): a page on another site
+cannot reach this one through a DNS name it rebinds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from logpipe.ui.api import Handler, Params, encode, log, status_of
+from logpipe.ui.backend import Backend
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+STATIC: Final = Path(__file__).resolve().parent / "static"
+# Each module's ROUTES are served under /api/. One line per feature.
+FEATURES: Final = (
+    "logpipe.ui.summary",
+)
+
+
+def feature_routes(modules: Sequence[str] = FEATURES) -> list[tuple[str, Handler]]:
+    routes: list[tuple[str, Handler]] = []
+    for name in modules:
+        routes.extend(importlib.import_module(name).ROUTES)
+    return routes
+
+
+def create_app(backend: Backend, *, hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> Starlette:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    routes: list[Route | Mount] = [Route("/", _index, methods=["GET"])]
+    for path, handler in feature_routes():
+        routes.append(Route(f"/api/{path}", _endpoint(backend, handler), methods=["GET"]))
+    routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+async def _index(request: Request) -> Response:
+    from starlette.responses import FileResponse
+
+    # The page's state lives in its query string; every URL of it is this one file.
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+
+def _endpoint(backend: Backend, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import Response
+
+    from logpipe.query.timeexpr import utc_now
+
+    async def endpoint(request: Request) -> Response:
+        params = Params(dict(request.query_params), utc_now())
+        try:
+            body = await run_in_threadpool(handler, backend, params)
+            status = 200
+        except Exception as exc:
+            status, message = status_of(exc)
+            if status == 500:
+                log.error("GET %s failed", request.url.path, exc_info=exc)
+            body = {"error": message}
+        return Response(encode(body), status_code=status, media_type="application/json",
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    return endpoint

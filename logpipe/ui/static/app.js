@@ -1,0 +1,151 @@
+// The page's shell: state in the query string, the search box, the tabs, and one view at a time.
+//
+// Every view module exports {name, label, render(el, state, ctx)}; render draws the view for a
+// state (a plain object of the URL's parameters) and may call ctx.set(patch) to change it. The
+// URL is the whole state, so a copied address opens the same view, search and time range.
+
+const VIEWS = [
+  // One line per view module (name, label, module path).
+];
+
+const DEFAULT_VIEW = () => (VIEWS[0] ? VIEWS[0].name : "");
+
+export function readState() {
+  return Object.fromEntries(new URLSearchParams(location.search));
+}
+
+export function urlOf(state) {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(state)) {
+    if (v !== undefined && v !== null && v !== "") params.set(k, String(v));
+  }
+  const query = params.toString();
+  return query ? `/?${query}` : "/";
+}
+
+// GET /api/<path> with the given parameters; rejects with the server's one-sentence error.
+export async function api(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") query.set(k, String(v));
+  }
+  const response = await fetch(`/api/${path}?${query}`);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+// The parameters every view's API calls share: the search box and the time range.
+export function common(state) {
+  return { q: state.q, from: state.from, to: state.to };
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function showError(message) {
+  const box = document.getElementById("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+const modules = new Map();
+let renderCount = 0;
+
+async function viewModule(name) {
+  const entry = VIEWS.find((v) => v.name === name) || VIEWS[0];
+  if (!entry) return null;
+  if (!modules.has(entry.name)) modules.set(entry.name, (await import(entry.module)).default);
+  return modules.get(entry.name);
+}
+
+export function set(patch, { replace = false } = {}) {
+  const state = { ...readState(), ...patch };
+  for (const [k, v] of Object.entries(patch)) if (v === undefined || v === null || v === "") delete state[k];
+  const url = urlOf(state);
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+  render();
+}
+
+function syncHeader(state) {
+  document.getElementById("q").value = state.q || "";
+  const range = document.getElementById("range");
+  const relative = state.from && !state.to && /^\d+[smhdw]$/.test(state.from) ? state.from : "";
+  const custom = range.querySelector('option[value="custom"]');
+  custom.hidden = !(state.from || state.to) || Boolean(relative);
+  range.value = relative || (state.from || state.to ? "custom" : "");
+  const tabs = document.getElementById("tabs");
+  const current = state.view || DEFAULT_VIEW();
+  for (const a of tabs.querySelectorAll("a")) a.classList.toggle("active", a.dataset.view === current);
+}
+
+export async function render() {
+  const state = readState();
+  syncHeader(state);
+  showError("");
+  const mine = ++renderCount;
+  const module = await viewModule(state.view || DEFAULT_VIEW());
+  const main = document.getElementById("view");
+  if (mine !== renderCount) return; // a newer render started while this one loaded
+  main.replaceChildren();
+  main.dataset.view = module ? module.name : "";
+  if (!module) return;
+  const ctx = { api, set, el, common, showError, urlOf, isCurrent: () => mine === renderCount };
+  try {
+    await module.render(main, state, ctx);
+  } catch (err) {
+    if (mine === renderCount) showError(err.message);
+  }
+  if (mine === renderCount) main.dataset.rendered = String(mine);
+}
+
+async function loadSummary() {
+  const node = document.getElementById("summary");
+  try {
+    const s = await api("summary");
+    node.dataset.total = String(s.total);
+    node.textContent = s.total
+      ? `${s.source}: ${s.total.toLocaleString("en-US")} records, ${s.first.slice(0, 16).replace("T", " ")} to ${s.last.slice(0, 16).replace("T", " ")} UTC`
+      : `${s.source}: no records yet`;
+  } catch (err) {
+    node.textContent = "";
+    showError(err.message);
+  }
+}
+
+function setup() {
+  const tabs = document.getElementById("tabs");
+  for (const v of VIEWS) {
+    tabs.append(el("a", { href: urlOf({ ...readState(), view: v.name }), dataset: { view: v.name }, text: v.label,
+      onclick: (e) => { e.preventDefault(); set({ view: v.name }); } }));
+  }
+  document.getElementById("search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    set({ q: document.getElementById("q").value.trim() });
+  });
+  document.getElementById("range").addEventListener("change", (e) => {
+    const value = e.target.value;
+    if (value === "custom") return;
+    set({ from: value, to: "" });
+  });
+  window.addEventListener("popstate", () => render());
+  loadSummary();
+  render();
+}
+
+setup();

@@ -1,0 +1,99 @@
+"""Helpers for tests/ui: `logpipe ui` as a real process, shipping a log, plain DuckDB answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explore"))
+
+from exdata import logpipe, write_log
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("LOGPIPE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+URL_RE = re.compile(r"at (http://\S+/) ")
+
+
+class Served:
+    """One `logpipe ui` process and the URL it printed."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        cmd = [sys.executable, "-m", "logpipe", "ui", "--bind", "127.0.0.1:0", *args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})  # fmt: skip
+        self.url = self._wait_for_url()
+
+    def _wait_for_url(self, timeout: float = 60) -> str:
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"logpipe ui exited {self.proc.returncode}: {''.join(seen)}")
+                continue
+            seen.append(line)
+            match = URL_RE.search(line)
+            if match:
+                return match.group(1)
+        raise AssertionError(f"logpipe ui printed no URL in {timeout}s: {''.join(seen)}")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET a URL of the server; (status, parsed JSON body)."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url.rstrip("/") + path, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def ship(folder: Path, objects: list[dict[str, Any]]) -> Path:
+    """Write `objects` as a JSON log in `folder` and ship it into `folder/archive`; the archive."""
+    write_log(folder / "app.log", objects)
+    result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    return folder / "archive"
+
+
+def duck(archive: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """An independent answer: plain DuckDB over the archive's Parquet files (not logpipe's reader)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        glob = str(archive / "logs" / "**" / "*.parquet")
+        con.execute(f"CREATE VIEW logs AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+        return [tuple(r) for r in con.execute(sql, params or []).fetchall()]
+    finally:
+        con.close()
+
+
+def rendered(page: Any, view: str | None = None, timeout: float = 30_000) -> None:
+    """Wait until the view has finished drawing (the shell sets data-rendered when it has)."""
+    selector = f'main#view[data-rendered][data-view="{view}"]' if view else "main#view[data-rendered]"
+    page.wait_for_selector(selector, state="attached", timeout=timeout)
