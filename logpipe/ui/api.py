@@ -13,10 +13,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import LogpipeError, UsageError
 from logpipe.ui.backend import Backend
+
+if TYPE_CHECKING:
+    from logpipe.explore.filters import Filter
 
 log = logging.getLogger("logpipe.ui")
 
@@ -71,6 +74,13 @@ class Params:
         """The search box (`q`, one line of the filter language) as one filter text."""
         q = self.text("q")
         return [q] if q else []
+
+    def filter(self, since: str = "from", until: str = "to") -> Filter:
+        """The search box and the time range (`from` inclusive, `to` exclusive) as one filter."""
+        from logpipe.explore.filters import parse_filters
+        from logpipe.explore.search import window
+
+        return parse_filters(self.filter_terms(), now=self.now) & window(self.time(since), self.time(until))
 
 
 Handler = Callable[[Backend, Params], Any]

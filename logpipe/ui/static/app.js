@@ -5,7 +5,13 @@
 // URL is the whole state, so a copied address opens the same view, search and time range.
 
 const VIEWS = [
-  // One line per view module (name, label, module path).
+  // One line per view module: the tab's name in the URL, its label, the module.
+  { name: "discover", label: "Discover", module: "/static/discover.js" },
+  { name: "errors", label: "Errors", module: "/static/errors.js" },
+  { name: "patterns", label: "Patterns", module: "/static/patterns.js" },
+  { name: "journey", label: "Journey", module: "/static/journey.js" },
+  { name: "slow", label: "Slow endpoints", module: "/static/slow.js" },
+  { name: "traffic", label: "Traffic", module: "/static/traffic.js" },
 ];
 
 const DEFAULT_VIEW = () => (VIEWS[0] ? VIEWS[0].name : "");
@@ -99,8 +105,14 @@ export async function render() {
   syncHeader(state);
   showError("");
   const mine = ++renderCount;
-  const module = await viewModule(state.view || DEFAULT_VIEW());
   const main = document.getElementById("view");
+  let module;
+  try {
+    module = await viewModule(state.view || DEFAULT_VIEW());
+  } catch (err) {
+    if (mine === renderCount) showError(`cannot load this view: ${err.message}`);
+    return;
+  }
   if (mine !== renderCount) return; // a newer render started while this one loaded
   main.replaceChildren();
   main.dataset.view = module ? module.name : "";
