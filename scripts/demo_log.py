@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import logging
 import random
@@ -168,8 +169,39 @@ class LineCounter(logging.Filter):
         return True
 
 
-async def write(rng: random.Random, clock: SimClock, lines: int, counter: LineCounter) -> None:
+def busy(moment: float) -> float:
+    """How busy the shop is at a UTC moment: days over nights, weekdays over weekends."""
+    hour = (moment % 86400) / 3600
+    weekday = int(moment // 86400 + 3) % 7  # 1970-01-01 was a Thursday: 0 is Monday
+    day = 0.15 + (1.0 if 8 <= hour < 20 else 0.0) + (0.6 if 11 <= hour < 14 else 0.0)
+    return day * (0.45 if weekday >= 5 else 1.0)
+
+
+def arrivals(start: float, span_s: float) -> list[float]:
+    """The cumulative share of requests by each minute of the span (even over a span under a day)."""
+    minutes = max(1, int(span_s // 60))
+    weights = [1.0 if span_s < 86400 else busy(start + m * 60) for m in range(minutes)]
+    total, cumulative = sum(weights), []
+    running = 0.0
+    for w in weights:
+        running += w
+        cumulative.append(running / total)
+    return cumulative
+
+
+def arrival(cumulative: list[float], start: float, span_s: float, share: float) -> float:
+    """The moment by which `share` of the requests have arrived (linear within a minute)."""
+    m = bisect.bisect_left(cumulative, share)
+    if m >= len(cumulative):
+        return start + span_s
+    before = cumulative[m - 1] if m else 0.0
+    within = (share - before) / (cumulative[m] - before) if cumulative[m] > before else 0.0
+    return start + (m + within) * span_s / len(cumulative)
+
+
+async def write(rng: random.Random, clock: SimClock, lines: int, counter: LineCounter, span_s: float = SPAN_S) -> None:
     start = clock.now
+    cumulative = arrivals(start, span_s)
     app = lplog.RequestContextMiddleware(
         Shop(rng, clock),
         logger="shop.access",
@@ -179,8 +211,9 @@ async def write(rng: random.Random, clock: SimClock, lines: int, counter: LineCo
     users = [f"user-{i}" for i in range(1, 200)]
     n = 0
     while counter.lines < lines:
-        # Requests arrive evenly over the span; one never starts before the previous one ended.
-        clock.now = max(clock.now, start + counter.lines * SPAN_S / lines)
+        # Requests arrive evenly over a short span, by hour and weekday over days; one never starts
+        # before the previous one ended.
+        clock.now = max(clock.now, arrival(cumulative, start, span_s, counter.lines / lines))
         await serve(app, request_scope(rng, users, n))
         n += 1
 
@@ -190,15 +223,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--hours", type=float, default=SPAN_S / 3600, help="the span, ending now (a day or more: busier by day)")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    clock = SimClock(time.time() - SPAN_S)
+    span_s = args.hours * 3600
+    clock = SimClock(time.time() - span_s)
     counter = LineCounter()
     with open(args.out, "w", encoding="utf-8") as out:
         handler = lplog.setup(service="shop", level="INFO", stream=out, clock=clock)
         logging.getLogger("shop").setLevel(logging.DEBUG)  # the app's own debug lines, not asyncio's
         handler.addFilter(counter)
-        asyncio.run(write(random.Random(args.seed), clock, args.lines, counter))
+        asyncio.run(write(random.Random(args.seed), clock, args.lines, counter, span_s))
         logging.getLogger().removeHandler(handler)
 
 
