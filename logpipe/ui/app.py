@@ -24,6 +24,7 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 # Each module's ROUTES are served under /api/. One line per feature.
 FEATURES: Final = (
     "logpipe.ui.summary",
+    "logpipe.ui.discover",
 )
 
 

@@ -1,0 +1,566 @@
+"""The Discover view's API: search, volume histogram, field facets, one record, its context.
+
+Routes (GET, under /api/; `q` is the search box, `from`/`to` the time range, as everywhere):
+
+- `search?q&from&to&limit=100&after=CURSOR`: the matching records newest first (`ts desc,
+  event_id desc`), `limit` at a time; `next` is the cursor of the page after (the last row's
+  `ts` in epoch microseconds and its `event_id`, `US~ID`), so paging is stable while the agent
+  writes newer records. `total` counts every match.
+- `histogram?q&from&to`: match counts per time bucket and level. The bucket step is the smallest
+  round step (1s, 5s, ... 1d, 7d, 30d) that cuts the window into at most `MAX_BUCKETS`; buckets
+  start at multiples of the step since the epoch (UTC). Without `from`/`to` the window is the
+  matches' own first and last `ts`. The bucket counts add up to `total`.
+- `facets?q&from&to&size=5`: for each of `FACET_FIELDS` the records have, the `size` most
+  frequent values over the matches (count desc, then value asc), how many have no value, and
+  how many have another value.
+- `record?id=EVENT_ID`: one record (404 when no record has that id).
+- `context?id=EVENT_ID&n=20`: `n` records before and after it in its source, and the rest of its
+  request (`explore.search.context` / `explore.es_search.context`).
+
+On an engine the filter's indexed part (`filters.to_es`) is the engine's query and the histogram
+and facets are its aggregations. When the filter has terms the engine cannot answer exactly
+(free text, regexes, `error`, `attrs.KEY`), the counts are still exact: the hits of the indexed
+part are read (at most `MAX_SCAN`) and the terms checked on each with `filters.matches`; a filter
+whose indexed part matches more than that is refused with a sentence asking to narrow it,
+rather than answering approximate counts. Terms aggregations whose engine error bound is not 0
+are recounted exactly with a composite aggregation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from logpipe.errors import UsageError
+from logpipe.explore.filters import Filter, matches, to_es, to_sql
+from logpipe.schema import LEVELS
+from logpipe.ui.api import Handler, Params
+from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
+
+if TYPE_CHECKING:
+    import duckdb
+
+DEFAULT_LIMIT: Final = 100
+MAX_PAGE: Final = 1000
+MAX_BUCKETS: Final = 120
+# Round bucket steps in milliseconds, smallest first.
+STEPS_MS: Final = tuple(
+    s * 1000
+    for s in (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400, 30 * 86400)
+)
+FACET_FIELDS: Final = (
+    "level", "service", "host", "logger", "endpoint", "path", "method", "status", "user_id", "session_id", "source",
+)  # fmt: skip
+DEFAULT_FACET_SIZE: Final = 5
+MAX_FACET_SIZE: Final = 50
+CONTEXT_LINES: Final = 20
+MAX_CONTEXT_LINES: Final = 500
+NO_LEVEL: Final = "(none)"
+# Engine: the most hits of a filter's indexed part read to check terms the engine cannot answer.
+MAX_SCAN: Final = 200_000
+SCAN_PAGE: Final = 1000
+
+
+def _columns() -> tuple[str, ...]:
+    from logpipe.explore.search import RECORD_COLUMNS
+
+    return RECORD_COLUMNS
+
+
+def _select() -> str:
+    return ", ".join(f'"{c}"' for c in _columns())
+
+
+def as_record(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_columns(), row, strict=True))
+
+
+# --- shared pieces -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page ends: records strictly older in (`ts`, `event_id`) order come after it."""
+
+    ts: datetime
+    event_id: str
+
+    def text(self) -> str:
+        return f"{epoch_us(self.ts)}~{self.event_id}"
+
+
+def parse_cursor(raw: str) -> Cursor:
+    micros, sep, event_id = raw.partition("~")
+    if not sep or not event_id or not micros.lstrip("-").isdigit():
+        raise UsageError(f"after must be a cursor from a previous page, not {raw!r}")
+    return Cursor(from_epoch_us(int(micros)), event_id)
+
+
+def epoch_us(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_us(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def step_for(span_ms: int) -> int:
+    """The smallest round step that cuts `span_ms` into at most MAX_BUCKETS buckets."""
+    for step in STEPS_MS:
+        if -(-span_ms // step) <= MAX_BUCKETS:
+            return step
+    return STEPS_MS[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The histogram's [lo, hi) in epoch microseconds (None: no match and no range given)."""
+
+    lo: int | None
+    hi: int | None
+
+
+def window_of(params: Params, first: datetime | None, last: datetime | None) -> Window:
+    """The time range asked for, with missing ends taken from the matches (and `to` from now
+    when only `from` is given, so `last hour` ends now)."""
+    since, until = params.time("from"), params.time("to")
+    lo = epoch_us(since) if since else (epoch_us(first) if first else None)
+    if until is not None:
+        hi: int | None = epoch_us(until)
+    else:
+        ends = [epoch_us(last) + 1] if last else []
+        if since is not None:
+            ends.append(epoch_us(params.now))
+        hi = max(ends) if ends else None
+    if lo is None or hi is None:
+        return Window(None, None)
+    return Window(lo, max(hi, lo + 1))
+
+
+def histogram_answer(win: Window, counts: Mapping[tuple[int, str], int]) -> dict[str, Any]:
+    """Every bucket of the window (empty ones too) from counts keyed (bucket start ms, level)."""
+    if win.lo is None or win.hi is None:
+        return {"from": None, "to": None, "step_ms": None, "levels": [], "buckets": [], "total": 0}
+    lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
+    step = step_for(hi_ms - lo_ms)
+    first = lo_ms // step * step
+    buckets: dict[int, dict[str, int]] = {t: {} for t in range(first, hi_ms, step)}
+    for (start, level), n in counts.items():
+        buckets.setdefault(start, {})[level] = buckets.get(start, {}).get(level, 0) + n
+    present = {lv for b in buckets.values() for lv in b}
+    order = [lv for lv in LEVELS if lv in present] + sorted(present - set(LEVELS))
+    out = [{"t": t, "n": sum(b.values()), "levels": {lv: b[lv] for lv in order if lv in b}} for t, b in sorted(buckets.items())]
+    return {"from": lo_ms, "to": hi_ms, "step_ms": step, "levels": order, "buckets": out, "total": sum(counts.values())}
+
+
+def facet_answer(total: int, tops: Mapping[str, tuple[list[tuple[Any, int]], int]], size: int) -> dict[str, Any]:
+    """Per field: the top `size` values (count desc, value asc), missing and other counts.
+
+    `tops[field]` is (value counts, missing); fields no matching record has are left out.
+    """
+    fields = []
+    for name in FACET_FIELDS:
+        if name not in tops:
+            continue
+        values, missing = tops[name]
+        if total == 0 or missing >= total:
+            continue
+        top = sorted(values, key=lambda vc: (-vc[1], vc[0]))[:size]
+        shown = sum(n for _, n in top)
+        fields.append({
+            "field": name,
+            "values": [{"value": v, "count": n} for v, n in top],
+            "missing": missing,
+            "other": total - missing - shown,
+        })  # fmt: skip
+    return {"total": total, "fields": fields}
+
+
+def facet_size(params: Params) -> int:
+    return params.integer("size", DEFAULT_FACET_SIZE, low=1, high=MAX_FACET_SIZE)
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+def search(backend: Backend, params: Params) -> dict[str, Any]:
+    flt = params.filter()
+    limit = params.integer("limit", DEFAULT_LIMIT, low=1, high=MAX_PAGE)
+    raw = params.optional("after")
+    after = parse_cursor(raw) if raw else None
+    total: int | None
+    if isinstance(backend, ArchiveBackend):
+        rows, total = _archive_search(backend, flt, limit, after)
+        exact = True
+    else:
+        rows, total, exact = _es_search(backend, flt, limit, after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    cursor = Cursor(last["ts"], str(last["event_id"])).text() if more and last else None
+    return {"rows": rows, "total": total, "total_exact": exact, "next": cursor}
+
+
+def histogram(backend: Backend, params: Params) -> dict[str, Any]:
+    flt = params.filter()
+    if isinstance(backend, ArchiveBackend):
+        return _archive_histogram(backend, flt, params)
+    return _es_histogram(backend, flt, params)
+
+
+def facets(backend: Backend, params: Params) -> dict[str, Any]:
+    flt = params.filter()
+    size = facet_size(params)
+    if isinstance(backend, ArchiveBackend):
+        return _archive_facets(backend, flt, size)
+    return _es_facets(backend, flt, size)
+
+
+def record(backend: Backend, params: Params) -> dict[str, Any]:
+    event_id = _event_id(params)
+    if isinstance(backend, ArchiveBackend):
+        from logpipe.explore.search import record_by_id
+
+        with backend.connection() as con:
+            return as_record(record_by_id(con, event_id))
+    return _es_record(backend, event_id)
+
+
+def context(backend: Backend, params: Params) -> dict[str, Any]:
+    event_id = _event_id(params)
+    lines = params.integer("n", CONTEXT_LINES, low=0, high=MAX_CONTEXT_LINES)
+    if isinstance(backend, ArchiveBackend):
+        from logpipe.explore import search as archive_search
+
+        with backend.connection() as con:
+            found = archive_search.context(con, event_id, lines=lines)
+    else:
+        from logpipe.explore import es_search
+
+        found = es_search.context(backend.client, backend.index, event_id, lines=lines)
+    return {
+        "record": as_record(found.record),
+        "before": [as_record(r) for r in found.before],
+        "after": [as_record(r) for r in found.after],
+        "request": [as_record(r) for r in found.request],
+    }
+
+
+def _event_id(params: Params) -> str:
+    event_id = params.text("id")
+    if not event_id:
+        raise UsageError("id (an event_id) is required")
+    return event_id
+
+
+# --- the archive ---------------------------------------------------------------------------------
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    try:
+        return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
+    except duckdb.InvalidInputException as exc:
+        first = str(exc).splitlines()[0]
+        raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
+
+
+def _archive_search(backend: ArchiveBackend, flt: Filter, limit: int, after: Cursor | None) -> tuple[list[dict[str, Any]], int]:
+    where, values = to_sql(flt)
+    page_where, page_values = where, list(values)
+    if after is not None:
+        page_where = f'{where} AND ("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
+        page_values += [after.ts, after.ts, after.event_id]
+    sql = f'SELECT {_select()} FROM logs WHERE {page_where} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
+    with backend.connection() as con:
+        rows = _run(con, sql, [*page_values, limit + 1])
+        ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
+    return [as_record(r) for r in rows], int(total)
+
+
+def _archive_histogram(backend: ArchiveBackend, flt: Filter, params: Params) -> dict[str, Any]:
+    where, values = to_sql(flt)
+    with backend.connection() as con:
+        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
+        win = window_of(params, first, last)
+        if win.lo is None or win.hi is None:
+            return histogram_answer(win, {})
+        lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
+        step_us = step_for(hi_ms - lo_ms) * 1000
+        sql = (f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
+               f"WHERE {where} GROUP BY ALL")  # fmt: skip
+        rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *values])
+    return histogram_answer(win, {(int(t), str(lv)): int(n) for t, lv, n in rows})
+
+
+def _archive_facets(backend: ArchiveBackend, flt: Filter, size: int) -> dict[str, Any]:
+    """One scan: GROUP BY GROUPING SETS, one set a field, then the top `size` of each set."""
+    where, values = to_sql(flt)
+    cols = ", ".join(f'"{f}"' for f in FACET_FIELDS)  # the allow-list above, never user text
+    sets = ", ".join(f'("{f}")' for f in FACET_FIELDS)
+    # Within one set the other fields are NULL, so ordering by every field orders by the set's own.
+    order = ", ".join(f'"{f}"' for f in FACET_FIELDS)
+    sql = (
+        f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n FROM logs WHERE {where} "
+        f"GROUP BY GROUPING SETS ({sets})) "
+        f"SELECT gid, {cols}, n FROM (SELECT *, {_set_value_null()} AS own_null FROM g) "
+        f"QUALIFY own_null OR row_number() OVER (PARTITION BY gid, own_null ORDER BY n DESC, {order}) <= ?"
+    )
+    with backend.connection() as con:
+        rows = _run(con, sql, [*values, size])
+        ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
+    width = len(FACET_FIELDS)
+    tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
+    for row in rows:
+        gid, cells, n = int(row[0]), row[1 : 1 + width], int(row[1 + width])
+        index = _set_index(gid, width)
+        name = FACET_FIELDS[index]
+        found, missing = tops.get(name, ([], 0))
+        if cells[index] is None:
+            missing = n
+        else:
+            found.append((cells[index], n))
+        tops[name] = (found, missing)
+    return facet_answer(int(total), tops, size)
+
+
+def _set_value_null() -> str:
+    """SQL true when the row's own field is NULL (its missing count), sorted after the values."""
+    width = len(FACET_FIELDS)
+    cases = " ".join(
+        f'WHEN {((1 << width) - 1) ^ (1 << (width - 1 - i))} THEN "{f}" IS NULL' for i, f in enumerate(FACET_FIELDS)
+    )
+    return f"CASE gid {cases} END"
+
+
+def _set_index(gid: int, width: int) -> int:
+    """Which field a GROUPING_ID belongs to (its bit is the only one clear; first field is the high bit)."""
+    for i in range(width):
+        if gid == ((1 << width) - 1) ^ (1 << (width - 1 - i)):
+            return i
+    raise ValueError(f"unexpected grouping id {gid}")
+
+
+# --- the engine ----------------------------------------------------------------------------------
+
+
+def _path(index: str) -> str:
+    return f"/{index}/_search?ignore_unavailable=true&allow_no_indices=true"
+
+
+def _es_record_of(source: Mapping[str, Any]) -> dict[str, Any]:
+    from logpipe.explore.es_search import record_of
+
+    return record_of(source)
+
+
+def _sort() -> list[dict[str, Any]]:
+    return [{"ts": {"order": "desc"}}, {"event_id": {"order": "desc"}}]
+
+
+def _before(cursor: Cursor) -> dict[str, Any]:
+    """Records strictly older than the cursor in (ts, event_id) order, as an engine query."""
+    from logpipe.query.es import json_value
+
+    ts = json_value(cursor.ts)
+    return {"bool": {"should": [
+        {"range": {"ts": {"lt": ts}}},
+        {"bool": {"filter": [{"term": {"ts": ts}}, {"range": {"event_id": {"lt": cursor.event_id}}}]}},
+    ], "minimum_should_match": 1}}  # fmt: skip
+
+
+def _and(*queries: dict[str, Any]) -> dict[str, Any]:
+    return {"bool": {"filter": list(queries)}}
+
+
+def _hits(backend: EsBackend, query: dict[str, Any], *, size: int = SCAN_PAGE) -> Iterator[dict[str, Any]]:
+    """Every hit of `query`, newest first, page by page (search_after on the unique sort)."""
+    after: list[Any] | None = None
+    while True:
+        body: dict[str, Any] = {"query": query, "sort": _sort(), "size": size, "track_total_hits": False}
+        if after is not None:
+            body["search_after"] = after
+        page = backend.client.request("POST", _path(backend.index), body).get("hits", {}).get("hits", [])
+        yield from page
+        if len(page) < size:
+            return
+        after = page[-1].get("sort")
+
+
+class TooManyToScan(Exception):
+    """The indexed part of a filter matches more hits than MAX_SCAN."""
+
+
+def _scan(backend: EsBackend, flt: Filter) -> list[dict[str, Any]]:
+    """Every matching record (newest first) of a filter with residual terms, checked one by one."""
+    plan = to_es(flt)
+    out = []
+    for seen, hit in enumerate(_hits(backend, plan.query), start=1):
+        if seen > MAX_SCAN:
+            raise TooManyToScan
+        rec = _es_record_of(hit["_source"])
+        if matches(plan.residual, rec):
+            out.append(rec)
+    return out
+
+
+def _too_many(what: str) -> UsageError:
+    return UsageError(
+        f"{what}: this search has terms the engine cannot answer (free text, ~, error, attrs.KEY) and "
+        f"its other terms match over {MAX_SCAN:,} records; narrow the time range or add field=value terms"
+    )
+
+
+def _es_count(backend: EsBackend, query: dict[str, Any]) -> int:
+    body = {"size": 0, "track_total_hits": True, "query": query}
+    answer = backend.client.request("POST", _path(backend.index), body)
+    return int(answer.get("hits", {}).get("total", {}).get("value", 0))
+
+
+def _es_search(backend: EsBackend, flt: Filter, limit: int, after: Cursor | None) -> tuple[list[dict[str, Any]], int | None, bool]:
+    plan = to_es(flt)
+    if not plan.residual.terms:
+        query = _and(plan.query, _before(after)) if after else plan.query
+        body = {"query": query, "sort": _sort(), "size": limit + 1, "track_total_hits": False}
+        hits = backend.client.request("POST", _path(backend.index), body).get("hits", {}).get("hits", [])
+        return [_es_record_of(h["_source"]) for h in hits], _es_count(backend, plan.query), True
+    try:
+        every = _scan(backend, flt)
+    except TooManyToScan:
+        # The page is still exact (read until it is full); only the total is unknown.
+        query = _and(plan.query, _before(after)) if after else plan.query
+        rows = []
+        for hit in _hits(backend, query):
+            rec = _es_record_of(hit["_source"])
+            if matches(plan.residual, rec):
+                rows.append(rec)
+                if len(rows) > limit:
+                    break
+        return rows, None, False
+    if after is not None:
+        key = (after.ts, after.event_id)
+        every = [r for r in every if (r["ts"], str(r["event_id"])) < key]
+    return every[: limit + 1], len(every), True
+
+
+def _es_window(backend: EsBackend, query: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    from logpipe.query.es import parse_ts
+
+    body = {"size": 0, "track_total_hits": False, "query": query,
+            "aggs": {"first": {"min": {"field": "ts"}}, "last": {"max": {"field": "ts"}}}}  # fmt: skip
+    aggs = backend.client.request("POST", _path(backend.index), body).get("aggregations", {})
+    first, last = aggs.get("first", {}), aggs.get("last", {})
+    if first.get("value") is None:
+        return None, None
+    return parse_ts(first.get("value_as_string")), parse_ts(last.get("value_as_string"))
+
+
+def _es_histogram(backend: EsBackend, flt: Filter, params: Params) -> dict[str, Any]:
+    plan = to_es(flt)
+    if plan.residual.terms:
+        try:
+            every = _scan(backend, flt)
+        except TooManyToScan:
+            raise _too_many("histogram") from None
+        win = window_of(params, every[-1]["ts"] if every else None, every[0]["ts"] if every else None)
+        if win.lo is None or win.hi is None:
+            return histogram_answer(win, {})
+        lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
+        step = step_for(hi_ms - lo_ms)
+        counts = Counter((epoch_us(r["ts"]) // 1000 // step * step, r["level"] or NO_LEVEL) for r in every)
+        return histogram_answer(win, counts)
+    first, last = _es_window(backend, plan.query)
+    win = window_of(params, first, last)
+    if win.lo is None or win.hi is None:
+        return histogram_answer(win, {})
+    lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
+    step = step_for(hi_ms - lo_ms)
+    body = {
+        "size": 0,
+        "track_total_hits": False,
+        "query": plan.query,
+        "aggs": {"t": {
+            "date_histogram": {"field": "ts", "fixed_interval": f"{step}ms", "min_doc_count": 1},
+            "aggs": {"lv": {"terms": {"field": "level", "size": 50, "missing": NO_LEVEL}}},
+        }},
+    }  # fmt: skip
+    answer = backend.client.request("POST", _path(backend.index), body).get("aggregations", {})
+    histo: Counter[tuple[int, str]] = Counter()
+    for bucket in answer.get("t", {}).get("buckets", []):
+        for lv in bucket.get("lv", {}).get("buckets", []):
+            histo[(int(bucket["key"]), str(lv["key"]))] += int(lv["doc_count"])
+    return histogram_answer(win, histo)
+
+
+def _es_facets(backend: EsBackend, flt: Filter, size: int) -> dict[str, Any]:
+    plan = to_es(flt)
+    if plan.residual.terms:
+        try:
+            every = _scan(backend, flt)
+        except TooManyToScan:
+            raise _too_many("facets") from None
+        tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
+        for name in FACET_FIELDS:
+            counted = Counter(r[name] for r in every)
+            missing = counted.pop(None, 0)
+            tops[name] = (list(counted.items()), missing)
+        return facet_answer(len(every), tops, size)
+    aggs: dict[str, Any] = {}
+    for name in FACET_FIELDS:
+        aggs[f"top:{name}"] = {"terms": {"field": name, "size": size + 1, "shard_size": max(10 * size, 1000),
+                                         "order": [{"_count": "desc"}, {"_key": "asc"}]}}  # fmt: skip
+        aggs[f"missing:{name}"] = {"missing": {"field": name}}
+    body = {"size": 0, "track_total_hits": True, "query": plan.query, "aggs": aggs}
+    answer = backend.client.request("POST", _path(backend.index), body)
+    total = int(answer.get("hits", {}).get("total", {}).get("value", 0))
+    found = answer.get("aggregations", {})
+    tops = {}
+    for name in FACET_FIELDS:
+        terms = found.get(f"top:{name}", {})
+        if int(terms.get("doc_count_error_upper_bound", 0)) != 0:
+            values = _es_all_values(backend, plan.query, name)  # the engine's top is an estimate: count all
+        else:
+            values = [(b["key"], int(b["doc_count"])) for b in terms.get("buckets", [])]
+        tops[name] = (values, int(found.get(f"missing:{name}", {}).get("doc_count", 0)))
+    return facet_answer(total, tops, size)
+
+
+def _es_all_values(backend: EsBackend, query: dict[str, Any], name: str) -> list[tuple[Any, int]]:
+    """Every value of one field with its exact count, paged with a composite aggregation."""
+    out: list[tuple[Any, int]] = []
+    after: dict[str, Any] | None = None
+    while True:
+        composite: dict[str, Any] = {"size": 1000, "sources": [{"v": {"terms": {"field": name}}}]}
+        if after is not None:
+            composite["after"] = after
+        body = {"size": 0, "track_total_hits": False, "query": query, "aggs": {"all": {"composite": composite}}}
+        agg = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("all", {})
+        buckets = agg.get("buckets", [])
+        out.extend((b["key"]["v"], int(b["doc_count"])) for b in buckets)
+        after = agg.get("after_key")
+        if not buckets or after is None:
+            return out
+
+
+def _es_record(backend: EsBackend, event_id: str) -> dict[str, Any]:
+    from logpipe.explore.search import NoSuchRecordError
+
+    body = {"query": {"term": {"event_id": event_id}}, "size": 1}
+    hits = backend.client.request("POST", _path(backend.index), body).get("hits", {}).get("hits", [])
+    if not hits:
+        raise NoSuchRecordError(f"no record with event_id {event_id!r}")
+    return _es_record_of(hits[0]["_source"])
+
+
+ROUTES: list[tuple[str, Handler]] = [
+    ("search", search),
+    ("histogram", histogram),
+    ("facets", facets),
+    ("record", record),
+    ("context", context),
+]
