@@ -1,0 +1,142 @@
+// Journey: one user's (or session's, or request's) path as a timeline (as `logpipe query
+// journey`): sessions -> requests -> records along one UTC time axis; a request is a bar from its
+// first to its last record, its records are marks coloured by level; a click on a request lists
+// its records, a click on a record (mark or line) shows it, with a link to its request in Discover.
+// With no subject chosen, the box and the range's most active users (records with their user_id).
+//
+// URL state: view=journey, q, from, to (shared; q narrows the user list only), one of user /
+// session / request (the subject), open = the request whose records are listed, rec = the
+// selected record's position in the journey.
+// The DOM carries what tests read: #journey-users li[data-user][data-records],
+// #journey-summary[data-count][data-sessions][data-requests], .j-session[data-session][data-count],
+// .j-request[data-request][data-count][data-status], .j-mark[data-index][data-level],
+// .j-record[data-index], #journey-record[data-index].
+
+import { filterValue, nothing, recordDetail, utc } from "/static/errors.js";
+
+const SUBJECTS = ["user", "session", "request"];
+
+function subjectOf(state) {
+  const kind = SUBJECTS.find((k) => state[k]);
+  return kind ? { kind, value: state[kind] } : null;
+}
+
+function picker(ctx, subject) {
+  const kind = ctx.el("select", { id: "journey-kind", title: "follow a" },
+    SUBJECTS.map((k) => ctx.el("option", { value: k, selected: subject && subject.kind === k ? true : undefined }, k)));
+  const box = ctx.el("input", { id: "journey-subject", type: "search", spellcheck: "false", placeholder: "user_id, session_id or request_id",
+    value: subject ? subject.value : "" });
+  return ctx.el("form", { id: "journey-pick", class: "inline", onsubmit: (e) => {
+    e.preventDefault();
+    const value = box.value.trim();
+    ctx.set({ user: "", session: "", request: "", open: "", rec: "", [kind.value]: value });
+  } }, kind, box, ctx.el("button", { type: "submit" }, "Follow"));
+}
+
+async function usersList(el, state, ctx) {
+  const answer = await ctx.api("journey/users", { ...ctx.common(state), limit: 20 });
+  if (!ctx.isCurrent()) return;
+  el.append(ctx.el("h3", {}, "Most active users in this range and search"));
+  if (!answer.users.length) {
+    el.append(nothing(ctx, "Nothing here: no records with a user_id in this time range and search."));
+    return;
+  }
+  el.append(ctx.el("ul", { id: "journey-users", class: "users" }, answer.users.map((u) => ctx.el("li", {
+    dataset: { user: u.user_id, records: u.records }, class: "clickable",
+    onclick: () => ctx.set({ user: u.user_id, session: "", request: "", open: "", rec: "" }),
+  }, ctx.el("span", { class: "mono" }, u.user_id), ctx.el("span", { class: "num" }, u.records.toLocaleString("en-US")),
+  ctx.el("span", { class: "muted" }, `${utc(u.first).slice(5, 19)} – ${utc(u.last).slice(5, 19)}`)))));
+}
+
+function ms(iso) {
+  return Date.parse(iso);
+}
+
+export default {
+  name: "journey",
+  label: "Journey",
+  async render(el, state, ctx) {
+    const subject = subjectOf(state);
+    el.append(picker(ctx, subject));
+    if (!subject) {
+      await usersList(el, state, ctx);
+      return;
+    }
+    const answer = await ctx.api("journey", { from: state.from, to: state.to, [subject.kind]: subject.value });
+    if (!ctx.isCurrent()) return;
+    const requests = answer.sessions.reduce((n, s) => n + s.requests.length, 0);
+    el.append(ctx.el("div", { id: "journey-summary", class: "view-summary",
+      dataset: { count: answer.count, sessions: answer.sessions.length, requests } },
+    answer.count ? `${subject.kind} ${subject.value}: ${answer.count.toLocaleString("en-US")} records in ${answer.sessions.length} sessions and ${requests} requests, ${utc(answer.first)} to ${utc(answer.last)} UTC` : "",
+    ctx.el("button", { type: "button", class: "link", onclick: () => ctx.set({ user: "", session: "", request: "", open: "", rec: "" }) }, "other users")));
+    if (!answer.count) {
+      el.append(nothing(ctx, `Nothing here: no records for ${subject.kind} ${subject.value} in this time range.`));
+      return;
+    }
+    const t0 = ms(answer.first);
+    const span = Math.max(ms(answer.last) - t0, 1);
+    const at = (iso) => `${(((ms(iso) - t0) / span) * 100).toFixed(3)}%`;
+    const byIndex = new Map();
+    const axis = ctx.el("div", { class: "j-axis" });
+    for (let i = 0; i <= 4; i += 1) {
+      const moment = new Date(t0 + (span * i) / 4).toISOString();
+      axis.append(ctx.el("span", { class: "tick mono", style: `left:${i * 25}%` }, utc(moment).slice(11, 23)));
+    }
+    const timeline = ctx.el("div", { id: "journey-timeline" },
+      ctx.el("div", { class: "j-row j-head" }, ctx.el("div", { class: "j-label muted" }, `UTC, ${utc(answer.first).slice(0, 10)}`), axis));
+    const rec = state.rec === undefined ? null : Number(state.rec);
+    for (const s of answer.sessions) {
+      timeline.append(ctx.el("div", { class: "j-session", dataset: { session: s.session_id ?? "", count: s.count } },
+        ctx.el("div", { class: "j-row" },
+          ctx.el("div", { class: "j-label" }, ctx.el("b", { class: "mono" }, s.session_id ?? "(no session)"),
+            ctx.el("span", { class: "muted" }, ` ${s.user_id ?? ""} · ${s.requests.length} requests · ${s.count} records`)),
+          ctx.el("div", { class: "j-track" }, ctx.el("span", { class: "j-span", style: `left:${at(s.first)};width:calc(${at(s.last)} - ${at(s.first)} + 2px)` })))));
+      for (const q of s.requests) {
+        for (const r of q.records) byIndex.set(r.index, r);
+        const opened = state.open !== undefined && state.open === (q.request_id ?? "");
+        const marks = q.records.map((r) => ctx.el("span", {
+          class: `j-mark lv-${r.level}${r.index === rec ? " selected" : ""}`, dataset: { index: r.index, level: r.level ?? "" },
+          style: `left:${at(r.ts)}`, title: `${utc(r.ts)} ${r.level} ${r.message ?? ""}`,
+          onclick: (e) => { e.stopPropagation(); ctx.set({ open: q.request_id ?? "", rec: String(r.index) }); },
+        }));
+        const label = [q.method, q.endpoint].filter(Boolean).join(" ") || (q.request_id ?? "(no request)");
+        const row = ctx.el("div", {
+          class: `j-request clickable${opened ? " selected" : ""}`,
+          dataset: { request: q.request_id ?? "", count: q.count, status: q.status ?? "" },
+          onclick: () => ctx.set({ open: opened ? "" : (q.request_id ?? ""), rec: "" }),
+        }, ctx.el("div", { class: "j-row" },
+          ctx.el("div", { class: "j-label", title: q.request_id ?? "" },
+            ctx.el("span", { class: "mono" }, utc(q.first).slice(11, 23)), " ",
+            ctx.el("span", { class: `lv-${q.worst_level}` }, label), " ",
+            q.status !== null ? ctx.el("span", { class: q.status >= 500 ? "lv-ERROR" : q.status >= 400 ? "lv-WARNING" : "muted" }, String(q.status)) : "",
+            q.duration_ms !== null ? ctx.el("span", { class: "muted" }, ` ${Math.round(q.duration_ms * 10) / 10} ms`) : ""),
+          ctx.el("div", { class: "j-track" },
+            ctx.el("span", { class: "j-bar", style: `left:${at(q.first)};width:calc(${at(q.last)} - ${at(q.first)} + 3px)` }), marks)));
+        timeline.append(row);
+        if (opened) {
+          timeline.append(ctx.el("ol", { class: "j-records" }, q.records.map((r) => ctx.el("li", {
+            class: `j-record clickable${r.index === rec ? " selected" : ""}`, dataset: { index: r.index },
+            onclick: () => ctx.set({ open: q.request_id ?? "", rec: r.index === rec ? "" : String(r.index) }),
+          }, ctx.el("span", { class: "mono" }, utc(r.ts).slice(11, 23)), " ", ctx.el("span", { class: `lv-${r.level}` }, r.level), " ",
+          ctx.el("span", { class: "muted" }, r.service ?? ""), " ", ctx.el("span", { class: "mono" }, r.message ?? "")))));
+        }
+      }
+    }
+    el.append(timeline);
+    const chosen = rec === null ? undefined : byIndex.get(rec);
+    if (chosen) {
+      const detail = ctx.el("section", { id: "journey-record", class: "drill", dataset: { index: chosen.index } },
+        ctx.el("h3", {}, `record ${chosen.index + 1} of ${answer.count}`),
+        ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ rec: "" }) }, "close"),
+        recordDetail(ctx, chosen),
+        chosen.request_id ? ctx.el("button", { type: "button", id: "journey-discover",
+          onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(chosen.request_id)}`, user: "", session: "", request: "", open: "", rec: "" }) },
+        "this request in Discover") : "");
+      // Right under the record's request when its records are listed, else under the timeline.
+      const list = timeline.querySelector("ol.j-records");
+      if (list && list.querySelector(`[data-index="${chosen.index}"]`)) list.after(detail);
+      else el.append(detail);
+      detail.scrollIntoView({ block: "nearest" });
+    }
+  },
+};

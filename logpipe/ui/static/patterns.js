@@ -1,0 +1,66 @@
+// Patterns: Drain templates of the records the search and time range select (as `logpipe
+// patterns`; every level unless the search says e.g. level>=WARNING), with counts that add up to
+// the total, share, examples, first/last seen and a trend; a click on a pattern lists exactly its
+// records (the server mines again and answers the records of that template).
+//
+// URL state: view=patterns, q, from, to (shared), pattern = the selected pattern's id.
+// The DOM carries what tests read: #pattern-summary[data-total][data-patterns][data-others],
+// tr.pattern[data-id][data-count][data-template], #pattern-records[data-id][data-count],
+// li.pattern-record[data-event-id].
+
+import { nothing, pct, recordDetail, sparkline, utc } from "/static/errors.js";
+
+export default {
+  name: "patterns",
+  label: "Patterns",
+  async render(el, state, ctx) {
+    const answer = await ctx.api("patterns", ctx.common(state));
+    if (!ctx.isCurrent()) return;
+    const n = answer.patterns.length;
+    el.append(ctx.el("div", { id: "pattern-summary", class: "view-summary",
+      dataset: { total: answer.total, patterns: n, others: answer.others } },
+    n ? `${answer.total.toLocaleString("en-US")} records in ${n} patterns${answer.others ? ` (and ${answer.others.toLocaleString("en-US")} records in smaller ones)` : ""}, ${utc(answer.from)} to ${utc(answer.to)} UTC` : ""));
+    if (!n) {
+      el.append(nothing(ctx, "Nothing here: no records in this time range and search."));
+      return;
+    }
+    const head = ctx.el("tr", {}, ["count", "share", "template and examples", "first seen", "last seen", "trend"].map(
+      (h, i) => ctx.el("th", { class: i < 2 ? "num" : undefined }, h)));
+    const rows = answer.patterns.map((p) => ctx.el("tr", {
+      class: `pattern clickable${p.id === state.pattern ? " selected" : ""}`,
+      dataset: { id: p.id, count: p.count, template: p.template },
+      title: "show this pattern's records",
+      onclick: () => ctx.set({ pattern: p.id === state.pattern ? "" : p.id }),
+    },
+    ctx.el("td", { class: "num" }, p.count.toLocaleString("en-US")),
+    ctx.el("td", { class: "num" }, pct(p.share)),
+    ctx.el("td", {}, ctx.el("div", { class: "mono template" }, p.template),
+      p.examples.map((x) => ctx.el("div", { class: "mono muted example" }, x))),
+    ctx.el("td", { class: "mono nowrap" }, utc(p.first_seen)),
+    ctx.el("td", { class: "mono nowrap" }, utc(p.last_seen)),
+    ctx.el("td", {}, sparkline(p.trend))));
+    el.append(ctx.el("table", { id: "patterns", class: "wide" }, ctx.el("thead", {}, head), ctx.el("tbody", {}, rows)));
+    if (state.pattern === undefined) return;
+    const panel = ctx.el("section", { id: "pattern-records", class: "drill", dataset: { id: state.pattern } });
+    el.append(panel);
+    let drill;
+    try {
+      drill = await ctx.api("patterns/records", { ...ctx.common(state), id: state.pattern, limit: 50 });
+    } catch (err) {
+      if (!ctx.isCurrent()) return;
+      panel.dataset.count = "0";
+      panel.append(nothing(ctx, `Nothing here: ${err.message}`));
+      return;
+    }
+    if (!ctx.isCurrent()) return;
+    panel.dataset.count = String(drill.count);
+    panel.append(
+      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, drill.template), ` · ${drill.count.toLocaleString("en-US")} records`,
+        drill.records.length < drill.count ? ctx.el("span", { class: "muted" }, ` (newest ${drill.records.length} shown)`) : ""),
+      ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ pattern: "" }) }, "close"),
+      ctx.el("ol", { class: "samples" }, drill.records.map((r) => ctx.el("li", { class: "pattern-record", dataset: { eventId: r.event_id } },
+        ctx.el("details", {}, ctx.el("summary", {}, ctx.el("span", { class: "mono" }, utc(r.ts)), " ",
+          ctx.el("span", { class: `lv-${r.level}` }, r.level), " ", ctx.el("span", { class: "mono" }, r.message || "")),
+        recordDetail(ctx, r, { open: false }))))));
+  },
+};
