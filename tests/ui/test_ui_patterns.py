@@ -1,0 +1,168 @@
+"""The Patterns view: `/api/patterns` and a pattern's records against the archive's own rows, then the page.
+
+The expected templates come from mining the rows DuckDB reads from the Parquet files (in the
+order `logpipe patterns` reads them: ts, then event_id) here in the test, remembering each
+record's group: so the counts, the total and the exact event_ids of every pattern are known.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections import defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from groupsdata import iso, middle_window
+from uihelp import Served, duck, rendered
+
+from logpipe.explore.filters import levels_where
+from logpipe.explore.patterns import PatternMiner, Window
+
+
+def api(server: Served, path: str, **params: Any) -> Any:
+    status, body = server.get(f"/api/{path}?{urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})}")
+    assert status == 200, body
+    return body
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def mined(archive: Path, start: datetime, end: datetime, buckets: int, levels: list[str] | None = None) -> dict[str, Any]:
+    """template -> {count, ids, trend} from the archive's rows, mined here."""
+    where = f" AND level IN ({', '.join('?' for _ in levels)})" if levels else ""
+    rows = duck(archive, f"SELECT ts, message, event_id FROM logs WHERE ts >= ? AND ts < ?{where} ORDER BY ts, event_id",
+                [start, end, *(levels or [])])  # fmt: skip
+    miner = PatternMiner(window=Window(start, end, buckets))
+    placed = [(miner.add(message, ts), eid) for ts, message, eid in rows]
+    ids: dict[str, set[str]] = defaultdict(set)
+    for gid, eid in placed:
+        ids[miner.template_of(gid)].add(eid)
+    return {"total": len(rows), "patterns": {p.template: {"count": p.count, "trend": list(p.trend), "ids": ids[p.template]}
+                                             for p in miner.patterns()}}  # fmt: skip
+
+
+def check(answer: dict[str, Any], want: dict[str, Any]) -> None:
+    assert answer["total"] == want["total"] > 0
+    assert sum(p["count"] for p in answer["patterns"]) + answer["others"] == answer["total"]
+    got = {p["template"]: p for p in answer["patterns"]}
+    assert set(got) == set(want["patterns"])
+    for template, p in got.items():
+        assert p["count"] == want["patterns"][template]["count"], template
+        assert p["trend"] == want["patterns"][template]["trend"], template
+        assert abs(p["share"] - p["count"] / answer["total"]) < 1e-9
+        assert sum(p["trend"]) == p["count"]
+
+
+def test_patterns_add_up_to_duckdbs_total(groups_server: Served, groups_data: dict[str, Any]) -> None:
+    archive = groups_data["archive"]
+    answer = api(groups_server, "patterns")
+    ((first, last),) = duck(archive, "SELECT min(ts), max(ts) FROM logs")
+    assert when(answer["from"]) == first and when(answer["to"]) == last + timedelta(milliseconds=1)
+    assert answer["total"] == groups_data["total"]
+    check(answer, mined(archive, first, last + timedelta(milliseconds=1), answer["buckets"]))
+    assert len(answer["patterns"]) >= 5
+
+
+def test_patterns_of_a_range_and_level(groups_server: Served, groups_data: dict[str, Any]) -> None:
+    archive = groups_data["archive"]
+    since, until = middle_window(archive)
+    answer = api(groups_server, "patterns", q="level>=WARNING", buckets=6, **{"from": iso(since), "to": iso(until)})
+    check(answer, mined(archive, since, until, 6, levels_where(">=", "WARNING")))
+    limited = api(groups_server, "patterns", limit=2)
+    assert len(limited["patterns"]) == 2 and limited["others"] > 0
+    assert sum(p["count"] for p in limited["patterns"]) + limited["others"] == limited["total"] == groups_data["total"]
+
+
+def test_a_patterns_records_are_exactly_its_records(groups_server: Served, groups_data: dict[str, Any]) -> None:
+    archive = groups_data["archive"]
+    since, until = middle_window(archive)
+    window = {"from": iso(since), "to": iso(until)}
+    answer = api(groups_server, "patterns", q="level>=WARNING", **window)
+    want = mined(archive, since, until, answer["buckets"], levels_where(">=", "WARNING"))
+    for p in answer["patterns"]:
+        drill = api(groups_server, "patterns/records", id=p["id"], q="level>=WARNING", limit=10000, **window)
+        assert drill["template"] == p["template"]
+        assert drill["count"] == p["count"] == len(drill["records"])
+        assert {r["event_id"] for r in drill["records"]} == want["patterns"][p["template"]]["ids"]
+    # All levels: the biggest pattern's newest records, and its count.
+    everything = api(groups_server, "patterns")
+    big = everything["patterns"][0]
+    drill = api(groups_server, "patterns/records", id=big["id"], limit=5)
+    assert drill["count"] == big["count"] and len(drill["records"]) == 5
+    stamps = [(r["ts"], r["event_id"]) for r in drill["records"]]
+    assert stamps == sorted(stamps, reverse=True)
+    status, body = groups_server.get("/api/patterns/records?id=0000000000000000")
+    assert status == 400 and "no pattern" in body["error"]
+
+
+def test_nothing_found(groups_server: Served) -> None:
+    answer = api(groups_server, "patterns", q="no-such-word-anywhere-zq")
+    assert answer["patterns"] == [] and answer["total"] == 0
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+def test_the_page_shows_patterns_and_drills_down(groups_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+    archive = groups_data["archive"]
+    page.goto(groups_server.url + "?view=patterns&q=" + urllib.parse.quote("level>=WARNING"))
+    rendered(page, "patterns")
+    ((first, last),) = duck(archive, "SELECT min(ts), max(ts) FROM logs WHERE level IN ('WARNING', 'ERROR', 'CRITICAL')")
+    want = mined(archive, first, last + timedelta(milliseconds=1), 24, levels_where(">=", "WARNING"))
+    rows = page.query_selector_all("tr.pattern")
+    shown = {r.get_attribute("data-template"): int(r.get_attribute("data-count")) for r in rows}
+    assert shown == {t: p["count"] for t, p in want["patterns"].items()}
+    assert int(page.get_attribute("#pattern-summary", "data-total")) == want["total"] == sum(shown.values())
+
+    pick = rows[1]
+    template = pick.get_attribute("data-template")
+    pick.click()
+    page.wait_for_selector("#pattern-records[data-count]")
+    rendered(page, "patterns")
+    assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][template]["count"]
+    ids = {li.get_attribute("data-event-id") for li in page.query_selector_all("li.pattern-record")}
+    assert len(ids) == min(50, want["patterns"][template]["count"]) and ids <= want["patterns"][template]["ids"]
+
+    copied = page.url
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(copied).query)["pattern"] == [pick.get_attribute("data-id")]
+    page.goto("about:blank")
+    page.goto(copied)
+    rendered(page, "patterns")
+    page.wait_for_selector("#pattern-records[data-count]")
+    assert page.get_attribute("tr.pattern.selected", "data-template") == template
+    assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][template]["count"]
+    assert page.input_value("#q") == "level>=WARNING"
+
+    page.goto(groups_server.url + "?view=patterns&q=no-such-word-anywhere-zq")
+    rendered(page, "patterns")
+    assert "Nothing here" in page.inner_text(".empty")
+
+
+# --- OpenSearch: the same answers ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_opensearch_gives_the_archives_patterns(groups_es: dict[str, Any], page: Any) -> None:
+    archive, engine = groups_es["archive_server"], groups_es["es_server"]
+    since, until = middle_window(groups_es["archive"])
+    for params in ({}, {"q": "level>=WARNING"}, {"q": "timeout", "from": iso(since), "to": iso(until), "buckets": 5}):
+        on_archive = api(archive, "patterns", **params)
+        assert on_archive["patterns"], params
+        assert json.dumps(api(engine, "patterns", **params)) == json.dumps(on_archive), params
+        pid = on_archive["patterns"][-1]["id"]
+        drill = api(archive, "patterns/records", id=pid, limit=20, **params)
+        assert json.dumps(api(engine, "patterns/records", id=pid, limit=20, **params)) == json.dumps(drill)
+    page.goto(engine.url + "?view=patterns&q=" + urllib.parse.quote("level>=ERROR"))
+    rendered(page, "patterns")
+    want = api(archive, "patterns", q="level>=ERROR")
+    rows = page.query_selector_all("tr.pattern")
+    assert [(r.get_attribute("data-id"), int(r.get_attribute("data-count"))) for r in rows] == \
+        [(p["id"], p["count"]) for p in want["patterns"]]
+    rows[0].click()
+    page.wait_for_selector("#pattern-records[data-count]")
+    assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][0]["count"]
