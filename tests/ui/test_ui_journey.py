@@ -1,0 +1,217 @@
+"""The Journey view: `/api/journey` and `/api/journey/users` against DuckDB over the Parquet files, then the page.
+
+A user's journey, computed here: every record in the range that carries the user_id or belongs
+to a request one of whose records carries it; a record's session is its own or its request's.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from groupsdata import iso, middle_window
+from uihelp import Served, duck, rendered
+
+
+def api(server: Served, path: str, **params: Any) -> Any:
+    status, body = server.get(f"/api/{path}?{urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})}")
+    assert status == 200, body
+    return body
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def expected(archive: Path, kind: str, value: str, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+    """session -> request -> [(ts, event_id, status)] of the subject's records, and the access statuses."""
+    column = {"user": "user_id", "session": "session_id", "request": "request_id"}[kind]
+    ctx = {rid: (user, session) for rid, user, session in duck(
+        archive, "SELECT request_id, max(user_id), max(session_id) FROM logs WHERE request_id IS NOT NULL GROUP BY 1")}
+    mine = {rid for (rid,) in duck(archive, f"SELECT DISTINCT request_id FROM logs WHERE request_id IS NOT NULL AND {column} = ?", [value])}
+    rows = duck(archive, "SELECT ts, event_id, request_id, session_id, user_id, status FROM logs"
+                         " WHERE ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')",
+                [since, until])  # fmt: skip
+    tree: dict[Any, dict[Any, list[tuple[Any, ...]]]] = defaultdict(lambda: defaultdict(list))
+    for ts, eid, rid, session, user, status in rows:
+        own = {"user_id": user, "session_id": session, "request_id": rid}[column]
+        if rid in mine or own == value:
+            tree[session or ctx.get(rid, (None, None))[1]][rid].append((ts, eid, status))
+    for requests in tree.values():
+        for records in requests.values():
+            records.sort()
+    return tree
+
+
+def check(answer: dict[str, Any], tree: dict[Any, dict[Any, list[tuple[Any, ...]]]]) -> None:
+    assert tree, "the test needs a subject with records"
+    assert answer["count"] == sum(len(r) for q in tree.values() for r in q.values())
+    got = {s["session_id"]: {q["request_id"]: q for q in s["requests"]} for s in answer["sessions"]}
+    assert set(got) == set(tree)
+    for session, requests in tree.items():
+        assert set(got[session]) == set(requests), session
+        for rid, records in requests.items():
+            shown = got[session][rid]
+            assert shown["count"] == len(records)
+            assert [when(r["ts"]) for r in shown["records"]] == [ts for ts, _, _ in records]
+            statuses = [s for _, _, s in records if s is not None]
+            assert shown["status"] == (statuses[-1] if statuses else None)
+    firsts = [when(s["first"]) for s in answer["sessions"]]
+    assert firsts == sorted(firsts)
+    indexes = [r["index"] for s in answer["sessions"] for q in s["requests"] for r in q["records"]]
+    assert indexes == list(range(answer["count"]))
+
+
+def busiest(archive: Path, since: datetime | None = None, until: datetime | None = None, limit: int = 20) -> list[tuple[str, int]]:
+    return [(u, n) for u, n in duck(archive, "SELECT user_id, count(*) AS n FROM logs WHERE user_id IS NOT NULL"
+                                              " AND ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')"
+                                              " GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?", [since, until, limit])]  # fmt: skip
+
+
+def test_the_most_active_users_are_duckdbs(groups_server: Served, groups_data: dict[str, Any]) -> None:
+    archive = groups_data["archive"]
+    answer = api(groups_server, "journey/users")
+    assert [(u["user_id"], u["records"]) for u in answer["users"]] == busiest(archive)
+    since, until = middle_window(archive)
+    answer = api(groups_server, "journey/users", limit=5, **{"from": iso(since), "to": iso(until)})
+    assert [(u["user_id"], u["records"]) for u in answer["users"]] == busiest(archive, since, until, 5)
+
+
+def test_a_journey_is_duckdbs_sessions_requests_and_records(groups_server: Served, groups_data: dict[str, Any]) -> None:
+    archive = groups_data["archive"]
+    user = busiest(archive)[0][0]
+    answer = api(groups_server, "journey", user=user)
+    assert answer["subject"] == {"kind": "user", "value": user}
+    tree = expected(archive, "user", user)
+    check(answer, tree)
+    assert len(answer["sessions"]) >= 2
+    # Every record is the user's (its own user_id, or its request's).
+    assert {r["user_id"] for s in answer["sessions"] for q in s["requests"] for r in q["records"]} == {user}
+    since, until = middle_window(archive)
+    check(api(groups_server, "journey", user=user, **{"from": iso(since), "to": iso(until)}), expected(archive, "user", user, since, until))
+    session = answer["sessions"][-1]["session_id"]
+    check(api(groups_server, "journey", session=session), expected(archive, "session", session))
+    request = answer["sessions"][0]["requests"][0]["request_id"]
+    check(api(groups_server, "journey", request=request), expected(archive, "request", request))
+
+
+def test_no_subject_or_nothing_found(groups_server: Served) -> None:
+    status, body = groups_server.get("/api/journey")
+    assert status == 400 and "exactly one of user, session or request" in body["error"]
+    status, body = groups_server.get("/api/journey?user=a&session=b")
+    assert status == 400
+    answer = api(groups_server, "journey", user="no-such-user")
+    assert answer["count"] == 0 and answer["sessions"] == []
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+def test_the_page_picks_a_user_and_draws_the_timeline(groups_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+    archive = groups_data["archive"]
+    page.goto(groups_server.url + "?view=journey")
+    rendered(page, "journey")
+    listed = [(li.get_attribute("data-user"), int(li.get_attribute("data-records"))) for li in page.query_selector_all("#journey-users li")]
+    assert listed == busiest(archive)
+    page.query_selector("#journey-users li").click()
+    page.wait_for_selector("#journey-summary")
+    rendered(page, "journey")
+    user = listed[0][0]
+    tree = expected(archive, "user", user)
+    summary = page.query_selector("#journey-summary")
+    assert int(summary.get_attribute("data-count")) == sum(len(r) for q in tree.values() for r in q.values())
+    assert int(summary.get_attribute("data-sessions")) == len(tree)
+    assert int(summary.get_attribute("data-requests")) == sum(len(q) for q in tree.values())
+    sessions = {s.get_attribute("data-session"): int(s.get_attribute("data-count")) for s in page.query_selector_all(".j-session")}
+    assert sessions == {s or "": sum(len(r) for r in q.values()) for s, q in tree.items()}
+    requests = {r.get_attribute("data-request"): r for r in page.query_selector_all(".j-request")}
+    flat = {rid: records for q in tree.values() for rid, records in q.items()}
+    assert {k: int(v.get_attribute("data-count")) for k, v in requests.items()} == {k: len(v) for k, v in flat.items()}
+    assert len(page.query_selector_all(".j-mark")) == sum(len(v) for v in flat.values())
+
+    # A request with more than one record: click it, its records are listed; click one, it shows.
+    rid = next(k for k, v in flat.items() if len(v) > 1)
+    requests[rid].click()
+    page.wait_for_selector("ol.j-records")
+    rendered(page, "journey")
+    lines = page.query_selector_all("ol.j-records li.j-record")
+    assert len(lines) == len(flat[rid])
+    lines[-1].click()
+    page.wait_for_selector("#journey-record")
+    rendered(page, "journey")
+    index = int(page.get_attribute("#journey-record", "data-index"))
+    _, eid, _ = flat[rid][-1]
+    ((message,),) = duck(archive, "SELECT message FROM logs WHERE event_id = ?", [eid])
+    assert message in page.inner_text("#journey-record")
+    state = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
+    assert state["user"] == [user] and state["open"] == [rid] and state["rec"] == [str(index)]
+
+    copied = page.url
+    page.goto("about:blank")
+    page.goto(copied)
+    rendered(page, "journey")
+    page.wait_for_selector("#journey-record")
+    assert int(page.get_attribute("#journey-record", "data-index")) == index
+    assert page.get_attribute(".j-request.selected", "data-request") == rid
+
+    # A mark on the timeline shows its record too; the record's request opens in Discover.
+    mark = page.query_selector(f'.j-mark[data-index="{index}"]')
+    assert mark is not None
+    page.click("#journey-discover")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('view') === 'discover'")
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["q"] == [f"request_id={rid}"]
+
+
+def test_the_page_follows_what_is_typed_and_says_when_there_is_nothing(groups_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+    archive = groups_data["archive"]
+    page.goto(groups_server.url + "?view=journey")
+    rendered(page, "journey")
+    ((session,),) = duck(archive, "SELECT session_id FROM logs WHERE session_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+    page.select_option("#journey-kind", "session")
+    page.fill("#journey-subject", session)
+    page.press("#journey-subject", "Enter")
+    page.wait_for_selector("#journey-summary")
+    rendered(page, "journey")
+    tree = expected(archive, "session", session)
+    assert int(page.get_attribute("#journey-summary", "data-count")) == sum(len(r) for q in tree.values() for r in q.values())
+    # A request's marks may overlap (its records are milliseconds apart): the last is on top.
+    mark = page.query_selector(".j-request .j-mark:last-child")
+    mark.click()
+    page.wait_for_selector("#journey-record")
+    assert page.get_attribute("#journey-record", "data-index") == mark.get_attribute("data-index")
+    page.goto(groups_server.url + "?view=journey&user=no-such-user")
+    rendered(page, "journey")
+    assert "Nothing here" in page.inner_text(".empty")
+
+
+# --- OpenSearch: the same answers ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_opensearch_gives_the_archives_journeys(groups_es: dict[str, Any], page: Any) -> None:
+    archive, engine = groups_es["archive_server"], groups_es["es_server"]
+    since, until = middle_window(groups_es["archive"])
+    users = api(archive, "journey/users")
+    assert users["users"]
+    assert json.dumps(api(engine, "journey/users")) == json.dumps(users)
+    window = {"from": iso(since), "to": iso(until)}
+    assert json.dumps(api(engine, "journey/users", limit=7, **window)) == json.dumps(api(archive, "journey/users", limit=7, **window))
+    user = users["users"][0]["user_id"]
+    journey = api(archive, "journey", user=user)
+    session = journey["sessions"][0]["session_id"]
+    request = journey["sessions"][0]["requests"][-1]["request_id"]
+    for params in ({"user": user}, {"user": user, **window}, {"session": session}, {"request": request}):
+        on_archive = api(archive, "journey", **params)
+        assert on_archive["count"], params
+        assert json.dumps(api(engine, "journey", **params)) == json.dumps(on_archive), params
+    page.goto(engine.url + "?view=journey&user=" + urllib.parse.quote(user))
+    rendered(page, "journey")
+    page.wait_for_selector("#journey-summary")
+    assert int(page.get_attribute("#journey-summary", "data-count")) == journey["count"]
+    shown = [(r.get_attribute("data-request"), int(r.get_attribute("data-count"))) for r in page.query_selector_all(".j-request")]
+    assert shown == [(q["request_id"], q["count"]) for s in journey["sessions"] for q in s["requests"]]
