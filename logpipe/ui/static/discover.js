@@ -1,0 +1,362 @@
+// Discover: the volume histogram, field facets and the record list of one search.
+//
+// URL state keys (besides the shared q, from, to; `from`/`to` are epoch ms after a zoom):
+//   view=discover   this view (the default one)
+//   open=EVENT_ID   the expanded record (shown above the list when it is not on the first page)
+//   context=EVENT_ID  show the records around that one in its source and the rest of its request
+// API: /api/search, /api/histogram, /api/facets, /api/record, /api/context (logpipe/ui/discover.py).
+// Every time on the page is UTC.
+
+const LEVEL_ORDER = ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+const PAGE = 100;
+const HIST_HEIGHT = 110;
+const SVG = "http://www.w3.org/2000/svg";
+
+// --- small helpers -------------------------------------------------------------------------------
+
+export function shortTs(iso) {
+  // "2026-12-03T16:49:11.181747Z" -> "2026-12-03 16:49:11.181"
+  if (!iso) return "";
+  const [day, rest = ""] = iso.replace("Z", "").split("T");
+  const [hms, frac = ""] = rest.split(".");
+  return `${day} ${hms}.${(frac + "000").slice(0, 3)}`;
+}
+
+// One filter term for `field=value` (or !=), the value quoted when it needs to be.
+export function term(field, op, value) {
+  const text = String(value);
+  const bare = text !== "" && !/[\s"\\]/.test(text);
+  return `${field}${op}${bare ? text : `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`}`;
+}
+
+export function addTerm(q, t) {
+  const current = (q || "").trim();
+  if (current.split(/\s+/).includes(t)) return current;
+  return current ? `${current} ${t}` : t;
+}
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+function pad(n, w = 2) {
+  return String(n).padStart(w, "0");
+}
+
+function axisLabel(ms, stepMs, spanMs) {
+  const d = new Date(ms);
+  const hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+  const day = `${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+  if (stepMs >= 86400000) return day;
+  if (spanMs > 86400000) return `${day} ${hm}`;
+  if (stepMs < 60000) return `${hm}:${pad(d.getUTCSeconds())}`;
+  return hm;
+}
+
+const TICK_STEPS = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 10800, 21600, 43200, 86400, 604800, 2592000].map((s) => s * 1000);
+
+function tickStep(spanMs) {
+  return TICK_STEPS.find((s) => spanMs / s <= 8) || TICK_STEPS[TICK_STEPS.length - 1];
+}
+
+// --- the histogram -------------------------------------------------------------------------------
+
+function drawHistogram(box, hist, ctx) {
+  const width = Math.max(box.clientWidth || 0, 300);
+  const plotH = HIST_HEIGHT - 18;
+  const root = svg("svg", { id: "d-histogram", width, height: HIST_HEIGHT, viewBox: `0 0 ${width} ${HIST_HEIGHT}` });
+  root.dataset.from = String(hist.from);
+  root.dataset.to = String(hist.to);
+  root.dataset.step = String(hist.step_ms);
+  root.dataset.total = String(hist.total);
+  const span = hist.to - hist.from;
+  const x = (t) => ((t - hist.from) / span) * width;
+  const max = Math.max(1, ...hist.buckets.map((b) => b.n));
+  for (const b of hist.buckets) {
+    const x0 = Math.max(0, x(b.t));
+    const x1 = Math.min(width, x(b.t + hist.step_ms));
+    const g = svg("g", { class: "d-bucket" });
+    g.dataset.t = String(b.t);
+    g.dataset.n = String(b.n);
+    g.dataset.levels = JSON.stringify(b.levels);
+    const title = svg("title");
+    title.textContent = `${new Date(b.t).toISOString().replace("T", " ").slice(0, 19)} UTC: ${b.n.toLocaleString("en-US")}` +
+      Object.entries(b.levels).map(([lv, n]) => `\n${lv} ${n}`).join("");
+    g.append(title);
+    let y = plotH;
+    for (const lv of hist.levels) {
+      const n = b.levels[lv] || 0;
+      if (!n) continue;
+      const h = (n / max) * (plotH - 4);
+      y -= h;
+      g.append(svg("rect", { x: x0, y, width: Math.max(1, x1 - x0 - 1), height: h, class: `h-${lv}` }));
+    }
+    // A full-height transparent hit area, so the bucket's tooltip shows anywhere in its column.
+    g.append(svg("rect", { x: x0, y: 0, width: Math.max(1, x1 - x0), height: plotH, class: "d-hit" }));
+    root.append(g);
+  }
+  const ticks = tickStep(span);
+  for (let t = Math.ceil(hist.from / ticks) * ticks; t < hist.to; t += ticks) {
+    const tx = x(t);
+    if (tx > width - 44) break; // no room for the label at the right edge
+    root.append(svg("line", { x1: tx, x2: tx, y1: plotH, y2: plotH + 4, class: "d-tick" }));
+    const label = svg("text", { x: tx + 2, y: HIST_HEIGHT - 3, class: "d-tick-label" });
+    label.textContent = axisLabel(t, ticks, span);
+    root.append(label);
+  }
+  root.append(svg("line", { x1: 0, x2: width, y1: plotH, y2: plotH, class: "d-axis" }));
+  const sel = svg("rect", { x: 0, y: 0, width: 0, height: plotH, class: "d-sel", visibility: "hidden" });
+  root.append(sel);
+
+  // Click-drag zooms to the dragged range; a click zooms to the bucket under the pointer.
+  let start = null;
+  const at = (e) => Math.min(width, Math.max(0, e.clientX - root.getBoundingClientRect().left));
+  const msAt = (px) => Math.round(hist.from + (px / width) * span);
+  root.addEventListener("mousedown", (e) => {
+    e.preventDefault();
+    start = at(e);
+    sel.setAttribute("x", start);
+    sel.setAttribute("width", 0);
+    sel.setAttribute("visibility", "visible");
+  });
+  root.addEventListener("mousemove", (e) => {
+    if (start === null) return;
+    const now = at(e);
+    sel.setAttribute("x", Math.min(start, now));
+    sel.setAttribute("width", Math.abs(now - start));
+  });
+  const finish = (e) => {
+    if (start === null) return;
+    const end = at(e);
+    const [a, b] = [Math.min(start, end), Math.max(start, end)];
+    start = null;
+    sel.setAttribute("visibility", "hidden");
+    let from, to;
+    if (b - a < 3) {
+      const t = msAt(a);
+      from = Math.floor(t / hist.step_ms) * hist.step_ms;
+      to = from + hist.step_ms;
+    } else {
+      [from, to] = [msAt(a), msAt(b)];
+    }
+    if (to <= from) return;
+    ctx.set({ from: String(from), to: String(to), open: "", context: "" });
+  };
+  root.addEventListener("mouseup", finish);
+  root.addEventListener("mouseleave", (e) => { if (start !== null) finish(e); });
+  return root;
+}
+
+function histogramPanel(hist, ctx) {
+  const box = ctx.el("section", { id: "d-hist", class: "d-hist" });
+  const legend = ctx.el("div", { class: "d-legend muted" },
+    hist.step_ms ? `${(hist.step_ms / 1000).toLocaleString("en-US")} s buckets, UTC · drag to zoom` : "",
+    ...hist.levels.map((lv) => ctx.el("span", { class: `d-key lv-${lv}`, text: `■ ${lv}` })));
+  box.append(legend);
+  return box;
+}
+
+// --- facets --------------------------------------------------------------------------------------
+
+function facetsPanel(answer, state, ctx) {
+  const aside = ctx.el("aside", { id: "d-facets", class: "d-facets" });
+  for (const f of answer.fields) {
+    const list = ctx.el("ul", {});
+    for (const v of f.values) {
+      const value = String(v.value);
+      const pct = answer.total ? Math.round((v.count / answer.total) * 100) : 0;
+      list.append(ctx.el("li", { class: "d-fv", dataset: { field: f.field, value, count: String(v.count) } },
+        ctx.el("a", { href: ctx.urlOf({ ...state, q: addTerm(state.q, term(f.field, "=", value)), open: "", context: "" }),
+          class: "d-include", title: `only ${f.field}=${value}`,
+          onclick: (e) => { e.preventDefault(); ctx.set({ q: addTerm(state.q, term(f.field, "=", value)), open: "", context: "" }); } },
+          ctx.el("span", { class: f.field === "level" ? `d-fvalue lv-${value}` : "d-fvalue", text: value }),
+          ctx.el("span", { class: "d-fcount num", text: v.count.toLocaleString("en-US") }),
+          ctx.el("span", { class: "d-fbar", style: `width:${pct}%` })),
+        ctx.el("button", { type: "button", class: "d-exclude", title: `exclude ${f.field}=${value}`, text: "−",
+          onclick: () => ctx.set({ q: addTerm(state.q, term(f.field, "!=", value)), open: "", context: "" }) })));
+    }
+    const extra = [];
+    if (f.other) extra.push(`${f.other.toLocaleString("en-US")} other`);
+    if (f.missing) extra.push(`${f.missing.toLocaleString("en-US")} without`);
+    aside.append(ctx.el("div", { class: "d-facet", dataset: { field: f.field, missing: String(f.missing), other: String(f.other) } },
+      ctx.el("h4", { text: f.field }), list, extra.length ? ctx.el("div", { class: "muted", text: extra.join(", ") }) : null));
+  }
+  return aside;
+}
+
+// --- records -------------------------------------------------------------------------------------
+
+function recordRow(r, ctx, onToggle) {
+  const level = r.level || "";
+  return ctx.el("tr", { class: "d-row", dataset: { id: r.event_id, ts: r.ts || "" }, onclick: () => onToggle(r) },
+    ctx.el("td", { class: "d-ts mono", text: shortTs(r.ts) }),
+    ctx.el("td", { class: `d-level lv-${level}`, text: level }),
+    ctx.el("td", { class: "d-service", text: r.service || "" }),
+    ctx.el("td", { class: "d-msg", text: r.message || "" }));
+}
+
+function prettyAttrs(text) {
+  if (!text) return "";
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return String(text);
+  }
+}
+
+function detail(r, state, ctx) {
+  const fields = ctx.el("table", { class: "d-fields" });
+  for (const [k, v] of Object.entries(r)) {
+    if (v === null || v === undefined || v === "" || k === "attrs" || k === "error") continue;
+    fields.append(ctx.el("tr", { dataset: { field: k } }, ctx.el("th", { text: k }),
+      ctx.el("td", { class: "mono d-value", text: String(v) })));
+  }
+  const links = ctx.el("div", { class: "d-links" },
+    ctx.el("button", { type: "button", class: "d-context", text: "context",
+      onclick: () => ctx.set({ context: r.event_id, open: "" }) }),
+    r.request_id ? ctx.el("button", { type: "button", class: "d-same-request", text: "same request",
+      onclick: () => ctx.set({ q: term("request_id", "=", r.request_id), from: "", to: "", open: "", context: "" }) }) : null,
+    r.user_id ? ctx.el("button", { type: "button", class: "d-same-user", text: "same user",
+      onclick: () => ctx.set({ q: term("user_id", "=", r.user_id), open: "", context: "" }) }) : null);
+  return ctx.el("div", { class: "d-detail-body" }, links, fields,
+    r.error ? ctx.el("div", {}, ctx.el("h4", { text: "error" }), ctx.el("pre", { class: "d-error mono", text: r.error })) : null,
+    r.attrs ? ctx.el("div", {}, ctx.el("h4", { text: "attrs" }), ctx.el("pre", { class: "d-attrs mono", text: prettyAttrs(r.attrs) })) : null);
+}
+
+function recordTable(rows, state, ctx, { self = null } = {}) {
+  const body = ctx.el("tbody", {});
+  const table = ctx.el("table", { class: "d-records" },
+    ctx.el("thead", {}, ctx.el("tr", {}, ctx.el("th", { text: "time (UTC)" }), ctx.el("th", { text: "level" }),
+      ctx.el("th", { text: "service" }), ctx.el("th", { text: "message" }))), body);
+  const toggle = (r, row) => {
+    const next = row.nextElementSibling;
+    if (next && next.classList.contains("d-detail")) {
+      next.remove();
+      row.classList.remove("d-open");
+      history.replaceState(null, "", ctx.urlOf({ ...Object.fromEntries(new URLSearchParams(location.search)), open: "" }));
+      return;
+    }
+    for (const other of body.querySelectorAll("tr.d-detail")) other.remove();
+    for (const other of body.querySelectorAll("tr.d-open")) other.classList.remove("d-open");
+    row.classList.add("d-open");
+    row.after(ctx.el("tr", { class: "d-detail", dataset: { id: r.event_id } }, ctx.el("td", { colspan: 4 }, detail(r, state, ctx))));
+    history.replaceState(null, "", ctx.urlOf({ ...Object.fromEntries(new URLSearchParams(location.search)), open: r.event_id }));
+  };
+  const add = (list) => {
+    for (const r of list) {
+      const row = recordRow(r, ctx, () => toggle(r, row));
+      if (self && r.event_id === self) row.classList.add("d-self");
+      body.append(row);
+    }
+  };
+  add(rows);
+  return { table, body, add, toggle };
+}
+
+// --- the context of one record -------------------------------------------------------------------
+
+async function renderContext(el, state, ctx) {
+  const found = await ctx.api("context", { id: state.context, n: 20 });
+  if (!ctx.isCurrent()) return;
+  const r = found.record;
+  const source = [...found.before, r, ...found.after];
+  const near = recordTable(source, state, ctx, { self: r.event_id });
+  const rest = recordTable(found.request, state, ctx);
+  el.append(ctx.el("section", { id: "d-context", class: "d-context-panel", dataset: { id: r.event_id } },
+    ctx.el("div", { class: "d-context-head" },
+      ctx.el("button", { type: "button", class: "d-back", text: "← back to the search",
+        onclick: () => ctx.set({ context: "", open: r.event_id }) }),
+      ctx.el("h3", { text: `Context of ${r.event_id}` })),
+    ctx.el("h4", { text: `In its source ${r.source || ""} (${found.before.length} before, ${found.after.length} after)` }),
+    ctx.el("div", { id: "d-context-source" }, near.table),
+    ctx.el("h4", { text: r.request_id ? `The rest of request ${r.request_id} (${found.request.length})` : "No request id" }),
+    ctx.el("div", { id: "d-context-request" }, found.request.length ? rest.table : ctx.el("p", { class: "muted", text: "nothing else" }))));
+}
+
+// --- the view ------------------------------------------------------------------------------------
+
+async function renderSearch(el, state, ctx) {
+  const common = ctx.common(state);
+  const settle = (p) => p.then((value) => ({ value }), (error) => ({ error }));
+  const [searched, hist, facets] = await Promise.all([
+    ctx.api("search", { ...common, limit: PAGE }),
+    settle(ctx.api("histogram", common)),
+    settle(ctx.api("facets", common)),
+  ]);
+  if (!ctx.isCurrent()) return;
+
+  const histBox = hist.error
+    ? ctx.el("section", { id: "d-hist", class: "d-hist d-panel-error", text: hist.error.message })
+    : histogramPanel(hist.value, ctx);
+  const facetBox = facets.error
+    ? ctx.el("aside", { id: "d-facets", class: "d-facets d-panel-error", text: facets.error.message })
+    : facetsPanel(facets.value, state, ctx);
+  const total = searched.total;
+  const count = ctx.el("div", { id: "d-count", class: "d-count",
+    dataset: { count: total === null ? "" : String(total), shown: String(searched.rows.length) } });
+  const listBox = ctx.el("div", { class: "d-list" }, count);
+  el.append(ctx.el("div", { class: "d-discover" }, histBox, ctx.el("div", { class: "d-body" }, facetBox, listBox)));
+  if (!hist.error && hist.value.buckets.length) histBox.prepend(drawHistogram(histBox, hist.value, ctx));
+
+  const showCount = (shown) => {
+    count.dataset.shown = String(shown);
+    const all = total === null ? "more than can be counted" : total.toLocaleString("en-US");
+    count.textContent = total === 0 ? "" : `${all} records${shown < (total ?? Infinity) ? `, newest ${shown.toLocaleString("en-US")} shown` : ""}`;
+  };
+  if (!searched.rows.length) {
+    listBox.append(ctx.el("p", { id: "d-empty", class: "d-empty", text: "No records match this search and time range." }));
+    showCount(0);
+    return;
+  }
+  const list = recordTable(searched.rows, state, ctx);
+  let shown = searched.rows.length;
+  showCount(shown);
+  listBox.append(list.table);
+  let next = searched.next;
+  const more = ctx.el("button", { type: "button", id: "d-more", text: `load ${PAGE} more`, hidden: !next });
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const page = await ctx.api("search", { ...common, limit: PAGE, after: next });
+      list.add(page.rows);
+      shown += page.rows.length;
+      showCount(shown);
+      next = page.next;
+      more.hidden = !next;
+    } catch (err) {
+      ctx.showError(err.message);
+    } finally {
+      more.disabled = false;
+      more.dataset.loaded = String(shown);
+    }
+  });
+  listBox.append(more);
+
+  if (state.open) {
+    const row = [...list.body.querySelectorAll("tr.d-row")].find((tr) => tr.dataset.id === state.open);
+    if (row) {
+      const r = searched.rows.find((x) => x.event_id === state.open);
+      list.toggle(r, row);
+    } else {
+      // Not on the first page: show it pinned above the list.
+      const r = await ctx.api("record", { id: state.open });
+      if (!ctx.isCurrent()) return;
+      const pinned = recordTable([r], state, ctx);
+      listBox.insertBefore(ctx.el("div", { id: "d-pinned" }, pinned.table), count);
+      pinned.toggle(r, pinned.body.querySelector("tr.d-row"));
+    }
+  }
+}
+
+export default {
+  name: "discover",
+  label: "Discover",
+  async render(el, state, ctx) {
+    if (state.context) return renderContext(el, state, ctx);
+    return renderSearch(el, state, ctx);
+  },
+};
+
+export { LEVEL_ORDER };

@@ -1,0 +1,204 @@
+"""The Discover API and page on real OpenSearch give the archive's answers for the same records.
+
+One generated log is shipped once into an archive and, with `--to es://…`, into an index prefix
+of this module's own; `logpipe ui` serves each, and every API answer must be equal (and not
+empty, or the comparison would prove nothing). Filters with terms the engine cannot answer
+(free text, regexes, attrs) take the exact read-and-check path and must still be equal.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "es"))
+
+from eshelp import count, make_prefix, target, wipe
+from exdata import generate, logpipe, write_log
+from uihelp import Served, duck, rendered
+
+pytestmark = pytest.mark.slow
+LINES = 2500
+QUERIES = [
+    "",
+    "level>=WARNING service=shop",
+    "status>=500 method=POST",
+    "level!=DEBUG user_id=u7",
+    "zanzibar",
+    "attrs.region=eu level=ERROR",
+    "path~^/api/orders/[0-9]+$",
+    'quokka service!=auth',
+    "no-such-word-anywhere",
+]
+
+
+@pytest.fixture(scope="module")
+def both(opensearch: str, serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    prefix = make_prefix("ui-discover-opensearch")
+    wipe(opensearch, prefix)
+    folder = tmp_path_factory.mktemp("ui-discover-es")
+    objects = generate(LINES, seed=11)
+    write_log(folder / "app.log", objects)
+    to = target("opensearch", prefix)
+    result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert count(opensearch, prefix) == LINES
+    yield {"archive": serve("--archive", str(folder / "archive")), "es": serve("--backend", "es", "--es", to),
+           "path": folder / "archive", "to": to}  # fmt: skip
+    wipe(opensearch, prefix)
+
+
+def answers(both: dict[str, Any], path: str, **params: Any) -> Any:
+    query = "/api/" + path + "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    status_a, archive = both["archive"].get(query)
+    status_e, engine = both["es"].get(query)
+    assert status_a == 200, archive
+    assert (status_e, engine) == (status_a, archive)
+    return archive
+
+
+@pytest.mark.parametrize("q", QUERIES, ids=[q or "everything" for q in QUERIES])
+def test_search_pages_are_the_archives(both: dict[str, Any], q: str) -> None:
+    after = None
+    rows = 0
+    while True:
+        page = answers(both, "search", q=q, limit=300, after=after)
+        rows += len(page["rows"])
+        after = page["next"]
+        if after is None:
+            break
+    assert rows == page["total"]
+    assert (rows > 0) == (q != "no-such-word-anywhere")
+
+
+@pytest.mark.parametrize("q", QUERIES, ids=[q or "everything" for q in QUERIES])
+def test_histogram_and_facets_are_the_archives(both: dict[str, Any], q: str) -> None:
+    hist = answers(both, "histogram", q=q)
+    facets = answers(both, "facets", q=q, size=7)
+    assert hist["total"] == facets["total"] == sum(b["n"] for b in hist["buckets"])
+    assert (hist["total"] > 0) == (q != "no-such-word-anywhere")
+
+
+def test_a_zoomed_range_is_the_archives(both: dict[str, Any]) -> None:
+    ((lo, hi),) = duck(both["path"], "SELECT epoch_us(quantile_disc(ts, 0.2)) // 1000 + 7, epoch_us(quantile_disc(ts, 0.5)) // 1000 FROM logs")
+    for q in ("", "level>=INFO", "handling"):
+        hist = answers(both, "histogram", q=q, **{"from": lo, "to": hi})
+        assert hist["total"] > 100 and (hist["from"], hist["to"]) == (lo, hi)
+        answers(both, "facets", q=q, **{"from": lo, "to": hi})
+        answers(both, "search", q=q, limit=50, **{"from": lo, "to": hi})
+
+
+def test_facets_counted_exactly_past_the_engines_estimate(both: dict[str, Any]) -> None:
+    # Many distinct paths and a large size: the terms aggregation's shard_size is exceeded or
+    # its error bound is not zero; the composite recount keeps it equal to DuckDB's GROUP BY.
+    answers(both, "facets", size=50)
+
+
+def test_record_and_context_are_the_archives(both: dict[str, Any]) -> None:
+    # The first line of a request of three or more: one line either side leaves some of the request.
+    ((event_id,),) = duck(both["path"], "SELECT arg_min(event_id, ts) FROM logs GROUP BY request_id HAVING count(*) >= 3 "
+                                        "ORDER BY 1 LIMIT 1 OFFSET 40")  # fmt: skip
+    assert answers(both, "record", id=event_id)["event_id"] == event_id
+    found = answers(both, "context", id=event_id, n=1)
+    assert found["before"] and found["after"] and found["request"]
+    for server in (both["archive"], both["es"]):
+        assert server.get("/api/record?id=nope")[0] == 404
+        assert server.get("/api/search?q=status%3Eabc")[0] == 400
+
+
+def test_the_page_on_opensearch_shows_the_archives_answers(both: dict[str, Any], page: Any) -> None:
+    seen = []
+    for name in ("archive", "es"):
+        server = both[name]
+        page.goto(server.url + "?" + urllib.parse.urlencode({"q": "level>=WARNING"}))
+        rendered(page, "discover")
+        page.fill("#q", "level>=WARNING service=search")
+        before = page.evaluate("() => document.querySelector('main#view').dataset.rendered")
+        page.press("#q", "Enter")
+        page.wait_for_function("(b) => document.querySelector('main#view').dataset.rendered !== b", arg=before)
+        facet = page.locator("li.d-fv[data-field='method'][data-value='POST'] a.d-include")
+        before = page.evaluate("() => document.querySelector('main#view').dataset.rendered")
+        facet.click()
+        page.wait_for_function("(b) => document.querySelector('main#view').dataset.rendered !== b", arg=before)
+        page.locator("#view tr.d-row").first.click()
+        page.locator("tr.d-detail").wait_for()
+        seen.append({
+            "count": page.get_attribute("#d-count", "data-count"),
+            "ids": page.eval_on_selector_all("#view tr.d-row", "els => els.map(e => e.dataset.id)"),
+            "buckets": page.eval_on_selector_all("#d-histogram g.d-bucket", "els => els.map(e => [e.dataset.t, e.dataset.levels])"),
+            "facets": page.eval_on_selector_all("li.d-fv", "els => els.map(e => [e.dataset.field, e.dataset.value, e.dataset.count])"),
+            "detail": page.inner_text("tr.d-detail"),
+        })  # fmt: skip
+    where = "level IN ('WARNING', 'ERROR', 'CRITICAL') AND service = 'search' AND method = 'POST'"
+    ((n,),) = duck(both["path"], f"SELECT count(*) FROM logs WHERE {where}")
+    assert seen[0]["count"] == str(n) and n > 0
+    assert seen[1] == seen[0]
+
+
+def test_over_the_scan_bound_counts_are_refused_not_guessed(both: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process with a small bound: free text over all 2500 records needs the read-and-check path.
+    from datetime import UTC, datetime
+
+    from logpipe.errors import UsageError
+    from logpipe.ui import discover
+    from logpipe.ui.api import Params
+    from logpipe.ui.backend import EsBackend
+
+    monkeypatch.setattr(discover, "MAX_SCAN", 100)
+    backend = EsBackend(both["to"])
+    try:
+        params = Params({"q": "handling", "limit": "30"}, datetime.now(UTC))
+        for handler in (discover.histogram, discover.facets):
+            with pytest.raises(UsageError, match="narrow the time range"):
+                handler(backend, params)
+        page = discover.search(backend, params)
+        assert page["total"] is None and page["total_exact"] is False
+        status, archive = both["archive"].get("/api/search?q=handling&limit=30")
+        assert status == 200 and len(archive["rows"]) == 30
+        assert [r["event_id"] for r in page["rows"]] == [r["event_id"] for r in archive["rows"]]
+        assert page["next"] == archive["next"]
+    finally:
+        backend.close()
+
+
+def test_facets_recount_when_the_engine_estimates(both: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Force the engine's terms top to be treated as inexact: the composite recount must agree.
+    from datetime import UTC, datetime
+
+    from logpipe.ui import discover
+    from logpipe.ui.api import Params
+    from logpipe.ui.backend import EsBackend
+
+    calls: list[str] = []
+    real = discover._es_all_values
+
+    def recount(backend: Any, query: Any, name: str) -> Any:
+        calls.append(name)
+        return real(backend, query, name)
+
+    monkeypatch.setattr(discover, "_es_all_values", recount)
+    monkeypatch.setattr(discover, "DEFAULT_FACET_SIZE", 3)
+    backend = EsBackend(both["to"])
+    try:
+        original = backend.client.request
+
+        def request(method: str, path: str, body: Any = None, **kw: Any) -> Any:
+            answer = original(method, path, body, **kw)
+            for key, agg in answer.get("aggregations", {}).items():
+                if key.startswith("top:"):
+                    agg["doc_count_error_upper_bound"] = 1
+                    agg["buckets"] = agg.get("buckets", [])[:1]  # a wrong top, as an estimate may be
+            return answer
+
+        backend.client.request = request  # type: ignore[method-assign]
+        got = discover.facets(backend, Params({"q": "level>=INFO"}, datetime.now(UTC)))
+    finally:
+        backend.close()
+    status, archive = both["archive"].get("/api/facets?q=level%3E%3DINFO&size=3")
+    assert status == 200 and got == archive
+    assert "path" in calls and "user_id" in calls
