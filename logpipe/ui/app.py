@@ -24,6 +24,8 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 # Each module's ROUTES are served under /api/. One line per feature.
 FEATURES: Final = (
     "logpipe.ui.summary",
+    "logpipe.ui.slow",
+    "logpipe.ui.traffic",
     "logpipe.ui.errors",
     "logpipe.ui.patterns",
     "logpipe.ui.journey",
