@@ -17,6 +17,7 @@ pub mod framing;
 pub mod json;
 pub mod masks;
 pub mod normalise;
+pub mod textindex;
 pub mod time;
 
 use columns::{as_bytes, NumCol, StrCol};
@@ -359,6 +360,41 @@ fn parse_timestamp(raw: &str) -> Option<i64> {
     time::parse_ts(raw)
 }
 
+/// The trigram bloom filter of string values for `logpipe search` (see textindex.rs): `columns`
+/// are Arrow string arrays as (offsets buffer, data buffer, first row, rows, 64-bit offsets);
+/// returns (log2 of the filter's bits, the filter, bits set).
+#[pyfunction]
+fn text_bloom<'py>(
+    py: Python<'py>,
+    columns: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>, usize, usize, bool)>,
+) -> PyResult<(u32, Bound<'py, PyBytes>, usize)> {
+    let held = columns
+        .iter()
+        .map(|(o, d, first, rows, wide)| Ok((Bytes::get(o)?, Bytes::get(d)?, *first, *rows, *wide)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let views: Vec<(&[u8], &[u8], usize, usize, bool)> =
+        held.iter().map(|(o, d, first, rows, wide)| (o.slice(), d.slice(), *first, *rows, *wide)).collect();
+    let (log2, bloom, count) = py
+        .allow_threads(|| -> Result<(u32, Vec<u8>, usize), &'static str> {
+            let mut trigrams = textindex::Trigrams::new();
+            for &(offsets, data, first, rows, wide) in &views {
+                let width = if wide { 8 } else { 4 };
+                let at = |i: usize| -> Option<usize> {
+                    let b = offsets.get(i * width..(i + 1) * width)?;
+                    let v = if wide { i64::from_le_bytes(b.try_into().ok()?) } else { i64::from(i32::from_le_bytes(b.try_into().ok()?)) };
+                    usize::try_from(v).ok()
+                };
+                for row in first..first + rows {
+                    let (start, end) = (at(row).ok_or("offsets too short")?, at(row + 1).ok_or("offsets too short")?);
+                    trigrams.add(data.get(start..end).ok_or("offsets past the data")?);
+                }
+            }
+            Ok(trigrams.finish())
+        })
+        .map_err(PyValueError::new_err)?;
+    Ok((log2, PyBytes::new(py, &bloom), count))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Context>()?;
@@ -368,6 +404,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(endpoint_template, m)?)?;
     m.add_function(wrap_pyfunction!(message_key, m)?)?;
     m.add_function(wrap_pyfunction!(parse_timestamp, m)?)?;
+    m.add_function(wrap_pyfunction!(text_bloom, m)?)?;
     m.add("MAX_DEPTH", json::MAX_DEPTH)?;
     Ok(())
 }
