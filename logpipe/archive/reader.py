@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import duckdb
 
 READERS_WAIT_S: Final = 60.0
+# The parts each open connection's `logs` view reads (see `log_parts`).
+_LOG_PARTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[Path, ...]] = weakref.WeakKeyDictionary()
 
 _DUCK_TYPES = {
     "timestamp": "TIMESTAMPTZ",
@@ -76,6 +78,7 @@ def open_archive(
     readers = _hold_readers_lock(real)
     weakref.finalize(con, unlock_readers, readers)
     logs, dead = snapshot(real)
+    _LOG_PARTS[con] = tuple(logs)
     if logs:
         con.read_parquet([str(p) for p in logs], hive_partitioning=True).create_view("logs")
     else:
@@ -88,6 +91,15 @@ def open_archive(
         )
     _confine(con, real)
     return con
+
+
+def log_parts(con: duckdb.DuckDBPyConnection) -> tuple[Path, ...] | None:
+    """The parts the `logs` view of a connection `open_archive` made reads (None for any other).
+
+    A search reads the same parts the view does, and only the row blocks of them that may match
+    (see explore/search.py); the connection's reader lock keeps each of them in place.
+    """
+    return _LOG_PARTS.get(con)
 
 
 def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:

@@ -3,7 +3,8 @@
 A part is written to a temporary name in its partition folder, fsynced, renamed into place and the
 folder fsynced: readers see a whole file or none. Its footer metadata `logpipe.ranges` maps each
 source id to the byte ranges [start, end) whose records (those of this partition) it holds; that
-is how a restart after a crash recognises data it already wrote (see ledger.py).
+is how a restart after a crash recognises data it already wrote (see ledger.py). A logs part also
+carries `logpipe.text_index`, a trigram summary of each row group's free text (see textindex.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from typing import TYPE_CHECKING
 import orjson
 
 from logpipe.archive.layout import PART_SUFFIX, RANGES_METADATA_KEY, Partition, temp_path
+from logpipe.archive.textindex import (
+    INDEXED_COLUMNS,
+    TEXT_INDEX_METADATA_KEY,
+    Block,
+    encode,
+    summarise,
+)
 from logpipe.checkpoints import fsync_dir
 
 if TYPE_CHECKING:
@@ -78,6 +86,7 @@ def write_part_tables(
     tmp = temp_path(final)
     meta = dict(schema.metadata or {})
     meta[RANGES_METADATA_KEY] = encode_ranges(ranges)
+    index = all(c in schema.names for c in INDEXED_COLUMNS)  # the logs table, not dead letters
     try:
         with pq.ParquetWriter(
             tmp,
@@ -87,8 +96,18 @@ def write_part_tables(
             use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names],
             write_statistics=[c for c in schema.names if c not in NO_STATISTICS_COLUMNS],
         ) as writer:
+            blocks: list[Block | None] = []
             for table in tables:
-                writer.write_table(table.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
+                if table.num_rows == 0:
+                    writer.write_table(table.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
+                for start in range(0, table.num_rows, ROW_GROUP_ROWS):
+                    # One row group at a time, so each has its own text summary (see textindex.py).
+                    group = table.slice(start, ROW_GROUP_ROWS)
+                    writer.write_table(group.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
+                    if index:
+                        blocks.append(summarise(group))
+            if index and all(b is not None for b in blocks):
+                writer.add_key_value_metadata({TEXT_INDEX_METADATA_KEY: encode([b for b in blocks if b is not None])})
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
