@@ -98,7 +98,7 @@ def samples(backend: Backend, params: Params) -> dict[str, Any]:
         with backend.connection() as con:
             count = _scalar(con, f"SELECT count(*) FROM logs WHERE {cond}", [*values, key])
             cols = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
-            rows = _rows(con, f'SELECT {cols} FROM logs WHERE {cond} ORDER BY ts DESC, event_id DESC LIMIT ?',
+            rows = query_rows(con, f'SELECT {cols} FROM logs WHERE {cond} ORDER BY ts DESC, event_id DESC LIMIT ?',
                          [*values, key, limit])  # fmt: skip
         records = [record_dict(RECORD_COLUMNS, r) for r in rows]
     else:
@@ -130,7 +130,7 @@ def _archive_groups(backend: ArchiveBackend, search: Filter, window: Any) -> tup
             _run(con, _NARROWED_VIEW, [])
         _, rows = fetch_rows(con, query, values)
         span_us = (window.end - window.start) // timedelta(microseconds=1)
-        trend_rows = _rows(con, _TREND_SQL, [window.start, window.buckets, span_us, window.start, window.end])
+        trend_rows = query_rows(con, _TREND_SQL, [window.start, window.buckets, span_us, window.start, window.end])
     trends: dict[str, list[int]] = {}
     for key, bucket, n in trend_rows:
         per = trends.setdefault(key, [0] * window.buckets)
@@ -153,19 +153,22 @@ _TREND_SQL: Final = (
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> None:
-    from logpipe.explore.search import _run as run_checked
-
-    run_checked(con, sql, params)
+    query_rows(con, sql, params)
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
-    from logpipe.explore.search import _run as run_checked
+def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+    """The rows of `sql` with `params` bound; RE2's refusal of a regex is the user's 400."""
+    import duckdb
 
-    return run_checked(con, sql, params)
+    try:
+        return [tuple(r) for r in con.execute(sql, params).fetchall()]
+    except duckdb.InvalidInputException as exc:
+        first = str(exc).splitlines()[0]
+        raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> int:
-    rows = _rows(con, sql, params)
+    rows = query_rows(con, sql, params)
     return int(rows[0][0]) if rows else 0
 
 

@@ -90,13 +90,13 @@ def users(backend: Backend, params: Params) -> dict[str, Any]:
     flt = params.filter()
     if isinstance(backend, ArchiveBackend):
         from logpipe.explore.filters import to_sql
-        from logpipe.ui.errors import _rows
+        from logpipe.ui.errors import query_rows
 
         where, bound = to_sql(flt)
         sql = (f"SELECT user_id, count(*) AS n, min(ts), max(ts) FROM logs WHERE user_id IS NOT NULL AND ({where})"
                " GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?")  # fmt: skip
         with backend.connection() as con:
-            rows = _rows(con, sql, [*bound, limit])
+            rows = query_rows(con, sql, [*bound, limit])
     else:
         from logpipe.ui.errors import engine_records
 

@@ -163,12 +163,12 @@ def _fetch(backend: Backend, event_ids: list[str]) -> list[dict[str, Any]]:
     if not event_ids:
         return []
     if isinstance(backend, ArchiveBackend):
-        from logpipe.ui.errors import _rows
+        from logpipe.ui.errors import query_rows
 
         cols = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
         sql = f"SELECT {cols} FROM logs WHERE event_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts DESC, event_id DESC"
         with backend.connection() as con:
-            return [record_dict(RECORD_COLUMNS, r) for r in _rows(con, sql, [event_ids])]
+            return [record_dict(RECORD_COLUMNS, r) for r in query_rows(con, sql, [event_ids])]
     from logpipe.explore.filters import Filter
 
     extra = {"terms": {"event_id": event_ids}}

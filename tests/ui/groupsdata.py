@@ -84,3 +84,16 @@ def groups_es(groups_data: dict[str, Any], opensearch: str, serve: Callable[...,
         "total": total,
     }
     wipe(opensearch, prefix)
+
+
+def after(page: Any, action: Callable[[], Any], timeout: float = 30_000) -> None:
+    """Do `action` (a click, a key) and wait until the view it causes has been drawn.
+
+    The shell numbers its renders in `main#view[data-rendered]`: a new number means the newest
+    render has finished (an old one's attribute stays until then, so waiting for the attribute
+    alone could read the page before the click took effect).
+    """
+    before = page.get_attribute("main#view", "data-rendered")
+    action()
+    page.wait_for_function("b => { const v = document.querySelector('main#view').dataset.rendered; return v && v !== b; }",
+                           arg=before, timeout=timeout)  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from groupsdata import iso, middle_window
+from groupsdata import after, iso, middle_window
 from uihelp import Served, duck, rendered
 
 US = timedelta(microseconds=1)
@@ -141,6 +141,8 @@ def test_nothing_found_is_an_empty_answer_and_bad_input_one_sentence(groups_serv
     assert answer["groups"] == [] and answer["total"] == 0
     status, body = groups_server.get("/api/errors?q=" + urllib.parse.quote("bogus=1"))
     assert status == 400 and "unknown field 'bogus'" in body["error"]
+    status, body = groups_server.get("/api/errors?q=" + urllib.parse.quote("message~(?=x)"))
+    assert status == 400 and "RE2" in body["error"]
     status, body = groups_server.get("/api/errors/samples")
     assert status == 400 and "key" in body["error"]
 
@@ -165,7 +167,7 @@ def test_the_page_shows_the_groups_and_drills_down(groups_server: Served, groups
     # Click the second group: its records, exactly, and the URL names it.
     row = page.query_selector_all("tr.error-group")[1]
     key = row.get_attribute("data-key")
-    row.click()
+    after(page, lambda: row.click())
     page.wait_for_selector("#error-samples[data-count]")
     rendered(page, "errors")
     assert int(page.get_attribute("#error-samples", "data-count")) == want[key]
@@ -199,7 +201,7 @@ def test_the_page_searches_and_says_when_there_is_nothing(groups_server: Served,
     page.goto(groups_server.url + "?view=errors")
     rendered(page, "errors")
     page.fill("#q", "timeout")
-    page.press("#q", "Enter")
+    after(page, lambda: page.press("#q", "Enter"))
     page.wait_for_function("() => new URLSearchParams(location.search).get('q') === 'timeout'")
     rendered(page, "errors")
     page.wait_for_selector("#error-summary")
@@ -239,7 +241,7 @@ def test_the_page_on_opensearch(groups_es: dict[str, Any], page: Any) -> None:
     rendered(page, "errors")
     want = Counter(r["key"] for r in error_rows(groups_es["archive"]))
     assert shown_groups(page) == dict(want)
-    page.query_selector("tr.error-group").click()
+    after(page, lambda: page.query_selector("tr.error-group").click())
     page.wait_for_selector("#error-samples[data-count]")
     key = page.get_attribute("#error-samples", "data-key")
     assert int(page.get_attribute("#error-samples", "data-count")) == want[key]

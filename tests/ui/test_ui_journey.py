@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from groupsdata import iso, middle_window
+from groupsdata import after, iso, middle_window
 from uihelp import Served, duck, rendered
 
 
@@ -118,7 +118,7 @@ def test_the_page_picks_a_user_and_draws_the_timeline(groups_server: Served, gro
     rendered(page, "journey")
     listed = [(li.get_attribute("data-user"), int(li.get_attribute("data-records"))) for li in page.query_selector_all("#journey-users li")]
     assert listed == busiest(archive)
-    page.query_selector("#journey-users li").click()
+    after(page, lambda: page.query_selector("#journey-users li").click())
     page.wait_for_selector("#journey-summary")
     rendered(page, "journey")
     user = listed[0][0]
@@ -136,12 +136,12 @@ def test_the_page_picks_a_user_and_draws_the_timeline(groups_server: Served, gro
 
     # A request with more than one record: click it, its records are listed; click one, it shows.
     rid = next(k for k, v in flat.items() if len(v) > 1)
-    requests[rid].click()
+    after(page, lambda: requests[rid].click())
     page.wait_for_selector("ol.j-records")
     rendered(page, "journey")
     lines = page.query_selector_all("ol.j-records li.j-record")
     assert len(lines) == len(flat[rid])
-    lines[-1].click()
+    after(page, lambda: lines[-1].click())
     page.wait_for_selector("#journey-record")
     rendered(page, "journey")
     index = int(page.get_attribute("#journey-record", "data-index"))
@@ -174,16 +174,38 @@ def test_the_page_follows_what_is_typed_and_says_when_there_is_nothing(groups_se
     ((session,),) = duck(archive, "SELECT session_id FROM logs WHERE session_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
     page.select_option("#journey-kind", "session")
     page.fill("#journey-subject", session)
-    page.press("#journey-subject", "Enter")
+    after(page, lambda: page.press("#journey-subject", "Enter"))
     page.wait_for_selector("#journey-summary")
     rendered(page, "journey")
     tree = expected(archive, "session", session)
     assert int(page.get_attribute("#journey-summary", "data-count")) == sum(len(r) for q in tree.values() for r in q.values())
     # A request's marks may overlap (its records are milliseconds apart): the last is on top.
     mark = page.query_selector(".j-request .j-mark:last-child")
-    mark.click()
+    after(page, lambda: mark.click())
     page.wait_for_selector("#journey-record")
     assert page.get_attribute("#journey-record", "data-index") == mark.get_attribute("data-index")
+
+    # A user's session heading zooms the axis to that session (in the URL), and back.
+    user = busiest(archive)[0][0]
+    tree = expected(archive, "user", user)
+    page.goto(groups_server.url + "?view=journey&user=" + urllib.parse.quote(user))
+    rendered(page, "journey")
+    heading = page.query_selector_all(".j-session")[1]
+    zoom = heading.get_attribute("data-session")
+    after(page, lambda: heading.query_selector(".j-row").click())
+    page.wait_for_selector(".j-session.zoomed")
+    rendered(page, "journey")
+    assert [s.get_attribute("data-session") for s in page.query_selector_all(".j-session")] == [zoom]
+    assert {r.get_attribute("data-request") for r in page.query_selector_all(".j-request")} == set(tree[zoom])
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["zoom"] == [zoom]
+    page.reload()
+    rendered(page, "journey")
+    page.wait_for_selector(".j-session.zoomed")
+    after(page, lambda: page.click("#journey-unzoom"))
+    page.wait_for_function("() => !new URLSearchParams(location.search).has('zoom')")
+    rendered(page, "journey")
+    assert len(page.query_selector_all(".j-session")) == len(tree)
+
     page.goto(groups_server.url + "?view=journey&user=no-such-user")
     rendered(page, "journey")
     assert "Nothing here" in page.inner_text(".empty")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from groupsdata import iso, middle_window
+from groupsdata import after, iso, middle_window
 from uihelp import Served, duck, rendered
 
 from logpipe.explore.filters import levels_where
@@ -121,7 +121,7 @@ def test_the_page_shows_patterns_and_drills_down(groups_server: Served, groups_d
 
     pick = rows[1]
     template = pick.get_attribute("data-template")
-    pick.click()
+    after(page, lambda: pick.click())
     page.wait_for_selector("#pattern-records[data-count]")
     rendered(page, "patterns")
     assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][template]["count"]
@@ -163,6 +163,6 @@ def test_opensearch_gives_the_archives_patterns(groups_es: dict[str, Any], page:
     rows = page.query_selector_all("tr.pattern")
     assert [(r.get_attribute("data-id"), int(r.get_attribute("data-count"))) for r in rows] == \
         [(p["id"], p["count"]) for p in want["patterns"]]
-    rows[0].click()
+    after(page, lambda: rows[0].click())
     page.wait_for_selector("#pattern-records[data-count]")
     assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][0]["count"]

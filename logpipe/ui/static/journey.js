@@ -6,7 +6,7 @@
 //
 // URL state: view=journey, q, from, to (shared; q narrows the user list only), one of user /
 // session / request (the subject), open = the request whose records are listed, rec = the
-// selected record's position in the journey.
+// selected record's position in the journey, zoom = the session the time axis is zoomed to.
 // The DOM carries what tests read: #journey-users li[data-user][data-records],
 // #journey-summary[data-count][data-sessions][data-requests], .j-session[data-session][data-count],
 // .j-request[data-request][data-count][data-status], .j-mark[data-index][data-level],
@@ -29,7 +29,7 @@ function picker(ctx, subject) {
   return ctx.el("form", { id: "journey-pick", class: "inline", onsubmit: (e) => {
     e.preventDefault();
     const value = box.value.trim();
-    ctx.set({ user: "", session: "", request: "", open: "", rec: "", [kind.value]: value });
+    ctx.set({ user: "", session: "", request: "", open: "", rec: "", zoom: "", [kind.value]: value });
   } }, kind, box, ctx.el("button", { type: "submit" }, "Follow"));
 }
 
@@ -43,7 +43,7 @@ async function usersList(el, state, ctx) {
   }
   el.append(ctx.el("ul", { id: "journey-users", class: "users" }, answer.users.map((u) => ctx.el("li", {
     dataset: { user: u.user_id, records: u.records }, class: "clickable",
-    onclick: () => ctx.set({ user: u.user_id, session: "", request: "", open: "", rec: "" }),
+    onclick: () => ctx.set({ user: u.user_id, session: "", request: "", open: "", rec: "", zoom: "" }),
   }, ctx.el("span", { class: "mono" }, u.user_id), ctx.el("span", { class: "num" }, u.records.toLocaleString("en-US")),
   ctx.el("span", { class: "muted" }, `${utc(u.first).slice(5, 19)} – ${utc(u.last).slice(5, 19)}`)))));
 }
@@ -68,26 +68,32 @@ export default {
     el.append(ctx.el("div", { id: "journey-summary", class: "view-summary",
       dataset: { count: answer.count, sessions: answer.sessions.length, requests } },
     answer.count ? `${subject.kind} ${subject.value}: ${answer.count.toLocaleString("en-US")} records in ${answer.sessions.length} sessions and ${requests} requests, ${utc(answer.first)} to ${utc(answer.last)} UTC` : "",
-    ctx.el("button", { type: "button", class: "link", onclick: () => ctx.set({ user: "", session: "", request: "", open: "", rec: "" }) }, "other users")));
+    ctx.el("button", { type: "button", class: "link", onclick: () => ctx.set({ user: "", session: "", request: "", open: "", rec: "", zoom: "" }) }, "other users")));
     if (!answer.count) {
       el.append(nothing(ctx, `Nothing here: no records for ${subject.kind} ${subject.value} in this time range.`));
       return;
     }
-    const t0 = ms(answer.first);
-    const span = Math.max(ms(answer.last) - t0, 1);
+    // zoom: one session on the whole axis (requests milliseconds apart over hours are one dot).
+    const zoomed = answer.sessions.find((x) => state.zoom !== undefined && (x.session_id ?? "") === state.zoom);
+    const drawn = zoomed ? [zoomed] : answer.sessions;
+    const t0 = ms(zoomed ? zoomed.first : answer.first);
+    const span = Math.max(ms(zoomed ? zoomed.last : answer.last) - t0, 1);
     const at = (iso) => `${(((ms(iso) - t0) / span) * 100).toFixed(3)}%`;
     const byIndex = new Map();
+    const offset = (r, q) => `+${Math.round((ms(r.ts) - ms(q.first)) * 10) / 10} ms`;
     const axis = ctx.el("div", { class: "j-axis" });
     for (let i = 0; i <= 4; i += 1) {
       const moment = new Date(t0 + (span * i) / 4).toISOString();
       axis.append(ctx.el("span", { class: "tick mono", style: `left:${i * 25}%` }, utc(moment).slice(11, 23)));
     }
     const timeline = ctx.el("div", { id: "journey-timeline" },
-      ctx.el("div", { class: "j-row j-head" }, ctx.el("div", { class: "j-label muted" }, `UTC, ${utc(answer.first).slice(0, 10)}`), axis));
+      ctx.el("div", { class: "j-row j-head" }, ctx.el("div", { class: "j-label muted" }, `UTC, ${utc(answer.first).slice(0, 10)}`,
+        zoomed ? ctx.el("button", { type: "button", class: "link", id: "journey-unzoom", onclick: () => ctx.set({ zoom: "" }) }, "all sessions") : ""), axis));
     const rec = state.rec === undefined ? null : Number(state.rec);
-    for (const s of answer.sessions) {
-      timeline.append(ctx.el("div", { class: "j-session", dataset: { session: s.session_id ?? "", count: s.count } },
-        ctx.el("div", { class: "j-row" },
+    for (const s of drawn) {
+      timeline.append(ctx.el("div", { class: `j-session${zoomed ? " zoomed" : ""}`, dataset: { session: s.session_id ?? "", count: s.count } },
+        ctx.el("div", { class: "j-row clickable", title: zoomed ? "back to all sessions" : "zoom the time axis to this session",
+          onclick: () => ctx.set({ zoom: zoomed ? "" : (s.session_id ?? "") }) },
           ctx.el("div", { class: "j-label" }, ctx.el("b", { class: "mono" }, s.session_id ?? "(no session)"),
             ctx.el("span", { class: "muted" }, ` ${s.user_id ?? ""} · ${s.requests.length} requests · ${s.count} records`)),
           ctx.el("div", { class: "j-track" }, ctx.el("span", { class: "j-span", style: `left:${at(s.first)};width:calc(${at(s.last)} - ${at(s.first)} + 2px)` })))));
@@ -117,7 +123,8 @@ export default {
           timeline.append(ctx.el("ol", { class: "j-records" }, q.records.map((r) => ctx.el("li", {
             class: `j-record clickable${r.index === rec ? " selected" : ""}`, dataset: { index: r.index },
             onclick: () => ctx.set({ open: q.request_id ?? "", rec: r.index === rec ? "" : String(r.index) }),
-          }, ctx.el("span", { class: "mono" }, utc(r.ts).slice(11, 23)), " ", ctx.el("span", { class: `lv-${r.level}` }, r.level), " ",
+          }, ctx.el("span", { class: "mono" }, utc(r.ts).slice(11, 23)), " ", ctx.el("span", { class: "muted mono" }, offset(r, q)), " ",
+          ctx.el("span", { class: `lv-${r.level}` }, r.level), " ",
           ctx.el("span", { class: "muted" }, r.service ?? ""), " ", ctx.el("span", { class: "mono" }, r.message ?? "")))));
         }
       }
@@ -130,7 +137,7 @@ export default {
         ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ rec: "" }) }, "close"),
         recordDetail(ctx, chosen),
         chosen.request_id ? ctx.el("button", { type: "button", id: "journey-discover",
-          onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(chosen.request_id)}`, user: "", session: "", request: "", open: "", rec: "" }) },
+          onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(chosen.request_id)}`, user: "", session: "", request: "", open: "", rec: "", zoom: "" }) },
         "this request in Discover") : "");
       // Right under the record's request when its records are listed, else under the timeline.
       const list = timeline.querySelector("ol.j-records");
