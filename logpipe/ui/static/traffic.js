@@ -42,7 +42,7 @@ function endpointBars(e, state, ctx) {
     ctx.el("h3", {}, "Requests by endpoint", ctx.el("span", { class: "muted" },
       ` ${fmtCount(e.requests)} requests (records with a status), top ${e.top} of ${e.endpoints_total} endpoints; click to narrow the search `),
     ctx.el("label", { class: "muted" }, "top ", ctx.el("select", { id: "tr-top", onchange: (ev) => ctx.set({ tr_top: ev.target.value === "10" ? "" : ev.target.value }) },
-      [5, 10, 20, 50].map((n) => ctx.el("option", { value: n, selected: n === e.top }, String(n)))))));
+      [...new Set([5, 10, 20, 50, e.top])].sort((a, b) => a - b).map((n) => ctx.el("option", { value: n, selected: n === e.top }, String(n)))))));
   if (!rows.length) {
     box.append(ctx.el("p", { class: "empty" }, "Nothing here: no requests (records with a status) in this search and range."));
     return box;
