@@ -480,16 +480,18 @@ def _es_histogram(backend: EsBackend, flt: Filter, params: Params) -> dict[str, 
         return histogram_answer(win, {})
     lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
     step = step_for(hi_ms - lo_ms)
+    # The filter goes in a `filter` aggregation, not the top-level query: Elasticsearch 8 fails a
+    # date_histogram on a date_nanos field whose query has a one-sided `ts` range ("nanoseconds
+    # are [-9223372036854775808] are before the epoch"), which is every zoomed time range here.
     body = {
         "size": 0,
         "track_total_hits": False,
-        "query": plan.query,
-        "aggs": {"t": {
+        "aggs": {"f": {"filter": plan.query, "aggs": {"t": {
             "date_histogram": {"field": "ts", "fixed_interval": f"{step}ms", "min_doc_count": 1},
             "aggs": {"lv": {"terms": {"field": "level", "size": 50, "missing": NO_LEVEL}}},
-        }},
+        }}}},
     }  # fmt: skip
-    answer = backend.client.request("POST", _path(backend.index), body).get("aggregations", {})
+    answer = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("f", {})
     histo: Counter[tuple[int, str]] = Counter()
     for bucket in answer.get("t", {}).get("buckets", []):
         for lv in bucket.get("lv", {}).get("buckets", []):
