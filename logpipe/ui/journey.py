@@ -15,12 +15,15 @@ the user_id, most first (ties by name), with first and last seen.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
 from logpipe.schema import LEVELS
 from logpipe.ui.api import Handler, Params
-from logpipe.ui.backend import ArchiveBackend, Backend
+from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
+
+if TYPE_CHECKING:
+    from logpipe.explore.filters import Filter
 
 # "All time" for the canned query's since/until, which need values.
 FAR_PAST: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -98,16 +101,52 @@ def users(backend: Backend, params: Params) -> dict[str, Any]:
         with backend.connection() as con:
             rows = query_rows(con, sql, [*bound, limit])
     else:
-        from logpipe.ui.errors import engine_records
+        tally = _engine_tally(backend, flt)
+        ranked = sorted(tally.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+        rows = [(u, n, first, last) for u, (n, first, last) in ranked]
+    return {"users": [{"user_id": u, "records": int(n), "first": first, "last": last} for u, n, first, last in rows]}
 
-        tally: dict[str, list[Any]] = {}
+
+def _engine_tally(backend: EsBackend, flt: Filter) -> dict[str, list[Any]]:
+    """user_id -> [records, first ts, last ts] on an engine: every user's bucket of a composite
+    aggregation (exact, unlike a `terms` top list across shards; first/last from the records'
+    own `ts`, which keeps the microseconds an aggregation's min/max would round), or, when the
+    filter has terms the engine cannot answer, the records themselves, checked one by one."""
+    from logpipe.explore.filters import to_es
+    from logpipe.query.es import parse_ts
+    from logpipe.ui.errors import engine_records
+
+    tally: dict[str, list[Any]] = {}
+    plan = to_es(flt)
+    if plan.residual.terms:
         for record in engine_records(backend, flt, extra={"exists": {"field": "user_id"}}):
             seen = tally.setdefault(record["user_id"], [0, record["ts"], record["ts"]])
             seen[0] += 1
             seen[1], seen[2] = min(seen[1], record["ts"]), max(seen[2], record["ts"])
-        ranked = sorted(tally.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
-        rows = [(u, n, first, last) for u, (n, first, last) in ranked]
-    return {"users": [{"user_id": u, "records": int(n), "first": first, "last": last} for u, n, first, last in rows]}
+        return tally
+    path = f"/{backend.index}/_search?ignore_unavailable=true&allow_no_indices=true"
+    after: dict[str, Any] | None = None
+    while True:
+        users: dict[str, Any] = {"size": 1000, "sources": [{"user_id": {"terms": {"field": "user_id"}}}]}
+        if after is not None:
+            users["after"] = after
+        body = {
+            "size": 0,
+            "track_total_hits": False,
+            "query": {"bool": {"filter": [plan.query, {"exists": {"field": "user_id"}}]}},
+            "aggs": {"users": {"composite": users, "aggs": {
+                "first": {"top_hits": {"size": 1, "sort": [{"ts": "asc"}], "_source": ["ts"]}},
+                "last": {"top_hits": {"size": 1, "sort": [{"ts": "desc"}], "_source": ["ts"]}},
+            }}},
+        }  # fmt: skip
+        answer = backend.client.request("POST", path, body).get("aggregations", {}).get("users", {})
+        for bucket in answer.get("buckets", []):
+            first = parse_ts(bucket["first"]["hits"]["hits"][0]["_source"]["ts"])
+            last = parse_ts(bucket["last"]["hits"]["hits"][0]["_source"]["ts"])
+            tally[bucket["key"]["user_id"]] = [int(bucket["doc_count"]), first, last]
+        after = answer.get("after_key")
+        if not answer.get("buckets") or after is None:
+            return tally
 
 
 ROUTES: list[tuple[str, Handler]] = [("journey", journey), ("journey/users", users)]
