@@ -276,10 +276,12 @@ def test_demo_data_screenshot(serve: Callable[..., Served], tmp_path: Path, page
     assert shown_count(page) == len(objects) == count(archive, "TRUE")
     shown = page.eval_on_selector_all("li.d-fv[data-field='endpoint']", "els => els.map(e => [e.dataset.value, +e.dataset.count])")
     assert [tuple(s) for s in shown] == duck(archive, "SELECT endpoint, count(*) AS n FROM logs WHERE endpoint IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5")
+    assert shown_ids(page) == newest_ids(archive, "TRUE")
+    page.mouse.move(0, 0)
+    page.screenshot(path="/tmp/ui-discover.png")
     # Open the newest record with a stack trace (an id in the URL, as a shared link would).
     ((event_id,),) = duck(archive, "SELECT event_id FROM logs WHERE error IS NOT NULL ORDER BY ts DESC, event_id DESC LIMIT 1")
     open_discover(page, server, urllib.parse.urlencode({"view": "discover", "open": event_id}))
     assert page.get_attribute("tr.d-detail", "data-id") == event_id
     assert "Traceback" in page.inner_text("tr.d-detail pre.d-error")
-    page.mouse.move(0, 0)
-    page.screenshot(path="/tmp/ui-discover.png")
+    page.screenshot(path="/tmp/ui-discover-record.png")

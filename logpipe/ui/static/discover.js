@@ -149,10 +149,16 @@ function drawHistogram(box, hist, ctx) {
   return root;
 }
 
+export function stepText(ms) {
+  const units = [[86400000, "d"], [3600000, "h"], [60000, "min"], [1000, "s"]];
+  const [size, unit] = units.find(([u]) => ms % u === 0) || [1, "ms"];
+  return `${ms / size} ${unit}`;
+}
+
 function histogramPanel(hist, ctx) {
   const box = ctx.el("section", { id: "d-hist", class: "d-hist" });
   const legend = ctx.el("div", { class: "d-legend muted" },
-    hist.step_ms ? `${(hist.step_ms / 1000).toLocaleString("en-US")} s buckets, UTC · drag to zoom` : "",
+    hist.step_ms ? `${stepText(hist.step_ms)} buckets, UTC · drag to zoom` : "",
     ...hist.levels.map((lv) => ctx.el("span", { class: `d-key lv-${lv}`, text: `■ ${lv}` })));
   box.append(legend);
   return box;
