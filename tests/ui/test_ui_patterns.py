@@ -126,7 +126,13 @@ def test_the_page_shows_patterns_and_drills_down(groups_server: Served, groups_d
     rendered(page, "patterns")
     assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][template]["count"]
     ids = {li.get_attribute("data-event-id") for li in page.query_selector_all("li.pattern-record")}
-    assert len(ids) == min(50, want["patterns"][template]["count"]) and ids <= want["patterns"][template]["ids"]
+    assert len(ids) == min(20, want["patterns"][template]["count"]) and ids <= want["patterns"][template]["ids"]
+    while page.is_visible("#pattern-records button.more"):
+        before = page.get_attribute("#pattern-records ol", "data-shown")
+        page.click("#pattern-records button.more")
+        page.wait_for_function("b => document.querySelector('#pattern-records ol').dataset.shown !== b", arg=before)
+    shown = {li.get_attribute("data-event-id") for li in page.query_selector_all("li.pattern-record")}
+    assert shown == want["patterns"][template]["ids"]
 
     copied = page.url
     assert urllib.parse.parse_qs(urllib.parse.urlparse(copied).query)["pattern"] == [pick.get_attribute("data-id")]

@@ -65,6 +65,49 @@ export function recordDetail(ctx, record, { open = true } = {}) {
   return parts;
 }
 
+const FIRST_SAMPLES = 20;
+const MORE_SAMPLES = 100;
+
+function sampleItem(ctx, r) {
+  return ctx.el("li", { class: "error-sample", dataset: { eventId: r.event_id } },
+    ctx.el("div", { class: "line" },
+      ctx.el("span", { class: "mono" }, utc(r.ts)), " ", ctx.el("span", { class: `lv-${r.level}` }, r.level), " ",
+      ctx.el("span", { class: "muted" }, [r.service, r.endpoint || r.path].filter(Boolean).join(" ")),
+      r.request_id ? ctx.el("button", { type: "button", class: "link", title: "this record's request in Discover",
+        onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(r.request_id)}`, group: "" }) }, "request in Discover") : ""),
+    ctx.el("details", {}, ctx.el("summary", { class: "mono" }, r.message || ""), recordDetail(ctx, r)));
+}
+
+// Draw a drill-down's records into `list`, and a button that asks for more of them (in place:
+// how many are listed is not part of the URL) until every record of the group is there.
+export function moreButton(ctx, panel, list, shown, first, fetchMore, item) {
+  let current = first;
+  const button = ctx.el("button", { type: "button", class: "more" });
+  const draw = () => {
+    list.replaceChildren(...current.records.map(item));
+    const left = current.count - current.records.length;
+    shown.textContent = left > 0 ? ` (newest ${current.records.length} shown)` : "";
+    button.hidden = left <= 0;
+    button.textContent = `show ${Math.min(left, MORE_SAMPLES)} more`;
+    list.dataset.shown = String(current.records.length);
+  };
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const next = await fetchMore(Math.min(current.records.length + MORE_SAMPLES, 10000));
+      if (!ctx.isCurrent()) return;
+      current = next;
+      draw();
+    } catch (err) {
+      ctx.showError(err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  panel.append(button);
+  draw();
+}
+
 function topList(ctx, items) {
   return ctx.el("span", { class: "top" }, items.flatMap((t, i) => [i ? ", " : "", ctx.el("span", { class: "mono" }, t.value), ctx.el("span", { class: "muted", dataset: { count: t.count } }, ` ${t.count}`)]));
 }
@@ -109,25 +152,20 @@ export default {
       panel.append(nothing(ctx, "Nothing here: this group has no records in this time range and search."));
       return;
     }
-    const samples = await ctx.api("errors/samples", { ...ctx.common(state), key: state.group, limit: 50 });
+    const samples = await ctx.api("errors/samples", { ...ctx.common(state), key: state.group, limit: FIRST_SAMPLES });
     if (!ctx.isCurrent()) return;
     panel.dataset.count = String(samples.count);
+    const shown = ctx.el("span", { class: "muted" });
     panel.append(
-      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, samples.key), ` · ${samples.count.toLocaleString("en-US")} records`,
-        samples.records.length < samples.count ? ctx.el("span", { class: "muted" }, ` (newest ${samples.records.length} shown)`) : ""),
+      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, samples.key), ` · ${samples.count.toLocaleString("en-US")} records`, shown),
       ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ group: "" }) }, "close"));
     if (group.sample_error) {
       panel.append(ctx.el("details", { class: "stack" }, ctx.el("summary", {}, "latest stack trace of the group"),
         ctx.el("pre", { class: "mono" }, group.sample_error)));
     }
-    panel.append(ctx.el("ol", { class: "samples" }, samples.records.map((r) => ctx.el("li", {
-      class: "error-sample", dataset: { eventId: r.event_id },
-    },
-    ctx.el("div", { class: "line" },
-      ctx.el("span", { class: "mono" }, utc(r.ts)), " ", ctx.el("span", { class: `lv-${r.level}` }, r.level), " ",
-      ctx.el("span", { class: "muted" }, [r.service, r.endpoint || r.path].filter(Boolean).join(" ")),
-      r.request_id ? ctx.el("button", { type: "button", class: "link", title: "this record's request in Discover",
-        onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(r.request_id)}`, group: "" }) }, "request in Discover") : ""),
-    ctx.el("details", {}, ctx.el("summary", { class: "mono" }, r.message || ""), recordDetail(ctx, r))))));
+    const list = ctx.el("ol", { class: "samples" });
+    panel.append(list);
+    moreButton(ctx, panel, list, shown, samples, (limit) => ctx.api("errors/samples", { ...ctx.common(state), key: state.group, limit }),
+      (r) => sampleItem(ctx, r));
   },
 };

@@ -8,7 +8,7 @@
 // tr.pattern[data-id][data-count][data-template], #pattern-records[data-id][data-count],
 // li.pattern-record[data-event-id].
 
-import { nothing, pct, recordDetail, sparkline, utc } from "/static/errors.js";
+import { moreButton, nothing, pct, recordDetail, sparkline, utc } from "/static/errors.js";
 
 export default {
   name: "patterns",
@@ -45,7 +45,7 @@ export default {
     el.append(panel);
     let drill;
     try {
-      drill = await ctx.api("patterns/records", { ...ctx.common(state), id: state.pattern, limit: 50 });
+      drill = await ctx.api("patterns/records", { ...ctx.common(state), id: state.pattern, limit: 20 });
     } catch (err) {
       if (!ctx.isCurrent()) return;
       panel.dataset.count = "0";
@@ -54,13 +54,16 @@ export default {
     }
     if (!ctx.isCurrent()) return;
     panel.dataset.count = String(drill.count);
+    const shown = ctx.el("span", { class: "muted" });
+    const list = ctx.el("ol", { class: "samples" });
     panel.append(
-      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, drill.template), ` · ${drill.count.toLocaleString("en-US")} records`,
-        drill.records.length < drill.count ? ctx.el("span", { class: "muted" }, ` (newest ${drill.records.length} shown)`) : ""),
+      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, drill.template), ` · ${drill.count.toLocaleString("en-US")} records`, shown),
       ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ pattern: "" }) }, "close"),
-      ctx.el("ol", { class: "samples" }, drill.records.map((r) => ctx.el("li", { class: "pattern-record", dataset: { eventId: r.event_id } },
+      list);
+    moreButton(ctx, panel, list, shown, drill, (limit) => ctx.api("patterns/records", { ...ctx.common(state), id: state.pattern, limit }),
+      (r) => ctx.el("li", { class: "pattern-record", dataset: { eventId: r.event_id } },
         ctx.el("details", {}, ctx.el("summary", {}, ctx.el("span", { class: "mono" }, utc(r.ts)), " ",
           ctx.el("span", { class: `lv-${r.level}` }, r.level), " ", ctx.el("span", { class: "mono" }, r.message || "")),
-        recordDetail(ctx, r, { open: false }))))));
+        recordDetail(ctx, r, { open: false }))));
   },
 };
