@@ -251,3 +251,22 @@ def test_the_page_on_opensearch(groups_es: dict[str, Any], page: Any) -> None:
     page.wait_for_selector("#error-samples[data-count]")
     key = page.get_attribute("#error-samples", "data-key")
     assert int(page.get_attribute("#error-samples", "data-count")) == want[key]
+
+
+def test_the_same_groups_as_the_cli(groups_server: Served, groups_data: dict[str, Any]) -> None:
+    """The view is `logpipe query errors` (the CLI's JSON, same window), plus trends."""
+    from exdata import logpipe
+
+    since, until = middle_window(groups_data["archive"])
+    result = logpipe("query", "errors", "--since", iso(since), "--until", iso(until), "--format", "json",
+                     "--archive", str(groups_data["archive"]))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cli = json.loads(result.stdout)
+    answer = api(groups_server, "errors", **{"from": iso(since), "to": iso(until)})
+    assert cli and len(answer["groups"]) == len(cli)
+    for g, row in zip(answer["groups"], cli, strict=True):
+        assert (g["key"], g["count"], g["sample_message"], g["sample_error"]) == \
+            (row["message_key"], row["count"], row["sample_message"], row["sample_error"])
+        assert when(g["first_seen"]) == when(row["first_seen"]) and when(g["last_seen"]) == when(row["last_seen"])
+        assert ", ".join(f"{t['value']} ({t['count']})" for t in g["top_endpoints"]) == row["top_endpoints"]
+        assert ", ".join(f"{t['value']} ({t['count']})" for t in g["top_services"]) == row["top_services"]

@@ -172,3 +172,19 @@ def test_opensearch_gives_the_archives_patterns(groups_es: dict[str, Any], page:
     after(page, lambda: rows[0].click())
     page.wait_for_selector("#pattern-records[data-count]")
     assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][0]["count"]
+
+
+def test_the_same_patterns_as_the_cli(groups_server: Served, groups_data: dict[str, Any]) -> None:
+    """The view is `logpipe patterns` (the CLI's JSON, same window, filter and buckets)."""
+    from exdata import logpipe
+
+    since, until = middle_window(groups_data["archive"])
+    result = logpipe("patterns", "--since", iso(since), "--until", iso(until), "--where", "level>=INFO", "--limit", "0",
+                     "--buckets", "8", "--format", "json", "--archive", str(groups_data["archive"]))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cli = json.loads(result.stdout)
+    answer = api(groups_server, "patterns", q="level>=INFO", buckets=8, **{"from": iso(since), "to": iso(until)})
+    assert cli and len(answer["patterns"]) == len(cli)
+    for p, row in zip(answer["patterns"], cli, strict=True):
+        assert (p["template"], p["count"], p["trend"], p["examples"]) == (row["template"], row["count"], row["trend"], row["examples"])
+        assert when(p["first_seen"]) == when(row["first_seen"]) and when(p["last_seen"]) == when(row["last_seen"])
