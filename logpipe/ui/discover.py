@@ -286,7 +286,11 @@ def _archive_search(backend: ArchiveBackend, flt: Filter, limit: int, after: Cur
 def _archive_histogram(backend: ArchiveBackend, flt: Filter, params: Params) -> dict[str, Any]:
     where, values = to_sql(flt)
     with backend.connection() as con:
-        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
+        first = last = None
+        if params.time("from") is None or params.time("to") is None:
+            # A missing end of the range is the matches' own first or last record (a zoomed
+            # range has both ends, and saves this scan).
+            ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
         win = window_of(params, first, last)
         if win.lo is None or win.hi is None:
             return histogram_answer(win, {})
@@ -308,12 +312,13 @@ def _archive_facets(backend: ArchiveBackend, flt: Filter, size: int) -> dict[str
     sql = (
         f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n FROM logs WHERE {where} "
         f"GROUP BY GROUPING SETS ({sets})) "
-        f"SELECT gid, {cols}, n FROM (SELECT *, {_set_value_null()} AS own_null FROM g) "
+        f"SELECT gid, {cols}, n, sum(n) OVER (PARTITION BY gid) AS total FROM (SELECT *, {_set_value_null()} AS own_null FROM g) "
         f"QUALIFY own_null OR row_number() OVER (PARTITION BY gid, own_null ORDER BY n DESC, {order}) <= ?"
     )
     with backend.connection() as con:
         rows = _run(con, sql, [*values, size])
-        ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
+    # Each set's counts add up to every match (a set's NULL group is the field's missing count).
+    total = int(rows[0][-1]) if rows else 0
     width = len(FACET_FIELDS)
     tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
     for row in rows:
@@ -326,7 +331,7 @@ def _archive_facets(backend: ArchiveBackend, flt: Filter, size: int) -> dict[str
         else:
             found.append((cells[index], n))
         tops[name] = (found, missing)
-    return facet_answer(int(total), tops, size)
+    return facet_answer(total, tops, size)
 
 
 def _set_value_null() -> str:
