@@ -12,7 +12,7 @@ hours (`INCIDENT_HOURS`) makes the checkout fail with 503 and ERROR lines.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -154,3 +154,48 @@ def query(path: str, **params: Any) -> str:
 
 def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
+
+
+def shipped_to_opensearch(name: str, opensearch: str, serve: Callable[..., Served],
+                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """The generated traffic in OpenSearch and in an archive, from one `ship --once --archive A
+    --to es://…`, each served by `logpipe ui`; the test's indices are deleted afterwards."""
+    from eshelp import count, make_prefix, target, wipe
+    from exdata import logpipe, write_log
+    from uihelp import duck
+
+    prefix = make_prefix(f"ui-{name}-opensearch")
+    wipe(opensearch, prefix)
+    folder = tmp_path_factory.mktemp(f"{name}-es")
+    objects = generate()
+    write_log(folder / "app.log", objects)
+    to = target("opensearch", prefix)
+    result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to,
+                     "--no-progress")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ((total,),) = duck(folder / "archive", "SELECT count(*) FROM logs")
+    assert total == len(objects) and count(opensearch, prefix) == total
+    yield {
+        "archive": folder / "archive",
+        "objects": objects,
+        "archive_server": serve("--archive", str(folder / "archive")),
+        "es_server": serve("--backend", "es", "--es", to),
+    }
+    wipe(opensearch, prefix)
+
+
+def same(es: Any, archive: Any, where: str = "") -> None:
+    """Equal answers; floats to 12 significant digits (DuckDB's and Python's sums may differ in
+    the last bit, the definition does not)."""
+    if isinstance(archive, dict):
+        assert isinstance(es, dict) and es.keys() == archive.keys(), where
+        for k in archive:
+            same(es[k], archive[k], f"{where}.{k}")
+    elif isinstance(archive, list):
+        assert isinstance(es, list) and len(es) == len(archive), where
+        for i, (a, b) in enumerate(zip(es, archive, strict=True)):
+            same(a, b, f"{where}[{i}]")
+    elif isinstance(archive, float) and not isinstance(es, bool):
+        assert es == pytest.approx(archive, rel=1e-12, abs=1e-9), where
+    else:
+        assert es == archive, where

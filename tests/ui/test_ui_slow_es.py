@@ -1,0 +1,86 @@
+"""Slow endpoints on real OpenSearch: the same answers as the archive, exact percentiles included.
+
+The engine's `percentiles` aggregation is a TDigest estimate; the view reads the matching
+durations and computes `quantile_cont` itself, so OpenSearch must give the archive's numbers
+(to the last float digit or so) for every search, range, grouping and threshold below,
+including filters the engine cannot answer (free text, regexes) that are checked on each hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from trafficdata import START, query, same, shipped_to_opensearch
+from trafficdata import iso as iso_of
+from uihelp import Served, rendered
+
+pytestmark = pytest.mark.slow
+
+WINDOW = {"from": iso_of(START + timedelta(days=2, hours=3)), "to": iso_of(START + timedelta(days=6, hours=12))}
+SLOW = [
+    {},
+    {"by": "service"},
+    {"q": "service=shop", "threshold": "50ms"},
+    {"q": "checkout", **WINDOW},
+    {"q": "path~^/api/(users|products)/[0-9]+$", "by": "service"},
+    {"q": "status>=500"},
+    {"threshold": "1h"},
+    {"q": "no-such-word-anywhere"},
+]
+TIMELINE = [
+    {"q": "method=POST endpoint=/api/cart/{id}/checkout"},
+    {"q": "service=auth", "buckets": 200},
+    {"q": "GET", **WINDOW, "buckets": 12},
+    {"q": "no-such-word-anywhere"},
+]
+
+
+@pytest.fixture(scope="module")
+def slow_es(opensearch: str, serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from shipped_to_opensearch("slow", opensearch, serve, tmp_path_factory)
+
+
+@pytest.mark.parametrize("params", SLOW, ids=[str(p) for p in SLOW])
+def test_slow_equals_the_archive(slow_es: dict[str, Any], params: dict[str, Any]) -> None:
+    path = query("slow", **params)
+    status, archive = slow_es["archive_server"].get(path)
+    assert status == 200, archive
+    status, es = slow_es["es_server"].get(path)
+    assert status == 200, es
+    if "no-such" not in str(params) and params.get("threshold") != "1h":
+        assert archive["groups"], f"{params}: the archive answered nothing"
+    same(es, archive)
+
+
+@pytest.mark.parametrize("params", TIMELINE, ids=[str(p) for p in TIMELINE])
+def test_timeline_equals_the_archive(slow_es: dict[str, Any], params: dict[str, Any]) -> None:
+    path = query("slow/timeline", **params)
+    status, archive = slow_es["archive_server"].get(path)
+    assert status == 200, archive
+    status, es = slow_es["es_server"].get(path)
+    assert status == 200, es
+    if "no-such" not in str(params):
+        assert sum(b["count"] for b in archive["buckets"]), f"{params}: the archive answered nothing"
+    same(es, archive)
+
+
+def test_the_page_on_opensearch(slow_es: dict[str, Any], page: Any) -> None:
+    _, archive = slow_es["archive_server"].get(query("slow", q="service!=search"))
+    page.goto(slow_es["es_server"].url + "?view=slow&q=service%21%3Dsearch")
+    rendered(page, "slow")
+    rows = page.eval_on_selector_all("tr.slow-row", "els => els.map(e => ({...e.dataset}))")
+    assert [r["key"] for r in rows] == [g["key"] for g in archive["groups"]]
+    for r, g in zip(rows, archive["groups"], strict=True):
+        assert int(r["count"]) == g["count"]
+        assert float(r["p95"]) == pytest.approx(g["p95_ms"], rel=1e-12)
+    before = page.get_attribute("main#view", "data-rendered")
+    page.click(f'tr.slow-row[data-key="{rows[0]["key"]}"] td.mono')
+    page.wait_for_function("b => document.querySelector('main#view').dataset.rendered !== b", arg=before)
+    rendered(page, "slow")
+    _, timeline = slow_es["archive_server"].get(query("slow/timeline", q=f"service!=search {rows[0]['filter']}"))
+    buckets = page.eval_on_selector_all("rect.lt-bucket", "els => els.map(e => ({...e.dataset}))")
+    assert [(int(b["startMs"]), int(b["count"])) for b in buckets] == [(b["start_ms"], b["count"]) for b in timeline["buckets"]]
+    assert page.is_hidden("#error")

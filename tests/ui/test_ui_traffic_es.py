@@ -1,0 +1,67 @@
+"""Traffic on real OpenSearch: the archive's error-rate timeline, endpoints and heatmap.
+
+The same generated log is shipped to OpenSearch and into an archive in one run; every answer
+below (with searches the engine answers and ones it cannot, free text and regexes, ranges,
+top N, bucket counts) must be equal, number for number, and the page on OpenSearch shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from trafficdata import START, query, same, shipped_to_opensearch
+from trafficdata import iso as iso_of
+from uihelp import Served, rendered
+
+pytestmark = pytest.mark.slow
+
+WINDOW = {"from": iso_of(START + timedelta(days=1, hours=7)), "to": iso_of(START + timedelta(days=7, hours=2))}
+TRAFFIC = [
+    {},
+    {"q": "level>=WARNING"},
+    {"q": "timeout", "buckets": 100},
+    {"q": "service!=auth", "top": 3, **WINDOW},
+    {"q": "user_id=user-07"},
+    {"q": "path~checkout status>=500", "buckets": 9},
+    {"q": "no-such-word-anywhere"},
+]
+
+
+@pytest.fixture(scope="module")
+def traffic_es(opensearch: str, serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from shipped_to_opensearch("traffic", opensearch, serve, tmp_path_factory)
+
+
+@pytest.mark.parametrize("params", TRAFFIC, ids=[str(p) for p in TRAFFIC])
+def test_traffic_equals_the_archive(traffic_es: dict[str, Any], params: dict[str, Any]) -> None:
+    path = query("traffic", **params)
+    status, archive = traffic_es["archive_server"].get(path)
+    assert status == 200, archive
+    status, es = traffic_es["es_server"].get(path)
+    assert status == 200, es
+    if "no-such" not in str(params):
+        assert sum(b["records"] for b in archive["timeline"]), f"{params}: the archive answered nothing"
+    same(es, archive)
+
+
+def test_the_page_on_opensearch(traffic_es: dict[str, Any], page: Any) -> None:
+    _, archive = traffic_es["archive_server"].get(query("traffic", q="level>=INFO"))
+    page.goto(traffic_es["es_server"].url + "?view=traffic&q=level%3E%3DINFO")
+    rendered(page, "traffic")
+    data = "els => els.map(e => ({...e.dataset}))"
+    buckets = page.eval_on_selector_all("rect.er-bucket", data)
+    assert [(int(b["startMs"]), int(b["records"]), int(b["errors"])) for b in buckets] == \
+        [(b["start_ms"], b["records"], b["errors"]) for b in archive["timeline"]]
+    bars = page.eval_on_selector_all("g.ep-bar:not(.other)", data)
+    assert [(b["key"], int(b["count"])) for b in bars] == [(r["key"], r["count"]) for r in archive["endpoints"]["rows"]]
+    cells = page.eval_on_selector_all("rect.hm-cell", data)
+    assert [(int(c["records"]), int(c["users"])) for c in cells] == [(c["records"], c["users"]) for c in archive["heatmap"]["cells"]]
+    before = page.get_attribute("main#view", "data-rendered")
+    page.click(f'g.ep-bar[data-key="{bars[0]["key"]}"] text.label')
+    page.wait_for_function("b => document.querySelector('main#view').dataset.rendered !== b", arg=before)
+    rendered(page, "traffic")
+    assert [b["key"] for b in page.eval_on_selector_all("g.ep-bar", data)] == [bars[0]["key"]]
+    assert page.is_hidden("#error")
