@@ -285,3 +285,28 @@ def test_demo_data_screenshot(serve: Callable[..., Served], tmp_path: Path, page
     assert page.get_attribute("tr.d-detail", "data-id") == event_id
     assert "Traceback" in page.inner_text("tr.d-detail pre.d-error")
     page.screenshot(path="/tmp/ui-discover-record.png")
+
+
+HOSTILE_USER = "o'brien\"; DROP TABLE logs; --"
+
+
+def test_a_hostile_value_is_just_a_value(serve: Callable[..., Served], tmp_path: Path, page: Any) -> None:
+    """Records whose user_id has quotes and SQL text: the facet click finds exactly them."""
+    objects = [{"timestamp": f"2026-11-20T10:00:{i:02d}.000001Z", "level": "INFO", "service": "shop",
+                "message": f"hello {i}", "user_id": HOSTILE_USER if i % 3 == 0 else f"u{i}"} for i in range(30)]  # fmt: skip
+    archive = ship(tmp_path, objects)
+    server = serve("--archive", str(archive))
+    expected = sum(1 for o in objects if o["user_id"] == HOSTILE_USER)
+    open_discover(page, server)
+    value = page.locator("li.d-fv[data-field='user_id']").first
+    assert value.get_attribute("data-value") == HOSTILE_USER
+    after_render(page, lambda: value.locator("a.d-include").click())
+    assert state_of(page)["q"] == 'user_id="o\'brien\\"; DROP TABLE logs; --"'
+    assert shown_count(page) == expected == count(archive, "user_id = ?", [HOSTILE_USER])
+    assert shown_ids(page) == newest_ids(archive, "user_id = ?", [HOSTILE_USER])
+    # And the exclusion of it; the table is intact afterwards.
+    page.goto(server.url)
+    rendered(page, "discover")
+    after_render(page, lambda: page.locator("li.d-fv[data-field='user_id']").first.locator("button.d-exclude").click())
+    assert shown_count(page) == len(objects) - expected
+    assert count(archive, "TRUE") == len(objects)
