@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     import duckdb
 
 READERS_WAIT_S: Final = 60.0
+# Past this many bound values, reading only the candidate row blocks saves little: read the view.
+MAX_SOURCE_PARAMS: Final = 4000
 # The parts each open connection's `logs` view reads (see `log_parts`).
 _LOG_PARTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[Path, ...]] = weakref.WeakKeyDictionary()
 
@@ -100,6 +103,55 @@ def log_parts(con: duckdb.DuckDBPyConnection) -> tuple[Path, ...] | None:
     (see explore/search.py); the connection's reader lock keeps each of them in place.
     """
     return _LOG_PARTS.get(con)
+
+
+def logs_for_text(con: duckdb.DuckDBPyConnection, needles: Sequence[str]) -> tuple[str, list[object]]:
+    """A FROM source with the rows of `logs` that may hold every free-text needle, and its parameters.
+
+    `logs` itself when nothing can be left out (no needle of three code points, a connection
+    `open_archive` did not make, no part with a summary that rules a block out); otherwise a
+    subquery over the same parts as the view that reads, of each part, only the row blocks whose
+    summary (see textindex.py) may hold every needle, and parts without a summary whole. DuckDB
+    skips the row groups outside the bound `file_row_number` ranges. Names and numbers are bound.
+    """
+    from logpipe.archive.textindex import (
+        TEXT_INDEX_METADATA_KEY,
+        candidate_rows,
+        decode,
+        needle_keys,
+    )
+
+    keys = [k for k in (needle_keys(n) for n in needles) if k]
+    parts = log_parts(con)
+    if not keys or not parts:
+        return "logs", []
+    names = [str(p) for p in parts]
+    rows = dict(con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [names]).fetchall())
+    summaries = dict(con.execute("SELECT file_name, value FROM parquet_kv_metadata(?) WHERE key = ?",
+                                 [names, TEXT_INDEX_METADATA_KEY]).fetchall())  # fmt: skip
+    conditions: list[str] = []
+    params: list[object] = []
+    left_out = False
+    for name in names:
+        total = rows.get(name)
+        blocks = decode(summaries.get(name), total) if isinstance(total, int) else None
+        ranges = [(0, total)] if blocks is None or total is None else candidate_rows(blocks, keys)
+        if not ranges:
+            left_out = True
+        elif ranges == [(0, total)]:
+            conditions.append('"filename" = ?')
+            params.append(name)
+        else:
+            left_out = True
+            spans = " OR ".join('("file_row_number" >= ? AND "file_row_number" < ?)' for _ in ranges)
+            conditions.append(f'("filename" = ? AND ({spans}))')
+            params.extend([name, *(n for span in ranges for n in span)])
+    if not left_out or len(params) > MAX_SOURCE_PARAMS:
+        return "logs", []
+    if not conditions:
+        return "(SELECT * FROM logs LIMIT 0) AS logs", []
+    scan = "read_parquet(?, hive_partitioning = true, filename = true, file_row_number = true)"
+    return f"(SELECT * FROM {scan} WHERE {' OR '.join(conditions)}) AS logs", [names, *params]
 
 
 def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:

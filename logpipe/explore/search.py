@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 # message_key is an ingest-time helper for grouping, not part of what a person reads.
 RECORD_COLUMNS: Final = tuple(c for c in COLUMN_NAMES if c != "message_key")
 POLL_LOCK_WAIT_S: Final = 5.0
-# Past this many bound values, reading only the candidate row blocks saves little: read the view.
-_MAX_SOURCE_PARAMS: Final = 4000
 _SELECT: Final = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
 Row = tuple[Any, ...]
 
@@ -68,51 +66,15 @@ def search(con: duckdb.DuckDBPyConnection, flt: Filter, *, limit: int, newest_fi
 
 def logs_to_read(con: duckdb.DuckDBPyConnection, flt: Filter) -> tuple[str, list[object]]:
     """What to read `logs` from for `flt`: the view, or (when the filter has free text and the
-    parts' text summaries rule blocks out) a subquery over the same parts that reads only the
-    row blocks each needle may be in, and parts without a summary whole (see archive/textindex.py).
+    parts' text summaries rule row blocks out) a subquery over the same parts that reads only
+    the blocks every needle may be in (see `archive.reader.logs_for_text`).
 
     Either way the filter's WHERE clause then runs over it: the blocks left out hold no row it
-    could match, so the answer is the same. Part names and row numbers are bound, not pasted.
+    could match, so the answer is the same.
     """
-    from logpipe.archive.reader import log_parts
-    from logpipe.archive.textindex import (
-        TEXT_INDEX_METADATA_KEY,
-        candidate_rows,
-        decode,
-        needle_keys,
-    )
+    from logpipe.archive.reader import logs_for_text
 
-    needles = [keys for t in flt.terms if isinstance(t, Text) and (keys := needle_keys(t.needle))]
-    parts = log_parts(con)
-    if not needles or not parts:
-        return "logs", []
-    names = [str(p) for p in parts]
-    rows = dict(con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [names]).fetchall())
-    summaries = dict(con.execute("SELECT file_name, value FROM parquet_kv_metadata(?) WHERE key = ?",
-                                 [names, TEXT_INDEX_METADATA_KEY]).fetchall())  # fmt: skip
-    conditions: list[str] = []
-    params: list[object] = []
-    left_out = False
-    for name in names:
-        total = rows.get(name)
-        blocks = decode(summaries.get(name), total) if isinstance(total, int) else None
-        ranges = [(0, total)] if blocks is None or total is None else candidate_rows(blocks, needles)
-        if not ranges:
-            left_out = True
-        elif ranges == [(0, total)]:
-            conditions.append('"filename" = ?')
-            params.append(name)
-        else:
-            left_out = True
-            spans = " OR ".join('("file_row_number" >= ? AND "file_row_number" < ?)' for _ in ranges)
-            conditions.append(f'("filename" = ? AND ({spans}))')
-            params.extend([name, *(n for span in ranges for n in span)])
-    if not left_out or len(params) > _MAX_SOURCE_PARAMS:
-        return "logs", []
-    if not conditions:
-        return "(SELECT * FROM logs LIMIT 0) AS logs", []
-    scan = "read_parquet(?, hive_partitioning = true, filename = true, file_row_number = true)"
-    return f"(SELECT * FROM {scan} WHERE {' OR '.join(conditions)}) AS logs", [names, *params]
+    return logs_for_text(con, [t.needle for t in flt.terms if isinstance(t, Text)])
 
 
 def tail(con: duckdb.DuckDBPyConnection, flt: Filter, *, lines: int) -> list[Row]:
