@@ -1,23 +1,29 @@
-"""`logpipe search` for a rare word beside ripgrep over the raw JSONL of the same data.
+"""`logpipe search` for a rare word beside ripgrep (and lnav) over the raw JSONL of the same data.
 
-    .venv/bin/python benchmarks/search_latency.py [--lines 1000000] [--runs 5]
+    .venv/bin/python benchmarks/search_latency.py [--lines 1000000] [--runs 5] [--archive DIR]
 
 Writes a python-json-logger-shaped log of `--lines` records under benchmarks/.work/ (the issue's
-target is 10,000,000), ships it with `logpipe ship --once` into an archive beside it (compacted,
-as an agent's archive is), and plants a rare word in 12 messages. Then, each `--runs` times,
-whole processes as a user runs them, warm page cache (one untimed run first):
+target is 10,000,000; an existing log of that size is reused: the generator is seeded), ships it
+with `logpipe ship --once` into an archive beside it (compacted, as an agent's archive is), and
+plants a rare word in 12 messages. `--archive DIR` times an archive already there instead (e.g.
+one written before parts carried text summaries). Then, each `--runs` times, whole processes as
+a user runs them, warm page cache (one untimed run first):
 
 1. `logpipe search WORD --archive A --limit 100 --format json` (the rows, newest first);
 2. `rg -i -F WORD FILE` (the raw lines; rg does less: no parsing, no order, no columns);
-3. `logpipe search level=ERROR WORD` (a free-text term with an indexed field).
+3. `logpipe search level=ERROR WORD` (a free-text term with an indexed field);
+4. `lnav -n -c ':filter-in (?i)WORD' FILE` when lnav is installed (headless: prints the lines
+   the filter keeps; it indexes the whole file first, in a throw-away HOME);
+5. `logpipe search WORD` over an empty archive: the process's start-up, the floor of 1.
 
-Prints the median seconds of each and logpipe's ratio to ripgrep; both must find the 12 lines.
+Prints the median seconds of each and logpipe's ratio to ripgrep; all must find the 12 lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -49,12 +55,12 @@ def write_log(path: Path, lines: int, seed: int = 7) -> None:
             fh.write(json.dumps(obj) + "\n")
 
 
-def timed(cmd: list[str], runs: int) -> tuple[float, str]:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout  # warm-up, untimed
+def timed(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, str]:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout  # warm-up, untimed
     seconds = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
+        subprocess.run(cmd, capture_output=True, check=True, env=env)
         seconds.append(time.perf_counter() - t0)
     return statistics.median(seconds), out
 
@@ -63,15 +69,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--archive", type=Path, default=None, help="time this archive of the same log instead")
     args = parser.parse_args()
     rg = shutil.which("rg")
     if rg is None:
         sys.exit("ripgrep is needed: apt-get install -y ripgrep")
     WORK.mkdir(parents=True, exist_ok=True)
-    log, archive = WORK / f"app-{args.lines}.log", WORK / f"archive-{args.lines}"
+    log, archive = WORK / f"app-{args.lines}.log", args.archive or WORK / f"archive-{args.lines}"
     logpipe = [sys.executable, "-m", "logpipe"]
     if not archive.is_dir():
-        write_log(log, args.lines)
+        if not log.is_file():
+            write_log(log, args.lines)
         subprocess.run([*logpipe, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
                        check=True, cwd=ROOT)  # fmt: skip
         subprocess.run([*logpipe, "archive", "compact", "--archive", str(archive)], check=True, cwd=ROOT)
@@ -80,13 +88,31 @@ def main() -> None:
     ours, found = timed(search, args.runs)
     theirs, grepped = timed([rg, "-i", "-F", RARE, str(log)], args.runs)
     with_level, _ = timed(both, args.runs)
+    empty = WORK / "archive-empty"
+    empty.mkdir(exist_ok=True)
+    start_up, _ = timed([*logpipe, "search", RARE, "--archive", str(empty), "--format", "json"], args.runs)
     assert len(json.loads(found)) == PLANTED == len(grepped.splitlines()), (found[:200], grepped[:200])
+    lnav = shutil.which("lnav")
+    lnav_s = None
+    if lnav is not None:
+        home = WORK / "lnav-home"  # lnav keeps its config and session state under HOME
+        home.mkdir(exist_ok=True)
+        cmd = [lnav, "-n", "-c", f":filter-in (?i){RARE}", str(log)]
+        lnav_s, lnav_out = timed(cmd, args.runs, env={**os.environ, "HOME": str(home)})
+        assert len(lnav_out.splitlines()) == PLANTED, lnav_out[:200]
     mb = log.stat().st_size / 1e6
-    print(f"{args.lines:,} records, {mb:,.0f} MB of JSONL; median of {args.runs} runs, warm cache")
+    print(f"{args.lines:,} records, {mb:,.0f} MB of JSONL; median of {args.runs} runs, warm cache; archive {archive.name}")
     print(f"logpipe search {RARE}:              {ours:7.3f} s")
     print(f"rg -i -F {RARE} (raw JSONL):        {theirs:7.3f} s")
     print(f"logpipe search {RARE} level=ERROR:  {with_level:7.3f} s")
+    if lnav_s is not None:
+        print(f"lnav -n -c ':filter-in (?i){RARE}':  {lnav_s:7.3f} s")
+    else:
+        print("lnav: not installed (apt-get install -y lnav)")
+    print(f"logpipe search, empty archive:         {start_up:7.3f} s (process start-up)")
     print(f"ratio logpipe / rg:                    {ours / theirs:7.2f}x (target: within 1.5x)")
+    if lnav_s is not None:
+        print(f"ratio logpipe / lnav:                  {ours / lnav_s:7.2f}x")
 
 
 if __name__ == "__main__":
