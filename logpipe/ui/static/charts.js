@@ -29,6 +29,7 @@ export function title(text) {
 // "0.84 ms", "312 ms", "1.41 s": latencies as people read them.
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return "–";
+  if (ms === 0) return "0 ms";
   if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
   if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
   if (ms >= 10) return `${Math.round(ms)} ms`;
@@ -85,7 +86,9 @@ export function lineChart({ buckets, widthMs, series, yFormat, label, data, buck
   }
   const every = Math.max(1, Math.ceil(n / 8));
   buckets.forEach((b, i) => {
-    if (i % every === 0) root.append(svg("text", { x: x(i), y: height - 8, class: "axis", "text-anchor": "middle", text: fmtTime(b.start_ms, widthMs) }));
+    // The last labels anchor at their end so that they stay inside the chart.
+    const anchor = x(i) > width - pad.right - 40 ? "end" : "middle";
+    if (i % every === 0) root.append(svg("text", { x: x(i), y: height - 8, class: "axis", "text-anchor": anchor, text: fmtTime(b.start_ms, widthMs) }));
   });
   for (const s of series) {
     // A null (empty bucket) breaks the line rather than drawing it through zero.
