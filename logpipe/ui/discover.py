@@ -10,9 +10,10 @@ Routes (GET, under /api/; `q` is the search box, `from`/`to` the time range, as 
   round step (1s, 5s, ... 1d, 7d, 30d) that cuts the window into at most `MAX_BUCKETS`; buckets
   start at multiples of the step since the epoch (UTC). Without `from`/`to` the window is the
   matches' own first and last `ts`. The bucket counts add up to `total`.
-- `facets?q&from&to&size=5`: for each of `FACET_FIELDS` the records have, the `size` most
-  frequent values over the matches (count desc, then value asc), how many have no value, and
-  how many have another value.
+- `facets?q&from&to&size=5&fields=attrs.region,trace_id`: for each of `FACET_FIELDS` the
+  records have, and up to `MAX_EXTRA_FACETS` more fields asked for by name (a filter field or
+  `attrs.KEY.KEY`), the `size` most frequent values over the matches (count desc, then value
+  asc), how many have no value, and how many have another value.
 - `record?id=EVENT_ID`: one record (404 when no record has that id).
 - `context?id=EVENT_ID&n=20`: `n` records before and after it in its source, and the rest of its
   request (`explore.search.context` / `explore.es_search.context`).
@@ -28,6 +29,7 @@ are recounted exactly with a composite aggregation.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
-from logpipe.explore.filters import Filter, matches, to_es, to_sql
+from logpipe.explore.filters import Field, Filter, matches, to_es, to_sql
 from logpipe.schema import LEVELS
 from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
@@ -54,11 +56,13 @@ STEPS_MS: Final = tuple(
 FACET_FIELDS: Final = (
     "level", "service", "host", "logger", "endpoint", "path", "method", "status", "user_id", "session_id", "source",
 )  # fmt: skip
+MAX_EXTRA_FACETS: Final = 5
 DEFAULT_FACET_SIZE: Final = 5
 MAX_FACET_SIZE: Final = 50
 CONTEXT_LINES: Final = 20
 MAX_CONTEXT_LINES: Final = 500
 NO_LEVEL: Final = "(none)"
+_ATTRS_KEY: Final = re.compile(r"^[A-Za-z0-9_\-]+$")  # as the filter language's attrs keys
 # Engine: the most hits of a filter's indexed part read to check terms the engine cannot answer.
 MAX_SCAN: Final = 200_000
 SCAN_PAGE: Final = 1000
@@ -157,17 +161,24 @@ def histogram_answer(win: Window, counts: Mapping[tuple[int, str], int]) -> dict
     return {"from": lo_ms, "to": hi_ms, "step_ms": step, "levels": order, "buckets": out, "total": sum(counts.values())}
 
 
-def facet_answer(total: int, tops: Mapping[str, tuple[list[tuple[Any, int]], int]], size: int) -> dict[str, Any]:
+def facet_answer(
+    names: Sequence[str], total: int, tops: Mapping[str, tuple[list[tuple[Any, int]], int]], size: int,
+    errors: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Per field: the top `size` values (count desc, value asc), missing and other counts.
 
-    `tops[field]` is (value counts, missing); fields no matching record has are left out.
+    `tops[field]` is (value counts, missing); fields no matching record has are left out, unless
+    asked for by name (`extra`), and a field that could not be counted carries its `error`.
     """
-    fields = []
-    for name in FACET_FIELDS:
+    fields: list[dict[str, Any]] = []
+    for name in names:
+        if errors and name in errors:
+            fields.append({"field": name, "values": [], "missing": 0, "other": 0, "error": errors[name]})
+            continue
         if name not in tops:
             continue
         values, missing = tops[name]
-        if total == 0 or missing >= total:
+        if total == 0 or (missing >= total and name in FACET_FIELDS):
             continue
         top = sorted(values, key=lambda vc: (-vc[1], vc[0]))[:size]
         shown = sum(n for _, n in top)
@@ -182,6 +193,28 @@ def facet_answer(total: int, tops: Mapping[str, tuple[list[tuple[Any, int]], int
 
 def facet_size(params: Params) -> int:
     return params.integer("size", DEFAULT_FACET_SIZE, low=1, high=MAX_FACET_SIZE)
+
+
+def facet_fields(params: Params) -> list[Field]:
+    """FACET_FIELDS and the extra fields named in `fields` (checked against the filter's allow-list)."""
+    from logpipe.explore.filters import FIELDS, FREE_TEXT_FIELDS
+
+    extra: list[Field] = []
+    for name in (n.strip() for n in params.text("fields").split(",")):
+        if not name or name in FACET_FIELDS:
+            continue
+        head, _, rest = name.partition(".")
+        if head == "attrs" and rest and all(_ATTRS_KEY.match(k) for k in rest.split(".")):
+            target = Field("attrs", tuple(rest.split(".")))
+        elif name in FIELDS and name != "ts" and name not in FREE_TEXT_FIELDS:
+            target = Field(name)
+        else:
+            raise UsageError(f"fields: cannot count values of {name!r} (a field like trace_id, or attrs.KEY)")
+        if target not in extra:
+            extra.append(target)
+    if len(extra) > MAX_EXTRA_FACETS:
+        raise UsageError(f"fields: at most {MAX_EXTRA_FACETS} extra fields")
+    return [Field(n) for n in FACET_FIELDS] + extra
 
 
 # --- handlers ------------------------------------------------------------------------------------
@@ -215,9 +248,10 @@ def histogram(backend: Backend, params: Params) -> dict[str, Any]:
 def facets(backend: Backend, params: Params) -> dict[str, Any]:
     flt = params.filter()
     size = facet_size(params)
+    fields = facet_fields(params)
     if isinstance(backend, ArchiveBackend):
-        return _archive_facets(backend, flt, size)
-    return _es_facets(backend, flt, size)
+        return _archive_facets(backend, flt, fields, size)
+    return _es_facets(backend, flt, fields, size)
 
 
 def record(backend: Backend, params: Params) -> dict[str, Any]:
@@ -302,44 +336,53 @@ def _archive_histogram(backend: ArchiveBackend, flt: Filter, params: Params) -> 
     return histogram_answer(win, {(int(t), str(lv)): int(n) for t, lv, n in rows})
 
 
-def _archive_facets(backend: ArchiveBackend, flt: Filter, size: int) -> dict[str, Any]:
-    """One scan: GROUP BY GROUPING SETS, one set a field, then the top `size` of each set."""
+def _archive_facets(backend: ArchiveBackend, flt: Filter, fields: Sequence[Field], size: int) -> dict[str, Any]:
+    """One scan: GROUP BY GROUPING SETS, one set a field, then the top `size` of each set.
+
+    Each field is a column `f0`, `f1`, ... of a subquery: a canonical column by its allow-listed
+    name, an attrs field as `json_extract_string` with its JSON path bound as a parameter.
+    """
     where, values = to_sql(flt)
-    cols = ", ".join(f'"{f}"' for f in FACET_FIELDS)  # the allow-list above, never user text
-    sets = ", ".join(f'("{f}")' for f in FACET_FIELDS)
+    exprs: list[str] = []
+    path_params: list[object] = []
+    for i, target in enumerate(fields):
+        if target.name == "attrs":
+            exprs.append(f'json_extract_string("attrs", ?) AS "f{i}"')
+            path_params.append(target.json_path)
+        else:
+            exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
+    cols = ", ".join(f'"f{i}"' for i in range(len(fields)))
+    sets = ", ".join(f'("f{i}")' for i in range(len(fields)))
     # Within one set the other fields are NULL, so ordering by every field orders by the set's own.
-    order = ", ".join(f'"{f}"' for f in FACET_FIELDS)
     sql = (
-        f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n FROM logs WHERE {where} "
-        f"GROUP BY GROUPING SETS ({sets})) "
-        f"SELECT gid, {cols}, n, sum(n) OVER (PARTITION BY gid) AS total FROM (SELECT *, {_set_value_null()} AS own_null FROM g) "
-        f"QUALIFY own_null OR row_number() OVER (PARTITION BY gid, own_null ORDER BY n DESC, {order}) <= ?"
+        f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n "
+        f"FROM (SELECT {', '.join(exprs)} FROM logs WHERE {where}) GROUP BY GROUPING SETS ({sets})) "
+        f"SELECT gid, {cols}, n, sum(n) OVER (PARTITION BY gid) AS total "
+        f"FROM (SELECT *, {_set_value_null(len(fields))} AS own_null FROM g) "
+        f"QUALIFY own_null OR row_number() OVER (PARTITION BY gid, own_null ORDER BY n DESC, {cols}) <= ?"
     )
     with backend.connection() as con:
-        rows = _run(con, sql, [*values, size])
+        rows = _run(con, sql, [*path_params, *values, size])
     # Each set's counts add up to every match (a set's NULL group is the field's missing count).
     total = int(rows[0][-1]) if rows else 0
-    width = len(FACET_FIELDS)
+    width = len(fields)
     tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
     for row in rows:
         gid, cells, n = int(row[0]), row[1 : 1 + width], int(row[1 + width])
         index = _set_index(gid, width)
-        name = FACET_FIELDS[index]
+        name = str(fields[index])
         found, missing = tops.get(name, ([], 0))
         if cells[index] is None:
             missing = n
         else:
             found.append((cells[index], n))
         tops[name] = (found, missing)
-    return facet_answer(total, tops, size)
+    return facet_answer([str(f) for f in fields], total, tops, size)
 
 
-def _set_value_null() -> str:
+def _set_value_null(width: int) -> str:
     """SQL true when the row's own field is NULL (its missing count), sorted after the values."""
-    width = len(FACET_FIELDS)
-    cases = " ".join(
-        f'WHEN {((1 << width) - 1) ^ (1 << (width - 1 - i))} THEN "{f}" IS NULL' for i, f in enumerate(FACET_FIELDS)
-    )
+    cases = " ".join(f'WHEN {((1 << width) - 1) ^ (1 << (width - 1 - i))} THEN "f{i}" IS NULL' for i in range(width))
     return f"CASE gid {cases} END"
 
 
@@ -504,21 +547,37 @@ def _es_histogram(backend: EsBackend, flt: Filter, params: Params) -> dict[str, 
     return histogram_answer(win, histo)
 
 
-def _es_facets(backend: EsBackend, flt: Filter, size: int) -> dict[str, Any]:
+def _value_of(target: Field, record: Mapping[str, Any]) -> Any:
+    """A field's value in a record as the archive's facet reads it (attrs: as json_extract_string)."""
+    from logpipe.explore.filters import _lookup  # the filter language's own reading of attrs paths
+
+    return _lookup(target, record)
+
+
+def _counted(fields: Sequence[Field], records: list[dict[str, Any]]) -> dict[str, tuple[list[tuple[Any, int]], int]]:
+    tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
+    for target in fields:
+        counted = Counter(_value_of(target, r) for r in records)
+        missing = counted.pop(None, 0)
+        tops[str(target)] = (list(counted.items()), missing)
+    return tops
+
+
+def _es_facets(backend: EsBackend, flt: Filter, fields: Sequence[Field], size: int) -> dict[str, Any]:
     plan = to_es(flt)
+    names = [str(f) for f in fields]
     if plan.residual.terms:
         try:
             every = _scan(backend, flt)
         except TooManyToScan:
             raise _too_many("facets") from None
-        tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
-        for name in FACET_FIELDS:
-            counted = Counter(r[name] for r in every)
-            missing = counted.pop(None, 0)
-            tops[name] = (list(counted.items()), missing)
-        return facet_answer(len(every), tops, size)
+        return facet_answer(names, len(every), _counted(fields, every), size)
+    # attrs is stored, not indexed: its fields are counted from the hits (at most MAX_SCAN).
+    indexed = [f for f in fields if f.name != "attrs"]
+    unindexed = [f for f in fields if f.name == "attrs"]
     aggs: dict[str, Any] = {}
-    for name in FACET_FIELDS:
+    for target in indexed:
+        name = str(target)
         aggs[f"top:{name}"] = {"terms": {"field": name, "size": size + 1, "shard_size": max(10 * size, 1000),
                                          "order": [{"_count": "desc"}, {"_key": "asc"}]}}  # fmt: skip
         aggs[f"missing:{name}"] = {"missing": {"field": name}}
@@ -526,15 +585,24 @@ def _es_facets(backend: EsBackend, flt: Filter, size: int) -> dict[str, Any]:
     answer = backend.client.request("POST", _path(backend.index), body)
     total = int(answer.get("hits", {}).get("total", {}).get("value", 0))
     found = answer.get("aggregations", {})
-    tops = {}
-    for name in FACET_FIELDS:
+    tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
+    for target in indexed:
+        name = str(target)
         terms = found.get(f"top:{name}", {})
         if int(terms.get("doc_count_error_upper_bound", 0)) != 0:
             values = _es_all_values(backend, plan.query, name)  # the engine's top is an estimate: count all
         else:
             values = [(b["key"], int(b["doc_count"])) for b in terms.get("buckets", [])]
         tops[name] = (values, int(found.get(f"missing:{name}", {}).get("doc_count", 0)))
-    return facet_answer(total, tops, size)
+    errors: dict[str, str] = {}
+    if unindexed and total:
+        if total > MAX_SCAN:
+            errors = {str(f): (f"{f}: attrs is not indexed on the engine and this search matches over "
+                               f"{MAX_SCAN:,} records to count it from; narrow the time range or the search")
+                      for f in unindexed}  # fmt: skip
+        else:
+            tops.update(_counted(unindexed, [_es_record_of(h["_source"]) for h in _hits(backend, plan.query)]))
+    return facet_answer(names, total, tops, size, errors)
 
 
 def _es_all_values(backend: EsBackend, query: dict[str, Any], name: str) -> list[tuple[Any, int]]:

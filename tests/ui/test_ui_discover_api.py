@@ -276,3 +276,32 @@ def test_nothing_matching_is_empty_not_an_error(ui_server: Served) -> None:
     assert ok(ui_server, "histogram", q=q)["buckets"] == []
     assert ok(ui_server, "facets", q=q) == {"total": 0, "fields": []}
     assert json.dumps(ok(ui_server, "search", q=q, **{"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z"})["total"]) == "0"
+
+
+EXTRA = ("attrs.region", "attrs.ctx.shard", "attrs.ctx.attempt", "trace_id", "duration_ms")
+
+
+def test_extra_facets_by_name_are_duckdbs(ui_server: Served, ui_data: dict[str, Any]) -> None:
+    archive = ui_data["archive"]
+    where = "level = 'ERROR'"
+    body = ok(ui_server, "facets", q="level=ERROR", size=4, fields=",".join(EXTRA))
+    assert [f["field"] for f in body["fields"]][:len(body["fields"]) - len(EXTRA)] == [f["field"] for f in facets_expected(archive, where, 4)["fields"]]
+    extra = {f["field"]: f for f in body["fields"][-len(EXTRA):]}
+    assert list(extra) == list(EXTRA)
+    ((total,),) = duck(archive, f"SELECT count(*) FROM logs WHERE {where}")
+    for name in EXTRA:
+        column = "json_extract_string(attrs, ?)" if name.startswith("attrs.") else f'"{name}"'
+        path = ["$." + ".".join(f'"{k}"' for k in name.split(".")[1:])] if name.startswith("attrs.") else []
+        top = duck(archive, f"SELECT {column} AS v, count(*) AS n FROM logs WHERE {where} AND v IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT 4",
+                   path)  # fmt: skip
+        ((missing,),) = duck(archive, f"SELECT count(*) FROM logs WHERE {where} AND {column} IS NULL", path)
+        assert extra[name] == {"field": name, "values": [{"value": v, "count": n} for v, n in top], "missing": missing,
+                               "other": total - missing - sum(n for _, n in top)}  # fmt: skip
+    assert extra["trace_id"]["missing"] == total  # asked for by name: shown even when no record has it
+    assert extra["attrs.region"]["values"] and extra["duration_ms"]["values"]
+
+
+@pytest.mark.parametrize("fields", ["message", "ts", "attrs", "attrs.a'b", "nosuch", "a,b,c,d,e,f", "attrs.x;DROP"])
+def test_extra_facet_names_are_checked(ui_server: Served, fields: str) -> None:
+    status, body = get(ui_server, "facets", fields=fields)
+    assert status == 400 and body["error"].startswith("fields: ")

@@ -163,6 +163,11 @@ def test_over_the_scan_bound_counts_are_refused_not_guessed(both: dict[str, Any]
         assert status == 200 and len(archive["rows"]) == 30
         assert [r["event_id"] for r in page["rows"]] == [r["event_id"] for r in archive["rows"]]
         assert page["next"] == archive["next"]
+        # Only indexed terms: the usual facets are counted by the engine; an attrs facet says why not.
+        facets = discover.facets(backend, Params({"q": "level>=INFO", "fields": "attrs.region"}, datetime.now(UTC)))
+        status, expected = both["archive"].get("/api/facets?q=level%3E%3DINFO")
+        assert status == 200 and facets["fields"][:-1] == expected["fields"]
+        assert facets["fields"][-1]["field"] == "attrs.region" and "not indexed" in facets["fields"][-1]["error"]
     finally:
         backend.close()
 
@@ -203,3 +208,11 @@ def test_facets_recount_when_the_engine_estimates(both: dict[str, Any], monkeypa
     status, archive = both["archive"].get("/api/facets?q=level%3E%3DINFO&size=3")
     assert status == 200 and got == archive
     assert "path" in calls and "user_id" in calls
+
+
+@pytest.mark.parametrize("q", ["", "level=ERROR service!=auth", "handling"])
+def test_extra_facets_are_the_archives(both: dict[str, Any], q: str) -> None:
+    # attrs is stored but not indexed on the engine: its facets are counted from the hits.
+    facets = answers(both, "facets", q=q, size=4, fields="attrs.region,attrs.ctx.shard,attrs.ctx.attempt,trace_id,duration_ms")
+    extra = {f["field"]: f for f in facets["fields"]}
+    assert extra["attrs.region"]["values"] and extra["attrs.ctx.attempt"]["values"] and extra["duration_ms"]["values"]

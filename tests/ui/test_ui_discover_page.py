@@ -310,3 +310,21 @@ def test_a_hostile_value_is_just_a_value(serve: Callable[..., Served], tmp_path:
     after_render(page, lambda: page.locator("li.d-fv[data-field='user_id']").first.locator("button.d-exclude").click())
     assert shown_count(page) == len(objects) - expected
     assert count(archive, "TRUE") == len(objects)
+
+
+def test_adding_an_attrs_facet_and_clicking_its_value(ui_server: Served, ui_data: dict[str, Any], page: Any) -> None:
+    archive = ui_data["archive"]
+    open_discover(page, ui_server, "q=level%3E%3DWARNING")
+    page.fill("#d-add-facet", "attrs.region")
+    after_render(page, lambda: page.press("#d-add-facet", "Enter"))
+    assert state_of(page)["facets"] == "attrs.region"
+    shown = page.eval_on_selector_all("li.d-fv[data-field='attrs.region']", "els => els.map(e => [e.dataset.value, +e.dataset.count])")
+    region = "json_extract_string(attrs, '$.region')"
+    assert [tuple(s) for s in shown] == duck(archive, f"SELECT {region} AS v, count(*) AS n FROM logs WHERE {LEVELS_WARN} "
+                                                      "AND v IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5")  # fmt: skip
+    after_render(page, lambda: page.click("li.d-fv[data-field='attrs.region'][data-value='eu'] a.d-include"))
+    assert state_of(page)["q"] == "level>=WARNING attrs.region=eu"
+    assert shown_count(page) == count(archive, f"{LEVELS_WARN} AND {region} = 'eu'")
+    after_render(page, lambda: page.click(".d-facet[data-field='attrs.region'] button.d-remove-facet"))
+    assert "facets" not in state_of(page)
+    assert page.locator(".d-facet[data-field='attrs.region']").count() == 0

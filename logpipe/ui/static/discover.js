@@ -4,6 +4,7 @@
 //   view=discover   this view (the default one)
 //   open=EVENT_ID   the expanded record (shown above the list when it is not on the first page)
 //   context=EVENT_ID  show the records around that one in its source and the rest of its request
+//   facets=F1,F2    extra facet fields asked for by name (attrs.KEY, trace_id, duration_ms, ...)
 // API: /api/search, /api/histogram, /api/facets, /api/record, /api/context (logpipe/ui/discover.py).
 // Every time on the page is UTC.
 
@@ -166,8 +167,23 @@ function histogramPanel(hist, ctx) {
 
 // --- facets --------------------------------------------------------------------------------------
 
+function extraFacets(state) {
+  return (state.facets || "").split(",").map((f) => f.trim()).filter(Boolean);
+}
+
+function addFacetForm(state, ctx) {
+  const input = ctx.el("input", { id: "d-add-facet", type: "text", spellcheck: "false", placeholder: "attrs.KEY or field" });
+  return ctx.el("form", { class: "d-add-facet", onsubmit: (e) => {
+    e.preventDefault();
+    const name = input.value.trim();
+    const extra = extraFacets(state);
+    if (name && !extra.includes(name)) ctx.set({ facets: [...extra, name].join(",") });
+  } }, input, ctx.el("button", { type: "submit", text: "+ facet" }));
+}
+
 function facetsPanel(answer, state, ctx) {
   const aside = ctx.el("aside", { id: "d-facets", class: "d-facets" });
+  const extra = extraFacets(state);
   for (const f of answer.fields) {
     const list = ctx.el("ul", {});
     for (const v of f.values) {
@@ -183,12 +199,19 @@ function facetsPanel(answer, state, ctx) {
         ctx.el("button", { type: "button", class: "d-exclude", title: `exclude ${f.field}=${value}`, text: "−",
           onclick: () => ctx.set({ q: addTerm(state.q, term(f.field, "!=", value)), open: "", context: "" }) })));
     }
-    const extra = [];
-    if (f.other) extra.push(`${f.other.toLocaleString("en-US")} other`);
-    if (f.missing) extra.push(`${f.missing.toLocaleString("en-US")} without`);
+    const notes = [];
+    if (f.other) notes.push(`${f.other.toLocaleString("en-US")} other`);
+    if (f.missing) notes.push(`${f.missing.toLocaleString("en-US")} without`);
+    const remove = extra.includes(f.field)
+      ? ctx.el("button", { type: "button", class: "d-remove-facet", title: `remove the ${f.field} facet`, text: "×",
+        onclick: () => ctx.set({ facets: extra.filter((x) => x !== f.field).join(",") }) })
+      : null;
     aside.append(ctx.el("div", { class: "d-facet", dataset: { field: f.field, missing: String(f.missing), other: String(f.other) } },
-      ctx.el("h4", { text: f.field }), list, extra.length ? ctx.el("div", { class: "muted", text: extra.join(", ") }) : null));
+      ctx.el("h4", {}, f.field, remove), list,
+      f.error ? ctx.el("div", { class: "d-panel-error", text: f.error }) : null,
+      notes.length ? ctx.el("div", { class: "muted", text: notes.join(", ") }) : null));
   }
+  aside.append(addFacetForm(state, ctx));
   return aside;
 }
 
@@ -289,7 +312,7 @@ async function renderSearch(el, state, ctx) {
   const [searched, hist, facets] = await Promise.all([
     ctx.api("search", { ...common, limit: PAGE }),
     settle(ctx.api("histogram", common)),
-    settle(ctx.api("facets", common)),
+    settle(ctx.api("facets", { ...common, fields: state.facets })),
   ]);
   if (!ctx.isCurrent()) return;
 
@@ -297,7 +320,8 @@ async function renderSearch(el, state, ctx) {
     ? ctx.el("section", { id: "d-hist", class: "d-hist d-panel-error", text: hist.error.message })
     : histogramPanel(hist.value, ctx);
   const facetBox = facets.error
-    ? ctx.el("aside", { id: "d-facets", class: "d-facets d-panel-error", text: facets.error.message })
+    ? ctx.el("aside", { id: "d-facets", class: "d-facets" }, ctx.el("div", { class: "d-panel-error", text: facets.error.message }),
+      state.facets ? ctx.el("button", { type: "button", text: "remove the extra facets", onclick: () => ctx.set({ facets: "" }) }) : null)
     : facetsPanel(facets.value, state, ctx);
   const total = searched.total;
   const count = ctx.el("div", { id: "d-count", class: "d-count",
