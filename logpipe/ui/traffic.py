@@ -11,8 +11,12 @@
   UTC: `records` per cell and `users` = distinct non-null `user_id`; `last` is the start of the
   latest hour of that cell holding a record (the page's click opens that hour).
 
-The archive answers with DuckDB; an engine's records are read once (its query plus the terms it
-cannot answer, checked here) and counted the same way in Python.
+The archive answers with DuckDB. An engine answers with its own aggregations when the search has
+only terms it answers exactly (date histograms, filters, ranges and complete terms lists: exact
+counts; distinct users are the user_id terms of each concrete hour, unioned, never the
+approximate `cardinality`); with free text or a regex, or when a terms list would be cut, its
+matching records are read once (its query plus the other terms checked here) and counted the
+same way in Python.
 """
 
 from __future__ import annotations
@@ -167,6 +171,104 @@ _FIELDS: Final = ("level", "method", "endpoint", "status", "user_id")
 
 
 def _es(backend: EsBackend, params: Params, flt: Filter, target: int) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
+    from logpipe.explore.filters import to_es
+
+    plan = to_es(flt)
+    if not plan.residual.terms:
+        counted = _es_aggregated(backend, params, plan.query, target)
+        if counted is not None:
+            return counted
+    return _es_scanned(backend, params, flt, target)
+
+
+# Aggregations answer exactly only when every term bucket was returned; these sizes bound one
+# answer, and anything larger (or an engine refusing the bucket count) is read record by record.
+_TERMS: Final = 5000
+# The terms bucket of records without the field (a NUL never starts a logged endpoint or method).
+_MISSING: Final = "\u0000missing"
+
+
+def _es_aggregated(backend: EsBackend, params: Params, query: dict[str, Any], target: int) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts] | None:
+    """The engine's own counts: histograms and terms, exact (no sampling, no TDigest, no
+    HyperLogLog: distinct users are the user_id terms of each concrete hour); None when a terms
+    aggregation left values out or the engine refused, for `_es_scanned` to answer instead."""
+    from logpipe.errors import LogpipeError
+    from logpipe.query.es import parse_ts
+
+    path = f"/{backend.index}/_search?ignore_unavailable=true&allow_no_indices=true"
+    first = last = None
+    if params.time("from") is None or params.time("to") is None:
+        body = {"size": 0, "track_total_hits": False, "query": query,
+                "aggs": {"first": {"min": {"field": "ts"}}, "last": {"max": {"field": "ts"}}}}  # fmt: skip
+        aggs = backend.client.request("POST", path, body).get("aggregations", {})
+        if aggs.get("first", {}).get("value") is not None:
+            first = parse_ts(aggs["first"].get("value_as_string"))
+            last = parse_ts(aggs["last"].get("value_as_string"))
+    buckets = buckets_for(*window_bounds(params, first, last), target)
+    status_ranges = [{"key": c, "from": int(c[0]) * 100, "to": int(c[0]) * 100 + 100} for c in CLASSES[:4]]
+    inner: dict[str, Any] = {
+        "hours": {"date_histogram": {"field": "ts", "fixed_interval": "1h", "min_doc_count": 1},
+                  "aggs": {"users": {"terms": {"field": "user_id", "size": _TERMS}}}},
+        "requests": {"filter": {"exists": {"field": "status"}}, "aggs": {
+            "endpoint": {"terms": {"field": "endpoint", "size": _TERMS, "missing": _MISSING}, "aggs": {
+                "method": {"terms": {"field": "method", "size": 100, "missing": _MISSING}, "aggs": {
+                    "cls": {"range": {"field": "status", "keyed": True, "ranges": status_ranges}}}}}}}},
+    }  # fmt: skip
+    if buckets.count:
+        inner["timeline"] = {
+            "date_histogram": {"field": "ts", "fixed_interval": f"{buckets.width_us // 1_000_000}s", "min_doc_count": 1},
+            "aggs": {"errors": {"filter": {"terms": {"level": list(ERROR_LEVELS)}}},
+                     "requests": {"filter": {"exists": {"field": "status"}}},
+                     "server": {"filter": {"range": {"status": {"gte": 500}}}}},
+        }  # fmt: skip
+    # The filter is a `filter` aggregation, not the query: Elasticsearch 8 fails a date_histogram
+    # on the date_nanos `ts` under a one-sided `ts` range query (see logpipe.ui.discover).
+    body = {"size": 0, "track_total_hits": False, "aggs": {"f": {"filter": query, "aggs": inner}}}
+    try:
+        aggs = backend.client.request("POST", path, body).get("aggregations", {}).get("f", {})
+    except LogpipeError:
+        return None  # e.g. more buckets than the engine's search.max_buckets
+    per_bucket: BucketCounts = {}
+    for b in aggs.get("timeline", {}).get("buckets", []):
+        per_bucket[int(b["key"]) * 1000] = (int(b["doc_count"]), int(b["errors"]["doc_count"]),
+                                            int(b["requests"]["doc_count"]), int(b["server"]["doc_count"]))  # fmt: skip
+    endpoints: EndpointCounts = defaultdict(Counter)
+    by_endpoint = aggs.get("requests", {}).get("endpoint", {})
+    if by_endpoint.get("sum_other_doc_count", 0):
+        return None
+    for eb in by_endpoint.get("buckets", []):
+        endpoint = None if eb["key"] == _MISSING else str(eb["key"])
+        if eb["method"].get("sum_other_doc_count", 0):
+            return None
+        for mb in eb["method"]["buckets"]:
+            method = None if mb["key"] == _MISSING or endpoint is None else str(mb["key"])
+            counts = endpoints[(method, endpoint)]
+            named = 0
+            for cls, rb in mb["cls"]["buckets"].items():
+                counts[cls] += int(rb["doc_count"])
+                named += int(rb["doc_count"])
+            counts["other"] += int(mb["doc_count"]) - named
+    for counts in endpoints.values():
+        for cls in [c for c, n in counts.items() if not n]:
+            del counts[cls]
+    records: Counter[tuple[int, int]] = Counter()
+    users: dict[tuple[int, int], set[str]] = defaultdict(set)
+    latest: dict[tuple[int, int], int] = {}
+    for hb in aggs.get("hours", {}).get("buckets", []):
+        if hb["users"].get("sum_other_doc_count", 0):
+            return None
+        hour_us = int(hb["key"]) * 1000
+        ts = from_us(hour_us)
+        cell = (ts.isoweekday(), ts.hour)
+        records[cell] += int(hb["doc_count"])
+        users[cell].update(str(u["key"]) for u in hb["users"]["buckets"])
+        latest[cell] = max(latest.get(cell, hour_us), hour_us)
+    cells: CellCounts = {c: (n, len(users.get(c, ())), latest[c]) for c, n in records.items()}
+    return (buckets, per_bucket), endpoints, cells
+
+
+def _es_scanned(backend: EsBackend, params: Params, flt: Filter, target: int) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
+    """Every matching record read from the engine and counted here (filters it cannot answer)."""
     records = list(es_records(backend, flt, _FIELDS))
     first: datetime | None = min((r["ts"] for r in records), default=None)
     last: datetime | None = max((r["ts"] for r in records), default=None)

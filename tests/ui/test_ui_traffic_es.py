@@ -27,6 +27,7 @@ TRAFFIC = [
     {"q": "user_id=user-07"},
     {"q": "path~checkout status>=500", "buckets": 9},
     {"q": "no-such-word-anywhere"},
+    {"from": iso_of(START + timedelta(days=5, hours=1))},  # one-sided: to now
 ]
 
 
@@ -65,3 +66,29 @@ def test_the_page_on_opensearch(traffic_es: dict[str, Any], page: Any) -> None:
     rendered(page, "traffic")
     assert [b["key"] for b in page.eval_on_selector_all("g.ep-bar", data)] == [bars[0]["key"]]
     assert page.is_hidden("#error")
+
+
+INDEXED = [p for p in TRAFFIC if p.get("q") in (None, "level>=WARNING", "service!=auth", "user_id=user-07")]
+
+
+@pytest.mark.parametrize("params", INDEXED, ids=[str(p) for p in INDEXED])
+def test_the_engines_aggregations_count_what_its_records_say(traffic_es: dict[str, Any], params: dict[str, Any]) -> None:
+    # Without free text or regexes the engine's aggregations answer (not a scan of every
+    # record): they must give what counting the scanned records gives, and not fall back.
+    from logpipe.explore.filters import to_es
+    from logpipe.query.timeexpr import utc_now
+    from logpipe.ui.api import Params
+    from logpipe.ui.backend import EsBackend
+    from logpipe.ui.traffic import _es_aggregated, _es_scanned
+
+    backend = EsBackend(traffic_es["to"])
+    try:
+        p = Params({k: str(v) for k, v in params.items()}, utc_now())
+        aggregated = _es_aggregated(backend, p, to_es(p.filter()).query, 60)
+        assert aggregated is not None, "the aggregations fell back to a scan"
+        (buckets, timeline), endpoints, cells = aggregated
+        (scan_buckets, scan_timeline), scan_endpoints, scan_cells = _es_scanned(backend, p, p.filter(), 60)
+        assert buckets == scan_buckets and timeline == scan_timeline and cells == scan_cells
+        assert {k: +c for k, c in endpoints.items()} == {k: +c for k, c in scan_endpoints.items()}
+    finally:
+        backend.close()

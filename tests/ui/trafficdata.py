@@ -178,6 +178,7 @@ def shipped_to_opensearch(name: str, opensearch: str, serve: Callable[..., Serve
     yield {
         "archive": folder / "archive",
         "objects": objects,
+        "to": to,
         "archive_server": serve("--archive", str(folder / "archive")),
         "es_server": serve("--backend", "es", "--es", to),
     }
