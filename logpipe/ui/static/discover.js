@@ -309,27 +309,44 @@ async function renderContext(el, state, ctx) {
 async function renderSearch(el, state, ctx) {
   const common = ctx.common(state);
   const settle = (p) => p.then((value) => ({ value }), (error) => ({ error }));
-  const [searched, hist, facets] = await Promise.all([
-    ctx.api("search", { ...common, limit: PAGE }),
-    settle(ctx.api("histogram", common)),
-    settle(ctx.api("facets", { ...common, fields: state.facets })),
-  ]);
+  // All three requests start at once; the list is drawn as soon as it arrives (it is what a
+  // person reads first), the histogram and facets when theirs do. render resolves when all are.
+  const histP = settle(ctx.api("histogram", common));
+  const facetsP = settle(ctx.api("facets", { ...common, fields: state.facets }));
+  const searched = await ctx.api("search", { ...common, limit: PAGE });
   if (!ctx.isCurrent()) return;
 
-  const histBox = hist.error
-    ? ctx.el("section", { id: "d-hist", class: "d-hist d-panel-error", text: hist.error.message })
-    : histogramPanel(hist.value, ctx);
-  const facetBox = facets.error
-    ? ctx.el("aside", { id: "d-facets", class: "d-facets" }, ctx.el("div", { class: "d-panel-error", text: facets.error.message }),
-      state.facets ? ctx.el("button", { type: "button", text: "remove the extra facets", onclick: () => ctx.set({ facets: "" }) }) : null)
-    : facetsPanel(facets.value, state, ctx);
+  const histSlot = ctx.el("section", { class: "d-hist d-loading muted", text: "counting…" });
+  const facetSlot = ctx.el("aside", { class: "d-facets d-loading muted", text: "counting…" });
   const total = searched.total;
   const count = ctx.el("div", { id: "d-count", class: "d-count",
     dataset: { count: total === null ? "" : String(total), shown: String(searched.rows.length) } });
   const listBox = ctx.el("div", { class: "d-list" }, count);
-  el.append(ctx.el("div", { class: "d-discover" }, histBox, ctx.el("div", { class: "d-body" }, facetBox, listBox)));
-  if (!hist.error && hist.value.buckets.length) histBox.prepend(drawHistogram(histBox, hist.value, ctx));
+  el.append(ctx.el("div", { class: "d-discover" }, histSlot, ctx.el("div", { class: "d-body" }, facetSlot, listBox)));
+  const histDone = histP.then((hist) => {
+    if (!ctx.isCurrent()) return;
+    const histBox = hist.error
+      ? ctx.el("section", { id: "d-hist", class: "d-hist d-panel-error", text: hist.error.message })
+      : histogramPanel(hist.value, ctx);
+    histSlot.replaceWith(histBox);
+    if (!hist.error && hist.value.buckets.length) histBox.prepend(drawHistogram(histBox, hist.value, ctx));
+  });
+  const facetsDone = facetsP.then((facets) => {
+    if (!ctx.isCurrent()) return;
+    facetSlot.replaceWith(facets.error
+      ? ctx.el("aside", { id: "d-facets", class: "d-facets" }, ctx.el("div", { class: "d-panel-error", text: facets.error.message }),
+        state.facets ? ctx.el("button", { type: "button", text: "remove the extra facets", onclick: () => ctx.set({ facets: "" }) }) : null)
+      : facetsPanel(facets.value, state, ctx));
+  });
+  try {
+    await drawList(listBox, count, searched, common, state, ctx);
+  } finally {
+    await Promise.all([histDone, facetsDone]);
+  }
+}
 
+async function drawList(listBox, count, searched, common, state, ctx) {
+  const total = searched.total;
   const showCount = (shown) => {
     count.dataset.shown = String(shown);
     const all = total === null ? "more than can be counted" : total.toLocaleString("en-US");
