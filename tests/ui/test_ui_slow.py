@@ -204,6 +204,14 @@ class TestSlowPage:
         rendered(page, "slow")
         page.wait_for_selector("#slow-timeline")
         assert _timeline_shown(page) == shown
+        # A bucket of the line zooms the range to it; the group stays selected.
+        start = max(shown, key=lambda k: shown[k][0])
+        before = drawn(page)
+        page.click(f'rect.lt-bucket[data-start-ms="{start}"]', force=True)
+        redrawn(page, before, "slow")
+        state = state_of(page.url)
+        assert (int(state["from"]), int(state["to"]), state["slow_sel"]) == (start, start + width, row["filter"])
+        assert int(page.get_attribute(f'tr.slow-row[data-key="{row["key"]}"]', "data-count")) == shown[start][0]
 
     def test_drill_down_opens_discover_at_p95(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
         page.goto(traffic_server.url + "?view=slow&q=service%3Dshop")

@@ -7,7 +7,7 @@
 //   slow_sel  the selected group, as its filter terms (e.g. `method=GET endpoint=/api/x`)
 // Percentiles: quantile_cont over duration_ms of the records that have one (see /api/slow).
 // Clicking a row or a whisker selects the group; "records ≥ p95" opens Discover with the
-// group's terms and `duration_ms>=P95`.
+// group's terms and `duration_ms>=P95`; clicking a bucket of the latency line zooms to it.
 
 import { fmtCount, fmtMs, fmtPct, fmtTime, fmtWidth, legend, lineChart, svg, ticks, title } from "/static/charts.js";
 
@@ -94,7 +94,7 @@ async function timeline(el, state, ctx, selected) {
   if (!ctx.isCurrent()) return;
   const box = ctx.el("section", { id: "slow-timeline", class: "panel", dataset: { filter: selected, widthMs: t.width_ms } },
     ctx.el("h3", {}, "Latency over time: ", ctx.el("span", { class: "mono" }, selected),
-      ctx.el("span", { class: "muted" }, ` (per ${fmtWidth(t.width_ms)} bucket, UTC)`),
+      ctx.el("span", { class: "muted" }, ` (per ${fmtWidth(t.width_ms)} bucket, UTC; click one to zoom to it)`),
       ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ slow_sel: "" }) }, "close")));
   if (!t.buckets.some((b) => b.count)) {
     box.append(ctx.el("p", { class: "empty" }, "Nothing here: no timed records of this group in the range."));
@@ -107,6 +107,7 @@ async function timeline(el, state, ctx, selected) {
     box.append(legend(ctx.el, series), lineChart({
       buckets: t.buckets, widthMs: t.width_ms, series, yFormat: fmtMs, bucketClass: "lt-bucket",
       data: (b) => ({ startMs: b.start_ms, count: b.count, p50: b.p50_ms ?? "", p95: b.p95_ms ?? "", p99: b.p99_ms ?? "" }),
+      onclick: (b) => ctx.set({ from: String(b.start_ms), to: String(b.start_ms + t.width_ms) }),
       label: (b) => `${fmtTime(b.start_ms, t.width_ms)} UTC: ${fmtCount(b.count)} requests` +
         (b.count ? `, p50 ${fmtMs(b.p50_ms)}, p95 ${fmtMs(b.p95_ms)}, p99 ${fmtMs(b.p99_ms)}` : ""),
     }));
