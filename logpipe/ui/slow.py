@@ -46,6 +46,9 @@ BY_CHOICES: Final = ("endpoint", "service")
 # Bucket widths in seconds, smallest first: the first that gives at most `buckets` buckets wins.
 WIDTHS_S: Final = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 ES_PAGE: Final = 5000
+# Exact answers on an engine read each matching record (about 20 µs each): past this many, the
+# request is refused with a sentence rather than left running for minutes.
+ES_MAX_SCAN: Final = 500_000
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -177,8 +180,15 @@ def es_records(backend: EsBackend, flt: Filter, fields: Iterable[str], *, timed:
         "_source": source,
     }
     path = f"/{backend.index}/_search?ignore_unavailable=true&allow_no_indices=true"
+    seen = 0
     while True:
         hits = backend.client.request("POST", path, body).get("hits", {}).get("hits", [])
+        seen += len(hits)
+        if seen > ES_MAX_SCAN:
+            raise UsageError(
+                f"this answer reads every matching record from the engine and over {ES_MAX_SCAN:,} match; "
+                "narrow the time range or the search (field=value terms)"
+            )
         for hit in hits:
             record = record_of(hit["_source"])
             if matches(plan.residual, record):

@@ -84,3 +84,25 @@ def test_the_page_on_opensearch(slow_es: dict[str, Any], page: Any) -> None:
     buckets = page.eval_on_selector_all("rect.lt-bucket", "els => els.map(e => ({...e.dataset}))")
     assert [(int(b["startMs"]), int(b["count"])) for b in buckets] == [(b["start_ms"], b["count"]) for b in timeline["buckets"]]
     assert page.is_hidden("#error")
+
+
+def test_an_engine_scan_has_a_bound(slow_es: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Exact percentiles read every timed record from the engine: past the bound the request is
+    # one sentence (a 400), not minutes of paging. Below it, the same call answers.
+    from logpipe.query.timeexpr import utc_now
+    from logpipe.ui import slow
+    from logpipe.ui.api import Params, status_of
+    from logpipe.ui.backend import EsBackend
+
+    timed = sum(1 for o in slow_es["objects"] if "duration_ms" in o)
+    backend = EsBackend(slow_es["to"])
+    try:
+        monkeypatch.setattr(slow, "ES_MAX_SCAN", timed)
+        assert slow.slow(backend, Params({}, utc_now()))["requests"] == timed
+        monkeypatch.setattr(slow, "ES_MAX_SCAN", timed - 1)
+        with pytest.raises(Exception) as caught:
+            slow.slow(backend, Params({}, utc_now()))
+        status, message = status_of(caught.value)
+        assert status == 400 and f"over {timed - 1:,} match" in message
+    finally:
+        backend.close()
