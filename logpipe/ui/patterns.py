@@ -6,6 +6,15 @@ first (`ts, event_id`: the order `explore.mine` reads them in, on the archive an
 on an engine page by page) and fed to `explore.patterns.PatternMiner`. Every record counts in
 exactly one template, so the counts add up to `total`.
 
+Mining is bounded: at most `LOGPIPE_UI_PATTERN_RECORDS` records (default 100,000; the miner runs
+in Python, some 80,000 records a second) are mined per request, the NEWEST of the selected ones
+(by `ts, event_id`, as Discover lists them). When the search and range select more, the window
+starts at the oldest mined record's `ts` (so the trend covers what was mined), `total` is what
+was mined and `matching` how many the search and range select, and the page says so ("patterns
+of the newest 100,000 of 9,998,123 matching records"). The counts still add up to `total`, and
+the drill-down mines the same records, so it lists exactly the pattern's records among them.
+`range_from` is the range's own start, `bound` the bound in force.
+
 A pattern's `id` is a digest of its template. `/api/patterns/records?id=ID` mines the same
 records again, remembers which group each record went to, and answers the records of the groups
 whose final template is that pattern's (newest first, up to `limit`) and their `count`, which is
@@ -15,7 +24,9 @@ the pattern's count by construction: the drill-down lists exactly the pattern's 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,6 +38,7 @@ from logpipe.ui.errors import (
     MAX_BUCKETS,
     engine_records,
     extent,
+    query_rows,
     record_dict,
     search_filter,
 )
@@ -36,6 +48,12 @@ if TYPE_CHECKING:
     from logpipe.explore.patterns import Window
 
 MAX_PATTERNS: Final = 500
+# How many records one request mines at most (the newest of those selected), and where to change it.
+DEFAULT_MINE_RECORDS: Final = 100_000
+MINE_RECORDS_ENV: Final = "LOGPIPE_UI_PATTERN_RECORDS"
+# Where the newest `bound` records start is looked for in the range's newest 1/64, then 4x more...
+FIRST_SLICE: Final = 64
+SLICE_GROWTH: Final = 4
 Mined = tuple[datetime, str | None, str]  # ts, message, event_id
 
 # As `explore.mine._SQL`, with the event_id each record's drill-down needs.
@@ -48,21 +66,54 @@ _SQL: Final = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The records one request mines: `rows`, oldest first, all within `window`.
+
+    `matching` is how many records the search and range select when that is more than `bound`
+    (then `rows` holds only the newest `bound` of them and `window` starts at the oldest of
+    those), else None (every selected record is in `rows`). `start` is the range's own start.
+    """
+
+    window: Window
+    start: datetime
+    rows: Iterable[Mined]
+    bound: int
+    matching: int | None
+
+
 def pattern_id(template: str) -> str:
     """A short stable name for a template (the URL carries it, not the template's text)."""
     return hashlib.sha1(template.encode("utf-8")).hexdigest()[:16]
 
 
+def mine_bound() -> int:
+    """At most this many records are mined per request (`LOGPIPE_UI_PATTERN_RECORDS`)."""
+    text = os.environ.get(MINE_RECORDS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MINE_RECORDS
+    try:
+        bound = int(text.replace("_", ""))
+    except ValueError:
+        bound = 0
+    if bound < 1:
+        raise UsageError(f"{MINE_RECORDS_ENV}={text!r}: want a whole number of records, at least 1")
+    return bound
+
+
 def patterns(backend: Backend, params: Params) -> dict[str, Any]:
-    """Every template of the selected records, most frequent first (up to `limit`; the rest as `others`)."""
+    """The templates of the selected records (their newest `bound` at most), most frequent first
+    (up to `limit`; the rest as `others`)."""
     from logpipe.explore.patterns import PatternMiner
 
     limit = params.integer("limit", MAX_PATTERNS, low=1)
-    window = _window(backend, params)
-    if window is None:
-        return {"from": params.time("from"), "to": params.time("to"), "buckets": 0, "total": 0, "others": 0, "patterns": []}
+    chosen = _select(backend, params)
+    if chosen is None:
+        return {"from": params.time("from"), "to": params.time("to"), "buckets": 0, "total": 0, "matching": 0,
+                "bound": mine_bound(), "range_from": params.time("from"), "others": 0, "patterns": []}  # fmt: skip
+    window = chosen.window
     miner = PatternMiner(window=window)
-    for ts, message, _ in _records(backend, window, search_filter(params)):
+    for ts, message, _ in chosen.rows:
         miner.add(message, ts)
     found = miner.patterns()
     shown = found[:limit]
@@ -72,6 +123,9 @@ def patterns(backend: Backend, params: Params) -> dict[str, Any]:
         "to": window.end,
         "buckets": window.buckets,
         "total": total,
+        "matching": total if chosen.matching is None else chosen.matching,
+        "bound": chosen.bound,
+        "range_from": chosen.start,
         "others": sum(p.count for p in found[limit:]),
         "patterns": [
             {"id": pattern_id(p.template), "template": p.template, "count": p.count,
@@ -83,29 +137,30 @@ def patterns(backend: Backend, params: Params) -> dict[str, Any]:
 
 
 def records(backend: Backend, params: Params) -> dict[str, Any]:
-    """The records of pattern `id` (newest first, up to `limit`) and how many it has."""
+    """The records of pattern `id` (newest first, up to `limit`) and how many it has, among the
+    records `/api/patterns` mines for the same search and range (the same bound)."""
     from logpipe.explore.patterns import PatternMiner
 
     wanted = params.text("id")
     if not wanted:
         raise UsageError("id is required (a pattern's id, as /api/patterns lists it)")
     limit = params.integer("limit", 50, low=1)
-    window = _window(backend, params)
-    if window is None:
+    chosen = _select(backend, params)
+    if chosen is None:
         raise UsageError("no records in this range and search, so no pattern " + repr(wanted))
-    miner = PatternMiner(window=window)
+    miner = PatternMiner(window=chosen.window)
     placed: list[tuple[int, datetime, str]] = []
-    for ts, message, event_id in _records(backend, window, search_filter(params)):
+    for ts, message, event_id in chosen.rows:
         placed.append((miner.add(message, ts), ts, event_id))
     # A group's template is final only once every record is in: match on the final one.
     templates = {gid: miner.template_of(gid) for gid in {g for g, _, _ in placed}}
-    chosen = [(ts, eid) for gid, ts, eid in placed if pattern_id(templates[gid]) == wanted]
-    if not chosen:
+    picked = [(ts, eid) for gid, ts, eid in placed if pattern_id(templates[gid]) == wanted]
+    if not picked:
         raise UsageError(f"no pattern {wanted!r} in this range and search (the records changed?)")
     template = next(templates[g] for g, _, _ in placed if pattern_id(templates[g]) == wanted)
-    newest = sorted(chosen, reverse=True)[:limit]
-    return {"id": wanted, "template": template, "count": len(chosen),
-            "records": _fetch(backend, [eid for _, eid in newest])}  # fmt: skip
+    newest = sorted(picked, reverse=True)[:limit]
+    return {"id": wanted, "template": template, "count": len(picked),
+            "records": _fetch(backend, newest)}  # fmt: skip
 
 
 def _window(backend: Backend, params: Params) -> Window | None:
@@ -116,15 +171,56 @@ def _window(backend: Backend, params: Params) -> Window | None:
     return Window(*span, buckets=buckets) if span else None
 
 
-def _records(backend: Backend, window: Window, search: Filter) -> Iterator[Mined]:
-    """The window's selected records, oldest first (ties by event_id), as `explore.mine` reads them."""
+def _select(backend: Backend, params: Params) -> Selection | None:
+    """The records to mine: the range's selected records, or the newest `mine_bound()` of them."""
+    window = _window(backend, params)
+    if window is None:
+        return None
+    bound = mine_bound()
+    search = search_filter(params)
     if isinstance(backend, ArchiveBackend):
-        yield from _archive_records(backend, window, search)
-    else:
-        yield from _engine_records(backend, window, search)
+        return _archive_selection(backend, window, search, bound)
+    return _engine_selection(backend, window, search, bound)
 
 
-def _archive_records(backend: ArchiveBackend, window: Window, search: Filter) -> Iterator[Mined]:
+# --- the archive -------------------------------------------------------------------------------
+
+
+def _archive_selection(backend: ArchiveBackend, window: Window, search: Filter, bound: int) -> Selection:
+    """Past the bound, the oldest mined record is the bound-th newest (`ts, event_id`). A top-N
+    query over the whole range sorts every selected record (a second on 10M); over the range's
+    newest slice the parts' ts statistics skip the rest. So: the newest 1/64 of the range, then 4
+    times as much, ..., then all of it, until the slice holds more than `bound` records (or is
+    the range: then there are at most `bound`, all mined). Only then are all of them counted."""
+    from logpipe.explore.filters import to_sql
+    from logpipe.explore.search import logs_to_read
+    from logpipe.explore.search import window as time_window
+
+    flt = search & time_window(window.start, window.end)
+    where, values = to_sql(flt)
+    with backend.connection() as con:
+        source, source_values = logs_to_read(con, flt)
+        sql = (f"SELECT ts, event_id FROM {source} WHERE {where} AND ts >= ?"
+               " ORDER BY ts DESC, event_id DESC LIMIT 2 OFFSET ?")  # fmt: skip
+        step = (window.end - window.start) / FIRST_SLICE
+        while True:
+            since = max(window.end - step, window.start)
+            edge = query_rows(con, sql, [*source_values, *values, since, bound - 1])
+            if len(edge) == 2 or since == window.start:
+                break
+            step *= SLICE_GROWTH
+        if len(edge) < 2:
+            return Selection(window, window.start, _archive_records(backend, window, search), bound, None)
+        ((matching,),) = query_rows(con, f"SELECT count(*) FROM {source} WHERE {where}", [*source_values, *values])
+    oldest: tuple[datetime, str] = (edge[0][0], edge[0][1])
+    mined = replace(window, start=oldest[0])
+    return Selection(mined, window.start, _archive_records(backend, mined, search, oldest), bound, int(matching))
+
+
+def _archive_records(backend: ArchiveBackend, window: Window, search: Filter,
+                     oldest: tuple[datetime, str] | None = None) -> Iterator[Mined]:  # fmt: skip
+    """The window's selected records, oldest first (ties by event_id), as `explore.mine` reads
+    them; from `oldest` (ts, event_id) on when given (the records of its ts before it are not)."""
     from logpipe.explore.filters import to_sql
     from logpipe.explore.mine import BATCH_ROWS, SLICE, slices
 
@@ -138,7 +234,9 @@ def _archive_records(backend: ArchiveBackend, window: Window, search: Filter) ->
                 _bad_regex(exc)
                 raise
             for batch in reader:
-                yield from zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True)
+                rows: Iterator[Mined] = zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True)
+                # event_id order: DuckDB compares VARCHARs bytewise, UTF-8 keeps code point order.
+                yield from rows if oldest is None else (r for r in rows if (r[0], r[2]) >= oldest)
 
 
 def _bad_regex(exc: Exception) -> None:
@@ -149,26 +247,50 @@ def _bad_regex(exc: Exception) -> None:
         raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
 
 
-def _engine_records(backend: EsBackend, window: Window, search: Filter) -> Iterator[Mined]:
+# --- an engine ---------------------------------------------------------------------------------
+
+
+def _engine_selection(backend: EsBackend, window: Window, search: Filter, bound: int) -> Selection:
+    """The newest `bound` selected records (one more tells whether there are more), oldest
+    first; past the bound, every selected record counted: the engine's exact hit count, or, when
+    the search has terms the engine cannot answer, the rest of the records checked one by one."""
+    from itertools import islice
+
+    from logpipe.explore.filters import to_es
     from logpipe.explore.search import window as time_window
 
-    for record in engine_records(backend, search & time_window(window.start, window.end), newest_first=False):
-        yield record["ts"], record.get("message"), record["event_id"]
+    flt = search & time_window(window.start, window.end)
+    found = engine_records(backend, flt, newest_first=True)
+    newest: list[Mined] = [(r["ts"], r.get("message"), r["event_id"]) for r in islice(found, bound)]
+    if next(found, None) is None:
+        return Selection(window, window.start, newest[::-1], bound, None)
+    plan = to_es(flt)
+    matching = bound + 1 + sum(1 for _ in found) if plan.residual.terms else _engine_count(backend, plan.query)
+    mined = replace(window, start=newest[-1][0])
+    return Selection(mined, window.start, newest[::-1], bound, matching)
 
 
-def _fetch(backend: Backend, event_ids: list[str]) -> list[dict[str, Any]]:
-    """These records, newest first (ts, then event_id)."""
+def _engine_count(backend: EsBackend, query: dict[str, Any]) -> int:
+    path = f"/{backend.index}/_search?ignore_unavailable=true&allow_no_indices=true"
+    answer = backend.client.request("POST", path, {"size": 0, "track_total_hits": True, "query": query})
+    return int(answer.get("hits", {}).get("total", {}).get("value", 0))
+
+
+def _fetch(backend: Backend, chosen: list[tuple[datetime, str]]) -> list[dict[str, Any]]:
+    """The records of these (ts, event_id), newest first (ts, then event_id)."""
     from logpipe.explore.search import RECORD_COLUMNS
 
-    if not event_ids:
+    if not chosen:
         return []
+    event_ids = [eid for _, eid in chosen]
     if isinstance(backend, ArchiveBackend):
-        from logpipe.ui.errors import query_rows
-
         cols = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
-        sql = f"SELECT {cols} FROM logs WHERE event_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts DESC, event_id DESC"
+        # The ts range lets the parts' statistics skip what cannot hold them (10M rows: 3 s -> 0.1 s).
+        sql = (f"SELECT {cols} FROM logs WHERE ts BETWEEN ? AND ? AND event_id IN (SELECT unnest(?::VARCHAR[]))"
+               " ORDER BY ts DESC, event_id DESC")  # fmt: skip
+        stamps = [ts for ts, _ in chosen]
         with backend.connection() as con:
-            return [record_dict(RECORD_COLUMNS, r) for r in query_rows(con, sql, [event_ids])]
+            return [record_dict(RECORD_COLUMNS, r) for r in query_rows(con, sql, [min(stamps), max(stamps), event_ids])]
     from logpipe.explore.filters import Filter
 
     extra = {"terms": {"event_id": event_ids}}

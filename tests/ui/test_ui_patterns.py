@@ -37,7 +37,25 @@ def mined(archive: Path, start: datetime, end: datetime, buckets: int, levels: l
     where = f" AND level IN ({', '.join('?' for _ in levels)})" if levels else ""
     rows = duck(archive, f"SELECT ts, message, event_id FROM logs WHERE ts >= ? AND ts < ?{where} ORDER BY ts, event_id",
                 [start, end, *(levels or [])])  # fmt: skip
-    miner = PatternMiner(window=Window(start, end, buckets))
+    return mine_rows(rows, Window(start, end, buckets))
+
+
+def newest_mined(archive: Path, start: datetime, end: datetime, buckets: int, bound: int,
+                 levels: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """As `mined`, of the range's newest `bound` rows only (ts, event_id), in a window from the
+    oldest of them when there are more; `matching` = every row of the range."""
+    where = f" AND level IN ({', '.join('?' for _ in levels)})" if levels else ""
+    params = [start, end, *(levels or [])]
+    ((matching,),) = duck(archive, f"SELECT count(*) FROM logs WHERE ts >= ? AND ts < ?{where}", params)
+    newest = duck(archive, f"SELECT ts, message, event_id FROM logs WHERE ts >= ? AND ts < ?{where}"
+                  " ORDER BY ts DESC, event_id DESC LIMIT ?", [*params, bound])  # fmt: skip
+    rows = newest[::-1]
+    window = Window(rows[0][0] if matching > bound else start, end, buckets)
+    return {**mine_rows(rows, window), "matching": matching, "from": window.start}
+
+
+def mine_rows(rows: list[tuple[Any, ...]], window: Window) -> dict[str, Any]:
+    miner = PatternMiner(window=window)
     placed = [(miner.add(message, ts), eid) for ts, message, eid in rows]
     ids: dict[str, set[str]] = defaultdict(set)
     for gid, eid in placed:
@@ -188,3 +206,93 @@ def test_the_same_patterns_as_the_cli(groups_server: Served, groups_data: dict[s
     for p, row in zip(answer["patterns"], cli, strict=True):
         assert (p["template"], p["count"], p["trend"], p["examples"]) == (row["template"], row["count"], row["trend"], row["examples"])
         assert when(p["first_seen"]) == when(row["first_seen"]) and when(p["last_seen"]) == when(row["last_seen"])
+
+
+# --- the bound: only the newest N matching records are mined ------------------------------------
+
+BOUND = 700  # of the demo log's 5,000 records: most searches select more
+
+
+@pytest.fixture(scope="module")
+def bounded_server(groups_data: dict[str, Any], serve: Any) -> Served:
+    return serve("--archive", str(groups_data["archive"]), env={"LOGPIPE_UI_PATTERN_RECORDS": str(BOUND)})
+
+
+def bounded_cases(archive: Path) -> list[tuple[dict[str, Any], datetime, datetime, list[str] | None]]:
+    """(params, start, end, levels): the whole archive, a range and a level, a range (more than
+    the bound each), and only errors (fewer)."""
+    ((first, last),) = duck(archive, "SELECT min(ts), max(ts) FROM logs")
+    since, until = middle_window(archive)
+    end = last + timedelta(milliseconds=1)
+    ranged = {"from": iso(since), "to": iso(until)}
+    return [({}, first, end, None), ({"q": "level>=INFO", "buckets": 6, **ranged}, since, until, levels_where(">=", "INFO")),
+            (ranged, since, until, None), ({"q": "level>=ERROR", **ranged}, since, until, levels_where(">=", "ERROR"))]  # fmt: skip
+
+
+def test_patterns_mine_the_newest_records_of_a_bigger_selection(bounded_server: Served, groups_data: dict[str, Any]) -> None:
+    archive = groups_data["archive"]
+    bigger = 0
+    for params, start, end, levels in bounded_cases(archive):
+        answer = api(bounded_server, "patterns", **params)
+        want = newest_mined(archive, start, end, answer["buckets"], BOUND, levels)
+        check(answer, want)
+        assert answer["matching"] == want["matching"] and answer["bound"] == BOUND, params
+        assert when(answer["from"]) == want["from"] and when(answer["to"]) == end, params
+        assert when(answer["range_from"]) == start, params
+        assert answer["total"] == min(BOUND, want["matching"]), params
+        bigger += want["matching"] > BOUND
+        # The drill-down mines the same records: a pattern's records are exactly its own among them.
+        for p in answer["patterns"][:4]:
+            drill = api(bounded_server, "patterns/records", id=p["id"], limit=10000, **params)
+            assert drill["count"] == p["count"] == len(drill["records"])
+            assert {r["event_id"] for r in drill["records"]} == want["patterns"][p["template"]]["ids"]
+    assert bigger == 3  # and the errors of the range are fewer: all mined, from the range's start
+    whole = api(bounded_server, "patterns")
+    assert whole["matching"] == groups_data["total"] > BOUND == whole["total"]
+
+
+def test_the_page_says_only_the_newest_were_mined(bounded_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+    archive = groups_data["archive"]
+    page.goto(bounded_server.url + "?view=patterns")
+    rendered(page, "patterns")
+    ((first, last),) = duck(archive, "SELECT min(ts), max(ts) FROM logs")
+    want = newest_mined(archive, first, last + timedelta(milliseconds=1), 24, BOUND)
+    note = page.wait_for_selector("#pattern-bound")
+    assert int(note.get_attribute("data-mined")) == BOUND and int(note.get_attribute("data-matching")) == want["matching"]
+    text = note.inner_text()
+    oldest = want["from"].strftime("%Y-%m-%d %H:%M:%S")
+    assert f"Patterns of the newest {BOUND:,} of {want['matching']:,} matching records (since {oldest}" in text, text
+    assert "narrow the range or the search to mine them all" in text
+    shown = {r.get_attribute("data-template"): int(r.get_attribute("data-count")) for r in page.query_selector_all("tr.pattern")}
+    assert shown == {t: p["count"] for t, p in want["patterns"].items()}
+    assert sum(shown.values()) == BOUND == int(page.get_attribute("#pattern-summary", "data-total"))
+    # A search that selects fewer than the bound: every record mined, no sentence.
+    after(page, lambda: (page.fill("#q", "level>=ERROR"), page.press("#q", "Enter")))
+    rendered(page, "patterns")
+    assert page.query_selector("#pattern-bound") is None
+    ((errors,),) = duck(archive, "SELECT count(*) FROM logs WHERE level IN ('ERROR', 'CRITICAL')")
+    assert int(page.get_attribute("#pattern-summary", "data-total")) == errors < BOUND
+
+
+def test_the_bound_must_be_a_number(groups_data: dict[str, Any], serve: Any) -> None:
+    served = serve("--archive", str(groups_data["archive"]), env={"LOGPIPE_UI_PATTERN_RECORDS": "lots"})
+    status, body = served.get("/api/patterns")
+    assert status == 400 and "LOGPIPE_UI_PATTERN_RECORDS" in body["error"]
+
+
+@pytest.mark.slow
+def test_opensearch_mines_the_same_newest_records(groups_es: dict[str, Any], serve: Any) -> None:
+    env = {"LOGPIPE_UI_PATTERN_RECORDS": str(BOUND)}
+    archive = serve("--archive", str(groups_es["archive"]), env=env)
+    engine = serve("--backend", "es", "--es", groups_es["to"], env=env)
+    since, until = middle_window(groups_es["archive"])
+    ranged = {"from": iso(since), "to": iso(until)}
+    # level>=INFO: the engine counts the hits; `cache` (free text, more than the bound): it checks each record.
+    for params in ({}, {"q": "level>=INFO", **ranged}, {"q": "cache"}, {"q": "timeout"}, {"q": "level>=ERROR"}):
+        on_archive = api(archive, "patterns", **params)
+        assert on_archive["patterns"], params
+        assert json.dumps(api(engine, "patterns", **params)) == json.dumps(on_archive), params
+        pid = on_archive["patterns"][0]["id"]
+        drill = api(archive, "patterns/records", id=pid, limit=20, **params)
+        assert json.dumps(api(engine, "patterns/records", id=pid, limit=20, **params)) == json.dumps(drill), params
+    assert api(archive, "patterns")["matching"] > BOUND and api(archive, "patterns", q="cache")["matching"] > BOUND

@@ -3,8 +3,12 @@
 // the total, share, examples, first/last seen and a trend; a click on a pattern lists exactly its
 // records (the server mines again and answers the records of that template).
 //
+// Only the newest `bound` matching records are mined (the server's LOGPIPE_UI_PATTERN_RECORDS,
+// 100,000 by default); when the search and range select more, #pattern-bound says so.
+//
 // URL state: view=patterns, q, from, to (shared), pattern = the selected pattern's id.
 // The DOM carries what tests read: #pattern-summary[data-total][data-patterns][data-others],
+// #pattern-bound[data-mined][data-matching][data-since] (only when not every record was mined),
 // tr.pattern[data-id][data-count][data-template], #pattern-records[data-id][data-count],
 // li.pattern-record[data-event-id].
 
@@ -20,6 +24,12 @@ export default {
     el.append(ctx.el("div", { id: "pattern-summary", class: "view-summary",
       dataset: { total: answer.total, patterns: n, others: answer.others } },
     n ? `${answer.total.toLocaleString("en-US")} records in ${n} patterns${answer.others ? ` (and ${answer.others.toLocaleString("en-US")} records in smaller ones)` : ""}, ${utc(answer.from)} to ${utc(answer.to)} UTC` : ""));
+    if (answer.matching > answer.total) {
+      const num = (x) => x.toLocaleString("en-US");
+      el.append(ctx.el("p", { id: "pattern-bound", class: "bound",
+        dataset: { mined: answer.total, matching: answer.matching, since: answer.from } },
+      `Patterns of the newest ${num(answer.total)} of ${num(answer.matching)} matching records (since ${utc(answer.from)} UTC) — narrow the range or the search to mine them all.`));
+    }
     if (!n) {
       el.append(nothing(ctx, "Nothing here: no records in this time range and search."));
       return;
