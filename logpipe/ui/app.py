@@ -24,12 +24,12 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 # Each module's ROUTES are served under /api/. One line per feature.
 FEATURES: Final = (
     "logpipe.ui.summary",
+    "logpipe.ui.discover",
     "logpipe.ui.slow",
     "logpipe.ui.traffic",
     "logpipe.ui.errors",
     "logpipe.ui.patterns",
     "logpipe.ui.journey",
-    "logpipe.ui.discover",
 )
 
 
