@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml $(NATIVE)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: write a realistic application log (through logpipe.logging), ship it into ./logpipe-data, show what is there
+## demo: write a week of realistic application log (through logpipe.logging), ship it into ./logpipe-data, show what is there
 demo: $(STAMP)
-	@test -f $(DEMO)/app.log || $(PY) scripts/demo_log.py --out $(DEMO)/app.log --lines 20000
+	@test -f $(DEMO)/app.log || $(PY) scripts/demo_log.py --out $(DEMO)/app.log --lines 50000 --hours 168
 	$(VENV)/bin/logpipe ship --once $(DEMO)/app.log --archive logpipe-data
 	$(VENV)/bin/logpipe sql "SELECT level, count(*) AS records, count(DISTINCT request_id) AS requests, min(ts) AS first, max(ts) AS last FROM logs GROUP BY level ORDER BY records DESC" --archive logpipe-data
 	$(VENV)/bin/logpipe query errors --since 7d --archive logpipe-data
+	@echo "look around in a browser: $(VENV)/bin/logpipe ui --archive logpipe-data  (then open http://127.0.0.1:8080/)"
 
 ## test: lint, type-check and run the whole suite (the native crate's own tests first)
 test: $(STAMP) lint typecheck native-test unit
