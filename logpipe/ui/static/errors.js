@@ -11,7 +11,7 @@
 // patterns and journey views.
 
 export function utc(iso) {
-  return iso ? String(iso).slice(0, 23).replace("T", " ") : "";
+  return iso ? String(iso).replace(/Z$/, "").slice(0, 23).replace("T", " ") : "";
 }
 
 export function pct(share) {
