@@ -6,10 +6,12 @@ to a request one of whose records carries it; a record's session is its own or i
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import urllib.parse
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,118 @@ def test_opensearch_gives_the_archives_journeys(groups_es: dict[str, Any], page:
     assert int(page.get_attribute("#journey-summary", "data-count")) == journey["count"]
     shown = [(r.get_attribute("data-request"), int(r.get_attribute("data-count"))) for r in page.query_selector_all(".j-request")]
     assert shown == [(q["request_id"], q["count"]) for s in journey["sessions"] for q in s["requests"]]
+
+
+# --- the time axis: round ticks, dated when the journey spans days -----------------------------
+
+# The round steps the axis may use (ms): 1 ms ... 14 days.
+ROUND_STEPS = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000,
+               300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
+               86_400_000, 172_800_000, 604_800_000, 1_209_600_000}  # fmt: skip
+LABELS = ("%m-%d %H:%M:%S.%f", "%m-%d %H:%M:%S", "%m-%d %H:%M", "%H:%M:%S.%f", "%H:%M:%S", "%H:%M")
+
+
+def week_objects(start: datetime) -> list[dict[str, Any]]:
+    """u-week: four sessions over six days (three requests each, records milliseconds apart);
+    u-brief: one request of five records 7 ms apart."""
+    out: list[dict[str, Any]] = []
+
+    def record(at: datetime, user: str, session: str, rid: str, n: int, last: bool) -> None:
+        obj: dict[str, Any] = {"timestamp": at.isoformat(timespec="microseconds").replace("+00:00", "Z"), "level": "INFO",
+                               "name": "shop.web", "service": "shop", "request_id": rid, "user_id": user,
+                               "session_id": session, "message": f"step {n} of {rid}"}  # fmt: skip
+        if last:
+            obj.update({"method": "GET", "path": "/api/cart", "status": 200, "duration_ms": 12.5})
+        out.append(obj)
+
+    for s, (day, hour) in enumerate([(0, 0.0), (1, 5.4), (3, 13.7), (6, 1.1)]):
+        first = start + timedelta(days=day, hours=hour)
+        for q in range(3):
+            at = first + timedelta(minutes=2 * q, milliseconds=37 * q)
+            for n in range(3):
+                record(at + timedelta(milliseconds=3 * n), "u-week", f"s-week-{s}", f"r-week-{s}-{q}", n, n == 2)
+    brief = start + timedelta(days=2, hours=7, milliseconds=123)
+    for n in range(5):
+        record(brief + timedelta(milliseconds=7 * n), "u-brief", "s-brief", "r-brief", n, n == 4)
+    return out
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory: pytest.TempPathFactory, serve: Any) -> dict[str, Any]:
+    from uihelp import ship
+
+    start = (datetime.now(UTC) - timedelta(days=8)).replace(hour=19, minute=49, second=39, microsecond=192_000)
+    archive = ship(tmp_path_factory.mktemp("journey-week"), week_objects(start))
+    return {"archive": archive, "server": serve("--archive", str(archive))}
+
+
+def epoch_ms(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def read_axis(page: Any, first: datetime, last: datetime) -> tuple[int, bool]:
+    """Check the drawn axis against [first, last] (DuckDB's); its step and whether labels are dated."""
+    axis = page.query_selector(".j-axis")
+    start, end, step = (int(axis.get_attribute(f"data-{k}")) for k in ("start", "end", "step"))
+    assert start == epoch_ms(first) and end == max(epoch_ms(last), start + 1)
+    assert step in ROUND_STEPS
+    assert page.inner_text("#journey-axis-start") == first.strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+    ticks = [(int(t.get_attribute("data-ms")), t.inner_text(), t.get_attribute("style")) for t in page.query_selector_all(".j-axis .tick")]
+    assert 2 <= len(ticks) <= 6, ticks
+    stamps = [t for t, _, _ in ticks]
+    assert all(t % step == 0 for t in stamps) and all(b - a == step for a, b in itertools.pairwise(stamps))
+    assert start <= stamps[0] < start + step and end - step < stamps[-1] <= end
+    dated = [bool(re.match(r"\d\d-\d\d ", label)) for _, label, _ in ticks]
+    assert len(set(dated)) == 1
+    seen = []
+    for t, label, style in ticks:
+        moment = datetime.fromtimestamp(t / 1000, UTC)
+        shown = next(datetime.strptime(label, f) for f in LABELS if _parses(label, f))
+        # The label is the tick's time (the date, when not shown, is the axis start's).
+        base = moment if dated[0] else first
+        shown = shown.replace(year=base.year, tzinfo=UTC)
+        if not dated[0]:
+            shown = shown.replace(month=first.month, day=first.day)
+        assert shown == moment, (label, moment)
+        left = float(re.search(r"left:\s*([\d.]+)%", style).group(1))
+        assert abs(left - (t - start) / (end - start) * 100) < 0.01
+        seen.append(shown)
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+    return step, dated[0]
+
+
+def _parses(label: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(label, fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def test_the_time_axis_over_days_has_round_dated_ticks(week: dict[str, Any], page: Any) -> None:
+    archive, server = week["archive"], week["server"]
+    span = {user: duck(archive, "SELECT min(ts), max(ts) FROM logs WHERE user_id = ?", [user])[0] for user in ("u-week", "u-brief")}
+    page.goto(server.url + "?view=journey&user=u-week")
+    rendered(page, "journey")
+    step, dated = read_axis(page, *span["u-week"])
+    assert dated and step >= 86_400_000  # six days: whole days, labelled MM-DD 00:00
+    assert all(t.inner_text().endswith(" 00:00") for t in page.query_selector_all(".j-axis .tick"))
+    # A request's time says its day too when the journey spans days.
+    ((first_request,),) = duck(archive, "SELECT min(ts) FROM logs WHERE request_id = 'r-week-2-0'")
+    row = page.query_selector('.j-request[data-request="r-week-2-0"] .j-label .mono')
+    assert row.inner_text() == first_request.strftime("%m-%d %H:%M:%S.%f")[:18]
+
+    # Zoomed to one session (minutes of one day): minute or second steps, no date on the ticks.
+    session = page.query_selector('.j-session[data-session="s-week-2"] .j-row')
+    after(page, lambda: session.click())
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["zoom"] == ["s-week-2"]
+    ((first, last),) = duck(archive, "SELECT min(ts), max(ts) FROM logs WHERE session_id = 's-week-2'")
+    step, dated = read_axis(page, first, last)
+    assert not dated and 1_000 <= step <= 3_600_000
+
+    # Records 7 ms apart: millisecond steps, labelled HH:MM:SS.mmm.
+    page.goto(server.url + "?view=journey&user=u-brief")
+    rendered(page, "journey")
+    step, dated = read_axis(page, *span["u-brief"])
+    assert not dated and step < 1_000
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", t.inner_text()) for t in page.query_selector_all(".j-axis .tick"))

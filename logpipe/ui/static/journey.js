@@ -10,7 +10,8 @@
 // The DOM carries what tests read: #journey-users li[data-user][data-records],
 // #journey-summary[data-count][data-sessions][data-requests], .j-session[data-session][data-count],
 // .j-request[data-request][data-count][data-status], .j-mark[data-index][data-level],
-// .j-record[data-index], #journey-record[data-index].
+// .j-record[data-index], #journey-record[data-index], the time axis .j-axis[data-start][data-end]
+// [data-step] (epoch ms) with its .tick[data-ms] labels and #journey-axis-start[data-ms].
 
 import { filterValue, nothing, recordDetail, utc } from "/static/errors.js";
 
@@ -52,6 +53,32 @@ function ms(iso) {
   return Date.parse(iso);
 }
 
+// Round tick steps (ms): the smallest that leaves at most MOST_TICKS ticks on the axis.
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, SECOND, 2 * SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND, 30 * SECOND,
+  MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR,
+  DAY, 2 * DAY, 7 * DAY, 14 * DAY];
+const MOST_TICKS = 6;
+
+// The ticks of the UTC axis [t0, t1] (epoch ms): multiples of a round step (whole UTC days for a
+// day or more), labelled as precisely as the step needs, with the date (MM-DD) when the axis
+// spans more than one UTC day; the full date is the axis start's label, once.
+export function axisTicks(t0, t1) {
+  const span = Math.max(t1 - t0, 1);
+  const step = STEPS.find((s) => span / s <= MOST_TICKS) ?? Math.ceil(span / MOST_TICKS / DAY) * DAY;
+  const days = new Date(t0).toISOString().slice(0, 10) !== new Date(t1).toISOString().slice(0, 10);
+  const ticks = [];
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+    const iso = new Date(t).toISOString();
+    const time = step < SECOND ? iso.slice(11, 23) : step < MINUTE ? iso.slice(11, 19) : iso.slice(11, 16);
+    ticks.push({ t, label: days ? `${iso.slice(5, 10)} ${time}` : time });
+  }
+  return { step, days, ticks };
+}
+
 export default {
   name: "journey",
   label: "Journey",
@@ -81,13 +108,19 @@ export default {
     const at = (iso) => `${(((ms(iso) - t0) / span) * 100).toFixed(3)}%`;
     const byIndex = new Map();
     const offset = (r, q) => `+${Math.round((ms(r.ts) - ms(q.first)) * 10) / 10} ms`;
-    const axis = ctx.el("div", { class: "j-axis" });
-    for (let i = 0; i <= 4; i += 1) {
-      const moment = new Date(t0 + (span * i) / 4).toISOString();
-      axis.append(ctx.el("span", { class: "tick mono", style: `left:${i * 25}%` }, utc(moment).slice(11, 23)));
+    const scale = axisTicks(t0, t0 + span);
+    // A record's time as short as the axis allows: with the date when the journey spans days.
+    const clock = (iso) => utc(iso).slice(scale.days ? 5 : 11, 23);
+    const axis = ctx.el("div", { class: "j-axis", dataset: { start: t0, end: t0 + span, step: scale.step } });
+    for (const { t, label } of scale.ticks) {
+      const left = ((t - t0) / span) * 100;
+      const edge = left < 6 ? " edge-left" : left > 94 ? " edge-right" : "";
+      axis.append(ctx.el("span", { class: `tick mono${edge}`, style: `left:${left.toFixed(3)}%`, dataset: { ms: t } }, label));
     }
+    const start = utc(new Date(t0).toISOString());
     const timeline = ctx.el("div", { id: "journey-timeline" },
-      ctx.el("div", { class: "j-row j-head" }, ctx.el("div", { class: "j-label muted" }, `UTC, ${utc(answer.first).slice(0, 10)}`,
+      ctx.el("div", { class: "j-row j-head" }, ctx.el("div", { class: "j-label muted" }, "UTC, from ",
+        ctx.el("span", { id: "journey-axis-start", class: "mono", dataset: { ms: t0 } }, start), " ",
         zoomed ? ctx.el("button", { type: "button", class: "link", id: "journey-unzoom", onclick: () => ctx.set({ zoom: "" }) }, "all sessions") : ""), axis));
     const rec = state.rec === undefined ? null : Number(state.rec);
     for (const s of drawn) {
@@ -112,7 +145,7 @@ export default {
           onclick: () => ctx.set({ open: opened ? "" : (q.request_id ?? ""), rec: "" }),
         }, ctx.el("div", { class: "j-row" },
           ctx.el("div", { class: "j-label", title: q.request_id ?? "" },
-            ctx.el("span", { class: "mono" }, utc(q.first).slice(11, 23)), " ",
+            ctx.el("span", { class: "mono" }, clock(q.first)), " ",
             ctx.el("span", { class: `lv-${q.worst_level}` }, label), " ",
             q.status !== null ? ctx.el("span", { class: q.status >= 500 ? "lv-ERROR" : q.status >= 400 ? "lv-WARNING" : "muted" }, String(q.status)) : "",
             q.duration_ms !== null ? ctx.el("span", { class: "muted" }, ` ${Math.round(q.duration_ms * 10) / 10} ms`) : ""),
@@ -123,7 +156,7 @@ export default {
           timeline.append(ctx.el("ol", { class: "j-records" }, q.records.map((r) => ctx.el("li", {
             class: `j-record clickable${r.index === rec ? " selected" : ""}`, dataset: { index: r.index },
             onclick: () => ctx.set({ open: q.request_id ?? "", rec: r.index === rec ? "" : String(r.index) }),
-          }, ctx.el("span", { class: "mono" }, utc(r.ts).slice(11, 23)), " ", ctx.el("span", { class: "muted mono" }, offset(r, q)), " ",
+          }, ctx.el("span", { class: "mono" }, clock(r.ts)), " ", ctx.el("span", { class: "muted mono" }, offset(r, q)), " ",
           ctx.el("span", { class: `lv-${r.level}` }, r.level), " ",
           ctx.el("span", { class: "muted" }, r.service ?? ""), " ", ctx.el("span", { class: "mono" }, r.message ?? "")))));
         }
