@@ -1,7 +1,8 @@
-"""Slow endpoints on real OpenSearch: the same answers as the archive, exact percentiles included.
+"""Slow endpoints on real OpenSearch and Elasticsearch: the archive's answers, exact percentiles included.
 
-The engine's `percentiles` aggregation is a TDigest estimate; the view reads the matching
-durations and computes `quantile_cont` itself, so OpenSearch must give the archive's numbers
+Every test runs on each engine (the `engine` fixture). The engine's `percentiles` aggregation
+is a TDigest estimate; the view reads the matching durations and computes `quantile_cont`
+itself, so the engine must give the archive's numbers
 (to the last float digit or so) for every search, range, grouping and threshold below,
 including filters the engine cannot answer (free text, regexes) that are checked on each hit.
 """
@@ -13,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from trafficdata import START, query, same, shipped_to_opensearch
+from trafficdata import START, query, same, shipped_to_engine
 from trafficdata import iso as iso_of
 from uihelp import Served, rendered
 
@@ -39,8 +40,8 @@ TIMELINE = [
 
 
 @pytest.fixture(scope="module")
-def slow_es(opensearch: str, serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    yield from shipped_to_opensearch("slow", opensearch, serve, tmp_path_factory)
+def slow_es(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from shipped_to_engine("slow", engine, serve, tmp_path_factory)
 
 
 @pytest.mark.parametrize("params", SLOW, ids=[str(p) for p in SLOW])
@@ -67,7 +68,7 @@ def test_timeline_equals_the_archive(slow_es: dict[str, Any], params: dict[str, 
     same(es, archive)
 
 
-def test_the_page_on_opensearch(slow_es: dict[str, Any], page: Any) -> None:
+def test_the_page_on_the_engine(slow_es: dict[str, Any], page: Any) -> None:
     _, archive = slow_es["archive_server"].get(query("slow", q="service!=search"))
     page.goto(slow_es["es_server"].url + "?view=slow&q=service%21%3Dsearch")
     rendered(page, "slow")

@@ -1,8 +1,9 @@
-"""Traffic on real OpenSearch: the archive's error-rate timeline, endpoints and heatmap.
+"""Traffic on real OpenSearch and Elasticsearch: the archive's error-rate timeline, endpoints and heatmap.
 
-The same generated log is shipped to OpenSearch and into an archive in one run; every answer
+Every test runs on each engine (the `engine` fixture). The same generated log is shipped to the
+engine and into an archive in one run; every answer
 below (with searches the engine answers and ones it cannot, free text and regexes, ranges,
-top N, bucket counts) must be equal, number for number, and the page on OpenSearch shows it.
+top N, bucket counts) must be equal, number for number, and the page on the engine shows it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from trafficdata import START, query, same, shipped_to_opensearch
+from trafficdata import START, query, same, shipped_to_engine
 from trafficdata import iso as iso_of
 from uihelp import Served, rendered
 
@@ -32,8 +33,8 @@ TRAFFIC = [
 
 
 @pytest.fixture(scope="module")
-def traffic_es(opensearch: str, serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    yield from shipped_to_opensearch("traffic", opensearch, serve, tmp_path_factory)
+def traffic_es(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from shipped_to_engine("traffic", engine, serve, tmp_path_factory)
 
 
 @pytest.mark.parametrize("params", TRAFFIC, ids=[str(p) for p in TRAFFIC])
@@ -48,7 +49,7 @@ def test_traffic_equals_the_archive(traffic_es: dict[str, Any], params: dict[str
     same(es, archive)
 
 
-def test_the_page_on_opensearch(traffic_es: dict[str, Any], page: Any) -> None:
+def test_the_page_on_the_engine(traffic_es: dict[str, Any], page: Any) -> None:
     _, archive = traffic_es["archive_server"].get(query("traffic", q="level>=INFO"))
     page.goto(traffic_es["es_server"].url + "?view=traffic&q=level%3E%3DINFO")
     rendered(page, "traffic")

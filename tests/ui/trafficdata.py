@@ -156,33 +156,36 @@ def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
-def shipped_to_opensearch(name: str, opensearch: str, serve: Callable[..., Served],
-                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """The generated traffic in OpenSearch and in an archive, from one `ship --once --archive A
-    --to es://…`, each served by `logpipe ui`; the test's indices are deleted afterwards."""
+def shipped_to_engine(name: str, engine: tuple[str, str], serve: Callable[..., Served],
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """The generated traffic in one real engine (`engine` = (name, URL), the `engine` fixture of
+    tests/es/eshelp.py: OpenSearch, Elasticsearch) and in an archive, from one `ship --once
+    --archive A --to es://…`, each served by `logpipe ui`; the test's indices are deleted afterwards."""
     from eshelp import count, make_prefix, target, wipe
     from exdata import logpipe, write_log
     from uihelp import duck
 
-    prefix = make_prefix(f"ui-{name}-opensearch")
-    wipe(opensearch, prefix)
-    folder = tmp_path_factory.mktemp(f"{name}-es")
+    kind, url = engine
+    prefix = make_prefix(f"ui-{name}-{kind}")
+    wipe(url, prefix)
+    folder = tmp_path_factory.mktemp(f"{name}-{kind}")
     objects = generate()
     write_log(folder / "app.log", objects)
-    to = target("opensearch", prefix)
+    to = target(kind, prefix)
     result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to,
                      "--no-progress")  # fmt: skip
     assert result.returncode == 0, result.stderr
     ((total,),) = duck(folder / "archive", "SELECT count(*) FROM logs")
-    assert total == len(objects) and count(opensearch, prefix) == total
+    assert total == len(objects) and count(url, prefix) == total
     yield {
+        "engine": kind,
         "archive": folder / "archive",
         "objects": objects,
         "to": to,
         "archive_server": serve("--archive", str(folder / "archive")),
         "es_server": serve("--backend", "es", "--es", to),
     }
-    wipe(opensearch, prefix)
+    wipe(url, prefix)
 
 
 def same(es: Any, archive: Any, where: str = "") -> None:
