@@ -55,14 +55,18 @@ def write_log(path: Path, lines: int, seed: int = 7) -> None:
             fh.write(json.dumps(obj) + "\n")
 
 
-def timed(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, str]:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout  # warm-up, untimed
-    seconds = []
+def timed(cmds: dict[str, tuple[list[str], dict[str, str] | None]], runs: int) -> dict[str, tuple[float, str]]:
+    """Median seconds and output of each command; runs interleaved (a, b, c, a, b, c, ...) so a
+    busy machine slows them alike. One untimed run of each first (warm cache)."""
+    out = {name: subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+           for name, (cmd, env) in cmds.items()}  # fmt: skip
+    seconds: dict[str, list[float]] = {name: [] for name in cmds}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True, env=env)
-        seconds.append(time.perf_counter() - t0)
-    return statistics.median(seconds), out
+        for name, (cmd, env) in cmds.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True, env=env)
+            seconds[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(seconds[name]), out[name]) for name in cmds}
 
 
 def main() -> None:
@@ -85,23 +89,28 @@ def main() -> None:
         subprocess.run([*logpipe, "archive", "compact", "--archive", str(archive)], check=True, cwd=ROOT)
     search = [*logpipe, "search", RARE, "--archive", str(archive), "--limit", "100", "--format", "json"]
     both = [*logpipe, "search", RARE, "level=ERROR", "--archive", str(archive), "--limit", "100", "--format", "json"]
-    ours, found = timed(search, args.runs)
-    theirs, grepped = timed([rg, "-i", "-F", RARE, str(log)], args.runs)
-    with_level, _ = timed(both, args.runs)
     empty = WORK / "archive-empty"
     empty.mkdir(exist_ok=True)
-    start_up, _ = timed([*logpipe, "search", RARE, "--archive", str(empty), "--format", "json"], args.runs)
-    assert len(json.loads(found)) == PLANTED == len(grepped.splitlines()), (found[:200], grepped[:200])
+    cmds: dict[str, tuple[list[str], dict[str, str] | None]] = {
+        "search": (search, None),
+        "rg": ([rg, "-i", "-F", RARE, str(log)], None),
+        "level": (both, None),
+        "start-up": ([*logpipe, "search", RARE, "--archive", str(empty), "--format", "json"], None),
+    }
     lnav = shutil.which("lnav")
-    lnav_s = None
     if lnav is not None:
         home = WORK / "lnav-home"  # lnav keeps its config and session state under HOME
         home.mkdir(exist_ok=True)
-        cmd = [lnav, "-n", "-c", f":filter-in (?i){RARE}", str(log)]
-        lnav_s, lnav_out = timed(cmd, args.runs, env={**os.environ, "HOME": str(home)})
+        cmds["lnav"] = ([lnav, "-n", "-c", f":filter-in (?i){RARE}", str(log)], {**os.environ, "HOME": str(home)})
+    took = timed(cmds, args.runs)
+    (ours, found), (theirs, grepped), (with_level, _), (start_up, _) = (took[k] for k in ("search", "rg", "level", "start-up"))
+    assert len(json.loads(found)) == PLANTED == len(grepped.splitlines()), (found[:200], grepped[:200])
+    lnav_s = None
+    if "lnav" in took:
+        lnav_s, lnav_out = took["lnav"]
         assert len(lnav_out.splitlines()) == PLANTED, lnav_out[:200]
     mb = log.stat().st_size / 1e6
-    print(f"{args.lines:,} records, {mb:,.0f} MB of JSONL; median of {args.runs} runs, warm cache; archive {archive.name}")
+    print(f"{args.lines:,} records, {mb:,.0f} MB of JSONL; median of {args.runs} runs, warm cache, runs interleaved; archive {archive.name}; load {os.getloadavg()[0]:.1f}")
     print(f"logpipe search {RARE}:              {ours:7.3f} s")
     print(f"rg -i -F {RARE} (raw JSONL):        {theirs:7.3f} s")
     print(f"logpipe search {RARE} level=ERROR:  {with_level:7.3f} s")
