@@ -6,8 +6,8 @@ method/path/status/duration, and errors with real tracebacks of several kinds. T
 DuckDB over the Parquet files (`uihelp.duck`) what every answer should be.
 
 Fixtures (import them into a test module): `groups_data` (the archive, the log), `groups_server`
-(`logpipe ui` on it) and `groups_es` (the same log shipped to OpenSearch and into an archive of
-its own in one `ship --once`, both served).
+(`logpipe ui` on it) and `groups_es` (the same log shipped to each engine, OpenSearch and Elasticsearch, and
+into an archive of its own in one `ship --once`, both served).
 """
 
 from __future__ import annotations
@@ -64,26 +64,29 @@ def groups_server(groups_data: dict[str, Any], serve: Callable[..., Served]) -> 
 
 
 @pytest.fixture(scope="session")
-def groups_es(groups_data: dict[str, Any], opensearch: str, serve: Callable[..., Served],
+def groups_es(groups_data: dict[str, Any], engine: tuple[str, str], serve: Callable[..., Served],
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """The same log in OpenSearch and in an archive, from one `ship --once --archive A --to es://…`."""
-    prefix = make_prefix("ui-groups-opensearch")
-    wipe(opensearch, prefix)
-    folder = tmp_path_factory.mktemp("groups-es")
-    to = target("opensearch", prefix)
+    """The same log in an engine (OpenSearch, then Elasticsearch: eshelp's `engine`) and in an
+    archive, from one `ship --once --archive A --to es://…`."""
+    name, url = engine
+    prefix = make_prefix(f"ui-groups-{name}")
+    wipe(url, prefix)
+    folder = tmp_path_factory.mktemp(f"groups-{name}")
+    to = target(name, prefix)
     result = logpipe("ship", "--once", str(groups_data["log"]), "--archive", str(folder / "archive"), "--to", to,
                      "--no-progress")  # fmt: skip
     assert result.returncode == 0, result.stderr
     ((total,),) = duck(folder / "archive", "SELECT count(*) FROM logs")
-    assert count(opensearch, prefix) == total
+    assert count(url, prefix) == total
     yield {
+        "engine": name,
         "archive": folder / "archive",
         "to": to,
         "archive_server": serve("--archive", str(folder / "archive")),
         "es_server": serve("--backend", "es", "--es", to),
         "total": total,
     }
-    wipe(opensearch, prefix)
+    wipe(url, prefix)
 
 
 def after(page: Any, action: Callable[[], Any], timeout: float = 30_000) -> None:

@@ -219,7 +219,7 @@ def test_the_page_searches_and_says_when_there_is_nothing(groups_server: Served,
     assert page.query_selector_all("tr.error-group") == []
 
 
-# --- OpenSearch: the same answers ----------------------------------------------------------------
+# --- OpenSearch and Elasticsearch: the same answers ----------------------------------
 
 
 def comparable(answer: dict[str, Any]) -> str:
@@ -227,11 +227,13 @@ def comparable(answer: dict[str, Any]) -> str:
 
 
 @pytest.mark.slow
-def test_opensearch_gives_the_archives_answers(groups_es: dict[str, Any]) -> None:
+def test_the_engine_gives_the_archives_answers(groups_es: dict[str, Any]) -> None:
     archive, engine = groups_es["archive_server"], groups_es["es_server"]
     since, until = middle_window(groups_es["archive"])
     for params in ({}, {"q": "timeout"}, {"q": "status>=500"}, {"from": iso(since), "to": iso(until)},
-                   {"q": "payment", "from": iso(since), "to": iso(until), "buckets": 9}):  # fmt: skip
+                   {"q": "payment", "from": iso(since), "to": iso(until), "buckets": 9},
+                   # One-sided ranges (Elasticsearch treats a one-sided range on date_nanos apart), a regex.
+                   {"from": iso(since)}, {"to": iso(until)}, {"q": "message~(?i)^payment"}):  # fmt: skip
         on_archive = api(archive, "errors", **params)
         assert on_archive["groups"], params
         assert comparable(api(engine, "errors", **params)) == comparable(on_archive), params
@@ -242,7 +244,7 @@ def test_opensearch_gives_the_archives_answers(groups_es: dict[str, Any]) -> Non
 
 
 @pytest.mark.slow
-def test_the_page_on_opensearch(groups_es: dict[str, Any], page: Any) -> None:
+def test_the_page_on_the_engine(groups_es: dict[str, Any], page: Any) -> None:
     page.goto(groups_es["es_server"].url + "?view=errors")
     rendered(page, "errors")
     want = Counter(r["key"] for r in error_rows(groups_es["archive"]))

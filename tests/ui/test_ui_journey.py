@@ -213,11 +213,11 @@ def test_the_page_follows_what_is_typed_and_says_when_there_is_nothing(groups_se
     assert "Nothing here" in page.inner_text(".empty")
 
 
-# --- OpenSearch: the same answers ----------------------------------------------------------------
+# --- OpenSearch and Elasticsearch: the same answers ----------------------------------
 
 
 @pytest.mark.slow
-def test_opensearch_gives_the_archives_journeys(groups_es: dict[str, Any], page: Any) -> None:
+def test_the_engine_gives_the_archives_journeys(groups_es: dict[str, Any], page: Any) -> None:
     archive, engine = groups_es["archive_server"], groups_es["es_server"]
     since, until = middle_window(groups_es["archive"])
     users = api(archive, "journey/users")
@@ -225,7 +225,8 @@ def test_opensearch_gives_the_archives_journeys(groups_es: dict[str, Any], page:
     assert json.dumps(api(engine, "journey/users")) == json.dumps(users)
     window = {"from": iso(since), "to": iso(until)}
     # Indexed terms (an aggregation on the engine) and free text (checked on each record).
-    for params in ({"limit": 7, **window}, {"q": "level>=WARNING"}, {"q": "payment", "limit": 50}):
+    for params in ({"limit": 7, **window}, {"q": "level>=WARNING"}, {"q": "payment", "limit": 50},
+                   {"from": iso(since)}, {"to": iso(until), "q": "endpoint~^/api/"}):  # fmt: skip
         on_archive = api(archive, "journey/users", **params)
         assert on_archive["users"], params
         assert json.dumps(api(engine, "journey/users", **params)) == json.dumps(on_archive), params
@@ -233,7 +234,8 @@ def test_opensearch_gives_the_archives_journeys(groups_es: dict[str, Any], page:
     journey = api(archive, "journey", user=user)
     session = journey["sessions"][0]["session_id"]
     request = journey["sessions"][0]["requests"][-1]["request_id"]
-    for params in ({"user": user}, {"user": user, **window}, {"session": session}, {"request": request}):
+    for params in ({"user": user}, {"user": user, **window}, {"session": session}, {"request": request},
+                   {"user": user, "from": iso(since)}, {"user": user, "to": iso(until)}):  # fmt: skip
         on_archive = api(archive, "journey", **params)
         assert on_archive["count"], params
         assert json.dumps(api(engine, "journey", **params)) == json.dumps(on_archive), params

@@ -168,14 +168,15 @@ def test_the_page_shows_patterns_and_drills_down(groups_server: Served, groups_d
     assert "Nothing here" in page.inner_text(".empty")
 
 
-# --- OpenSearch: the same answers ----------------------------------------------------------------
+# --- OpenSearch and Elasticsearch: the same answers ----------------------------------
 
 
 @pytest.mark.slow
-def test_opensearch_gives_the_archives_patterns(groups_es: dict[str, Any], page: Any) -> None:
+def test_the_engine_gives_the_archives_patterns(groups_es: dict[str, Any], page: Any) -> None:
     archive, engine = groups_es["archive_server"], groups_es["es_server"]
     since, until = middle_window(groups_es["archive"])
-    for params in ({}, {"q": "level>=WARNING"}, {"q": "timeout", "from": iso(since), "to": iso(until), "buckets": 5}):
+    for params in ({}, {"q": "level>=WARNING"}, {"q": "timeout", "from": iso(since), "to": iso(until), "buckets": 5},
+                   {"from": iso(since)}, {"to": iso(until), "q": "endpoint~^/api/"}):  # fmt: skip
         on_archive = api(archive, "patterns", **params)
         assert on_archive["patterns"], params
         assert json.dumps(api(engine, "patterns", **params)) == json.dumps(on_archive), params
@@ -283,7 +284,7 @@ def test_the_bound_must_be_a_number(groups_data: dict[str, Any], serve: Any) -> 
 
 
 @pytest.mark.slow
-def test_opensearch_mines_the_same_newest_records(groups_es: dict[str, Any], serve: Any) -> None:
+def test_the_engine_mines_the_same_newest_records(groups_es: dict[str, Any], serve: Any) -> None:
     env = {"LOGPIPE_UI_PATTERN_RECORDS": str(BOUND)}
     archive = serve("--archive", str(groups_es["archive"]), env=env)
     engine = serve("--backend", "es", "--es", groups_es["to"], env=env)
