@@ -127,6 +127,18 @@ def _is_file_system_error(exc: OSError) -> bool:
     return not isinstance(exc, ConnectionError) and (exc.filename is not None or exc.errno in _REASONS)
 
 
+def _dash_hint(exc: Exception, argv: list[str]) -> str:
+    """For `search -timeout`: click read a word starting with `-` as options; say how to pass it."""
+    name = getattr(exc, "option_name", None)
+    if type(exc).__name__ != "NoSuchOption" or not name or name.startswith("--"):
+        return ""
+    word = next((a for a in argv if a.startswith(name) and len(a) > len(name) and not a.startswith("--")), None)
+    if word is None:
+        return ""
+    command = next((a for a in argv if not a.startswith("-")), "search")
+    return f" (from {word!r}: to pass a word that starts with '-', give the options first, then --: logpipe {command} [OPTIONS] -- {word})"
+
+
 def main() -> None:
     from logpipe.errors import LogpipeError
 
@@ -160,7 +172,7 @@ def main() -> None:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             if debug:
                 raise
-            error_line(exc.format_message())
+            error_line(exc.format_message() + _dash_hint(exc, sys.argv[1:]))
             sys.exit(exc.exit_code)
         if debug:
             raise
