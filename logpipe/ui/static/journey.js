@@ -61,7 +61,7 @@ const DAY = 24 * HOUR;
 const STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, SECOND, 2 * SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND, 30 * SECOND,
   MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR,
   DAY, 2 * DAY, 7 * DAY, 14 * DAY];
-const MOST_TICKS = 6;
+const MOST_TICKS = 8;
 
 // The ticks of the UTC axis [t0, t1] (epoch ms): multiples of a round step (whole UTC days for a
 // day or more), labelled as precisely as the step needs, with the date (MM-DD) when the axis
