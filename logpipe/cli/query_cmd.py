@@ -155,7 +155,7 @@ def journey_cmd(
     sessions = {r[session_at] for r in rows}
     requests = {r[request_at] for r in rows if r[request_at] is not None}
     title = f"journey of {kind} {who}: {len(rows)} records, {len(sessions)} sessions, {len(requests)} requests"
-    _print_journey(columns, rows, title, [(r[session_at], r[request_at]) for r in rows])
+    _print_journey(columns, rows, title, [(r[session_at], r[request_at]) for r in rows], request_endpoints(columns, rows))
 
 
 @query_app.command("slow")
@@ -300,8 +300,23 @@ JOURNEY_LINE_COLUMNS = ("ts", "level", "status", "duration_ms", "endpoint", "mes
 JOURNEY_INDENT = 4  # records sit under the request heading (2) under the session heading (0)
 
 
-def journey_headings(keys: Sequence[tuple[Any, Any]]) -> list[list[str]]:
-    """The heading lines before each row: its session when that changes, its request when either does."""
+def request_endpoints(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[Any, str]:
+    """Each request's `METHOD endpoint`, from its first record that has an endpoint (the access line)."""
+    request_at, method_at, endpoint_at = (columns.index(c) for c in ("request_id", "method", "endpoint"))
+    found: dict[Any, str] = {}
+    for row in rows:
+        request, endpoint = row[request_at], row[endpoint_at]
+        if request is not None and endpoint and request not in found:
+            found[request] = f"{row[method_at]} {endpoint}" if row[method_at] else str(endpoint)
+    return found
+
+
+def journey_headings(keys: Sequence[tuple[Any, Any]], endpoints: Mapping[Any, str], width: int) -> list[list[str]]:
+    """The heading lines before each row: its session when that changes, its request when either does.
+
+    A request's heading names its endpoint (the record lines may have no room for it at 80
+    columns), cut with `…` to the width.
+    """
     headings: list[list[str]] = []
     last: tuple[Any, Any] | None = None
     for session, request in keys:
@@ -309,20 +324,24 @@ def journey_headings(keys: Sequence[tuple[Any, Any]]) -> list[list[str]]:
         if last is None or session != last[0]:
             lines.append(f"session {session}" if session is not None else "(no session)")
         if last is None or (session, request) != last:
-            lines.append(f"  request {request}" if request is not None else "  (no request)")
+            line = f"  request {request}" if request is not None else "  (no request)"
+            if request in endpoints:
+                line = f"{line}  {endpoints[request]}"
+            lines.append(line if len(line) <= width else line[: width - 1] + "…")
         headings.append(lines)
         last = (session, request)
     return headings
 
 
 def _print_journey(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str,
-                   keys: Sequence[tuple[Any, Any]]) -> None:  # fmt: skip
+                   keys: Sequence[tuple[Any, Any]], endpoints: Mapping[Any, str]) -> None:  # fmt: skip
     """Sessions → requests → records: headings, then one line a record, like `logpipe search` (#13)."""
-    from logpipe.explore.render import print_records
+    from logpipe.explore.render import print_records, terminal_width
 
+    width = terminal_width(sys.stdout)
     sys.stdout.write(title + "\n")
     print_records(columns, rows, sys.stdout, narrow=JOURNEY_LINE_COLUMNS, indent=JOURNEY_INDENT,
-                  headings=journey_headings(keys))  # fmt: skip
+                  headings=journey_headings(keys, endpoints, width))  # fmt: skip
 
 
 def _print_table(query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, show: Sequence[str] = (),

@@ -96,8 +96,13 @@ class TestJourneyReadsAtNarrowWidths:
     """#13: the journey table is sessions → requests → records: headings, then one line a record."""
 
     @staticmethod
-    def _headings(rows: list[dict[str, Any]]) -> list[str]:
-        """The session and request headings the table should print, worked out here from the JSON rows."""
+    def _headings(rows: list[dict[str, Any]], width: int) -> list[str]:
+        """The session and request headings the table should print, worked out here from the JSON rows:
+        a request's heading names its access line's method and endpoint, cut to the width."""
+        endpoint: dict[Any, str] = {}
+        for r in rows:
+            if r["request_id"] is not None and r["endpoint"] and r["request_id"] not in endpoint:
+                endpoint[r["request_id"]] = " ".join(x for x in (r["method"], r["endpoint"]) if x)
         want: list[str] = []
         last: tuple[Any, Any] | None = None
         for r in rows:
@@ -105,7 +110,10 @@ class TestJourneyReadsAtNarrowWidths:
             if last is None or session != last[0]:
                 want.append(f"session {session}" if session is not None else "(no session)")
             if last is None or (session, request) != last:
-                want.append(f"  request {request}" if request is not None else "  (no request)")
+                line = f"  request {request}" if request is not None else "  (no request)"
+                if request in endpoint:
+                    line += f"  {endpoint[request]}"
+                want.append(line if len(line) <= width else line[: width - 1] + "…")
             last = (session, request)
         return want
 
@@ -133,7 +141,7 @@ class TestJourneyReadsAtNarrowWidths:
         assert rows and any(r["request_id"] is not None for r in rows)
         assert lines[0].startswith(f"journey of user u2: {len(rows)} records")
         headings = [line for line in lines[1:] if not line.startswith("    ")]
-        assert headings == self._headings(rows)
+        assert headings == self._headings(rows, width)
         header, *records = [line for line in lines[1:] if line.startswith("    ")]
         assert header.split()[:2] == ["ts", "level"] and "message" in header.split()
         assert "session_id" not in header and "request_id" not in header and "user_id" not in header
