@@ -18,6 +18,15 @@ Routes (GET, under /api/; `q` is the search box, `from`/`to` the time range, as 
 - `context?id=EVENT_ID&n=20`: `n` records before and after it in its source, and the rest of its
   request (`explore.search.context` / `explore.es_search.context`).
 
+`search`, `histogram` and `facets` also take `latest=SPAN` (`15m`, `1h`, `24h`, ...): when the
+request has no `from`/`to`, the range is the SPAN of the data ending just after its newest record
+(`to` = the newest `ts` in epoch ms + 1, `from` = `to` - SPAN), the way Kibana opens on the last
+15 minutes but anchored on the records, so an archive of old logs is not empty. The newest `ts`
+comes from the parts' Parquet statistics (one footer read, no scan); the range's `ts` bounds then
+let DuckDB skip every row group outside it. The answers then carry the range used as `window`
+(`from`, `to` in epoch ms, `latest`), so the page pages and zooms within it. Without `latest` and
+`from`/`to` a request covers all time.
+
 On an engine the filter's indexed part (`filters.to_es`) is the engine's query and the histogram
 and facets are its aggregations. When the filter has terms the engine cannot answer exactly
 (free text, regexes, `error`, `attrs.KEY`), the counts are still exact: the hits of the indexed
@@ -30,8 +39,9 @@ are recounted exactly with a composite aggregation.
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -63,6 +73,9 @@ CONTEXT_LINES: Final = 20
 MAX_CONTEXT_LINES: Final = 500
 NO_LEVEL: Final = "(none)"
 _ATTRS_KEY: Final = re.compile(r"^[A-Za-z0-9_\-]+$")  # as the filter language's attrs keys
+# `latest=SPAN`: a whole number and a unit, as the range select's values.
+_SPAN: Final = re.compile(r"^([1-9][0-9]{0,4})([smhdw])$")
+_SPAN_MS: Final = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 # Engine: the most hits of a filter's indexed part read to check terms the engine cannot answer.
 MAX_SCAN: Final = 200_000
 SCAN_PAGE: Final = 1000
@@ -217,41 +230,93 @@ def facet_fields(params: Params) -> list[Field]:
     return [Field(n) for n in FACET_FIELDS] + extra
 
 
+def span_ms(text: str) -> int:
+    """`latest`'s span (`15m`, `1h`, `7d`) in milliseconds."""
+    match = _SPAN.match(text)
+    if not match:
+        raise UsageError(f"latest must be a span like 15m, 1h or 7d, not {text!r}")
+    return int(match.group(1)) * _SPAN_MS[match.group(2)]
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """A request's parameters with `latest=SPAN` made absolute, and the range it stands for."""
+
+    params: Params
+    window: dict[str, Any] | None  # the answer's `window` (None: from/to given, or no latest)
+
+
+def resolve_latest(params: Params, newest: Callable[[], datetime | None]) -> Latest:
+    """`latest=SPAN` without `from`/`to`: from/to of the SPAN ending just after the newest record.
+
+    `newest()` is only called when needed (it reads the backend). With no record at all the
+    request stays unbounded (its answers are empty anyway).
+    """
+    span = params.text("latest")
+    if not span or params.optional("from") or params.optional("to"):
+        return Latest(params, None)
+    width = span_ms(span)
+    last = newest()
+    if last is None:
+        return Latest(params, None)
+    hi = epoch_us(last) // 1000 + 1
+    lo = hi - width
+    values = {**params.values, "from": str(lo), "to": str(hi)}
+    # (the newest ts itself is not in the answer: an engine's max aggregation has milliseconds only)
+    return Latest(Params(values, params.now), {"from": lo, "to": hi, "latest": span})
+
+
+def _with_window(answer: dict[str, Any], latest: Latest) -> dict[str, Any]:
+    """The answer, with the range `latest` stood for when it was used (else unchanged)."""
+    if latest.window is not None:
+        answer["window"] = latest.window
+    return answer
+
+
 # --- handlers ------------------------------------------------------------------------------------
 
 
 def search(backend: Backend, params: Params) -> dict[str, Any]:
-    flt = params.filter()
+    params.filter()  # a bad search box or range is a 400 before the backend is read
     limit = params.integer("limit", DEFAULT_LIMIT, low=1, high=MAX_PAGE)
     raw = params.optional("after")
     after = parse_cursor(raw) if raw else None
     total: int | None
     if isinstance(backend, ArchiveBackend):
-        rows, total = _archive_search(backend, flt, limit, after)
+        with backend.connection() as con:
+            latest = resolve_latest(params, lambda: _archive_newest(con))
+            rows, total = _archive_search(con, latest.params.filter(), limit, after)
         exact = True
     else:
-        rows, total, exact = _es_search(backend, flt, limit, after)
+        latest = resolve_latest(params, lambda: _es_newest(backend))
+        rows, total, exact = _es_search(backend, latest.params.filter(), limit, after)
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
     cursor = Cursor(last["ts"], str(last["event_id"])).text() if more and last else None
-    return {"rows": rows, "total": total, "total_exact": exact, "next": cursor}
+    return _with_window({"rows": rows, "total": total, "total_exact": exact, "next": cursor}, latest)
 
 
 def histogram(backend: Backend, params: Params) -> dict[str, Any]:
-    flt = params.filter()
+    params.filter()
     if isinstance(backend, ArchiveBackend):
-        return _archive_histogram(backend, flt, params)
-    return _es_histogram(backend, flt, params)
+        with backend.connection() as con:
+            latest = resolve_latest(params, lambda: _archive_newest(con))
+            return _with_window(_archive_histogram(con, latest.params.filter(), latest.params), latest)
+    latest = resolve_latest(params, lambda: _es_newest(backend))
+    return _with_window(_es_histogram(backend, latest.params.filter(), latest.params), latest)
 
 
 def facets(backend: Backend, params: Params) -> dict[str, Any]:
-    flt = params.filter()
+    params.filter()
     size = facet_size(params)
     fields = facet_fields(params)
     if isinstance(backend, ArchiveBackend):
-        return _archive_facets(backend, flt, fields, size)
-    return _es_facets(backend, flt, fields, size)
+        with backend.connection() as con:
+            latest = resolve_latest(params, lambda: _archive_newest(con))
+            return _with_window(_archive_facets(con, latest.params.filter(), fields, size), latest)
+    latest = resolve_latest(params, lambda: _es_newest(backend))
+    return _with_window(_es_facets(backend, latest.params.filter(), fields, size), latest)
 
 
 def record(backend: Backend, params: Params) -> dict[str, Any]:
@@ -304,39 +369,81 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> 
         raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
 
 
-def _archive_search(backend: ArchiveBackend, flt: Filter, limit: int, after: Cursor | None) -> tuple[list[dict[str, Any]], int]:
+# Each part's newest `ts` (its row groups' statistics), by (path, size, mtime): a part is written
+# once and never changed (compaction writes new parts), so only parts new since the last request
+# have their footers read.
+_NEWEST_OF_PART: dict[tuple[str, int, int], datetime | None] = {}
+_NEWEST_LOCK = threading.Lock()
+
+
+def _archive_newest(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The newest `ts` of the parts the connection reads, from their Parquet statistics.
+
+    Every row group's footer has its `ts` maximum (the writer keeps statistics); when a part
+    lacks them, or the connection is not one open_archive made, max("ts") is scanned instead.
+    """
+    from logpipe.archive.reader import log_parts
+
+    parts = log_parts(con)
+    if not parts:
+        ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])
+        return newest  # type: ignore[no-any-return]
+    keys = []
+    for part in parts:
+        st = part.stat()
+        keys.append((str(part), st.st_size, st.st_mtime_ns))
+    with _NEWEST_LOCK:
+        known = {k: _NEWEST_OF_PART[k] for k in keys if k in _NEWEST_OF_PART}
+    unread = [k for k in keys if k not in known]
+    if unread:
+        sql = ('SELECT "file_name", max(CAST("stats_max" AS TIMESTAMPTZ)), count(*), count("stats_max") '
+               'FROM parquet_metadata(?) WHERE "path_in_schema" = ? GROUP BY ALL')  # fmt: skip
+        found = {str(name): (newest, groups == with_stats) for name, newest, groups, with_stats in
+                 _run(con, sql, [[k[0] for k in unread], "ts"])}  # fmt: skip
+        if not all(found.get(k[0], (None, False))[1] for k in unread):
+            ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])  # a part without statistics
+            return newest  # type: ignore[no-any-return]
+        fresh = {k: found[k[0]][0] for k in unread}
+        with _NEWEST_LOCK:
+            if len(_NEWEST_OF_PART) > 100_000:
+                _NEWEST_OF_PART.clear()
+            _NEWEST_OF_PART.update(fresh)
+        known.update(fresh)
+    dated = [t for t in known.values() if t is not None]
+    return max(dated) if dated else None
+
+
+def _archive_search(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after: Cursor | None) -> tuple[list[dict[str, Any]], int]:
     where, values = to_sql(flt)
     page_where, page_values = where, list(values)
     if after is not None:
         page_where = f'{where} AND ("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
         page_values += [after.ts, after.ts, after.event_id]
     sql = f'SELECT {_select()} FROM logs WHERE {page_where} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
-    with backend.connection() as con:
-        rows = _run(con, sql, [*page_values, limit + 1])
-        ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
+    rows = _run(con, sql, [*page_values, limit + 1])
+    ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
     return [as_record(r) for r in rows], int(total)
 
 
-def _archive_histogram(backend: ArchiveBackend, flt: Filter, params: Params) -> dict[str, Any]:
+def _archive_histogram(con: duckdb.DuckDBPyConnection, flt: Filter, params: Params) -> dict[str, Any]:
     where, values = to_sql(flt)
-    with backend.connection() as con:
-        first = last = None
-        if params.time("from") is None or params.time("to") is None:
-            # A missing end of the range is the matches' own first or last record (a zoomed
-            # range has both ends, and saves this scan).
-            ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
-        win = window_of(params, first, last)
-        if win.lo is None or win.hi is None:
-            return histogram_answer(win, {})
-        lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
-        step_us = step_for(hi_ms - lo_ms) * 1000
-        sql = (f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
-               f"WHERE {where} GROUP BY ALL")  # fmt: skip
-        rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *values])
+    first = last = None
+    if params.time("from") is None or params.time("to") is None:
+        # A missing end of the range is the matches' own first or last record (a zoomed
+        # range has both ends, and saves this scan).
+        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
+    win = window_of(params, first, last)
+    if win.lo is None or win.hi is None:
+        return histogram_answer(win, {})
+    lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
+    step_us = step_for(hi_ms - lo_ms) * 1000
+    sql = (f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
+           f"WHERE {where} GROUP BY ALL")  # fmt: skip
+    rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *values])
     return histogram_answer(win, {(int(t), str(lv)): int(n) for t, lv, n in rows})
 
 
-def _archive_facets(backend: ArchiveBackend, flt: Filter, fields: Sequence[Field], size: int) -> dict[str, Any]:
+def _archive_facets(con: duckdb.DuckDBPyConnection, flt: Filter, fields: Sequence[Field], size: int) -> dict[str, Any]:
     """One scan: GROUP BY GROUPING SETS, one set a field, then the top `size` of each set.
 
     Each field is a column `f0`, `f1`, ... of a subquery: a canonical column by its allow-listed
@@ -361,8 +468,7 @@ def _archive_facets(backend: ArchiveBackend, flt: Filter, fields: Sequence[Field
         f"FROM (SELECT *, {_set_value_null(len(fields))} AS own_null FROM g) "
         f"QUALIFY own_null OR row_number() OVER (PARTITION BY gid, own_null ORDER BY n DESC, {cols}) <= ?"
     )
-    with backend.connection() as con:
-        rows = _run(con, sql, [*path_params, *values, size])
+    rows = _run(con, sql, [*path_params, *values, size])
     # Each set's counts add up to every match (a set's NULL group is the field's missing count).
     total = int(rows[0][-1]) if rows else 0
     width = len(fields)
@@ -506,6 +612,15 @@ def _es_window(backend: EsBackend, query: dict[str, Any]) -> tuple[datetime | No
     if first.get("value") is None:
         return None, None
     return parse_ts(first.get("value_as_string")), parse_ts(last.get("value_as_string"))
+
+
+def _es_newest(backend: EsBackend) -> datetime | None:
+    """The newest `ts` in the index pattern (a max aggregation, read from the index's doc values)."""
+    from logpipe.query.es import parse_ts
+
+    body = {"size": 0, "track_total_hits": False, "aggs": {"last": {"max": {"field": "ts"}}}}
+    last = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("last", {})
+    return parse_ts(last.get("value_as_string")) if last.get("value") is not None else None
 
 
 def _es_histogram(backend: EsBackend, flt: Filter, params: Params) -> dict[str, Any]:

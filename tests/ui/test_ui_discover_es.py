@@ -94,6 +94,17 @@ def test_a_zoomed_range_is_the_archives(both: dict[str, Any]) -> None:
         answers(both, "search", q=q, limit=50, **{"from": lo, "to": hi})
 
 
+def test_the_latest_window_is_the_archives(both: dict[str, Any]) -> None:
+    """latest=SPAN on the engine: the same window (from its newest ts), rows, buckets and facets."""
+    ((newest_ms,),) = duck(both["path"], "SELECT epoch_ms(max(ts)) FROM logs")
+    for q in ("", "level>=WARNING", "handling"):
+        found = answers(both, "search", q=q, limit=50, latest="15m")
+        assert (found["window"]["from"], found["window"]["to"]) == (newest_ms + 1 - 900_000, newest_ms + 1)
+        assert 0 < found["total"] < LINES
+        hist = answers(both, "histogram", q=q, latest="15m")
+        assert hist["total"] == answers(both, "facets", q=q, latest="15m")["total"] == found["total"]
+
+
 def test_facets_counted_exactly_past_the_engines_estimate(both: dict[str, Any]) -> None:
     # Many distinct paths and a large size: the terms aggregation's shard_size is exceeded or
     # its error bound is not zero; the composite recount keeps it equal to DuckDB's GROUP BY.

@@ -15,6 +15,8 @@ const VIEWS = [
 ];
 
 const DEFAULT_VIEW = () => (VIEWS[0] ? VIEWS[0].name : "");
+// Views that, with no from/to in the URL, show the latest hour of the records (span=all: all time).
+const LATEST_VIEWS = new Set(["discover"]);
 
 export function readState() {
   return Object.fromEntries(new URLSearchParams(location.search));
@@ -94,9 +96,12 @@ function syncHeader(state) {
   const relative = state.from && !state.to && /^\d+[smhdw]$/.test(state.from) ? state.from : "";
   const custom = range.querySelector('option[value="custom"]');
   custom.hidden = !(state.from || state.to) || Boolean(relative);
-  range.value = relative || (state.from || state.to ? "custom" : "");
-  const tabs = document.getElementById("tabs");
   const current = state.view || DEFAULT_VIEW();
+  const latest = range.querySelector('option[value="latest"]');
+  latest.hidden = !LATEST_VIEWS.has(current);
+  const unranged = !latest.hidden && state.span !== "all" ? "latest" : "";
+  range.value = relative || (state.from || state.to ? "custom" : unranged);
+  const tabs = document.getElementById("tabs");
   for (const a of tabs.querySelectorAll("a")) a.classList.toggle("active", a.dataset.view === current);
 }
 
@@ -153,7 +158,9 @@ function setup() {
   document.getElementById("range").addEventListener("change", (e) => {
     const value = e.target.value;
     if (value === "custom") return;
-    set({ from: value, to: "" });
+    if (value === "latest") set({ from: "", to: "", span: "" });
+    else if (value === "") set({ from: "", to: "", span: "all" });
+    else set({ from: value, to: "", span: "" });
   });
   window.addEventListener("popstate", () => render());
   loadSummary();

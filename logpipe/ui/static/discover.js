@@ -5,11 +5,17 @@
 //   open=EVENT_ID   the expanded record (shown above the list when it is not on the first page)
 //   context=EVENT_ID  show the records around that one in its source and the rest of its request
 //   facets=F1,F2    extra facet fields asked for by name (attrs.KEY, trace_id, duration_ms, ...)
+//   span=all        all time; without it and without from/to the view shows the latest hour of
+//                   the records (the hour ending at the newest record, as the API's latest=1h), the
+//                   way Kibana opens on "last 15 minutes": facets and histogram over every record of
+//                   a large archive take seconds, one hour of it a fraction of one.
 // API: /api/search, /api/histogram, /api/facets, /api/record, /api/context (logpipe/ui/discover.py).
 // Every time on the page is UTC.
 
 const LEVEL_ORDER = ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const PAGE = 100;
+const LATEST = "1h"; // the default range: the last hour of the records
+const LATEST_TEXT = "last hour of the records";
 const HIST_HEIGHT = 110;
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -156,9 +162,24 @@ export function stepText(ms) {
   return `${ms / size} ${unit}`;
 }
 
-function histogramPanel(hist, ctx) {
-  const box = ctx.el("section", { id: "d-hist", class: "d-hist" });
+// What the range is, for the legend: the default window, all time, or nothing (the header's
+// range select names a relative or zoomed range).
+function rangeText(window, state) {
+  if (window) return `${LATEST_TEXT} (to ${new Date(window.to).toISOString().slice(0, 16).replace("T", " ")} UTC) · `;
+  if (!state.from && !state.to) return "all time · ";
+  return "";
+}
+
+// The API parameters of a state: the shared ones, and latest=1h when the URL names no range.
+export function searchParams(state, common) {
+  return !state.from && !state.to && state.span !== "all" ? { ...common, latest: LATEST } : common;
+}
+
+function histogramPanel(hist, state, ctx) {
+  const box = ctx.el("section", { id: "d-hist", class: "d-hist",
+    dataset: { latest: hist.window ? hist.window.latest : "", range: hist.window ? "latest" : (state.from || state.to ? "given" : "all") } });
   const legend = ctx.el("div", { class: "d-legend muted" },
+    ctx.el("span", { class: "d-range", text: rangeText(hist.window, state) }),
     hist.step_ms ? `${stepText(hist.step_ms)} buckets, UTC · drag to zoom` : "",
     ...hist.levels.map((lv) => ctx.el("span", { class: `d-key lv-${lv}`, text: `■ ${lv}` })));
   box.append(legend);
@@ -246,7 +267,7 @@ function detail(r, state, ctx) {
     ctx.el("button", { type: "button", class: "d-context", text: "context",
       onclick: () => ctx.set({ context: r.event_id, open: "" }) }),
     r.request_id ? ctx.el("button", { type: "button", class: "d-same-request", text: "same request",
-      onclick: () => ctx.set({ q: term("request_id", "=", r.request_id), from: "", to: "", open: "", context: "" }) }) : null,
+      onclick: () => ctx.set({ q: term("request_id", "=", r.request_id), from: "", to: "", span: "all", open: "", context: "" }) }) : null,
     r.user_id ? ctx.el("button", { type: "button", class: "d-same-user", text: "same user",
       onclick: () => ctx.set({ q: term("user_id", "=", r.user_id), open: "", context: "" }) }) : null);
   return ctx.el("div", { class: "d-detail-body" }, links, fields,
@@ -307,7 +328,7 @@ async function renderContext(el, state, ctx) {
 // --- the view ------------------------------------------------------------------------------------
 
 async function renderSearch(el, state, ctx) {
-  const common = ctx.common(state);
+  const common = searchParams(state, ctx.common(state));
   const settle = (p) => p.then((value) => ({ value }), (error) => ({ error }));
   // All three requests start at once; the list is drawn as soon as it arrives (it is what a
   // person reads first), the histogram and facets when theirs do. render resolves when all are.
@@ -327,7 +348,7 @@ async function renderSearch(el, state, ctx) {
     if (!ctx.isCurrent()) return;
     const histBox = hist.error
       ? ctx.el("section", { id: "d-hist", class: "d-hist d-panel-error", text: hist.error.message })
-      : histogramPanel(hist.value, ctx);
+      : histogramPanel(hist.value, state, ctx);
     histSlot.replaceWith(histBox);
     if (!hist.error && hist.value.buckets.length) histBox.prepend(drawHistogram(histBox, hist.value, ctx));
   });
@@ -347,6 +368,9 @@ async function renderSearch(el, state, ctx) {
 
 async function drawList(listBox, count, searched, common, state, ctx) {
   const total = searched.total;
+  // Later pages stay in the range the first one was answered for (the newest record may move on).
+  const w = searched.window;
+  const paging = w ? { ...common, from: String(w.from), to: String(w.to), latest: "" } : common;
   const showCount = (shown) => {
     count.dataset.shown = String(shown);
     const all = total === null ? "more than can be counted" : total.toLocaleString("en-US");
@@ -366,7 +390,7 @@ async function drawList(listBox, count, searched, common, state, ctx) {
   more.addEventListener("click", async () => {
     more.disabled = true;
     try {
-      const page = await ctx.api("search", { ...common, limit: PAGE, after: next });
+      const page = await ctx.api("search", { ...paging, limit: PAGE, after: next });
       list.add(page.rows);
       shown += page.rows.length;
       showCount(shown);
