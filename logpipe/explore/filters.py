@@ -249,7 +249,11 @@ def _field(name: str, where: str) -> Field:
 
 
 def to_sql(flt: Filter) -> tuple[str, list[object]]:
-    """A DuckDB WHERE clause (without `WHERE`) and its parameters; `TRUE` for no terms."""
+    """A DuckDB WHERE clause (without `WHERE`) and its parameters; `TRUE` for no terms.
+
+    Only for a WHERE (or a conjunction inside one): a term may be NULL where a missing field
+    fails it, which a WHERE reads as false but a NOT would not.
+    """
     parts: list[str] = []
     params: list[object] = []
     for term in flt.terms:
@@ -286,7 +290,9 @@ def _term_sql(term: Term) -> tuple[str, list[object]]:
         column = f"TRY_CAST({column} AS DOUBLE)"
     if term.op == "!=":
         return f"{column} IS DISTINCT FROM ?", [*params, term.value]
-    return f"coalesce({column} {term.op} ?, false)", [*params, term.value]
+    # A bare comparison (NULL drops the row in a WHERE, as false would): DuckDB pushes it into the
+    # Parquet scan and skips row groups by their min/max; a coalesce(...) around it is not pushed.
+    return f"{column} {term.op} ?", [*params, term.value]
 
 
 def _like_escape(text: str) -> str:
