@@ -21,14 +21,15 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-# The view and the state it is shown in (the query string after `view=`).
+# The view, the state it is shown in (the query string after `view=`), and whether the shot is
+# of the whole page (taller than the window) or of the window.
 VIEWS = [
-    ("discover", "discover&q=level>=WARNING"),
-    ("errors", "errors"),
-    ("patterns", "patterns"),
-    ("journey", "journey&user={user}"),
-    ("slow", "slow"),
-    ("traffic", "traffic"),
+    ("discover", "discover", False),
+    ("errors", "errors", False),
+    ("patterns", "patterns", False),
+    ("journey", "journey&user={user}", False),
+    ("slow", "slow", False),
+    ("traffic", "traffic", True),
 ]
 
 
@@ -66,10 +67,10 @@ def shoot(archive: Path, out: Path) -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS, headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            for name, state in VIEWS:
+            for name, state, whole in VIEWS:
                 page.goto(f"{url}?view={state.format(user=user)}")
                 page.wait_for_selector(f'main#view[data-rendered][data-view="{name}"]', state="attached", timeout=60_000)
-                page.screenshot(path=str(out / f"{name}.png"))
+                page.screenshot(path=str(out / f"{name}.png"), full_page=whole)
                 print(out / f"{name}.png")
             browser.close()
     finally:
