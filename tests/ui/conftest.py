@@ -54,7 +54,11 @@ def ui_server(ui_data: dict[str, Any], serve: Callable[..., Served]) -> Served:
     return serve("--archive", str(ui_data["archive"]))
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop marked running in this
+# thread while it is started, and pytest runs some tests/ui modules early (those taking the
+# session-scoped `engine` parameter) and others' asyncio.run() tests after them; the browser must
+# be closed when pytest leaves each module.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

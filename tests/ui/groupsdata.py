@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -100,3 +101,15 @@ def after(page: Any, action: Callable[[], Any], timeout: float = 30_000) -> None
     action()
     page.wait_for_function("b => { const v = document.querySelector('main#view').dataset.rendered; return v && v !== b; }",
                            arg=before, timeout=timeout)  # fmt: skip
+
+
+def api(server: Served, path: str, **params: Any) -> Any:
+    """GET /api/PATH with the parameters that are not None; the body of a 200 answer."""
+    status, body = server.get(f"/api/{path}?{urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})}")
+    assert status == 200, body
+    return body
+
+
+def when(text: str) -> datetime:
+    """An ISO 8601 time of the API (`…Z`) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -15,20 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from groupsdata import after, iso, middle_window
+from groupsdata import after, api, iso, middle_window, when
 from uihelp import Served, duck, rendered
 
 US = timedelta(microseconds=1)
-
-
-def api(server: Served, path: str, **params: Any) -> Any:
-    status, body = server.get(f"/api/{path}?{urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})}")
-    assert status == 200, body
-    return body
-
-
-def when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def free_text(row: dict[str, Any], needle: str) -> bool:

@@ -16,7 +16,7 @@ import pytest
 import trafficdata
 from trafficdata import START, quantile_inclusive, query, template_of
 from trafficdata import iso as iso_of
-from uihelp import Served, duck, rendered
+from uihelp import Served, drawn, duck, redrawn, rendered
 
 # The generated nine days, shipped once for this module, and `logpipe ui` serving them.
 traffic_data = trafficdata.traffic_data
@@ -135,19 +135,6 @@ def _count(traffic_data: dict[str, Any], width_ms: int) -> int:
 
 
 # --- the page ------------------------------------------------------------------------------
-
-
-def drawn(page: Any) -> str:
-    """The shell's render counter now (data-rendered): pass it to `redrawn` after a click."""
-    return page.get_attribute("main#view", "data-rendered") or ""
-
-
-def redrawn(page: Any, before: str, view: str) -> None:
-    """Wait until a render newer than `before` has finished drawing `view`."""
-    page.wait_for_function(
-        "([before, view]) => { const m = document.querySelector('main#view');"
-        " return m.dataset.rendered && m.dataset.rendered !== before && m.dataset.view === view; }",
-        arg=[before, view], timeout=30_000)
 
 
 def rows_shown(page: Any, selector: str) -> list[dict[str, str]]:

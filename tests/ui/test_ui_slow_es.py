@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from trafficdata import START, query, same, shipped_to_engine
 from trafficdata import iso as iso_of
-from uihelp import Served, rendered
+from uihelp import Served, answers, rendered
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +47,7 @@ def slow_es(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_fact
 @pytest.mark.parametrize("params", SLOW, ids=[str(p) for p in SLOW])
 def test_slow_equals_the_archive(slow_es: dict[str, Any], params: dict[str, Any]) -> None:
     path = query("slow", **params)
-    status, archive = slow_es["archive_server"].get(path)
-    assert status == 200, archive
-    status, es = slow_es["es_server"].get(path)
-    assert status == 200, es
+    archive, es = answers(slow_es, path)
     if "no-such" not in str(params) and params.get("threshold") != "1h":
         assert archive["groups"], f"{params}: the archive answered nothing"
     same(es, archive)
@@ -59,10 +56,7 @@ def test_slow_equals_the_archive(slow_es: dict[str, Any], params: dict[str, Any]
 @pytest.mark.parametrize("params", TIMELINE, ids=[str(p) for p in TIMELINE])
 def test_timeline_equals_the_archive(slow_es: dict[str, Any], params: dict[str, Any]) -> None:
     path = query("slow/timeline", **params)
-    status, archive = slow_es["archive_server"].get(path)
-    assert status == 200, archive
-    status, es = slow_es["es_server"].get(path)
-    assert status == 200, es
+    archive, es = answers(slow_es, path)
     if "no-such" not in str(params):
         assert sum(b["count"] for b in archive["buckets"]), f"{params}: the archive answered nothing"
     same(es, archive)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import trafficdata
 from trafficdata import INCIDENT_HOURS, START, query, template_of
 from trafficdata import iso as iso_of
-from uihelp import Served, duck, rendered
+from uihelp import Served, drawn, duck, redrawn, rendered
 
 traffic_data = trafficdata.traffic_data
 traffic_server = trafficdata.traffic_server
@@ -160,17 +160,6 @@ def shown(page: Any, selector: str) -> list[dict[str, str]]:
 
 def state_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
-
-
-def drawn(page: Any) -> str:
-    return page.get_attribute("main#view", "data-rendered") or ""
-
-
-def redrawn(page: Any, before: str, view: str) -> None:
-    page.wait_for_function(
-        "([before, view]) => { const m = document.querySelector('main#view');"
-        " return m.dataset.rendered && m.dataset.rendered !== before && m.dataset.view === view; }",
-        arg=[before, view], timeout=30_000)  # fmt: skip
 
 
 def page_numbers(page: Any) -> dict[str, Any]:

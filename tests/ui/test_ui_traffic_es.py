@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from trafficdata import START, query, same, shipped_to_engine
 from trafficdata import iso as iso_of
-from uihelp import Served, rendered
+from uihelp import Served, answers, rendered
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +40,7 @@ def traffic_es(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_f
 @pytest.mark.parametrize("params", TRAFFIC, ids=[str(p) for p in TRAFFIC])
 def test_traffic_equals_the_archive(traffic_es: dict[str, Any], params: dict[str, Any]) -> None:
     path = query("traffic", **params)
-    status, archive = traffic_es["archive_server"].get(path)
-    assert status == 200, archive
-    status, es = traffic_es["es_server"].get(path)
-    assert status == 200, es
+    archive, es = answers(traffic_es, path)
     if "no-such" not in str(params):
         assert sum(b["records"] for b in archive["timeline"]), f"{params}: the archive answered nothing"
     same(es, archive)

@@ -97,3 +97,26 @@ def rendered(page: Any, view: str | None = None, timeout: float = 30_000) -> Non
     """Wait until the view has finished drawing (the shell sets data-rendered when it has)."""
     selector = f'main#view[data-rendered][data-view="{view}"]' if view else "main#view[data-rendered]"
     page.wait_for_selector(selector, state="attached", timeout=timeout)
+
+
+def drawn(page: Any) -> str:
+    """The shell's render counter now (data-rendered): pass it to `redrawn` after a click."""
+    return page.get_attribute("main#view", "data-rendered") or ""
+
+
+def redrawn(page: Any, before: str, view: str) -> None:
+    """Wait until a render newer than `before` has finished drawing `view`."""
+    page.wait_for_function(
+        "([before, view]) => { const m = document.querySelector('main#view');"
+        " return m.dataset.rendered && m.dataset.rendered !== before && m.dataset.view === view; }",
+        arg=[before, view], timeout=30_000)  # fmt: skip
+
+
+def answers(served: dict[str, Any], path: str) -> tuple[Any, Any]:
+    """GET `path` of the archive's server and of the engine's (`served["archive_server"]`,
+    `served["es_server"]`); both must answer 200. (archive's body, engine's body)."""
+    status, archive = served["archive_server"].get(path)
+    assert status == 200, archive
+    status, engine = served["es_server"].get(path)
+    assert status == 200, engine
+    return archive, engine
