@@ -38,21 +38,44 @@ def _root(
     _state["debug"] = debug or bool(os.environ.get("LOGPIPE_DEBUG"))
 
 
-def _register() -> None:
-    # Each module adds its commands to `app`; they import nothing heavy at module level.
-    from logpipe.cli import (  # noqa: F401
-        archive_cmd,
-        config_cmd,
-        explore_cmd,
-        export_cmd,
-        ingest_cmd,
-        patterns_cmd,
-        query_cmd,
-        retention_cmd,
-        ship_cmd,
-        sql_cmd,
-        ui_cmd,
-    )
+# The module that adds each top-level command to `app`. A run imports only the one its command
+# needs (each costs import and click set-up time: `logpipe search` is a whole process a person
+# waits for); help, no command or an unknown one imports them all. A test keeps this complete.
+COMMAND_MODULES: dict[str, str] = {
+    "archive": "archive_cmd",
+    "config": "config_cmd",
+    "context": "explore_cmd",
+    "export": "export_cmd",
+    "ingest": "ingest_cmd",
+    "patterns": "patterns_cmd",
+    "query": "query_cmd",
+    "retention": "retention_cmd",
+    "search": "explore_cmd",
+    "ship": "ship_cmd",
+    "sql": "sql_cmd",
+    "tail": "explore_cmd",
+    "ui": "ui_cmd",
+}
+
+
+def command_named(argv: list[str]) -> str | None:
+    """The top-level command `argv` runs: its first word not an option, when only `--debug` comes
+    before it (the one root option that lets a command run); otherwise None."""
+    for at, arg in enumerate(argv):
+        if not arg.startswith("-"):
+            return arg if all(a == "--debug" for a in argv[:at]) else None
+    return None
+
+
+def _register(argv: list[str] | None = None) -> None:
+    """Import the command modules `argv` needs (all of them when it is None or names none we know).
+    Each module adds its commands to `app`; they import nothing heavy at module level."""
+    import importlib
+
+    command = command_named(argv) if argv is not None else None
+    wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else sorted(set(COMMAND_MODULES.values()))
+    for module in wanted:
+        importlib.import_module(f"logpipe.cli.{module}")
 
 
 def error_line(message: str) -> None:
@@ -142,7 +165,7 @@ def _dash_hint(exc: Exception, argv: list[str]) -> str:
 def main() -> None:
     from logpipe.errors import LogpipeError
 
-    _register()
+    _register(sys.argv[1:])
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("LOGPIPE_DEBUG"))
     try:
         code = app(standalone_mode=False)
