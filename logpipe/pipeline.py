@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 from logpipe.checkpoints import CheckpointStore
 from logpipe.errors import UsageError
 from logpipe.failpoints import pause
+from logpipe.model import Batch, RawBatch
 from logpipe.parse.profiles import PROFILES, FieldOverrides, Profile
-from logpipe.sinks.base import Batch, Sink, Sinks
-from logpipe.sources.batch import RawBatch
+from logpipe.sinks.base import Sink, Sinks
 from logpipe.sources.files import FileWatcher, Watch
 from logpipe.stats import ShipStats
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.registry import Collector
 
-    from logpipe.sinks.base import FlushResult
+    from logpipe.model import FlushResult
 
 log = logging.getLogger("logpipe.observe")
 

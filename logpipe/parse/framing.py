@@ -10,21 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from logpipe.model import RawBatch, Reject
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
-from logpipe.sources.batch import RawBatch
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """One input line that cannot become a record, with why."""
-
-    offset: int
-    reason: str
-    detail: str
-    raw: bytes
 
 
 @dataclass(slots=True)

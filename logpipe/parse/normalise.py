@@ -36,7 +36,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
-from logpipe.parse.framing import Framed, Reject
+from logpipe.model import Reject
+from logpipe.parse.framing import Framed
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
 from logpipe.parse.profiles import FIELDS, Profile
 from logpipe.schema import LEVELS

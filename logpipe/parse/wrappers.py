@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from logpipe.parse.framing import Framed, Reject
+from logpipe.model import Reject
+from logpipe.parse.framing import Framed
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
 
 if TYPE_CHECKING:

@@ -22,13 +22,13 @@ from logpipe.archive.locks import Busy, compaction_lock, writer_lock
 from logpipe.archive.writer import write_part
 from logpipe.errors import ArchiveBusyError, ArchiveError
 from logpipe.failpoints import pause
-from logpipe.sinks.base import Batch, FlushResult
+from logpipe.model import Batch, FlushResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from logpipe.checkpoints import CheckpointStore
-    from logpipe.parse.framing import Reject
+    from logpipe.model import Reject
 
 
 class ArchiveLock:

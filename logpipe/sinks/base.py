@@ -1,66 +1,13 @@
-"""The shape every sink shares, and the batch that flows into it."""
+"""The shape every sink shares, and the group of sinks one pipeline drives together."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from logpipe.model import Batch, FlushResult
 from logpipe.sinks.meter import meter_of
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from logpipe.parse.framing import Reject
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Canonical records and rejected lines from positions [start, end) of one source."""
-
-    source_id: str
-    path: str
-    start: int
-    end: int
-    records: pa.Table
-    rejects: tuple[Reject, ...]
-    read_time_us: int
-    # Where each record sits in the source, in the units of [start, end): the `offset` column
-    # for files; Kafka offsets for `logpipe ingest` (records keep the agent's file offset).
-    positions: pa.Array | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a buffered batch came from, so that a sink's dead letter names its source and position."""
-
-    source_id: str
-    path: str
-    start: int
-    end: int
-    read_time_us: int
-
-    @classmethod
-    def of(cls, batch: Batch) -> Origin:
-        return cls(batch.source_id, batch.path, batch.start, batch.end, batch.read_time_us)
-
-    def dead_letters(self, rejects: list[Reject]) -> Batch:
-        """A batch that carries only these rejects, for the archive's dead-letter table."""
-        from logpipe.schema import record_schema
-
-        empty = record_schema().empty_table()
-        return Batch(self.source_id, self.path, self.start, self.end, empty, tuple(rejects), self.read_time_us)
-
-
-@dataclass(frozen=True, slots=True)
-class FlushResult:
-    """What one flush made durable."""
-
-    parts: int = 0
-    records: int = 0
-    dead_letters: int = 0
-    duplicates_dropped: int = 0
 
 
 class Sink(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from logpipe.sinks.base import FlushResult
+    from logpipe.model import FlushResult
 
 
 class SinkMeter:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from logpipe.model import Batch, FlushResult
 from logpipe.schema import LEVELS
-from logpipe.sinks.base import Batch, FlushResult, Sink
+from logpipe.sinks.base import Sink
 
 if TYPE_CHECKING:
     import pyarrow as pa

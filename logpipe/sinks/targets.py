@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from logpipe.errors import UsageError
-from logpipe.sinks.base import Batch, FlushResult, Sink
+from logpipe.model import Batch, FlushResult
+from logpipe.sinks.base import Sink
 
 if TYPE_CHECKING:
     from logpipe.config.model import AgentConfig

@@ -64,9 +64,9 @@ from typing import Final, TypeVar
 
 from logpipe.checkpoints import Checkpoint, CheckpointStore
 from logpipe.failpoints import pause
+from logpipe.model import OversizedLine, RawBatch
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
 from logpipe.parse.wrappers import is_final_line
-from logpipe.sources.batch import OversizedLine, RawBatch
 
 log = logging.getLogger("logpipe.sources.files")
 _T = TypeVar("_T")

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from logpipe.parse.framing import Reject
+from logpipe.model import Batch, Reject
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
-from logpipe.sinks.base import Batch
 
 if TYPE_CHECKING:
     import pyarrow as pa

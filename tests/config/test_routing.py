@@ -26,7 +26,7 @@ from confighelp import (
     write_config,
 )
 
-from logpipe.sinks.base import Batch
+from logpipe.model import Batch
 from logpipe.sinks.routing import at_or_above
 
 

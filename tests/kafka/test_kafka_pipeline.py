@@ -174,7 +174,7 @@ def test_engine_dead_letters_name_the_kafka_offset() -> None:
     import pyarrow as pa
 
     from logpipe.engine.config import parse_target
-    from logpipe.sinks.base import Batch
+    from logpipe.model import Batch
     from logpipe.sinks.elasticsearch.sink import EsSink
     from logpipe.sinks.loki.config import parse_loki_target
     from logpipe.sinks.loki.encode import OFFSET

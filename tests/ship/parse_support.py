@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from logpipe.enrich.context import ContextLimits, RequestContext
+from logpipe.model import Batch, RawBatch
 from logpipe.parse.detect import detect, sample_lines
 from logpipe.parse.profiles import FieldOverrides
 from logpipe.pipeline import ShipOptions, SourceSpec, Transformer
-from logpipe.sinks.base import Batch
-from logpipe.sources.batch import RawBatch
 
 READ_TIME_US = 1_700_000_000_123_456
 SOURCE_ID = "0123456789abcdef0123456789abcdef"

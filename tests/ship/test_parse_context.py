@@ -7,8 +7,8 @@ from typing import Any
 from parse_support import lines, rows, transformer
 
 from logpipe.enrich.context import ContextLimits
+from logpipe.model import RawBatch
 from logpipe.pipeline import Transformer
-from logpipe.sources.batch import RawBatch
 
 
 def _rec(msg: str, rid: str | None, **ctx: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect, require_clients
 from logpipe.errors import TransientError
-from logpipe.sinks.base import Batch, FlushResult, Origin
+from logpipe.model import Batch, FlushResult, Origin
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
 from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import backoff_s
@@ -298,7 +298,7 @@ class EsSink:
 
     def _dead_letter(self, items: list[_Item], origins: list[Origin], dead: list[tuple[int, str]]) -> None:
         """Hand items the engine can never take to the dead-letter store, one batch per origin."""
-        from logpipe.parse.framing import Reject
+        from logpipe.model import Reject
 
         by_origin: dict[int, list[Reject]] = {}
         for position, reason in dead:

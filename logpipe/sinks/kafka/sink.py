@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from logpipe.errors import LogpipeError, TerminalError, TransientError
-from logpipe.sinks.base import Batch, FlushResult, Origin
+from logpipe.model import Batch, FlushResult, Origin
 from logpipe.sinks.kafka.config import KafkaConfig
 from logpipe.sinks.kafka.deps import require_producer
 from logpipe.sinks.kafka.encode import Messages, encode
@@ -292,7 +292,7 @@ class KafkaSink:
     def _dead_letter(self, buffered: Sequence[tuple[Origin, pa.Table, list[int]]], messages: Messages,
                      refused: list[tuple[int, str]]) -> int:  # fmt: skip
         """Hand the records of refused messages to the dead-letter store, each at its position."""
-        from logpipe.parse.framing import Reject
+        from logpipe.model import Reject
 
         if self._dead_letters is None:
             raise TerminalError(f"{self.config.display_url} refused {len(refused):,} messages ({refused[0][1]}) "

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from logpipe.errors import TerminalError, TransientError
-from logpipe.sinks.base import Batch, FlushResult, Origin
+from logpipe.model import Batch, FlushResult, Origin
 from logpipe.sinks.loki.config import label_name
 from logpipe.sinks.loki.encode import (
     LINE,
@@ -269,7 +269,7 @@ class LokiSink:
 
     def _dead_letter(self, frame: pl.DataFrame, origins: list[Origin], refused: tuple[list[int], str]) -> None:
         """Hand entries Loki can never take to the dead-letter store, one batch per origin."""
-        from logpipe.parse.framing import Reject
+        from logpipe.model import Reject
 
         rows, reason = refused
         picked = frame.select(LINE, OFFSET, ORIGIN)[rows]

@@ -1,0 +1,109 @@
+"""The data that flows from sources through parse to sinks: one module every stage imports.
+
+    source --RawBatch--> parse (frame, unwrap, normalise, enrich) --Batch--> sinks --FlushResult
+
+A RawBatch is bytes [start, end) of one source; a Batch is the same span as canonical records
+(Arrow) and the lines that could not become records (Rejects). Nothing here does I/O or imports
+a stage, so sources, parse and sinks depend on this module and never on each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass(frozen=True, slots=True)
+class OversizedLine:
+    """A line longer than the limit: skipped to its newline, only its head kept for the dead letter."""
+
+    offset: int
+    length: int
+    head: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RawBatch:
+    """Complete lines read from one source, `data` spans source bytes [start, end).
+
+    `end` is where the source resumes after this batch is delivered. `unterminated` says the
+    last line had no newline and was taken anyway (end of input in `--once` mode). `spec` is
+    the index of the configured source (`sources[i]`) whose globs found the file: it decides the
+    labels and field names the records get.
+    """
+
+    source_id: str
+    path: str
+    start: int
+    end: int
+    data: bytes | memoryview
+    read_time_us: int
+    format_name: str
+    unterminated: bool = False
+    oversized: tuple[OversizedLine, ...] = field(default=())
+    spec: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One input line that cannot become a record, with why."""
+
+    offset: int
+    reason: str
+    detail: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Canonical records and rejected lines from positions [start, end) of one source."""
+
+    source_id: str
+    path: str
+    start: int
+    end: int
+    records: pa.Table
+    rejects: tuple[Reject, ...]
+    read_time_us: int
+    # Where each record sits in the source, in the units of [start, end): the `offset` column
+    # for files; Kafka offsets for `logpipe ingest` (records keep the agent's file offset).
+    positions: pa.Array | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a buffered batch came from, so that a sink's dead letter names its source and position."""
+
+    source_id: str
+    path: str
+    start: int
+    end: int
+    read_time_us: int
+
+    @classmethod
+    def of(cls, batch: Batch) -> Origin:
+        return cls(batch.source_id, batch.path, batch.start, batch.end, batch.read_time_us)
+
+    def dead_letters(self, rejects: list[Reject]) -> Batch:
+        """A batch that carries only these rejects, for the archive's dead-letter table."""
+        from logpipe.schema import record_schema
+
+        empty = record_schema().empty_table()
+        return Batch(self.source_id, self.path, self.start, self.end, empty, tuple(rejects), self.read_time_us)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """What one flush made durable."""
+
+    parts: int = 0
+    records: int = 0
+    dead_letters: int = 0
+    duplicates_dropped: int = 0
