@@ -8,7 +8,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 DEMO   := demo
 
-.PHONY: demo test lint typecheck native-test unit bench bench-es clean
+.PHONY: demo test lint typecheck native-lint native-test unit bench bench-es clean
 
 $(STAMP): pyproject.toml $(NATIVE)
 	@command -v cargo >/dev/null || { echo "error: cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -26,7 +26,13 @@ demo: $(STAMP)
 	@echo "look around in a browser: $(VENV)/bin/logpipe ui --archive logpipe-data  (then open http://127.0.0.1:8080/)"
 
 ## test: lint, type-check and run the whole suite (the native crate's own tests first)
-test: $(STAMP) lint typecheck native-test unit
+test: $(STAMP) lint typecheck native-lint native-test unit
+
+# clippy and rustfmt come with rustup's default profile; a minimal one lacks them.
+native-lint:
+	@cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1 || { echo "error: clippy and rustfmt not found: rustup component add clippy rustfmt"; exit 1; }
+	cargo fmt --check --manifest-path native/Cargo.toml
+	cargo clippy --quiet --release --all-targets --manifest-path native/Cargo.toml -- -D warnings
 
 native-test:
 	cargo test --quiet --release --manifest-path native/Cargo.toml

@@ -28,16 +28,20 @@ fn main() {
         f(&["duration_ms", "elapsed_ms"]),
         f(&["exc_info", "exception", "stack_info", "stack_trace", "error"]),
     ];
-    let names = [("info", 2u8), ("debug", 1), ("warning", 3), ("error", 4)]
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
+    let names =
+        [("info", 2u8), ("debug", 1), ("warning", 3), ("error", 4)].iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let spec = Spec {
         fields,
         root: vec![],
         lifts: vec![],
         always_consumed: vec![],
-        levels: Levels { scheme: Scheme::Auto, names, pino: [0, 1, 2, 3, 4, 5], python: [0, 1, 2, 3, 4, 5], syslog: [5, 5, 5, 4, 3, 2, 2, 1] },
+        levels: Levels {
+            scheme: Scheme::Auto,
+            names,
+            pino: [0, 1, 2, 3, 4, 5],
+            python: [0, 1, 2, 3, 4, 5],
+            syslog: [5, 5, 5, 4, 3, 2, 2, 1],
+        },
         label_service: None,
         label_host: Some("h".into()),
         extra_labels: vec![],

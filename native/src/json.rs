@@ -112,7 +112,8 @@ fn string_stop(b: &[u8], mut i: usize) -> usize {
         let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
         let quote = x ^ (LO * u64::from(b'"'));
         let slash = x ^ (LO * u64::from(b'\\'));
-        let flags = (quote.wrapping_sub(LO) & !quote | slash.wrapping_sub(LO) & !slash | x.wrapping_sub(LO * 0x20) & !x) & HI;
+        let flags =
+            (quote.wrapping_sub(LO) & !quote | slash.wrapping_sub(LO) & !slash | x.wrapping_sub(LO * 0x20) & !x) & HI;
         if flags != 0 {
             return i + (flags.trailing_zeros() / 8) as usize;
         }
@@ -313,16 +314,18 @@ pub fn skip_value(
 pub enum LineError {
     /// Only whitespace: not a record and not worth a dead letter.
     Blank,
-    Reject { reason: &'static str, detail: String },
+    Reject {
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 fn reject(fail: Fail) -> LineError {
     match fail {
         Fail::Invalid(detail) => LineError::Reject { reason: "invalid_json", detail },
-        Fail::NonFinite(name) => LineError::Reject {
-            reason: "non_finite_number",
-            detail: format!("non-finite number literal {name}"),
-        },
+        Fail::NonFinite(name) => {
+            LineError::Reject { reason: "non_finite_number", detail: format!("non-finite number literal {name}") }
+        }
     }
 }
 
@@ -339,11 +342,7 @@ fn expect_end(b: &[u8], i: usize) -> Result<(), LineError> {
 ///
 /// Syntax errors win over the other reasons, then "not an object", then depth, as a strict
 /// parser would find them.
-pub fn parse_line<'a>(
-    b: &'a [u8],
-    members: &mut Vec<Member<'a>>,
-    stack: &mut Vec<u8>,
-) -> Result<(), LineError> {
+pub fn parse_line<'a>(b: &'a [u8], members: &mut Vec<Member<'a>>, stack: &mut Vec<u8>) -> Result<(), LineError> {
     members.clear();
     let i = skip_ws(b, 0);
     if i == b.len() {
@@ -362,10 +361,7 @@ pub fn parse_line<'a>(
     let end = object_members(b, i, &mut deepest, members, stack).map_err(reject)?;
     expect_end(b, end)?;
     if deepest > MAX_DEPTH {
-        return Err(LineError::Reject {
-            reason: "too_deep",
-            detail: format!("nesting depth {deepest} > {MAX_DEPTH}"),
-        });
+        return Err(LineError::Reject { reason: "too_deep", detail: format!("nesting depth {deepest} > {MAX_DEPTH}") });
     }
     last_wins(members);
     Ok(())

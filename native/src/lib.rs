@@ -136,7 +136,11 @@ impl Buffer {
 
 #[pymethods]
 impl Buffer {
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: std::os::raw::c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
         let bytes = slf.get().bytes();
         // Read-only, one-dimensional bytes; Python keeps `slf` alive while the view exists.
         let status = pyo3::ffi::PyBuffer_FillInfo(
@@ -265,7 +269,8 @@ impl Normaliser {
         if cuts.len() != offsets.len() + 1 || cuts.last().is_some_and(|&end| end as usize > bytes.len()) {
             return Err(PyValueError::new_err("line offsets do not match the data"));
         }
-        let fallback: Vec<Option<&str>> = fallback_ts.as_ref().map_or_else(Vec::new, |f| f.iter().map(|s| s.as_deref()).collect());
+        let fallback: Vec<Option<&str>> =
+            fallback_ts.as_ref().map_or_else(Vec::new, |f| f.iter().map(|s| s.as_deref()).collect());
         let info = BatchInfo { source, source_key, read_time_us, unterminated_offset };
         let map = &mut context.map;
         let inner = &self.inner;
@@ -329,12 +334,7 @@ fn frame<'py>(
         let head = PyBytes::new(py, &bytes[r.head.0..r.head.1]);
         rejects.append((r.offset, r.reason, r.detail.as_str(), head))?;
     }
-    (
-        buffer(py, Owned::U8(f.data))?,
-        buffer(py, Owned::I64(f.cuts))?,
-        buffer(py, Owned::I64(f.offsets))?,
-        rejects,
-    )
+    (buffer(py, Owned::U8(f.data))?, buffer(py, Owned::I64(f.cuts))?, buffer(py, Owned::I64(f.offsets))?, rejects)
         .into_pyobject(py)
 }
 
@@ -360,19 +360,22 @@ fn parse_timestamp(raw: &str) -> Option<i64> {
     time::parse_ts(raw)
 }
 
+/// An Arrow string array for `text_bloom`: (offsets buffer, data buffer, first row, rows,
+/// 64-bit offsets), the buffers as Python passes them, held, or read.
+type StringArray<B> = (B, B, usize, usize, bool);
+
 /// The trigram bloom filter of string values for `logpipe search` (see textindex.rs): `columns`
-/// are Arrow string arrays as (offsets buffer, data buffer, first row, rows, 64-bit offsets);
-/// returns (log2 of the filter's bits, the filter, bits set).
+/// are Arrow string arrays; returns (log2 of the filter's bits, the filter, bits set).
 #[pyfunction]
 fn text_bloom<'py>(
     py: Python<'py>,
-    columns: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>, usize, usize, bool)>,
+    columns: Vec<StringArray<Bound<'py, PyAny>>>,
 ) -> PyResult<(u32, Bound<'py, PyBytes>, usize)> {
     let held = columns
         .iter()
         .map(|(o, d, first, rows, wide)| Ok((Bytes::get(o)?, Bytes::get(d)?, *first, *rows, *wide)))
         .collect::<PyResult<Vec<_>>>()?;
-    let views: Vec<(&[u8], &[u8], usize, usize, bool)> =
+    let views: Vec<StringArray<&[u8]>> =
         held.iter().map(|(o, d, first, rows, wide)| (o.slice(), d.slice(), *first, *rows, *wide)).collect();
     let (log2, bloom, count) = py
         .allow_threads(|| -> Result<(u32, Vec<u8>, usize), &'static str> {
@@ -381,7 +384,11 @@ fn text_bloom<'py>(
                 let width = if wide { 8 } else { 4 };
                 let at = |i: usize| -> Option<usize> {
                     let b = offsets.get(i * width..(i + 1) * width)?;
-                    let v = if wide { i64::from_le_bytes(b.try_into().ok()?) } else { i64::from(i32::from_le_bytes(b.try_into().ok()?)) };
+                    let v = if wide {
+                        i64::from_le_bytes(b.try_into().ok()?)
+                    } else {
+                        i64::from(i32::from_le_bytes(b.try_into().ok()?))
+                    };
                     usize::try_from(v).ok()
                 };
                 for row in first..first + rows {

@@ -7,8 +7,8 @@
 //! `attrs` is the root object minus the keys canonical fields were read from, its members copied
 //! byte for byte, so it loses nothing.
 
-use std::borrow::Cow;
 use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
 
 use crate::columns::{NumCol, StrCol};
 use crate::context::ContextMap;
@@ -393,9 +393,8 @@ impl Normaliser {
                 trie.insert(path, consumes.len());
                 // Only a key read whole by a plain field leaves attrs: removing a nested key
                 // could turn a scalar into an object, and combined fields use several keys.
-                let consumable = field.combine == Combine::First
-                    && path.len() == depth + 1
-                    && path[..depth] == spec.root[..];
+                let consumable =
+                    field.combine == Combine::First && path.len() == depth + 1 && path[..depth] == spec.root[..];
                 consumes.push(consumable.then(|| path[depth].clone()));
             }
         }
@@ -445,10 +444,8 @@ impl Normaliser {
                 if stack.is_some() {
                     return (stack, None);
                 }
-                let parts: Vec<Cow<'_, str>> = [at(2).or_else(|| at(3)), at(4).or_else(|| at(5))]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let parts: Vec<Cow<'_, str>> =
+                    [at(2).or_else(|| at(3)), at(4).or_else(|| at(5))].into_iter().flatten().collect();
                 let joined = parts.join(": ");
                 ((!joined.is_empty()).then_some(Cow::Owned(joined)), None)
             }
@@ -492,7 +489,15 @@ impl Normaliser {
             let fallback = fallback_ts.get(i).copied().flatten();
             match json::parse_line(line, &mut scratch.members, &mut scratch.stack) {
                 Ok(()) => {
-                    let gaps = self.record(&mut scratch, offsets[i], fallback, info, &mut cols, &mut own_user, &mut own_session);
+                    let gaps = self.record(
+                        &mut scratch,
+                        offsets[i],
+                        fallback,
+                        info,
+                        &mut cols,
+                        &mut own_user,
+                        &mut own_session,
+                    );
                     missing.ts += usize::from(gaps.ts);
                     missing.level += usize::from(gaps.level);
                     missing.message += usize::from(gaps.message);
@@ -616,12 +621,7 @@ impl Normaliser {
         c.offset.push(Some(offset));
         s.members = members;
         let no_ts = flags.ts == Some("read_time");
-        Gaps {
-            ts: no_ts,
-            level: mapped.is_none(),
-            message: message.is_none(),
-            unmatched: no_ts && mapped.is_none(),
-        }
+        Gaps { ts: no_ts, level: mapped.is_none(), message: message.is_none(), unmatched: no_ts && mapped.is_none() }
     }
 
     /// `attrs`: lifted members, then the root's members minus what fields consumed, then labels
@@ -753,12 +753,9 @@ fn fill_context(c: &mut Columns, own_user: &StrCol, own_session: &StrCol, contex
         let req = c.request_id.get(i);
         let known = req.and_then(|r| context.get(r));
         let batch = req.and_then(|r| first.get(r));
-        let user = own_user.get(i)
-            .or_else(|| known.and_then(|e| e.user_id()))
-            .or_else(|| batch.and_then(|b| b.0));
-        let session = own_session.get(i)
-            .or_else(|| known.and_then(|e| e.session_id()))
-            .or_else(|| batch.and_then(|b| b.1));
+        let user = own_user.get(i).or_else(|| known.and_then(|e| e.user_id())).or_else(|| batch.and_then(|b| b.0));
+        let session =
+            own_session.get(i).or_else(|| known.and_then(|e| e.session_id())).or_else(|| batch.and_then(|b| b.1));
         c.user_id.push(user);
         c.session_id.push(session);
     }
