@@ -5,7 +5,7 @@
     es://USER:PASSWORD@HOST:PORT        basic auth (better: LOGPIPE_ES_USER/LOGPIPE_ES_PASSWORD)
     ...?api_key=KEY                     API key (better: LOGPIPE_ES_API_KEY)
     ...?ca=/path/ca.pem&verify=false    CA file; verification switch
-    ...?index=logs-{service}-{level}-{date}&replicas=0&concurrency=2&retry_for=300
+    ...?index=logs-{service}-{level}-{date}&replicas=0&concurrency=2&retry_for=0
 
 Secrets come from the URL or the environment; they are kept out of `repr`, out of
 `display_url`, and `mask` scrubs them from any text that might be shown (an engine's error
@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from logpipe.errors import UsageError
 from logpipe.options import flag, whole
+from logpipe.sinks.secrets import SinkSettings
 
 ENV_USER: Final = "LOGPIPE_ES_USER"
 ENV_PASSWORD: Final = "LOGPIPE_ES_PASSWORD"
@@ -40,14 +41,17 @@ _PLACEHOLDER_RE: Final = re.compile(r"\{([^{}]*)\}")
 _LITERAL_RE: Final = re.compile(r"^[a-z0-9_.+-]*$")
 
 
-@dataclass(frozen=True, slots=True)
-class EsConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class EsConfig(SinkSettings):
     """Where the engine is and how to talk to it; secrets are never part of the repr."""
+
+    KIND: ClassVar[str] = "elasticsearch"
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("password", "api_key")
 
     url: str
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    api_key: str | None = field(default=None, repr=False)
+    password: str | None = None
+    api_key: str | None = None
     ca_file: Path | None = None
     verify: bool = True
     index: str = DEFAULT_INDEX
@@ -58,7 +62,7 @@ class EsConfig:
     gzip: bool = True
     concurrency: int = 2
     chunk_bytes: int = 4 << 20
-    retry_for_s: float = 300.0
+    retry_for_s: float = 0.0  # 0: retry until the engine takes the items (the agent just stops reading)
     max_backoff_s: float = 10.0
     timeout_s: float = 60.0
 
@@ -66,16 +70,6 @@ class EsConfig:
     def display_url(self) -> str:
         """The URL without credentials: safe for logs and error messages."""
         return self.url
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.password, self.api_key) if s)
-
-    def mask(self, text: str) -> str:
-        """`text` with every secret replaced by `***`."""
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
 
     @property
     def index_prefix(self) -> str:

@@ -1,20 +1,48 @@
-"""The shape every sink shares, and the group of sinks one pipeline drives together."""
+"""The contract every sink keeps, and the group of sinks one pipeline drives together."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from logpipe.model import Batch, FlushResult
 from logpipe.sinks.meter import meter_of
 
 
-class Sink(Protocol):
-    """`send` may buffer; after `flush` returns, everything sent is durable in the sink.
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One sink's answer to "are you there?" (`logpipe config validate`, the agent's first log line)."""
 
-    The pipeline moves a source's checkpoint only past batches that every sink has flushed.
-    `buffered_bytes` lets the pipeline apply backpressure instead of growing memory.
+    ok: bool
+    target: str  # where the sink writes, without credentials
+    detail: str  # what answered (`OpenSearch 2.19.1`, `ready (/ready answered 200)`) or why not
+
+
+class Sink(Protocol):
+    """What every sink (archive, Elasticsearch/OpenSearch, Loki, Kafka) does, and promises.
+
+    - `send(batch)` may only buffer. `buffered_bytes()` is what the buffer holds, which the
+      next flush takes; `in_flight_bytes()` is what a flush in progress still delivers. The
+      pipeline reads only while `buffered_bytes` is under its bound (backpressure).
+    - `flush()` returns when everything sent before it is durable in the store, or was
+      dead-lettered: only then does the pipeline move a source's checkpoint (acknowledge).
+    - Outage: a server that is down, refuses connections, times out or answers 429/5xx is
+      retried with capped exponential backoff and jitter (`logpipe.sinks.retry`) until it
+      takes the data or the agent is stopped; the flush does not return meanwhile, so reading
+      stops and the log file is the buffer. `interrupt()` (SIGTERM) ends the wait at once:
+      the flush raises TransientError and acknowledges nothing, so the next run sends the same
+      records again. Losing data is the worst bug; a sink never gives up on its own unless a
+      person set a bound (`retry_for=SECONDS`), and then it raises the same way.
+    - Dead letters: what can never succeed (a mapping conflict, a message too large for the
+      broker, a stream or entry the server rejects with 4xx) goes to the dead-letter store
+      (the archive's dead-letter table) with the server's reason, once, and is counted; the
+      rest of the flush is delivered. A setting no retry can fix (credentials, a wrong path)
+      raises TerminalError, and again nothing is acknowledged.
+    - `health()` asks the server whether it is there; `describe()` is one summary line; the
+      settings' repr, str and describe never show a password or token (`logpipe.sinks.secrets`).
+    - `close()` lets go of connections and locks.
     """
 
     name: str
@@ -24,6 +52,14 @@ class Sink(Protocol):
     def flush(self) -> FlushResult: ...
 
     def buffered_bytes(self) -> int: ...
+
+    def in_flight_bytes(self) -> int: ...
+
+    def interrupt(self) -> None: ...
+
+    def health(self, timeout_s: float = 5.0) -> Health: ...
+
+    def describe(self) -> str: ...
 
     def close(self) -> None: ...
 
@@ -80,9 +116,7 @@ class Sinks:
         """Shutting down: a sink stuck retrying an unreachable server gives up; what it holds
         stays unacknowledged, so no position moves past it."""
         for sink in self.members:
-            interrupt = getattr(sink, "interrupt", None)
-            if interrupt is not None:
-                interrupt()
+            sink.interrupt()
 
     def close(self) -> None:
         for sink in self.members:

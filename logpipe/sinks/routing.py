@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from logpipe.model import Batch, FlushResult
 from logpipe.schema import LEVELS
-from logpipe.sinks.base import Sink
+from logpipe.sinks.base import Health, Sink
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,10 +70,17 @@ class Routed:
     def buffered_bytes(self) -> int:
         return self.inner.buffered_bytes()
 
+    def in_flight_bytes(self) -> int:
+        return self.inner.in_flight_bytes()
+
     def interrupt(self) -> None:
-        interrupt = getattr(self.inner, "interrupt", None)
-        if interrupt is not None:
-            interrupt()
+        self.inner.interrupt()
+
+    def health(self, timeout_s: float = 5.0) -> Health:
+        return self.inner.health(timeout_s)
+
+    def describe(self) -> str:
+        return self.inner.describe()
 
     def close(self) -> None:
         self.inner.close()
@@ -88,5 +95,5 @@ class Routed:
         self.inner.meter = value  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:
-        # Sink-specific extras (describe, totals, in_flight_bytes) stay reachable.
+        # Sink-specific extras (totals, dead_letter_store) stay reachable.
         return getattr(self.inner, name)

@@ -43,7 +43,7 @@ class TestKafkaError:
 
 class TestDeliverDecidesByType:
     def _sink(self, monkeypatch: pytest.MonkeyPatch, raises: Exception) -> tuple[KafkaSink, list[int]]:
-        sink = KafkaSink(parse_kafka_url("kafka://127.0.0.1:1/t"))
+        sink = KafkaSink(parse_kafka_url("kafka://127.0.0.1:1/t"), dead_letters=lambda batch: None)
         rounds: list[int] = []
 
         async def produce(messages: Messages, indices: list[int], alone: set[int]) -> Any:
@@ -51,7 +51,7 @@ class TestDeliverDecidesByType:
             raise raises
 
         monkeypatch.setattr(sink, "_produce", produce)
-        monkeypatch.setattr("logpipe.sinks.kafka.sink.backoff_s", lambda attempt, cap: 0.0)
+        monkeypatch.setattr("logpipe.sinks.retry.backoff_s", lambda attempt, cap: 0.0)
         return sink, rounds
 
     def test_terminal_error_is_raised_after_one_round(self, monkeypatch: pytest.MonkeyPatch) -> None:

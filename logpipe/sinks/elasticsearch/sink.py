@@ -9,8 +9,9 @@ never passes a record the engine does not hold. Bulk requests are gzipped, cut t
 - 429 and 5xx (and a request that got no answer at all): retried, only those items, with
   exponential backoff and jitter; after a round with 429s the next round sends fewer requests
   at once (halved, back up when the engine keeps up), and items are sent grouped by index so
-  one request fans out to few shards. When nothing at all succeeds for `retry_for_s`, flush
-  raises TransientError and the checkpoint stays where it was.
+  one request fans out to few shards; until the engine takes them or the agent is stopped
+  (the outage policy of `logpipe.sinks.base`). `retry_for=SECONDS` bounds it instead: when
+  nothing succeeds for that long, flush raises TransientError and the checkpoint stays.
 - anything else (a mapping conflict, a document the engine can never take): handed to the
   dead-letter store with the engine's reason, once, and counted.
 
@@ -33,9 +34,10 @@ from typing import TYPE_CHECKING, Any, Final
 from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect, require_clients
 from logpipe.errors import TransientError
 from logpipe.model import Batch, FlushResult, Origin
+from logpipe.sinks.base import Health
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
 from logpipe.sinks.meter import NULL_METER, SinkMeter
-from logpipe.sinks.retry import backoff_s
+from logpipe.sinks.retry import Outage, RetryPolicy
 
 if TYPE_CHECKING:
     from logpipe.engine.config import EsConfig
@@ -145,6 +147,7 @@ class EsSink:
         self.totals = EsFlushStats()
         self.throttled = 0  # items answered 429 over the sink's life
         self._interrupted = threading.Event()
+        self.retry = RetryPolicy(config.max_backoff_s, config.retry_for_s)
 
     # -------------------------------------------------------------------------------- send
 
@@ -199,8 +202,7 @@ class EsSink:
         ]
         sizes = [len(item.line) for item in items]
         pending = list(range(len(items)))
-        progress_at = time.monotonic()
-        attempt = 0
+        outage = Outage(self.retry, self._interrupted, self.config.display_url)
         limit = self.config.concurrency
         last_reason = ""
         while pending:
@@ -236,26 +238,17 @@ class EsSink:
             if not retry:
                 return
             if indexed or dead:
-                progress_at, attempt = time.monotonic(), 0
+                outage.progressed()
             limit = max(1, limit // 2) if throttled else min(self.config.concurrency, limit * 2)
             stats.retried += len(retry)
             self.meter.retrying(len(retry))
-            wait = backoff_s(attempt, self.config.max_backoff_s)
-            if time.monotonic() + wait > progress_at + self.config.retry_for_s:
-                raise TransientError(
-                    f"{self.config.display_url}: {len(retry):,} records not indexed; nothing succeeded for "
-                    f"{self.config.retry_for_s:g}s (last: {self.config.mask(last_reason)})"
-                )
+            pending_text, last = f"{len(retry):,} records not indexed", self.config.mask(last_reason)
+            wait = outage.next_wait(pending_text, last)
             log.warning("engine %s: retrying %d items in %.1fs, %d requests at once (%s)", self.config.display_url,
-                        len(retry), wait, limit, self.config.mask(last_reason),
+                        len(retry), wait, limit, last,
                         extra={"event": "sink_retry", "sink": self.name, "records": len(retry),
                                "wait_s": round(wait, 3), "concurrency": limit})  # fmt: skip
-            if self._interrupted.wait(wait):
-                raise TransientError(
-                    f"{self.config.display_url}: shutting down with {len(retry):,} records not indexed "
-                    f"(last: {self.config.mask(last_reason)}); the checkpoint stays before them"
-                )
-            attempt += 1
+            outage.wait(wait, pending_text, last)
             pending = retry
 
     def _send(self, client: EngineClient, items: list[_Item], group: list[int]) -> Outcome:
@@ -310,8 +303,23 @@ class EsSink:
         for n, rejects in by_origin.items():
             self._dead_letters(origins[n].dead_letters(rejects))
 
+    def health(self, timeout_s: float = 5.0) -> Health:
+        from logpipe.sinks.elasticsearch.health import check
+
+        return check(self.config, timeout_s)
+
+    def describe(self) -> str:
+        """One summary line for the end of `logpipe ship`."""
+        t = self.totals
+        return (f"{self.config.display_url}: indexed {t.indexed:,}, retried {t.retried:,} "
+                f"({self.throttled:,} answered 429), dead-lettered {t.dead_lettered:,}")  # fmt: skip
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def open_sink(config: EsConfig, *, dead_letters: Callable[[Batch], None]) -> EsSink:
+    return EsSink(config, dead_letters=dead_letters)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 from urllib.parse import parse_qs, urlsplit
 
 from logpipe.errors import UsageError
 from logpipe.options import whole
 from logpipe.schema import COLUMN_NAMES
+from logpipe.sinks.secrets import SinkSettings
 
 SCHEMES: Final = ("kafka", "kafka+ssl")
 MODES: Final = ("record", "batch")
@@ -28,8 +29,13 @@ SASL: Final = {"plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-51
 _OPTIONS: Final = {"mode", "key", "compression", "linger_ms", "batch_bytes", "batch_records", "group", "ca", "sasl"}
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class KafkaConfig(SinkSettings):
+    """Where the brokers are, the topic, and how records become messages; the SASL password stays out of repr."""
+
+    KIND: ClassVar[str] = "kafka"
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("password",)
+
     bootstrap: str
     topic: str
     tls: bool = False
@@ -121,3 +127,8 @@ def parse_kafka_url(url: str) -> KafkaConfig:
         username=os.environ.get("LOGPIPE_KAFKA_USERNAME") if sasl else None,
         password=os.environ.get("LOGPIPE_KAFKA_PASSWORD") if sasl else None,
     )
+
+
+def parse(url: str) -> KafkaConfig:
+    """The registry's entry: `parse_kafka_url`."""
+    return parse_kafka_url(url)

@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from logpipe.errors import TransientError
+from logpipe.errors import LogpipeError, TransientError
+from logpipe.sinks.base import Health
 
 if TYPE_CHECKING:
     from logpipe.sinks.kafka.config import KafkaConfig
+
+
+def check(config: KafkaConfig, timeout_s: float = 5.0) -> Health:
+    """The brokers and the topic's partitions, or why no broker answers."""
+    try:
+        return Health(True, config.display_url, probe(config, timeout_s=timeout_s))
+    except LogpipeError as exc:
+        return Health(False, config.display_url, config.mask(str(exc)))
 
 
 def probe(config: KafkaConfig, *, timeout_s: float = 5.0) -> str:
@@ -31,7 +40,7 @@ async def _probe(config: KafkaConfig, timeout_s: float) -> str:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
     except Exception as exc:  # aiokafka raises its own errors and timeouts alike
-        raise TransientError(f"cannot reach {config.display_url}: {exc or type(exc).__name__}") from None
+        raise TransientError(config.mask(f"cannot reach {config.display_url}: {exc or type(exc).__name__}")) from None
     finally:
         await client.close()
     brokers = len(metadata.brokers())

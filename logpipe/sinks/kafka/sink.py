@@ -3,10 +3,11 @@
 aiokafka is asyncio-native while sinks are called from the pipeline's worker threads, so the
 sink owns a small event loop in its own thread and hands it coroutines. The producer is
 idempotent (acks=all), so the broker itself drops duplicates of a retried send within a
-producer session. While the broker is down, `flush` keeps trying with exponential backoff
-(bounded wait per try) and the pipeline stops reading: positions stay where they were. On
-shutdown (`interrupt`) a flush that cannot reach the broker gives up with a TransientError, and
-nothing past the last acknowledged flush is committed.
+producer session. While the broker is down, `flush` keeps trying with capped exponential
+backoff until the broker takes the messages or the agent is stopped (the outage policy of
+`logpipe.sinks.base`), and the pipeline stops reading: positions stay where they were. On
+shutdown (`interrupt`) the wait ends at once and the flush raises TransientError; nothing past
+the last acknowledged flush is committed.
 
 Errors are sorted by type (`kafka_error`, then `retry.transient`), never retried blindly:
 - a message too large for the producer's request or the broker's `message.max.bytes` can never
@@ -31,11 +32,12 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from logpipe.errors import LogpipeError, TerminalError, TransientError
 from logpipe.model import Batch, FlushResult, Origin
+from logpipe.sinks.base import Health
 from logpipe.sinks.kafka.config import KafkaConfig
 from logpipe.sinks.kafka.deps import require_producer
 from logpipe.sinks.kafka.encode import Messages, encode
 from logpipe.sinks.meter import NULL_METER, SinkMeter
-from logpipe.sinks.retry import backoff_s, transient
+from logpipe.sinks.retry import Outage, RetryPolicy, transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -112,7 +114,7 @@ class KafkaSink:
     name = "kafka"
     meter: SinkMeter = NULL_METER
 
-    def __init__(self, config: KafkaConfig, *, dead_letters: Callable[[Batch], None] | None = None) -> None:
+    def __init__(self, config: KafkaConfig, *, dead_letters: Callable[[Batch], None]) -> None:
         require_producer(config.compression)  # at start-up: a missing module is not an outage
         self.config = config
         self._dead_letters = dead_letters
@@ -120,8 +122,10 @@ class KafkaSink:
         self._producer: Any = None
         self._buffer: list[tuple[Origin, pa.Table, list[int]]] = []
         self._bytes = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
+        self.retry = RetryPolicy(BACKOFF_MAX_S)
         self.sent = 0
         self.retries = 0
         self.dead_lettered = 0
@@ -139,16 +143,25 @@ class KafkaSink:
     def buffered_bytes(self) -> int:
         return self._bytes
 
+    def in_flight_bytes(self) -> int:
+        """Bytes of records the flush in progress is still delivering (or retrying)."""
+        return self._in_flight
+
     def flush(self) -> FlushResult:
         import pyarrow as pa
 
         with self._lock:
-            buffered, self._buffer, self._bytes = self._buffer, [], 0
+            buffered, self._buffer = self._buffer, []
+            self._in_flight, self._bytes = self._bytes, 0
         if not buffered:
+            self._in_flight = 0
             return FlushResult()
-        messages = encode(pa.concat_tables([table for _, table, _ in buffered]), self.config)
-        refused = self._deliver(messages)
-        dead = self._dead_letter(buffered, messages, refused) if refused else 0
+        try:
+            messages = encode(pa.concat_tables([table for _, table, _ in buffered]), self.config)
+            refused = self._deliver(messages)
+            dead = self._dead_letter(buffered, messages, refused) if refused else 0
+        finally:
+            self._in_flight = 0
         if refused:
             log.warning("kafka %s: %d messages can never be sent (%s); their %d records went to the dead letters",
                         self.config.display_url, len(refused), refused[0][1], dead,
@@ -158,8 +171,13 @@ class KafkaSink:
         return FlushResult(records=sum(t.num_rows for _, t, _ in buffered) - dead, dead_letters=dead)
 
     def interrupt(self) -> None:
-        """Shutting down: stop retrying a broker that does not answer."""
+        """Shutting down: stop retrying a broker that does not answer (the wait ends at once)."""
         self._interrupted.set()
+
+    def health(self, timeout_s: float = 5.0) -> Health:
+        from logpipe.sinks.kafka.health import check
+
+        return check(self.config, timeout_s)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -183,17 +201,19 @@ class KafkaSink:
         skipped = {i for i, _ in refused}
         pending = [i for i in range(len(messages)) if i not in skipped]
         alone: set[int] = set()
-        attempt = 0
+        outage = Outage(self.retry, self._interrupted, self.config.display_url)
+        last = ""
         while pending:
             started, tried = time.monotonic(), len(pending)
             try:
                 round_ = self._loop.run(self._produce(messages, pending, alone))
             except Exception as exc:  # the whole round failed: no broker, or the producer broke
                 error = kafka_error(exc)
-                self.meter.request(time.monotonic() - started, ok=False, reason=str(error)[:300])
+                last = self.config.mask(str(error))
+                self.meter.request(time.monotonic() - started, ok=False, reason=last[:300])
                 if not transient(error):
                     raise error from None
-                log.warning("kafka %s: %s; retrying", self.config.display_url, error,
+                log.warning("kafka %s: %s; retrying", self.config.display_url, last,
                             extra={"event": "sink_retry", "sink": self.name, "records": len(pending)})
                 self._reset_producer()
             else:
@@ -201,6 +221,9 @@ class KafkaSink:
                 self.meter.request(time.monotonic() - started, ok=len(round_.failed) < tried)
                 refused.extend(round_.refused)
                 alone.update(round_.split)
+                if len(round_.failed) < tried:
+                    outage.progressed()  # the broker took (or refused for good) part of the round
+                last = self.config.mask(round_.first_failure) or last
                 pending = round_.failed + round_.split
                 if len(pending) + len(round_.refused):
                     # The idempotent producer numbers each partition's batches: after one was not
@@ -213,13 +236,8 @@ class KafkaSink:
                 break
             self.retries += 1
             self.meter.retrying(len(pending))
-            if self._interrupted.is_set():
-                raise TransientError(
-                    f"stopped before {self.config.display_url} acknowledged {len(pending):,} messages; "
-                    "their lines will be read again"
-                )
-            time.sleep(backoff_s(attempt, BACKOFF_MAX_S))
-            attempt += 1
+            waiting = f"{len(pending):,} messages not acknowledged"
+            outage.wait(outage.next_wait(waiting, last), waiting, last)
         return refused
 
     async def _produce(self, messages: Messages, indices: list[int], alone: set[int]) -> Round:
@@ -294,9 +312,6 @@ class KafkaSink:
         """Hand the records of refused messages to the dead-letter store, each at its position."""
         from logpipe.model import Reject
 
-        if self._dead_letters is None:
-            raise TerminalError(f"{self.config.display_url} refused {len(refused):,} messages ({refused[0][1]}) "
-                                "and this Kafka sink has no dead-letter store")  # fmt: skip
         owner: list[tuple[int, int]] = [(n, k) for n, (_, table, _) in enumerate(buffered) for k in range(table.num_rows)]
         by_origin: dict[int, list[Reject]] = {}
         for i, reason in refused:
@@ -305,7 +320,8 @@ class KafkaSink:
             for row, doc in zip(messages.rows[i], docs, strict=True):
                 n, k = owner[row]
                 position = buffered[n][2][k]
-                by_origin.setdefault(n, []).append(Reject(position, DEAD_LETTER_REASON, f"{self.config.display_url}: {reason}", doc))
+                detail = self.config.mask(f"{self.config.display_url}: {reason}")
+                by_origin.setdefault(n, []).append(Reject(position, DEAD_LETTER_REASON, detail, doc))
         for n, rejects in by_origin.items():
             self._dead_letters(buffered[n][0].dead_letters(rejects))
         return sum(len(r) for r in by_origin.values())
@@ -341,6 +357,10 @@ class KafkaSink:
     def describe(self) -> str:
         return (f"{self.config.display_url}: sent {self.sent:,} messages, {self.retries:,} retries, "
                 f"dead-lettered {self.dead_lettered:,}")  # fmt: skip
+
+
+def open_sink(config: KafkaConfig, *, dead_letters: Callable[[Batch], None]) -> KafkaSink:
+    return KafkaSink(config, dead_letters=dead_letters)
 
 
 def message_size(messages: Messages, i: int) -> int:

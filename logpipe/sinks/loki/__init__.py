@@ -4,6 +4,7 @@
     encode   canonical records -> streams (labels, time order) -> protobuf+snappy or JSON bodies
     sink     LokiSink: buffered pushes, retry with backoff, 400s dead-lettered, label guard
     health   is Loki there (`GET /ready`), for a clear first log line
+    deps     the snappy codec protobuf pushes need
 
 Protobuf needs `cramjam` (snappy): `pip install 'logpipe[loki]'`.
 """

@@ -24,12 +24,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass
+from typing import ClassVar, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from logpipe.errors import UsageError
 from logpipe.options import choice, flag, whole
+from logpipe.sinks.secrets import SinkSettings
 
 ENV_USER: Final = "LOGPIPE_LOKI_USER"
 ENV_PASSWORD: Final = "LOGPIPE_LOKI_PASSWORD"
@@ -57,15 +58,18 @@ PER_REQUEST_FIELDS: Final = frozenset(
 _LABEL_NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True, slots=True)
-class LokiConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class LokiConfig(SinkSettings):
     """Where Loki is, how to talk to it and how records become streams; secrets stay out of repr."""
+
+    KIND: ClassVar[str] = "loki"
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("password", "token")
 
     url: str  # scheme://host:port, no path
     path: str = DEFAULT_PATH
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
+    password: str | None = None
+    token: str | None = None
     tenant: str | None = None
     encoding: str = "protobuf"
     gzip: bool = False
@@ -83,16 +87,6 @@ class LokiConfig:
     def display_url(self) -> str:
         """The push URL without credentials: safe for logs and error messages."""
         return f"{self.url}{self.path}"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.password, self.token) if s)
-
-    def mask(self, text: str) -> str:
-        """`text` with every secret replaced by `***`."""
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def headers(self) -> dict[str, str]:
         """Request headers: content type and encoding, auth, tenant."""
@@ -164,6 +158,11 @@ def parse_loki_target(target: str, env: Mapping[str, str] | None = None) -> Loki
     if config.gzip and config.encoding != "json":
         raise UsageError("Loki option gzip=true applies to encoding=json (protobuf is always snappy-compressed)")
     return config
+
+
+def parse(url: str) -> LokiConfig:
+    """The registry's entry: `parse_loki_target` with the process environment."""
+    return parse_loki_target(url)
 
 
 def check_labels(labels: tuple[str, ...]) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logpipe.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from logpipe.sinks.loki.config import LokiConfig
 
 
 def cramjam() -> Any:
@@ -16,3 +19,9 @@ def cramjam() -> Any:
             "Loki's protobuf encoding needs snappy: pip install 'logpipe[loki]' (or use ?encoding=json)"
         ) from None
     return module
+
+
+def require(config: LokiConfig) -> None:
+    """What pushes with these settings need: snappy for protobuf (the contract every sink folder keeps)."""
+    if config.encoding == "protobuf":
+        cramjam()

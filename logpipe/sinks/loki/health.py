@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from logpipe.sinks.base import Health
+
 if TYPE_CHECKING:
     from logpipe.sinks.loki.config import LokiConfig
+
+
+def check(config: LokiConfig, timeout_s: float = 5.0) -> Health:
+    """Whether Loki says it is ready (or at least answers)."""
+    answer = probe(config, timeout_s=timeout_s)
+    return Health(answer.startswith(("ready", "answering")), config.display_url, answer)
 
 
 def probe(config: LokiConfig, *, timeout_s: float = 5.0) -> str:

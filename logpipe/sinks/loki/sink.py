@@ -7,10 +7,10 @@ requests still arrives in time order). The answer decides:
 
 - 2xx: done.
 - 429, 5xx, or no answer at all: the same request again, with exponential backoff and jitter
-  (capped at `max_backoff_s`), until Loki takes it. While it is down, `flush` does not return,
-  `buffered_bytes` reports the backlog, and the pipeline stops reading: the log file is the
-  buffer. `retry_for=SECONDS` bounds the wait instead: then flush raises TransientError and the
-  checkpoint stays where it was.
+  (capped at `max_backoff_s`), until Loki takes it or the agent is stopped (the outage policy
+  of `logpipe.sinks.base`). While it is down, `flush` does not return, the buffer fills to the
+  pipeline's bound and reading stops: the log file is the buffer. `retry_for=SECONDS` bounds
+  the wait instead: then flush raises TransientError and the checkpoint stays where it was.
 - 400 (out of the time window, bad labels, line too long): the entries Loki's reason names are
   handed to the dead-letter store with that reason, once; the rest Loki kept.
 - 401/403/404/405/413: nothing a retry can fix (credentials, the push path, the request size):
@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from logpipe.errors import TerminalError, TransientError
+from logpipe.errors import TerminalError
 from logpipe.model import Batch, FlushResult, Origin
+from logpipe.sinks.base import Health
 from logpipe.sinks.loki.config import label_name
 from logpipe.sinks.loki.encode import (
     LINE,
@@ -46,7 +47,7 @@ from logpipe.sinks.loki.encode import (
     refused_rows,
 )  # fmt: skip
 from logpipe.sinks.meter import NULL_METER, SinkMeter
-from logpipe.sinks.retry import backoff_s
+from logpipe.sinks.retry import Outage, RetryPolicy
 
 if TYPE_CHECKING:
     import polars as pl
@@ -103,15 +104,14 @@ class LokiSink:
     name = "loki"
     meter: SinkMeter = NULL_METER
 
-    def __init__(self, config: LokiConfig, *, dead_letters: Callable[[Batch], None],
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(self, config: LokiConfig, *, dead_letters: Callable[[Batch], None]) -> None:
         if config.encoding == "protobuf":
             from logpipe.sinks.loki.deps import cramjam
 
             cramjam()  # at start-up, not at the first push: MissingDependencyError names the extra
         self.config = config
         self._dead_letters = dead_letters
-        self._sleep = sleep
+        self.retry = RetryPolicy(config.max_backoff_s, config.retry_for_s)
         self.guard = LabelGuard(config.labels, config.label_limit)
         self._buffer: list[tuple[Origin, pl.DataFrame]] = []
         self._bytes = 0
@@ -155,7 +155,11 @@ class LokiSink:
             self._bytes += frame_bytes(frame)
 
     def buffered_bytes(self) -> int:
-        return self._bytes + self._in_flight
+        return self._bytes
+
+    def in_flight_bytes(self) -> int:
+        """Bytes of entries the flush in progress is still pushing (or retrying)."""
+        return self._in_flight
 
     # ------------------------------------------------------------------------------- flush
 
@@ -190,8 +194,7 @@ class LokiSink:
     def _push(self, streams: list[Stream]) -> tuple[list[int], str]:
         """Send one request until Loki answers for good; returns (refused rows, Loki's reason)."""
         body = encode_body(streams, self.config.encoding, self.config.gzip)
-        deadline = time.monotonic() + self.config.retry_for_s if self.config.retry_for_s else None
-        attempt = 0
+        outage = Outage(self.retry, self._interrupted, self.config.display_url)
         while True:
             started = time.monotonic()
             status, reason = self._post(body)
@@ -213,24 +216,14 @@ class LokiSink:
             self.totals.throttled += status == 429
             entries = sum(len(s.rows) for s in streams)
             self.meter.retrying(entries)
-            wait = backoff_s(attempt, self.config.max_backoff_s)
-            last = f"HTTP {status}: {reason}" if status is not None else reason
-            if self._interrupted.is_set():
-                raise TransientError(
-                    f"stopped before {self.config.display_url} accepted a push of "
-                    f"{sum(len(s.rows) for s in streams):,} entries; their lines will be read again"
-                )
-            if deadline is not None and time.monotonic() + wait > deadline:
-                raise TransientError(
-                    f"{self.config.display_url}: push not accepted after {self.config.retry_for_s:g}s of "
-                    f"retries (last: {self.config.mask(last)[:500]})"
-                )
+            last = self.config.mask(f"HTTP {status}: {reason}" if status is not None else reason)[:500]
+            pending = f"{entries:,} entries not pushed"
+            wait = outage.next_wait(pending, last)
             log.warning("loki %s: retrying a push of %d entries in %.1fs (%s)", self.config.display_url,
-                        entries, wait, self.config.mask(last)[:300],
+                        entries, wait, last[:300],
                         extra={"event": "sink_retry", "sink": self.name, "records": entries,
                                "wait_s": round(wait, 3)})  # fmt: skip
-            self._sleep(wait)
-            attempt += 1
+            outage.wait(wait, pending, last)
 
     def _post(self, body: bytes) -> tuple[int | None, str]:
         """One POST; (status, body text), or (None, why) when nothing answered."""
@@ -289,8 +282,17 @@ class LokiSink:
             line += f"; label {label_name(name)!r} sent as metadata (over {values - 1:,} values)"
         return line
 
+    def health(self, timeout_s: float = 5.0) -> Health:
+        from logpipe.sinks.loki.health import check
+
+        return check(self.config, timeout_s)
+
     def close(self) -> None:
         self._drop_connection()
+
+
+def open_sink(config: LokiConfig, *, dead_letters: Callable[[Batch], None]) -> LokiSink:
+    return LokiSink(config, dead_letters=dead_letters)
 
 
 _HINTS: Final = {

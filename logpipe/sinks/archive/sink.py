@@ -1,7 +1,8 @@
-"""The embedded default sink: the local Parquet archive (see archive/layout.py).
+"""The embedded default sink: the local Parquet archive (see logpipe/archive/layout.py).
 
-Records are buffered and written per (day, level) partition on flush; dead letters go to the
-dead-letter table of the same archive. A restart after a crash drops records the archive already
+Records are buffered and written per (day, level) partition on flush; dead letters (parse
+rejects, and what every other sink can never deliver) go to the dead-letter table of the same
+archive. A restart after a crash drops records the archive already
 holds (archive/ledger.py), so the archive gets every record exactly once. One agent writes an
 archive at a time (an flock on `<archive>/logs`, and on `<archive>/.lock`); the consumers of one
 `logpipe ingest` group share it, and compaction locks `<archive>/dead_letters` (and
@@ -23,6 +24,9 @@ from logpipe.archive.writer import write_part
 from logpipe.errors import ArchiveBusyError, ArchiveError
 from logpipe.failpoints import pause
 from logpipe.model import Batch, FlushResult
+from logpipe.sinks.archive.config import ArchiveConfig
+from logpipe.sinks.archive.encode import dead_letter_table, partition_keys, unique_events
+from logpipe.sinks.base import Health
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -83,6 +87,8 @@ class ArchiveSink:
         compact_while_writing: bool = True,
     ) -> None:
         self.archive = archive
+        self.config = ArchiveConfig(archive, shared=shared, compact_min_files=compact_min_files,
+                                    compact_while_writing=compact_while_writing)  # fmt: skip
         self._lock = ArchiveLock(archive, shared=shared)
         remove_temp_files(archive, older_than_s=3600 if shared else None)
         with_compaction = try_compaction_lock(archive)
@@ -99,6 +105,8 @@ class ArchiveSink:
         self._rejects: list[Batch] = []
         self._ranges: dict[str, list[tuple[int, int]]] = {}
         self._bytes = 0
+        self._in_flight = 0
+        self.written = FlushResult()  # summed over the sink's life
         self.duplicates_dropped = 0
         # send() runs on the pipeline's worker while flush() may run on the writer thread:
         # the lock guards only the swap of buffers, never the (slow) writing.
@@ -137,7 +145,7 @@ class ArchiveSink:
             return records
         positions = batch.positions if batch.positions is not None else records.column("offset")
         offsets = pa.array(positions).to_numpy(zero_copy_only=False)
-        keys = _partition_keys(records)
+        keys = partition_keys(records)
         drop = np.zeros(records.num_rows, dtype=bool)
         for key in set(keys):
             rows = np.array([k == key for k in keys])
@@ -157,23 +165,52 @@ class ArchiveSink:
     def buffered_bytes(self) -> int:
         return self._bytes
 
+    def in_flight_bytes(self) -> int:
+        """Bytes of records the flush in progress is still writing."""
+        return self._in_flight
+
+    def interrupt(self) -> None:
+        """Nothing to stop waiting for: the archive is a local folder, and a failed write raises."""
+
+    def health(self, timeout_s: float = 5.0) -> Health:
+        from logpipe.sinks.archive.health import check
+
+        return check(self.config, timeout_s)
+
+    def describe(self) -> str:
+        """One summary line: what this sink wrote over its life."""
+        w = self.written
+        return (f"{self.config.display_url}: wrote {w.records:,} records in {w.parts:,} parts, "
+                f"{w.dead_letters:,} dead letters, {self.duplicates_dropped:,} already held")  # fmt: skip
+
     # --------------------------------------------------------------------------------- flush
 
     def flush(self) -> FlushResult:
         """Write everything buffered as new parts; durable when this returns."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         self._lock.check()
         with self._buffer_lock:
             buffered, rejected, ranges = self._records, self._rejects, self._ranges
-            self._records, self._rejects, self._ranges, self._bytes = [], [], {}, 0
+            self._records, self._rejects, self._ranges = [], [], {}
+            self._in_flight, self._bytes = self._bytes, 0
+        try:
+            result = self._write(buffered, rejected, ranges)
+        finally:
+            self._in_flight = 0
+        w = self.written
+        self.written = FlushResult(w.parts + result.parts, w.records + result.records,
+                                   w.dead_letters + result.dead_letters, result.duplicates_dropped)  # fmt: skip
+        return result
+
+    def _write(self, buffered: list[pa.Table], rejected: list[Batch], ranges: dict[str, list[tuple[int, int]]]) -> FlushResult:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         parts = records = dead = 0
         touched: set[Path] = set()
         if buffered:
             table = pa.concat_tables(buffered)
             if self._shared:
-                table = _unique_events(table)
+                table = unique_events(table)
             days = pc.cast(table.column("ts"), pa.date32())
             table = table.append_column("__day", days)
             groups = table.group_by(["__day", "level"]).aggregate([])
@@ -188,7 +225,7 @@ class ArchiveSink:
                 parts += 1
                 records += part.num_rows
         if rejected:
-            dl = _dead_letter_table(rejected)
+            dl = dead_letter_table(rejected)
             day = datetime.fromtimestamp(rejected[-1].read_time_us / 1e6, tz=UTC).date()
             write_part(self.archive, Partition("dead_letters", day), dl, ranges)
             parts += 1
@@ -230,42 +267,37 @@ class ArchiveSink:
         self._lock.release()
 
 
-def _unique_events(table: pa.Table) -> pa.Table:
-    """One record per event_id: Kafka can hold a record twice after a producer retried across a
-    broker failure; within a flush the archive keeps the first."""
-    import polars as pl
+class DeadLettersOnly:
+    """The archive sink without records (`--no-archive`): parse rejects and every sink's dead
+    letters still land in its dead-letter table."""
 
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    if frame.get_column("event_id").n_unique() == frame.height:
-        return table
-    return frame.unique(subset=["event_id"], keep="first", maintain_order=True).to_arrow().cast(table.schema)
+    name = "dead-letters"
+    dead_letter_store = True
 
+    def __init__(self, archive: ArchiveSink) -> None:
+        self._archive = archive
 
-def _partition_keys(records: pa.Table) -> list[str]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    def send(self, batch: Batch) -> None:
+        self._archive.send(Batch(batch.source_id, batch.path, batch.start, batch.end,
+                                 batch.records.slice(0, 0), batch.rejects, batch.read_time_us))  # fmt: skip
 
-    days = pc.cast(records.column("ts"), pa.date32()).to_pylist()
-    levels = records.column("level").to_pylist()
-    return [Partition("logs", d, lv).relpath().as_posix() for d, lv in zip(days, levels, strict=True)]
+    def flush(self) -> FlushResult:
+        return self._archive.flush()
 
+    def buffered_bytes(self) -> int:
+        return self._archive.buffered_bytes()
 
-def _dead_letter_table(batches: list[Batch]) -> pa.Table:
-    import pyarrow as pa
+    def in_flight_bytes(self) -> int:
+        return self._archive.in_flight_bytes()
 
-    from logpipe.schema import dead_letter_schema
+    def interrupt(self) -> None:
+        self._archive.interrupt()
 
-    rows = [(b, r) for b in batches for r in b.rejects]
-    return pa.table(
-        {
-            "received_at": pa.array([b.read_time_us for b, _ in rows], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "source": [b.path for b, _ in rows],
-            "source_id": [b.source_id for b, _ in rows],
-            "offset": pa.array([r.offset for _, r in rows], pa.int64()),
-            "reason": [r.reason for _, r in rows],
-            "detail": [r.detail for _, r in rows],
-            "raw": pa.array([r.raw for _, r in rows], pa.binary()),
-        },
-        schema=dead_letter_schema(),
-    )
+    def health(self, timeout_s: float = 5.0) -> Health:
+        return self._archive.health(timeout_s)
+
+    def describe(self) -> str:
+        return self._archive.describe()
+
+    def close(self) -> None:
+        self._archive.close()
