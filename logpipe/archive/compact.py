@@ -14,7 +14,7 @@ A journal that fails is left as it is for a person to look at, reported (`Journa
 compaction runs while it is there (its slot would be overwritten).
 
 Readers: the old parts are removed under the archive's reader lock held exclusively (see
-layout.py), which a query holds shared while it runs, so a query never opens a vanished part.
+locks.py), which a query holds shared while it runs, so a query never opens a vanished part.
 When readers hold it longer than `READER_WAIT_S`, removal is left for the next pass: the journal
 stays, and readers, like recovery, count the new part and not the old ones.
 """
@@ -41,12 +41,11 @@ from logpipe.archive.journal import (
 )
 from logpipe.archive.layout import (
     Partition,
-    lock_readers,
     parse_day_dir,
     part_files,
     temp_path,
-    unlock_readers,
 )
+from logpipe.archive.locks import readers_lock
 from logpipe.archive.writer import (
     ROW_GROUP_ROWS,
     merge_ranges,
@@ -108,17 +107,15 @@ def recover(archive: Path) -> bool:
 
 def _remove_replaced(archive: Path, parts: list[Path], *, wait_s: float) -> bool:
     """Remove parts a merged part replaced, then the journal, under the readers' lock."""
-    fd = lock_readers(archive, shared=False, wait_s=wait_s)
-    if fd is None:
+    held = readers_lock(archive, shared=False, wait_s=wait_s)
+    if held is None:
         log.info("readers hold the archive %s; the parts a compaction replaced are removed later", archive)
         return False
-    try:
+    with held:
         for p in parts:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         os.unlink(journal_path(archive))
-    finally:
-        unlock_readers(fd)
     return True
 
 

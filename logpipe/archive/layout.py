@@ -19,9 +19,6 @@ to elsewhere) is never read as data, never merged and never deleted.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import os
 import re
 import stat
@@ -205,42 +202,3 @@ def _collect(folder: Path, rel: str, walk: Walk) -> None:
 def part_files(archive: Path) -> list[Path]:
     """Every finished data file of both tables (temporary files, links and foreign files excluded)."""
     return walk_parts(archive).parts
-
-
-# ------------------------------------------------------------------------------ reader lock
-#
-# Readers (`logpipe sql`, `query`, `export`) hold a shared flock on the archive folder itself
-# while they list its parts and run their query; compaction and retention take it exclusively
-# only to remove parts. So a query never opens a part that vanished after it was listed, and a
-# writer never waits for more than the removal. The folder, not a file, is locked: a reader may
-# have no right to create files in the archive.
-
-
-UNLOCKABLE: Final = -1  # the file system cannot flock a folder: go on unguarded, as before the lock
-
-
-def lock_readers(archive: Path, *, shared: bool, wait_s: float) -> int | None:
-    """An fd holding the archive's reader lock, or None if it could not be had within `wait_s`.
-
-    `UNLOCKABLE` where the file system refuses to lock a folder (some network file systems):
-    the lock is a guard for readers, and its absence must not stop compaction or retention.
-    """
-    fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
-    deadline = time.monotonic() + wait_s
-    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    while True:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-            if not busy or time.monotonic() >= deadline:
-                os.close(fd)
-                return None if busy else UNLOCKABLE
-            time.sleep(0.02)
-
-
-def unlock_readers(fd: int | None) -> None:
-    if fd is not None and fd != UNLOCKABLE:
-        with contextlib.suppress(OSError):
-            os.close(fd)  # closing the fd releases the flock

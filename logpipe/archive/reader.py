@@ -16,13 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from logpipe.archive.layout import (
-    DEAD_LETTERS_DIR,
-    LOGS_DIR,
-    lock_readers,
-    unlock_readers,
-    walk_parts,
-)
+from logpipe.archive.layout import DEAD_LETTERS_DIR, LOGS_DIR, walk_parts
+from logpipe.archive.locks import Lock, readers_lock
 from logpipe.errors import ArchiveError
 from logpipe.schema import CANONICAL_COLUMNS, DEAD_LETTER_COLUMNS
 
@@ -79,7 +74,8 @@ def open_archive(
     if timezone is not None:
         con.execute("SET TimeZone = ?", [timezone])
     readers = _hold_readers_lock(real)
-    weakref.finalize(con, unlock_readers, readers)
+    if readers is not None:
+        weakref.finalize(con, readers.release)
     logs, dead = snapshot(real)
     _LOG_PARTS[con] = tuple(logs)
     if logs:
@@ -169,18 +165,18 @@ def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:
     return [p for p in logs if p not in replaced], [p for p in dead if p not in replaced]
 
 
-def _hold_readers_lock(real_root: Path) -> int | None:
+def _hold_readers_lock(real_root: Path) -> Lock | None:
     """The shared reader lock; waits while compaction or retention removes parts (a moment)."""
     if not real_root.is_dir():
         return None
     try:
-        fd = lock_readers(real_root, shared=True, wait_s=READERS_WAIT_S)
+        held = readers_lock(real_root, shared=True, wait_s=READERS_WAIT_S)
     except OSError:
         return None  # a folder we may list but not open (odd permissions): read unguarded
-    if fd is None:
+    if held is None:
         raise ArchiveError(f"archive {real_root} is busy: compaction or retention has been removing parts "
                            f"for {READERS_WAIT_S:.0f}s; try again")
-    return fd
+    return held
 
 
 def _confine(con: duckdb.DuckDBPyConnection, real_root: Path) -> None:

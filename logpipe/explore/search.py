@@ -183,13 +183,13 @@ class Follower:
         """
         import duckdb
 
-        from logpipe.archive.layout import lock_readers, unlock_readers
+        from logpipe.archive.locks import readers_lock
         from logpipe.archive.reader import snapshot
 
         if not self.root.is_dir():
             return None
-        fd = lock_readers(self.root, shared=True, wait_s=POLL_LOCK_WAIT_S)
-        if fd is None:
+        held = readers_lock(self.root, shared=True, wait_s=POLL_LOCK_WAIT_S)
+        if held is None:
             return None
         try:
             logs, _ = snapshot(self.root)
@@ -207,4 +207,4 @@ class Follower:
             self.seen_parts = set(logs)
             return logs, con
         finally:
-            unlock_readers(fd)
+            held.release()

@@ -12,13 +12,13 @@ Never outside the archive, never what logpipe did not write:
   (`unlinkat`), so a folder swapped for a link between the plan and the delete cannot redirect it.
 
 Safe beside a running agent, compaction and queries:
-- Each partition is removed under the archive's compaction lock (`.compact.lock`, the one the
-  sinks take), so a compaction never merges parts that retention is deleting, and under the
-  readers' lock (layout.py), so a running query never loses a part it listed. When either is
+- Each partition is removed under the archive's compaction lock (`dead_letters` and
+  `.compact.lock`, the one the sinks take), so a compaction never merges parts that retention is
+  deleting, and under the readers' lock (archive/locks.py), so a running query never loses a part it listed. When either is
   held, the action waits a little and then fails (exit 1; the next run does it).
 - Finished parts are unlinked one by one (an unlink is atomic for readers); temporary parts of
   a writer are left alone. Emptied folders are removed at the end of a run, and only when no
-  writer holds the archive's `.lock`, because a writer creates a folder just before writing in it.
+  writer holds the archive's writer lock (`logs` and `.lock`), because a writer creates a folder just before writing in it.
 - A partition holds every service, so a level is kept for the longest age any service override
   asks for: deleting earlier would delete the overriding service's records too.
 """
@@ -26,11 +26,8 @@ Safe beside a running agent, compaction and queries:
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import stat
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -38,15 +35,13 @@ from typing import Final
 
 from logpipe.archive.layout import (
     COMPACT_LOCK_FILE,
-    LOCK_FILE,
     LOGS_DIR,
     is_part_name,
-    lock_readers,
     parse_day_dir,
-    unlock_readers,
     walk_parts,
 )
-from logpipe.errors import TerminalError, TransientError
+from logpipe.archive.locks import Busy, compaction_lock, readers_lock, writer_lock
+from logpipe.errors import ArchiveError, TerminalError, TransientError
 from logpipe.retention.policy import LEVELS, Policy
 from logpipe.retention.run import Action
 from logpipe.retention.window import boundary, day_is_expired
@@ -124,50 +119,45 @@ class ArchiveBackend:
         # once rather than wait again for every partition.
         wait_s = 0.0 if self._compaction_busy else _lock_wait_s()
         try:
-            held = _compaction_lock(self.real_root, wait_s=wait_s)
+            held = compaction_lock(self.real_root, wait_s=wait_s, name_holder=False)
+        except Busy:
+            self._compaction_busy = True
+            raise TransientError(f"archive {self.root}: a compaction holds {COMPACT_LOCK_FILE}; "
+                                 "partition left for the next run") from None  # fmt: skip
         except OSError as exc:
             raise TerminalError(f"archive {self.root}: cannot open {COMPACT_LOCK_FILE} "
                                 f"({os.strerror(exc.errno or 0)}); partition left as it is") from None  # fmt: skip
-        with held as got:
-            if not got:
-                self._compaction_busy = True
-                raise TransientError(f"archive {self.root}: a compaction holds {COMPACT_LOCK_FILE}; "
-                                     "partition left for the next run")  # fmt: skip
-            readers = lock_readers(self.real_root, shared=False, wait_s=wait_s)
+        with held:
+            readers = readers_lock(self.real_root, shared=False, wait_s=wait_s)
             if readers is None:
                 self._compaction_busy = True
                 raise TransientError(f"archive {self.root}: queries are reading it; partition left for the next run")
             try:
-                with _partition_fd(self.real_root, day_name, level_name) as folder:
+                with readers, _partition_fd(self.real_root, day_name, level_name) as folder:
                     return _unlink_parts(folder)
             except OSError as exc:
                 raise TerminalError(f"archive {self.root}: {action.target} could not be opened as a folder of the "
                                     f"archive ({os.strerror(exc.errno or 0)}); left as it is") from None  # fmt: skip
-            finally:
-                unlock_readers(readers)
 
     def finish(self, now: datetime) -> None:
         """Remove expired partition folders left empty (by this run or an earlier one).
 
-        Only while no writer holds the archive's `.lock`: a writer creates a folder just before
+        Only while no writer holds the archive's writer lock: a writer creates a folder just before
         it writes into it, so removing one under a running writer could fail its write. Empty
         folders are harmless to readers, so waiting a night costs nothing. A folder that still
         holds anything (a file logpipe did not write, a link) is not empty and stays.
         """
+        if not _is_real_dir_path(self.real_root / LOGS_DIR):
+            return  # no folder to tidy (and none to create for the lock)
         try:
-            fd = _open_lock_file(self.real_root, LOCK_FILE)
-        except OSError:
+            held = writer_lock(self.real_root, name_holder=False)
+        except Busy:
+            self.notes.append("a writer holds the archive: emptied folders are left for a later run")
             return
-        removed = 0
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.notes.append("a writer holds the archive: emptied folders are left for a later run")
-                return
+        except (OSError, ArchiveError):
+            return
+        with held:
             removed = self._remove_empty_folders(now)
-        finally:
-            os.close(fd)
         if removed:
             self.notes.append(f"removed {removed} emptied partition folder(s)")
 
@@ -226,6 +216,13 @@ def _open_dir(parent: Path | int, name: str) -> int:
         os.close(base)
 
 
+def _is_real_dir_path(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
 def _is_real_dir(parent: int, name: str) -> bool:
     try:
         return stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
@@ -268,41 +265,6 @@ def _unlink_parts(folder: int) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=folder)  # unlinkat: removes this entry, never a link's target
     return rows
-
-
-def _open_lock_file(real_root: Path, name: str) -> int:
-    """A lock file of the archive, never created or opened through a symlink."""
-    return os.open(real_root / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
-
-
-class _compaction_lock:
-    """Hold `.compact.lock` (flock, the same file the sinks lock) while a partition goes."""
-
-    def __init__(self, root: Path, *, wait_s: float) -> None:
-        self.root = root
-        self.wait_s = wait_s
-        self.held = False
-        self._fd = _open_lock_file(self.root, COMPACT_LOCK_FILE)  # OSError here: the caller says so
-
-    def __enter__(self) -> bool:
-        """True when the lock is held; False after waiting `wait_s` in vain."""
-        deadline = time.monotonic() + self.wait_s
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.held = True
-                return True
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.2)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
 
 
 def _rows(parts: list[Path]) -> int:

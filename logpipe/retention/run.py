@@ -9,12 +9,9 @@ that an operator can alert on (`"status": "failed"`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from logpipe.archive.locks import Busy, Lock
 from logpipe.errors import LogpipeError, TerminalError
 from logpipe.retention.policy import Policy
 
@@ -165,25 +163,15 @@ class Audit:
             self._file.close()
 
 
-@contextlib.contextmanager
-def run_lock(path: Path) -> Iterator[None]:
-    """A non-blocking flock: a second run fails at once instead of queueing behind the first."""
+def run_lock(path: Path) -> Lock:
+    """The run's lock, not waited for: a second run fails at once instead of queueing behind the first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise TerminalError(f"another retention run holds {path} ({holder}); not starting a second one") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        held = Lock(path)
+    except Busy as busy:
+        raise TerminalError(f"another retention run holds {path} ({busy.holder}); not starting a second one") from None
+    held.name_holder()
+    return held
 
 
 def apply(policy: Policy, now: datetime, only: str = "all", *, dry_run: bool = False) -> Report:
