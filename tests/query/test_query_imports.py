@@ -16,7 +16,7 @@ OWN = [ROOT / "logpipe" / "export.py", ROOT / "logpipe" / "cli" / "query_cmd.py"
        ROOT / "logpipe" / "cli" / "explore_cmd.py", ROOT / "logpipe" / "cli" / "patterns_cmd.py",
        *sorted((ROOT / "logpipe" / "explore").glob("*.py"))]
 SHIPPING = ("logpipe.pipeline", "logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.sinks")
-ALLOWED = ("logpipe.archive.reader", "logpipe.archive.layout", "logpipe.schema", "logpipe.errors", "logpipe.engine",
+ALLOWED = ("logpipe.archive.reader", "logpipe.archive.layout", "logpipe.archive.locks", "logpipe.schema", "logpipe.errors", "logpipe.engine",
            "logpipe.options",
            "logpipe.query", "logpipe.explore", "logpipe.export", "logpipe.cli")
 
