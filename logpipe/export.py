@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 EXPORT_SCHEMA_VERSION: Final = 1
 METADATA_KEY: Final = b"logpipe.export"
 DEFAULT_OUT: Final = Path("logpipe-export.parquet")
+DEFAULT_SINCE: Final = "7d"
 BATCH_ROWS: Final = 256_000
 
 _SQL: Final = (
@@ -71,7 +72,7 @@ def export(
     archive: str | Path = DEFAULT_ARCHIVE,
     out: str | Path = DEFAULT_OUT,
     *,
-    since: str | datetime = "7d",
+    since: str | datetime = DEFAULT_SINCE,
     until: str | datetime = "now",
     levels: Sequence[str] = (),
     now: datetime | None = None,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 
 archive_app = typer.Typer(help="Maintain the local Parquet archive.", no_args_is_help=True)
@@ -15,7 +16,7 @@ app.add_typer(archive_app, name="archive")
 
 @archive_app.command("compact")
 def compact(
-    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = DEFAULT_ARCHIVE,
     min_files: Annotated[int, typer.Option("--min-files", help="Merge a partition's small parts when it has at least this many.")] = 2,
 ) -> None:
     """Merge small parts of each partition into one (the agent also does this by itself)."""

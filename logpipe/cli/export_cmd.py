@@ -9,18 +9,19 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.export import DEFAULT_OUT, DEFAULT_SINCE
 
 
 @app.command("export")
 def export_cmd(
-    since: Annotated[str, typer.Option("--since", help="Start: 15m, 1h, 7d, now or ISO 8601.")] = "7d",
+    since: Annotated[str, typer.Option("--since", help="Start: 15m, 1h, 7d, now or ISO 8601.")] = DEFAULT_SINCE,
     until: Annotated[str, typer.Option("--until", help="End (exclusive), same forms.")] = "now",
     level: Annotated[
         list[str] | None, typer.Option("--level", help="Only this level; repeat for several (default: all).")
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Parquet file to write (a folder gets logpipe-export.parquet).")
-    ] = Path("logpipe-export.parquet"),
+        Path, typer.Option("--out", help=f"Parquet file to write (a folder gets {DEFAULT_OUT}).")
+    ] = DEFAULT_OUT,
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
     backend: Annotated[
         str, typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (default) or es (Elasticsearch/OpenSearch).")

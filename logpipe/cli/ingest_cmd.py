@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 
 
@@ -15,7 +16,7 @@ def ingest(
     source: Annotated[str, typer.Option("--from", help="kafka://HOST:PORT/TOPIC to consume.")],
     group: Annotated[str, typer.Option("--group", help="Consumer group: members share the topic's partitions.")],
     to: Annotated[list[str], typer.Option("--to", help="Also deliver to es://…, loki://… or kafka://…; repeatable.")] = (),  # type: ignore[assignment]
-    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = DEFAULT_ARCHIVE,
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep only dead letters in the archive.")] = False,
     flush_interval: Annotated[float, typer.Option("--flush-interval", help="Seconds between flushes (and offset commits).")] = 1.0,
     max_records: Annotated[int, typer.Option("--max-records", help="Most records fetched per poll.")] = 50_000,

@@ -12,13 +12,14 @@ from typing import Annotated
 
 import typer
 
+from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 
 
 @app.command()
 def sql(
     statement: Annotated[str, typer.Argument(help="One SELECT over the views `logs` and `dead_letters`.")],
-    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = Path("logpipe-data"),
+    archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = DEFAULT_ARCHIVE,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
 ) -> None:
     """Run one read-only SQL query over the archive, so anyone can check what was shipped."""

@@ -11,6 +11,7 @@ import typer
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 from logpipe.cli.explore_cmd import ArchiveOpt, BackendOpt, EsOpt
+from logpipe.ui.server import DEFAULT_BIND
 
 
 @app.command("ui")
@@ -20,7 +21,7 @@ def ui_cmd(
     es: EsOpt = None,
     bind: Annotated[
         str, typer.Option("--bind", help="Address to serve on, HOST:PORT (port 0 picks a free one). Anything but loopback lets others read your logs.")
-    ] = "127.0.0.1:8080",
+    ] = DEFAULT_BIND,
 ) -> None:
     """Serve a read-only web page for searching and charting the records: open the URL it prints."""
     from logpipe.errors import ArchiveError

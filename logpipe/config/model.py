@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Final
 
+from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.parse.profiles import FIELDS, PROFILES
 from logpipe.schema import LEVELS
 
 VERSION: Final = 1
-DEFAULT_ARCHIVE: Final = "logpipe-data"
 DEFAULT_FLUSH_INTERVAL_S: Final = 1.0
 # The lowest level: a sink whose min_level is this gets every record (no filter at all).
 EVERY_LEVEL: Final = LEVELS[0]
@@ -79,7 +79,7 @@ def _unique_names(sinks: tuple[SinkConfig, ...]) -> str | None:
 
 @dataclass(frozen=True, kw_only=True)
 class ArchiveConfig:
-    path: str = setting(DEFAULT_ARCHIVE, doc="Archive folder (Parquet parts, dead letters).", min_length=1)
+    path: str = setting(str(DEFAULT_ARCHIVE), doc="Archive folder (Parquet parts, dead letters).", min_length=1)
     enabled: bool = setting(
         True, doc="Keep records in the archive; false keeps only dead letters (like --no-archive)."
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.errors import UsageError
 
 BACKENDS: Final = ("archive", "es")
@@ -23,7 +24,7 @@ class Source:
     """The backend chosen on the command line."""
 
     backend: str = "archive"
-    archive: Path = Path("logpipe-data")
+    archive: Path = DEFAULT_ARCHIVE
     es: str | None = None
     queries: Path | None = None
 
