@@ -107,3 +107,18 @@ class FlushResult:
     records: int = 0
     dead_letters: int = 0
     duplicates_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a source resumes once a batch is delivered: just past its last line (a file's byte
+    offset, a Kafka partition's next offset). A source acknowledges positions only after every
+    sink flushed the batches they end. A file's position also names the file it was read from
+    (path, device, inode), so that its checkpoint finds the file again after a rotation.
+    """
+
+    source_id: str
+    offset: int
+    path: str = ""
+    dev: int = 0
+    ino: int = 0

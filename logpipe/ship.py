@@ -1,119 +1,146 @@
-"""Wiring for `logpipe ship`: a config -> sources, sinks, checkpoints -> a running pipeline.
+"""Wiring for `logpipe ship`: a config -> source, sinks, checkpoints, monitor -> an Agent.
 
 The config comes from a file (`--config`, reloaded on SIGHUP) or from the flags; both are the
-same model (logpipe/config).
+same model (logpipe/config). Nothing here prints: `run_ship` returns the counters and the
+sinks' summary lines, and the CLI (logpipe/cli/ship_cmd.py) shows them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
-import shutil
-import sys
-import threading
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from logpipe.archive.layout import default_state_dir
 from logpipe.checkpoints import CheckpointStore
 from logpipe.parse.profiles import FieldOverrides
-from logpipe.pipeline import Pipeline, Reconfiguration, ShipOptions, SourceSpec
-from logpipe.sinks.archive import ArchiveSink
-from logpipe.stats import ShipStats
+from logpipe.pipeline import Pipeline, PipelineOptions, Reconfiguration, SourceSpec, Transformer
+from logpipe.sources.files import FileSource
+from logpipe.sources.stdin import StdinSource, uses_stdin
+from logpipe.stats import PipelineStats
 
 if TYPE_CHECKING:
     from logpipe.config.load import Loaded
     from logpipe.config.model import AgentConfig
     from logpipe.observe.monitor import Monitor
+    from logpipe.sinks.archive import ArchiveSink
     from logpipe.sinks.targets import SinkSet
+    from logpipe.sources.base import Until
 
 log = logging.getLogger("logpipe.ship")
 
-STDIN = "-"
+
+@dataclass(frozen=True)
+class ShipResult:
+    stats: PipelineStats
+    until: Until  # "end": the input ended (a person reads the summary); "follow": stopped by a signal
+    sink_totals: list[str]  # one line per sink, secrets masked
 
 
-def run_ship(loaded: Loaded, *, once: bool, live: bool = False, config_file: Path | None = None) -> ShipStats:
-    """Ship what `loaded` describes until the input ends (`once`) or a signal stops it.
+class Agent:
+    """One run of `logpipe ship`: a pipeline and everything opened for it.
 
-    With `config_file`, SIGHUP reloads it (see ConfigReloader). With `metrics.addr` an HTTP
-    server answers /metrics, /health and /ready meanwhile. The per-sink totals go to stderr as
-    text after a `once` run, as JSON log events otherwise.
+    The ExitStack holds what was opened, in order (monitor, archive lock, sinks); `close` lets
+    go of it in reverse order, and so does an error while the agent is being built.
     """
-    from logpipe.sinks.targets import describe, sinks_for_config
 
-    config = loaded.config
-    archive, state = archive_and_state(config)
-    monitor = _monitor(config.metrics.addr, config.flush_interval)
-    try:
-        checkpoints = CheckpointStore(state)
-        archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=not once)
-    except BaseException:
-        if monitor is not None:
-            monitor.close()
-        raise
-    try:
-        sinks = sinks_for_config(archive_sink, config)
-    except BaseException:
-        archive_sink.close()
-        if monitor is not None:
-            monitor.close()
-        raise
-    sources = source_specs(config)
-    spooler: StdinSpooler | None = None
-    if any(STDIN in source.patterns for source in sources):
-        spooler = StdinSpooler(state / "spool")
-        spool = str(spooler.folder / "*.log")
-        sources = [SourceSpec(tuple(spool if p == STDIN else p for p in s.patterns), s.format_name, s.labels, s.fields)
-                   for s in sources]  # fmt: skip
-        spooler.start()
-        once = True  # stdin ends; its spool is read to the end once it has
-    options = ShipOptions(sources=sources, archive=archive, state_dir=state, once=once,
-                          flush_interval_s=config.flush_interval)  # fmt: skip
-    reloader = ConfigReloader(config_file, loaded, archive_sink, sinks) if config_file is not None else None
-    display = _LiveDisplay() if live else None
-    try:
-        if spooler is not None:
-            spooler.wait()
-        progress = display.update if display else None
-        pipeline = Pipeline(options, sinks.members, checkpoints,
-                            on_progress=monitor.progress_hook(progress) if monitor is not None else progress,
-                            reload=reloader)  # fmt: skip
-        log.info("started", extra={"event": "started", "command": "ship", "patterns": [p for s in sources for p in s.patterns],
-                                   "once": once, "sinks": [s.name for s in sinks.members], "archive": str(archive)})  # fmt: skip
-        if monitor is not None:
-            from logpipe.observe.monitor import ShipSource
+    def __init__(self, stack: contextlib.ExitStack, loaded: Loaded, pipeline: Pipeline, archive: ArchiveSink,
+                 monitor: Monitor | None) -> None:  # fmt: skip
+        self._stack = stack
+        self.loaded = loaded
+        self.pipeline = pipeline
+        self.archive = archive
+        self.monitor = monitor
 
-            watched = monitor
-            pipeline.on_reconfigured = lambda p: watched.watch(ShipSource(p), p.sinks)
-            monitor.watch(ShipSource(pipeline), pipeline.sinks)
-            stats = asyncio.run(monitor.run(pipeline.run()))
-        else:
-            stats = asyncio.run(pipeline.run())
-        if once:
+    @classmethod
+    def build(
+        cls,
+        loaded: Loaded,
+        *,
+        until: Until,
+        config_file: Path | None = None,
+        on_progress: Callable[[PipelineStats], None] | None = None,
+    ) -> Agent:
+        from logpipe.sinks.archive import ArchiveSink
+        from logpipe.sinks.targets import sinks_for_config
+
+        config = loaded.config
+        archive, state = archive_and_state(config)
+        specs = source_specs(config)
+        if uses_stdin(specs):
+            until = "end"  # stdin ends; its spool is read to the end once it has
+        with contextlib.ExitStack() as stack:
+            monitor = _monitor(config.metrics.addr, config.flush_interval)
+            if monitor is not None:
+                stack.callback(monitor.close)
+            checkpoints = CheckpointStore(state)
+            # A run that ends soon compacts once at its end instead of while writing.
+            archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=until == "follow")
+            stack.callback(archive_sink.close)
+            sinks = sinks_for_config(archive_sink, config)
+            reloader = ConfigReloader(config_file, loaded, archive_sink, sinks) if config_file is not None else None
+            stack.callback(lambda: (reloader.sinks if reloader is not None else sinks).close())  # those in use by then
+            source = (StdinSource(specs, checkpoints, state / "spool") if uses_stdin(specs)
+                      else FileSource(specs, checkpoints, until=until))  # fmt: skip
+            progress = monitor.progress_hook(on_progress) if monitor is not None else on_progress
+            pipeline = Pipeline(source, sinks.members, transform=Transformer(source.specs),
+                                options=PipelineOptions(flush_interval_s=config.flush_interval),
+                                on_progress=progress, reload=reloader)  # fmt: skip
+            if monitor is not None:
+                pipeline.on_reconfigured = monitor.watch
+                monitor.watch(pipeline)
+            log.info("started", extra={"event": "started", "command": "ship", "patterns": [p for s in specs for p in s.patterns],
+                                       "once": until == "end", "sinks": [s.name for s in sinks.members], "archive": str(archive)})  # fmt: skip
+            return cls(stack.pop_all(), loaded, pipeline, archive_sink, monitor)
+        raise AssertionError("unreachable")  # pragma: no cover (mypy: ExitStack may swallow)
+
+    def run(self) -> ShipResult:
+        """Ship until the input ends (`until="end"`) or a signal stops it."""
+        from logpipe.sinks.targets import describe
+
+        pipeline = self.pipeline
+        main = pipeline.run()
+        stats = asyncio.run(self.monitor.run(main) if self.monitor is not None else main)
+        until = pipeline.source.until
+        if until == "end":
             from logpipe.memory import give_back_freed_memory
 
             give_back_freed_memory()
-            archive_sink.compact()
-        if spooler is not None:
-            spooler.cleanup(checkpoints)
-        for line in describe(pipeline.sinks.members):
-            if once:
-                sys.stderr.write(f"{loaded.mask(line)}\n")
-            else:
-                log.info(loaded.mask(line), extra={"event": "sink_totals"})
+            self.archive.compact()
         log.info("stopped", extra={"event": "stopped", "lines": stats.lines, "records": stats.records,
                                    "rejected": stats.rejected, "records_missing": dict(stats.missing_by_field),
                                    "bytes": stats.bytes, "commits": stats.commits,
                                    "elapsed_s": round(stats.elapsed, 3)})  # fmt: skip
-        return stats
-    finally:
-        if display is not None:
-            display.stop()
-        (reloader.sinks if reloader is not None else sinks).close()
-        if monitor is not None:
-            monitor.close()
+        return ShipResult(stats, until, [self.loaded.mask(line) for line in describe(pipeline.sinks.members)])
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_ship(
+    loaded: Loaded,
+    *,
+    until: Until,
+    config_file: Path | None = None,
+    on_progress: Callable[[PipelineStats], None] | None = None,
+) -> ShipResult:
+    """Ship what `loaded` describes until the input ends (`until="end"`) or a signal stops it.
+
+    With `config_file`, SIGHUP reloads it (see ConfigReloader). With `metrics.addr` an HTTP
+    server answers /metrics, /health and /ready meanwhile.
+    """
+    with Agent.build(loaded, until=until, config_file=config_file, on_progress=on_progress) as agent:
+        return agent.run()
 
 
 def _monitor(addr: str | None, flush_interval_s: float) -> Monitor | None:
@@ -179,61 +206,3 @@ class ConfigReloader:
                  len(sinks.members))  # fmt: skip
         return Reconfiguration(source_specs(loaded.config), loaded.config.flush_interval, sinks.members,
                                retire=old.close_engines)  # fmt: skip
-
-
-class StdinSpooler:
-    """Copies standard input into a spool file first, so stdin gets the guarantees of a file.
-
-    A crash loses nothing that reached the spool: the next run ships leftover spool files.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"stdin-{time.time_ns()}.log"
-        self._thread = threading.Thread(target=self._copy, name="stdin-spool", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def _copy(self) -> None:
-        with open(self.path, "wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-
-    def cleanup(self, checkpoints: CheckpointStore) -> None:
-        """Remove spool files that are delivered to their end."""
-        from logpipe.sources.files import delivered_to_end
-
-        for path in self.folder.glob("*.log"):
-            if path.stat().st_size == 0 or delivered_to_end(str(path), checkpoints):
-                path.unlink()
-
-
-class _LiveDisplay:
-    """A one-line live status on the terminal while shipping."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=True)
-        self._live.start()
-
-    def update(self, stats: ShipStats) -> None:
-        from rich.text import Text
-
-        self._live.update(
-            Text(
-                f"shipping: {len(stats.files)} files  {stats.lines:,} lines  "
-                f"{stats.rejected:,} rejected  {stats.lines_per_s:,.0f} lines/s",
-                style="cyan",
-            )
-        )
-
-    def stop(self) -> None:
-        self._live.stop()

@@ -1,4 +1,10 @@
-"""Counters of a shipping run, for the summary, the live display and (later) metrics."""
+"""Counters of a pipeline run, published for the summary, the live display and the monitor.
+
+The pipeline counts what it made of its input (lines, records by level, rejects by reason,
+flushes, commits) once, whatever the source; the source adds what only it knows (Kafka messages
+and rebalances; the files it tracks and their lag). The monitor's HTTP thread reads these plain
+numbers; nothing reaches into a source's files or a consumer from there.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +34,10 @@ class FileFormat:
 
 
 @dataclass
-class ShipStats:
+class PipelineStats:
     started: float = field(default_factory=time.monotonic)
-    files: set[str] = field(default_factory=set)
-    lines: int = 0
+    files: set[str] = field(default_factory=set)  # ids of the sources anything was read from
+    lines: int = 0  # records and rejected lines
     bytes: int = 0
     records_by_level: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
@@ -42,7 +48,15 @@ class ShipStats:
     flushes: int = 0
     parts_written: int = 0
     commits: int = 0
-    committed_at: float = 0.0  # unix time of the last checkpoint commit
+    committed_at: float = 0.0  # unix time of the last commit (checkpoints, offsets)
+    # Published by the source: Kafka messages read and rebalances seen; tailed files and the
+    # bytes of each past its committed checkpoint (None: the source reads no files).
+    unit: str = "lines"  # what the source reads: "lines" of files, Kafka "messages"
+    messages: int = 0
+    rebalances: int = 0
+    consumer_lag: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, partition) -> messages
+    files_tracked: int | None = None
+    lag_bytes: dict[str, int] = field(default_factory=dict)  # path -> size minus committed offset
 
     @property
     def records(self) -> int:

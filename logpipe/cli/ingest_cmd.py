@@ -28,16 +28,13 @@ def ingest(
     from logpipe.memory import tune_agent_process
 
     tune_agent_process()
-    import asyncio
     import logging
     import sys
 
     from logpipe.errors import UsageError
-    from logpipe.ingest import IngestOptions, IngestRunner
+    from logpipe.ingest import IngestOptions, run_ingest
     from logpipe.observe.logs import parse_level, setup_logging
-    from logpipe.sinks.archive import ArchiveSink
     from logpipe.sinks.kafka.config import parse_kafka_url
-    from logpipe.sinks.targets import build_sinks, describe
 
     setup_logging(parse_level(log_level) if log_level else "INFO")  # quiets aiokafka's chatter too
     log = logging.getLogger("logpipe.ingest")
@@ -47,50 +44,11 @@ def ingest(
     require_consumer()  # before anything starts: a missing aiokafka/cramjam is one line, not a traceback
     if not group.strip():
         raise UsageError("--group must name the consumer group")
-    monitor = None
-    if metrics_addr:
-        from logpipe.observe.monitor import Monitor
-
-        monitor = Monitor.listen(metrics_addr, "ingest", flush_interval_s=flush_interval)
-    try:
-        archive_sink = ArchiveSink(archive, None, shared=True)
-        try:
-            sinks = build_sinks(archive_sink, to, archive_records=not no_archive)
-        except BaseException:
-            archive_sink.close()
-            raise
-    except BaseException:
-        if monitor is not None:
-            monitor.close()
-        raise
-    runner = IngestRunner(
-        IngestOptions(
-            source=config,
-            group=group,
-            flush_interval_s=flush_interval,
-            max_records=max(1, max_records),
-            stop_when_idle_s=exit_when_idle,
-        ),
-        sinks,
-        archive_sink,
-        on_progress=monitor.progress_hook() if monitor is not None else None,
-    )
-    log.info("started", extra={"event": "started", "command": "ingest", "source": config.display_url,
-                               "group": group, "sinks": [s.name for s in sinks]})  # fmt: skip
-    try:
-        if monitor is not None:
-            from logpipe.observe.monitor import IngestSource
-
-            monitor.watch(IngestSource(runner), runner.sinks)
-            stats = asyncio.run(monitor.run(runner.run()))
-        else:
-            stats = asyncio.run(runner.run())
-    finally:
-        for sink in sinks:
-            sink.close()
-        if monitor is not None:
-            monitor.close()
-    summary = [*describe(sinks),
+    options = IngestOptions(source=config, group=group, flush_interval_s=flush_interval, max_records=max(1, max_records),
+                            stop_when_idle_s=exit_when_idle)  # fmt: skip
+    result = run_ingest(options, to, archive=archive, archive_records=not no_archive, metrics_addr=metrics_addr)
+    stats = result.stats
+    summary = [*result.sink_totals,
                f"ingest {config.display_url} group {group}: {stats.messages:,} messages, {stats.records:,} records, "
                f"{stats.rejected:,} rejected, {stats.commits:,} commits, {stats.records / stats.elapsed:,.0f} records/s"]  # fmt: skip
     if exit_when_idle is not None or sys.stderr.isatty():  # a backfill, or a person watching: text

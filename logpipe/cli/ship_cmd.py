@@ -11,7 +11,8 @@ import typer
 from logpipe.cli.app import app
 
 if TYPE_CHECKING:
-    from logpipe.stats import FileFormat, ShipStats
+    from logpipe.ship import ShipResult
+    from logpipe.stats import FileFormat, PipelineStats
 
 # How the summary names a field that had no usable value, and what stood in for it.
 _MISSING_WORDS = {"ts": "timestamp (reading time used)", "level": "level (INFO assumed)", "message": "message"}
@@ -69,12 +70,55 @@ def ship(
 
     ignore_reloads()
 
-    stats = run_ship(loaded, once=once, live=progress and sys.stderr.isatty(), config_file=config)
+    display = _LiveDisplay() if progress and sys.stderr.isatty() else None
+    try:
+        result = run_ship(loaded, until="end" if once else "follow", config_file=config,
+                          on_progress=display.update if display is not None else None)  # fmt: skip
+    finally:
+        if display is not None:
+            display.stop()
+    _sink_totals(result)
     if one_off or sys.stderr.isatty():
-        _print_summary(stats)
+        _print_summary(result.stats)
 
 
-def _print_summary(stats: ShipStats) -> None:
+def _sink_totals(result: ShipResult) -> None:
+    """Per-sink totals: text for a person after a run that ended by itself, log events otherwise."""
+    import logging
+
+    for line in result.sink_totals:
+        if result.until == "end":
+            sys.stderr.write(f"{line}\n")
+        else:
+            logging.getLogger("logpipe.ship").info(line, extra={"event": "sink_totals"})
+
+
+class _LiveDisplay:
+    """A one-line live status on the terminal while shipping."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=True)
+        self._live.start()
+
+    def update(self, stats: PipelineStats) -> None:
+        from rich.text import Text
+
+        self._live.update(
+            Text(
+                f"shipping: {len(stats.files)} files  {stats.lines:,} lines  "
+                f"{stats.rejected:,} rejected  {stats.lines_per_s:,.0f} lines/s",
+                style="cyan",
+            )
+        )
+
+    def stop(self) -> None:
+        self._live.stop()
+
+
+def _print_summary(stats: PipelineStats) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -99,7 +143,7 @@ def _print_summary(stats: ShipStats) -> None:
         console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
-def missing_warnings(stats: ShipStats) -> list[str]:
+def missing_warnings(stats: PipelineStats) -> list[str]:
     """The summary's warnings about records shipped with defaults in place of their own values:
     one line for the counts, one per file that matched nothing of its format (none when all is well)."""
     out = []

@@ -1,12 +1,13 @@
-"""Wires metrics, probes and the heartbeat to a running `logpipe ship` pipeline or `ingest` runner.
+"""Wires metrics, probes and the heartbeat to a running pipeline (`logpipe ship` or `ingest`).
 
     monitor = Monitor.listen("127.0.0.1:9108", "ship", flush_interval_s=1.0)
-    monitor.watch(ShipSource(pipeline), pipeline.sinks)   # again after a reload rebuilds them
+    monitor.watch(pipeline)   # again after a reload rebuilds the sinks
     stats = asyncio.run(monitor.run(pipeline.run()))
     monitor.close()
 
-Everything the HTTP thread reads is a snapshot of plain numbers the pipeline keeps anyway, so
-the shipping loop does no extra work per record.
+Everything the HTTP thread reads is what the pipeline publishes anyway (PipelineStats: its
+counters, and the gauges its source puts there), so the shipping loop does no extra work per
+record and nothing here reaches into a source's files or consumer.
 """
 
 from __future__ import annotations
@@ -23,68 +24,42 @@ from logpipe.observe.readiness import HEARTBEAT_S, Snapshot, alive, not_ready, s
 from logpipe.observe.server import Endpoints, MetricsServer, parse_addr
 
 if TYPE_CHECKING:
-    from logpipe.ingest import IngestRunner
-    from logpipe.pipeline import Pipeline
     from logpipe.sinks.base import Sinks
+    from logpipe.stats import PipelineStats
 
 log = logging.getLogger("logpipe.observe")
 T = TypeVar("T")
 
 
-class Source(Protocol):
-    """The source side of a run, as metrics see it."""
+class Watched(Protocol):
+    """What the monitor reads of a running pipeline."""
 
-    def totals(self) -> Totals: ...
+    @property
+    def stats(self) -> PipelineStats: ...
 
+    @property
     def stopping(self) -> bool: ...
 
-    def extra(self, gauges: Gauges) -> Gauges: ...
+    @property
+    def sinks(self) -> Sinks: ...
 
 
-class ShipSource:
-    """`logpipe ship`: counters from ShipStats, checkpoint lag of the files being tailed."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-
-    def totals(self) -> Totals:
-        s = self.pipeline.stats
-        return Totals(s.lines, s.bytes, dict(s.records_by_level), dict(s.rejected_by_reason), s.commits, s.committed_at,
-                      missing=dict(s.missing_by_field))  # fmt: skip
-
-    def stopping(self) -> bool:
-        return self.pipeline.stopping
-
-    def extra(self, gauges: Gauges) -> Gauges:
-        from dataclasses import replace
-
-        tracked = list(self.pipeline.watcher.tracked.values())  # one atomic copy: the watcher is not thread-safe
-        lag: dict[str, int] = {}
-        for file in tracked:
-            size = file.current_size()  # as last seen if closed (idle, or by the pipeline meanwhile)
-            checkpoint = self.pipeline.checkpoints.get(file.source_id)
-            committed = checkpoint.offset if checkpoint is not None else 0
-            lag[file.path] = max(lag.get(file.path, 0), size - committed)
-        return replace(gauges, files_tracked=len(tracked), lag_bytes=lag)
+def totals_of(stats: PipelineStats) -> Totals:
+    """The counters of a run as metrics: what was read is lines of files, or Kafka messages."""
+    if stats.unit == "messages":  # records normalised before: nothing can be missing
+        return Totals(stats.messages, stats.bytes, dict(stats.records_by_level), dict(stats.rejected_by_reason),
+                      stats.commits, stats.committed_at)  # fmt: skip
+    return Totals(stats.lines, stats.bytes, dict(stats.records_by_level), dict(stats.rejected_by_reason),
+                  stats.commits, stats.committed_at, missing=dict(stats.missing_by_field))  # fmt: skip
 
 
-class IngestSource:
-    """`logpipe ingest`: counters from IngestStats, lag of the partitions assigned now."""
+def source_gauges(stats: PipelineStats, gauges: Gauges) -> Gauges:
+    """The source's part of the gauges, as its source last published them."""
+    from dataclasses import replace
 
-    def __init__(self, runner: IngestRunner) -> None:
-        self.runner = runner
-
-    def totals(self) -> Totals:
-        s = self.runner.stats
-        return Totals(s.messages, s.bytes, dict(s.records_by_level), dict(s.rejected_by_reason), s.commits, s.committed_at)
-
-    def stopping(self) -> bool:
-        return self.runner.stopping
-
-    def extra(self, gauges: Gauges) -> Gauges:
-        from dataclasses import replace
-
-        return replace(gauges, consumer_lag=dict(self.runner.stats.lag))
+    if stats.unit == "messages":
+        return replace(gauges, consumer_lag=dict(stats.consumer_lag))
+    return replace(gauges, files_tracked=stats.files_tracked or 0, lag_bytes=dict(stats.lag_bytes))
 
 
 class Monitor:
@@ -94,8 +69,8 @@ class Monitor:
         self.metrics = metrics
         self.stuck_after_s = stuck_after_s(flush_interval_s)
         self.server: MetricsServer | None = None
-        self._source: Source | None = None
-        self._sinks: Sinks | None = None
+        self._watched: Watched | None = None
+        self._sinks: Sinks | None = None  # the pipeline's sinks when last watched (a reload swaps them)
         self._meters: list[SinkMetrics] = []
         self._names: list[str] = []
         self._started = False
@@ -116,9 +91,10 @@ class Monitor:
 
     # ----------------------------------------------------------------------------- wiring
 
-    def watch(self, source: Source, sinks: Sinks) -> None:
-        """Observe this source and these sinks (call again when a reload rebuilds them)."""
-        self._source, self._sinks = source, sinks
+    def watch(self, pipeline: Watched) -> None:
+        """Observe this pipeline and its sinks (call again when a reload rebuilds them)."""
+        self._watched, self._sinks = pipeline, pipeline.sinks
+        sinks = pipeline.sinks
         self._names = sink_names(sinks.members)
         self._meters = [self.metrics.sink(name, self._touch, store=getattr(sink, "dead_letter_store", False))
                         for name, sink in zip(self._names, sinks.members, strict=True)]  # fmt: skip
@@ -169,8 +145,8 @@ class Monitor:
         progress = max(self._progress, sinks.flushed_at if sinks is not None else 0.0)
         down = tuple((m.sink, m.reason) for m in self._meters if not m.up)
         return Snapshot(
-            started=self._started and self._source is not None,
-            stopping=self._source is not None and self._source.stopping(),
+            started=self._started and self._watched is not None,
+            stopping=self._watched is not None and self._watched.stopping,
             sinks_down=down,
             waiting=sinks is not None and sinks.buffered_records > 0,
             since_progress_s=now - progress,
@@ -179,7 +155,7 @@ class Monitor:
         )
 
     def totals(self) -> Totals:
-        return self._source.totals() if self._source is not None else Totals()
+        return totals_of(self._watched.stats) if self._watched is not None else Totals()
 
     def gauges(self) -> Gauges:
         sinks = self._sinks
@@ -189,4 +165,4 @@ class Monitor:
             if sinks is not None else {},
             ready=not not_ready(self.snapshot()),
         )  # fmt: skip
-        return self._source.extra(gauges) if self._source is not None else gauges
+        return source_gauges(self._watched.stats, gauges) if self._watched is not None else gauges

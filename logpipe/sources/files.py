@@ -48,6 +48,7 @@ is seen.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import glob
 import hashlib
@@ -57,16 +58,22 @@ import os
 import resource
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from logpipe.checkpoints import Checkpoint, CheckpointStore
+from logpipe.errors import UsageError
 from logpipe.failpoints import pause
-from logpipe.model import OversizedLine, RawBatch
+from logpipe.model import OversizedLine, Position, RawBatch
 from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
+from logpipe.parse.profiles import FieldOverrides
 from logpipe.parse.wrappers import is_final_line
+
+if TYPE_CHECKING:
+    from logpipe.sources.base import Delivery, Read, Until
+    from logpipe.stats import PipelineStats
 
 log = logging.getLogger("logpipe.sources.files")
 _T = TypeVar("_T")
@@ -922,3 +929,118 @@ class _Names:
         folder, name = os.path.split(path)
         for end in range(1, len(name)):
             yield from table.get((folder, name[:end]), ())
+
+
+# A source untouched this long (and not open) is forgotten: its file is long rotated away.
+CHECKPOINT_RETENTION_S: Final = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One configured source: globs, format override, labels (the global ones merged under its
+    own) and field names."""
+
+    patterns: tuple[str, ...]
+    format_name: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    fields: FieldOverrides = field(default_factory=FieldOverrides)
+
+    @property
+    def watch(self) -> Watch:
+        return Watch(self.patterns, self.format_name)
+
+
+class FileSource:
+    """Files found by globs (FileWatcher), resumed from their checkpoints, acknowledged into them.
+
+    `until="end"` reads every file to its end (its unterminated last line included) and ends;
+    `until="follow"` tails: finds new files, survives rotation. Acknowledging advances each
+    file's checkpoint and commits the checkpoint file (temp, fsync, rename).
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[SourceSpec],
+        checkpoints: CheckpointStore,
+        *,
+        until: Until,
+        read_bytes: int = READ_BYTES,
+        discover_interval_s: float = 1.0,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        self.specs = list(specs)
+        self.checkpoints = checkpoints
+        self.until: Until = until
+        self.idle_wait_s = poll_interval_s
+        self.discover_interval_s = discover_interval_s
+        self.watcher = FileWatcher([s.watch for s in self.specs], checkpoints, once=until == "end",
+                                   read_bytes=read_bytes)  # fmt: skip
+        self._last_discover = 0.0
+        # The sources open at the last read, which keep their checkpoints however old: read by
+        # the writer thread while acknowledging (the watcher itself is not thread-safe).
+        self._open_ids: frozenset[str] = frozenset()
+
+    async def open(self, delivery: Delivery) -> None:
+        await asyncio.to_thread(self.watcher.discover)
+        self._last_discover = time.monotonic()
+        self._open_ids = frozenset(self.watcher.tracked)
+        if self.until == "end" and not self.watcher.tracked and not self.watcher.matched_anything():
+            # An agent waits for files to appear; a one-off run over nothing is a typo.
+            raise UsageError(f"no file matches {', '.join(self.watcher.patterns)}")
+
+    async def poll(self) -> None:
+        return None  # reading a file never waits
+
+    def batches(self, budget: int) -> Iterator[Read]:
+        watcher = self.watcher
+        if self.until == "follow" and time.monotonic() - self._last_discover >= self.discover_interval_s:
+            watcher.discover()
+            self._last_discover = time.monotonic()
+        try:
+            for raw in watcher.batches(budget):
+                tracked = watcher.tracked.get(raw.source_id)
+                dev, ino = (tracked.dev, tracked.ino) if tracked else (0, 0)
+                yield raw, Position(raw.source_id, raw.end, raw.path, dev, ino)
+        finally:
+            self._open_ids = frozenset(watcher.tracked)
+
+    def ack(self, positions: Sequence[Position]) -> bool:
+        for p in positions:
+            self.checkpoints.advance(p.source_id, p.offset, p.path, p.dev, p.ino)
+        self.checkpoints.forget_older_than(CHECKPOINT_RETENTION_S, keep=set(self._open_ids))
+        self.checkpoints.commit()
+        return True
+
+    def settled(self) -> None:
+        """Let go of rotated files that are read to their end and now committed."""
+        committed = {sid: cp.offset for sid, cp in self.checkpoints.items()}
+        self.watcher.release_finished(committed)
+
+    def ended(self) -> bool:
+        return self.watcher.all_read()
+
+    def publish(self, stats: PipelineStats) -> None:
+        tracked = list(self.watcher.tracked.values())
+        lag: dict[str, int] = {}
+        for file in tracked:
+            size = file.current_size()  # as last seen if closed (idle)
+            checkpoint = self.checkpoints.get(file.source_id)
+            committed = checkpoint.offset if checkpoint is not None else 0
+            lag[file.path] = max(lag.get(file.path, 0), size - committed)
+        stats.files_tracked, stats.lag_bytes = len(tracked), lag
+
+    def format_forced(self, spec: int) -> bool:
+        """Was the format of this source's files named (`--format`), rather than detected?"""
+        return self.specs[spec].format_name not in (None, "auto")
+
+    def reconfigure(self, specs: Sequence[SourceSpec]) -> list[SourceSpec]:
+        """New sources (a reloaded config), every open file keeping its place; returns every
+        spec now in use: the new ones, then those kept for files no new glob matches."""
+        kept = self.watcher.reconfigure([s.watch for s in specs])
+        self.specs = [*specs, *(self.specs[i] for i in kept)]
+        self.watcher.discover()
+        self._last_discover = time.monotonic()
+        return list(self.specs)
+
+    async def close(self) -> None:
+        self.watcher.close()

@@ -43,22 +43,24 @@ def ship_names(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
 
 
 def ingest_names() -> set[str]:
-    """Sample names of `logpipe ingest`'s own collector (IngestSource) through the real exposition code.
+    """Sample names of `logpipe ingest`'s own collector through the real exposition code.
 
     Running `logpipe ingest` needs a Kafka broker; its metrics differ from ship's only in the
-    source part, which is what this renders, from a real IngestStats with one assigned partition.
+    source part, which is what this renders, from real PipelineStats as a KafkaSource publishes
+    them with one assigned partition.
     """
-    from logpipe.ingest import IngestStats
     from logpipe.observe.metrics import Metrics
-    from logpipe.observe.monitor import IngestSource, Monitor
+    from logpipe.observe.monitor import Monitor
     from logpipe.sinks.base import Sinks
+    from logpipe.stats import PipelineStats
 
-    class Runner:  # the two attributes IngestSource reads of an IngestRunner
-        stats = IngestStats(lag={("logs", "0"): 7})
+    class Runner:  # what the monitor reads of a running pipeline
+        stats = PipelineStats(unit="messages", consumer_lag={("logs", "0"): 7})
         stopping = False
+        sinks = Sinks([])
 
     monitor = Monitor(Metrics("ingest"), flush_interval_s=1.0)
-    monitor.watch(IngestSource(Runner()), Sinks([]))  # type: ignore[arg-type]
+    monitor.watch(Runner())
     text, _ = monitor.metrics.exposition()
     samples = parse_exposition(text.decode())
     assert samples.value("logpipe_kafka_consumer_lag", topic="logs", partition="0") == 7

@@ -1,0 +1,87 @@
+"""Standard input, spooled to a file first so it gets the guarantees of a file.
+
+    stdin --copy--> STATE/spool/stdin-<ns>.log --FileSource(until="end")--> the pipeline
+
+A crash loses nothing that reached the spool: the next run ships leftover spool files (the spool
+glob is one of the source's patterns), and a spool file delivered to its end is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from logpipe.checkpoints import CheckpointStore
+from logpipe.sources.files import FileSource, SourceSpec, delivered_to_end
+
+if TYPE_CHECKING:
+    from logpipe.sources.base import Delivery
+
+STDIN: Final = "-"
+
+
+class StdinSpooler:
+    """Copies standard input into a spool file in a thread of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"stdin-{time.time_ns()}.log"
+        self._thread = threading.Thread(target=self._copy, name="stdin-spool", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """True once standard input has ended and the spool file is fsynced."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _copy(self) -> None:
+        with open(self.path, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def cleanup(self, checkpoints: CheckpointStore) -> None:
+        """Remove spool files that are delivered to their end."""
+        for path in self.folder.glob("*.log"):
+            if path.stat().st_size == 0 or delivered_to_end(str(path), checkpoints):
+                path.unlink()
+
+
+def uses_stdin(specs: Sequence[SourceSpec]) -> bool:
+    return any(STDIN in spec.patterns for spec in specs)
+
+
+class StdinSource(FileSource):
+    """The configured files with `-` replaced by the spool, read to their end once stdin has ended.
+
+    Copying starts when the source is made; reading starts when standard input has ended (so
+    the spool file is complete); closing removes the spool files that are delivered.
+    """
+
+    def __init__(self, specs: Sequence[SourceSpec], checkpoints: CheckpointStore, spool: Path) -> None:
+        self.spooler = StdinSpooler(spool)
+        glob = str(spool / "*.log")
+        spooled = [SourceSpec(tuple(glob if p == STDIN else p for p in s.patterns), s.format_name, s.labels, s.fields)
+                   for s in specs]  # fmt: skip
+        super().__init__(spooled, checkpoints, until="end")
+        self.spooler.start()
+
+    async def open(self, delivery: Delivery) -> None:
+        while not await asyncio.to_thread(self.spooler.wait, 0.2):
+            if delivery.stopping:
+                return  # stopped before stdin ended: the spool stays for the next run
+        await super().open(delivery)
+
+    async def close(self) -> None:
+        await super().close()
+        self.spooler.cleanup(self.checkpoints)
