@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from logpipe.engine.adapter import EngineClient, EngineUnavailable, connect, require_clients
 from logpipe.errors import TransientError
 from logpipe.model import Batch, FlushResult, Origin
-from logpipe.sinks.base import Health
+from logpipe.sinks.base import Health, Sink
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
 from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import Outage, RetryPolicy
@@ -321,5 +321,6 @@ class EsSink:
             self._client = None
 
 
-def open_sink(config: EsConfig, *, dead_letters: Callable[[Batch], None]) -> EsSink:
+def open_sink(config: EsConfig, *, dead_letters: Callable[[Batch], None]) -> Sink:
+    """The registry's entry (typed as the contract, so mypy checks that EsSink keeps it)."""
     return EsSink(config, dead_letters=dead_letters)

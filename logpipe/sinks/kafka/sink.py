@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from logpipe.errors import LogpipeError, TerminalError, TransientError
 from logpipe.model import Batch, FlushResult, Origin
-from logpipe.sinks.base import Health
+from logpipe.sinks.base import Health, Sink
 from logpipe.sinks.kafka.config import KafkaConfig
 from logpipe.sinks.kafka.deps import require_producer
 from logpipe.sinks.kafka.encode import Messages, encode
@@ -359,7 +359,8 @@ class KafkaSink:
                 f"dead-lettered {self.dead_lettered:,}")  # fmt: skip
 
 
-def open_sink(config: KafkaConfig, *, dead_letters: Callable[[Batch], None]) -> KafkaSink:
+def open_sink(config: KafkaConfig, *, dead_letters: Callable[[Batch], None]) -> Sink:
+    """The registry's entry (typed as the contract, so mypy checks that KafkaSink keeps it)."""
     return KafkaSink(config, dead_letters=dead_letters)
 
 

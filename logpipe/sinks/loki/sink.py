@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Final
 
 from logpipe.errors import TerminalError
 from logpipe.model import Batch, FlushResult, Origin
-from logpipe.sinks.base import Health
+from logpipe.sinks.base import Health, Sink
 from logpipe.sinks.loki.config import label_name
 from logpipe.sinks.loki.encode import (
     LINE,
@@ -291,7 +291,8 @@ class LokiSink:
         self._drop_connection()
 
 
-def open_sink(config: LokiConfig, *, dead_letters: Callable[[Batch], None]) -> LokiSink:
+def open_sink(config: LokiConfig, *, dead_letters: Callable[[Batch], None]) -> Sink:
+    """The registry's entry (typed as the contract, so mypy checks that LokiSink keeps it)."""
     return LokiSink(config, dead_letters=dead_letters)
 
 
