@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from logpipe.enrich.templates import message_key
     from logpipe.explore.mine import archive_rows
     from logpipe.explore.patterns import PatternMiner, Window
-    from logpipe.query.engine import connect
+    from logpipe.query.archive import connect
     from logpipe.query.timeexpr import utc_now
 
     rnd = random.Random(options.seed)

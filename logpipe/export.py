@@ -133,7 +133,7 @@ def _archive_batches(
     archive: Path, start: datetime, end: datetime, wanted: Sequence[str]
 ) -> Generator[pa.RecordBatch, None, None]:
     """The window's records from the archive, sorted by ts then event_id, in Arrow batches."""
-    from logpipe.query.engine import connect
+    from logpipe.query.archive import connect
 
     columns = ", ".join(f'"{c}"' for c in COLUMN_NAMES)
     con = connect(archive)

@@ -14,9 +14,9 @@ from functools import cache
 
 @cache
 def _configured() -> dict[str, float]:
-    spec = os.environ.get("LOGPIPE_FAILPOINTS", "")
+    setting = os.environ.get("LOGPIPE_FAILPOINTS", "")
     points: dict[str, float] = {}
-    for item in filter(None, (p.strip() for p in spec.split(","))):
+    for item in filter(None, (p.strip() for p in setting.split(","))):
         name, _, seconds = item.partition("=")
         points[name] = float(seconds or 0)
     return points

@@ -36,8 +36,8 @@ def export_cmd(
     from logpipe.query.backend import Source
 
     source = Source(backend, archive, es).check()
-    engine = source.es if source.backend == "es" else None
-    result = export(archive, out, since=since, until=until, levels=level or (), es=engine)
+    es_url = source.es if source.backend == "es" else None
+    result = export(archive, out, since=since, until=until, levels=level or (), es=es_url)
     if not result.rows:
         levels = f" at level {', '.join(result.levels)}" if result.levels else ""
         raise NoRecordsError(

@@ -136,7 +136,7 @@ class AgentConfig:
     labels: Mapping[str, str] = setting(doc="Static labels on every record.", factory=dict, keys=LABEL_NAME)
     sources: tuple[SourceConfig, ...] = setting(doc="What to read.", min_items=1)
     sinks: tuple[SinkConfig, ...] = setting(
-        (), doc="Engines to ship to besides the archive.", check=_unique_names
+        (), doc="Sinks to ship to besides the archive (es://, loki://, kafka://).", check=_unique_names
     )
     metrics: MetricsConfig = setting(doc="logpipe's own metrics endpoint.", factory=MetricsConfig)  # noqa: RUF009
     log: LogConfig = setting(doc="logpipe's own log.", factory=LogConfig)  # noqa: RUF009

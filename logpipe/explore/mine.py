@@ -66,7 +66,7 @@ def archive_rows(
     the statement's only other text is this module's.
     """
     from logpipe.explore.filters import to_sql
-    from logpipe.query.engine import connect
+    from logpipe.query.archive import connect
 
     condition, where_params = to_sql(where or Filter())
     sql = _SQL.format(levels=f" AND level IN ({', '.join('?' for _ in levels)})" if levels else "", where=condition)

@@ -74,7 +74,7 @@ def run(
     polars: bool = False,
 ) -> pa.Table | pl.DataFrame:
     """Run catalog query `name`; values may be text (as on the command line) or Python values."""
-    from logpipe.query.engine import connect, fetch_arrow, prepare
+    from logpipe.query.archive import connect, fetch_arrow, prepare
 
     query, values = prepare(name, dict(params or {}), queries=queries)
     con = connect(Path(archive))

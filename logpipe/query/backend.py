@@ -49,7 +49,7 @@ def fetch(source: Source, name: str, given: Mapping[str, object]) -> Answer:
     source.check()
     if source.backend == "es":
         return _fetch_es(source, name, given)
-    from logpipe.query.engine import connect, fetch_rows, prepare
+    from logpipe.query.archive import connect, fetch_rows, prepare
 
     query, values = prepare(name, given, queries=source.queries)
     con = _connections.get(source.archive)

@@ -139,10 +139,10 @@ def _once(current: _T | None, value: _T, where: str, number: int, key: str) -> _
     return value
 
 
-def _parse_param(name: str, spec: str, where: str) -> Param:
+def _parse_param(name: str, declaration: str, where: str) -> Param:
     """`time = 1h -- start of the window` -> Param(type='time', default='1h', help=...)."""
-    spec, _, help_text = spec.partition(" -- ")
-    kind, has_default, default_text = (s.strip() for s in spec.partition("="))
+    typed, _, help_text = declaration.partition(" -- ")
+    kind, has_default, default_text = (s.strip() for s in typed.partition("="))
     match = _TYPE_RE.match(kind)
     choices: tuple[str, ...] = ()
     if match and match.group("base") == "choice" and match.group("choices"):
@@ -181,9 +181,9 @@ def _strip_comments(sql: str) -> str:
 
 def query_dirs(user_dirs: str | Path | None = None) -> list[Path]:
     """The folders searched, in order: user folders (argument, else $LOGPIPE_QUERIES), built-ins."""
-    spec = str(user_dirs) if user_dirs is not None else os.environ.get(ENV_QUERIES, "")
+    listed = str(user_dirs) if user_dirs is not None else os.environ.get(ENV_QUERIES, "")
     dirs: list[Path] = []
-    for part in (p for p in spec.split(os.pathsep) if p.strip()):
+    for part in (p for p in listed.split(os.pathsep) if p.strip()):
         folder = Path(part).expanduser()
         if not folder.is_dir():
             raise UsageError(f"no queries folder at {folder}")

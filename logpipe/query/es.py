@@ -85,10 +85,10 @@ def parse_es_query(name: str, text: str, path: Path) -> EsQuery:
     if missing:
         raise UsageError(f"{path}: template has no {missing[0]!r}")
     params = []
-    for number, spec in enumerate(data["params"], start=1):
-        pname, sep, rest = str(spec).partition(":")
+    for number, declaration in enumerate(data["params"], start=1):
+        pname, sep, rest = str(declaration).partition(":")
         if not sep:
-            raise UsageError(f"{path}: params[{number}] is `name: type [= default] [-- help]` ({spec!r})")
+            raise UsageError(f"{path}: params[{number}] is `name: type [= default] [-- help]` ({declaration!r})")
         params.append(_parse_param(pname.strip(), rest.strip(), f"{path}: params[{number}]"))
     if data["reader"] not in READERS:
         raise UsageError(f"{path}: unknown reader {data['reader']!r} (known: {', '.join(sorted(READERS))})")
@@ -159,7 +159,7 @@ def prepare_es(name: str, given: Mapping[str, object], *, queries: str | Path | 
 
 
 def fetch_rows_es(client: EngineClient, query: EsQuery, values: Mapping[str, object], index: str) -> tuple[tuple[str, ...], Rows]:
-    """Column names and rows, like `engine.fetch_rows` for the archive."""
+    """Column names and rows, like `archive.fetch_rows` for the archive."""
     reader = READERS[query.reader]
     rows = reader(Searcher(client, query, index), dict(values))
     return query.columns, rows

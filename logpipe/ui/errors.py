@@ -120,7 +120,7 @@ def samples(backend: Backend, params: Params) -> dict[str, Any]:
 def _archive_groups(backend: ArchiveBackend, search: Filter, window: Any) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
     from logpipe.explore.filters import to_sql
     from logpipe.explore.search import window as time_window
-    from logpipe.query.engine import fetch_rows, prepare
+    from logpipe.query.archive import fetch_rows, prepare
 
     query, values = prepare("errors", {"since": window.start, "until": window.end})
     with backend.connection() as con:

@@ -38,7 +38,7 @@ def journey(backend: Backend, params: Params) -> dict[str, Any]:
         raise UsageError("a journey needs exactly one of user, session or request")
     values = {**given, "since": params.time("from") or FAR_PAST, "until": params.time("to") or FAR_FUTURE}
     if isinstance(backend, ArchiveBackend):
-        from logpipe.query.engine import fetch_rows, prepare
+        from logpipe.query.archive import fetch_rows, prepare
 
         query, bound = prepare("journey", values, now=params.now)
         with backend.connection() as con:

@@ -109,7 +109,7 @@ class TestConnection:
         import pyarrow.parquet as pq
 
         import logpipe.query as q
-        from logpipe.query.engine import connect
+        from logpipe.query.archive import connect
 
         con = connect(archive)
         try:

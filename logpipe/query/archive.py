@@ -1,4 +1,5 @@
-"""Run a catalog query on the archive: one connection, one statement, parameters bound.
+"""The archive query backend (es.py is the engine one): a catalog query on the archive, one
+connection, one statement, parameters bound.
 
 The CLI fetches plain Python rows (no pyarrow import: it costs more than the query on a
 quiet archive); the API fetches Arrow. Both run the same SQL with the same bound values.
