@@ -21,7 +21,7 @@ hash of the first-line hash, device, inode and a counter. Ids are deterministic,
 re-read after a crash gets the id it had and the archive drops what it already holds, and
 `event_id` (id prefix + offset) is unchanged for files older versions read. Checkpoints of older
 versions (no fingerprint) are recognised by the first-line hash that their id is. A file
-without a complete first line is not read yet (in `--once` mode it is, at end of input).
+without a complete first line is not read yet (read to the end, `until="end"`, it is).
 Limit: a file that reuses a deleted file's inode and starts with the same bytes over the whole
 fingerprint is taken for it while that checkpoint lives.
 
@@ -232,7 +232,7 @@ class TrackedFile:
                 self.carry = b""
                 return self._skip_oversized(b"", now_us, at_eof=at_eof_flush and want == len(chunk) == 0)
             if at_eof_flush and data and not chunk:
-                # End of input in --once mode: take the unterminated last line, flagged.
+                # End of input (until="end"): take the unterminated last line, flagged.
                 self.carry = b""
                 return RawBatch(self.source_id, self.path, start, self.read_pos, data, now_us,
                                 self.format_name, unterminated=True, spec=self.spec)  # fmt: skip
@@ -274,7 +274,7 @@ class TrackedFile:
         return data.rfind(b"\n") + 1 if len(data) >= self.read_bytes else 0
 
     def _skip_oversized(self, chunk: bytes, now_us: int, *, at_eof: bool = False) -> RawBatch | None:
-        """Skip an oversized line to its newline; at the end of input (`at_eof`: --once, or a
+        """Skip an oversized line to its newline; at the end of input (`at_eof`: until="end", or a
         rotated file gone quiet) it ends there, unterminated, and is dead-lettered all the same."""
         assert self.skipping is not None
         newline = chunk.find(b"\n")
@@ -421,14 +421,16 @@ class FileWatcher:
         watches: Sequence[Watch],
         checkpoints: CheckpointStore,
         *,
-        once: bool,
+        until: Until,
         read_bytes: int = READ_BYTES,
         max_open: int | None = None,
     ) -> None:
         self.watches = list(watches)
         self._formats = [FormatResolver(w.format_name) for w in self.watches]
         self.checkpoints = checkpoints
-        self.once = once
+        # "end": the input is complete (a one-off run, a spool): a file without a complete first line,
+        # an unterminated last line and an unreadable file are dealt with now, not waited for.
+        self.to_end = until == "end"
         self.read_bytes = read_bytes
         self.max_open = max_open if max_open is not None else open_file_budget()
         self.tracked: dict[str, TrackedFile] = {}
@@ -582,7 +584,7 @@ class FileWatcher:
             if not self._readable(item.path):
                 return
             head = b""
-        first_line = fingerprint_bytes(head, allow_partial=self.once)
+        first_line = fingerprint_bytes(head, allow_partial=self.to_end)
         if first_line is None:
             self._passed[key] = (item.size, item.mtime)
             return  # no first line yet
@@ -646,7 +648,7 @@ class FileWatcher:
         return tracked
 
     def _readable(self, path: str) -> bool:
-        """Can `path` be opened? A `--once` run fails on a file it cannot read (a silent `0 files`
+        """Can `path` be opened? A run to the end (`--once`) fails on a file it cannot read (a silent `0 files`
         would look shipped); an agent warns once and tries again at each discovery."""
         try:
             with open(path, "rb"):
@@ -654,7 +656,7 @@ class FileWatcher:
         except FileNotFoundError:
             return False  # gone since the glob: nothing to read
         except OSError as exc:
-            if self.once:
+            if self.to_end:
                 raise
             if path not in self._unreadable:
                 self._unreadable.add(path)
@@ -693,7 +695,7 @@ class FileWatcher:
         head = read_head(old_path)
         if item is None or head is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
             return  # found again by the next discovery, whatever it is now
-        first_line = fingerprint_bytes(head, allow_partial=self.once)
+        first_line = fingerprint_bytes(head, allow_partial=self.to_end)
         if first_line is not None:
             self._track(item, self._new_id(first_line, item.dev, item.ino), 0, head)
 
@@ -760,7 +762,7 @@ class FileWatcher:
             return True
         if tracked.size != tracked.read_pos:
             return True
-        return bool(tracked.carry or tracked.skipping) and (self.once or tracked.rotated)
+        return bool(tracked.carry or tracked.skipping) and (self.to_end or tracked.rotated)
 
     def _mark(self, tracked: TrackedFile) -> None:
         """Note a closed file that has something to read (so an idle poll need not look at all)."""
@@ -815,7 +817,7 @@ class FileWatcher:
         # A rotated file may still get the rest of a line from a writer that has not reopened
         # yet, so its unterminated tail is taken only once it has gone quiet.
         quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
-        flush = self.once or quiet
+        flush = self.to_end or quiet
         if size == tracked.read_pos and not ((tracked.carry or tracked.skipping) and flush):
             return None  # nothing new: one fstat, no read
         if tracked.replaced():
@@ -855,7 +857,7 @@ class FileWatcher:
             if not tracked.rotated or tracked.recheck or tracked.carry or tracked.skipping is not None:
                 continue
             done = committed.get(source_id, -1) >= tracked.read_pos
-            idle = self.once or now - tracked.last_data >= ROTATED_IDLE_S
+            idle = self.to_end or now - tracked.last_data >= ROTATED_IDLE_S
             at_end = tracked.current_size() <= tracked.read_pos
             if done and idle and at_end:
                 self._forget(tracked)
@@ -863,7 +865,7 @@ class FileWatcher:
                                                          "offset": tracked.read_pos})  # fmt: skip
 
     def all_read(self) -> bool:
-        """Every tracked file read to its end (for --once)."""
+        """Every tracked file read to its end (for until="end")."""
         for tracked in self.tracked.values():
             if tracked.recheck or tracked.read_pos < tracked.current_size() or tracked.carry:
                 return False
@@ -973,7 +975,7 @@ class FileSource:
         self.until: Until = until
         self.idle_wait_s = poll_interval_s
         self.discover_interval_s = discover_interval_s
-        self.watcher = FileWatcher([s.watch for s in self.specs], checkpoints, once=until == "end",
+        self.watcher = FileWatcher([s.watch for s in self.specs], checkpoints, until=until,
                                    read_bytes=read_bytes)  # fmt: skip
         self._last_discover = 0.0
         # The sources open at the last read, which keep their checkpoints however old: read by
