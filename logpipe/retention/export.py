@@ -78,7 +78,8 @@ def ilm(policy: Policy) -> tuple[str, list[str]]:
     from logpipe.engine.config import parse_target
     from logpipe.sinks.elasticsearch.encode import template_body
 
-    config = policy.es.config if policy.es is not None else parse_target("es://localhost:9200")
+    # No es section: the sink's defaults (the host only completes the URL; it is never contacted).
+    config = policy.es.config if policy.es is not None else parse_target("es://localhost")
     warnings: list[str] = []
     daily_dotted = config.index.endswith("{date}") and config.date_format == "%Y.%m.%d"
     if not daily_dotted:
