@@ -88,7 +88,8 @@ class Agent:
                       else FileSource(specs, checkpoints, until=until))  # fmt: skip
             progress = monitor.progress_hook(on_progress) if monitor is not None else on_progress
             pipeline = Pipeline(source, sinks.members, transform=Transformer(source.specs),
-                                options=PipelineOptions(flush_interval_s=config.flush_interval),
+                                options=PipelineOptions(flush_interval_s=config.flush_interval,
+                                                        publish_gauges=monitor is not None),
                                 on_progress=progress, reload=reloader)  # fmt: skip
             if monitor is not None:
                 pipeline.on_reconfigured = monitor.watch
