@@ -36,7 +36,7 @@ from logpipe.failpoints import pause
 from logpipe.model import Batch, Position, RawBatch
 from logpipe.parse.profiles import PROFILES, Profile
 from logpipe.sinks.base import Sink, Sinks
-from logpipe.sources.base import Source, Until
+from logpipe.sources.base import Source
 from logpipe.sources.files import SourceSpec
 from logpipe.stats import PipelineStats
 
@@ -76,13 +76,12 @@ class PipelineOptions:
 
 @dataclass
 class ShipOptions:
-    """The configured sources of a `logpipe ship` run and where it keeps its data."""
+    """The configured sources of a `logpipe ship` run and where it keeps its data (what a
+    Transformer is built from in tests; the agent passes its FileSource's specs)."""
 
     sources: list[SourceSpec]
     archive: Path
     state_dir: Path
-    until: Until = "follow"
-    flush_interval_s: float = 1.0
 
 
 class Transformer:
