@@ -5,65 +5,15 @@ is a symbolic link is never opened."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from logpipe.archive.locks import Busy, FolderLock, Lock, compaction_lock, readers_lock, writer_lock
 from logpipe.errors import ArchiveError, TerminalError
-
-HOLDER = Path(__file__).with_name("lock_holder.py")
-
-
-class Holder:
-    """Another process holding (or failing to take) a lock; it lets go when its stdin closes."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HOLDER), *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert self.proc.stdout is not None
-        self.child: int | None = None
-        line = self.proc.stdout.readline().strip()
-        if line.startswith("child "):
-            self.child = int(line.split()[1])
-            line = self.proc.stdout.readline().strip()
-        self.said = line
-
-    def let_go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        assert self.proc.wait(timeout=30) == 0
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def end(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def holders() -> Iterator[list[Holder]]:
-    started: list[Holder] = []
-    yield started
-    for holder in started:
-        holder.end()
-
-
-def hold(holders: list[Holder], *args: str) -> Holder:
-    holder = Holder(*args)
-    holders.append(holder)
-    return holder
+from tests.locks.holders import Holder, hold
 
 
 class TestExclusion:
