@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from logpipe.errors import UsageError
 from logpipe.options import flag, whole
-from logpipe.sinks.secrets import SinkSettings
+from logpipe.secrets import SinkSettings
 
 ENV_USER: Final = "LOGPIPE_ES_USER"
 ENV_PASSWORD: Final = "LOGPIPE_ES_PASSWORD"

@@ -41,7 +41,7 @@ class Sink(Protocol):
       rest of the flush is delivered. A setting no retry can fix (credentials, a wrong path)
       raises TerminalError, and again nothing is acknowledged.
     - `health()` asks the server whether it is there; `describe()` is one summary line; the
-      settings' repr, str and describe never show a password or token (`logpipe.sinks.secrets`).
+      settings' repr, str and describe never show a password or token (`logpipe.secrets`).
     - `close()` lets go of connections and locks.
     """
 

@@ -22,8 +22,8 @@ from logpipe.errors import UsageError
 
 if TYPE_CHECKING:
     from logpipe.model import Batch
+    from logpipe.secrets import SinkSettings
     from logpipe.sinks.base import Health, Sink
-    from logpipe.sinks.secrets import SinkSettings
 
 
 class _ConfigModule(Protocol):

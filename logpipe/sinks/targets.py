@@ -19,8 +19,8 @@ from logpipe.sinks.registry import open_sink, parse_sink_url
 
 if TYPE_CHECKING:
     from logpipe.config.model import AgentConfig
+    from logpipe.secrets import SinkSettings
     from logpipe.sinks.archive.sink import ArchiveSink
-    from logpipe.sinks.secrets import SinkSettings
 
 __all__ = ["SinkSet", "build_sinks", "describe", "parse_sink_url", "sink_for", "sinks_for_config"]
 

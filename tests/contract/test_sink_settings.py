@@ -136,3 +136,13 @@ class TestOutagePolicy:
         with pytest.raises(TransientError, match="will be read again"):
             outage.wait(30.0, "3 records not sent", "down")
         assert time.monotonic() - started < 5
+
+
+def test_the_engine_settings_the_query_side_uses_import_nothing_of_the_sinks() -> None:
+    """The secrets base is outside logpipe.sinks: query and retention read EsConfig without the shipping side."""
+    import subprocess
+    import sys
+
+    code = "import sys, logpipe.engine.config\nprint(sorted(m for m in sys.modules if m.startswith('logpipe.sinks')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from logpipe.archive import compact as compaction
-from logpipe.sinks.secrets import SinkSettings
+from logpipe.secrets import SinkSettings
 
 
 @dataclass(frozen=True, slots=True, repr=False)

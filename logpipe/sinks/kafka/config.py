@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from logpipe.errors import UsageError
 from logpipe.options import whole
 from logpipe.schema import COLUMN_NAMES
-from logpipe.sinks.secrets import SinkSettings
+from logpipe.secrets import SinkSettings
 
 SCHEMES: Final = ("kafka", "kafka+ssl")
 MODES: Final = ("record", "batch")

@@ -7,7 +7,8 @@ person reads it (`display_url`, never credentials); `mask` scrubs the secrets fr
 server or a client wrote (an error page can echo a header). Dataclasses that inherit it pass
 `repr=False`, or the generated repr would replace this one.
 
-It imports nothing of the shipping side: the query backend's engine settings use it too.
+It sits outside `logpipe.sinks` and imports nothing: the query backend's engine settings
+(`logpipe.engine.config`) use it too, and the query side never imports the shipping side.
 """
 
 from __future__ import annotations
