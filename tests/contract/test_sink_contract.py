@@ -212,6 +212,18 @@ class TestWriteAndAck:
         assert health.target and health.detail
 
 
+class TestHealth:
+    def test_health_says_so_when_the_server_cannot_be_reached(self, remote: Store) -> None:
+        proxy = Proxy(remote.upstream)  # type: ignore[arg-type]  never started: refused
+        sink = remote.open(proxy.address)
+        try:
+            health = sink.health(timeout_s=5)
+        finally:
+            sink.close()
+        assert not health.ok and health.detail
+        assert proxy.address in health.target  # where it looked, without credentials
+
+
 class TestRestart:
     def test_a_new_sink_over_the_same_store_loses_nothing_and_duplicates_nothing_where_it_can(self, store: Store) -> None:
         """The first sink flushed 0-39 but the checkpoint never moved (a crash): the next run sends
