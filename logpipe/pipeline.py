@@ -221,14 +221,14 @@ class Pipeline:
         import pyarrow.compute as pc
 
         stats = self.stats
-        missing: Missing | None = None
         if isinstance(item, RawBatch):
             if self.transform is None:
                 raise TypeError("a source handed out raw lines to a pipeline that has no Transformer")
             batch, missing = self.transform.counted(item)
             stats.bytes += item.size
+            self._count_missing(item, batch, missing)
         else:
-            batch = item  # the source counted what it read (Kafka messages and their bytes)
+            batch = item  # canonical already; the source counted what it read (Kafka messages, bytes)
         self.sinks.send(batch)
         self._pending[position.source_id] = position
         stats.files.add(batch.source_id)
@@ -239,8 +239,6 @@ class Pipeline:
                 stats.records_by_level[entry["values"]] += entry["counts"]
         for reject in batch.rejects:
             stats.rejected_by_reason[reject.reason] += 1
-        if missing is not None and isinstance(item, RawBatch):
-            self._count_missing(item, batch, missing)
 
     def _count_missing(self, raw: RawBatch, batch: Batch, missing: Missing) -> None:
         assert self.transform is not None

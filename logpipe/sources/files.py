@@ -1031,10 +1031,6 @@ class FileSource:
             lag[file.path] = max(lag.get(file.path, 0), size - committed)
         stats.files_tracked, stats.lag_bytes = len(tracked), lag
 
-    def format_forced(self, spec: int) -> bool:
-        """Was the format of this source's files named (`--format`), rather than detected?"""
-        return self.specs[spec].format_name not in (None, "auto")
-
     def reconfigure(self, specs: Sequence[SourceSpec]) -> list[SourceSpec]:
         """New sources (a reloaded config), every open file keeping its place; returns every
         spec now in use: the new ones, then those kept for files no new glob matches."""
