@@ -1,4 +1,10 @@
-"""Types of the native module built from native/ (Rust, see native/src/lib.rs)."""
+"""Types of the native module built from native/ (Rust, see native/src/lib.rs).
+
+Buffer arguments (`_Buffer`) must be C-contiguous (else ValueError). A read-only buffer
+(`bytes`, a `memoryview` of bytes, Arrow buffers over native memory) is read in place with the
+GIL released; a writable one (`bytearray`, a writable `memoryview`, an Arrow buffer fresh from
+a compute kernel) is copied first, because another thread could change it during the call.
+"""
 
 from typing_extensions import Buffer as _Buffer
 
@@ -33,6 +39,8 @@ class Normaliser:
         label_host: str | None,
         extra_labels: list[tuple[str, str]],
     ) -> None: ...
+    # Lines are `data[line_offsets[i]:line_offsets[i + 1]]` (int64 cuts, n+1, checked to fit the
+    # data: else ValueError); a line that is not UTF-8 is an `invalid_utf8` reject.
     def normalise(
         self,
         context: Context,

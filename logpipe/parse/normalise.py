@@ -10,7 +10,9 @@ Infinity extension) defines it, nested at most MAX_DEPTH (1,000) deep; deeper li
 deep, are `too_deep` dead letters (the scanner keeps its own stack: nothing recurses). Trailing commas, leading zeros,
 control characters in strings, text after the object and `\\u` escapes of lone surrogates make
 `invalid_json`; NaN/Infinity literals make `non_finite_number`; any other JSON value makes
-`not_an_object`; a line of whitespace only is no record and no dead letter either.
+`not_an_object`; a line of whitespace only is no record and no dead letter either. Framing
+already rejects lines that are not UTF-8; the normaliser checks each line again where it starts
+(`invalid_utf8`), so nothing it is handed reaches its text handling unchecked.
 
 Duplicate keys are last-wins, as JSON.parse, Python's `json` and jq read them: in every object
 the normaliser reads (the root, nested paths, lifted objects) a repeated key has its last value,
@@ -200,7 +202,9 @@ def normalise(
     )
     rejects = list(framed.rejects)
     for index, reason, detail in cast("list[tuple[int, str, str]]", out.pop("rejects")):
-        raw = lines[index].as_py().encode("utf-8")[:DEAD_LETTER_HEAD_BYTES]
+        # The line's bytes as given (a line the normaliser found not UTF-8 has no str form).
+        start = int(cuts[index])
+        raw = data.slice(start, min(int(cuts[index + 1]) - start, DEAD_LETTER_HEAD_BYTES)).to_pybytes()
         rejects.append(Reject(int(file_offsets[index]), reason, detail, raw))
     missing = Missing(*cast("tuple[int, int, int, int]", out.pop("missing")))
     return Normalised(_table(cast("dict[str, ColumnBuffers]", out)), rejects, missing)

@@ -20,6 +20,11 @@ pub struct FrameReject {
     pub head: (usize, usize),
 }
 
+/// The dead-letter detail of a line that is not UTF-8.
+pub fn utf8_detail(e: &std::str::Utf8Error) -> String {
+    format!("invalid UTF-8 at byte {} of the line", e.valid_up_to())
+}
+
 /// `start` is the source offset of `data[0]`; a BOM at source offset 0 is not part of the line.
 pub fn frame(data: &[u8], start: i64, max_line: usize, head_bytes: usize) -> FramedLines {
     let mut out = FramedLines {
@@ -48,8 +53,7 @@ pub fn frame(data: &[u8], start: i64, max_line: usize, head_bytes: usize) -> Fra
             continue;
         }
         if let Err(e) = std::str::from_utf8(line) {
-            let detail = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to());
-            out.rejects.push(FrameReject { offset, reason: "invalid_utf8", detail, head });
+            out.rejects.push(FrameReject { offset, reason: "invalid_utf8", detail: utf8_detail(&e), head });
             continue;
         }
         out.data.extend_from_slice(line);

@@ -62,13 +62,14 @@ fn invalid(what: &str, at: usize) -> Fail {
     Fail::Invalid(format!("{what} at char {at}"))
 }
 
-/// One member of an object: the key as written (between its quotes) and the value's text.
+/// One member of an object: the key as written (between its quotes) and the value's text, both
+/// slices of the line (cut at ASCII quotes, brackets and token ends, so always at char boundaries).
 #[derive(Clone, Copy, Debug)]
 pub struct Member<'a> {
-    pub key_raw: &'a [u8],
+    pub key_raw: &'a str,
     /// The key has escapes (rare): it must be decoded to be compared.
     pub key_escaped: bool,
-    pub value: &'a [u8],
+    pub value: &'a str,
     pub kind: Kind,
 }
 
@@ -77,8 +78,7 @@ impl<'a> Member<'a> {
         if self.key_escaped {
             decode_string(self.key_raw)
         } else {
-            // The line is valid UTF-8 (checked when it was framed) and a quote never splits a char.
-            Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(self.key_raw) })
+            Cow::Borrowed(self.key_raw)
         }
     }
 }
@@ -341,9 +341,10 @@ fn expect_end(b: &[u8], i: usize) -> Result<(), LineError> {
 /// Parse a whole line that must be one JSON object; its members go to `members` in order.
 ///
 /// Syntax errors win over the other reasons, then "not an object", then depth, as a strict
-/// parser would find them.
-pub fn parse_line<'a>(b: &'a [u8], members: &mut Vec<Member<'a>>, stack: &mut Vec<u8>) -> Result<(), LineError> {
+/// parser would find them. The line is a `str`: members are slices of it, so they are text.
+pub fn parse_line<'a>(line: &'a str, members: &mut Vec<Member<'a>>, stack: &mut Vec<u8>) -> Result<(), LineError> {
     members.clear();
+    let b = line.as_bytes();
     let i = skip_ws(b, 0);
     if i == b.len() {
         return Err(LineError::Blank);
@@ -358,7 +359,7 @@ pub fn parse_line<'a>(b: &'a [u8], members: &mut Vec<Member<'a>>, stack: &mut Ve
         });
     }
     deepest = 1;
-    let end = object_members(b, i, &mut deepest, members, stack).map_err(reject)?;
+    let end = object_members(line, i, &mut deepest, members, stack).map_err(reject)?;
     expect_end(b, end)?;
     if deepest > MAX_DEPTH {
         return Err(LineError::Reject { reason: "too_deep", detail: format!("nesting depth {deepest} > {MAX_DEPTH}") });
@@ -377,7 +378,7 @@ fn key_fingerprint(m: &Member<'_>) -> u64 {
         decoded = m.key();
         decoded.as_bytes()
     } else {
-        m.key_raw
+        m.key_raw.as_bytes()
     };
     let n = k.len();
     let x = if n >= 8 {
@@ -448,14 +449,19 @@ fn dedupe(members: &mut Vec<Member<'_>>) {
     });
 }
 
-/// The members of the object whose `{` is at `i`; returns the index past its `}`.
+/// The members of the object whose `{` is at byte `i` of `text`; returns the index past its `}`.
+///
+/// Members are cut from `text` by `str` slicing: every cut sits next to an ASCII byte (a quote,
+/// a structural character, whitespace or the end of a number or literal), so it is a char
+/// boundary and the slicing's boundary check always passes.
 fn object_members<'a>(
-    b: &'a [u8],
+    text: &'a str,
     i: usize,
     deepest: &mut usize,
     members: &mut Vec<Member<'a>>,
     stack: &mut Vec<u8>,
 ) -> Result<usize, Fail> {
+    let b = text.as_bytes();
     let mut i = skip_ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
         return Ok(i + 1);
@@ -465,14 +471,14 @@ fn object_members<'a>(
             return Err(invalid("expected a key", i));
         }
         let (key_end, key_escaped) = skip_string_escapes(b, i)?;
-        let key_raw = &b[i + 1..key_end - 1];
+        let key_raw = &text[i + 1..key_end - 1];
         let colon = skip_ws(b, key_end);
         if b.get(colon) != Some(&b':') {
             return Err(invalid("expected ':'", colon));
         }
         let start = skip_ws(b, colon + 1);
         let (end, kind) = skip_value(b, start, 1, deepest, stack)?;
-        members.push(Member { key_raw, key_escaped, value: &b[start..end], kind });
+        members.push(Member { key_raw, key_escaped, value: &text[start..end], kind });
         i = skip_ws(b, end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
@@ -483,7 +489,7 @@ fn object_members<'a>(
 }
 
 /// The members of an object value already validated as part of a line (duplicates resolved).
-pub fn members_of<'a>(value: &'a [u8], out: &mut Vec<Member<'a>>, stack: &mut Vec<u8>) {
+pub fn members_of<'a>(value: &'a str, out: &mut Vec<Member<'a>>, stack: &mut Vec<u8>) {
     out.clear();
     let mut deepest = 0;
     // Validated before, so this cannot fail; an error would only leave `out` short.
@@ -492,18 +498,19 @@ pub fn members_of<'a>(value: &'a [u8], out: &mut Vec<Member<'a>>, stack: &mut Ve
 }
 
 /// A string's text from its raw form between the quotes (escapes already validated).
-pub fn decode_string(raw: &[u8]) -> Cow<'_, str> {
+pub fn decode_string(text: &str) -> Cow<'_, str> {
+    let raw = text.as_bytes();
     if !raw.contains(&b'\\') {
-        // The line is valid UTF-8 (checked when it was framed) and a quote never splits a char.
-        return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) });
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
         let c = raw[i];
         if c != b'\\' {
+            // Runs start and end at a backslash escape or an end of the text: char boundaries.
             let next = raw[i..].iter().position(|&x| x == b'\\').map_or(raw.len(), |p| i + p);
-            out.push_str(unsafe { std::str::from_utf8_unchecked(&raw[i..next]) });
+            out.push_str(&text[i..next]);
             i = next;
             continue;
         }
@@ -568,7 +575,7 @@ mod tests {
     fn check(line: &str) -> Result<usize, LineError> {
         let mut m = Vec::new();
         let mut s = Vec::new();
-        parse_line(line.as_bytes(), &mut m, &mut s).map(|_| m.len())
+        parse_line(line, &mut m, &mut s).map(|_| m.len())
     }
 
     fn reason(line: &str) -> &'static str {
@@ -617,7 +624,7 @@ mod tests {
         let line = format!(r#"{{"a":{}1{}}}"#, "[".repeat(n), "]".repeat(n));
         let mut m = Vec::new();
         let mut s = Vec::new();
-        match parse_line(line.as_bytes(), &mut m, &mut s) {
+        match parse_line(&line, &mut m, &mut s) {
             Err(LineError::Reject { reason, detail }) => {
                 assert_eq!(reason, "too_deep");
                 assert_eq!(detail, format!("nesting depth {} > {MAX_DEPTH}", n + 1));
@@ -629,8 +636,8 @@ mod tests {
     fn pairs(line: &str) -> Vec<(String, String)> {
         let mut m = Vec::new();
         let mut s = Vec::new();
-        parse_line(line.as_bytes(), &mut m, &mut s).unwrap();
-        m.iter().map(|x| (x.key().into_owned(), String::from_utf8(x.value.to_vec()).unwrap())).collect()
+        parse_line(line, &mut m, &mut s).unwrap();
+        m.iter().map(|x| (x.key().into_owned(), x.value.to_string())).collect()
     }
 
     #[test]
@@ -643,9 +650,9 @@ mod tests {
         // Nested objects are resolved when read.
         let mut inner = Vec::new();
         let mut s = Vec::new();
-        members_of(br#"{"k":1,"k":{"z":0}}"#, &mut inner, &mut s);
+        members_of(r#"{"k":1,"k":{"z":0}}"#, &mut inner, &mut s);
         assert_eq!(inner.len(), 1);
-        assert_eq!((inner[0].value, inner[0].kind), (&br#"{"z":0}"#[..], Kind::Object));
+        assert_eq!((inner[0].value, inner[0].kind), (r#"{"z":0}"#, Kind::Object));
     }
 
     #[test]
@@ -660,7 +667,7 @@ mod tests {
 
     #[test]
     fn decodes() {
-        assert_eq!(decode_string(br#"a\n\"\u00e9\ud83d\ude00"#), "a\n\"é😀");
+        assert_eq!(decode_string(r#"a\n\"\u00e9\ud83d\ude00"#), "a\n\"é😀");
         let mut out = Vec::new();
         write_string(&mut out, "a\"\n\u{1}");
         assert_eq!(out, br#""a\"\n\u0001""#);

@@ -3,8 +3,15 @@
 //! Python frames the lines and assembles Arrow arrays; this module does the per-line work
 //! (validate, read fields, parse times and levels, mask ids, build attrs, fill request context)
 //! without the GIL, and hands back Arrow-layout buffers.
+//!
+//! The boundary: buffers from Python are borrowed only when read-only (writable ones are copied
+//! first, see `Bytes`), lines are checked to be UTF-8 where normalising starts (`normalise::run`),
+//! and line cuts are checked against the data before anything is sliced. Every `unsafe` block
+//! says why it holds (`// SAFETY:`), which clippy enforces.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
@@ -46,44 +53,117 @@ impl Context {
     }
 }
 
-/// A byte view of any buffer-protocol object (Arrow buffers and numpy arrays say their bytes are
-/// signed, `bytes` says unsigned), held while in use.
-enum Bytes {
+/// The bytes of a buffer-protocol argument (Arrow buffers and numpy arrays say their bytes are
+/// signed, `bytes` says unsigned), or of a part of it, as the native code reads them with the
+/// GIL released.
+///
+/// A read-only buffer is borrowed: it stays exported, so alive and unmoved, while this value
+/// lives, and nothing writes through a read-only view. A writable one (a `bytearray`, a
+/// writable `memoryview`, an Arrow buffer fresh from a compute kernel) could be changed by
+/// another Python thread while the GIL is released, which would be a data race, and could turn
+/// checked UTF-8 into unchecked bytes halfway through: the part needed is copied first, while
+/// the GIL is held. A buffer that is not C-contiguous is refused.
+struct Bytes {
+    held: Held,
+    /// The part of the held bytes in use.
+    part: Range<usize>,
+}
+
+enum Held {
     Signed(PyBuffer<i8>),
     Unsigned(PyBuffer<u8>),
+    Copied(Vec<u8>),
 }
 
 impl Bytes {
     fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let held = match PyBuffer::<u8>::get(obj) {
-            Ok(b) => Bytes::Unsigned(b),
-            Err(_) => Bytes::Signed(PyBuffer::<i8>::get(obj)?),
-        };
-        let contiguous = match &held {
-            Bytes::Signed(b) => b.is_c_contiguous(),
-            Bytes::Unsigned(b) => b.is_c_contiguous(),
-        };
-        if !contiguous {
+        Self::get_part(obj, |len| Ok(0..len))
+    }
+
+    /// The bytes `part` picks, given the buffer's length (a range within it, or an error).
+    fn get_part(obj: &Bound<'_, PyAny>, part: impl FnOnce(usize) -> PyResult<Range<usize>>) -> PyResult<Self> {
+        match PyBuffer::<u8>::get(obj) {
+            Ok(b) => Self::hold(b, Held::Unsigned, part),
+            Err(_) => Self::hold(PyBuffer::<i8>::get(obj)?, Held::Signed, part),
+        }
+    }
+
+    fn hold<T: pyo3::buffer::Element>(
+        buffer: PyBuffer<T>,
+        borrow: fn(PyBuffer<T>) -> Held,
+        part: impl FnOnce(usize) -> PyResult<Range<usize>>,
+    ) -> PyResult<Self> {
+        if !buffer.is_c_contiguous() {
             return Err(PyValueError::new_err("buffer must be contiguous"));
         }
-        Ok(held)
+        // Items are one byte (u8 or i8), so byte ranges are item ranges.
+        let len = buffer.len_bytes();
+        let part = part(len)?;
+        if part.start > part.end || part.end > len {
+            return Err(PyValueError::new_err("buffer range out of bounds"));
+        }
+        if buffer.readonly() {
+            return Ok(Bytes { held: borrow(buffer), part });
+        }
+        let mut copy: Vec<u8> = Vec::with_capacity(part.len());
+        if !part.is_empty() {
+            // SAFETY: the buffer is C-contiguous and `len` bytes long with `part` inside it, so
+            // `part.len()` bytes from `buf_ptr + part.start` are its initialised memory, and the
+            // export held by `buffer` keeps them alive. The GIL is held and nothing here calls
+            // into Python, so no Python code can write them during the copy (the guarantee
+            // PyBuffer_ToContiguous, which pyo3's `to_vec` uses, relies on too). The copy goes to
+            // the fresh, unaliased capacity of `copy`, and exactly `part.len()` bytes of it are
+            // then initialised. Items are one byte (u8 or i8), so the byte copy is their value.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    buffer.buf_ptr().cast::<u8>().add(part.start),
+                    copy.as_mut_ptr(),
+                    part.len(),
+                );
+                copy.set_len(part.len());
+            }
+        }
+        Ok(Bytes { part: 0..copy.len(), held: Held::Copied(copy) })
     }
 
     fn slice(&self) -> &[u8] {
-        let (ptr, len) = match self {
-            Bytes::Signed(b) => (b.buf_ptr().cast::<u8>(), b.len_bytes()),
-            Bytes::Unsigned(b) => (b.buf_ptr().cast::<u8>(), b.len_bytes()),
+        let (ptr, len) = match &self.held {
+            Held::Signed(b) => (b.buf_ptr().cast::<u8>(), b.len_bytes()),
+            Held::Unsigned(b) => (b.buf_ptr().cast::<u8>(), b.len_bytes()),
+            Held::Copied(v) => return &v[self.part.clone()],
         };
         if len == 0 {
             return &[];
         }
-        // The buffer stays exported (and so alive and unmoved) while `self` lives.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
+        // SAFETY: `hold` kept only read-only, C-contiguous buffers of one-byte items, so `len`
+        // bytes from `ptr` are the buffer's whole memory, initialised (the exporter filled it)
+        // and non-null (len > 0). The `PyBuffer` in `self` keeps the export, so the memory stays
+        // alive and unmoved for as long as the returned slice borrows `self`. Read-only: no
+        // Python code can write through any view of it; what is left is the exporter's own
+        // promise not to change memory it exported read-only (`bytes`, our `Buffer` and Arrow's
+        // immutable buffers keep it), the contract every consumer of the buffer protocol relies
+        // on. u8 has alignment 1.
+        let whole = unsafe { std::slice::from_raw_parts(ptr, len) };
+        &whole[self.part.clone()]
     }
 }
 
-fn read_i64s(bytes: &[u8]) -> Vec<i64> {
-    bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default())).collect()
+/// Little-endian int64s (an Arrow int64 buffer, numpy's `tobytes()`); refused unless whole.
+fn read_i64s(bytes: &[u8], what: &str) -> PyResult<Vec<i64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(PyValueError::new_err(format!("{what} must be int64s ({} bytes)", bytes.len())));
+    }
+    Ok(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+}
+
+/// The byte range of each line in a buffer of `len` bytes, from n+1 cuts: the cuts must start
+/// at or after 0, never go back, and end within the buffer, checked here before any slicing.
+fn line_ranges(cuts: &[i64], len: usize) -> Option<Vec<std::ops::Range<usize>>> {
+    let ends: Vec<usize> = cuts.iter().map(|&c| usize::try_from(c).ok()).collect::<Option<_>>()?;
+    if ends.last().is_some_and(|&end| end > len) || ends.windows(2).any(|w| w[0] > w[1]) {
+        return None;
+    }
+    Some(ends.windows(2).map(|w| w[0]..w[1]).collect())
 }
 
 fn level_index(name: &str) -> PyResult<u8> {
@@ -142,15 +222,22 @@ impl Buffer {
         flags: std::os::raw::c_int,
     ) -> PyResult<()> {
         let bytes = slf.get().bytes();
-        // Read-only, one-dimensional bytes; Python keeps `slf` alive while the view exists.
-        let status = pyo3::ffi::PyBuffer_FillInfo(
-            view,
-            slf.as_ptr(),
-            bytes.as_ptr() as *mut std::os::raw::c_void,
-            bytes.len() as pyo3::ffi::Py_ssize_t,
-            1,
-            flags,
-        );
+        // SAFETY: Python calls this with `view` pointing at a Py_buffer to fill. FillInfo fills
+        // it as one-dimensional, read-only bytes (readonly = 1: it refuses a PyBUF_WRITABLE
+        // request, so the `*mut` cast never leads to a write) and takes a reference to `slf`
+        // for the view, released with the view. While that reference lives the frozen `Buffer`
+        // lives, and its vector is never changed after construction, so the pointer and length
+        // stay valid for the whole life of the view.
+        let status = unsafe {
+            pyo3::ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                bytes.as_ptr() as *mut std::os::raw::c_void,
+                bytes.len() as pyo3::ffi::Py_ssize_t,
+                1,
+                flags,
+            )
+        };
         if status == -1 {
             return Err(PyErr::fetch(slf.py()));
         }
@@ -264,18 +351,20 @@ impl Normaliser {
         read_time_us: i64,
         unterminated_offset: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (data, cuts, offsets) = (Bytes::get(data)?, Bytes::get(line_offsets)?, Bytes::get(file_offsets)?);
-        let (bytes, cuts, offsets) = (data.slice(), read_i64s(cuts.slice()), read_i64s(offsets.slice()));
-        if cuts.len() != offsets.len() + 1 || cuts.last().is_some_and(|&end| end as usize > bytes.len()) {
-            return Err(PyValueError::new_err("line offsets do not match the data"));
-        }
+        let data = Bytes::get(data)?;
+        let bytes = data.slice();
+        let cuts = read_i64s(Bytes::get(line_offsets)?.slice(), "line_offsets")?;
+        let offsets = read_i64s(Bytes::get(file_offsets)?.slice(), "file_offsets")?;
+        let ranges = line_ranges(&cuts, bytes.len())
+            .filter(|_| cuts.len() == offsets.len() + 1)
+            .ok_or_else(|| PyValueError::new_err("line offsets do not match the data"))?;
         let fallback: Vec<Option<&str>> =
             fallback_ts.as_ref().map_or_else(Vec::new, |f| f.iter().map(|s| s.as_deref()).collect());
         let info = BatchInfo { source, source_key, read_time_us, unterminated_offset };
         let map = &mut context.map;
         let inner = &self.inner;
         let out = py.allow_threads(|| {
-            let lines: Vec<&[u8]> = cuts.windows(2).map(|w| &bytes[w[0] as usize..w[1] as usize]).collect();
+            let lines: Vec<&[u8]> = ranges.into_iter().map(|r| &bytes[r]).collect();
             inner.run(&lines, &offsets, &fallback, &info, map)
         });
         let c = out.columns;
@@ -288,7 +377,7 @@ impl Normaliser {
             ("logger", c.logger),
             ("service", c.service),
             ("host", c.host),
-            ("request_id", c.request_id),
+            ("request_id", c.request_id.into()),
             ("user_id", c.user_id),
             ("session_id", c.session_id),
             ("trace_id", c.trace_id),
@@ -361,39 +450,72 @@ fn parse_timestamp(raw: &str) -> Option<i64> {
 }
 
 /// An Arrow string array for `text_bloom`: (offsets buffer, data buffer, first row, rows,
-/// 64-bit offsets), the buffers as Python passes them, held, or read.
-type StringArray<B> = (B, B, usize, usize, bool);
+/// 64-bit offsets).
+type StringArray<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, usize, usize, bool);
+
+/// The rows of one string array `text_bloom` reads: their offsets (rows + 1, of `width` bytes)
+/// and the data between the first and the last, held (so a writable buffer copies only these).
+struct Rows {
+    offsets: Bytes,
+    width: usize,
+    rows: usize,
+    data: Bytes,
+    /// Where `data` starts in the array's data buffer.
+    base: usize,
+}
+
+impl Rows {
+    fn get((offsets, data, first, rows, wide): &StringArray<'_>) -> PyResult<Option<Rows>> {
+        if *rows == 0 {
+            return Ok(None);
+        }
+        let width = if *wide { 8 } else { 4 };
+        let span =
+            first.checked_add(*rows + 1).and_then(|end| Some(first.checked_mul(width)?..end.checked_mul(width)?));
+        let offsets = Bytes::get_part(offsets, |len| {
+            span.filter(|s| s.end <= len).ok_or_else(|| PyValueError::new_err("offsets too short"))
+        })?;
+        let (start, end) = (offset_at(offsets.slice(), width, 0), offset_at(offsets.slice(), width, *rows));
+        let data = Bytes::get_part(data, |len| match (start, end) {
+            (Some(start), Some(end)) if start <= end && end <= len => Ok(start..end),
+            _ => Err(PyValueError::new_err("offsets past the data")),
+        })?;
+        Ok(Some(Rows { offsets, width, rows: *rows, data, base: start.unwrap_or(0) }))
+    }
+
+    /// Each row's bytes, in order (an offset outside the held data is an error).
+    fn values(&self) -> impl Iterator<Item = Result<&[u8], &'static str>> + '_ {
+        let (offsets, data) = (self.offsets.slice(), self.data.slice());
+        (0..self.rows).map(move |row| {
+            let at = |i| offset_at(offsets, self.width, i).and_then(|o| o.checked_sub(self.base));
+            let (start, end) = (at(row).ok_or("offsets past the data")?, at(row + 1).ok_or("offsets past the data")?);
+            data.get(start..end).ok_or("offsets past the data")
+        })
+    }
+}
+
+/// Offset `i` of an Arrow offsets buffer (int32 or int64 little-endian, by `width`).
+fn offset_at(offsets: &[u8], width: usize, i: usize) -> Option<usize> {
+    let b = offsets.get(i * width..(i + 1) * width)?;
+    let v = if width == 8 {
+        i64::from_le_bytes(b.try_into().ok()?)
+    } else {
+        i64::from(i32::from_le_bytes(b.try_into().ok()?))
+    };
+    usize::try_from(v).ok()
+}
 
 /// The trigram bloom filter of string values for `logpipe search` (see textindex.rs): `columns`
 /// are Arrow string arrays; returns (log2 of the filter's bits, the filter, bits set).
 #[pyfunction]
-fn text_bloom<'py>(
-    py: Python<'py>,
-    columns: Vec<StringArray<Bound<'py, PyAny>>>,
-) -> PyResult<(u32, Bound<'py, PyBytes>, usize)> {
-    let held = columns
-        .iter()
-        .map(|(o, d, first, rows, wide)| Ok((Bytes::get(o)?, Bytes::get(d)?, *first, *rows, *wide)))
-        .collect::<PyResult<Vec<_>>>()?;
-    let views: Vec<StringArray<&[u8]>> =
-        held.iter().map(|(o, d, first, rows, wide)| (o.slice(), d.slice(), *first, *rows, *wide)).collect();
+fn text_bloom<'py>(py: Python<'py>, columns: Vec<StringArray<'py>>) -> PyResult<(u32, Bound<'py, PyBytes>, usize)> {
+    let held: Vec<Rows> = columns.iter().map(Rows::get).collect::<PyResult<Vec<_>>>()?.into_iter().flatten().collect();
     let (log2, bloom, count) = py
         .allow_threads(|| -> Result<(u32, Vec<u8>, usize), &'static str> {
             let mut trigrams = textindex::Trigrams::new();
-            for &(offsets, data, first, rows, wide) in &views {
-                let width = if wide { 8 } else { 4 };
-                let at = |i: usize| -> Option<usize> {
-                    let b = offsets.get(i * width..(i + 1) * width)?;
-                    let v = if wide {
-                        i64::from_le_bytes(b.try_into().ok()?)
-                    } else {
-                        i64::from(i32::from_le_bytes(b.try_into().ok()?))
-                    };
-                    usize::try_from(v).ok()
-                };
-                for row in first..first + rows {
-                    let (start, end) = (at(row).ok_or("offsets too short")?, at(row + 1).ok_or("offsets too short")?);
-                    trigrams.add(data.get(start..end).ok_or("offsets past the data")?);
+            for rows in &held {
+                for value in rows.values() {
+                    trigrams.add(value?);
                 }
             }
             Ok(trigrams.finish())
@@ -414,4 +536,19 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(text_bloom, m)?)?;
     m.add("MAX_DEPTH", json::MAX_DEPTH)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_ranges;
+
+    #[test]
+    fn line_cuts_are_checked_before_anything_is_sliced() {
+        assert_eq!(line_ranges(&[0, 2, 2, 5], 5), Some(vec![0..2, 2..2, 2..5]));
+        assert_eq!(line_ranges(&[1, 3, 3], 3), Some(vec![1..3, 3..3]));
+        assert_eq!(line_ranges(&[4], 4), Some(vec![]));
+        for bad in [&[0, 6][..], &[0, 3, 2], &[-1, 2], &[0, i64::MAX]] {
+            assert_eq!(line_ranges(bad, 5), None, "{bad:?}");
+        }
+    }
 }

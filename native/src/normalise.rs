@@ -10,8 +10,9 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 
-use crate::columns::{NumCol, StrCol};
+use crate::columns::{NumCol, StrCol, TextCol};
 use crate::context::ContextMap;
+use crate::framing;
 use crate::json::{self, Kind, LineError, Member};
 use crate::masks;
 use crate::time;
@@ -166,7 +167,7 @@ impl Trie {
     }
 }
 
-type Slot<'a> = Option<(&'a [u8], Kind)>;
+type Slot<'a> = Option<(&'a str, Kind)>;
 
 /// A compiled profile: the normaliser of one format.
 pub struct Normaliser {
@@ -195,7 +196,8 @@ pub struct Columns {
     pub logger: StrCol,
     pub service: StrCol,
     pub host: StrCol,
-    pub request_id: StrCol,
+    /// Read back for the request context, so kept as text.
+    pub request_id: TextCol,
     pub user_id: StrCol,
     pub session_id: StrCol,
     pub trace_id: StrCol,
@@ -222,7 +224,7 @@ impl Columns {
             logger: small(),
             service: small(),
             host: small(),
-            request_id: small(),
+            request_id: TextCol::with_capacity(rows, rows * 8),
             user_id: small(),
             session_id: small(),
             trace_id: small(),
@@ -337,9 +339,9 @@ fn comma(out: &mut Vec<u8>, first: &mut bool) {
 fn write_member(out: &mut Vec<u8>, first: &mut bool, m: &Member<'_>) {
     comma(out, first);
     out.push(b'"');
-    out.extend_from_slice(m.key_raw);
+    out.extend_from_slice(m.key_raw.as_bytes());
     out.extend_from_slice(b"\":");
-    out.extend_from_slice(m.value);
+    out.extend_from_slice(m.value.as_bytes());
 }
 
 /// A value as the text a canonical string field holds: strings unescaped, other values as written.
@@ -347,9 +349,9 @@ fn text<'a>(slot: Slot<'a>) -> Option<Cow<'a, str>> {
     let (raw, kind) = slot?;
     match kind {
         Kind::Null => None,
+        // Between its quotes (ASCII, so the cuts are char boundaries).
         Kind::String => Some(json::decode_string(&raw[1..raw.len() - 1])),
-        // The line is valid UTF-8 and JSON's other tokens are ASCII or copied from it.
-        _ => Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) })),
+        _ => Some(Cow::Borrowed(raw)),
     }
 }
 
@@ -466,6 +468,10 @@ impl Normaliser {
     }
 
     /// Normalise a batch of lines. `lines[i]` sits at byte `offsets[i]` of the source.
+    ///
+    /// Lines are bytes from the caller: each is checked to be UTF-8 here, at the entry, and one
+    /// that is not becomes an `invalid_utf8` reject (as framing makes it), so everything after
+    /// works on `str` and every value it copies out is text.
     pub fn run(
         &self,
         lines: &[&[u8]],
@@ -477,8 +483,8 @@ impl Normaliser {
         let bytes: usize = lines.iter().map(|l| l.len()).sum();
         let mut cols = Columns::with_capacity(lines.len(), bytes);
         let mut rejects = Vec::new();
-        let mut own_user = StrCol::with_capacity(lines.len(), lines.len() * 8);
-        let mut own_session = StrCol::with_capacity(lines.len(), lines.len() * 8);
+        let mut own_user = TextCol::with_capacity(lines.len(), lines.len() * 8);
+        let mut own_session = TextCol::with_capacity(lines.len(), lines.len() * 8);
         let mut scratch = Scratch {
             members: Vec::with_capacity(32),
             stack: Vec::with_capacity(64),
@@ -487,6 +493,14 @@ impl Normaliser {
         let mut missing = Missing::default();
         for (i, line) in lines.iter().enumerate() {
             let fallback = fallback_ts.get(i).copied().flatten();
+            let line = match std::str::from_utf8(line) {
+                Ok(text) => text,
+                Err(e) => {
+                    let detail = framing::utf8_detail(&e);
+                    rejects.push(Reject { index: i, reason: "invalid_utf8", detail });
+                    continue;
+                }
+            };
             match json::parse_line(line, &mut scratch.members, &mut scratch.stack) {
                 Ok(()) => {
                     let gaps = self.record(
@@ -520,20 +534,23 @@ impl Normaliser {
         fallback: Option<&str>,
         info: &BatchInfo<'_>,
         c: &mut Columns,
-        own_user: &mut StrCol,
-        own_session: &mut StrCol,
+        own_user: &mut TextCol,
+        own_session: &mut TextCol,
     ) -> Gaps {
         s.slots.iter_mut().for_each(|slot| *slot = None);
         let members = std::mem::take(&mut s.members);
         self.walk(0, &members, &mut s.slots, &mut s.stack);
 
-        let mut consumed: Vec<&str> = Vec::with_capacity(FIELD_COUNT);
+        // At most one key a field (no allocation: this runs once per record).
+        let mut consumed: [&str; FIELD_COUNT] = [""; FIELD_COUNT];
+        let mut consumed_count = 0;
         let mut values: [Option<Cow<'a, str>>; FIELD_COUNT] = Default::default();
         for (f, value) in values.iter_mut().enumerate() {
             let (v, slot) = self.field(f, &s.slots);
             *value = v;
             if let Some(key) = slot.and_then(|i| self.consumes[i].as_deref()) {
-                consumed.push(key);
+                consumed[consumed_count] = key;
+                consumed_count += 1;
             }
         }
         let mut flags = Flags::default();
@@ -610,7 +627,7 @@ impl Normaliser {
         c.status.push(status);
         c.duration_ms.push(duration);
         c.error.push(values[ERROR].as_deref());
-        self.write_attrs(&members, &consumed, &flags, &mut s.stack, &mut c.attrs.data);
+        self.write_attrs(&members, &consumed[..consumed_count], &flags, &mut s.stack, &mut c.attrs.data);
         c.attrs.end_value();
         c.source.push(Some(info.source));
         let id = &mut c.event_id.data;
@@ -642,14 +659,9 @@ impl Normaliser {
             nested_root = object_at(top, &spec.root, stack);
             nested_root.as_deref().unwrap_or(top)
         };
-        let mut kept: Vec<(Cow<'_, str>, &Member<'_>)> = Vec::with_capacity(root.len());
-        for m in root {
-            let key = m.key();
-            if consumed.iter().any(|c| *c == key) || spec.always_consumed.iter().any(|c| *c == key) {
-                continue;
-            }
-            kept.push((key, m));
-        }
+        // A root member stays in attrs unless a field read its key (or the profile always drops it).
+        let kept = |key: &str| !consumed.contains(&key) && !spec.always_consumed.iter().any(|c| c == key);
+        let root_keeps = |key: &str| kept(key) && root.iter().any(|m| m.key() == key);
         let mut first = true;
         let mut old_flags: Option<Member<'_>> = None;
         let with_flags = flags.any();
@@ -659,7 +671,7 @@ impl Normaliser {
             let Some(lifted) = object_at(top, &lift.path, stack) else { continue };
             for m in &lifted {
                 let key = m.key();
-                if lift.drop.iter().any(|d| *d == key) || kept.iter().any(|(k, _)| *k == key) {
+                if lift.drop.iter().any(|d| *d == key) || root_keeps(&key) {
                     continue;
                 }
                 if with_flags && key == "_logpipe" {
@@ -670,15 +682,19 @@ impl Normaliser {
                 written.push(key);
             }
         }
-        for (key, m) in &kept {
+        for m in root {
+            let key = m.key();
+            if !kept(&key) {
+                continue;
+            }
             if with_flags && key == "_logpipe" {
-                old_flags = Some(**m);
+                old_flags = Some(*m);
                 continue;
             }
             write_member(out, &mut first, m);
         }
         for (key, value) in &spec.extra_labels {
-            if kept.iter().any(|(k, _)| k == key) || written.iter().any(|k| k == key) {
+            if root_keeps(key) || written.iter().any(|k| k == key) {
                 continue;
             }
             comma(out, &mut first);
@@ -736,7 +752,7 @@ struct Gaps {
 
 /// user_id and session_id: the record's own, else the request's from earlier batches, else the
 /// first one named by a record of the same request in this batch. Then remember this batch's.
-fn fill_context(c: &mut Columns, own_user: &StrCol, own_session: &StrCol, context: &mut ContextMap, now_us: i64) {
+fn fill_context(c: &mut Columns, own_user: &TextCol, own_session: &TextCol, context: &mut ContextMap, now_us: i64) {
     let rows = c.request_id.len();
     let mut first: HashMap<&str, (Option<&str>, Option<&str>)> = HashMap::default();
     for i in 0..rows {
@@ -763,4 +779,360 @@ fn fill_context(c: &mut Columns, own_user: &StrCol, own_session: &StrCol, contex
         context.remember(req, user, session, now_us);
     }
     context.evict(now_us);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READ_US: i64 = 1_700_000_000_000_000;
+    const TS_US: i64 = 1_795_168_800_000_000; // 2026-11-20T10:00:00Z
+
+    fn first(paths: &[&str]) -> FieldSpec {
+        FieldSpec {
+            paths: paths.iter().map(|p| p.split('.').map(String::from).collect()).collect(),
+            combine: Combine::First,
+        }
+    }
+
+    fn levels(scheme: Scheme) -> Levels {
+        let names = [("info", 2u8), ("warn", 3), ("warning", 3), ("error", 4), ("fatal", 5)];
+        Levels {
+            scheme,
+            names: names.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            pino: [0, 1, 2, 3, 4, 5],
+            python: [0, 1, 2, 3, 4, 5],
+            syslog: [5, 5, 5, 4, 3, 2, 2, 1],
+        }
+    }
+
+    /// A python-json-logger-like profile, in FIELDS order.
+    fn spec() -> Spec {
+        Spec {
+            fields: vec![
+                first(&["timestamp", "time"]),
+                first(&["level", "levelname"]),
+                first(&["message", "msg"]),
+                first(&["logger"]),
+                first(&["service"]),
+                first(&["host"]),
+                first(&["request_id"]),
+                first(&["user_id"]),
+                first(&["session_id"]),
+                first(&["trace_id"]),
+                first(&["method"]),
+                first(&["path"]),
+                first(&["status"]),
+                first(&["duration_ms"]),
+                first(&["error"]),
+            ],
+            root: vec![],
+            lifts: vec![],
+            always_consumed: vec![],
+            levels: levels(Scheme::Auto),
+            label_service: None,
+            label_host: None,
+            extra_labels: vec![],
+        }
+    }
+
+    fn info() -> BatchInfo<'static> {
+        BatchInfo { source: "/var/log/app.log", source_key: "k", read_time_us: READ_US, unterminated_offset: -1 }
+    }
+
+    fn run_with(n: &Normaliser, lines: &[&[u8]], fallback: &[Option<&str>], ctx: &mut ContextMap) -> Output {
+        let offsets: Vec<i64> = (0..lines.len() as i64).map(|i| i * 100).collect();
+        n.run(lines, &offsets, fallback, &info(), ctx)
+    }
+
+    fn run(spec: Spec, lines: &[&str]) -> Output {
+        let bytes: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        run_with(&Normaliser::new(spec), &bytes, &[], &mut ContextMap::new(100, 3_600_000_000))
+    }
+
+    fn cell(col: &StrCol, i: usize) -> Option<String> {
+        col.validity.is_valid(i).then(|| {
+            let (a, b) = (col.offsets[i] as usize, col.offsets[i + 1] as usize);
+            String::from_utf8(col.data[a..b].to_vec()).expect("columns hold text")
+        })
+    }
+
+    fn num<T: Copy>(col: &NumCol<T>, i: usize) -> Option<T> {
+        col.validity.is_valid(i).then(|| col.values[i])
+    }
+
+    fn reasons(out: &Output) -> Vec<(usize, &'static str)> {
+        out.rejects.iter().map(|r| (r.index, r.reason)).collect()
+    }
+
+    #[test]
+    fn fields_come_from_their_first_present_path_and_the_rest_stays_in_attrs_verbatim() {
+        let out = run(
+            spec(),
+            &[
+                r#"{"time":"2026-11-20T10:00:00Z","levelname":"error","msg":"disk 93% full","logger":"app","n":[1, 2.50],"k":{"a" : null}}"#,
+            ],
+        );
+        let c = &out.columns;
+        assert_eq!(num(&c.ts, 0), Some(TS_US));
+        assert_eq!(cell(&c.level, 0).as_deref(), Some("ERROR"));
+        assert_eq!(cell(&c.message, 0).as_deref(), Some("disk 93% full"));
+        assert_eq!(cell(&c.logger, 0).as_deref(), Some("app"));
+        // Members nobody read are copied byte for byte (spacing and number text kept).
+        assert_eq!(cell(&c.attrs, 0).as_deref(), Some(r#"{"n":[1, 2.50],"k":{"a" : null}}"#));
+        assert_eq!(cell(&c.source, 0).as_deref(), Some("/var/log/app.log"));
+        assert_eq!((cell(&c.event_id, 0).as_deref(), num(&c.offset, 0)), (Some("k:0"), Some(0)));
+        assert_eq!(out.missing, Missing::default());
+        assert!(out.rejects.is_empty());
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_rejected_at_the_entry_and_the_others_keep_their_places() {
+        let lines: [&[u8]; 3] = [br#"{"msg":"a"}"#, b"{\"msg\":\"caf\xe9\"}", br#"{"msg":"c"}"#];
+        let out = run_with(&Normaliser::new(spec()), &lines, &[], &mut ContextMap::new(10, 1));
+        assert_eq!(reasons(&out), [(1, "invalid_utf8")]);
+        assert_eq!(out.rejects[0].detail, "invalid UTF-8 at byte 11 of the line");
+        let c = &out.columns;
+        assert_eq!((c.offset.values.as_slice(), c.message.len()), (&[0, 200][..], 2));
+        assert_eq!((cell(&c.message, 0).as_deref(), cell(&c.message, 1).as_deref()), (Some("a"), Some("c")));
+    }
+
+    #[test]
+    fn json_rejects_carry_their_line_index_and_blank_lines_are_neither_row_nor_reject() {
+        let out = run(spec(), &["not json", "[1]", " \t", r#"{"a":NaN}"#, r#"{"msg":"ok"}"#]);
+        assert_eq!(reasons(&out), [(0, "invalid_json"), (1, "not_an_object"), (3, "non_finite_number")]);
+        assert_eq!(
+            (out.columns.offset.values.as_slice(), cell(&out.columns.message, 0)),
+            (&[400][..], Some("ok".into()))
+        );
+    }
+
+    #[test]
+    fn defaults_stand_in_for_what_is_missing_and_say_so_under_logpipe() {
+        let lines: [&[u8]; 3] =
+            [br#"{"level":"loud","ts_note":1}"#, br#"{"timestamp":"yesterday"}"#, br#"{"msg":"m","level":"info"}"#];
+        let fallback = [None, Some("2026-11-20T10:00:00Z"), None];
+        let out = run_with(&Normaliser::new(spec()), &lines, &fallback, &mut ContextMap::new(10, 1));
+        let c = &out.columns;
+        assert_eq!((num(&c.ts, 0), num(&c.ts, 1), num(&c.ts, 2)), (Some(READ_US), Some(TS_US), Some(READ_US)));
+        assert_eq!(cell(&c.level, 0).as_deref(), Some("INFO"));
+        assert_eq!(
+            cell(&c.attrs, 0).as_deref(),
+            Some(r#"{"ts_note":1,"_logpipe":{"ts":"read_time","level_raw":"loud"}}"#)
+        );
+        assert_eq!(cell(&c.attrs, 1).as_deref(), Some(r#"{"_logpipe":{"ts":"wrapper_time","ts_raw":"yesterday"}}"#));
+        assert_eq!(cell(&c.attrs, 2).as_deref(), Some(r#"{"_logpipe":{"ts":"read_time"}}"#));
+        // Line 0: neither ts nor a level that names one (unmatched); line 1: wrapper time, no
+        // level; line 2: no ts.
+        assert_eq!(out.missing, Missing { ts: 2, level: 2, message: 2, unmatched: 1 });
+        let none = run(spec(), &[r#"{"x":1}"#]);
+        assert_eq!(none.missing, Missing { ts: 1, level: 1, message: 1, unmatched: 1 });
+    }
+
+    #[test]
+    fn a_logpipe_object_already_there_is_merged_with_the_flags() {
+        let out =
+            run(spec(), &[r#"{"timestamp":"2026-11-20T10:00:00Z","level":"x","_logpipe":{"level_raw":"old","k":1}}"#]);
+        assert_eq!(cell(&out.columns.attrs, 0).as_deref(), Some(r#"{"_logpipe":{"k":1,"level_raw":"x"}}"#));
+        let clean = run(spec(), &[r#"{"timestamp":"2026-11-20T10:00:00Z","level":"info","_logpipe":{"k":1}}"#]);
+        assert_eq!(cell(&clean.columns.attrs, 0).as_deref(), Some(r#"{"_logpipe":{"k":1}}"#));
+    }
+
+    #[test]
+    fn levels_by_name_number_and_scheme() {
+        let auto = Normaliser::new(spec());
+        let map = |n: &Normaliser, raw: &str| n.spec.levels.map(raw).map(|i| LEVELS[i as usize]);
+        for (raw, want) in [
+            ("ERROR", Some("ERROR")),
+            ("Warn", Some("WARNING")),
+            (" fatal ", Some("CRITICAL")),
+            ("3", Some("ERROR")), // syslog err under auto (0..7)
+            ("30", Some("INFO")), // pino info under auto (larger numbers)
+            ("50.2", Some("ERROR")),
+            ("loud", None),
+        ] {
+            assert_eq!(map(&auto, raw), want, "{raw}");
+        }
+        let python = Normaliser::new(Spec { levels: levels(Scheme::Python), ..spec() });
+        assert_eq!((map(&python, "3"), map(&python, "40")), (Some("TRACE"), Some("ERROR")));
+        let syslog = Normaliser::new(Spec { levels: levels(Scheme::Syslog), ..spec() });
+        assert_eq!(map(&syslog, "30"), Some("DEBUG")); // clamped to 7
+    }
+
+    #[test]
+    fn numbers_are_coerced_and_what_does_not_fit_is_kept_raw() {
+        let out = run(
+            spec(),
+            &[
+                r#"{"status":"200","duration_ms":"12.5"}"#,
+                r#"{"status":404.5,"duration_ms":3}"#,
+                r#"{"status":"teapot","duration_ms":"fast"}"#,
+                r#"{"status":1e12}"#,
+            ],
+        );
+        let c = &out.columns;
+        let status: Vec<Option<i32>> = (0..4).map(|i| num(&c.status, i)).collect();
+        assert_eq!(status, [Some(200), Some(404), None, None]); // 404.5 rounds half to even
+        let duration: Vec<Option<f64>> = (0..4).map(|i| num(&c.duration_ms, i)).collect();
+        assert_eq!(duration, [Some(12.5), Some(3.0), None, None]);
+        assert!(cell(&c.attrs, 2).unwrap().contains(r#""status_raw":"teapot","duration_raw":"fast""#));
+        assert!(cell(&c.attrs, 3).unwrap().contains(r#""status_raw":"1e12""#));
+    }
+
+    #[test]
+    fn message_keys_from_warning_up_methods_upper_case_and_endpoint_templates() {
+        let out = run(
+            spec(),
+            &[
+                r#"{"level":"info","msg":"user 41 ok","method":"get","path":"/api/users/42?x=1"}"#,
+                r#"{"level":"warning","msg":"user 41 failed","method":"POST"}"#,
+            ],
+        );
+        let c = &out.columns;
+        assert_eq!((cell(&c.message_key, 0), cell(&c.message_key, 1).as_deref()), (None, Some("user <*> failed")));
+        assert_eq!((cell(&c.method, 0).as_deref(), cell(&c.method, 1).as_deref()), (Some("GET"), Some("POST")));
+        assert_eq!((cell(&c.endpoint, 0).as_deref(), cell(&c.endpoint, 1)), (Some("/api/users/{id}"), None));
+        assert_eq!(cell(&c.path, 0).as_deref(), Some("/api/users/42?x=1"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_last_wins_escapes_decode_and_non_strings_keep_their_text() {
+        let out = run(
+            spec(),
+            &[r#"{"msg":"first","msg":"a\n\u00e9","x":1,"x":{"y":2},"mess\u0061ge":"z","logger":17,"error":{"e":1}}"#],
+        );
+        let c = &out.columns;
+        // `message` outranks `msg`, and its key was written escaped.
+        assert_eq!(cell(&c.message, 0).as_deref(), Some("z"));
+        assert_eq!(cell(&c.logger, 0).as_deref(), Some("17"));
+        assert_eq!(cell(&c.error, 0).as_deref(), Some(r#"{"e":1}"#));
+        // `msg` was not the alias used, so it stays, with its last value, at its first place.
+        assert_eq!(
+            cell(&c.attrs, 0).as_deref(),
+            Some(r#"{"msg":"a\n\u00e9","x":{"y":2},"_logpipe":{"ts":"read_time"}}"#)
+        );
+    }
+
+    #[test]
+    fn request_context_fills_later_lines_of_the_batch_and_later_batches() {
+        let n = Normaliser::new(spec());
+        let mut ctx = ContextMap::new(100, 3_600_000_000);
+        let batch1: [&[u8]; 3] = [
+            br#"{"request_id":"r1","msg":"no user yet"}"#,
+            br#"{"request_id":"r1","user_id":"u1","session_id":"s1"}"#,
+            br#"{"request_id":"r2","user_id":"u2"}"#,
+        ];
+        let out = run_with(&n, &batch1, &[], &mut ctx);
+        let c = &out.columns;
+        // The first user named by the request in the batch fills its other lines, earlier ones too.
+        assert_eq!((cell(&c.user_id, 0).as_deref(), cell(&c.session_id, 0).as_deref()), (Some("u1"), Some("s1")));
+        assert_eq!((cell(&c.user_id, 2).as_deref(), cell(&c.session_id, 2)), (Some("u2"), None));
+        assert_eq!(ctx.len(), 2);
+        let batch2: [&[u8]; 3] =
+            [br#"{"request_id":"r1"}"#, br#"{"request_id":"r1","user_id":"own"}"#, br#"{"request_id":"r3"}"#];
+        let out = run_with(&n, &batch2, &[], &mut ctx);
+        let c = &out.columns;
+        let users: Vec<Option<String>> = (0..3).map(|i| cell(&c.user_id, i)).collect();
+        assert_eq!(users, [Some("u1".into()), Some("own".into()), None]);
+        assert_eq!(c.request_id.get(2), Some("r3"));
+    }
+
+    #[test]
+    fn labels_fill_service_and_host_and_others_go_to_attrs_unless_the_record_has_them() {
+        let labelled = Spec {
+            label_service: Some("svc".into()),
+            label_host: Some("h1".into()),
+            extra_labels: vec![("env".into(), "prod".into()), ("team".into(), "a\"b".into())],
+            ..spec()
+        };
+        let out = run(labelled, &[r#"{"host":"own","team":"x"}"#]);
+        let c = &out.columns;
+        assert_eq!((cell(&c.service, 0).as_deref(), cell(&c.host, 0).as_deref()), (Some("svc"), Some("own")));
+        assert_eq!(cell(&c.attrs, 0).as_deref(), Some(r#"{"team":"x","env":"prod","_logpipe":{"ts":"read_time"}}"#));
+    }
+
+    #[test]
+    fn a_nested_root_with_a_lifted_object_like_loguru() {
+        let path = |p: &str| p.split('.').map(String::from).collect::<Vec<_>>();
+        let mut loguru = spec();
+        loguru.fields[TS] = first(&["record.time.timestamp"]);
+        loguru.fields[LEVEL] = first(&["record.level.name"]);
+        loguru.fields[MESSAGE] = first(&["record.message"]);
+        loguru.fields[REQUEST_ID] = first(&["record.extra.request_id"]);
+        loguru.fields[ERROR] = FieldSpec {
+            paths: vec![path("record.exception.type"), path("record.exception.value"), path("text")],
+            combine: Combine::LoguruError,
+        };
+        loguru.root = path("record");
+        loguru.lifts = vec![Lift { path: path("record.extra"), drop: vec!["request_id".into()] }];
+        loguru.always_consumed = vec!["exception".into(), "extra".into(), "level".into(), "time".into()];
+        let out = run(
+            loguru,
+            &[concat!(
+                r#"{"text":"boom\n","record":{"time":{"timestamp":1795168800.0},"level":{"name":"ERROR"},"#,
+                r#""message":"m","extra":{"request_id":"r","k":1},"exception":{"type":"ValueError","value":"bad"},"#,
+                r#""line":7}}"#
+            )],
+        );
+        let c = &out.columns;
+        assert_eq!((num(&c.ts, 0), cell(&c.level, 0).as_deref()), (Some(TS_US), Some("ERROR")));
+        assert_eq!(c.request_id.get(0), Some("r"));
+        assert_eq!(cell(&c.error, 0).as_deref(), Some("ValueError: bad\nboom\n"));
+        assert_eq!(cell(&c.attrs, 0).as_deref(), Some(r#"{"k":1,"line":7}"#));
+    }
+
+    #[test]
+    fn combined_fields_ecs_duration_and_error() {
+        let path = |p: &str| p.split('.').map(String::from).collect::<Vec<_>>();
+        let mut ecs = spec();
+        ecs.fields[DURATION] = FieldSpec {
+            paths: vec![vec!["event.duration".into()], path("event.duration")],
+            combine: Combine::NanosToMillis,
+        };
+        ecs.fields[ERROR] = FieldSpec {
+            paths: ["error.stack_trace", "error.type", "error.message"]
+                .iter()
+                .flat_map(|p| [vec![p.to_string()], path(p)])
+                .collect(),
+            combine: Combine::EcsError,
+        };
+        let out = run(
+            ecs,
+            &[
+                r#"{"event":{"duration":1500000},"error":{"type":"IOError","message":"gone"}}"#,
+                r#"{"event.duration":"2e6","error.stack_trace":"trace","error.type":"X"}"#,
+                r#"{"error":{"message":"only"}}"#,
+            ],
+        );
+        let c = &out.columns;
+        assert_eq!(
+            (num(&c.duration_ms, 0), num(&c.duration_ms, 1), num(&c.duration_ms, 2)),
+            (Some(1.5), Some(2.0), None)
+        );
+        let errors: Vec<Option<String>> = (0..3).map(|i| cell(&c.error, i)).collect();
+        assert_eq!(errors, [Some("IOError: gone".into()), Some("trace".into()), Some("only".into())]);
+        // Combined fields consume no key: the members stay in attrs.
+        assert!(cell(&c.attrs, 0).unwrap().starts_with(r#"{"event":{"duration":1500000},"error":"#));
+    }
+
+    #[test]
+    fn the_unterminated_line_is_flagged_and_event_ids_name_the_offset() {
+        let n = Normaliser::new(spec());
+        let lines: [&[u8]; 2] = [br#"{"level":"info","timestamp":"2026-11-20T10:00:00Z"}"#, br#"{"level":"info"}"#];
+        let batch = BatchInfo { unterminated_offset: 7, ..info() };
+        let out = n.run(&lines, &[-3, 7], &[], &batch, &mut ContextMap::new(10, 1));
+        let c = &out.columns;
+        assert_eq!(cell(&c.attrs, 0).as_deref(), Some("{}"));
+        assert_eq!(cell(&c.attrs, 1).as_deref(), Some(r#"{"_logpipe":{"ts":"read_time","unterminated":true}}"#));
+        assert_eq!((cell(&c.event_id, 0).as_deref(), cell(&c.event_id, 1).as_deref()), (Some("k:-3"), Some("k:7")));
+    }
+
+    #[test]
+    fn decimal_writing_covers_the_extremes() {
+        for n in [0, 7, -1, 1_234_567_890, i64::MIN, i64::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
 }
