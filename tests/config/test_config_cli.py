@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 from confighelp import ROOT, append, archived, logpipe, loki_url, record, write_config
 
+from tests.support.net import free_port
+
 SECRET = "pa55-word-never-shown"
 
 
 def closed_port() -> int:
-    """A local port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A local port nothing listens on."""
+    return free_port()
 
 
 def config_with(tmp_path: Path, *sinks: dict[str, str]) -> Path:

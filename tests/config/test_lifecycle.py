@@ -12,7 +12,6 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,11 @@ from confighelp import (
     write_config,
 )
 
+from tests.support.process import Lines
+from tests.support.wait import wait_until
+
 # README, "Lifecycle": SIGTERM with answering sinks ends the agent within this many seconds.
 SHUTDOWN_BOUND_S = 10.0
-
-
-def wait_until(what: str, ready: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def seqs(archive: Path) -> list[int]:
@@ -68,6 +62,8 @@ def test_sighup_reloads_sources_labels_and_keeps_position(tmp_path: Path) -> Non
         expected.update({seq: labels for seq in range(first, first + count)})
 
     agent = start(config)
+    assert agent.stderr is not None
+    stderr = Lines(agent.stderr)
     try:
         write(a, 0, 300, ("alpha", None, "one"))
         write(b, 10_000, 50, ("beta", "x", "two"))  # not matched yet: read after the reload
@@ -85,7 +81,7 @@ def test_sighup_reloads_sources_labels_and_keeps_position(tmp_path: Path) -> Non
 
         config.write_text(config.read_text() + "sinks: [{name: Bad Name, url: 'ftp://x'}]\n", encoding="utf-8")
         agent.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        stderr.wait_for("not reloaded")
         write(a, 500, 100, ("alpha", "x", "two"))
         write(b, 10_150, 100, ("beta", "x", "two"))
         wait_until("lines after the ignored reload", lambda: len(seqs(archive)) == 850)
@@ -93,7 +89,7 @@ def test_sighup_reloads_sources_labels_and_keeps_position(tmp_path: Path) -> Non
     finally:
         agent.send_signal(signal.SIGTERM)
         code = agent.wait(timeout=60)
-    err = agent.stderr.read().decode() if agent.stderr else ""
+    err = stderr.close()
     assert code == 0, err
     assert "not reloaded" in err and "sinks[0].name" in err and "sinks[0].url" in err and "Traceback" not in err
 
@@ -209,7 +205,7 @@ def test_sighup_at_any_moment_after_start_up_never_ends_the_agent(tmp_path: Path
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGHUP)
             sent += 1
-        time.sleep(0.003)
+        time.sleep(0.003)  # the point: a SIGHUP every few ms
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.returncode == 0, (proc.returncode, err)
     assert sent >= 10

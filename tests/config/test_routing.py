@@ -28,6 +28,7 @@ from confighelp import (
 
 from logpipe.model import Batch
 from logpipe.sinks.routing import at_or_above
+from tests.support.wait import wait_until
 
 
 class TestFilter:
@@ -100,9 +101,7 @@ def test_routed_away_is_not_lost_after_a_crash(tmp_path: Path) -> None:
     agent = subprocess.Popen([*LOGPIPE, "ship", "--once", "--no-progress", "--config", str(config("ERROR"))],
                              env={**os.environ, "LOGPIPE_FAILPOINTS": "before-commit=60"}, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not list(archive.glob("logs/**/*.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until("the first part", lambda: list(archive.glob("logs/**/*.parquet")))
     time.sleep(0.5)  # past the last part's rename, parked in the failpoint
     agent.send_signal(signal.SIGKILL)
     agent.wait(timeout=30)

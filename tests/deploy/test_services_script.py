@@ -13,15 +13,16 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import ROOT
+from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.slow
+# It starts an Elasticsearch of its own, from the binaries scripts/services caches.
+pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def _free(port: int) -> bool:
@@ -83,10 +84,8 @@ def test_elasticsearch_starts_from_a_checkout_other_users_cannot_enter() -> None
 
         down = subprocess.run([script, "down", "elasticsearch"], env=env, capture_output=True, text=True, timeout=120)
         assert down.returncode == 0, down.stderr[-3000:]
-        deadline = time.monotonic() + 60
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not alive(pid) and health(port) is None
+        wait_until("the stopped Elasticsearch to exit", lambda: not alive(pid), 60, every_s=0.2)
+        assert health(port) is None
     finally:
         if pid is not None and alive(pid):  # the assertions failed half-way: stop it by its PID
             subprocess.run([script, "down", "elasticsearch"], env=env, capture_output=True, timeout=120)

@@ -1,6 +1,13 @@
-"""Fixtures for tests/es (helpers and fixture definitions live in eshelp.py: test modules import
-that, since every test folder has a conftest.py and only one module can be named conftest)."""
+"""Fixtures for tests/es (the engines themselves are tests/support/services.py's fixtures)."""
 
 from __future__ import annotations
 
-from eshelp import elasticsearch, engine, opensearch, prefix  # noqa: F401
+import pytest
+
+from tests.support.engines import make_prefix
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> str:
+    """An index prefix of this test's own."""
+    return make_prefix(request.node.nodeid)

@@ -17,23 +17,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import esdata
 import pytest
-from eshelp import ROOT, URLS, all_sources, count, http, logpipe, running, services, target, wipe
 
-pytestmark = pytest.mark.slow
+from tests.support.cli import ROOT
+from tests.support.cli import run_cli as logpipe
+from tests.support.engines import all_sources, count, http, target, wipe
+from tests.support.services import running, service, services
+from tests.support.wait import wait_until
 
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def safe_count(url: str, prefix: str) -> int:
@@ -63,18 +59,19 @@ def test_engine_outage_during_follow(opensearch: str, tmp_path: Path) -> None:
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: safe_count(opensearch, prefix) == 3000, 120, "the first 3000 lines")
+        wait_until("the first 3000 lines", lambda: safe_count(opensearch, prefix) == 3000, 120, every_s=0.5)
         esdata.append_log(log, objects[3000:5000])
         time.sleep(0.3)  # some of these may be in flight when the engine goes away
         services("down", "opensearch")
         assert not running("opensearch")
         for start in range(5000, 9000, 1000):
             esdata.append_log(log, objects[start : start + 1000])
-            time.sleep(1)
+            time.sleep(1)  # the point: lines keep coming for seconds while the engine is down
         assert ship.poll() is None, f"ship died while the engine was down:\n{ship.stderr.read() if ship.stderr else ''}"
         services("up", "opensearch")
         esdata.append_log(log, objects[9000:])
-        wait_for(lambda: safe_count(opensearch, prefix) == len(objects), 300, "every line after the restart")
+        wait_until("every line after the restart", lambda: safe_count(opensearch, prefix) == len(objects), 300,
+                   every_s=0.5)  # fmt: skip
     finally:
         if not running("opensearch"):
             services("up", "opensearch")
@@ -88,11 +85,7 @@ def test_engine_outage_during_follow(opensearch: str, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny() -> Iterator[str]:
     """OpenSearch with `thread_pool.write.size=1` and `queue_size=1`: it rejects concurrent writes."""
-    started = not running("opensearch-tiny")
-    services("up", "opensearch-tiny")
-    yield URLS["opensearch-tiny"]
-    if started:
-        services("down", "opensearch-tiny", check=False)
+    yield from service("opensearch-tiny")
 
 
 def write_rejections(url: str) -> int:

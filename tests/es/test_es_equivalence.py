@@ -17,9 +17,10 @@ from typing import Any
 
 import esdata
 import pytest
-from eshelp import count, logpipe, make_prefix, target, wipe
 
 from logpipe.query.backend import Source, fetch
+from tests.support.cli import run_cli as logpipe
+from tests.support.engines import count, make_prefix, target, wipe
 
 pytestmark = pytest.mark.slow
 LINES = 20_000

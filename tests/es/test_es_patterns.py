@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from eshelp import count, logpipe, make_prefix, target, wipe
+
+from tests.support.cli import run_cli as logpipe
+from tests.support.engines import count, make_prefix, target, wipe
 
 pytestmark = pytest.mark.slow
 

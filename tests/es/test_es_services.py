@@ -14,9 +14,11 @@ import subprocess
 import urllib.request
 
 import pytest
-from eshelp import KAFKA_PORT, SERVICES, URLS, running
 
-pytestmark = pytest.mark.slow
+from tests.support.services import SERVICES, running, url
+
+# scripts/services itself is under test: no fixture, the servers all the same.
+pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def kafka_api_versions(port: int) -> int:
@@ -40,9 +42,9 @@ def test_kafka_speaks_kafka_and_victorialogs_takes_a_loki_push() -> None:
     try:
         up = subprocess.run([str(SERVICES), "up", "kafka", "victorialogs"], capture_output=True, text=True, timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
-        assert kafka_api_versions(KAFKA_PORT) == 0
+        assert kafka_api_versions(int(url("kafka").rsplit(":", 1)[1])) == 0
         push = {"streams": [{"stream": {"app": "logpipe-test"}, "values": [["1700000000000000000", "hello"]]}]}
-        request = urllib.request.Request(URLS["victorialogs"] + "/insert/loki/api/v1/push", method="POST",
+        request = urllib.request.Request(url("victorialogs") + "/insert/loki/api/v1/push", method="POST",
                                          data=json.dumps(push).encode(), headers={"content-type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status in (200, 204)

@@ -14,7 +14,8 @@ from typing import Any
 
 import duckdb
 import pytest
-from exdata import extras, free_text_hit, generate, logpipe, ts_of, write_log
+
+from tests.support.exdata import extras, free_text_hit, generate, logpipe, ts_of, write_log
 
 LINES = 3000
 Obj = dict[str, Any]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from exdata import logpipe, write_log
+from tests.support.exdata import logpipe, write_log
 
 
 def _archive(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:

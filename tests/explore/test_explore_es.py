@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from eshelp import count, make_prefix, target, wipe
-from exdata import generate, logpipe, ts_of, write_log
+
+from tests.support.engines import count, make_prefix, target, wipe
+from tests.support.exdata import generate, logpipe, ts_of, write_log
 
 pytestmark = pytest.mark.slow
 LINES = 2500

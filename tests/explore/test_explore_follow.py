@@ -21,7 +21,10 @@ from typing import Any
 
 import duckdb
 import pytest
-from exdata import ROOT, generate, logpipe, ts_of, write_log
+
+from tests.support.cli import ROOT
+from tests.support.exdata import generate, logpipe, ts_of, write_log
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 BATCHES = 22
@@ -66,13 +69,6 @@ def archived(archive: Path) -> int:
         return -1  # a part removed by compaction while we counted: look again
 
 
-def wait_for(test: Any, what: str, deadline_s: float = 60) -> None:
-    end = time.monotonic() + deadline_s
-    while not test():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def key(row: dict[str, Any]) -> tuple[str, str]:
     return row["ts"], row["message"]
 
@@ -95,7 +91,7 @@ def test_tail_follow_prints_every_new_match_once_across_compaction(tmp_path: Pat
     agent = spawn("ship", "--follow", str(log), "--archive", str(archive), "--flush-interval", "0.2", "--no-progress")
     tail: subprocess.Popen[str] | None = None
     try:
-        wait_for(lambda: archived(archive) == len(first), "the first records")
+        wait_until("the first records", lambda: archived(archive) == len(first), every_s=0.05)
         tail = spawn("tail", "-f", "-n", "5", "service=shop", "--archive", str(archive), "--format", "json",
                      "--interval", "0.1")  # fmt: skip
         lines = reader(tail)
@@ -105,7 +101,7 @@ def test_tail_follow_prints_every_new_match_once_across_compaction(tmp_path: Pat
         for b in range(BATCHES):
             batch = rest[b * PER_BATCH:(b + 1) * PER_BATCH]
             write_log(log, batch)
-            wait_for(lambda n=300 + (b + 1) * PER_BATCH: archived(archive) == n, f"batch {b}")
+            wait_until(f"batch {b}", lambda n=300 + (b + 1) * PER_BATCH: archived(archive) == n, every_s=0.05)
             seen_parts |= set((archive / "logs").rglob("part-*.parquet"))
             printed += take(lines, len(shop(batch)))
         merged_by_agent = seen_parts - set((archive / "logs").rglob("part-*.parquet"))
@@ -138,7 +134,7 @@ def test_tail_follow_ends_with_0_on_sigint(tmp_path: Path) -> None:
     assert logpipe("ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "a"), "--no-progress").returncode == 0
     tail = spawn("tail", "-f", "-n", "3", "--archive", str(tmp_path / "a"))
     lines = reader(tail)
-    wait_for(lambda: lines.qsize() >= 4, "the header and the last 3 records")
+    wait_until("the header and the last 3 records", lambda: lines.qsize() >= 4, every_s=0.05)
     tail.send_signal(signal.SIGINT)
     assert tail.wait(timeout=30) == 0
     assert tail.stderr is not None and tail.stderr.read() == ""

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import Run, run_cli
+
 pytestmark = pytest.mark.slow
 
 # (format, expected template, argument makers)
@@ -37,8 +39,8 @@ UNTIL = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SINCE = UNTIL - timedelta(hours=2)
 
 
-def logpipe(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, timeout=300)
+def logpipe(*args: str) -> Run:
+    return run_cli(*args, columns=None)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from exdata import logpipe
 
 from logpipe.archive import textindex
 from logpipe.archive.layout import walk_parts
@@ -30,6 +29,7 @@ from logpipe.archive.reader import open_archive
 from logpipe.archive.writer import ROW_GROUP_ROWS
 from logpipe.explore import search
 from logpipe.explore.filters import FREE_TEXT_FIELDS, Filter, parse_filter, to_sql
+from tests.support.exdata import logpipe
 
 RARE = "xylophonic"  # in every 20011th record
 ONCE, ONCE_AT = "unicornium", 77_777  # in one record

@@ -3,21 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
-
-SERVICES = Path(__file__).resolve().parents[2] / "scripts" / "services"
-
-
-def services(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run scripts/services (start/stop real servers); fail the test with its output on error."""
-    result = subprocess.run([str(SERVICES), *args], capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        pytest.fail(f"scripts/services {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return result
 
 
 @dataclass

@@ -5,14 +5,14 @@ every other record is delivered, and the agent ends instead of retrying it forev
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from kafkahelp import read_topic
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ship"))
-from shiphelp import archive_rows, record, run_logpipe, write_records
+from tests.support.archive import archive_rows
+from tests.support.cli import run_cli as run_logpipe
+from tests.support.records import record, write_records
 
 TopicFactory = Callable[..., str]
 

@@ -12,10 +12,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from kafkahelp import produce_raw, read_topic, services
+from kafkahelp import produce_raw, read_topic
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ship"))
-from shiphelp import archive_rows, archived_seqs, record, run_logpipe, write_records
+from tests.support.archive import archive_rows, archived_seqs, checkpoints
+from tests.support.cli import run_cli as run_logpipe
+from tests.support.records import record, write_records
+from tests.support.services import services
+from tests.support.wait import poll, wait_until
 
 TopicFactory = Callable[..., str]
 
@@ -107,9 +110,8 @@ class TestIngest:
         slow = {"LOGPIPE_FAILPOINTS": "before-commit=0.4"}
         a = ingest(archive, url, "g-kill", "--exit-when-idle", "15", "--max-records", "500", env=slow)
         b = ingest(archive, url, "g-kill", "--exit-when-idle", "15", "--max-records", "500", env=slow)
-        deadline = time.monotonic() + 60
-        while len(archived_seqs(archive)) < total // 10 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        # Kill once a tenth is archived (or after a minute all the same: b must still finish).
+        poll(lambda: archived_seqs(archive), lambda seqs: len(seqs) >= total // 10, 60, every_s=0.2)
         a.send_signal(signal.SIGKILL)
         a.wait()
         assert b.wait(timeout=180) == 0, b.stderr.read().decode() if b.stderr else ""
@@ -125,9 +127,7 @@ class TestIngest:
         assert run_logpipe("ship", "--once", str(tmp_path / "app.log"), "--no-archive", "--archive",
                            str(tmp_path / "agent"), "--to", url).code == 0  # fmt: skip
         consumer = ingest(tmp_path / "central", url, "g-term")
-        deadline = time.monotonic() + 60
-        while len(archived_seqs(tmp_path / "central")) < 5000 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        poll(lambda: archived_seqs(tmp_path / "central"), lambda seqs: len(seqs) >= 5000, 60, every_s=0.2)
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=60) == 0
         res = run_logpipe("ingest", "--from", url, "--group", "g-term", "--archive", str(tmp_path / "central"),
@@ -147,10 +147,12 @@ def test_broker_restart_during_follow(tmp_path: Path, kafka: str, topic_factory:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        time.sleep(3)
+        # The first 1000 delivered to every sink: the committed position is the end of the file.
+        wait_until("the first lines committed", lambda: [c["offset"] for c in checkpoints(tmp_path / "a").values()]
+                   == [log.stat().st_size], 60, every_s=0.2)  # fmt: skip
         services("down", "kafka")
         write_records(log, (record(i) for i in range(1000, 3000)))
-        time.sleep(4)
+        time.sleep(4)  # the point: seconds without a broker, lines waiting
         assert agent.poll() is None, "the agent must wait for the broker, not die"
         services("up", "kafka")
         write_records(log, (record(i) for i in range(3000, 3500)))

@@ -7,24 +7,19 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import (
-    ROOT,
-    double_target,
-    free_port,
-    logpipe,
-    ship_once,
-    source_lines,
-    ts_ns,
-    write_lines,
-)  # fmt: skip
-from loki_double import DoubleServer, LokiDouble
+from lokihelp import double_target, ship_once, source_lines, ts_ns, write_lines
+
+from tests.support.archive import checkpoints
+from tests.support.cli import LOGPIPE, ROOT
+from tests.support.cli import run_cli as logpipe
+from tests.support.loki_double import DoubleServer, LokiDouble
+from tests.support.net import free_port
+from tests.support.process import Lines
+from tests.support.wait import wait_until
 
 
 def _seqs(server: DoubleServer) -> list[int]:
@@ -185,26 +180,28 @@ def test_loki_down_then_up_loses_nothing(tmp_path: Path) -> None:
     records = source_lines(1000, "e")
     write_lines(log, records[:500])
     target = f"loki://127.0.0.1:{port}?max_backoff=1"
-    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "ship", "--follow", str(log), "--archive",
-                             str(tmp_path / "a"), "--no-progress", "--flush-interval", "0.2", "--to", target],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ})  # fmt: skip
+    proc = subprocess.Popen([*LOGPIPE, "ship", "--follow", str(log), "--archive", str(tmp_path / "a"),
+                             "--no-progress", "--flush-interval", "0.2", "--to", target],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stderr is not None
+    stderr = Lines(proc.stderr)
     server = None
     try:
-        time.sleep(3)
-        assert proc.poll() is None, proc.communicate()
-        checkpoints = tmp_path / "a" / "state" / "checkpoints.json"
-        assert not checkpoints.exists() or '"offset": 0' in checkpoints.read_text() or "500" not in checkpoints.read_text()
+        stderr.wait_for("retrying a push")  # it read the first 500 lines and Loki is not there
+        assert proc.poll() is None, stderr.text()
+        # Committed positions (byte offsets) while Loki has none of the lines: none past the start.
+        assert all(c["offset"] == 0 for c in checkpoints(tmp_path / "a").values()), checkpoints(tmp_path / "a")
         write_lines(log, records[500:])
         server = LokiDouble().serve(port)
-        deadline = time.monotonic() + 30
-        while len(server.double.all_entries()) < 1000 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        double = server.double
+        wait_until("all 1000 entries in the double", lambda: len(double.all_entries()) >= 1000, 30, every_s=0.2)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        err = stderr.close()
         assert proc.returncode == 0, err
-        assert "retrying a push" in err
         assert _seqs(server) == list(range(1000))
+        # Once Loki took everything, the position moved to the end of the file.
+        assert [c["offset"] for c in checkpoints(tmp_path / "a").values()] == [log.stat().st_size]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import (
+from lokihelp import (
     expected_level,
     expected_metadata,
     ship_once,

@@ -7,39 +7,23 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-LOGPIPE = [sys.executable, "-m", "logpipe"]
+from tests.support.cli import LOGPIPE, ROOT
+from tests.support.services import services
+from tests.support.wait import wait_until
+
 DASHBOARD = ROOT / "deploy" / "grafana" / "logpipe-dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 CACHE = ROOT / ".cache"
 PROMCHECK_SRC = Path(__file__).resolve().parent / "promcheck"
-
-
-def free_port() -> int:
-    """A local port nothing listens on now (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 60.0, every_s: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(every_s)
 
 
 class Samples(dict[tuple[str, tuple[tuple[str, str], ...]], float]):
@@ -93,7 +77,7 @@ class Agent:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.url = ""
-        wait_for("the metrics_listening event", lambda: self._find_url() or self.proc.poll() is not None, 60)
+        wait_until("the metrics_listening event", lambda: self._find_url() or self.proc.poll() is not None, 60)
         assert self.url, f"the agent exited before serving metrics:\n{self.stderr()}"
 
     def _read(self) -> None:
@@ -146,9 +130,8 @@ VL_PUSH_PATH = "/insert/loki/api/v1/push?disable_message_parsing=1"  # keep the 
 def victorialogs_binary() -> Path:
     """The VictoriaLogs binary scripts/services builds and caches (built on first use)."""
     if not VL_BIN.exists():
-        result = subprocess.run([str(ROOT / "scripts" / "services"), "up", "victorialogs"],
-                                capture_output=True, text=True, timeout=1800)  # fmt: skip
-        assert result.returncode == 0 and VL_BIN.exists(), f"cannot build VictoriaLogs:\n{result.stderr[-3000:]}"
+        services("up", "victorialogs")
+        assert VL_BIN.exists(), f"scripts/services up victorialogs left no {VL_BIN}"
     return VL_BIN
 
 
@@ -163,7 +146,7 @@ class VictoriaLogs:
              "-retentionPeriod=100y"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for("VictoriaLogs /health", lambda: http_ok(f"{self.url}/health") or self.proc.poll() is not None, 60)
+        wait_until("VictoriaLogs /health", lambda: http_ok(f"{self.url}/health") or self.proc.poll() is not None, 60)
         assert self.proc.poll() is None, "VictoriaLogs exited at start"
 
     def query(self, logsql: str, limit: int = 100_000) -> list[dict[str, Any]]:

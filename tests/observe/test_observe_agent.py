@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from observehelp import Agent, http_get, wait_for
+from observehelp import Agent, http_get
+
+from tests.support.wait import wait_until
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Malformed lines and the reason each is rejected for (README: dead letters).
@@ -65,7 +67,7 @@ def agent_on_file(tmp_path: Path) -> Iterator[tuple[Agent, Written]]:
 def test_counters_match_what_was_written(agent_on_file: tuple[Agent, Written]) -> None:
     """Lines, bytes, levels, reject reasons, records sent and lag equal an independent tally, after more appends."""
     agent, written = agent_on_file
-    wait_for("the first lines", lambda: agent.scrape().value("logpipe_events_total", stage="read") == written.lines)
+    wait_until("the first lines", lambda: agent.scrape().value("logpipe_events_total", stage="read") == written.lines)
     written.append(good=1234, bad=30)
     written.append(good=3, bad=0)
     started = time.time()
@@ -76,7 +78,7 @@ def test_counters_match_what_was_written(agent_on_file: tuple[Agent, Written]) -
                 and s.value("logpipe_checkpoint_lag_bytes") == 0
                 and s.value("logpipe_sink_records_sent_total", sink="archive") == written.records)  # fmt: skip
 
-    wait_for("every appended line counted, sent and committed", caught_up)
+    wait_until("every appended line counted, sent and committed", caught_up)
     s = agent.scrape()
     assert s.value("logpipe_read_bytes_total") == written.path.stat().st_size
     assert s.value("logpipe_events_total", stage="parsed") == written.records
@@ -102,7 +104,7 @@ def test_counters_match_what_was_written(agent_on_file: tuple[Agent, Written]) -
 def test_health_and_ready_answer_json(agent_on_file: tuple[Agent, Written]) -> None:
     """/health and /ready are 200 with JSON while all is well; unknown paths are 404."""
     agent, _written = agent_on_file
-    wait_for("ready", lambda: agent.probe("/ready")[0] == 200)
+    wait_until("ready", lambda: agent.probe("/ready")[0] == 200)
     assert agent.probe("/health") == (200, {"status": "ok"})
     assert agent.probe("/ready") == (200, {"status": "ok"})
     assert http_get(f"{agent.url}/nope")[0] == 404
@@ -112,7 +114,7 @@ def test_health_and_ready_answer_json(agent_on_file: tuple[Agent, Written]) -> N
 def test_json_log_lines_carry_their_fields(agent_on_file: tuple[Agent, Written]) -> None:
     """Every stderr line is a JSON object with timestamp/level/logger/message and the event's own fields."""
     agent, written = agent_on_file
-    wait_for("the lines read", lambda: agent.scrape().value("logpipe_events_total", stage="read") == written.lines)
+    wait_until("the lines read", lambda: agent.scrape().value("logpipe_events_total", stage="read") == written.lines)
     assert agent.stop(signal.SIGTERM) == 0
     assert agent.lines and all(line.startswith("{") for line in agent.lines), agent.stderr()
     events = agent.events()

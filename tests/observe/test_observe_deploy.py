@@ -15,13 +15,14 @@ from observehelp import (
     alert_exprs,
     dashboard_exprs,
     exported,
-    free_port,
     loki_target,
     metric_names,
     parse_exposition,
     promcheck,
-    wait_for,
 )  # fmt: skip
+
+from tests.support.net import free_port
+from tests.support.wait import wait_until
 
 DASH = json.loads(DASHBOARD.read_text(encoding="utf-8"))
 RULES = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
@@ -36,7 +37,7 @@ def ship_names(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     agent = Agent("ship", "--follow", str(log), "--archive", str(tmp / "archive"), "--to", loki_target(free_port()),
                   "--flush-interval", "0.2", "--no-progress")  # fmt: skip
     try:
-        wait_for("both lines read", lambda: agent.scrape().value("logpipe_events_total", stage="read") == 2)
+        wait_until("both lines read", lambda: agent.scrape().value("logpipe_events_total", stage="read") == 2)
         yield agent.scrape().names()
     finally:
         agent.kill()

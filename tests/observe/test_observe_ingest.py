@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
 
-from observehelp import LOGPIPE, ROOT, Agent, wait_for
+from observehelp import LOGPIPE, Agent
 
-BOOTSTRAP = os.environ.get("LOGPIPE_TEST_KAFKA", "127.0.0.1:19092")  # scripts/services' Kafka (left running for the other suites)
+from tests.support.services import url
+from tests.support.wait import wait_until
+
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def kafka_up() -> None:
-    result = subprocess.run([str(ROOT / "scripts" / "services"), "up", "kafka"], capture_output=True, text=True,
-                            timeout=900)  # fmt: skip
-    assert result.returncode == 0, f"Kafka is required here; scripts/services up kafka failed:\n{result.stderr[-3000:]}"
 
 
 def topic_with(partitions: int) -> str:
@@ -28,7 +23,7 @@ def topic_with(partitions: int) -> str:
     name = f"t-obs-{uuid.uuid4().hex[:10]}"
 
     async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=url("kafka"))
         await admin.start()
         try:
             await admin.create_topics([NewTopic(name, partitions, 1)])
@@ -43,7 +38,7 @@ def produce(topic: str, values: list[bytes]) -> None:
     from aiokafka import AIOKafkaProducer
 
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
+        producer = AIOKafkaProducer(bootstrap_servers=url("kafka"))
         await producer.start()
         try:
             for value in values:
@@ -59,7 +54,7 @@ def value_bytes(topic: str) -> int:
     from aiokafka import AIOKafkaConsumer
 
     async def read() -> int:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=url("kafka"), auto_offset_reset="earliest",
                                     enable_auto_commit=False, group_id=None)  # fmt: skip
         await consumer.start()
         total = 0
@@ -73,11 +68,10 @@ def value_bytes(topic: str) -> int:
     return asyncio.run(read())
 
 
-def test_ingest_metrics_match_the_topic(tmp_path: Path) -> None:
+def test_ingest_metrics_match_the_topic(tmp_path: Path, kafka: str) -> None:
     """Messages, records by level, rejects, bytes and sent equal what went on the topic; lag drains to 0."""
-    kafka_up()
     topic = topic_with(2)
-    url = f"kafka://{BOOTSTRAP}/{topic}"
+    url = f"kafka://{kafka}/{topic}"
     levels: Counter[str] = Counter()
     with open(tmp_path / "app.log", "w", encoding="utf-8") as fh:
         for seq in range(600):
@@ -101,14 +95,14 @@ def test_ingest_metrics_match_the_topic(tmp_path: Path) -> None:
                     and s.labels_of("logpipe_kafka_consumer_lag", "partition") == {"0", "1"}
                     and s.value("logpipe_kafka_consumer_lag", topic=topic) == 0)  # fmt: skip
 
-        wait_for("every message consumed, archived and the lag at 0", drained, 120)
+        wait_until("every message consumed, archived and the lag at 0", drained, 120)
         s = agent.scrape()
         assert {lvl: s.value("logpipe_records_parsed_total", level=lvl) for lvl in LEVELS} == dict(levels)
         assert s.value("logpipe_records_rejected_total", reason="invalid_record") == 2
         assert s.value("logpipe_events_total", stage="rejected") == 2
         assert s.value("logpipe_read_bytes_total") == expected_bytes
         assert s.value("logpipe_build_info", command="ingest") == 1
-        wait_for("a commit", lambda: agent.scrape().value("logpipe_commits_total") >= 1)
+        wait_until("a commit", lambda: agent.scrape().value("logpipe_commits_total") >= 1)
         assert agent.scrape().value("logpipe_last_commit_timestamp_seconds") > 0
         assert agent.probe("/ready") == (200, {"status": "ok"})
         assert agent.stop() == 0

@@ -7,7 +7,14 @@ import json
 import uuid
 from pathlib import Path
 
-from observehelp import Agent, VictoriaLogs, free_port, loki_target, victorialogs_binary, wait_for
+import pytest
+from observehelp import Agent, VictoriaLogs, loki_target, victorialogs_binary
+
+from tests.support.net import free_port
+from tests.support.wait import wait_until
+
+# Its own VictoriaLogs, stopped and started again: the binary of scripts/services.
+pytestmark = pytest.mark.services
 
 
 def write(path: Path, token: str, seqs: range) -> None:
@@ -34,8 +41,8 @@ def test_sink_down_then_up_nothing_lost_nothing_twice(tmp_path: Path) -> None:
     vl: VictoriaLogs | None = None
     try:
         # Down: not ready, with the sink named; failures and retries rise; nothing committed.
-        wait_for("/ready 503", lambda: agent.probe("/ready")[0] == 503)
-        wait_for("retries", lambda: agent.scrape().value("logpipe_sink_retries_total", sink="loki") >= 2)
+        wait_until("/ready 503", lambda: agent.probe("/ready")[0] == 503)
+        wait_until("retries", lambda: agent.scrape().value("logpipe_sink_retries_total", sink="loki") >= 2)
         status, body = agent.probe("/ready")
         assert status == 503 and any(r.startswith("sink loki down") for r in body["reasons"]), body
         assert agent.probe("/health") == (200, {"status": "ok"})  # waiting is healthy: a restart would not help
@@ -50,24 +57,24 @@ def test_sink_down_then_up_nothing_lost_nothing_twice(tmp_path: Path) -> None:
         assert s.value("logpipe_checkpoint_lag_bytes", file=str(log)) == log.stat().st_size
         assert s.value("logpipe_buffered_records") == 300
         before = s.value("logpipe_sink_retries_total", sink="loki")
-        wait_for("more retries", lambda: agent.scrape().value("logpipe_sink_retries_total", sink="loki") > before)
+        wait_until("more retries", lambda: agent.scrape().value("logpipe_sink_retries_total", sink="loki") > before)
         down = [e for e in agent.events() if e.get("event") == "sink_down"]
         assert len(down) == 1 and down[0]["sink"] == "loki" and "refused" in down[0]["reason"].lower()
 
         # Up: a real VictoriaLogs on that very port.
         write(log, token, range(300, 500))
         vl = VictoriaLogs(port, tmp_path / "vl-data")
-        wait_for("ready again", lambda: agent.probe("/ready")[0] == 200, 60)
-        wait_for("all 500 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 500, 60)
+        wait_until("ready again", lambda: agent.probe("/ready")[0] == 200, 60)
+        wait_until("all 500 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 500, 60)
         write(log, token, range(500, 700))
-        wait_for("all 700 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 700, 60)
-        wait_for("700 entries in VictoriaLogs", lambda: len(seqs_in(vl, token)) >= 700, 60)
+        wait_until("all 700 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 700, 60)
+        wait_until("700 entries in VictoriaLogs", lambda: len(seqs_in(vl, token)) >= 700, 60)
         assert seqs_in(vl, token) == list(range(700))  # exactly once
         s = agent.scrape()
         assert s.value("logpipe_sink_up", sink="loki") == 1 and s.value("logpipe_ready") == 1
         assert s.value("logpipe_sink_request_duration_seconds_count", sink="loki", outcome="ok") >= 1
         assert s.value("logpipe_sink_records_sent_total", sink="archive") == 700
-        wait_for("lag 0", lambda: agent.scrape().value("logpipe_checkpoint_lag_bytes", file=str(log)) == 0)
+        wait_until("lag 0", lambda: agent.scrape().value("logpipe_checkpoint_lag_bytes", file=str(log)) == 0)
         assert agent.stop() == 0
         up = [e for e in agent.events() if e.get("event") == "sink_up"]
         assert len(up) == 1 and up[0]["sink"] == "loki" and up[0]["down_s"] > 0

@@ -1,4 +1,4 @@
-"""Helpers for the producer tests: log through logpipe.logging, drive ASGI by hand, ship with the real CLI."""
+"""Helpers for the producer tests: log through logpipe.logging, drive ASGI by hand."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ import contextlib
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import logpipe.logging as lplog
@@ -64,36 +60,3 @@ async def call(app: Any, scope: dict[str, Any]) -> Response:
 
     await app(scope, receive, send)
     return response
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def run_logpipe(*args: str, timeout: float = 120) -> Run:
-    """The real CLI in a subprocess."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "logpipe", *args],
-        capture_output=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    return Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
-
-
-def archive_rows(archive: Path) -> list[dict[str, Any]]:
-    """Every archived record, read from the Parquet files directly with DuckDB (not through logpipe)."""
-    import duckdb
-
-    files = [p for p in archive.glob("logs/**/*.parquet") if not p.name.startswith(".tmp-")]
-    if not files:
-        return []
-    cur = duckdb.connect().execute(
-        "SELECT * FROM read_parquet($1, hive_partitioning = true, union_by_name = true)",
-        [str(archive / "logs" / "**" / "*.parquet")],
-    )
-    names = [d[0] for d in cur.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

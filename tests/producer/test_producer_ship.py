@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from producerhelp import archive_rows, call, http_scope, logging_to, run_logpipe
+from producerhelp import call, http_scope, logging_to
 
 import logpipe.logging as lplog
+from tests.support.archive import archive_rows
+from tests.support.cli import run_cli as run_logpipe
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC).timestamp()
 

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,15 +21,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import LOGPIPE, ROOT
+from tests.support.cli import run_cli as logpipe
+from tests.support.wait import wait_until
+
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 QUERIES = 60
 COUNT_SQL = "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM logs"
-
-
-def logpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
 
 
 def line(i: int) -> str:
@@ -57,7 +54,7 @@ class Writer:
                 fh.flush()
                 with self.lock:
                     self.written += 100
-                time.sleep(0.02)
+                time.sleep(0.02)  # the point: bursts spread over time, as an application writes
 
 
 def committed_lines(archive: Path, log: Path) -> int:
@@ -87,15 +84,13 @@ class TestQueriesDuringCompaction:
         archive, log = tmp_path / "archive", tmp_path / "app.log"
         log.write_text("")
         writer = Writer(log)
-        agent = subprocess.Popen([sys.executable, "-m", "logpipe", "ship", str(log), "--follow", "--archive", str(archive),
+        agent = subprocess.Popen([*LOGPIPE, "ship", str(log), "--follow", "--archive", str(archive),
                                   "--flush-interval", "0.05", "--no-progress"], cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         writer.thread.start()
         parts_seen: list[int] = []
         try:
-            deadline = time.monotonic() + 60
-            while part_count(archive) < 40 and time.monotonic() < deadline:
-                time.sleep(0.05)  # the agent is writing
+            wait_until("parts in 40 partitions", lambda: part_count(archive) >= 40, 60, every_s=0.05)
 
             def one(_: int) -> tuple[int, int, int, int, int, str]:
                 parts_seen.append(part_count(archive))
@@ -114,9 +109,8 @@ class TestQueriesDuringCompaction:
         finally:
             writer.stop.set()
             writer.thread.join()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and committed_lines(archive, log) < writer.written:
-            time.sleep(0.1)  # the agent catches up with the last burst
+        wait_until("the agent to commit the last burst", lambda: committed_lines(archive, log) >= writer.written, 60,
+                   detail=lambda: (committed_lines(archive, log), writer.written))  # fmt: skip
         agent.send_signal(signal.SIGTERM)
         _, err = agent.communicate(timeout=60)
         assert agent.returncode in (0, -signal.SIGTERM, 143), err
@@ -189,9 +183,7 @@ class TestLongQueries:
         fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # what a running query holds
-            run = subprocess.run([sys.executable, "-m", "logpipe", "archive", "compact", "--archive", str(archive)],
-                                 capture_output=True, text=True, timeout=120, cwd=ROOT,
-                                 env={**os.environ, "LOGPIPE_COMPACT_READER_WAIT_S": "0.3"})  # fmt: skip
+            run = logpipe("archive", "compact", "--archive", str(archive), env={"LOGPIPE_COMPACT_READER_WAIT_S": "0.3"})
             assert run.returncode == 0, run.stderr
             assert "readers held the archive" in run.stdout
             assert part_count(archive) == before + 1  # one merged part beside the parts it holds

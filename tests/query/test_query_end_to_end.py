@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,8 @@ import pytest
 import qexpected as expected
 from qdata import Generated, Record, iso
 
+from tests.support.cli import Run, run_cli
+
 pytestmark = pytest.mark.slow
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -25,8 +25,8 @@ _LOG_FIELDS = ("level", "message", "logger", "service", "host", "request_id", "u
                "method", "path", "status", "duration_ms")
 
 
-def _logpipe(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, timeout=120)
+def _logpipe(*args: str) -> Run:
+    return run_cli(*args, columns=None)
 
 
 def _log_line(rec: Record) -> str:

@@ -8,23 +8,15 @@ exit 2, while `SELECT count(*) FROM logs` still answers with the number of lines
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from logpipe.archive.reader import open_archive
+from tests.support.cli import run_cli as logpipe
 
-ROOT = Path(__file__).resolve().parents[2]
 LINES = 40
-
-
-def logpipe(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
 
 
 @pytest.fixture(scope="module")

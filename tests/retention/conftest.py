@@ -3,4 +3,4 @@ that, since every test folder has a conftest.py and only one module can be named
 
 from __future__ import annotations
 
-from retentionhelp import archive_policy, elasticsearch, loki, opensearch, prefix  # noqa: F401
+from retentionhelp import archive_policy, loki, prefix  # noqa: F401

@@ -1,5 +1,6 @@
 """Fixtures for retention: archives built by the real `logpipe ship --once`, real OpenSearch
-(and Elasticsearch for the "no _delete_by_query" message), and the Loki double of tests/loki.
+(and Elasticsearch for the "no _delete_by_query" message: tests/support/services.py), and the
+Loki double of tests/support.
 
 Every test runs the real CLI (`python -m logpipe retention …`) with `--now` fixed, so the
 same data is young or old depending on the day the test pretends it is.
@@ -8,11 +9,6 @@ same data is young or old depending on the day the test pretends it is.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,16 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "loki"))  # the Loki double lives there; one double, not two
+from tests.support import cli
+from tests.support.cli import ROOT, run_cli
+from tests.support.engines import http
+from tests.support.loki_double import DoubleServer, LokiDouble
+from tests.support.services import ENGINES, url
 
-from loki_double import DoubleServer, LokiDouble  # noqa: E402
-
-SERVICES = ROOT / "scripts" / "services"
-URLS = {
-    "opensearch": os.environ.get("LOGPIPE_TEST_OPENSEARCH", "http://127.0.0.1:19200"),
-    "elasticsearch": os.environ.get("LOGPIPE_TEST_ELASTICSEARCH", "http://127.0.0.1:19201"),
-}
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The day every test pretends it is (noon UTC: far from midnight, so the skew margin is visible
 # only where a test moves the clock on purpose).
@@ -39,21 +31,16 @@ TODAY = date(2026, 11, 27)
 NOW = "2026-11-27T12:00:00Z"
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
+@dataclass(frozen=True)
+class Run(cli.Run):
     def audit(self) -> list[dict[str, Any]]:
         """The JSON audit lines this run wrote on stderr."""
         return [json.loads(line) for line in self.err.splitlines() if line.startswith("{")]
 
 
 def logpipe(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
-    proc = subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "250", **(env or {})})  # fmt: skip
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    run = run_cli(*args, cwd=cwd, env=env, timeout=timeout, columns=250)
+    return Run(run.code, run.out, run.err)
 
 
 def retention(*args: str, policy: Path, now: str = NOW, env: dict[str, str] | None = None) -> Run:
@@ -118,45 +105,6 @@ def archive_policy(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 # ------------------------------------------------------------------------------- engines
 
 
-def services(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SERVICES), *args], capture_output=True, text=True, timeout=900)
-
-
-def _service(name: str) -> Iterator[str]:
-    status = services("status").stdout
-    started = not any(line.startswith(name + " ") and " running " in line for line in status.splitlines())
-    result = services("up", name)
-    if result.returncode != 0:
-        pytest.fail(f"scripts/services up {name} failed (required, never skipped):\n{result.stderr[-3000:]}")
-    yield URLS[name]
-    if started:
-        services("down", name)
-
-
-@pytest.fixture(scope="session")
-def opensearch() -> Iterator[str]:
-    yield from _service("opensearch")
-
-
-@pytest.fixture(scope="session")
-def elasticsearch() -> Iterator[str]:
-    yield from _service("elasticsearch")
-
-
-def http(method: str, url: str, body: Any = None, ndjson: str | None = None) -> tuple[int, Any]:
-    """One request with the standard library (independent of logpipe's engine adapter)."""
-    data = ndjson.encode() if ndjson is not None else (json.dumps(body).encode() if body is not None else None)
-    ctype = "application/x-ndjson" if ndjson is not None else "application/json"
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": ctype})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, json.loads(raw) if raw else None
-
-
 def make_prefix(name: str) -> str:
     import hashlib
 
@@ -167,13 +115,13 @@ def make_prefix(name: str) -> str:
 def prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     value = make_prefix(request.node.nodeid)
     yield value
-    for url in URLS.values():
+    for engine in ENGINES:
         try:
-            status, rows = http("GET", f"{url}/_cat/indices/{value}*?format=json")
+            status, rows = http("GET", f"{url(engine)}/_cat/indices/{value}*?format=json")
         except OSError:
             continue
         for row in rows or [] if status == 200 else []:
-            http("DELETE", f"{url}/{row['index']}")
+            http("DELETE", f"{url(engine)}/{row['index']}")
 
 
 def create_index(url: str, name: str, docs: list[dict[str, Any]]) -> None:

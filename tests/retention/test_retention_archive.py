@@ -11,6 +11,8 @@ from pathlib import Path
 
 from retentionhelp import TODAY, build_archive, partitions, retention, write_policy
 
+from tests.support.wait import wait_until
+
 # Default ages + 1h skew, with --now at noon on TODAY: the boundary is midnight of TODAY - age,
 # so the newest day deleted is TODAY - age - 1.
 AGES = {"TRACE": 1, "DEBUG": 1, "INFO": 7, "WARNING": 30, "ERROR": 90, "CRITICAL": 90}
@@ -151,19 +153,22 @@ class TestArchiveSafety:
         archive, policy = archive_policy
         before = partitions(archive)
         lock = tmp_path / "audit.jsonl.lock"
-        holder = threading.Event()
+        holder, done = threading.Event(), threading.Event()
 
         def hold() -> None:
             with open(lock, "a") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 holder.set()
-                time.sleep(4)
+                done.wait(300)  # held until the second run has ended
 
         thread = threading.Thread(target=hold)
         thread.start()
         holder.wait()
-        run = retention("apply", "--yes", policy=policy)
-        thread.join()
+        try:
+            run = retention("apply", "--yes", policy=policy)
+        finally:
+            done.set()
+            thread.join()
         assert run.code == 1 and "another retention run" in run.err
         assert partitions(archive) == before
 
@@ -195,10 +200,9 @@ class TestWithARunningAgent:
                     fh.write("".join(_json.dumps(r) + "\n" for r in late[i : i + 30]))
                 if i % 90 == 0:
                     runs.append(retention("apply", "--yes", policy=policy))
-                time.sleep(0.3)
-            deadline = time.monotonic() + 60
-            while _rows_of(archive, TODAY) < 6 * 2 + 6 * 5 and time.monotonic() < deadline:
-                time.sleep(0.5)  # the agent flushes every second
+                time.sleep(0.3)  # the point: writes spread over the retention runs
+            wait_until("today's records in the archive", lambda: _rows_of(archive, TODAY) >= 6 * 2 + 6 * 5, 60,
+                       every_s=0.5, detail=lambda: _rows_of(archive, TODAY))  # fmt: skip
             runs.append(retention("apply", "--yes", policy=policy))
             assert agent.poll() is None, agent.communicate()[1]
         finally:

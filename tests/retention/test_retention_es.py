@@ -7,7 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from retentionhelp import TODAY, URLS, create_index, doc_count, index_names, retention, write_policy
+from retentionhelp import TODAY, create_index, doc_count, index_names, retention, write_policy
+
+from tests.support.services import ENGINES, url
 
 # (service, level, days back): with --now at noon TODAY and the 1h margin, an index goes when
 # days back >= age + 1 (its whole day ended before midnight of TODAY - age).
@@ -152,4 +154,6 @@ class TestElasticsearch:
 
 
 def test_engine_urls_are_the_test_services() -> None:
-    assert set(URLS) == {"opensearch", "elasticsearch"}
+    """The engines retention is tested on are scripts/services' own, on loopback."""
+    assert ENGINES == ("opensearch", "elasticsearch")
+    assert all(url(name).startswith("http://127.0.0.1:") for name in ENGINES)

@@ -1,4 +1,4 @@
-"""Loki retention against the Loki double (tests/loki/loki_double.py, Loki's documented delete API)."""
+"""Loki retention against the Loki double (tests/support/loki_double.py, Loki's documented delete API)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-from loki_double import DoubleServer
 from retentionhelp import retention, write_policy
+
+from tests.support.loki_double import DoubleServer
 
 MIDNIGHT = lambda day: int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())  # noqa: E731
 

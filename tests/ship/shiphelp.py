@@ -1,88 +1,25 @@
-"""Helpers for driving the real `logpipe` CLI on real files, and reading archives independently."""
+"""Helpers for driving the real `logpipe` agent on real files (the CLI runner, records and
+independent archive reads are tests/support's, re-exported for the ship tests)."""
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-LOGPIPE = [sys.executable, "-m", "logpipe"]
+from tests.support.archive import archive_rows, archived_seqs, checkpoints
+from tests.support.cli import LOGPIPE, Run
+from tests.support.cli import run_cli as run_logpipe
+from tests.support.records import record, write_records
+from tests.support.wait import poll
 
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def run_logpipe(*args: str, stdin: bytes | None = None, timeout: float = 120, cwd: Path | None = None) -> Run:
-    proc = subprocess.run(
-        [*LOGPIPE, *args],
-        input=stdin,
-        capture_output=True,
-        timeout=timeout,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    return Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
-
-
-def record(seq: int, *, level: str = "INFO", request: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A python-json-logger-shaped record whose message carries a unique sequence number."""
-    rec: dict[str, Any] = {
-        "timestamp": f"2026-11-2{seq % 3}T10:{seq // 60 % 60:02d}:{seq % 60:02d}.{seq % 1000:03d}+00:00",
-        "level": level,
-        "logger": "shop.web",
-        "message": f"event seq={seq}",
-        "seq": seq,
-    }
-    if request is not None:
-        rec["request_id"] = request
-    rec.update(extra)
-    return rec
-
-
-def write_records(path: Path, records: Iterable[dict[str, Any]], mode: str = "a") -> int:
-    data = "".join(json.dumps(r) + "\n" for r in records)
-    with open(path, mode, encoding="utf-8") as fh:
-        fh.write(data)
-    return len(data.encode())
-
-
-def archive_rows(archive: Path, columns: Sequence[str] = ("*",), table: str = "logs") -> list[dict[str, Any]]:
-    """Read the archive's Parquet files directly with DuckDB (not through logpipe's views)."""
-    import duckdb
-
-    pattern = str(archive / table / "**" / "*.parquet")
-    files = [p for p in archive.glob(f"{table}/**/*.parquet") if not p.name.startswith(".tmp-")]
-    if not files:
-        return []
-    con = duckdb.connect()
-    select = ", ".join(c if c == "*" else '"' + c + '"' for c in columns)
-    cur = con.execute(
-        f"SELECT {select} FROM read_parquet($1, hive_partitioning = true, union_by_name = true)",
-        [pattern],
-    )
-    names = [d[0] for d in cur.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def archived_seqs(archive: Path, *, numbered_only: bool = False) -> list[int]:
-    """The `seq` of every archived record (from attrs), duplicates included.
-
-    A record without one is an error, unless `numbered_only` (files that also hold other lines).
-    """
-    attrs = (json.loads(r["attrs"]) for r in archive_rows(archive, ["attrs"]))
-    return sorted(a["seq"] for a in attrs if not numbered_only or "seq" in a)
+__all__ = [
+    "LOGPIPE", "Run", "archive_rows", "archived_seqs", "checkpoints", "fd_limit", "record", "run_logpipe",
+    "start_agent", "stop", "wait_for", "write_records",
+]  # fmt: skip
 
 
 def start_agent(
@@ -127,17 +64,14 @@ def wait_for(
     numbered_only: bool = False,
 ) -> list[int]:
     """Poll the archive until it holds `count` records (or time runs out); return the seqs."""
-    deadline = time.monotonic() + timeout
-    seqs: list[int] = []
-    while time.monotonic() < deadline:
+
+    def fetch() -> list[int]:
         if agent is not None and agent.poll() is not None:
             err = agent.stderr.read().decode() if agent.stderr else ""
             raise AssertionError(f"agent exited with {agent.returncode}: {err}")
-        seqs = archived_seqs(archive, numbered_only=numbered_only)
-        if len(seqs) >= count:
-            return seqs
-        time.sleep(0.2)
-    return seqs
+        return archived_seqs(archive, numbered_only=numbered_only)
+
+    return poll(fetch, lambda seqs: len(seqs) >= count, timeout, every_s=0.2)
 
 
 def stop(agent: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -145,12 +79,3 @@ def stop(agent: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: flo
     return agent.wait(timeout=timeout)
 
 
-def checkpoints(archive: Path) -> dict[str, dict[str, Any]]:
-    """The agent's checkpoint entries by source id (empty before the first commit)."""
-    path = archive / "state" / "checkpoints.json"
-    try:
-        doc: dict[str, Any] = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    sources: dict[str, dict[str, Any]] = doc.get("sources", {})
-    return sources

@@ -207,9 +207,9 @@ class TestManyFiles:
             appended = len(range(0, self.FILES, 50))
             seqs = wait_for(archive, base + appended, timeout=60, agent=agent)
             assert seqs == list(range(base + appended))
-            time.sleep(3)  # let it settle into idleness
+            time.sleep(3)  # let it settle into idleness (nothing to wait for: idleness is an absence)
             before, started = cpu_seconds(agent.pid), time.monotonic()
-            time.sleep(10)
+            time.sleep(10)  # the point: the CPU an idle agent uses over this window
             idle_share = (cpu_seconds(agent.pid) - before) / (time.monotonic() - started)
             assert idle_share < 0.10, f"idle agent used {idle_share:.0%} of a core"
             assert open_files(agent.pid, logs) <= 512

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from shiphelp import LOGPIPE, Run, archive_rows, archived_seqs, record, write_records
+from shiphelp import LOGPIPE, Run, archive_rows, archived_seqs, record, wait_for, write_records
 
 Logpipe = Callable[..., Run]
 LEVELS = ["INFO", "DEBUG", "WARNING", "ERROR"]
@@ -123,18 +123,6 @@ def _agent(archive: Path, log: Path) -> subprocess.Popen[bytes]:
                              "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
 
 
-def _wait_for(archive: Path, count: int, agent: subprocess.Popen[bytes], timeout: float = 90) -> list[int]:
-    deadline = time.monotonic() + timeout
-    seqs: list[int] = []
-    while time.monotonic() < deadline:
-        assert agent.poll() is None, agent.stderr.read().decode() if agent.stderr else ""
-        seqs = archived_seqs(archive)
-        if len(seqs) >= count:
-            return seqs
-        time.sleep(0.1)
-    return seqs
-
-
 def _exit_within(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
     try:
         return proc.wait(timeout=timeout)
@@ -153,7 +141,7 @@ class TestLockFileRemoved:
         first = _agent(archive, log)
         second: subprocess.Popen[bytes] | None = None
         try:
-            assert _wait_for(archive, 2000, first) == list(range(2000))
+            assert wait_for(archive, 2000, agent=first) == list(range(2000))
             (archive / ".lock").unlink()
             second = _agent(archive, log)
             code = _exit_within(second, 30)
@@ -164,7 +152,7 @@ class TestLockFileRemoved:
             res = logpipe("ship", "--once", str(log), "--archive", str(archive))
             assert res.code == 1 and "one writer at a time" in res.err, res.err
             write_records(log, _records(2000, 3000))
-            assert _wait_for(archive, 3000, first) == list(range(3000))
+            assert wait_for(archive, 3000, agent=first) == list(range(3000))
         finally:
             if second is not None and second.poll() is None:
                 second.kill()
@@ -228,7 +216,7 @@ class TestLockFileRemoved:
         write_records(log, _records(0, 500))
         agent = _agent(archive, log)
         try:
-            assert _wait_for(archive, 500, agent) == list(range(500))
+            assert wait_for(archive, 500, agent=agent) == list(range(500))
             archive.rename(tmp_path / "a.old")
             archive.mkdir()
             write_records(log, _records(500, 600))

@@ -111,10 +111,12 @@ class TestShip:
         assert proc.returncode == 0, proc.stderr
         assert list((tmp_path / "a").rglob("*.parquet"))
 
-    def test_json_encoding_to_loki_needs_no_snappy(self, tmp_path: Path) -> None:
-        """cramjam is needed only for protobuf: ?encoding=json passes the start-up check."""
+    def test_json_encoding_to_loki_needs_no_snappy(self, tmp_path: Path, victorialogs: str) -> None:
+        """cramjam is needed only for protobuf: ?encoding=json passes the start-up check (and the
+        run delivers to VictoriaLogs' Loki endpoint)."""
+        loki = victorialogs.replace("http://", "loki://")
         proc = run_blocked(tmp_path, "cramjam", "ship", "--once", str(log_file(tmp_path)), "--archive", str(tmp_path / "a"),
-                           "--to", f"{LOKI}?encoding=json&path=/insert/loki/api/v1/push", "--no-progress")  # fmt: skip
+                           "--to", f"{loki}?encoding=json&path=/insert/loki/api/v1/push", "--no-progress")  # fmt: skip
         assert proc.returncode == 0, proc.stderr
 
 

@@ -29,6 +29,8 @@ from shiphelp import (
     write_records,
 )
 
+from tests.support.wait import wait_until
+
 
 class TestLifecycle:
     @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -56,7 +58,7 @@ class TestLifecycle:
         try:
             for k in range(3):
                 write_records(tmp_path / f"s{k}.log", (record(k * 100 + i) for i in range(100)))
-                time.sleep(0.3)
+                time.sleep(0.3)  # the point: files appear one by one while the agent runs
             seqs = wait_for(archive, 300, agent=agent)
         finally:
             stop(agent)
@@ -195,15 +197,13 @@ def wait_for_checkpoint(
     archive: Path, match: Callable[[dict[str, Any]], bool], agent: subprocess.Popen[bytes], timeout: float = 60
 ) -> dict[str, Any]:
     """Poll the committed checkpoints until one entry satisfies `match`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def matching() -> dict[str, Any] | None:
         if agent.poll() is not None:
             raise AssertionError(f"agent exited with {agent.returncode}")
-        for entry in checkpoints(archive).values():
-            if match(entry):
-                return entry
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint matched within {timeout} s: {checkpoints(archive)}")
+        return next((entry for entry in checkpoints(archive).values() if match(entry)), None)
+
+    return wait_until("a checkpoint to match", matching, timeout, every_s=0.05, detail=lambda: checkpoints(archive))
 
 
 WRITER = r"""
@@ -254,7 +254,7 @@ def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path, fai
         while writer.poll() is None or kills < 6:
             flush = str(rng.choice([0.05, 0.2, 1.0]))
             agent = start_agent(archive, str(tmp_path / "app.log*"), flush=flush, failpoints=failpoints)
-            time.sleep(rng.uniform(0.4, 2.5))
+            time.sleep(rng.uniform(0.4, 2.5))  # the point: the kill lands at a random moment
             agent.kill()  # SIGKILL: no flush, no commit, no cleanup
             agent.wait()
             kills += 1
@@ -283,7 +283,7 @@ def test_restarts_with_only_the_live_path_globbed(tmp_path: Path) -> None:
     try:
         while writer.poll() is None or stops < 20:
             agent = start_agent(archive, log, flush=str(rng.choice([0.05, 0.2, 1.0])))
-            time.sleep(rng.uniform(0.3, 1.5))
+            time.sleep(rng.uniform(0.3, 1.5))  # the point: the stop lands at a random moment
             stop(agent, signal.SIGKILL if stops % 2 else signal.SIGTERM)
             stops += 1
     finally:

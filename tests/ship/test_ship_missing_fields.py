@@ -22,6 +22,8 @@ from typing import Any
 
 from shiphelp import archive_rows, record, run_logpipe, write_records
 
+from tests.support.wait import poll, wait_until
+
 WARNING = re.compile(r"^warning: .*$", re.MULTILINE)
 
 
@@ -167,23 +169,17 @@ class Agent:
                 self.events.append(json.loads(raw))
 
     def wait_for_event(self, name: str, timeout_s: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            found = [e for e in list(self.events) if e.get("event") == name]
-            if found:
-                return found[0]
-            time.sleep(0.05)
-        raise AssertionError(f"no {name} event: {self.events}")
+        def found() -> dict[str, Any] | None:
+            assert self.proc.poll() is None, f"the agent exited before a {name} event: {self.events}"
+            return next((e for e in list(self.events) if e.get("event") == name), None)
+
+        return wait_until(f"a {name} event", found, timeout_s, every_s=0.05)
 
     def scrape_until(self, expected: dict[tuple[str, str], float], timeout_s: float = 60) -> dict[tuple[str, str], float]:
         """Scrape until every expected sample has its value (the read counter moves a moment
         before the missing-field counters of the same batch), or the deadline; the last scrape."""
-        deadline = time.monotonic() + timeout_s
-        samples = _scrape(f"{self.url}/metrics")
-        while any(samples.get(k) != v for k, v in expected.items()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            samples = _scrape(f"{self.url}/metrics")
-        return samples
+        return poll(lambda: _scrape(f"{self.url}/metrics"),
+                    lambda samples: all(samples.get(k) == v for k, v in expected.items()), timeout_s)  # fmt: skip
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,12 +10,8 @@ from pathlib import Path
 import pytest
 from shiphelp import LOGPIPE, record, write_records
 
-
-def closed_port() -> int:
-    """A local port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.net import free_port
+from tests.support.process import Lines
 
 
 @pytest.mark.parametrize("scheme", ["loki://127.0.0.1:{port}", "kafka://127.0.0.1:{port}/logs"])
@@ -24,18 +19,20 @@ def test_sigterm_while_a_sink_is_down(tmp_path: Path, scheme: str) -> None:
     """The agent keeps its position while the sink is unreachable, and SIGTERM ends it without committing."""
     log, archive = tmp_path / "app.log", tmp_path / "a"
     write_records(log, (record(i) for i in range(200)))
-    target = scheme.format(port=closed_port())
+    target = scheme.format(port=free_port())  # nothing listens there
     agent = subprocess.Popen(
         [*LOGPIPE, "ship", str(log), "--archive", str(archive), "--to", target, "--flush-interval", "0.2",
          "--no-progress"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    time.sleep(4)
+    assert agent.stderr is not None
+    stderr = Lines(agent.stderr)
+    stderr.wait_for("retrying")  # it read the lines and the sink refused them
     assert agent.poll() is None, "an unreachable sink must make the agent wait, not exit"
     started = time.monotonic()
     agent.send_signal(signal.SIGTERM)
     code = agent.wait(timeout=60)
-    err = agent.stderr.read().decode() if agent.stderr else ""
+    err = stderr.close()
     assert time.monotonic() - started < 30
     assert code == 1 and "will be read again" in err and "Traceback" not in err
     assert not (archive / "state" / "checkpoints.json").exists()

@@ -1,4 +1,4 @@
-"""A generated application log whose every record the explore tests know, and how to ship it.
+"""A generated application log whose every record the explore and ui tests know, and how to ship it.
 
 python-json-logger shape: several services, requests of 1-4 lines (some with status and
 duration), warnings and errors with stack traces, a nested `ctx` object and a `region` field
@@ -8,16 +8,15 @@ duration), warnings and errors with stack traces, a nested `ctx` object and a `r
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import random
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import run_cli
+
 SERVICES = ("shop", "auth", "search")
 PATHS = ("/api/users/{n}", "/api/orders/{n}", "/api/search", "/health")
 LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR")
@@ -66,9 +65,8 @@ def write_log(path: Path, objects: list[dict[str, Any]]) -> None:
             f.write(json.dumps(obj) + "\n")
 
 
-def logpipe(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "COLUMNS": "80", **(env or {})})  # fmt: skip
+# The explore and ui tests read tables drawn 80 columns wide.
+logpipe = functools.partial(run_cli, columns=80)
 
 
 def ts_of(obj: dict[str, Any]) -> datetime:

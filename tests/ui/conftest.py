@@ -8,20 +8,13 @@ refused here) and a fresh profile.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explore"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "es"))
-
-from eshelp import elasticsearch, engine, opensearch  # noqa: F401
-from exdata import generate
 from uihelp import CHROMIUM, CHROMIUM_FLAGS, Served, ship
+
+from tests.support.exdata import generate
 
 UI_LINES = 3000
 

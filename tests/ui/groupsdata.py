@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eshelp import count, make_prefix, target, wipe
-from exdata import logpipe
 from uihelp import ROOT, Served, duck
+
+from tests.support.engines import count, make_prefix, target, wipe
+from tests.support.exdata import logpipe
 
 LINES = 5000
 HOURS = 3
@@ -67,7 +68,7 @@ def groups_server(groups_data: dict[str, Any], serve: Callable[..., Served]) -> 
 @pytest.fixture(scope="session")
 def groups_es(groups_data: dict[str, Any], engine: tuple[str, str], serve: Callable[..., Served],
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """The same log in an engine (OpenSearch, then Elasticsearch: eshelp's `engine`) and in an
+    """The same log in an engine (OpenSearch, then Elasticsearch: tests/support/services.py's `engine`) and in an
     archive, from one `ship --once --archive A --to es://…`."""
     name, url = engine
     prefix = make_prefix(f"ui-groups-{name}")

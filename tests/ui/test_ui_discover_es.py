@@ -8,19 +8,15 @@ empty, or the comparison would prove nothing). Filters with terms the engine can
 
 from __future__ import annotations
 
-import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "es"))
-
-from eshelp import count, make_prefix, target, wipe
-from exdata import generate, logpipe, write_log
 from uihelp import Served, duck, rendered
+
+from tests.support.engines import count, make_prefix, target, wipe
+from tests.support.exdata import generate, logpipe, write_log
 
 pytestmark = pytest.mark.slow
 LINES = 2500

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exdata import logpipe, write_log
 from uihelp import Served, duck, rendered, ship
+
+from tests.support.exdata import logpipe, write_log
 
 HOUR_MS = 3_600_000
 NEWEST = datetime(2026, 10, 3, 18, 42, 17, 123456, tzinfo=UTC)

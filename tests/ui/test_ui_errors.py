@@ -247,7 +247,7 @@ def test_the_page_on_the_engine(groups_es: dict[str, Any], page: Any) -> None:
 
 def test_the_same_groups_as_the_cli(groups_server: Served, groups_data: dict[str, Any]) -> None:
     """The view is `logpipe query errors` (the CLI's JSON, same window), plus trends."""
-    from exdata import logpipe
+    from tests.support.exdata import logpipe
 
     since, until = middle_window(groups_data["archive"])
     result = logpipe("query", "errors", "--since", iso(since), "--until", iso(until), "--format", "json",

@@ -186,7 +186,7 @@ def test_the_engine_gives_the_archives_patterns(groups_es: dict[str, Any], page:
 
 def test_the_same_patterns_as_the_cli(groups_server: Served, groups_data: dict[str, Any]) -> None:
     """The view is `logpipe patterns` (the CLI's JSON, same window, filter and buckets)."""
-    from exdata import logpipe
+    from tests.support.exdata import logpipe
 
     since, until = middle_window(groups_data["archive"])
     result = logpipe("patterns", "--since", iso(since), "--until", iso(until), "--where", "level>=INFO", "--limit", "0",

@@ -159,11 +159,12 @@ def iso(ts: datetime) -> str:
 def shipped_to_engine(name: str, engine: tuple[str, str], serve: Callable[..., Served],
                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
     """The generated traffic in one real engine (`engine` = (name, URL), the `engine` fixture of
-    tests/es/eshelp.py: OpenSearch, Elasticsearch) and in an archive, from one `ship --once
+    tests/support/services.py: OpenSearch, Elasticsearch) and in an archive, from one `ship --once
     --archive A --to es://…`, each served by `logpipe ui`; the test's indices are deleted afterwards."""
-    from eshelp import count, make_prefix, target, wipe
-    from exdata import logpipe, write_log
     from uihelp import duck
+
+    from tests.support.engines import count, make_prefix, target, wipe
+    from tests.support.exdata import logpipe, write_log
 
     kind, url = engine
     prefix = make_prefix(f"ui-{name}-{kind}")

@@ -6,16 +6,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explore"))
+from tests.support.cli import LOGPIPE, ROOT
+from tests.support.exdata import logpipe, write_log
 
-from exdata import logpipe, write_log
-
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("LOGPIPE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,7 +25,7 @@ class Served:
     """One `logpipe ui` process and the URL it printed."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        cmd = [sys.executable, "-m", "logpipe", "ui", "--bind", "127.0.0.1:0", *args]
+        cmd = [*LOGPIPE, "ui", "--bind", "127.0.0.1:0", *args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True,
                                      env={**os.environ, **(env or {})})  # fmt: skip
         self.url = self._wait_for_url()

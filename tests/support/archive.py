@@ -1,0 +1,46 @@
+"""Reading an archive independently of logpipe: its Parquet files with DuckDB, its state as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def archive_rows(archive: Path, columns: Sequence[str] = ("*",), table: str = "logs") -> list[dict[str, Any]]:
+    """Every row of `table`, read from the finished Parquet parts directly (not through logpipe's views)."""
+    import duckdb
+
+    pattern = str(archive / table / "**" / "*.parquet")
+    files = [p for p in archive.glob(f"{table}/**/*.parquet") if not p.name.startswith(".tmp-")]
+    if not files:
+        return []
+    con = duckdb.connect()
+    select = ", ".join(c if c == "*" else '"' + c + '"' for c in columns)
+    cur = con.execute(
+        f"SELECT {select} FROM read_parquet($1, hive_partitioning = true, union_by_name = true)",
+        [pattern],
+    )
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def archived_seqs(archive: Path, *, numbered_only: bool = False) -> list[int]:
+    """The `seq` of every archived record (from attrs), duplicates included.
+
+    A record without one is an error, unless `numbered_only` (files that also hold other lines).
+    """
+    attrs = (json.loads(r["attrs"]) for r in archive_rows(archive, ["attrs"]))
+    return sorted(a["seq"] for a in attrs if not numbered_only or "seq" in a)
+
+
+def checkpoints(archive: Path) -> dict[str, dict[str, Any]]:
+    """The agent's committed checkpoint entries by source id (empty before the first commit)."""
+    path = archive / "state" / "checkpoints.json"
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    sources: dict[str, dict[str, Any]] = doc.get("sources", {})
+    return sources
