@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -26,6 +25,8 @@ from logpipe.schema import record_schema
 from logpipe.sinks.elasticsearch.encode import document_of, encode, index_of, template_body
 from logpipe.sinks.elasticsearch.sink import EsSink, chunks, sort_items
 from logpipe.sinks.retry import backoff_s
+from tests.support.net import free_port
+from tests.support.wait import wait_until
 
 # --- settings and secrets ---------------------------------------------------------------------
 
@@ -165,12 +166,6 @@ def test_chunks_and_backoff() -> None:
     assert max(waits[:2]) < 0.5 and min(waits[-3:]) >= 2.5
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_engine_that_is_down_holds_the_flush_and_reports_the_backlog() -> None:
     """Nothing listens on the port (a real refused connection): flush keeps the items, reports
     them in buffered_bytes while it retries, and gives up with TransientError after retry_for."""
@@ -193,7 +188,7 @@ def test_an_engine_that_is_down_holds_the_flush_and_reports_the_backlog() -> Non
 
     worker = threading.Thread(target=flush)
     worker.start()
-    time.sleep(0.5)
+    wait_until("the flush to take the batch", sink.in_flight_bytes, timeout_s=10, every_s=0.01)
     seen.append(sink.in_flight_bytes())
     sink.send(Batch("src", "app.log", 30, 60, table, (), 0))  # the pipeline may buffer one more round
     buffered = sink.buffered_bytes()
@@ -215,7 +210,8 @@ def test_interrupt_ends_a_flush_stuck_on_an_engine_that_is_down() -> None:
     errors: list[BaseException] = []
     worker = threading.Thread(target=lambda: _capture(sink.flush, errors))
     worker.start()
-    time.sleep(1.0)
+    wait_until("the flush to take the batch", sink.in_flight_bytes, timeout_s=10, every_s=0.01)
+    time.sleep(1.0)  # the point: a second of refused connections later, it is still retrying
     assert worker.is_alive(), "with retry_for=300 the flush must still be retrying"
     started = time.monotonic()
     sink.interrupt()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from loki_double import decode_protobuf
 
 from logpipe.errors import UsageError
 from logpipe.sinks.loki.config import parse_loki_target, safe_url
 from logpipe.sinks.loki.encode import Stream, encode_protobuf, level_label, refused_rows, varint
+from tests.support.loki_double import decode_protobuf
 
 
 class TestConfig:
