@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pytest
 import typer.main
 
 from logpipe.cli.app import _register, app
+from tests.support.cli import ROOT
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def _command(path: list[str]) -> object:
@@ -42,15 +43,51 @@ def test_every_format_is_documented() -> None:
         assert f"`{name}`" in README, name
 
 
-def test_every_dead_letter_reason_is_documented() -> None:
-    """Each reason a line can be rejected for is listed in the README."""
-    import re
+def code_reasons() -> set[str]:
+    """Every dead-letter reason the code can write, read from its source: the Rust normaliser's
+    `reason: "..."` (its tests excluded) and Python's `Reject(offset, "...", ...)` and
+    `DEAD_LETTER_REASON = "..."` (any name with "reason" in it). Comments and docstrings name reasons too: they do not count."""
+    reasons: set[str] = set()
+    for path in sorted((ROOT / "native" / "src").glob("*.rs")):
+        code = path.read_text(encoding="utf-8").split("#[cfg(test)]", 1)[0]
+        reasons.update(re.findall(r'\breason:\s*"([a-z_0-9]+)"', code))
+    for path in sorted((ROOT / "logpipe").rglob("*.py")):
+        code = path.read_text(encoding="utf-8")
+        reasons.update(re.findall(r'\bReject\(\s*[^,()]+(?:\([^()]*\))?,\s*"([a-z_0-9]+)"', code))
+        reasons.update(re.findall(r'^\s*\w*(?i:reason)\w*(?::[^=\n]+)?=\s*"([a-z_0-9]+)"', code, re.MULTILINE))
+    return reasons
 
-    source = "".join(
-        (Path(__file__).resolve().parents[2] / "logpipe" / rel).read_text(encoding="utf-8")
-        for rel in ("parse/normalise.py", "parse/framing.py", "parse/wrappers.py")
-    )
-    reasons = set(re.findall(r'"(invalid_\w+|non_finite_number|not_an_object|too_deep|line_too_long)"', source))
-    assert reasons
-    for reason in reasons:
-        assert f"`{reason}`" in README, reason
+
+# One line for each way the parser rejects input, and the format it is read as.
+BAD_LINES = [
+    (b"not json\n", "python-json-logger"),
+    (b'{"a": NaN}\n', "python-json-logger"),
+    (b"[1, 2]\n", "python-json-logger"),
+    (b'{"a": ' * 1100 + b"1" + b"}" * 1100 + b"\n", "python-json-logger"),
+    (b'{"a": "' + b"x" * (1 << 20) + b'"}\n', "python-json-logger"),
+    (b'{"a": "\xff"}\n', "python-json-logger"),
+    (b'{"log": 5}\n', "docker"),
+]
+
+
+def emitted_reasons() -> set[str]:
+    """The reasons the real parser gives the lines above."""
+    from parse_support import run
+
+    return {reject.reason for data, fmt in BAD_LINES for reject in run(data, fmt).rejects}
+
+
+def test_the_reason_scan_sees_what_the_parser_emits() -> None:
+    """The scan of the source finds every reason the running parser gives (the Rust ones
+    included), and one for each bad line: a scan that missed the normaliser would fail here."""
+    emitted = emitted_reasons()
+    assert len(emitted) == len(BAD_LINES), emitted
+    assert emitted <= code_reasons(), emitted - code_reasons()
+
+
+def test_every_dead_letter_reason_is_documented() -> None:
+    """Each reason the code can write a dead letter with is named in the README."""
+    reasons = code_reasons()
+    assert {"invalid_json", "too_deep", "invalid_envelope", "engine_rejected"} <= reasons, reasons
+    missing = sorted(r for r in reasons if f"`{r}`" not in README)
+    assert not missing, f"dead-letter reasons the README does not name: {missing}"
