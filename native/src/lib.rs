@@ -216,6 +216,10 @@ impl Buffer {
 
 #[pymethods]
 impl Buffer {
+    /// The buffer protocol: Arrow wraps this memory without copying it.
+    ///
+    /// # Safety
+    /// Called by Python only, with `view` pointing at a Py_buffer for this method to fill.
     unsafe fn __getbuffer__(
         slf: Bound<'_, Self>,
         view: *mut pyo3::ffi::Py_buffer,
