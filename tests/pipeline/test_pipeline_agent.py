@@ -11,16 +11,11 @@ import pytest
 
 from logpipe.config.flags import ShipFlags
 from logpipe.ship import Agent, run_ship
+from tests.support.net import free_port
 
 
 def write_log(path: Path, lines: int) -> None:
     path.write_text("".join(json.dumps({"level": "WARNING", "message": f"m{i}"}) + "\n" for i in range(lines)))
-
-
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_run_ship_prints_nothing_and_returns_the_counts(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
@@ -42,7 +37,7 @@ def test_a_failure_while_building_closes_what_was_opened(tmp_path: Path, monkeyp
         raise RuntimeError("no such sink")
 
     write_log(tmp_path / "app.log", 1)
-    port = unused_port()
+    port = free_port()
     loaded = ShipFlags(paths=[str(tmp_path / "app.log")], archive=tmp_path / "archive",
                        metrics_addr=f"127.0.0.1:{port}").to_config()  # fmt: skip
     monkeypatch.setattr(logpipe.sinks.targets, "sinks_for_config", broken)

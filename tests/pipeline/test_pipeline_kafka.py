@@ -6,44 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from logpipe.model import Batch, FlushResult
 from logpipe.pipeline import Pipeline, PipelineOptions
 from logpipe.sources.kafka import KafkaSource
+from tests.support import wait
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 120.0
 RECORDS = 3000
 
 
-@pytest.fixture(scope="module")
-def kafka() -> Iterator[str]:
-    """The running test broker (scripts/services up kafka); its bootstrap address."""
-    bootstrap = os.environ.get("LOGPIPE_TEST_KAFKA", "127.0.0.1:19092")
-    host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5):
-        pass
-    yield bootstrap
-
-
-def wait_until(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def wait_until(what: str, check: Callable[[], object]) -> None:
+    wait.wait_until(what, check, timeout_s=WAIT_S, every_s=0.05)
 
 
 def create_topic(bootstrap: str, partitions: int) -> str:
