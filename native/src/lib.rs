@@ -158,7 +158,7 @@ fn read_i64s(bytes: &[u8], what: &str) -> PyResult<Vec<i64>> {
 
 /// The byte range of each line in a buffer of `len` bytes, from n+1 cuts: the cuts must start
 /// at or after 0, never go back, and end within the buffer, checked here before any slicing.
-fn line_ranges(cuts: &[i64], len: usize) -> Option<Vec<std::ops::Range<usize>>> {
+fn line_ranges(cuts: &[i64], len: usize) -> Option<Vec<Range<usize>>> {
     let ends: Vec<usize> = cuts.iter().map(|&c| usize::try_from(c).ok()).collect::<Option<_>>()?;
     if ends.last().is_some_and(|&end| end > len) || ends.windows(2).any(|w| w[0] > w[1]) {
         return None;
@@ -474,8 +474,9 @@ impl Rows {
             return Ok(None);
         }
         let width = if *wide { 8 } else { 4 };
-        let span =
-            first.checked_add(*rows + 1).and_then(|end| Some(first.checked_mul(width)?..end.checked_mul(width)?));
+        // Offsets first..=first + rows, in bytes (numbers from Python: no step may overflow).
+        let end = rows.checked_add(1).and_then(|n| first.checked_add(n));
+        let span = end.and_then(|end| Some(first.checked_mul(width)?..end.checked_mul(width)?));
         let offsets = Bytes::get_part(offsets, |len| {
             span.filter(|s| s.end <= len).ok_or_else(|| PyValueError::new_err("offsets too short"))
         })?;

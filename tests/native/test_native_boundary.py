@@ -204,8 +204,9 @@ class TestTextBloom:
     def test_rows_past_the_offsets_are_refused(self) -> None:
         array = pa.array(["abc", "defg"], pa.string())
         _, offsets, data = array.buffers()
-        with pytest.raises(ValueError, match="offsets too short"):
-            _native.text_bloom([(offsets, data, 1, 2, False)])
+        for first, rows in ((1, 2), (0, 2**64 - 1), (2**63, 1)):  # the last two overflow unless checked
+            with pytest.raises(ValueError, match="offsets too short"):
+                _native.text_bloom([(offsets, data, first, rows, False)])
         short = pa.py_buffer(data.to_pybytes()[:5])
         with pytest.raises(ValueError, match="offsets past the data"):
             _native.text_bloom([(offsets, short, 0, 2, False)])
