@@ -156,12 +156,8 @@ def test_broker_restart_during_follow(tmp_path: Path, kafka: str, topic_factory:
         assert agent.poll() is None, "the agent must wait for the broker, not die"
         services("up", "kafka")
         write_records(log, (record(i) for i in range(3000, 3500)))
-        deadline = time.monotonic() + 120
-        seqs: set[int] = set()
-        while time.monotonic() < deadline:
-            seqs = {json.loads(json.loads(m.value)["attrs"])["seq"] for m in read_topic(kafka, topic, idle_ms=1500)}
-            if len(seqs) >= 3500:
-                break
+        seqs = poll(lambda: {json.loads(json.loads(m.value)["attrs"])["seq"] for m in read_topic(kafka, topic, idle_ms=1500)},
+                    lambda seqs: len(seqs) >= 3500, 120, every_s=0)  # fmt: skip
     finally:
         agent.send_signal(signal.SIGTERM)
         code = agent.wait(timeout=120)

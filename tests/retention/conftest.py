@@ -3,4 +3,4 @@ that, since every test folder has a conftest.py and only one module can be named
 
 from __future__ import annotations
 
-from retentionhelp import archive_policy, loki, prefix  # noqa: F401
+from retentionhelp import archive_policy, loki, prefix, shipped_100_days  # noqa: F401

@@ -9,6 +9,7 @@ same data is young or old depending on the day the test pretends it is.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -91,10 +92,17 @@ def partitions(archive: Path) -> set[tuple[str, str]]:
     return out
 
 
+@pytest.fixture(scope="session")
+def shipped_100_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One archive of 100 days of every level, shipped once; tests take copies of it."""
+    return build_archive(tmp_path_factory.mktemp("retention"), 100)
+
+
 @pytest.fixture
-def archive_policy(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """(archive with 100 days of every level, a policy enforcing the defaults on it)."""
-    archive = build_archive(tmp_path, 100)
+def archive_policy(tmp_path: Path, shipped_100_days: Path) -> Iterator[tuple[Path, Path]]:
+    """(a copy of the archive with 100 days of every level, a policy enforcing the defaults on it)."""
+    archive = tmp_path / "archive"
+    shutil.copytree(shipped_100_days, archive, symlinks=True)
     policy = write_policy(tmp_path / "policy.yaml", {
         "version": 1, "enforce": ["archive"], "archive": {"path": str(archive)},
         "audit": {"path": str(tmp_path / "audit.jsonl")},
