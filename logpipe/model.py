@@ -9,6 +9,7 @@ a stage, so sources, parse and sinks depend on this module and never on each oth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,8 +31,8 @@ class RawBatch:
     """Complete lines read from one source, `data` spans source bytes [start, end).
 
     `end` is where the source resumes after this batch is delivered. `unterminated` says the
-    last line had no newline and was taken anyway (end of input in `--once` mode). `spec` is
-    the index of the configured source (`sources[i]`) whose globs found the file: it decides the
+    last line had no newline and was taken anyway (end of input in `--once` mode). `source_index`
+    is the index of the configured source (`sources[i]`) whose globs found the file: it decides the
     labels and field names the records get.
     """
 
@@ -44,7 +45,7 @@ class RawBatch:
     format_name: str
     unterminated: bool = False
     oversized: tuple[OversizedLine, ...] = field(default=())
-    spec: int = 0
+    source_index: int = 0
 
     @property
     def size(self) -> int:
@@ -122,3 +123,34 @@ class Position:
     path: str = ""
     dev: int = 0
     ino: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Records of a batch that gave a canonical field no usable value, so a default stood in."""
+
+    ts: int = 0  # no timestamp that parses (nor a container wrapper's): the reading time was used
+    level: int = 0  # no level that names one: INFO was assumed
+    message: int = 0
+    unmatched: int = 0  # neither a timestamp nor a level: the profile matched nothing of the record
+
+    def by_field(self) -> dict[str, int]:
+        """The counts by canonical field name (`MISSING_FIELDS` in logpipe.parse.normalise)."""
+        return {"ts": self.ts, "level": self.level, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedFormat:
+    """A file's format as parse decided it (named, or detected from its first lines), for the file
+    source: the profile's name, and where a batch may end (`final_line`: False for a line inside
+    a container wrapper's group of partial lines; None when every line ends one)."""
+
+    name: str
+    final_line: Callable[[bytes], bool] | None = None
+
+
+# How the file source learns a file's format without importing parse: the wiring passes
+# `logpipe.parse.detect.resolve_format`. Called with the source's `--format` override (None or
+# "auto": detect) and a function that reads up to that many of the file's first bytes (called only
+# to detect).
+FormatDetector = Callable[[str | None, Callable[[int], bytes]], ResolvedFormat]

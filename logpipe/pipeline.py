@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 from logpipe.failpoints import pause
 from logpipe.model import Batch, Position, RawBatch
-from logpipe.parse.profiles import PROFILES, Profile
+from logpipe.parse.profiles import PROFILES, FieldOverrides, Profile
 from logpipe.sinks.base import Sink, Sinks
 from logpipe.sources.base import Source
 from logpipe.sources.files import SourceSpec
@@ -43,7 +43,7 @@ from logpipe.stats import PipelineStats
 if TYPE_CHECKING:
     from logpipe._native import Normaliser
     from logpipe.enrich.context import RequestContext
-    from logpipe.parse.normalise import Missing
+    from logpipe.model import Missing
 
 __all__ = ["FLUSH_BYTES", "Pipeline", "PipelineOptions", "Reconfiguration", "ShipOptions", "SourceSpec",
            "Transformer", "ignore_reloads"]  # fmt: skip
@@ -101,22 +101,22 @@ class Transformer:
         self._sources = list(sources)
         self._normalisers.clear()
 
-    def _normaliser(self, spec: int, profile: Profile) -> Normaliser:
+    def _normaliser(self, source_index: int, profile: Profile) -> Normaliser:
         from logpipe.parse.normalise import compile_profile
 
-        key = (spec, profile.name)
+        key = (source_index, profile.name)
         if key not in self._normalisers:
-            source = self._sources[spec]
+            source = self._sources[source_index]
             labels = {"host": self._host, **source.labels}
-            self._normalisers[key] = compile_profile(source.fields.apply(profile), labels)
+            self._normalisers[key] = compile_profile(FieldOverrides(source.fields).apply(profile), labels)
         return self._normalisers[key]
 
     def __call__(self, raw: RawBatch) -> Batch:
         return self.counted(raw)[0]
 
-    def format_forced(self, spec: int) -> bool:
+    def format_forced(self, source_index: int) -> bool:
         """Was the format of this source's files named (`--format`), rather than detected?"""
-        return self._sources[spec].format_name not in (None, "auto")
+        return self._sources[source_index].format_name not in (None, "auto")
 
     def counted(self, raw: RawBatch) -> tuple[Batch, Missing]:
         """The Batch, and how many of its records had no usable ts/level/message."""
@@ -132,7 +132,7 @@ class Transformer:
             unwrapped = unwrap(framed, profile.wrapper)
             framed, fallback_ts = unwrapped.framed, unwrapped.fallback_ts
         ctx = BatchContext(raw.path, raw.source_id[:16], raw.read_time_us, unterminated)
-        records, rejects, missing = normalise(framed, self._normaliser(raw.spec, profile), ctx, self.context, fallback_ts)
+        records, rejects, missing = normalise(framed, self._normaliser(raw.source_index, profile), ctx, self.context, fallback_ts)
         return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(rejects), raw.read_time_us), missing
 
     def close(self) -> None:
@@ -242,7 +242,7 @@ class Pipeline:
 
     def _count_missing(self, raw: RawBatch, batch: Batch, missing: Missing) -> None:
         assert self.transform is not None
-        tally = self.stats.count_missing(raw.source_id, raw.path, raw.format_name, self.transform.format_forced(raw.spec),
+        tally = self.stats.count_missing(raw.source_id, raw.path, raw.format_name, self.transform.format_forced(raw.source_index),
                                          batch.records.num_rows, missing)  # fmt: skip
         if tally.matched_nothing and self.source.until == "follow" and raw.source_id not in self._format_warned:
             # A tailing agent prints no summary: say it once per file in its log.

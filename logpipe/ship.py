@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from logpipe.archive.layout import default_state_dir
 from logpipe.checkpoints import CheckpointStore
-from logpipe.parse.profiles import FieldOverrides
 from logpipe.pipeline import Pipeline, PipelineOptions, Reconfiguration, SourceSpec, Transformer
 from logpipe.sources.files import FileSource
 from logpipe.sources.stdin import StdinSource, uses_stdin
@@ -65,8 +64,8 @@ class Agent:
         config_file: Path | None = None,
         on_progress: Callable[[PipelineStats], None] | None = None,
     ) -> Agent:
+        from logpipe.parse.detect import resolve_format
         from logpipe.sinks.archive import ArchiveSink
-        from logpipe.sinks.targets import sinks_for_config
 
         config = loaded.config
         archive, state = archive_and_state(config)
@@ -81,11 +80,12 @@ class Agent:
             # A run that ends soon compacts once at its end instead of while writing.
             archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=until == "follow")
             stack.callback(archive_sink.close)
-            sinks = sinks_for_config(archive_sink, config)
+            sinks = sinks_of(archive_sink, config)
             reloader = ConfigReloader(config_file, loaded, archive_sink, sinks) if config_file is not None else None
             stack.callback(lambda: (reloader.sinks if reloader is not None else sinks).close())  # those in use by then
-            source = (StdinSource(specs, checkpoints, state / "spool") if uses_stdin(specs)
-                      else FileSource(specs, checkpoints, until=until))  # fmt: skip
+            # The file source decides each file's format with parse's detector, passed in here.
+            source = (StdinSource(specs, checkpoints, state / "spool", detect_format=resolve_format) if uses_stdin(specs)
+                      else FileSource(specs, checkpoints, until=until, detect_format=resolve_format))  # fmt: skip
             progress = monitor.progress_hook(on_progress) if monitor is not None else on_progress
             pipeline = Pipeline(source, sinks.members, transform=Transformer(source.specs),
                                 options=PipelineOptions(flush_interval_s=config.flush_interval,
@@ -164,10 +164,18 @@ def source_specs(config: AgentConfig) -> list[SourceSpec]:
             patterns=source.paths,
             format_name=None if source.format == "auto" else source.format,
             labels={**config.labels, **source.labels},
-            fields=FieldOverrides({name: _json_paths(paths) for name, paths in source.fields.items()}),
+            fields={name: _json_paths(paths) for name, paths in source.fields.items()},
         )
         for source in config.sources
     ]
+
+
+def sinks_of(archive: ArchiveSink, config: AgentConfig) -> SinkSet:
+    """The configured sinks and the archive, in flush order (the config is read here: the sinks
+    never import it)."""
+    from logpipe.sinks.targets import sinks_for_config
+
+    return sinks_for_config(archive, config.sinks, archive_min_level=config.archive.min_level if config.archive.enabled else None)
 
 
 def _json_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
@@ -192,13 +200,12 @@ class ConfigReloader:
     def __call__(self) -> Reconfiguration | None:
         from logpipe.config.load import load_file
         from logpipe.errors import LogpipeError
-        from logpipe.sinks.targets import sinks_for_config
 
         try:
             loaded = load_file(self.path)
             if archive_and_state(loaded.config) != archive_and_state(self.loaded.config):
                 raise LogpipeError("archive.path and state_dir cannot change while running; restart logpipe")
-            sinks = sinks_for_config(self.archive, loaded.config)
+            sinks = sinks_of(self.archive, loaded.config)
         except LogpipeError as exc:
             log.error("config %s not reloaded, still running on the previous one: %s", self.path, exc)
             return None

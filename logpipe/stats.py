@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from logpipe.parse.normalise import Missing
+    from logpipe.model import Missing
 
 
 @dataclass

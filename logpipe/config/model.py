@@ -52,7 +52,7 @@ def setting(
 def _sink_url(url: str) -> str | None:
     """A sink URL the sinks can use, or the reason it is not (parsed now, not at the first flush)."""
     from logpipe.errors import UsageError
-    from logpipe.sinks.targets import parse_sink_url
+    from logpipe.sinks.registry import parse_sink_url
 
     try:
         parse_sink_url(url)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import orjson
 
+from logpipe.model import ResolvedFormat
 from logpipe.parse.profiles import PROFILES, PYTHON_JSON, Profile
 
 _CRI: Final = re.compile(rb"^\d{4}-\d{2}-\d{2}T\S+ (?:stdout|stderr) [PF](?::\S+)?(?: |$)")
@@ -63,3 +65,17 @@ def sample_lines(head: bytes, limit: int = 32) -> list[bytes]:
     if not head.endswith(b"\n"):
         lines = lines[:-1]
     return lines[:limit]
+
+
+HEAD_BYTES: Final = 64 << 10  # how much of a file's start detection samples
+
+
+def resolve_format(override: str | None, head: Callable[[int], bytes]) -> ResolvedFormat:
+    """A file's format for the file source (its `FormatDetector`): the profile `--format` names,
+    else the one its first bytes (`head(HEAD_BYTES)`, read only then) look like; with the wrapper's rule
+    for where a batch may end."""
+    from logpipe.parse.wrappers import is_final_line
+
+    profile = PROFILES[override] if override and override != "auto" else detect(sample_lines(head(HEAD_BYTES)))
+    final_line = None if profile.wrapper is None else functools.partial(is_final_line, profile.wrapper)
+    return ResolvedFormat(profile.name, final_line)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from logpipe.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
 from logpipe.model import RawBatch, Reject
-from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     import pyarrow as pa

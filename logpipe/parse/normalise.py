@@ -38,9 +38,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
-from logpipe.model import Reject
+from logpipe.limits import DEAD_LETTER_HEAD_BYTES
+from logpipe.model import Missing, Reject
 from logpipe.parse.framing import Framed
-from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
 from logpipe.parse.profiles import FIELDS, Profile
 from logpipe.schema import LEVELS
 
@@ -82,20 +82,6 @@ class BatchContext:
     source_key: str
     read_time_us: int
     unterminated_offset: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Missing:
-    """Records of a batch that gave a canonical field no usable value, so a default stood in."""
-
-    ts: int = 0  # no timestamp that parses (nor a container wrapper's): the reading time was used
-    level: int = 0  # no level that names one: INFO was assumed
-    message: int = 0
-    unmatched: int = 0  # neither a timestamp nor a level: the profile matched nothing of the record
-
-    def by_field(self) -> dict[str, int]:
-        """The counts by canonical field name (`MISSING_FIELDS`)."""
-        return {"ts": self.ts, "level": self.level, "message": self.message}
 
 
 MISSING_FIELDS: Final = ("ts", "level", "message")

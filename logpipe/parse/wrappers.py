@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from logpipe.limits import DEAD_LETTER_HEAD_BYTES
 from logpipe.model import Reject
 from logpipe.parse.framing import Framed
-from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
 
 if TYPE_CHECKING:
     import pyarrow as pa

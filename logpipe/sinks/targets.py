@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from logpipe.errors import UsageError
 from logpipe.sinks.base import Sink
 from logpipe.sinks.registry import open_sink, parse_sink_url
 
 if TYPE_CHECKING:
-    from logpipe.config.model import AgentConfig
     from logpipe.secrets import SinkSettings
     from logpipe.sinks.archive.sink import ArchiveSink
 
@@ -65,22 +64,34 @@ class SinkSet:
         self.archive.close()
 
 
-def sinks_for_config(archive: ArchiveSink, config: AgentConfig) -> SinkSet:
-    """The configured engines and the archive, each behind its name and its level route."""
+class SinkEntry(Protocol):
+    """One configured sink (the config's `sinks:` entries; the sinks never import the config)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def min_level(self) -> str: ...
+
+
+def sinks_for_config(archive: ArchiveSink, entries: Sequence[SinkEntry], *, archive_min_level: str | None) -> SinkSet:
+    """The configured sinks and the archive, each behind its name and its level route;
+    `archive_min_level` None: the archive is disabled and keeps only dead letters."""
     from logpipe.sinks.archive.sink import DeadLettersOnly
     from logpipe.sinks.routing import Routed
 
-    engines: list[Sink] = []
+    sinks: list[Sink] = []
     try:
-        for sink in config.sinks:
-            engines.append(Routed(sink_for(parse_sink_url(sink.url), archive), sink.name, sink.min_level))
+        for entry in entries:
+            sinks.append(Routed(sink_for(parse_sink_url(entry.url), archive), entry.name, entry.min_level))
     except BaseException:
-        for engine in engines:
-            engine.close()
+        for sink in sinks:
+            sink.close()
         raise
-    if config.archive.enabled:
-        return SinkSet(engines, Routed(archive, archive.name, config.archive.min_level))
-    return SinkSet(engines, DeadLettersOnly(archive))
+    if archive_min_level is not None:
+        return SinkSet(sinks, Routed(archive, archive.name, archive_min_level))
+    return SinkSet(sinks, DeadLettersOnly(archive))
 
 
 def describe(sinks: Sequence[Sink]) -> list[str]:

@@ -15,21 +15,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from logpipe.model import Batch, Position, RawBatch
-
-if TYPE_CHECKING:
-    from logpipe.stats import PipelineStats
 
 Until = Literal["end", "follow"]
 Read = tuple[RawBatch | Batch, Position]
 
 
+class SourceGauges(Protocol):
+    """The counters a source publishes itself (the pipeline's PipelineStats has them): what only
+    the source knows, for the summary and the monitor. Sources never import the pipeline's stats."""
+
+    unit: str  # what the source reads: "lines" of files, Kafka "messages"
+    messages: int
+    bytes: int
+    rebalances: int
+    consumer_lag: dict[tuple[str, str], int]  # (topic, partition) -> messages
+    files_tracked: int | None
+    lag_bytes: dict[str, int]  # path -> size minus committed offset
+
+
 class Delivery(Protocol):
     """What a source may ask of the pipeline that reads it."""
 
-    stats: PipelineStats
+    @property
+    def stats(self) -> SourceGauges: ...
 
     @property
     def stopping(self) -> bool: ...
@@ -77,7 +88,7 @@ class Source(Protocol):
         """`until="end"`: everything is read (the pipeline ends once it is also delivered)."""
         ...
 
-    def publish(self, stats: PipelineStats) -> None:
+    def publish(self, stats: SourceGauges) -> None:
         """Put the source's gauges (lag, files tracked) into `stats` for the monitor (worker thread)."""
         ...
 

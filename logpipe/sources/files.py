@@ -66,14 +66,11 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from logpipe.checkpoints import Checkpoint, CheckpointStore
 from logpipe.errors import UsageError
 from logpipe.failpoints import pause
-from logpipe.model import OversizedLine, Position, RawBatch
-from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
-from logpipe.parse.profiles import FieldOverrides
-from logpipe.parse.wrappers import is_final_line
+from logpipe.limits import DEAD_LETTER_HEAD_BYTES, MAX_LINE_BYTES
+from logpipe.model import FormatDetector, OversizedLine, Position, RawBatch
 
 if TYPE_CHECKING:
-    from logpipe.sources.base import Delivery, Read, Until
-    from logpipe.stats import PipelineStats
+    from logpipe.sources.base import Delivery, Read, SourceGauges, Until
 
 log = logging.getLogger("logpipe.sources.files")
 _T = TypeVar("_T")
@@ -181,13 +178,13 @@ class TrackedFile:
     fingerprint: str
     size: int
     format_name: str = ""  # "" until decided (when first opened)
-    wrapper: str | None = None
+    final_line: Callable[[bytes], bool] | None = None  # None: every line may end a batch (no wrapper)
     carry: bytes = b""
     skipping: OversizedLine | None = None
     last_data: float = field(default_factory=time.monotonic)
     rotated: bool = False  # no longer at a globbed path: read to the end, then let go
     read_bytes: int = READ_BYTES
-    spec: int = 0  # which configured source found it (see Watch)
+    source_index: int = 0  # which configured source found it (see Watch)
     recheck: bool = False  # closed and rotated away: open it again to see what is left
 
     @property
@@ -235,13 +232,13 @@ class TrackedFile:
                 # End of input (until="end"): take the unterminated last line, flagged.
                 self.carry = b""
                 return RawBatch(self.source_id, self.path, start, self.read_pos, data, now_us,
-                                self.format_name, unterminated=True, spec=self.spec)  # fmt: skip
+                                self.format_name, unterminated=True, source_index=self.source_index)  # fmt: skip
             self.carry = data
             return None
         self.carry = data[cut:]
         # A view, not a copy: the batch is read once (framing copies the lines it keeps).
         return RawBatch(self.source_id, self.path, start, start + cut, memoryview(data)[:cut], now_us,
-                        self.format_name, spec=self.spec)  # fmt: skip
+                        self.format_name, source_index=self.source_index)  # fmt: skip
 
     def replaced(self) -> bool:
         """Was the file truncated or rewritten under us? (Shorter than read, or it no longer
@@ -263,11 +260,11 @@ class TrackedFile:
     def _cut(self, data: bytes) -> int:
         """Length of the prefix of `data` that ends a line (and a wrapper group, if any)."""
         end = data.rfind(b"\n") + 1
-        if self.wrapper is None or end == 0:
+        if self.final_line is None or end == 0:
             return end
         while end > 0:
             prev = data.rfind(b"\n", 0, end - 1) + 1
-            if is_final_line(self.wrapper, data[prev : end - 1]):
+            if self.final_line(data[prev : end - 1]):
                 return end
             end = prev
         # A group longer than one read: cut anyway rather than hold unbounded memory.
@@ -286,13 +283,13 @@ class TrackedFile:
             self.skipping = None
             done = OversizedLine(over.offset, over.length + len(chunk), over.head)
             return RawBatch(self.source_id, self.path, over.offset, self.read_pos, b"", now_us, self.format_name,
-                            oversized=(done,), spec=self.spec)  # fmt: skip
+                            oversized=(done,), source_index=self.source_index)  # fmt: skip
         end = self.read_pos - len(chunk) + newline + 1
         self.skipping = None
         self.carry = chunk[newline + 1 :]
         done = OversizedLine(over.offset, over.length + newline, over.head)
         return RawBatch(self.source_id, self.path, over.offset, end, b"", now_us, self.format_name,
-                        oversized=(done,), spec=self.spec)  # fmt: skip
+                        oversized=(done,), source_index=self.source_index)  # fmt: skip
 
     def close(self) -> None:
         if self.fh is not None:
@@ -349,19 +346,19 @@ class Discovered:
     dev: int
     ino: int
     size: int
-    spec: int = 0
+    source_index: int = 0
     mtime: float = 0.0
     globbed: bool = True  # matched a glob (else: a sibling or checkpoint path, at start-up)
 
 
-def discovered(path: str, spec: int, *, globbed: bool = True) -> Discovered | None:
+def discovered(path: str, source_index: int, *, globbed: bool = True) -> Discovered | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    return Discovered(path, st.st_dev, st.st_ino, st.st_size, spec, st.st_mtime, globbed)
+    return Discovered(path, st.st_dev, st.st_ino, st.st_size, source_index, st.st_mtime, globbed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +378,7 @@ def _literal(pattern: str) -> bool:
     return not glob.has_magic(pattern) or os.path.isfile(pattern)
 
 
-def spec_of(path: str, watches: Sequence[Watch]) -> int | None:
+def source_index_of(path: str, watches: Sequence[Watch]) -> int | None:
     """The first source whose globs match `path` (for a file found by name, not by globbing)."""
     for index, watch in enumerate(watches):
         if any(fnmatch.fnmatchcase(path, p) or p == path for p in watch.patterns):
@@ -422,11 +419,12 @@ class FileWatcher:
         checkpoints: CheckpointStore,
         *,
         until: Until,
+        detect_format: FormatDetector,
         read_bytes: int = READ_BYTES,
         max_open: int | None = None,
     ) -> None:
         self.watches = list(watches)
-        self._formats = [FormatResolver(w.format_name) for w in self.watches]
+        self.detect_format = detect_format
         self.checkpoints = checkpoints
         # "end": the input is complete (a one-off run, a spool): a file without a complete first line,
         # an unterminated last line and an unreadable file are dealt with now, not waited for.
@@ -463,28 +461,26 @@ class FileWatcher:
         """
         old, self.watches = self.watches, list(watches)
         kept: dict[int, int] = {}
-        self._formats = [FormatResolver(w.format_name) for w in self.watches]
         for tracked in self.tracked.values():
-            spec = spec_of(tracked.path, self.watches)
-            if spec is None:
-                if tracked.spec not in kept:
-                    kept[tracked.spec] = len(self.watches)
-                    self.watches.append(Watch((), old[tracked.spec].format_name))
-                    self._formats.append(FormatResolver(old[tracked.spec].format_name))
-                tracked.spec = kept[tracked.spec]
+            index = source_index_of(tracked.path, self.watches)
+            if index is None:
+                if tracked.source_index not in kept:
+                    kept[tracked.source_index] = len(self.watches)
+                    self.watches.append(Watch((), old[tracked.source_index].format_name))
+                tracked.source_index = kept[tracked.source_index]
                 continue
-            tracked.spec = spec
+            tracked.source_index = index
             tracked.format_name = ""  # decided again when next read
         self._next_discover = 0.0
         return list(kept)
 
     def _glob(self) -> list[Discovered]:
         seen: dict[tuple[int, int], Discovered] = {}
-        for spec, watch in enumerate(self.watches):
+        for index, watch in enumerate(self.watches):
             for pattern in watch.patterns:
                 matches = [pattern] if _literal(pattern) else glob.glob(pattern, recursive=True)
                 for path in sorted(matches):
-                    found = discovered(path, spec)
+                    found = discovered(path, index)
                     if found is not None:
                         seen.setdefault((found.dev, found.ino), found)
         return list(seen.values())
@@ -550,7 +546,7 @@ class FileWatcher:
         sibling_paths = siblings_of([*(d.path for d in found), *extra_paths])
         recovery: dict[tuple[int, int], Discovered] = {}
         for path in sorted({*sibling_paths, *extra_paths}):
-            item = discovered(path, spec_of(path, self.watches) or 0, globbed=False)
+            item = discovered(path, source_index_of(path, self.watches) or 0, globbed=False)
             if item is not None and (item.dev, item.ino) not in globbed:
                 recovery.setdefault((item.dev, item.ino), item)
         candidates = [*found, *recovery.values()]
@@ -635,7 +631,7 @@ class FileWatcher:
             self.checkpoints.rewind(source_id, start)  # or it would stay ahead of what is read
         fp = content_fingerprint(head)
         tracked = TrackedFile(source_id, item.path, item.dev, item.ino, None, start, fp, item.size,
-                              read_bytes=self.read_bytes, spec=item.spec, rotated=rotated)  # fmt: skip
+                              read_bytes=self.read_bytes, source_index=item.source_index, rotated=rotated)  # fmt: skip
         self.tracked[source_id] = tracked
         self._by_inode = None
         if self._names is not None:
@@ -674,13 +670,13 @@ class FileWatcher:
         self._retired.add(old_id)  # never the id of the new content, even without a checkpoint yet
         for candidate in rotated_siblings(old_path):
             head = read_head(candidate)
-            item = discovered(candidate, tracked.spec, globbed=False)
+            item = discovered(candidate, tracked.source_index, globbed=False)
             if head is None or item is None or (item.dev, item.ino) in self._inodes():
                 continue
             if content_matches(head, tracked.fingerprint):
                 copy = TrackedFile(old_id, candidate, item.dev, item.ino, None, pos, tracked.fingerprint, item.size,
-                                   tracked.format_name, tracked.wrapper, rotated=True, read_bytes=self.read_bytes,
-                                   spec=tracked.spec)  # fmt: skip
+                                   tracked.format_name, tracked.final_line, rotated=True, read_bytes=self.read_bytes,
+                                   source_index=tracked.source_index)  # fmt: skip
                 self.tracked[old_id] = copy
                 self._by_inode = None
                 self._mark(copy)
@@ -691,7 +687,7 @@ class FileWatcher:
         else:
             log.warning("%s was truncated and no copy was found: lines after offset %d are lost", old_path, pos,
                         extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None})  # fmt: skip
-        item = discovered(old_path, tracked.spec)
+        item = discovered(old_path, tracked.source_index)
         head = read_head(old_path)
         if item is None or head is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
             return  # found again by the next discovery, whatever it is now
@@ -807,8 +803,8 @@ class FileWatcher:
             return None
         assert tracked.fh is not None
         if not tracked.format_name:  # new, or the config was reloaded
-            fmt = self._formats[tracked.spec](tracked.path, tracked.fh)
-            tracked.format_name, tracked.wrapper = fmt.name, fmt.wrapper
+            fmt = self.detect_format(self.watches[tracked.source_index].format_name, _head_of(tracked.fh))
+            tracked.format_name, tracked.final_line = fmt.name, fmt.final_line
         try:
             size = os.fstat(tracked.fh.fileno()).st_size
         except OSError:
@@ -879,29 +875,9 @@ class FileWatcher:
         self._open.clear()
         self.tracked.clear()
 
-class FormatResolver:
-    """Decides a file's profile: the `--format` override, or detection from its first lines."""
-
-    def __init__(self, override: str | None = None) -> None:
-        self.override = override
-
-    def __call__(self, path: str, fh: io.FileIO) -> ResolvedFormat:
-        from logpipe.parse.detect import detect, sample_lines
-        from logpipe.parse.profiles import PROFILES
-
-        if self.override and self.override != "auto":
-            profile = PROFILES[self.override]
-        else:
-            head = os.pread(fh.fileno(), 64 << 10, 0)
-            profile = detect(sample_lines(head))
-        return ResolvedFormat(profile.name, profile.wrapper)
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedFormat:
-    name: str
-    wrapper: str | None
-
+def _head_of(fh: io.FileIO) -> Callable[[int], bytes]:
+    """Reads up to n bytes of the file's start (for format detection), wherever it is positioned."""
+    return lambda n: os.pread(fh.fileno(), n, 0)
 
 
 @dataclass(slots=True)
@@ -945,7 +921,8 @@ class SourceSpec:
     patterns: tuple[str, ...]
     format_name: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
-    fields: FieldOverrides = field(default_factory=FieldOverrides)
+    # Field name -> JSON paths put first for it (`--field level=severity`), for parse's FieldOverrides.
+    fields: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
     @property
     def watch(self) -> Watch:
@@ -966,6 +943,7 @@ class FileSource:
         checkpoints: CheckpointStore,
         *,
         until: Until,
+        detect_format: FormatDetector,
         read_bytes: int = READ_BYTES,
         discover_interval_s: float = 1.0,
         poll_interval_s: float = 0.2,
@@ -976,7 +954,7 @@ class FileSource:
         self.idle_wait_s = poll_interval_s
         self.discover_interval_s = discover_interval_s
         self.watcher = FileWatcher([s.watch for s in self.specs], checkpoints, until=until,
-                                   read_bytes=read_bytes)  # fmt: skip
+                                   detect_format=detect_format, read_bytes=read_bytes)  # fmt: skip
         self._last_discover = 0.0
         # The sources open at the last read, which keep their checkpoints however old: read by
         # the writer thread while acknowledging (the watcher itself is not thread-safe).
@@ -1021,7 +999,7 @@ class FileSource:
     def ended(self) -> bool:
         return self.watcher.all_read()
 
-    def publish(self, stats: PipelineStats) -> None:
+    def publish(self, stats: SourceGauges) -> None:
         tracked = list(self.watcher.tracked.values())
         lag: dict[str, int] = {}
         for file in tracked:

@@ -17,14 +17,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from logpipe.limits import DEAD_LETTER_HEAD_BYTES
 from logpipe.model import Batch, Position, Reject
-from logpipe.parse.limits import DEAD_LETTER_HEAD_BYTES
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from logpipe.sources.base import Delivery, Read, Until
-    from logpipe.stats import PipelineStats
+    from logpipe.sources.base import Delivery, Read, SourceGauges, Until
 
 log = logging.getLogger("logpipe.ingest")
 FETCH_WAIT_MS: Final = 200
@@ -293,7 +292,7 @@ class KafkaSource:
             waiting = bool(self._queue)
         return self.idle_s is not None and not waiting and time.monotonic() - self._last_data >= self.idle_s
 
-    def publish(self, stats: PipelineStats) -> None:
+    def publish(self, stats: SourceGauges) -> None:
         stats.consumer_lag = dict(self._lag)
 
     async def close(self) -> None:

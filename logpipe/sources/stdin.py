@@ -22,6 +22,7 @@ from logpipe.checkpoints import CheckpointStore
 from logpipe.sources.files import FileSource, SourceSpec, delivered_to_end
 
 if TYPE_CHECKING:
+    from logpipe.model import FormatDetector
     from logpipe.sources.base import Delivery
 
 STDIN: Final = "-"
@@ -68,12 +69,14 @@ class StdinSource(FileSource):
     the spool file is complete); closing removes the spool files that are delivered.
     """
 
-    def __init__(self, specs: Sequence[SourceSpec], checkpoints: CheckpointStore, spool: Path) -> None:
+    def __init__(
+        self, specs: Sequence[SourceSpec], checkpoints: CheckpointStore, spool: Path, *, detect_format: FormatDetector
+    ) -> None:
         self.spooler = StdinSpooler(spool)
         glob = str(spool / "*.log")
         spooled = [SourceSpec(tuple(glob if p == STDIN else p for p in s.patterns), s.format_name, s.labels, s.fields)
                    for s in specs]  # fmt: skip
-        super().__init__(spooled, checkpoints, until="end")
+        super().__init__(spooled, checkpoints, until="end", detect_format=detect_format)
         self.spooler.start()
 
     async def open(self, delivery: Delivery) -> None:

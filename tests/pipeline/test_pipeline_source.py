@@ -16,6 +16,7 @@ import pytest
 from logpipe.checkpoints import CheckpointStore
 from logpipe.errors import UsageError
 from logpipe.model import Batch, FlushResult, Position
+from logpipe.parse.detect import resolve_format
 from logpipe.pipeline import Pipeline, PipelineOptions, SourceSpec
 from logpipe.schema import record_schema
 from logpipe.sources.base import Delivery, Read, Until
@@ -221,7 +222,7 @@ class TestFileSource:
         log = tmp_path / "app.log"
         log.write_bytes(b'{"level": "INFO", "message": "one"}\n{"level": "INFO", "message": "two"}\n')
         checkpoints = CheckpointStore(tmp_path / "state")
-        source = FileSource([SourceSpec((str(log),))], checkpoints, until="end")
+        source = FileSource([SourceSpec((str(log),))], checkpoints, until="end", detect_format=resolve_format)
 
         async def read_and_ack() -> list[Read]:
             await source.open(_Delivery())
@@ -243,15 +244,15 @@ class TestFileSource:
         """A one-off run whose globs match nothing is a typo; an agent (follow) waits for files instead."""
         spec = SourceSpec((str(tmp_path / "*.log"),))
         with pytest.raises(UsageError, match="no file matches"):
-            asyncio.run(FileSource([spec], CheckpointStore(tmp_path / "s1"), until="end").open(_Delivery()))
-        asyncio.run(FileSource([spec], CheckpointStore(tmp_path / "s2"), until="follow").open(_Delivery()))
+            asyncio.run(FileSource([spec], CheckpointStore(tmp_path / "s1"), until="end", detect_format=resolve_format).open(_Delivery()))
+        asyncio.run(FileSource([spec], CheckpointStore(tmp_path / "s2"), until="follow", detect_format=resolve_format).open(_Delivery()))
 
     def test_publish_reports_the_lag_past_the_committed_checkpoint(self, tmp_path: Path) -> None:
         """The monitor's lag is the file size minus what is committed, as the source publishes it."""
         log = tmp_path / "app.log"
         log.write_bytes(b'{"message": "x"}\n' * 10)
         checkpoints = CheckpointStore(tmp_path / "state")
-        source = FileSource([SourceSpec((str(log),))], checkpoints, until="follow")
+        source = FileSource([SourceSpec((str(log),))], checkpoints, until="follow", detect_format=resolve_format)
         stats = PipelineStats()
 
         async def go() -> None:

@@ -23,7 +23,7 @@ def transformer(
     limits: ContextLimits | None = None,
 ) -> Transformer:
     """A Transformer with no I/O options that matter; `limits` replaces the context map's bounds."""
-    source = SourceSpec((), labels=dict(labels or {"host": "test-host"}), fields=fields or FieldOverrides())
+    source = SourceSpec((), labels=dict(labels or {"host": "test-host"}), fields=(fields or FieldOverrides()).paths)
     opts = ShipOptions(sources=[source], archive=Path("/nonexistent"), state_dir=Path("/nonexistent"))
     t = Transformer(opts)
     if limits is not None:

@@ -14,7 +14,7 @@ import pytest
 from parse_support import rows, run
 from shiphelp import archive_rows, run_logpipe
 
-from logpipe.parse.limits import MAX_DEPTH
+from logpipe.limits import MAX_DEPTH
 
 GOOD = b'{"message":"ok","timestamp":"2026-11-20T10:00:00Z"}'
 

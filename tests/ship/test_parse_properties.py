@@ -205,7 +205,7 @@ def _strict_loads(line: str) -> Any:
 
 def python_verdict(line: str) -> str:
     """What Python's strict `json` says of a line, in logpipe's reasons (the documented rule)."""
-    from logpipe.parse.limits import MAX_DEPTH
+    from logpipe.limits import MAX_DEPTH
 
     if not line.strip(" \t\r"):
         return "blank"

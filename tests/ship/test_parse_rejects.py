@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from parse_support import attrs, lines, rows, run, transformer
 
+from logpipe.limits import MAX_DEPTH
 from logpipe.model import OversizedLine, RawBatch
-from logpipe.parse.limits import MAX_DEPTH
 
 GOOD = b'{"message":"ok","timestamp":0}'
 

@@ -1,4 +1,8 @@
-"""Documented input limits. A line past any of them becomes a dead letter, never a crash."""
+"""Documented input limits. A line past any of them becomes a dead letter, never a crash.
+
+Shared by the sources (which skip an oversized line to its newline) and parse (which frames and
+normalises lines): neither imports the other.
+"""
 
 from __future__ import annotations
 
