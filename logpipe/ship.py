@@ -213,4 +213,4 @@ class ConfigReloader:
         log.info("config %s reloaded: %d sources, %d sinks", self.path, len(loaded.config.sources),
                  len(sinks.members))  # fmt: skip
         return Reconfiguration(source_specs(loaded.config), loaded.config.flush_interval, sinks.members,
-                               retire=old.close_engines)  # fmt: skip
+                               retire=old.close_sinks)  # fmt: skip

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ _MISSING_WORDS = {"ts": "timestamp (reading time used)", "level": "level (INFO a
 def ship(
     paths: Annotated[list[str] | None, typer.Argument(help="Files or globs to tail; '-' reads standard input.", show_default=False)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Agent config file (YAML); SIGHUP reloads it. Excludes the flags that it replaces.")] = None,
-    archive: Annotated[Path | None, typer.Option("--archive", help="Archive folder (default: ./logpipe-data).")] = None,
+    archive: Annotated[Path | None, typer.Option("--archive", help=f"Archive folder (default: ./{DEFAULT_ARCHIVE}).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Read every file to its end, then exit.")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="Keep tailing (the default): find new files, survive rotation.")] = False,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Checkpoints folder (default: ARCHIVE/state).")] = None,
@@ -31,7 +32,7 @@ def ship(
     field: Annotated[list[str], typer.Option("--field", help="Map a canonical field to a JSON path: level=severity; repeatable.")] = (),  # type: ignore[assignment]
     flush_interval: Annotated[float | None, typer.Option("--flush-interval", help="Seconds between flushes while tailing (default: 1).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress on a terminal.")] = True,
-    to: Annotated[list[str], typer.Option("--to", help="Also ship to an engine: es://HOST:PORT (Elasticsearch or OpenSearch); repeatable.")] = (),  # type: ignore[assignment]
+    to: Annotated[list[str], typer.Option("--to", help="Also ship to a sink: es://HOST:PORT (Elasticsearch or OpenSearch), loki://HOST:PORT or kafka://HOST:PORT/TOPIC; repeatable.")] = (),  # type: ignore[assignment]
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to.")] = False,
     metrics_addr: Annotated[str | None, typer.Option("--metrics-addr", help="Serve /metrics, /health and /ready on HOST:PORT (127.0.0.1:9108).")] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="Level of logpipe's own JSON log on stderr (default: log.level of --config, else INFO; WARNING with --once).")] = None,

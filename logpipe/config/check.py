@@ -27,11 +27,12 @@ class SinkCheck:
 def check_sinks(config: AgentConfig, timeout_s: float = 5.0) -> list[SinkCheck]:
     """One check per sink, archive last (the order of the config, and of flushing)."""
     with ThreadPoolExecutor(max_workers=max(1, len(config.sinks))) as pool:
-        engines = list(pool.map(lambda sink: check_engine(sink, timeout_s), config.sinks))
-    return [*engines, check_archive(Path(config.archive.path))]
+        sinks = list(pool.map(lambda sink: check_sink(sink, timeout_s), config.sinks))
+    return [*sinks, check_archive(Path(config.archive.path))]
 
 
-def check_engine(sink: SinkConfig, timeout_s: float) -> SinkCheck:
+def check_sink(sink: SinkConfig, timeout_s: float) -> SinkCheck:
+    """Asks the sink's own health check (found by the registry from its URL)."""
     from logpipe.sinks.registry import health, parse_sink_url
 
     settings = parse_sink_url(sink.url)

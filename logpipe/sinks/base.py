@@ -67,7 +67,7 @@ class Sink(Protocol):
 class Sinks:
     """The sinks one pipeline delivers to, driven together.
 
-    `flush` goes in order (engines before the archive, so dead letters an engine hands the
+    `flush` goes in order (the other sinks before the archive, so dead letters a sink hands the
     archive during its flush are durable when the archive's flush returns); the backlog is the
     largest of any sink, since the slowest sink is the one that must stop the reading.
 

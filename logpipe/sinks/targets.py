@@ -1,7 +1,7 @@
 """`--to URL` targets -> sinks, in the order the pipeline must flush them.
 
-Engines come first and the archive last: an engine's dead letters (documents it can never
-take) are handed to the archive's dead-letter table during the engine's flush, so the archive
+Sinks come first and the archive last: a sink's dead letters (records it can never take)
+are handed to the archive's dead-letter table during the sink's flush, so the archive
 flush that follows in the same round makes them durable before the checkpoint moves. One
 dead-letter store for every sink. With `--no-archive` the archive keeps only dead letters.
 Which sink a URL names is the registry's to say (`logpipe.sinks.registry`).
@@ -30,7 +30,7 @@ def sink_for(settings: SinkSettings, archive: ArchiveSink) -> Sink:
 
 
 def build_sinks(archive: ArchiveSink, targets: Sequence[str], *, archive_records: bool = True) -> list[Sink]:
-    """Engine sinks for `targets`, then the archive (whole, or dead letters only)."""
+    """The sinks for `targets`, then the archive (whole, or dead letters only)."""
     from logpipe.sinks.archive.sink import DeadLettersOnly
 
     if not archive_records and not targets:
@@ -42,25 +42,25 @@ def build_sinks(archive: ArchiveSink, targets: Sequence[str], *, archive_records
 
 @dataclass
 class SinkSet:
-    """The sinks of one config, in flush order: engines, then the archive (or its dead letters).
+    """The sinks of one config, in flush order: its `sinks:`, then the archive (or its dead letters).
 
-    On a reload the engines are replaced and the archive stays (it holds the archive's lock
-    and the ledger), so `close_engines` lets go of the old engines only.
+    On a reload the configured sinks are replaced and the archive stays (it holds the archive's
+    lock and the ledger), so `close_sinks` lets go of the old configured sinks only.
     """
 
-    engines: list[Sink]
+    sinks: list[Sink]
     archive: Sink
 
     @property
     def members(self) -> list[Sink]:
-        return [*self.engines, self.archive]
+        return [*self.sinks, self.archive]
 
-    def close_engines(self) -> None:
-        for sink in self.engines:
+    def close_sinks(self) -> None:
+        for sink in self.sinks:
             sink.close()
 
     def close(self) -> None:
-        self.close_engines()
+        self.close_sinks()
         self.archive.close()
 
 
@@ -95,6 +95,6 @@ def sinks_for_config(archive: ArchiveSink, entries: Sequence[SinkEntry], *, arch
 
 
 def describe(sinks: Sequence[Sink]) -> list[str]:
-    """One summary line per engine sink, for the end of `logpipe ship` (the dead-letter store,
+    """One summary line per sink, for the end of `logpipe ship` (the dead-letter store,
     the archive, is summed up by the command itself)."""
     return [sink.describe() for sink in sinks if not getattr(sink, "dead_letter_store", False)]
