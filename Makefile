@@ -39,6 +39,7 @@ native-test:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check logpipe tests benchmarks scripts
+	$(VENV)/bin/ruff format --check logpipe tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -44,14 +44,23 @@ def write_log(path: Path, lines: int, seed: int = 3) -> None:
                 if n >= lines:
                     break
                 ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + n * 0.05)) + f".{n % 1000:03d}Z"
-                obj: dict[str, Any] = {"timestamp": ts, "level": rng.choice(("INFO",) * 8 + ("DEBUG", "WARNING", "ERROR")),
-                                       "logger": "shop.web", "service": rng.choice(("shop", "auth", "search")),
-                                       "message": f"handled step {part}", "request_id": request}  # fmt: skip
+                obj: dict[str, Any] = {
+                    "timestamp": ts,
+                    "level": rng.choice(("INFO",) * 8 + ("DEBUG", "WARNING", "ERROR")),
+                    "logger": "shop.web",
+                    "service": rng.choice(("shop", "auth", "search")),
+                    "message": f"handled step {part}",
+                    "request_id": request,
+                }
                 if part == 0:
                     obj.update(user_id=user, session_id=f"sess-{user}")
                 if rng.random() < 0.5:
-                    obj.update(method="GET", path=f"/api/orders/{rng.randint(1, 99999)}", status=200,
-                               duration_ms=round(rng.lognormvariate(4, 0.7), 3))  # fmt: skip
+                    obj.update(
+                        method="GET",
+                        path=f"/api/orders/{rng.randint(1, 99999)}",
+                        status=200,
+                        duration_ms=round(rng.lognormvariate(4, 0.7), 3),
+                    )
                 fh.write(json.dumps(obj) + "\n")
                 n += 1
 
@@ -117,9 +126,22 @@ def main() -> None:
     reset(args.es, "bench-logpipe")
     state = WORK / "es-ingest-state"
     subprocess.run(["rm", "-rf", str(state), str(WORK / "es-ingest-archive")], check=True)
-    ship = [sys.executable, "-m", "logpipe", "ship", "--once", str(log), "--no-archive", "--no-progress",
-            "--archive", str(WORK / "es-ingest-archive"), "--state-dir", str(state),
-            "--to", f"es://{host}?index=bench-logpipe&replicas=0"]  # fmt: skip
+    ship = [
+        sys.executable,
+        "-m",
+        "logpipe",
+        "ship",
+        "--once",
+        str(log),
+        "--no-archive",
+        "--no-progress",
+        "--archive",
+        str(WORK / "es-ingest-archive"),
+        "--state-dir",
+        str(state),
+        "--to",
+        f"es://{host}?index=bench-logpipe&replicas=0",
+    ]
     logpipe_s = timed(ship)
     logpipe_docs = indexed(args.es, "bench-logpipe")
 

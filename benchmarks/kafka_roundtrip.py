@@ -48,8 +48,14 @@ async def bare_loop(bootstrap: str, topic: str, docs: list[tuple[bytes | None, b
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     start = time.perf_counter()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                compression_type="zstd", linger_ms=20, max_batch_size=1 << 20)  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        compression_type="zstd",
+        linger_ms=20,
+        max_batch_size=1 << 20,
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in docs]
@@ -57,9 +63,15 @@ async def bare_loop(bootstrap: str, topic: str, docs: list[tuple[bytes | None, b
     finally:
         await producer.stop()
     produced = time.perf_counter()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{topic}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=32 << 20,
+    )
     await consumer.start()
     seen = 0
     try:
@@ -92,11 +104,39 @@ def main() -> None:
         topic = asyncio.run(create_topic(args.bootstrap, args.partitions))
         url = f"kafka://{args.bootstrap}/{topic}?mode={args.mode}"
         t0 = time.perf_counter()
-        subprocess.run([logpipe, "ship", "--once", str(log), "--no-archive", "--archive", f"{tmp}/agent",
-                        "--to", url, "--no-progress"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                logpipe,
+                "ship",
+                "--once",
+                str(log),
+                "--no-archive",
+                "--archive",
+                f"{tmp}/agent",
+                "--to",
+                url,
+                "--no-progress",
+            ],
+            check=True,
+            capture_output=True,
+        )
         t1 = time.perf_counter()
-        subprocess.run([logpipe, "ingest", "--from", url, "--group", "bench", "--archive", f"{tmp}/central",
-                        "--exit-when-idle", "1"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                logpipe,
+                "ingest",
+                "--from",
+                url,
+                "--group",
+                "bench",
+                "--archive",
+                f"{tmp}/central",
+                "--exit-when-idle",
+                "1",
+            ],
+            check=True,
+            capture_output=True,
+        )
         t2 = time.perf_counter()
         ours_produce, ours_consume = t1 - t0, t2 - t1 - 1.0  # less the idle second before leaving
 
@@ -106,15 +146,21 @@ def main() -> None:
         from logpipe.sinks.jsondoc import documents
 
         table = pq.read_table(f"{tmp}/central/logs", partitioning=None)
-        docs = [(None if k is None else k.encode(), d.encode())
-                for k, d in zip(table.column("request_id").to_pylist(), documents(table).to_list(), strict=True)]  # fmt: skip
+        docs = [
+            (None if k is None else k.encode(), d.encode())
+            for k, d in zip(table.column("request_id").to_pylist(), documents(table).to_list(), strict=True)
+        ]
         bare_topic = asyncio.run(create_topic(args.bootstrap, args.partitions))
         bare_produce, bare_consume = asyncio.run(bare_loop(args.bootstrap, bare_topic, docs))
     n = args.lines
     ours, bare = ours_produce + ours_consume, bare_produce + bare_consume
     print(f"records: {n:,}; partitions: {args.partitions}; logpipe mode: {args.mode}")
-    print(f"logpipe  produce {n / ours_produce:>10,.0f}/s  consume {n / ours_consume:>10,.0f}/s  end to end {n / ours:>10,.0f}/s ({ours:.1f} s)")
-    print(f"bare     produce {n / bare_produce:>10,.0f}/s  consume {n / bare_consume:>10,.0f}/s  end to end {n / bare:>10,.0f}/s ({bare:.1f} s)")
+    print(
+        f"logpipe  produce {n / ours_produce:>10,.0f}/s  consume {n / ours_consume:>10,.0f}/s  end to end {n / ours:>10,.0f}/s ({ours:.1f} s)"
+    )
+    print(
+        f"bare     produce {n / bare_produce:>10,.0f}/s  consume {n / bare_consume:>10,.0f}/s  end to end {n / bare:>10,.0f}/s ({bare:.1f} s)"
+    )
     print(f"ratio logpipe/bare end to end: {bare / ours:.2f}")
 
 

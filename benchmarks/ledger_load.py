@@ -55,8 +55,10 @@ def main() -> None:
         pq.read_schema(part)
     bare_s = time.perf_counter() - start
     n = args.parts
-    print(f"{n:,} parts: Ledger.load {ledger_s:.3f} s ({ledger_s / n * 1e3:.3f} ms/part); "
-          f"bare footer loop {bare_s:.3f} s ({bare_s / n * 1e3:.3f} ms/part); ratio {ledger_s / bare_s:.2f}")  # fmt: skip
+    print(
+        f"{n:,} parts: Ledger.load {ledger_s:.3f} s ({ledger_s / n * 1e3:.3f} ms/part); "
+        f"bare footer loop {bare_s:.3f} s ({bare_s / n * 1e3:.3f} ms/part); ratio {ledger_s / bare_s:.2f}"
+    )
 
 
 if __name__ == "__main__":

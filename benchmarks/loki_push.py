@@ -53,8 +53,22 @@ def wait_count(env: str, expected: int, timeout_s: float = 60) -> int:
 def ship(log: Path, encoding: str, env: str, work: Path) -> float:
     host = VL.split("://", 1)[1]
     target = f"loki://{host}?encoding={encoding}&path={PATH}"
-    cmd = [sys.executable, "-m", "logpipe", "ship", "--once", str(log), "--archive", str(work / f"a-{env}"),
-           "--no-archive", "--no-progress", "--label", f"env={env}", "--to", target]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "logpipe",
+        "ship",
+        "--once",
+        str(log),
+        "--archive",
+        str(work / f"a-{env}"),
+        "--no-archive",
+        "--no-progress",
+        "--label",
+        f"env={env}",
+        "--to",
+        target,
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -72,8 +86,23 @@ def prepared_bodies(log: Path, encoding: str, env: str, work: Path) -> tuple[lis
     from logpipe.sinks.loki.encode import encode_body, plan_requests, prepare
 
     archive = work / f"canonical-{env}"
-    subprocess.run([sys.executable, "-m", "logpipe", "ship", "--once", str(log), "--archive", str(archive),
-                    "--no-progress", "--label", f"env={env}"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "logpipe",
+            "ship",
+            "--once",
+            str(log),
+            "--archive",
+            str(archive),
+            "--no-progress",
+            "--label",
+            f"env={env}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     table = ds.dataset(archive, format="parquet", partitioning="hive", exclude_invalid_files=True).to_table()
     table = table.select(record_schema().names).cast(record_schema())
     config = parse_loki_target(f"loki://x?encoding={encoding}")
@@ -117,9 +146,11 @@ def main() -> None:
             bodies, headers = prepared_bodies(log, encoding, bare_env, work)
             bare_wall = bare(bodies, headers)
             mb = sum(map(len, bodies)) / 1e6
-            print(f"{encoding:9s} logpipe ship: {args.lines / wall:>10,.0f} entries/s ({wall:5.1f}s, "
-                  f"{arrived:,} queryable) | bare loop, {len(bodies)} bodies, {mb:,.0f} MB: "
-                  f"{args.lines / bare_wall:>10,.0f} entries/s ({bare_wall:5.1f}s) | ratio {bare_wall / wall:.2f}")  # fmt: skip
+            print(
+                f"{encoding:9s} logpipe ship: {args.lines / wall:>10,.0f} entries/s ({wall:5.1f}s, "
+                f"{arrived:,} queryable) | bare loop, {len(bodies)} bodies, {mb:,.0f} MB: "
+                f"{args.lines / bare_wall:>10,.0f} entries/s ({bare_wall:5.1f}s) | ratio {bare_wall / wall:.2f}"
+            )
 
 
 if __name__ == "__main__":

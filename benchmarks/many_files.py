@@ -34,8 +34,16 @@ def write_files(folder: Path, files: int, lines: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     total = 0
     for k in range(files):
-        records = [{"timestamp": "2026-11-27T10:00:00.000Z", "level": "INFO", "logger": "svc",
-                    "message": f"file {k} line {i}", "request_id": f"req-{k}-{i}"} for i in range(lines)]  # fmt: skip
+        records = [
+            {
+                "timestamp": "2026-11-27T10:00:00.000Z",
+                "level": "INFO",
+                "logger": "svc",
+                "message": f"file {k} line {i}",
+                "request_id": f"req-{k}-{i}",
+            }
+            for i in range(lines)
+        ]
         data = b"".join(orjson.dumps(r) + b"\n" for r in records)
         (folder / f"f{k:06d}.log").write_bytes(data)
         total += len(data)
@@ -74,8 +82,12 @@ def ship_once(logpipe: str, glob: str, archive: Path, fd_limit: int) -> OnceRun:
     err_path = archive.parent / f"{archive.name}.stderr"
     start = time.perf_counter()
     with open(err_path, "wb") as err:
-        proc = subprocess.Popen([logpipe, "ship", "--once", glob, "--archive", str(archive), "--no-progress"],
-                                stdout=subprocess.DEVNULL, stderr=err, preexec_fn=lambda: limit_fds(fd_limit))  # fmt: skip
+        proc = subprocess.Popen(
+            [logpipe, "ship", "--once", glob, "--archive", str(archive), "--no-progress"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=lambda: limit_fds(fd_limit),
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -103,9 +115,12 @@ def cpu_seconds(pid: int) -> float:
 
 def follow(logpipe: str, glob: str, archive: Path, total: int, idle_s: float, fd_limit: int) -> FollowRun:
     with open(archive.parent / f"{archive.name}.stderr", "wb") as err:
-        proc = subprocess.Popen([logpipe, "ship", glob, "--archive", str(archive), "--no-progress",
-                                 "--log-level", "WARNING"], stdout=subprocess.DEVNULL, stderr=err,
-                                preexec_fn=lambda: limit_fds(fd_limit))  # fmt: skip
+        proc = subprocess.Popen(
+            [logpipe, "ship", glob, "--archive", str(archive), "--no-progress", "--log-level", "WARNING"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=lambda: limit_fds(fd_limit),
+        )
         try:
             start = time.perf_counter()
             while delivered(archive) < total:
@@ -145,24 +160,38 @@ def main() -> None:
             root = Path(tmp)
             total = write_files(root / "many", n, args.lines)
             one_file_of(root / "many", root / "one.log")
-            print(f"\n{n:,} files x {args.lines} lines ({total / 1e6:,.1f} MB) vs the same bytes in one file; "
-                  f"ulimit -n {args.fd_limit}")  # fmt: skip
+            print(
+                f"\n{n:,} files x {args.lines} lines ({total / 1e6:,.1f} MB) vs the same bytes in one file; "
+                f"ulimit -n {args.fd_limit}"
+            )
             many_once = ship_once(logpipe, str(root / "many" / "*.log"), root / "a-many-once", args.fd_limit)
             one_once = ship_once(logpipe, str(root / "one.log"), root / "a-one-once", args.fd_limit)
-            print(f"  ship --once       wall {many_once.wall:8.2f} s vs {one_once.wall:6.2f} s "
-                  f"{ratio(many_once.wall, one_once.wall)}"
-                  f"   cpu {many_once.cpu:8.2f} s vs {one_once.cpu:6.2f} s {ratio(many_once.cpu, one_once.cpu)}"
-                  f"   peak RSS {many_once.rss_mb:7.1f} MB vs {one_once.rss_mb:6.1f} MB "
-                  f"{ratio(many_once.rss_mb, one_once.rss_mb)}")  # fmt: skip
+            print(
+                f"  ship --once       wall {many_once.wall:8.2f} s vs {one_once.wall:6.2f} s "
+                f"{ratio(many_once.wall, one_once.wall)}"
+                f"   cpu {many_once.cpu:8.2f} s vs {one_once.cpu:6.2f} s {ratio(many_once.cpu, one_once.cpu)}"
+                f"   peak RSS {many_once.rss_mb:7.1f} MB vs {one_once.rss_mb:6.1f} MB "
+                f"{ratio(many_once.rss_mb, one_once.rss_mb)}"
+            )
             many = follow(logpipe, str(root / "many" / "*.log"), root / "a-many", total, args.idle, args.fd_limit)
             one = follow(logpipe, str(root / "one.log"), root / "a-one", total, args.idle, args.fd_limit)
-            print(f"  follow: shipped   {many.to_all_s:8.2f} s vs {one.to_all_s:6.2f} s {ratio(many.to_all_s, one.to_all_s)}")
-            print(f"  idle CPU ({args.idle:.0f} s)   {many.idle_cpu_share:8.1%}   vs {one.idle_cpu_share:6.1%}   "
-                  f"{ratio(many.idle_cpu_share, one.idle_cpu_share)}")  # fmt: skip
-            print(f"  open fds          {many.open_fds:8d}     vs {one.open_fds:6d}   {ratio(many.open_fds, one.open_fds)}")
-            print(f"  RSS idle          {many.rss_mb:8.1f} MB  vs {one.rss_mb:6.1f} MB {ratio(many.rss_mb, one.rss_mb)}")
-            print(f"  peak RSS          {many.peak_rss_mb:8.1f} MB  vs {one.peak_rss_mb:6.1f} MB "
-                  f"{ratio(many.peak_rss_mb, one.peak_rss_mb)}")  # fmt: skip
+            print(
+                f"  follow: shipped   {many.to_all_s:8.2f} s vs {one.to_all_s:6.2f} s {ratio(many.to_all_s, one.to_all_s)}"
+            )
+            print(
+                f"  idle CPU ({args.idle:.0f} s)   {many.idle_cpu_share:8.1%}   vs {one.idle_cpu_share:6.1%}   "
+                f"{ratio(many.idle_cpu_share, one.idle_cpu_share)}"
+            )
+            print(
+                f"  open fds          {many.open_fds:8d}     vs {one.open_fds:6d}   {ratio(many.open_fds, one.open_fds)}"
+            )
+            print(
+                f"  RSS idle          {many.rss_mb:8.1f} MB  vs {one.rss_mb:6.1f} MB {ratio(many.rss_mb, one.rss_mb)}"
+            )
+            print(
+                f"  peak RSS          {many.peak_rss_mb:8.1f} MB  vs {one.peak_rss_mb:6.1f} MB "
+                f"{ratio(many.peak_rss_mb, one.peak_rss_mb)}"
+            )
             shutil.rmtree(root / "many")
 
 

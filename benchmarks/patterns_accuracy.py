@@ -74,12 +74,20 @@ def _word(r: random.Random) -> str:
 
 
 def _path(r: random.Random) -> str:
-    return f"/var/data/{r.choice(['in', 'out', 'tmp'])}/{_word(r)}_{r.randint(1, 999)}.{r.choice(['csv', 'json', 'gz'])}"
+    return (
+        f"/var/data/{r.choice(['in', 'out', 'tmp'])}/{_word(r)}_{r.randint(1, 999)}.{r.choice(['csv', 'json', 'gz'])}"
+    )
 
 
 def _api(r: random.Random) -> str:
-    return r.choice([f"/api/orders/{r.randint(1, 99999)}", f"/api/users/{r.randint(1, 9999)}/cart",
-                     "/api/search", f"/api/products/{_uuid(r)}"])  # fmt: skip
+    return r.choice(
+        [
+            f"/api/orders/{r.randint(1, 99999)}",
+            f"/api/users/{r.randint(1, 9999)}/cart",
+            "/api/search",
+            f"/api/products/{_uuid(r)}",
+        ]
+    )
 
 
 def _iso(r: random.Random) -> str:
@@ -108,15 +116,20 @@ TEMPLATES: list[tuple[str, tuple[Arg, ...]]] = [
     ("request {} took {}s", (_uuid, _secs)),
     ("cache miss for key '{}'", (_phrase,)),
     ("cache hit for key '{}' ({} bytes)", (_phrase, _int(10, 100_000))),
-    ("retrying connection to {}:{} (attempt {}/{})", (_pick("db1", "db2", "cache"), _int(1024, 65535), _int(1, 5), _int(5, 9))),
+    (
+        "retrying connection to {}:{} (attempt {}/{})",
+        (_pick("db1", "db2", "cache"), _int(1024, 65535), _int(1, 5), _int(5, 9)),
+    ),
     ("connection to {}:{} refused", (_ip, _int(1024, 65535))),
     ('sent email to {} with subject "{}"', (_email, _phrase)),
     ("file {} not found", (_path,)),
     ("uploaded {} bytes to s3://backups/{}", (_int(1, 10**9), lambda r: f"{_word(r)}/{_hex(r)}.tar")),
     ("worker {} started", (_int(1, 64),)),
     ("worker {} stopped after {}s", (_int(1, 64), _secs)),
-    ("job {} finished in {}ms with status {}", (_pick("reindex", "export", "cleanup", "digest"), _ms,
-                                                _pick("ok", "failed", "skipped"))),
+    (
+        "job {} finished in {}ms with status {}",
+        (_pick("reindex", "export", "cleanup", "digest"), _ms, _pick("ok", "failed", "skipped")),
+    ),
     ("queue depth is {}", (_int(0, 10_000),)),
     ("queue depth is {} above threshold {}", (_int(1000, 10_000), _int(100, 999))),
     ("disk usage at {}% on {}", (_int(50, 99), _pick("/", "/var", "/data", "/home"))),
@@ -127,7 +140,10 @@ TEMPLATES: list[tuple[str, tuple[Arg, ...]]] = [
     ("ValueError: invalid literal for int() with base 10: '{}'", (_word,)),
     ("timeout after {}ms waiting for {}", (_ms, _SERVICES)),
     ("config reloaded from {}", (lambda r: f"/etc/app/{_word(r)}.yaml",)),
-    ("feature flag {} is {} for user {}", (_pick("new_checkout", "dark_mode", "beta_search"), _pick("on", "off"), _int(1, 99_999))),
+    (
+        "feature flag {} is {} for user {}",
+        (_pick("new_checkout", "dark_mode", "beta_search"), _pick("on", "off"), _int(1, 99_999)),
+    ),
     ("rate limit exceeded for {}: {} requests in {}s", (_ip, _int(100, 9999), _int(1, 60))),
     ("token {} expired at {}", (_hex, _iso)),
     ("invoice INV-{} generated for customer {}", (_int(1, 999_999), _int(1, 99_999))),
@@ -190,8 +206,11 @@ def write_structlog(path: Path, items: Sequence[tuple[int, tuple[str, ...], str]
     with open(path, "w", encoding="utf-8") as fh:
         log = structlog.wrap_logger(
             structlog.WriteLogger(fh),
-            processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
-                        structlog.processors.JSONRenderer()],
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+                structlog.processors.JSONRenderer(),
+            ],
         )
         for i, args, level in items:
             getattr(log, level.lower())(TEMPLATES[i][0].format(*args), tpl=i)
@@ -223,7 +242,7 @@ def grouping_accuracy(truth: Sequence[Hashable], found: Sequence[Hashable]) -> f
     correct = 0
     for labels in by_found.values():
         if len(labels) == 1:
-            (label, n), = labels.items()
+            ((label, n),) = labels.items()
             if n == true_size[label]:
                 correct += n
     return correct / len(truth) if truth else 1.0
@@ -254,14 +273,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             writer(path, items[k :: len(WRITERS)])
             logs.append(str(path))
         archive = work / "archive"
-        ship = subprocess.run([sys.executable, "-m", "logpipe", "ship", "--once", *logs, "--archive", str(archive),
-                               "--no-progress"], capture_output=True, text=True, timeout=600)  # fmt: skip
+        ship = subprocess.run(
+            [sys.executable, "-m", "logpipe", "ship", "--once", *logs, "--archive", str(archive), "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if ship.returncode != 0:
             raise SystemExit(f"logpipe ship failed: {ship.stderr}")
 
         con = connect(archive)
-        rows = con.sql("SELECT ts, message, message_key, json_extract_string(attrs, '$.tpl') AS tpl FROM logs "
-                       "ORDER BY ts, event_id").fetchall()  # fmt: skip
+        rows = con.sql(
+            "SELECT ts, message, message_key, json_extract_string(attrs, '$.tpl') AS tpl FROM logs "
+            "ORDER BY ts, event_id"
+        ).fetchall()
         con.close()
         if len(rows) != options.messages:
             raise SystemExit(f"the archive holds {len(rows)} records, {options.messages} were logged")
@@ -280,9 +305,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         streamed = PatternMiner(window=Window(min(r[0] for r in rows), now))
         for ts, message in archive_rows(archive, min(r[0] for r in rows), now):
             streamed.add(message, ts)
-        cli = subprocess.run([sys.executable, "-m", "logpipe", "patterns", "--since", "1d", "--limit", "0",
-                              "--format", "json", "--archive", str(archive)],
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "logpipe",
+                "patterns",
+                "--since",
+                "1d",
+                "--limit",
+                "0",
+                "--format",
+                "json",
+                "--archive",
+                str(archive),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if cli.returncode != 0:
             raise SystemExit(f"logpipe patterns failed: {cli.stderr}")
         cli_patterns = json.loads(cli.stdout)
@@ -290,10 +331,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     figures = {
         "messages": len(rows),
         "true_templates": len(set(labels)),
-        "miner": {"grouping_accuracy": round(grouping_accuracy(labels, found), 4),
-                  "templates": len(set(found)), "messages_per_s": round(len(rows) / mine_s)},
-        "message_key": {"grouping_accuracy": round(grouping_accuracy(labels, keys), 4),
-                        "templates": len(set(keys))},
+        "miner": {
+            "grouping_accuracy": round(grouping_accuracy(labels, found), 4),
+            "templates": len(set(found)),
+            "messages_per_s": round(len(rows) / mine_s),
+        },
+        "message_key": {"grouping_accuracy": round(grouping_accuracy(labels, keys), 4), "templates": len(set(keys))},
         "settings": _grid(rows, labels),
         "cli_templates": len(cli_patterns),
         "cli_total": sum(p["count"] for p in cli_patterns),
@@ -304,14 +347,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if options.json:
         print(json.dumps(figures))
     else:
-        print(f"{figures['messages']:,} messages from {figures['true_templates']} templates "
-              f"(python-json-logger, structlog, loguru; shipped with logpipe ship --once)")  # fmt: skip
+        print(
+            f"{figures['messages']:,} messages from {figures['true_templates']} templates "
+            f"(python-json-logger, structlog, loguru; shipped with logpipe ship --once)"
+        )
         for name in ("miner", "message_key"):
             f = figures[name]
             print(f"  {name:<12} grouping accuracy {f['grouping_accuracy']:.4f}, {f['templates']} templates found")
         print(f"  miner speed  {figures['miner']['messages_per_s']:,} messages/s (one core, pure Python)")
-        print("  other settings (depth, similarity: accuracy, templates): " + "; ".join(
-            f"{d}, {st}: {a:.4f}, {n}" for d, st, a, n in figures["settings"]))
+        print(
+            "  other settings (depth, similarity: accuracy, templates): "
+            + "; ".join(f"{d}, {st}: {a:.4f}, {n}" for d, st, a, n in figures["settings"])
+        )
         print(f"  logpipe patterns --limit 0: {figures['cli_templates']} templates, {figures['cli_total']:,} records")
         wrong = figures["miner_not_exact"]
         if wrong:

@@ -156,8 +156,15 @@ def main() -> None:
     glob = str(archive / "logs" / "day=*" / "level=*" / "*.parquet")
     bare = [sys.executable, "-c", BARE, glob]
     now = datetime.now(UTC)
-    iso = {k: (now - d).isoformat() for k, d in (("1h", timedelta(hours=1)), ("24h", timedelta(days=1)),
-                                                   ("7d", timedelta(days=7)), ("now", timedelta(0)))}
+    iso = {
+        k: (now - d).isoformat()
+        for k, d in (
+            ("1h", timedelta(hours=1)),
+            ("24h", timedelta(days=1)),
+            ("7d", timedelta(days=7)),
+            ("now", timedelta(0)),
+        )
+    }
 
     def spec(name: str, since: str, *extra: str) -> str:
         return "|".join([str(QUERIES / f"{name}.sql"), iso[since], iso["now"], *extra])
@@ -165,15 +172,21 @@ def main() -> None:
     # Absolute windows for both sides, so both read exactly the same rows.
     window = {k: ["--since", iso[k], "--until", iso["now"]] for k in ("1h", "24h", "7d")}
     cases = [
-        ("errors --since 1h",
-         [*logpipe, "query", "errors", *window["1h"], "--archive", str(archive)],
-         [*bare, spec("errors", "1h", "service="), spec("error_timeline", "1h", "service=", "buckets=40")]),
-        (f"journey --user {JOURNEY_USER}",
-         [*logpipe, "query", "journey", "--user", JOURNEY_USER, *window["7d"], "--archive", str(archive)],
-         [*bare, spec("journey", "7d", f"user={JOURNEY_USER}", "session=", "request=")]),
-        ("slow --since 24h",
-         [*logpipe, "query", "slow", *window["24h"], "--archive", str(archive)],
-         [*bare, spec("slow", "24h", "threshold=1000", "by=endpoint", "service=")]),
+        (
+            "errors --since 1h",
+            [*logpipe, "query", "errors", *window["1h"], "--archive", str(archive)],
+            [*bare, spec("errors", "1h", "service="), spec("error_timeline", "1h", "service=", "buckets=40")],
+        ),
+        (
+            f"journey --user {JOURNEY_USER}",
+            [*logpipe, "query", "journey", "--user", JOURNEY_USER, *window["7d"], "--archive", str(archive)],
+            [*bare, spec("journey", "7d", f"user={JOURNEY_USER}", "session=", "request=")],
+        ),
+        (
+            "slow --since 24h",
+            [*logpipe, "query", "slow", *window["24h"], "--archive", str(archive)],
+            [*bare, spec("slow", "24h", "threshold=1000", "by=endpoint", "service=")],
+        ),
     ]
     print(f"\n{'command':<28}{'logpipe':>10}{'bare duckdb':>13}{'ratio':>8}  target ≤ {TARGET_RATIO}x")
     failed = False
@@ -187,8 +200,10 @@ def main() -> None:
     help_s, _ = timed([*logpipe, "--help"], args.repeat)
     bare_python, _ = timed([sys.executable, "-c", "pass"], args.repeat)
     failed |= help_s >= TARGET_HELP_S
-    print(f"{'logpipe --help':<28}{help_s:>9.3f}s{'':>13}{'':>8}  target < {TARGET_HELP_S} s "
-          f"{'ok' if help_s < TARGET_HELP_S else 'OVER'} (python -c pass: {bare_python:.3f} s)")
+    print(
+        f"{'logpipe --help':<28}{help_s:>9.3f}s{'':>13}{'':>8}  target < {TARGET_HELP_S} s "
+        f"{'ok' if help_s < TARGET_HELP_S else 'OVER'} (python -c pass: {bare_python:.3f} s)"
+    )
     sys.exit(1 if failed else 0)
 
 

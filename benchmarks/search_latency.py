@@ -50,16 +50,25 @@ def write_log(path: Path, lines: int, seed: int = 7) -> None:
             if n in planted:
                 message += f" {RARE.upper() if n % 2 else RARE}"
                 level = "ERROR"
-            obj = {"timestamp": start + n * 0.05, "level": level, "name": "shop.web", "service": rng.choice(["shop", "auth"]),
-                   "request_id": f"r{n // 3:08d}", "message": message, "region": rng.choice(["eu", "us"])}  # fmt: skip
+            obj = {
+                "timestamp": start + n * 0.05,
+                "level": level,
+                "name": "shop.web",
+                "service": rng.choice(["shop", "auth"]),
+                "request_id": f"r{n // 3:08d}",
+                "message": message,
+                "region": rng.choice(["eu", "us"]),
+            }
             fh.write(json.dumps(obj) + "\n")
 
 
 def timed(cmds: dict[str, tuple[list[str], dict[str, str] | None]], runs: int) -> dict[str, tuple[float, str]]:
     """Median seconds and output of each command; runs interleaved (a, b, c, a, b, c, ...) so a
     busy machine slows them alike. One untimed run of each first (warm cache)."""
-    out = {name: subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
-           for name, (cmd, env) in cmds.items()}  # fmt: skip
+    out = {
+        name: subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+        for name, (cmd, env) in cmds.items()
+    }
     seconds: dict[str, list[float]] = {name: [] for name in cmds}
     for _ in range(runs):
         for name, (cmd, env) in cmds.items():
@@ -84,8 +93,9 @@ def main() -> None:
     if not archive.is_dir():
         if not log.is_file():
             write_log(log, args.lines)
-        subprocess.run([*logpipe, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
-                       check=True, cwd=ROOT)  # fmt: skip
+        subprocess.run(
+            [*logpipe, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"], check=True, cwd=ROOT
+        )
         subprocess.run([*logpipe, "archive", "compact", "--archive", str(archive)], check=True, cwd=ROOT)
     search = [*logpipe, "search", RARE, "--archive", str(archive), "--limit", "100", "--format", "json"]
     both = [*logpipe, "search", RARE, "level=ERROR", "--archive", str(archive), "--limit", "100", "--format", "json"]
@@ -103,14 +113,18 @@ def main() -> None:
         home.mkdir(exist_ok=True)
         cmds["lnav"] = ([lnav, "-n", "-c", f":filter-in (?i){RARE}", str(log)], {**os.environ, "HOME": str(home)})
     took = timed(cmds, args.runs)
-    (ours, found), (theirs, grepped), (with_level, _), (start_up, _) = (took[k] for k in ("search", "rg", "level", "start-up"))
+    (ours, found), (theirs, grepped), (with_level, _), (start_up, _) = (
+        took[k] for k in ("search", "rg", "level", "start-up")
+    )
     assert len(json.loads(found)) == PLANTED == len(grepped.splitlines()), (found[:200], grepped[:200])
     lnav_s = None
     if "lnav" in took:
         lnav_s, lnav_out = took["lnav"]
         assert len(lnav_out.splitlines()) == PLANTED, lnav_out[:200]
     mb = log.stat().st_size / 1e6
-    print(f"{args.lines:,} records, {mb:,.0f} MB of JSONL; median of {args.runs} runs, warm cache, runs interleaved; archive {archive.name}; load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.lines:,} records, {mb:,.0f} MB of JSONL; median of {args.runs} runs, warm cache, runs interleaved; archive {archive.name}; load {os.getloadavg()[0]:.1f}"
+    )
     print(f"logpipe search {RARE}:              {ours:7.3f} s")
     print(f"rg -i -F {RARE} (raw JSONL):        {theirs:7.3f} s")
     print(f"logpipe search {RARE} level=ERROR:  {with_level:7.3f} s")

@@ -51,8 +51,12 @@ def write_log(path: Path, lines: int, seed: int = 1) -> None:
                 rec["user_id"] = f"user-{rng.randint(1, 5000)}"
                 rec["session_id"] = f"sess-{rng.randint(1, 20000):06d}"
             if i % 6 == 5:
-                rec.update(method="GET", path=rng.choice(PATHS).format(rng.randint(1, 10**6)),
-                           status=rng.choice((200, 200, 200, 404, 500)), duration_ms=round(rng.random() * 800, 3))  # fmt: skip
+                rec.update(
+                    method="GET",
+                    path=rng.choice(PATHS).format(rng.randint(1, 10**6)),
+                    status=rng.choice((200, 200, 200, 404, 500)),
+                    duration_ms=round(rng.random() * 800, 3),
+                )
             buf.append(orjson.dumps(rec))
             if len(buf) >= 10_000:
                 out.write(b"\n".join(buf) + b"\n")
@@ -108,10 +112,14 @@ def main() -> None:
             base.append(timed([sys.executable, "-c", BASELINE, str(log), f"{tmp}/base.parquet"]))
     best, bbest = min(ours, key=lambda r: r.wall), min(base, key=lambda r: r.wall)
     for name, r in (("logpipe ship --once", best), ("duckdb read_ndjson->parquet", bbest)):
-        print(f"{name:30s} {args.lines / r.wall:>12,.0f} lines/s {size_mb / r.wall:>8,.1f} MB/s "
-              f"wall {r.wall:6.2f} s  cpu {r.cpu:6.2f} s  peak RSS {r.rss_mb:7.1f} MB")  # fmt: skip
-    print(f"ratio logpipe/baseline throughput: {bbest.wall / best.wall:.2f}  (all runs: "
-          f"{', '.join(f'{r.wall:.2f}' for r in ours)} s vs {', '.join(f'{r.wall:.2f}' for r in base)} s)")
+        print(
+            f"{name:30s} {args.lines / r.wall:>12,.0f} lines/s {size_mb / r.wall:>8,.1f} MB/s "
+            f"wall {r.wall:6.2f} s  cpu {r.cpu:6.2f} s  peak RSS {r.rss_mb:7.1f} MB"
+        )
+    print(
+        f"ratio logpipe/baseline throughput: {bbest.wall / best.wall:.2f}  (all runs: "
+        f"{', '.join(f'{r.wall:.2f}' for r in ours)} s vs {', '.join(f'{r.wall:.2f}' for r in base)} s)"
+    )
 
     if args.memory_lines:
         big = WORK / f"ship-{args.memory_lines}.log"
@@ -119,7 +127,9 @@ def main() -> None:
             write_log(big, args.memory_lines)
         with tempfile.TemporaryDirectory(dir=WORK) as tmp:
             r = timed([logpipe, "ship", "--once", str(big), "--archive", f"{tmp}/a", "--no-progress"])
-        print(f"memory: {args.memory_lines:,} lines -> peak RSS {r.rss_mb:.1f} MB, {args.memory_lines / r.wall:,.0f} lines/s")
+        print(
+            f"memory: {args.memory_lines:,} lines -> peak RSS {r.rss_mb:.1f} MB, {args.memory_lines / r.wall:,.0f} lines/s"
+        )
     shutil.rmtree(WORK / "tmp", ignore_errors=True)
 
 

@@ -38,16 +38,39 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from search_latency import RARE, WORK, write_log  # noqa: E402
 
-FACETS = ("level", "service", "host", "logger", "endpoint", "path", "method", "status", "user_id", "session_id", "source")
+FACETS = (
+    "level",
+    "service",
+    "host",
+    "logger",
+    "endpoint",
+    "path",
+    "method",
+    "status",
+    "user_id",
+    "session_id",
+    "source",
+)
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # (label, the page's search box, the bare SQL's WHERE clause and its parameters)
 SEARCHES = [
     ("everything", "", "true", []),
     ("level>=ERROR", "level>=ERROR", "level IN ('ERROR', 'CRITICAL')", []),
-    (f"rare word {RARE}", RARE, "(message ILIKE ? OR error ILIKE ? OR CAST(attrs AS VARCHAR) ILIKE ?)", [f"%{RARE}%"] * 3),
+    (
+        f"rare word {RARE}",
+        RARE,
+        "(message ILIKE ? OR error ILIKE ? OR CAST(attrs AS VARCHAR) ILIKE ?)",
+        [f"%{RARE}%"] * 3,
+    ),
 ]
 
 
@@ -58,7 +81,9 @@ def build(lines: int) -> Path:
         WORK.mkdir(parents=True, exist_ok=True)
         write_log(log, lines)
         logpipe = [sys.executable, "-m", "logpipe"]
-        subprocess.run([*logpipe, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"], check=True, cwd=ROOT)
+        subprocess.run(
+            [*logpipe, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"], check=True, cwd=ROOT
+        )
         subprocess.run([*logpipe, "archive", "compact", "--archive", str(archive)], check=True, cwd=ROOT)
     return archive
 
@@ -92,19 +117,36 @@ def bare(files: list[str], statements: list[tuple[str, list[Any]]]) -> Callable[
     return run
 
 
-def bare_statements(kind: str, where: str, params: list[Any], hour: tuple[Any, Any] | None = None) -> list[tuple[str, list[Any]]]:
+def bare_statements(
+    kind: str, where: str, params: list[Any], hour: tuple[Any, Any] | None = None
+) -> list[tuple[str, list[Any]]]:
     if hour is not None:
         where, params = f"({where}) AND ts >= ? AND ts < ?", [*params, *hour]
     if kind == "search":
-        return [(f"SELECT * EXCLUDE (message_key) FROM logs WHERE {where} ORDER BY ts DESC, event_id DESC LIMIT 101", params),
-                (f"SELECT count(*) FROM logs WHERE {where}", params)]  # fmt: skip
+        return [
+            (
+                f"SELECT * EXCLUDE (message_key) FROM logs WHERE {where} ORDER BY ts DESC, event_id DESC LIMIT 101",
+                params,
+            ),
+            (f"SELECT count(*) FROM logs WHERE {where}", params),
+        ]
     if kind == "histogram" and hour is not None:
         # The range is given: no min/max; 30 s buckets (120 in the hour).
-        return [(f"SELECT time_bucket(INTERVAL 30 second, ts) AS t, level, count(*) FROM logs WHERE {where} GROUP BY ALL", params)]
+        return [
+            (
+                f"SELECT time_bucket(INTERVAL 30 second, ts) AS t, level, count(*) FROM logs WHERE {where} GROUP BY ALL",
+                params,
+            )
+        ]
     if kind == "histogram":
         # The page picks a round step for ~120 buckets of the matches' span: one hour here.
-        return [(f"SELECT min(ts), max(ts) FROM logs WHERE {where}", params),
-                (f"SELECT time_bucket(INTERVAL 1 hour, ts) AS t, level, count(*) FROM logs WHERE {where} GROUP BY ALL", params)]  # fmt: skip
+        return [
+            (f"SELECT min(ts), max(ts) FROM logs WHERE {where}", params),
+            (
+                f"SELECT time_bucket(INTERVAL 1 hour, ts) AS t, level, count(*) FROM logs WHERE {where} GROUP BY ALL",
+                params,
+            ),
+        ]
     # One GROUPING SETS scan: the total is any set's sum (as the page takes it; a second count(*)
     # here would be work the page does not do).
     sets = ", ".join(f"({f})" for f in FACETS)
@@ -125,8 +167,12 @@ def last_hour(files: list[str]) -> tuple[Any, Any]:
 
 
 def serve(archive: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "ui", "--archive", str(archive), "--bind", "127.0.0.1:0"],
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logpipe", "ui", "--archive", str(archive), "--bind", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.stderr is not None
     while True:
         line = proc.stderr.readline()
@@ -173,7 +219,9 @@ def main() -> None:
                 for kind in ("search", "histogram", "facets"):
                     query = urllib.parse.urlencode({"q": q, **({"latest": latest} if latest else {})})
                     page = median_s(functools.partial(get, f"{url}api/{kind}?{query}"), args.runs)
-                    base = median_s(bare(files, bare_statements(kind, where, params, hour if latest else None)), args.runs)
+                    base = median_s(
+                        bare(files, bare_statements(kind, where, params, hour if latest else None)), args.runs
+                    )
                     worst = max(worst, page / base)
                     name = f"{kind} {label}{', last hour' if latest else ''}"
                     print(f"{name:<34} {page:>11.3f}s {base:>11.3f}s {page / base:>6.2f}x")

@@ -102,8 +102,12 @@ def export(
         raise UsageError(f"no folder {path.parent} to write {path.name} into")
 
     schema = record_schema()
-    meta = {"schema_version": EXPORT_SCHEMA_VERSION, "since": start.isoformat(),
-            "until": end.isoformat(), "levels": list(wanted)}
+    meta = {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "levels": list(wanted),
+    }
     schema = schema.with_metadata({METADATA_KEY: json.dumps(meta).encode()})
     if es is not None:
         from logpipe.query.es_export import engine_batches

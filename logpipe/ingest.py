@@ -78,15 +78,34 @@ def run_ingest(
         sinks: list[Sink] = build_sinks(archive_sink, targets, archive_records=archive_records)
         for sink in sinks:
             stack.callback(sink.close)
-        source = KafkaSource(src.topic, src.bootstrap, src.client_kwargs(), group=options.group,
-                             max_records=max(1, options.max_records), idle_s=options.stop_when_idle_s,
-                             on_assigned=archive_sink.learn_written)  # fmt: skip
-        pipeline_options = PipelineOptions(options.flush_interval_s, options.flush_bytes, "ingest",
-                                           publish_gauges=monitor is not None)  # fmt: skip
-        pipeline = Pipeline(source, sinks, options=pipeline_options,
-                            on_progress=monitor.progress_hook() if monitor is not None else None)  # fmt: skip
-        log.info("started", extra={"event": "started", "command": "ingest", "source": src.display_url,
-                                   "group": options.group, "sinks": [s.name for s in sinks]})  # fmt: skip
+        source = KafkaSource(
+            src.topic,
+            src.bootstrap,
+            src.client_kwargs(),
+            group=options.group,
+            max_records=max(1, options.max_records),
+            idle_s=options.stop_when_idle_s,
+            on_assigned=archive_sink.learn_written,
+        )
+        pipeline_options = PipelineOptions(
+            options.flush_interval_s, options.flush_bytes, "ingest", publish_gauges=monitor is not None
+        )
+        pipeline = Pipeline(
+            source,
+            sinks,
+            options=pipeline_options,
+            on_progress=monitor.progress_hook() if monitor is not None else None,
+        )
+        log.info(
+            "started",
+            extra={
+                "event": "started",
+                "command": "ingest",
+                "source": src.display_url,
+                "group": options.group,
+                "sinks": [s.name for s in sinks],
+            },
+        )
         if monitor is not None:
             monitor.watch(pipeline)
             stats = asyncio.run(monitor.run(pipeline.run()))

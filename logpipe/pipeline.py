@@ -45,8 +45,16 @@ if TYPE_CHECKING:
     from logpipe.enrich.context import RequestContext
     from logpipe.model import Missing
 
-__all__ = ["FLUSH_BYTES", "Pipeline", "PipelineOptions", "Reconfiguration", "ShipOptions", "SourceSpec",
-           "Transformer", "ignore_reloads"]  # fmt: skip
+__all__ = [
+    "FLUSH_BYTES",
+    "Pipeline",
+    "PipelineOptions",
+    "Reconfiguration",
+    "ShipOptions",
+    "SourceSpec",
+    "Transformer",
+    "ignore_reloads",
+]
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -132,7 +140,9 @@ class Transformer:
             unwrapped = unwrap(framed, profile.wrapper)
             framed, fallback_ts = unwrapped.framed, unwrapped.fallback_ts
         ctx = BatchContext(raw.path, raw.source_id[:16], raw.read_time_us, unterminated)
-        records, rejects, missing = normalise(framed, self._normaliser(raw.source_index, profile), ctx, self.context, fallback_ts)
+        records, rejects, missing = normalise(
+            framed, self._normaliser(raw.source_index, profile), ctx, self.context, fallback_ts
+        )
         return Batch(raw.source_id, raw.path, raw.start, raw.end, records, tuple(rejects), raw.read_time_us), missing
 
     def close(self) -> None:
@@ -192,8 +202,10 @@ class Pipeline:
     def request_reload(self) -> None:
         """SIGHUP: reload the config at the next safe point of the loop."""
         if self._reload is None:
-            log.warning("SIGHUP ignored: logpipe %s was started without --config, there is nothing to reload",
-                        self.options.command)  # fmt: skip
+            log.warning(
+                "SIGHUP ignored: logpipe %s was started without --config, there is nothing to reload",
+                self.options.command,
+            )
             return
         self._reload_wanted = True
 
@@ -242,13 +254,27 @@ class Pipeline:
 
     def _count_missing(self, raw: RawBatch, batch: Batch, missing: Missing) -> None:
         assert self.transform is not None
-        tally = self.stats.count_missing(raw.source_id, raw.path, raw.format_name, self.transform.format_forced(raw.source_index),
-                                         batch.records.num_rows, missing)  # fmt: skip
+        tally = self.stats.count_missing(
+            raw.source_id,
+            raw.path,
+            raw.format_name,
+            self.transform.format_forced(raw.source_index),
+            batch.records.num_rows,
+            missing,
+        )
         if tally.matched_nothing and self.source.until == "follow" and raw.source_id not in self._format_warned:
             # A tailing agent prints no summary: say it once per file in its log.
             self._format_warned.add(raw.source_id)
-            log.warning("format matches nothing", extra={"event": "format_matches_nothing", "path": raw.path,
-                        "format": raw.format_name, "forced": tally.forced, "records": tally.records})  # fmt: skip
+            log.warning(
+                "format matches nothing",
+                extra={
+                    "event": "format_matches_nothing",
+                    "path": raw.path,
+                    "format": raw.format_name,
+                    "forced": tally.forced,
+                    "records": tally.records,
+                },
+            )
 
     def _start_flush(self) -> None:
         """Hand what is buffered to the writer thread; reading and transforming go on meanwhile.

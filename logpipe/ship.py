@@ -47,8 +47,14 @@ class Agent:
     go of it in reverse order, and so does an error while the agent is being built.
     """
 
-    def __init__(self, stack: contextlib.ExitStack, loaded: Loaded, pipeline: Pipeline, archive: ArchiveSink,
-                 monitor: Monitor | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stack: contextlib.ExitStack,
+        loaded: Loaded,
+        pipeline: Pipeline,
+        archive: ArchiveSink,
+        monitor: Monitor | None,
+    ) -> None:
         self._stack = stack
         self.loaded = loaded
         self.pipeline = pipeline
@@ -84,18 +90,34 @@ class Agent:
             reloader = ConfigReloader(config_file, loaded, archive_sink, sinks) if config_file is not None else None
             stack.callback(lambda: (reloader.sinks if reloader is not None else sinks).close())  # those in use by then
             # The file source decides each file's format with parse's detector, passed in here.
-            source = (StdinSource(specs, checkpoints, state / "spool", detect_format=resolve_format) if uses_stdin(specs)
-                      else FileSource(specs, checkpoints, until=until, detect_format=resolve_format))  # fmt: skip
+            source = (
+                StdinSource(specs, checkpoints, state / "spool", detect_format=resolve_format)
+                if uses_stdin(specs)
+                else FileSource(specs, checkpoints, until=until, detect_format=resolve_format)
+            )
             progress = monitor.progress_hook(on_progress) if monitor is not None else on_progress
-            pipeline = Pipeline(source, sinks.members, transform=Transformer(source.specs),
-                                options=PipelineOptions(flush_interval_s=config.flush_interval,
-                                                        publish_gauges=monitor is not None),
-                                on_progress=progress, reload=reloader)  # fmt: skip
+            pipeline = Pipeline(
+                source,
+                sinks.members,
+                transform=Transformer(source.specs),
+                options=PipelineOptions(flush_interval_s=config.flush_interval, publish_gauges=monitor is not None),
+                on_progress=progress,
+                reload=reloader,
+            )
             if monitor is not None:
                 pipeline.on_reconfigured = monitor.watch
                 monitor.watch(pipeline)
-            log.info("started", extra={"event": "started", "command": "ship", "patterns": [p for s in specs for p in s.patterns],
-                                       "once": until == "end", "sinks": [s.name for s in sinks.members], "archive": str(archive)})  # fmt: skip
+            log.info(
+                "started",
+                extra={
+                    "event": "started",
+                    "command": "ship",
+                    "patterns": [p for s in specs for p in s.patterns],
+                    "once": until == "end",
+                    "sinks": [s.name for s in sinks.members],
+                    "archive": str(archive),
+                },
+            )
             return cls(stack.pop_all(), loaded, pipeline, archive_sink, monitor)
         raise AssertionError("unreachable")  # pragma: no cover (mypy: ExitStack may swallow)
 
@@ -112,10 +134,19 @@ class Agent:
 
             give_back_freed_memory()
             self.archive.compact()
-        log.info("stopped", extra={"event": "stopped", "lines": stats.lines, "records": stats.records,
-                                   "rejected": stats.rejected, "records_missing": dict(stats.missing_by_field),
-                                   "bytes": stats.bytes, "commits": stats.commits,
-                                   "elapsed_s": round(stats.elapsed, 3)})  # fmt: skip
+        log.info(
+            "stopped",
+            extra={
+                "event": "stopped",
+                "lines": stats.lines,
+                "records": stats.records,
+                "rejected": stats.rejected,
+                "records_missing": dict(stats.missing_by_field),
+                "bytes": stats.bytes,
+                "commits": stats.commits,
+                "elapsed_s": round(stats.elapsed, 3),
+            },
+        )
         return ShipResult(stats, until, [self.loaded.mask(line) for line in describe(pipeline.sinks.members)])
 
     def close(self) -> None:
@@ -175,7 +206,9 @@ def sinks_of(archive: ArchiveSink, config: AgentConfig) -> SinkSet:
     never import it)."""
     from logpipe.sinks.targets import sinks_for_config
 
-    return sinks_for_config(archive, config.sinks, archive_min_level=config.archive.min_level if config.archive.enabled else None)
+    return sinks_for_config(
+        archive, config.sinks, archive_min_level=config.archive.min_level if config.archive.enabled else None
+    )
 
 
 def _json_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
@@ -210,7 +243,7 @@ class ConfigReloader:
             log.error("config %s not reloaded, still running on the previous one: %s", self.path, exc)
             return None
         old, self.sinks, self.loaded = self.sinks, sinks, loaded
-        log.info("config %s reloaded: %d sources, %d sinks", self.path, len(loaded.config.sources),
-                 len(sinks.members))  # fmt: skip
-        return Reconfiguration(source_specs(loaded.config), loaded.config.flush_interval, sinks.members,
-                               retire=old.close_sinks)  # fmt: skip
+        log.info("config %s reloaded: %d sources, %d sinks", self.path, len(loaded.config.sources), len(sinks.members))
+        return Reconfiguration(
+            source_specs(loaded.config), loaded.config.flush_interval, sinks.members, retire=old.close_sinks
+        )

@@ -74,8 +74,9 @@ class PipelineStats:
     def lines_per_s(self) -> float:
         return self.lines / self.elapsed
 
-    def count_missing(self, source_id: str, path: str, format_name: str, forced: bool, records: int,
-                      missing: Missing) -> FileFormat:  # fmt: skip
+    def count_missing(
+        self, source_id: str, path: str, format_name: str, forced: bool, records: int, missing: Missing
+    ) -> FileFormat:
         """Add one batch's counts; returns the file's tally so far."""
         for name, count in missing.by_field().items():
             if count:

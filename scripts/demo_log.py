@@ -83,7 +83,9 @@ class Shop:
         status = 201 if method == "POST" else 200
         if user and self.rng.random() < ERROR_RATE:
             status = self._fail()
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": b"{}"})
 
     def _fail(self) -> int:
@@ -223,7 +225,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--hours", type=float, default=SPAN_S / 3600, help="the span, ending now (a day or more: busier by day)")
+    parser.add_argument(
+        "--hours", type=float, default=SPAN_S / 3600, help="the span, ending now (a day or more: busier by day)"
+    )
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     span_s = args.hours * 3600

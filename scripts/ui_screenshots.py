@@ -18,9 +18,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # The view, the state it is shown in (the query string after `view=`), and whether the shot is
 # of the whole page (taller than the window) or of the window.
 VIEWS = [
@@ -35,25 +41,54 @@ VIEWS = [
 
 def demo_archive(folder: Path) -> Path:
     log, archive = folder / "app.log", folder / "archive"
-    run = [sys.executable, str(ROOT / "scripts" / "demo_log.py"), "--out", str(log), "--lines", "60000", "--hours", "168"]
+    run = [
+        sys.executable,
+        str(ROOT / "scripts" / "demo_log.py"),
+        "--out",
+        str(log),
+        "--lines",
+        "60000",
+        "--hours",
+        "168",
+    ]
     subprocess.run(run, check=True)
-    subprocess.run([sys.executable, "-m", "logpipe", "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "logpipe", "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
+        check=True,
+        capture_output=True,
+    )
     return archive
 
 
 def busiest_user(archive: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "logpipe", "sql", "--archive", str(archive), "--format", "csv",
-                          "SELECT user_id FROM logs WHERE user_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"],
-                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "logpipe",
+            "sql",
+            "--archive",
+            str(archive),
+            "--format",
+            "csv",
+            "SELECT user_id FROM logs WHERE user_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return out.splitlines()[1].strip()
 
 
 def shoot(archive: Path, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    server = subprocess.Popen([sys.executable, "-m", "logpipe", "ui", "--archive", str(archive), "--bind", "127.0.0.1:0"],
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "logpipe", "ui", "--archive", str(archive), "--bind", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert server.stderr is not None
         match = None
@@ -69,7 +104,9 @@ def shoot(archive: Path, out: Path) -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             for name, state, whole in VIEWS:
                 page.goto(f"{url}?view={state.format(user=user)}")
-                page.wait_for_selector(f'main#view[data-rendered][data-view="{name}"]', state="attached", timeout=60_000)
+                page.wait_for_selector(
+                    f'main#view[data-rendered][data-view="{name}"]', state="attached", timeout=60_000
+                )
                 page.screenshot(path=str(out / f"{name}.png"), full_page=whole)
                 print(out / f"{name}.png")
             browser.close()

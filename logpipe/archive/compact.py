@@ -219,8 +219,14 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
             orjson.dumps({"new": new_rel, "old": [p.relative_to(archive).as_posix() for p in parts]}),
         )
         counter = _RowCounter()
-        write_part_tables(archive, partition, schema, counter.count(_row_groups(parts, schema)),
-                          {k: merge_ranges(v) for k, v in ranges.items()}, name=name)  # fmt: skip
+        write_part_tables(
+            archive,
+            partition,
+            schema,
+            counter.count(_row_groups(parts, schema)),
+            {k: merge_ranges(v) for k, v in ranges.items()},
+            name=name,
+        )
         partitions += 1
         files_in += len(parts)
         rows += counter.rows

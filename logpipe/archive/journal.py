@@ -90,9 +90,13 @@ def _path_problem(archive: Path, rel: object) -> str | None:
     if any(p in ("", ".", "..") for p in parts):
         return f"{rel!r} is not a plain path inside the archive"
     shaped = (
-        (len(parts) == 4 and parts[0] == LOGS_DIR and is_level_dir_name(parts[2]))
-        or (len(parts) == 3 and parts[0] == DEAD_LETTERS_DIR)
-    ) and parse_day_dir(parts[1]) is not None and is_part_name(parts[-1])
+        (
+            (len(parts) == 4 and parts[0] == LOGS_DIR and is_level_dir_name(parts[2]))
+            or (len(parts) == 3 and parts[0] == DEAD_LETTERS_DIR)
+        )
+        and parse_day_dir(parts[1]) is not None
+        and is_part_name(parts[-1])
+    )
     if not shaped:
         return f"{rel!r} is not a part of the archive's layout"
     real_root = os.path.realpath(archive)

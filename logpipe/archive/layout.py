@@ -113,8 +113,10 @@ def is_part_name(name: str) -> bool:
 
 def is_temp_part_name(name: str) -> bool:
     """A part still being written (`.tmp-part-*.parquet.partial`)."""
-    return name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX) and is_part_name(
-        name[len(TMP_PREFIX) : -len(TMP_SUFFIX)]
+    return (
+        name.startswith(TMP_PREFIX)
+        and name.endswith(TMP_SUFFIX)
+        and is_part_name(name[len(TMP_PREFIX) : -len(TMP_SUFFIX)])
     )
 
 

@@ -119,8 +119,9 @@ class Ledger:
         if not self.needs_rescan(source_id, start):
             return False
         since = self._since.get(source_id)
-        self.add_from(archive, lambda _sid: start, sources={source_id},
-                      since=None if since is None else lambda _sid: since)  # fmt: skip
+        self.add_from(
+            archive, lambda _sid: start, sources={source_id}, since=None if since is None else lambda _sid: since
+        )
         return True
 
     def __bool__(self) -> bool:

@@ -63,8 +63,9 @@ class Lock:
     file systems), go on without the lock (`guarded` False) instead of raising the OSError.
     """
 
-    def __init__(self, path: Path, *, shared: bool = False, wait_s: float = 0.0, folder: bool = False,
-                 unguarded_ok: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, path: Path, *, shared: bool = False, wait_s: float = 0.0, folder: bool = False, unguarded_ok: bool = False
+    ) -> None:
         self.path = path
         self.shared = shared
         self.guarded = True
@@ -117,8 +118,9 @@ class FolderLock:
     this process into the file (retention, which holds it for a moment).
     """
 
-    def __init__(self, folder: Path, file: Path, *, shared: bool = False, wait_s: float = 0.0,
-                 name_holder: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, folder: Path, file: Path, *, shared: bool = False, wait_s: float = 0.0, name_holder: bool = True
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         deadline = time.monotonic() + wait_s

@@ -85,9 +85,7 @@ def open_archive(
     if dead:
         con.read_parquet([str(p) for p in dead], hive_partitioning=True).create_view("dead_letters")
     else:
-        con.execute(
-            f"CREATE VIEW dead_letters AS {_empty_select(DEAD_LETTER_COLUMNS, 'CAST(NULL AS DATE) AS day')}"
-        )
+        con.execute(f"CREATE VIEW dead_letters AS {_empty_select(DEAD_LETTER_COLUMNS, 'CAST(NULL AS DATE) AS day')}")
     _confine(con, real)
     return con
 
@@ -123,8 +121,11 @@ def logs_for_text(con: duckdb.DuckDBPyConnection, needles: Sequence[str]) -> tup
         return "logs", []
     names = [str(p) for p in parts]
     rows = dict(con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [names]).fetchall())
-    summaries = dict(con.execute("SELECT file_name, value FROM parquet_kv_metadata(?) WHERE key = ?",
-                                 [names, TEXT_INDEX_METADATA_KEY]).fetchall())  # fmt: skip
+    summaries = dict(
+        con.execute(
+            "SELECT file_name, value FROM parquet_kv_metadata(?) WHERE key = ?", [names, TEXT_INDEX_METADATA_KEY]
+        ).fetchall()
+    )
     conditions: list[str] = []
     params: list[object] = []
     left_out = False
@@ -174,8 +175,10 @@ def _hold_readers_lock(real_root: Path) -> Lock | None:
     except OSError:
         return None  # a folder we may list but not open (odd permissions): read unguarded
     if held is None:
-        raise ArchiveError(f"archive {real_root} is busy: compaction or retention has been removing parts "
-                           f"for {READERS_WAIT_S:.0f}s; try again")
+        raise ArchiveError(
+            f"archive {real_root} is busy: compaction or retention has been removing parts "
+            f"for {READERS_WAIT_S:.0f}s; try again"
+        )
     return held
 
 

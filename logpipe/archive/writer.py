@@ -41,12 +41,37 @@ COMPRESSION_LEVEL = 1
 ROW_GROUP_ROWS = 64 * 1024
 # Dictionary-encode only columns with few distinct values: for ids, messages and attrs the
 # dictionary costs time and grows the file.
-DICTIONARY_COLUMNS = ["level", "logger", "service", "host", "method", "endpoint", "source",
-                      "message_key", "status", "reason", "source_id"]  # fmt: skip
+DICTIONARY_COLUMNS = [
+    "level",
+    "logger",
+    "service",
+    "host",
+    "method",
+    "endpoint",
+    "source",
+    "message_key",
+    "status",
+    "reason",
+    "source_id",
+]
 # Min/max statistics only where a query can skip row groups by them. For ids, messages and attrs
 # every row group spans nearly the whole range, and computing them costs a sixth of the writing.
-NO_STATISTICS_COLUMNS = frozenset({"message", "message_key", "request_id", "user_id", "session_id", "trace_id",
-                                   "path", "error", "attrs", "event_id", "detail", "raw"})  # fmt: skip
+NO_STATISTICS_COLUMNS = frozenset(
+    {
+        "message",
+        "message_key",
+        "request_id",
+        "user_id",
+        "session_id",
+        "trace_id",
+        "path",
+        "error",
+        "attrs",
+        "event_id",
+        "detail",
+        "raw",
+    }
+)
 
 
 def part_name() -> str:

@@ -17,7 +17,9 @@ app.add_typer(archive_app, name="archive")
 @archive_app.command("compact")
 def compact(
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = DEFAULT_ARCHIVE,
-    min_files: Annotated[int, typer.Option("--min-files", help="Merge a partition's small parts when it has at least this many.")] = 2,
+    min_files: Annotated[
+        int, typer.Option("--min-files", help="Merge a partition's small parts when it has at least this many.")
+    ] = 2,
 ) -> None:
     """Merge small parts of each partition into one (the agent also does this by itself)."""
     from logpipe.archive import compact as compaction

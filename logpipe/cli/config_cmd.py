@@ -16,7 +16,9 @@ app.add_typer(config_app, name="config")
 @config_app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="The config file (YAML).", show_default=False)],
-    offline: Annotated[bool, typer.Option("--offline", help="Check the file only, not whether the sinks answer.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Check the file only, not whether the sinks answer.")
+    ] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds each sink has to answer.")] = 5.0,
 ) -> None:
     """Check a config file, then that every sink answers; exit 1 if one does not."""

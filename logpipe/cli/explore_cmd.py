@@ -27,14 +27,24 @@ FILTER_HELP = (
 )
 FiltersArg = Annotated[list[str] | None, typer.Argument(help=FILTER_HELP, show_default=False)]
 WhereOpt = Annotated[list[str] | None, typer.Option("--where", "-w", help="One more filter (repeatable).")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601.")]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601.")
+]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only records before this time, same forms.")]
 ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
 BackendOpt = Annotated[
-    str, typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (the Parquet archive) or es (Elasticsearch/OpenSearch)."),
+    str,
+    typer.Option(
+        "--backend", envvar="LOGPIPE_BACKEND", help="archive (the Parquet archive) or es (Elasticsearch/OpenSearch)."
+    ),
 ]
 EsOpt = Annotated[
-    str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables)."),
+    str | None,
+    typer.Option(
+        "--es",
+        envvar="LOGPIPE_ES_URL",
+        help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables).",
+    ),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, json, csv or ndjson (all record columns).")]
 WideOpt = Annotated[bool, typer.Option("--wide", help="Table with every column, nothing cut.")]
@@ -140,8 +150,17 @@ def search_cmd(
 def tail_cmd(
     filters: FiltersArg = None,
     where: WhereOpt = None,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last matching records to print first.")] = 10,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Then print new matching records as the agent writes them (archive only; Ctrl-C ends).")] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="How many of the last matching records to print first.")
+    ] = 10,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Then print new matching records as the agent writes them (archive only; Ctrl-C ends).",
+        ),
+    ] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between looks at the archive with -f.")] = 0.5,
     since: SinceOpt = None,
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
@@ -279,7 +298,9 @@ def _print_context(marked: list[tuple[str, tuple[Any, ...]]], record: tuple[Any,
     arrows = {"before": "", "match": ">>", "after": "", "request": ""}
     at = RECORD_COLUMNS.index
     around = [(arrows[m], *r) for m, r in marked if m != "request"]
-    sys.stdout.write(f"-- {record[at('source')]} around offset {record[at('offset')]:,} (>> marks {record[at('event_id')]})\n")
+    sys.stdout.write(
+        f"-- {record[at('source')]} around offset {record[at('offset')]:,} (>> marks {record[at('event_id')]})\n"
+    )
     print_records(columns, around, sys.stdout, wide=wide)
     request = [("", *r) for m, r in marked if m == "request"]
     if record[at("request_id")] is not None:

@@ -24,7 +24,8 @@ def export_cmd(
     ] = DEFAULT_OUT,
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
     backend: Annotated[
-        str, typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (default) or es (Elasticsearch/OpenSearch).")
+        str,
+        typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (default) or es (Elasticsearch/OpenSearch)."),
     ] = "archive",
     es: Annotated[
         str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT.")

@@ -34,11 +34,11 @@ def patterns_cmd(
     ] = None,
     where: Annotated[
         list[str] | None,
-        typer.Option("--where", "-w", help="A filter (field=value, field>n, field~regex, free text); repeatable, all must hold."),
+        typer.Option(
+            "--where", "-w", help="A filter (field=value, field>n, field~regex, free text); repeatable, all must hold."
+        ),
     ] = None,
-    since: Annotated[
-        str, typer.Option("--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601.")
-    ] = "1h",
+    since: Annotated[str, typer.Option("--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601.")] = "1h",
     until: Annotated[str, typer.Option("--until", help="End of the window, same forms.")] = "now",
     limit: Annotated[
         int, typer.Option("--limit", help="Show the N most frequent templates (0: all).", min=0)
@@ -49,7 +49,8 @@ def patterns_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
     backend: Annotated[
-        str, typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (DuckDB) or es (Elasticsearch/OpenSearch).")
+        str,
+        typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (DuckDB) or es (Elasticsearch/OpenSearch)."),
     ] = "archive",
     es: Annotated[
         str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT.")
@@ -89,8 +90,14 @@ def patterns_cmd(
 
 
 def _row(pattern: Any) -> tuple[Any, ...]:
-    return (pattern.template, pattern.count, pattern.first_seen, pattern.last_seen, list(pattern.trend),
-            list(pattern.examples))  # fmt: skip
+    return (
+        pattern.template,
+        pattern.count,
+        pattern.first_seen,
+        pattern.last_seen,
+        list(pattern.trend),
+        list(pattern.examples),
+    )
 
 
 def _print(mined: Mined, shown: Sequence[Any], levels: Sequence[str]) -> None:
@@ -105,8 +112,16 @@ def _print(mined: Mined, shown: Sequence[Any], levels: Sequence[str]) -> None:
     more = f" (the {len(shown)} most frequent shown; --limit 0 for all)" if len(shown) < len(mined.patterns) else ""
     title = f"{len(mined.patterns)} patterns in {mined.total:,} {what} {window}{more}"
     columns = TABLE_COLUMNS if _width() >= WIDE else TABLE_COLUMNS[:-1]  # narrow: the template gets the room
-    rows = [(p.count, p.template, bars(list(p.trend), height=1)[0].replace(" ", "·"), p.last_seen,
-             p.examples[0] if p.examples else "")[: len(columns)] for p in shown]  # fmt: skip
+    rows = [
+        (
+            p.count,
+            p.template,
+            bars(list(p.trend), height=1)[0].replace(" ", "·"),
+            p.last_seen,
+            p.examples[0] if p.examples else "",
+        )[: len(columns)]
+        for p in shown
+    ]
     print_table(columns, rows, sys.stdout, title=title, formatters={"last_seen": _short_time})
 
 

@@ -51,19 +51,13 @@ query_app = typer.Typer(
 )
 app.add_typer(query_app, name="query")
 
-ArchiveOpt = Annotated[
-    Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)
-]
+ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
 SinceOpt = Annotated[
     str | None,
     typer.Option("--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601 (default: the query's)."),
 ]
-UntilOpt = Annotated[
-    str | None, typer.Option("--until", help="End of the window, same forms (default: now).")
-]
-FormatOpt = Annotated[
-    str, typer.Option("--format", help="table, json, csv or ndjson (column names are stable).")
-]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="End of the window, same forms (default: now).")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, json, csv or ndjson (column names are stable).")]
 QueriesOpt = Annotated[
     Path | None,
     typer.Option(
@@ -75,11 +69,19 @@ QueriesOpt = Annotated[
 ServiceOpt = Annotated[str | None, typer.Option("--service", help="Only records of this service.")]
 BackendOpt = Annotated[
     str,
-    typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (DuckDB over the Parquet archive) or es (Elasticsearch/OpenSearch)."),
+    typer.Option(
+        "--backend",
+        envvar="LOGPIPE_BACKEND",
+        help="archive (DuckDB over the Parquet archive) or es (Elasticsearch/OpenSearch).",
+    ),
 ]
 EsOpt = Annotated[
     str | None,
-    typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables)."),
+    typer.Option(
+        "--es",
+        envvar="LOGPIPE_ES_URL",
+        help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables).",
+    ),
 ]
 
 
@@ -145,7 +147,7 @@ def journey_cmd(
     source = _source(backend, archive, es, queries)
     answer = fetch(source, "journey", {**subject, **_given(since=since, until=until)})
     values, columns, rows = answer.values, answer.columns, answer.rows
-    (kind, who), = subject.items()
+    ((kind, who),) = subject.items()
     if not rows:
         return _nothing(fmt, columns, f"no records for {kind} {who!r} {_window(values)}")
     if fmt != "table":
@@ -155,7 +157,9 @@ def journey_cmd(
     sessions = {r[session_at] for r in rows}
     requests = {r[request_at] for r in rows if r[request_at] is not None}
     title = f"journey of {kind} {who}: {len(rows)} records, {len(sessions)} sessions, {len(requests)} requests"
-    _print_journey(columns, rows, title, [(r[session_at], r[request_at]) for r in rows], request_endpoints(columns, rows))
+    _print_journey(
+        columns, rows, title, [(r[session_at], r[request_at]) for r in rows], request_endpoints(columns, rows)
+    )
 
 
 @query_app.command("slow")
@@ -163,7 +167,8 @@ def slow_cmd(
     since: SinceOpt = None,
     until: UntilOpt = None,
     threshold: Annotated[
-        str | None, typer.Option("--threshold", help="List groups whose p95 is above this: 250ms, 1.5s (default 1000ms).")
+        str | None,
+        typer.Option("--threshold", help="List groups whose p95 is above this: 250ms, 1.5s (default 1000ms)."),
     ] = None,
     by: Annotated[str | None, typer.Option("--by", help="endpoint (default) or service.")] = None,
     service: ServiceOpt = None,
@@ -187,7 +192,9 @@ def slow_cmd(
         _write(fmt, columns, rows)
         return
     _print_table(
-        query, columns, rows,
+        query,
+        columns,
+        rows,
         title=f"slowest by {values['by']} (p95 > {values['threshold']:g} ms) {_window(values)}",
         headers={"key": str(values["by"])},
     )
@@ -333,19 +340,31 @@ def journey_headings(keys: Sequence[tuple[Any, Any]], endpoints: Mapping[Any, st
     return headings
 
 
-def _print_journey(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str,
-                   keys: Sequence[tuple[Any, Any]], endpoints: Mapping[Any, str]) -> None:  # fmt: skip
+def _print_journey(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str,
+    keys: Sequence[tuple[Any, Any]],
+    endpoints: Mapping[Any, str],
+) -> None:
     """Sessions → requests → records: headings, then one line a record, like `logpipe search` (#13)."""
     from logpipe.explore.render import print_records, terminal_width
 
     width = terminal_width(sys.stdout)
     sys.stdout.write(title + "\n")
-    print_records(columns, rows, sys.stdout, narrow=JOURNEY_LINE_COLUMNS, indent=JOURNEY_INDENT,
-                  headings=journey_headings(keys, endpoints, width))  # fmt: skip
+    print_records(
+        columns,
+        rows,
+        sys.stdout,
+        narrow=JOURNEY_LINE_COLUMNS,
+        indent=JOURNEY_INDENT,
+        headings=journey_headings(keys, endpoints, width),
+    )
 
 
-def _print_table(query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, show: Sequence[str] = (),
-                 **options: Any) -> None:  # fmt: skip
+def _print_table(
+    query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, show: Sequence[str] = (), **options: Any
+) -> None:
     from logpipe.query.render import percent, print_table
 
     hidden = [c for c in HIDDEN_COLUMNS_IN_TABLE.get(query, ()) if c not in show]

@@ -15,14 +15,26 @@ if TYPE_CHECKING:
     from logpipe.retention.policy import Policy
     from logpipe.retention.run import Report
 
-retention_app = typer.Typer(help="Delete logs past their level's age: archive, Elasticsearch/OpenSearch, Loki.",
-                            no_args_is_help=True)  # fmt: skip
+retention_app = typer.Typer(
+    help="Delete logs past their level's age: archive, Elasticsearch/OpenSearch, Loki.", no_args_is_help=True
+)
 app.add_typer(retention_app, name="retention")
 
-PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Retention policy file (YAML); default: the policy shipped with logpipe.", show_default=False)]
-ArchiveOpt = Annotated[Path | None, typer.Option("--archive", help="Archive folder (overrides the policy's archive.path).", show_default=False)]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy", help="Retention policy file (YAML); default: the policy shipped with logpipe.", show_default=False
+    ),
+]
+ArchiveOpt = Annotated[
+    Path | None,
+    typer.Option("--archive", help="Archive folder (overrides the policy's archive.path).", show_default=False),
+]
 BackendOpt = Annotated[str, typer.Option("--backend", help="archive, es, loki or all (the policy's `enforce` list).")]
-NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this time (ISO 8601 or 3d = three days ago): time travel for checks.")]
+NowOpt = Annotated[
+    str | None,
+    typer.Option("--now", help="Pretend it is this time (ISO 8601 or 3d = three days ago): time travel for checks."),
+]
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
 
 
@@ -77,7 +89,9 @@ def apply_cmd(
     archive: ArchiveOpt = None,
     backend: BackendOpt = "all",
     now: NowOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and write would-delete audit lines to stderr; delete nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and write would-delete audit lines to stderr; delete nothing.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (nightly jobs).")] = False,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -120,8 +134,11 @@ def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False) ->
     if fmt == "json":
         import json
 
-        doc: dict[str, object] = {"now": now.isoformat().replace("+00:00", "Z"), "actions": [a.as_dict() for a in report.actions],
-               "notes": report.notes}  # fmt: skip
+        doc: dict[str, object] = {
+            "now": now.isoformat().replace("+00:00", "Z"),
+            "actions": [a.as_dict() for a in report.actions],
+            "notes": report.notes,
+        }
         if applied:
             doc.update(done=report.done, failed=report.failed, skipped=report.skipped)
         typer.echo(json.dumps(doc, indent=2))
@@ -133,10 +150,17 @@ def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False) ->
     for column in ("backend", "action", "target", "level", "service", "cutoff", "count", "size", "state"):
         table.add_column(column, justify="right" if column in ("count", "size") else "left")
     for a in report.actions:
-        table.add_row(a.backend, a.kind, a.target if a.request is None or a.backend == "loki" else
-                      f"{a.request['method']} {a.request['path']}", a.level, a.service or "*",
-                      a.cutoff.strftime("%Y-%m-%d"), "?" if a.count is None else f"{a.count:,}",
-                      _size(a.bytes), a.state)  # fmt: skip
+        table.add_row(
+            a.backend,
+            a.kind,
+            a.target if a.request is None or a.backend == "loki" else f"{a.request['method']} {a.request['path']}",
+            a.level,
+            a.service or "*",
+            a.cutoff.strftime("%Y-%m-%d"),
+            "?" if a.count is None else f"{a.count:,}",
+            _size(a.bytes),
+            a.state,
+        )
     console = Console(soft_wrap=True)
     console.print(table)
     for note in report.notes:

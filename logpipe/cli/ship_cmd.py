@@ -21,21 +21,60 @@ _MISSING_WORDS = {"ts": "timestamp (reading time used)", "level": "level (INFO a
 
 @app.command()
 def ship(
-    paths: Annotated[list[str] | None, typer.Argument(help="Files or globs to tail; '-' reads standard input.", show_default=False)] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Agent config file (YAML); SIGHUP reloads it. Excludes the flags that it replaces.")] = None,
-    archive: Annotated[Path | None, typer.Option("--archive", help=f"Archive folder (default: ./{DEFAULT_ARCHIVE}).")] = None,
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Files or globs to tail; '-' reads standard input.", show_default=False)
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Agent config file (YAML); SIGHUP reloads it. Excludes the flags that it replaces."
+        ),
+    ] = None,
+    archive: Annotated[
+        Path | None, typer.Option("--archive", help=f"Archive folder (default: ./{DEFAULT_ARCHIVE}).")
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Read every file to its end, then exit.")] = False,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep tailing (the default): find new files, survive rotation.")] = False,
-    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Checkpoints folder (default: ARCHIVE/state).")] = None,
-    format_name: Annotated[str | None, typer.Option("--format", help="Input format, or 'auto' to detect per file (default).")] = None,
-    label: Annotated[list[str], typer.Option("--label", help="Static label KEY=VALUE (service=api, env=prod); repeatable.")] = (),  # type: ignore[assignment]
-    field: Annotated[list[str], typer.Option("--field", help="Map a canonical field to a JSON path: level=severity; repeatable.")] = (),  # type: ignore[assignment]
-    flush_interval: Annotated[float | None, typer.Option("--flush-interval", help="Seconds between flushes while tailing (default: 1).")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep tailing (the default): find new files, survive rotation.")
+    ] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Checkpoints folder (default: ARCHIVE/state).")
+    ] = None,
+    format_name: Annotated[
+        str | None, typer.Option("--format", help="Input format, or 'auto' to detect per file (default).")
+    ] = None,
+    label: Annotated[
+        list[str], typer.Option("--label", help="Static label KEY=VALUE (service=api, env=prod); repeatable.")
+    ] = (),  # type: ignore[assignment]
+    field: Annotated[
+        list[str], typer.Option("--field", help="Map a canonical field to a JSON path: level=severity; repeatable.")
+    ] = (),  # type: ignore[assignment]
+    flush_interval: Annotated[
+        float | None, typer.Option("--flush-interval", help="Seconds between flushes while tailing (default: 1).")
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress on a terminal.")] = True,
-    to: Annotated[list[str], typer.Option("--to", help="Also ship to a sink: es://HOST:PORT (Elasticsearch or OpenSearch), loki://HOST:PORT or kafka://HOST:PORT/TOPIC; repeatable.")] = (),  # type: ignore[assignment]
-    no_archive: Annotated[bool, typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to.")] = False,
-    metrics_addr: Annotated[str | None, typer.Option("--metrics-addr", help="Serve /metrics, /health and /ready on HOST:PORT (127.0.0.1:9108).")] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="Level of logpipe's own JSON log on stderr (default: log.level of --config, else INFO; WARNING with --once).")] = None,
+    to: Annotated[
+        list[str],
+        typer.Option(
+            "--to",
+            help="Also ship to a sink: es://HOST:PORT (Elasticsearch or OpenSearch), loki://HOST:PORT or kafka://HOST:PORT/TOPIC; repeatable.",
+        ),
+    ] = (),  # type: ignore[assignment]
+    no_archive: Annotated[
+        bool,
+        typer.Option("--no-archive", help="Keep no records in the archive (dead letters still go there); needs --to."),
+    ] = False,
+    metrics_addr: Annotated[
+        str | None,
+        typer.Option("--metrics-addr", help="Serve /metrics, /health and /ready on HOST:PORT (127.0.0.1:9108)."),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="Level of logpipe's own JSON log on stderr (default: log.level of --config, else INFO; WARNING with --once).",
+        ),
+    ] = None,
 ) -> None:
     """Ship structured JSON logs into the archive, exactly once, across crashes and rotations."""
     from logpipe.config.flags import ShipFlags
@@ -50,13 +89,24 @@ def ship(
     one_off = once or "-" in (paths or ())  # a run that ends by itself: a person reads the summary
     level = parse_level(log_level) if log_level else None
     setup_logging(level or ("WARNING" if one_off else "INFO"))
-    flags = ShipFlags(paths=paths or (), archive=archive, state_dir=state_dir, format_name=format_name, labels=label,
-                      fields=field, to=to, no_archive=no_archive, flush_interval=flush_interval,
-                      metrics_addr=metrics_addr)  # fmt: skip
+    flags = ShipFlags(
+        paths=paths or (),
+        archive=archive,
+        state_dir=state_dir,
+        format_name=format_name,
+        labels=label,
+        fields=field,
+        to=to,
+        no_archive=no_archive,
+        flush_interval=flush_interval,
+        metrics_addr=metrics_addr,
+    )
     if config is not None:
         given = flags.given()
         if given:
-            raise UsageError(f"--config {config} describes sources and sinks; put {', '.join(given)} in the file instead")
+            raise UsageError(
+                f"--config {config} describes sources and sinks; put {', '.join(given)} in the file instead"
+            )
         loaded = load_file(config)
         if level is None:
             setup_logging(loaded.config.log.level)
@@ -73,8 +123,12 @@ def ship(
 
     display = _LiveDisplay() if progress and sys.stderr.isatty() else None
     try:
-        result = run_ship(loaded, until="end" if once else "follow", config_file=config,
-                          on_progress=display.update if display is not None else None)  # fmt: skip
+        result = run_ship(
+            loaded,
+            until="end" if once else "follow",
+            config_file=config,
+            on_progress=display.update if display is not None else None,
+        )
     finally:
         if display is not None:
             display.stop()
@@ -151,7 +205,9 @@ def missing_warnings(stats: PipelineStats) -> list[str]:
     said = [(stats.missing_by_field[f], words) for f, words in _MISSING_WORDS.items() if stats.missing_by_field[f]]
     if said:
         (first, words), rest = said[0], said[1:]
-        text = ", ".join([f"{first:,} of {stats.records:,} records had no {words}", *(f"{n:,} no {w}" for n, w in rest)])
+        text = ", ".join(
+            [f"{first:,} of {stats.records:,} records had no {words}", *(f"{n:,} no {w}" for n, w in rest)]
+        )
         out.append(f"warning: {text} — is --format right?")
     out.extend(_unmatched_warning(f) for f in stats.unmatched_files())
     return out

@@ -35,7 +35,9 @@ def sql(
     try:
         cursor = con.execute(statement)
     except duckdb.PermissionException as exc:
-        raise UsageError(f"logpipe sql reads only the views `logs` and `dead_letters`: {str(exc).splitlines()[0]}") from exc
+        raise UsageError(
+            f"logpipe sql reads only the views `logs` and `dead_letters`: {str(exc).splitlines()[0]}"
+        ) from exc
     except Exception as exc:  # duckdb's errors: a bad query is the user's, say so in one line
         raise UsageError(str(exc).splitlines()[0]) from exc
     columns = [d[0] for d in cursor.description or []]

@@ -20,7 +20,11 @@ def ui_cmd(
     backend: BackendOpt = "archive",
     es: EsOpt = None,
     bind: Annotated[
-        str, typer.Option("--bind", help="Address to serve on, HOST:PORT (port 0 picks a free one). Anything but loopback lets others read your logs.")
+        str,
+        typer.Option(
+            "--bind",
+            help="Address to serve on, HOST:PORT (port 0 picks a free one). Anything but loopback lets others read your logs.",
+        ),
     ] = DEFAULT_BIND,
 ) -> None:
     """Serve a read-only web page for searching and charting the records: open the URL it prints."""

@@ -69,11 +69,20 @@ class ShipFlags:
     no_archive: bool = False
     flush_interval: float | None = None
     metrics_addr: str | None = None
-    _names: Mapping[str, str] = field(default_factory=lambda: {
-        "paths": "PATHS", "archive": "--archive", "state_dir": "--state-dir", "format_name": "--format",
-        "labels": "--label", "fields": "--field", "to": "--to", "no_archive": "--no-archive",
-        "flush_interval": "--flush-interval", "metrics_addr": "--metrics-addr",
-    })  # fmt: skip
+    _names: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "paths": "PATHS",
+            "archive": "--archive",
+            "state_dir": "--state-dir",
+            "format_name": "--format",
+            "labels": "--label",
+            "fields": "--field",
+            "to": "--to",
+            "no_archive": "--no-archive",
+            "flush_interval": "--flush-interval",
+            "metrics_addr": "--metrics-addr",
+        }
+    )
 
     def given(self) -> list[str]:
         """The flags that were given, by name (to refuse mixing them with --config)."""

@@ -281,7 +281,11 @@ def _mapping(value: Any, item: Any, rules: Mapping[str, Any], path: str, problem
     failed = False
     for key, sub in value.items():
         here = _join(path, str(key))
-        problem = f"expected a name, got {_kind(key)}" if not isinstance(key, str) else check_rules(key, rules.get("keys", {}))
+        problem = (
+            f"expected a name, got {_kind(key)}"
+            if not isinstance(key, str)
+            else check_rules(key, rules.get("keys", {}))
+        )
         if problem is not None:
             problems.add(here, problem)
             failed = True

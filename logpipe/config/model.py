@@ -28,8 +28,10 @@ FORMATS: Final = ("auto", *PROFILES)
 RESERVED_SINK_NAMES: Final = frozenset({"archive"})
 
 SINK_NAME: Final[dict[str, Any]] = {"pattern": r"^[a-z0-9_-]+$", "hint": "lower-case letters, digits, _ and -"}
-LABEL_NAME: Final[dict[str, Any]] = {"pattern": r"^[A-Za-z_][A-Za-z0-9_.-]*$",
-                     "hint": "a letter or _, then letters, digits, _ . -"}  # fmt: skip
+LABEL_NAME: Final[dict[str, Any]] = {
+    "pattern": r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+    "hint": "a letter or _, then letters, digits, _ . -",
+}
 # HOST:PORT; an empty host (`:9108`) means every interface.
 ADDRESS: Final[dict[str, Any]] = {"pattern": r"^\S*:[0-9]{1,5}$", "hint": "HOST:PORT, e.g. 127.0.0.1:9108"}
 
@@ -80,9 +82,7 @@ def _unique_names(sinks: tuple[SinkConfig, ...]) -> str | None:
 @dataclass(frozen=True, kw_only=True)
 class ArchiveConfig:
     path: str = setting(str(DEFAULT_ARCHIVE), doc="Archive folder (Parquet parts, dead letters).", min_length=1)
-    enabled: bool = setting(
-        True, doc="Keep records in the archive; false keeps only dead letters (like --no-archive)."
-    )
+    enabled: bool = setting(True, doc="Keep records in the archive; false keeps only dead letters (like --no-archive).")
     min_level: str = setting(EVERY_LEVEL, doc="Lowest level the archive receives.", enum=LEVELS)
 
 
@@ -105,17 +105,18 @@ class SourceConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SinkConfig:
-    name: str = setting(doc="Sink name, used in messages and as a metric label value.", **SINK_NAME,
-                        check=_sink_name)  # fmt: skip
-    url: str = setting(doc="Where to ship: es://, kafka://, loki:// (the syntax of --to).", min_length=1,
-                       check=_sink_url, secret=True)  # fmt: skip
+    name: str = setting(doc="Sink name, used in messages and as a metric label value.", **SINK_NAME, check=_sink_name)
+    url: str = setting(
+        doc="Where to ship: es://, kafka://, loki:// (the syntax of --to).", min_length=1, check=_sink_url, secret=True
+    )
     min_level: str = setting(EVERY_LEVEL, doc="Lowest level this sink receives.", enum=LEVELS)
 
 
 @dataclass(frozen=True, kw_only=True)
 class MetricsConfig:
-    addr: str | None = setting(None, doc="HOST:PORT to serve /metrics, /health, /ready; absent: none.",
-                               **ADDRESS, check=_port)  # fmt: skip
+    addr: str | None = setting(
+        None, doc="HOST:PORT to serve /metrics, /health, /ready; absent: none.", **ADDRESS, check=_port
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,8 +15,13 @@ from typing import Any, Final, Union, get_args, get_origin, get_type_hints
 from logpipe.config.model import AgentConfig
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
-_RULE_KEYWORDS: Final = {"enum": "enum", "min_length": "minLength", "pattern": "pattern",
-                         "exclusive_minimum": "exclusiveMinimum", "min_items": "minItems"}  # fmt: skip
+_RULE_KEYWORDS: Final = {
+    "enum": "enum",
+    "min_length": "minLength",
+    "pattern": "pattern",
+    "exclusive_minimum": "exclusiveMinimum",
+    "min_items": "minItems",
+}
 _SCALARS: Final[dict[Any, str]] = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 

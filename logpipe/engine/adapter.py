@@ -116,9 +116,15 @@ def _elasticsearch(config: EsConfig, info: EngineInfo) -> EngineClient:
     elif config.username:
         auth["basic_auth"] = (config.username, config.password or "")
     client = Elasticsearch(
-        config.url, http_compress=config.gzip, request_timeout=config.timeout_s, max_retries=0,
-        retry_on_timeout=False, connections_per_node=config.concurrency + 2, **auth, **_common_tls(config),
-    )  # fmt: skip
+        config.url,
+        http_compress=config.gzip,
+        request_timeout=config.timeout_s,
+        max_retries=0,
+        retry_on_timeout=False,
+        connections_per_node=config.concurrency + 2,
+        **auth,
+        **_common_tls(config),
+    )
 
     def call(op: str, *args: Any) -> Any:
         if op == "bulk":
@@ -135,10 +141,16 @@ def _opensearch(config: EsConfig, info: EngineInfo) -> EngineClient:
     except ImportError:
         raise MissingDependencyError("OpenSearch support needs: pip install 'logpipe[es]'") from None
     client = OpenSearch(
-        [config.url], http_compress=config.gzip, timeout=config.timeout_s, max_retries=0,
-        retry_on_timeout=False, pool_maxsize=config.concurrency + 2, headers=auth_headers(config),
-        use_ssl=config.url.startswith("https://"), **_common_tls(config),
-    )  # fmt: skip
+        [config.url],
+        http_compress=config.gzip,
+        timeout=config.timeout_s,
+        max_retries=0,
+        retry_on_timeout=False,
+        pool_maxsize=config.concurrency + 2,
+        headers=auth_headers(config),
+        use_ssl=config.url.startswith("https://"),
+        **_common_tls(config),
+    )
 
     def call(op: str, *args: Any) -> Any:
         if op == "bulk":
@@ -158,7 +170,12 @@ def _describe(exc: Exception) -> tuple[int | None, str]:
         status = code if isinstance(code, int) else None
     info = getattr(exc, "info", None) or getattr(exc, "body", None)
     reason = _reason_of(info) or str(getattr(exc, "message", "") or exc)
-    if status is None and type(exc).__name__ not in ("ConnectionError", "ConnectionTimeout", "TransportError", "SSLError"):
+    if status is None and type(exc).__name__ not in (
+        "ConnectionError",
+        "ConnectionTimeout",
+        "TransportError",
+        "SSLError",
+    ):
         raise exc  # a programming error, not the engine's answer: let it surface unchanged
     if type(exc).__name__ == "SSLError":
         return 495, f"TLS failed: {reason}"

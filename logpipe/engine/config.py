@@ -106,9 +106,22 @@ def parse_target(target: str, env: Mapping[str, str] | None = None) -> EsConfig:
 
 
 _OPTION_KEYS: Final = frozenset(
-    {"tls", "api_key", "ca", "verify", "index", "date_format", "replicas", "shards", "concurrency",
-     "chunk_mb", "retry_for", "gzip", "template"}
-)  # fmt: skip
+    {
+        "tls",
+        "api_key",
+        "ca",
+        "verify",
+        "index",
+        "date_format",
+        "replicas",
+        "shards",
+        "concurrency",
+        "chunk_mb",
+        "retry_for",
+        "gzip",
+        "template",
+    }
+)
 
 
 def _apply_options(config: EsConfig, options: dict[str, str]) -> EsConfig:
@@ -146,7 +159,9 @@ def check_index_pattern(pattern: str) -> list[tuple[str, str]]:
         parts.append(("text", pattern[pos : match.start()]))
         name = match.group(1)
         if name not in INDEX_FIELDS:
-            raise UsageError(f"index pattern {pattern!r}: unknown field {{{name}}} (known: {', '.join(sorted(INDEX_FIELDS))})")
+            raise UsageError(
+                f"index pattern {pattern!r}: unknown field {{{name}}} (known: {', '.join(sorted(INDEX_FIELDS))})"
+            )
         parts.append(("field", name))
         pos = match.end()
     parts.append(("text", pattern[pos:]))

@@ -104,9 +104,12 @@ def _get(http: urllib3.PoolManager, config: EsConfig, path: str, timeout_s: floa
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     try:
         response = http.request(
-            "GET", config.url + path, headers={"accept": "application/json", **auth_headers(config)},
-            timeout=timeout_s, retries=False,
-        )  # fmt: skip
+            "GET",
+            config.url + path,
+            headers={"accept": "application/json", **auth_headers(config)},
+            timeout=timeout_s,
+            retries=False,
+        )
     except urllib3.exceptions.SSLError as exc:
         raise TerminalError(f"TLS with {config.display_url} failed: {config.mask(str(exc))}") from None
     except urllib3.exceptions.HTTPError as exc:

@@ -39,7 +39,9 @@ def _path(index: str) -> str:
     return f"/{index}/_search?ignore_unavailable=true&allow_no_indices=true"
 
 
-def _hits(client: EngineClient, index: str, query: dict[str, Any], sort: list[Any], size: int) -> Iterator[dict[str, Any]]:
+def _hits(
+    client: EngineClient, index: str, query: dict[str, Any], sort: list[Any], size: int
+) -> Iterator[dict[str, Any]]:
     """Every hit of `query` in `sort` order (sort must end on a unique field), page by page."""
     after: list[Any] | None = None
     for _ in range(MAX_PAGES):
@@ -84,9 +86,13 @@ def context(client: EngineClient, index: str, event_id: str, *, lines: int) -> C
     before: list[Row] = []
     after: list[Row] = []
     if record["source"] is not None and record["offset"] is not None:
+
         def near(op: str, order: str) -> list[Row]:
-            query = {"bool": {"filter": [{"term": {"source": record["source"]}},
-                                         {"range": {"offset": {op: record["offset"]}}}]}}  # fmt: skip
+            query = {
+                "bool": {
+                    "filter": [{"term": {"source": record["source"]}}, {"range": {"offset": {op: record["offset"]}}}]
+                }
+            }
             sort = [{"offset": {"order": order}}, {"event_id": {"order": order}}]
             hits = _hits(client, index, query, sort, max(lines, 1))
             return [_row(record_of(h["_source"])) for h, _ in zip(hits, range(lines), strict=False)]
@@ -97,7 +103,12 @@ def context(client: EngineClient, index: str, event_id: str, *, lines: int) -> C
     shown = {r[at] for r in (*before, _row(record), *after)}
     request: list[Row] = []
     if record["request_id"] is not None:
-        hits = _hits(client, index, {"term": {"request_id": record["request_id"]}},
-                     [{"ts": {"order": "asc"}}, {"event_id": {"order": "asc"}}], PAGE)  # fmt: skip
+        hits = _hits(
+            client,
+            index,
+            {"term": {"request_id": record["request_id"]}},
+            [{"ts": {"order": "asc"}}, {"event_id": {"order": "asc"}}],
+            PAGE,
+        )
         request = [r for r in (_row(record_of(h["_source"])) for h in hits) if r[at] not in shown]
     return Context(_row(record), before, after, request)

@@ -55,9 +55,22 @@ from logpipe.errors import UsageError
 from logpipe.schema import LEVELS
 
 TEXT_FIELDS: Final = (
-    "level", "message", "logger", "service", "host", "request_id", "user_id", "session_id",
-    "trace_id", "method", "endpoint", "path", "error", "source", "event_id",
-)  # fmt: skip
+    "level",
+    "message",
+    "logger",
+    "service",
+    "host",
+    "request_id",
+    "user_id",
+    "session_id",
+    "trace_id",
+    "method",
+    "endpoint",
+    "path",
+    "error",
+    "source",
+    "event_id",
+)
 NUMBER_FIELDS: Final = ("status", "duration_ms")
 TIME_FIELDS: Final = ("ts",)
 FIELDS: Final = (*TIME_FIELDS, *TEXT_FIELDS, *NUMBER_FIELDS)
@@ -73,9 +86,22 @@ _ATTRS_KEY: Final = re.compile(rf"^{_KEY}$")
 ES_KEYWORD_LIMIT: Final = 1024
 # ES fields indexed as keywords (exact terms); `error` is text only and `attrs` is not indexed.
 _ES_KEYWORDS: Final = frozenset(
-    {"level", "logger", "service", "host", "request_id", "user_id", "session_id", "trace_id",
-     "method", "endpoint", "path", "source", "event_id"}
-)  # fmt: skip
+    {
+        "level",
+        "logger",
+        "service",
+        "host",
+        "request_id",
+        "user_id",
+        "session_id",
+        "trace_id",
+        "method",
+        "endpoint",
+        "path",
+        "source",
+        "event_id",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +222,12 @@ def _comparison(name: str, op: str, value: str, term: str, now: datetime | None)
     where = f"bad filter {term!r}"
     target = _field(name, where)
     if value == "" and not term.endswith('""'):
-        raise UsageError(f"{where}: no value after {op!r} (use {name}{op}\"\" for an empty value)")
+        raise UsageError(f'{where}: no value after {op!r} (use {name}{op}"" for an empty value)')
     if op in ("~", "!~"):
         if target.name in NUMBER_FIELDS or target.name in TIME_FIELDS:
-            raise UsageError(f"{where}: ~ matches text; {target} is a {'number' if target.name in NUMBER_FIELDS else 'time'}")
+            raise UsageError(
+                f"{where}: ~ matches text; {target} is a {'number' if target.name in NUMBER_FIELDS else 'time'}"
+            )
         try:
             re.compile(value)
         except re.error as exc:

@@ -94,8 +94,9 @@ def slices(since: datetime, until: datetime, step: timedelta) -> Iterator[tuple[
         lo = hi
 
 
-def es_search(since: datetime, until: datetime, levels: Sequence[str], size: int,
-              where: Filter | None = None) -> dict[str, Any]:  # fmt: skip
+def es_search(
+    since: datetime, until: datetime, levels: Sequence[str], size: int, where: Filter | None = None
+) -> dict[str, Any]:
     """The body of one page of records (without search_after): the archive's window and order.
 
     Filter terms the engine cannot answer exactly are checked on each hit by `es_rows`; then

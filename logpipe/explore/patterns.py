@@ -136,7 +136,7 @@ def _shared(a: str, b: str, chars: str, *, reverse: bool) -> str:
         n += 1
     if not n:
         return ""
-    return a[len(a) - n:] if reverse else a[:n]
+    return a[len(a) - n :] if reverse else a[:n]
 
 
 def covers(template: str, token: str) -> bool:
@@ -148,8 +148,13 @@ def covers(template: str, token: str) -> bool:
     if template == token:
         return True
     head, star, tail = template.partition(WILDCARD)
-    return bool(star) and WILDCARD not in tail and len(token) >= len(head) + len(tail) \
-        and token.startswith(head) and token.endswith(tail)
+    return (
+        bool(star)
+        and WILDCARD not in tail
+        and len(token) >= len(head) + len(tail)
+        and token.startswith(head)
+        and token.endswith(tail)
+    )
 
 
 def similarity(template: Sequence[str], tokens: Sequence[str]) -> float:
@@ -316,8 +321,7 @@ class PatternMiner:
 
 
 def _pattern(template: str, group: _Group) -> Pattern:
-    return Pattern(template, group.count, tuple(group.examples), group.first_seen, group.last_seen,
-                   tuple(group.trend))  # fmt: skip
+    return Pattern(template, group.count, tuple(group.examples), group.first_seen, group.last_seen, tuple(group.trend))
 
 
 def _combine(seen: Pattern, group: _Group, examples: int) -> Pattern:

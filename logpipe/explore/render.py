@@ -25,8 +25,13 @@ WHOLE: Final = ("at", "ts", "level", "status", "duration_ms")
 LEAVE_OUT: Final = ("method", "path", "service")
 SHORT_NAMES: Final = {"duration_ms": "ms"}
 LEVEL_COLOURS: Final = {
-    "TRACE": "2", "DEBUG": "2", "INFO": "32", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;31",
-}  # fmt: skip
+    "TRACE": "2",
+    "DEBUG": "2",
+    "INFO": "32",
+    "WARNING": "33",
+    "ERROR": "31",
+    "CRITICAL": "1;31",
+}
 
 
 def _cut(text: str, width: int) -> str:
@@ -43,8 +48,14 @@ def _cut(text: str, width: int) -> str:
     return "".join(out) + "…"
 
 
-def layout(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int, *, wide: bool,
-           narrow: Sequence[str] = NARROW_COLUMNS) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+def layout(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    width: int,
+    *,
+    wide: bool,
+    narrow: Sequence[str] = NARROW_COLUMNS,
+) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the table (uncoloured), each line at most `width` cells unless wide.
 
     `narrow` names the columns a narrow table may show, in order (the message last).
@@ -110,9 +121,17 @@ def terminal_width(out: IO[str]) -> int:
     return 120
 
 
-def print_records(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: IO[str], *, wide: bool = False,
-                  header: bool = True, narrow: Sequence[str] = NARROW_COLUMNS, indent: int = 0,
-                  headings: Sequence[Sequence[str]] | None = None) -> None:  # fmt: skip
+def print_records(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    out: IO[str],
+    *,
+    wide: bool = False,
+    header: bool = True,
+    narrow: Sequence[str] = NARROW_COLUMNS,
+    indent: int = 0,
+    headings: Sequence[Sequence[str]] | None = None,
+) -> None:
     """One line a record (see the module docstring); nothing at all for no rows.
 
     `headings[i]` are lines printed (cut to the width) before row i, e.g. the session and request a

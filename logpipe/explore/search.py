@@ -112,7 +112,9 @@ def context(con: duckdb.DuckDBPyConnection, event_id: str, *, lines: int) -> Con
     shown = {r[RECORD_COLUMNS.index("event_id")] for r in (*before, record, *after)}
     request: list[Row] = []
     if at["request_id"] is not None:
-        rows = _run(con, f'SELECT {_SELECT} FROM logs WHERE "request_id" = ? ORDER BY "ts", "event_id"', [at["request_id"]])
+        rows = _run(
+            con, f'SELECT {_SELECT} FROM logs WHERE "request_id" = ? ORDER BY "ts", "event_id"', [at["request_id"]]
+        )
         request = [r for r in rows if r[RECORD_COLUMNS.index("event_id")] not in shown]
     return Context(record, before, after, request)
 

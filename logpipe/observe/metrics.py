@@ -85,28 +85,74 @@ class StateCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         totals, gauges = self.view.totals(), self.view.gauges()
-        events = CounterMetricFamily("logpipe_events", "Lines read (messages for ingest), records parsed and lines rejected, by stage.", labels=["stage"])
-        for stage, value in zip(STAGES, (totals.read, sum(totals.by_level.values()), sum(totals.by_reason.values())), strict=True):
+        events = CounterMetricFamily(
+            "logpipe_events",
+            "Lines read (messages for ingest), records parsed and lines rejected, by stage.",
+            labels=["stage"],
+        )
+        for stage, value in zip(
+            STAGES, (totals.read, sum(totals.by_level.values()), sum(totals.by_reason.values())), strict=True
+        ):
             events.add_metric([stage], value)
         yield events
         yield CounterMetricFamily("logpipe_read_bytes", "Bytes read from sources.", value=totals.bytes)
-        yield _labelled(CounterMetricFamily("logpipe_records_parsed", "Records parsed, by canonical level.", labels=["level"]), totals.by_level)
-        yield _labelled(CounterMetricFamily("logpipe_records_rejected", "Lines rejected to the dead-letter store, by reason.", labels=["reason"]), totals.by_reason)
+        yield _labelled(
+            CounterMetricFamily("logpipe_records_parsed", "Records parsed, by canonical level.", labels=["level"]),
+            totals.by_level,
+        )
+        yield _labelled(
+            CounterMetricFamily(
+                "logpipe_records_rejected", "Lines rejected to the dead-letter store, by reason.", labels=["reason"]
+            ),
+            totals.by_reason,
+        )
         if totals.missing is not None:
             # Every field always, so a rate() or an alert sees 0 rather than no series.
-            yield _labelled(CounterMetricFamily("logpipe_records_missing", "Records parsed with no usable value for a field, so a default stood in "
-                                                "(ts: the reading time, level: INFO, message: none): a wrong --format shows here.", labels=["field"]),
-                            {name: totals.missing.get(name, 0) for name in MISSING_FIELDS})  # fmt: skip
-        yield CounterMetricFamily("logpipe_commits", "Checkpoint (or offset) commits after every sink flushed.", value=totals.commits)
-        yield GaugeMetricFamily("logpipe_last_commit_timestamp_seconds", "Unix time of the last commit (0: none yet).", value=totals.committed_at)
-        yield GaugeMetricFamily("logpipe_buffered_records", "Records handed to the sinks and not yet flushed (the flush in flight included).", value=gauges.buffered_records)
-        yield _labelled(GaugeMetricFamily("logpipe_sink_buffered_bytes", "Bytes a sink holds that it has not flushed yet.", labels=["sink"]), gauges.sink_buffered_bytes)
+            yield _labelled(
+                CounterMetricFamily(
+                    "logpipe_records_missing",
+                    "Records parsed with no usable value for a field, so a default stood in "
+                    "(ts: the reading time, level: INFO, message: none): a wrong --format shows here.",
+                    labels=["field"],
+                ),
+                {name: totals.missing.get(name, 0) for name in MISSING_FIELDS},
+            )
+        yield CounterMetricFamily(
+            "logpipe_commits", "Checkpoint (or offset) commits after every sink flushed.", value=totals.commits
+        )
+        yield GaugeMetricFamily(
+            "logpipe_last_commit_timestamp_seconds",
+            "Unix time of the last commit (0: none yet).",
+            value=totals.committed_at,
+        )
+        yield GaugeMetricFamily(
+            "logpipe_buffered_records",
+            "Records handed to the sinks and not yet flushed (the flush in flight included).",
+            value=gauges.buffered_records,
+        )
+        yield _labelled(
+            GaugeMetricFamily(
+                "logpipe_sink_buffered_bytes", "Bytes a sink holds that it has not flushed yet.", labels=["sink"]
+            ),
+            gauges.sink_buffered_bytes,
+        )
         yield GaugeMetricFamily("logpipe_ready", "1 when /ready answers 200, else 0.", value=int(gauges.ready))
         if gauges.files_tracked is not None:
             yield GaugeMetricFamily("logpipe_files_tracked", "Files open for tailing.", value=gauges.files_tracked)
-            yield _labelled(GaugeMetricFamily("logpipe_checkpoint_lag_bytes", "File size minus committed offset, per file being tailed.", labels=["file"]), gauges.lag_bytes)
+            yield _labelled(
+                GaugeMetricFamily(
+                    "logpipe_checkpoint_lag_bytes",
+                    "File size minus committed offset, per file being tailed.",
+                    labels=["file"],
+                ),
+                gauges.lag_bytes,
+            )
         if gauges.files_tracked is None:
-            lag = GaugeMetricFamily("logpipe_kafka_consumer_lag", "Messages in an assigned partition past what this consumer fetched.", labels=["topic", "partition"])
+            lag = GaugeMetricFamily(
+                "logpipe_kafka_consumer_lag",
+                "Messages in an assigned partition past what this consumer fetched.",
+                labels=["topic", "partition"],
+            )
             for (topic, partition), value in sorted(gauges.consumer_lag.items()):
                 lag.add_metric([topic, partition], value)
             yield lag
@@ -139,18 +185,53 @@ class Metrics:
         reg = self.registry
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
-        Gauge("logpipe_build_info", "logpipe's version and the command this process runs.", ["version", "command"],
-              registry=reg).labels(__version__, command).set(1)  # fmt: skip
-        self.sink_sent = Counter("logpipe_sink_records_sent", "Records a sink acknowledged (durable in it).", ["sink"], registry=reg)
-        self.sink_failed = Counter("logpipe_sink_records_failed", "Records an attempt did not deliver (sent again; each attempt counts).", ["sink"], registry=reg)
-        self.sink_dead = Counter("logpipe_sink_records_dead_lettered", "Records a sink can never take, handed to the dead-letter store.", ["sink"], registry=reg)
-        self.sink_retries = Counter("logpipe_sink_retries", "Times a sink waited to send again.", ["sink"], registry=reg)
-        self.sink_flush_errors = Counter("logpipe_sink_flush_errors", "Flushes that gave up (nothing of them acknowledged).", ["sink"], registry=reg)
-        self.sink_up = Gauge("logpipe_sink_up", "1 while a sink's last request succeeded (or none was made), 0 after a failed one.", ["sink"], registry=reg)
-        self.sink_request = Histogram("logpipe_sink_request_duration_seconds", "Requests to a sink's server, by outcome.",
-                                      ["sink", "outcome"], buckets=REQUEST_BUCKETS, registry=reg)  # fmt: skip
-        self.sink_flush = Histogram("logpipe_sink_flush_duration_seconds", "Flushes of a sink, until all it held was durable.",
-                                    ["sink"], buckets=FLUSH_BUCKETS, registry=reg)  # fmt: skip
+        Gauge(
+            "logpipe_build_info",
+            "logpipe's version and the command this process runs.",
+            ["version", "command"],
+            registry=reg,
+        ).labels(__version__, command).set(1)
+        self.sink_sent = Counter(
+            "logpipe_sink_records_sent", "Records a sink acknowledged (durable in it).", ["sink"], registry=reg
+        )
+        self.sink_failed = Counter(
+            "logpipe_sink_records_failed",
+            "Records an attempt did not deliver (sent again; each attempt counts).",
+            ["sink"],
+            registry=reg,
+        )
+        self.sink_dead = Counter(
+            "logpipe_sink_records_dead_lettered",
+            "Records a sink can never take, handed to the dead-letter store.",
+            ["sink"],
+            registry=reg,
+        )
+        self.sink_retries = Counter(
+            "logpipe_sink_retries", "Times a sink waited to send again.", ["sink"], registry=reg
+        )
+        self.sink_flush_errors = Counter(
+            "logpipe_sink_flush_errors", "Flushes that gave up (nothing of them acknowledged).", ["sink"], registry=reg
+        )
+        self.sink_up = Gauge(
+            "logpipe_sink_up",
+            "1 while a sink's last request succeeded (or none was made), 0 after a failed one.",
+            ["sink"],
+            registry=reg,
+        )
+        self.sink_request = Histogram(
+            "logpipe_sink_request_duration_seconds",
+            "Requests to a sink's server, by outcome.",
+            ["sink", "outcome"],
+            buckets=REQUEST_BUCKETS,
+            registry=reg,
+        )
+        self.sink_flush = Histogram(
+            "logpipe_sink_flush_duration_seconds",
+            "Flushes of a sink, until all it held was durable.",
+            ["sink"],
+            buckets=FLUSH_BUCKETS,
+            registry=reg,
+        )
 
     def register(self, collector: Collector) -> None:
         self.registry.register(collector)

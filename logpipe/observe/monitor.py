@@ -47,10 +47,23 @@ class Watched(Protocol):
 def totals_of(stats: PipelineStats) -> Totals:
     """The counters of a run as metrics: what was read is lines of files, or Kafka messages."""
     if stats.unit == "messages":  # records normalised before: nothing can be missing
-        return Totals(stats.messages, stats.bytes, dict(stats.records_by_level), dict(stats.rejected_by_reason),
-                      stats.commits, stats.committed_at)  # fmt: skip
-    return Totals(stats.lines, stats.bytes, dict(stats.records_by_level), dict(stats.rejected_by_reason),
-                  stats.commits, stats.committed_at, missing=dict(stats.missing_by_field))  # fmt: skip
+        return Totals(
+            stats.messages,
+            stats.bytes,
+            dict(stats.records_by_level),
+            dict(stats.rejected_by_reason),
+            stats.commits,
+            stats.committed_at,
+        )
+    return Totals(
+        stats.lines,
+        stats.bytes,
+        dict(stats.records_by_level),
+        dict(stats.rejected_by_reason),
+        stats.commits,
+        stats.committed_at,
+        missing=dict(stats.missing_by_field),
+    )
 
 
 def source_gauges(stats: PipelineStats, gauges: Gauges) -> Gauges:
@@ -85,8 +98,14 @@ class Monitor:
         host, port = parse_addr(addr)
         monitor = cls(Metrics(command), flush_interval_s)
         monitor.server = MetricsServer(host, port, monitor.endpoints()).start()
-        log.info("serving metrics", extra={"event": "metrics_listening", "url": monitor.server.url,
-                                           "endpoints": ["/metrics", "/health", "/ready"]})  # fmt: skip
+        log.info(
+            "serving metrics",
+            extra={
+                "event": "metrics_listening",
+                "url": monitor.server.url,
+                "endpoints": ["/metrics", "/health", "/ready"],
+            },
+        )
         return monitor
 
     # ----------------------------------------------------------------------------- wiring
@@ -96,8 +115,10 @@ class Monitor:
         self._watched, self._sinks = pipeline, pipeline.sinks
         sinks = pipeline.sinks
         self._names = sink_names(sinks.members)
-        self._meters = [self.metrics.sink(name, self._touch, store=getattr(sink, "dead_letter_store", False))
-                        for name, sink in zip(self._names, sinks.members, strict=True)]  # fmt: skip
+        self._meters = [
+            self.metrics.sink(name, self._touch, store=getattr(sink, "dead_letter_store", False))
+            for name, sink in zip(self._names, sinks.members, strict=True)
+        ]
         for sink, meter in zip(sinks.members, self._meters, strict=True):
             sink.meter = meter  # type: ignore[attr-defined]  # sinks without requests get one too, for flushes
 
@@ -136,8 +157,11 @@ class Monitor:
     # ----------------------------------------------------------------------------- reading
 
     def endpoints(self) -> Endpoints:
-        return Endpoints(metrics=self.metrics.exposition, health=lambda: alive(self.snapshot()),
-                         ready=lambda: not_ready(self.snapshot()))  # fmt: skip
+        return Endpoints(
+            metrics=self.metrics.exposition,
+            health=lambda: alive(self.snapshot()),
+            ready=lambda: not_ready(self.snapshot()),
+        )
 
     def snapshot(self) -> Snapshot:
         now = time.monotonic()
@@ -161,8 +185,11 @@ class Monitor:
         sinks = self._sinks
         gauges = Gauges(
             buffered_records=sinks.buffered_records if sinks is not None else 0,
-            sink_buffered_bytes={name: sink.buffered_bytes() for name, sink in zip(self._names, sinks.members, strict=True)}
-            if sinks is not None else {},
+            sink_buffered_bytes={
+                name: sink.buffered_bytes() for name, sink in zip(self._names, sinks.members, strict=True)
+            }
+            if sinks is not None
+            else {},
             ready=not not_ready(self.snapshot()),
-        )  # fmt: skip
+        )
         return source_gauges(self._watched.stats, gauges) if self._watched is not None else gauges

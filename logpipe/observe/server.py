@@ -53,10 +53,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, body, content_type)
         elif path == "/health":
             why = endpoints.health()
-            self._json(200 if why is None else 503, {"status": "ok"} if why is None else {"status": "unhealthy", "reasons": [why]})
+            self._json(
+                200 if why is None else 503,
+                {"status": "ok"} if why is None else {"status": "unhealthy", "reasons": [why]},
+            )
         elif path == "/ready":
             reasons = endpoints.ready()
-            self._json(503 if reasons else 200, {"status": "not ready", "reasons": reasons} if reasons else {"status": "ok"})
+            self._json(
+                503 if reasons else 200, {"status": "not ready", "reasons": reasons} if reasons else {"status": "ok"}
+            )
         elif path == "/":
             self._answer(200, b"logpipe: /metrics /health /ready\n", "text/plain; charset=utf-8")
         else:
@@ -90,8 +95,9 @@ class MetricsServer:
         self.host = host
         self.port = int(self._server.server_address[1])
         # A short poll: shutdown() waits for the loop to notice, and the agent exits that much later.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="logpipe-metrics", daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="logpipe-metrics", daemon=True
+        )
 
     def start(self) -> MetricsServer:
         self._thread.start()

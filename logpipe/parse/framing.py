@@ -37,8 +37,7 @@ def frame(batch: RawBatch) -> Framed:
     from logpipe._native import frame as native_frame
 
     rejects = [
-        Reject(o.offset, "line_too_long", f"{o.length} bytes", o.head[:DEAD_LETTER_HEAD_BYTES])
-        for o in batch.oversized
+        Reject(o.offset, "line_too_long", f"{o.length} bytes", o.head[:DEAD_LETTER_HEAD_BYTES]) for o in batch.oversized
     ]
     data, cuts, offsets, bad = native_frame(batch.data, batch.start, MAX_LINE_BYTES, DEAD_LETTER_HEAD_BYTES)
     rejects.extend(Reject(offset, reason, detail, head) for offset, reason, detail, head in bad)

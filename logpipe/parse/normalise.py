@@ -51,16 +51,38 @@ if TYPE_CHECKING:
     from logpipe.enrich.context import RequestContext
 
 LEVEL_NAMES: Final[Mapping[str, str]] = {
-    "trace": "TRACE", "silly": "TRACE", "finest": "TRACE", "finer": "TRACE",
-    "debug": "DEBUG", "verbose": "DEBUG", "fine": "DEBUG", "dbg": "DEBUG",
-    "info": "INFO", "information": "INFO", "informational": "INFO", "notice": "INFO", "http": "INFO",
-    "success": "INFO", "inf": "INFO",
-    "warn": "WARNING", "warning": "WARNING", "wrn": "WARNING",
-    "error": "ERROR", "err": "ERROR", "exception": "ERROR", "eror": "ERROR",
-    "critical": "CRITICAL", "crit": "CRITICAL", "fatal": "CRITICAL", "panic": "CRITICAL",
-    "dpanic": "CRITICAL", "emerg": "CRITICAL", "emergency": "CRITICAL", "alert": "CRITICAL",
+    "trace": "TRACE",
+    "silly": "TRACE",
+    "finest": "TRACE",
+    "finer": "TRACE",
+    "debug": "DEBUG",
+    "verbose": "DEBUG",
+    "fine": "DEBUG",
+    "dbg": "DEBUG",
+    "info": "INFO",
+    "information": "INFO",
+    "informational": "INFO",
+    "notice": "INFO",
+    "http": "INFO",
+    "success": "INFO",
+    "inf": "INFO",
+    "warn": "WARNING",
+    "warning": "WARNING",
+    "wrn": "WARNING",
+    "error": "ERROR",
+    "err": "ERROR",
+    "exception": "ERROR",
+    "eror": "ERROR",
+    "critical": "CRITICAL",
+    "crit": "CRITICAL",
+    "fatal": "CRITICAL",
+    "panic": "CRITICAL",
+    "dpanic": "CRITICAL",
+    "emerg": "CRITICAL",
+    "emergency": "CRITICAL",
+    "alert": "CRITICAL",
     "severe": "CRITICAL",
-}  # fmt: skip
+}
 
 # Numeric levels by scheme: the key is "<scheme>:<bucket>" where the bucket is n // 10 for
 # pino/bunyan (10 trace .. 60 fatal) and Python logging (10 DEBUG .. 50 CRITICAL), and n for
@@ -69,9 +91,11 @@ LEVEL_NAMES: Final[Mapping[str, str]] = {
 NUMERIC_LEVELS: Final[Mapping[str, str]] = {
     **{f"pino:{b}": lv for b, lv in zip(range(1, 7), LEVELS, strict=True)},
     **{f"python:{b}": lv for b, lv in zip(range(0, 6), LEVELS, strict=True)},
-    **{f"syslog:{n}": lv for n, lv in enumerate(
-        ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG"))},
-}  # fmt: skip
+    **{
+        f"syslog:{n}": lv
+        for n, lv in enumerate(("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG"))
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)

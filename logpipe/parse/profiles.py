@@ -16,9 +16,22 @@ from typing import Final
 Path = tuple[str, ...]
 
 FIELDS: Final = (
-    "ts", "level", "message", "logger", "service", "host", "request_id", "user_id",
-    "session_id", "trace_id", "method", "path", "status", "duration_ms", "error",
-)  # fmt: skip
+    "ts",
+    "level",
+    "message",
+    "logger",
+    "service",
+    "host",
+    "request_id",
+    "user_id",
+    "session_id",
+    "trace_id",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "error",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +75,7 @@ class Profile:
         for spec in self.fields.values():
             if spec.combine != "first":
                 continue
-            keys = tuple(
-                dict.fromkeys(
-                    p[depth] for p in spec.paths if len(p) == depth + 1 and p[:depth] == self.root
-                )
-            )
+            keys = tuple(dict.fromkeys(p[depth] for p in spec.paths if len(p) == depth + 1 and p[:depth] == self.root))
             if keys:
                 groups.append(keys)
         return tuple(groups)
@@ -117,8 +126,9 @@ ECS: Final = Profile(
         "host": _f("host.hostname", ("host", "hostname"), "host.name", ("host", "name")),
         # ECS has no session field and apps keep their own ids in `labels`: read there when the
         # ECS fields are absent (the ECS field wins when a record has both).
-        "request_id": _f("http.request.id", ("http", "request", "id"), "labels.request_id", ("labels", "request_id"),
-                         "request_id"),
+        "request_id": _f(
+            "http.request.id", ("http", "request", "id"), "labels.request_id", ("labels", "request_id"), "request_id"
+        ),
         "user_id": _f("user.id", ("user", "id"), "labels.user_id", ("labels", "user_id"), "user_id"),
         "session_id": _f("session.id", ("session", "id"), "labels.session_id", ("labels", "session_id"), "session_id"),
         "trace_id": _f("trace.id", ("trace", "id")),
@@ -128,8 +138,12 @@ ECS: Final = Profile(
         # ECS event.duration is in nanoseconds.
         "duration_ms": _f("event.duration", ("event", "duration"), combine="nanos_to_millis"),
         "error": _f(
-            "error.stack_trace", ("error", "stack_trace"), "error.type", ("error", "type"),
-            "error.message", ("error", "message"),
+            "error.stack_trace",
+            ("error", "stack_trace"),
+            "error.type",
+            ("error", "type"),
+            "error.message",
+            ("error", "message"),
             combine="ecs_error",
         ),
     },
@@ -165,7 +179,9 @@ LOGURU: Final = Profile(
         "duration_ms": _f(("record", "extra", "duration_ms")),
         # loguru records the exception as type/value; the rendered traceback is only in `text`.
         "error": _f(
-            ("record", "exception", "type"), ("record", "exception", "value"), ("text",),
+            ("record", "exception", "type"),
+            ("record", "exception", "value"),
+            ("text",),
             combine="loguru_error",
         ),
     },
@@ -205,9 +221,13 @@ ZAP: Final = replace(
     PYTHON_JSON,
     name="zap",
     description="zap production JSON: ts (epoch seconds or ISO), level, logger, msg, caller, stacktrace",
-    fields={**PYTHON_JSON.fields, "ts": _f("ts", "time", "timestamp"), "message": _f("msg", "message"),
-            "error": _f("stacktrace", "error")},
-)  # fmt: skip
+    fields={
+        **PYTHON_JSON.fields,
+        "ts": _f("ts", "time", "timestamp"),
+        "message": _f("msg", "message"),
+        "error": _f("stacktrace", "error"),
+    },
+)
 
 LOGRUS: Final = replace(
     PYTHON_JSON,
@@ -217,14 +237,18 @@ LOGRUS: Final = replace(
 )
 
 DOCKER: Final = replace(
-    PYTHON_JSON, name="docker", wrapper="docker",
+    PYTHON_JSON,
+    name="docker",
+    wrapper="docker",
     description="Docker json-file: {log, stream, time}; partial lines joined; the inner line parsed as JSON when it is",
-)  # fmt: skip
+)
 
 CRI: Final = replace(
-    PYTHON_JSON, name="cri", wrapper="cri",
+    PYTHON_JSON,
+    name="cri",
+    wrapper="cri",
     description="Kubernetes CRI: '<time> <stream> <P|F> <line>'; P parts joined; the inner line parsed as JSON when it is",
-)  # fmt: skip
+)
 
 PROFILES: Final[dict[str, Profile]] = {
     p.name: p for p in (PYTHON_JSON, ECS, STRUCTLOG, LOGURU, PINO, WINSTON, ZAP, LOGRUS, DOCKER, CRI)

@@ -97,17 +97,29 @@ def _given(**values: object) -> dict[str, object]:
 
 @overload
 def errors(
-    archive: str | Path = ..., *, since: TimeLike | None = ..., until: TimeLike | None = ...,
-    service: str | None = ..., polars: Literal[False] = ...,
+    archive: str | Path = ...,
+    *,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
+    service: str | None = ...,
+    polars: Literal[False] = ...,
 ) -> pa.Table: ...
 @overload
 def errors(
-    archive: str | Path = ..., *, since: TimeLike | None = ..., until: TimeLike | None = ...,
-    service: str | None = ..., polars: Literal[True],
+    archive: str | Path = ...,
+    *,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
+    service: str | None = ...,
+    polars: Literal[True],
 ) -> pl.DataFrame: ...
 def errors(
-    archive: str | Path = DEFAULT_ARCHIVE, *, since: TimeLike | None = None,
-    until: TimeLike | None = None, service: str | None = None, polars: bool = False,
+    archive: str | Path = DEFAULT_ARCHIVE,
+    *,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    service: str | None = None,
+    polars: bool = False,
 ) -> pa.Table | pl.DataFrame:
     """ERROR/CRITICAL records grouped by message key (`queries/sql/errors.sql`)."""
     given = _given(since=since, until=until, service=service)
@@ -116,17 +128,31 @@ def errors(
 
 @overload
 def error_timeline(
-    archive: str | Path = ..., *, since: TimeLike | None = ..., until: TimeLike | None = ...,
-    service: str | None = ..., buckets: int | None = ..., polars: Literal[False] = ...,
+    archive: str | Path = ...,
+    *,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
+    service: str | None = ...,
+    buckets: int | None = ...,
+    polars: Literal[False] = ...,
 ) -> pa.Table: ...
 @overload
 def error_timeline(
-    archive: str | Path = ..., *, since: TimeLike | None = ..., until: TimeLike | None = ...,
-    service: str | None = ..., buckets: int | None = ..., polars: Literal[True],
+    archive: str | Path = ...,
+    *,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
+    service: str | None = ...,
+    buckets: int | None = ...,
+    polars: Literal[True],
 ) -> pl.DataFrame: ...
 def error_timeline(
-    archive: str | Path = DEFAULT_ARCHIVE, *, since: TimeLike | None = None,
-    until: TimeLike | None = None, service: str | None = None, buckets: int | None = None,
+    archive: str | Path = DEFAULT_ARCHIVE,
+    *,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    service: str | None = None,
+    buckets: int | None = None,
     polars: bool = False,
 ) -> pa.Table | pl.DataFrame:
     """ERROR/CRITICAL counts per equal time bucket (`queries/sql/error_timeline.sql`)."""
@@ -137,19 +163,34 @@ def error_timeline(
 
 @overload
 def journey(
-    archive: str | Path = ..., *, user: str | None = ..., session: str | None = ...,
-    request: str | None = ..., since: TimeLike | None = ..., until: TimeLike | None = ...,
+    archive: str | Path = ...,
+    *,
+    user: str | None = ...,
+    session: str | None = ...,
+    request: str | None = ...,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
     polars: Literal[False] = ...,
 ) -> pa.Table: ...
 @overload
 def journey(
-    archive: str | Path = ..., *, user: str | None = ..., session: str | None = ...,
-    request: str | None = ..., since: TimeLike | None = ..., until: TimeLike | None = ...,
+    archive: str | Path = ...,
+    *,
+    user: str | None = ...,
+    session: str | None = ...,
+    request: str | None = ...,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
     polars: Literal[True],
 ) -> pl.DataFrame: ...
 def journey(
-    archive: str | Path = DEFAULT_ARCHIVE, *, user: str | None = None, session: str | None = None,
-    request: str | None = None, since: TimeLike | None = None, until: TimeLike | None = None,
+    archive: str | Path = DEFAULT_ARCHIVE,
+    *,
+    user: str | None = None,
+    session: str | None = None,
+    request: str | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
     polars: bool = False,
 ) -> pa.Table | pl.DataFrame:
     """One user's, session's or request's records (`queries/sql/journey.sql`); give exactly one."""
@@ -170,20 +211,34 @@ def subject_of(*, user: str | None, session: str | None, request: str | None) ->
 
 @overload
 def slow(
-    archive: str | Path = ..., *, since: TimeLike | None = ..., until: TimeLike | None = ...,
-    threshold: str | float | None = ..., by: Literal["endpoint", "service"] | None = ...,
-    service: str | None = ..., polars: Literal[False] = ...,
+    archive: str | Path = ...,
+    *,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
+    threshold: str | float | None = ...,
+    by: Literal["endpoint", "service"] | None = ...,
+    service: str | None = ...,
+    polars: Literal[False] = ...,
 ) -> pa.Table: ...
 @overload
 def slow(
-    archive: str | Path = ..., *, since: TimeLike | None = ..., until: TimeLike | None = ...,
-    threshold: str | float | None = ..., by: Literal["endpoint", "service"] | None = ...,
-    service: str | None = ..., polars: Literal[True],
+    archive: str | Path = ...,
+    *,
+    since: TimeLike | None = ...,
+    until: TimeLike | None = ...,
+    threshold: str | float | None = ...,
+    by: Literal["endpoint", "service"] | None = ...,
+    service: str | None = ...,
+    polars: Literal[True],
 ) -> pl.DataFrame: ...
 def slow(
-    archive: str | Path = DEFAULT_ARCHIVE, *, since: TimeLike | None = None,
-    until: TimeLike | None = None, threshold: str | float | None = None,
-    by: Literal["endpoint", "service"] | None = None, service: str | None = None,
+    archive: str | Path = DEFAULT_ARCHIVE,
+    *,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    threshold: str | float | None = None,
+    by: Literal["endpoint", "service"] | None = None,
+    service: str | None = None,
     polars: bool = False,
 ) -> pa.Table | pl.DataFrame:
     """Latency percentiles per endpoint or service above a p95 threshold (`queries/sql/slow.sql`).

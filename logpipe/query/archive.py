@@ -68,8 +68,13 @@ def _reported(query: Query) -> Iterator[None]:
 
     try:
         yield
-    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
-            duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+    except (
+        duckdb.ParserException,
+        duckdb.BinderException,
+        duckdb.CatalogException,
+        duckdb.InvalidInputException,
+        duckdb.ConversionException,
+    ) as exc:
         first = str(exc).splitlines()[0]
         raise UsageError(f"query {query.name!r} ({query.path}) failed: {first}") from exc
     except duckdb.IOException as exc:

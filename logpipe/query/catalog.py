@@ -119,9 +119,7 @@ def parse_query(name: str, text: str, path: Path) -> Query:
                 raise UsageError(f"{where}:{number}: parameter {arg!r} declared twice")
             params.append(_parse_param(arg, value, f"{where}:{number}"))
         else:
-            raise UsageError(
-                f"{where}:{number}: unknown header {key!r} (expected description, param NAME, columns)"
-            )
+            raise UsageError(f"{where}:{number}: unknown header {key!r} (expected description, param NAME, columns)")
     if not description:
         raise UsageError(f"{where}: header has no `-- description:` line")
     if not columns:

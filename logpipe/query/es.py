@@ -96,8 +96,9 @@ def parse_es_query(name: str, text: str, path: Path) -> EsQuery:
     used = set(_params_used(data["searches"]))
     if used - declared:
         raise UsageError(f"{path}: template uses undeclared parameter(s) {', '.join(sorted(used - declared))}")
-    return EsQuery(name, str(data["description"]), tuple(params), tuple(data["columns"]), data["reader"],
-                   data["searches"], path)  # fmt: skip
+    return EsQuery(
+        name, str(data["description"]), tuple(params), tuple(data["columns"]), data["reader"], data["searches"], path
+    )
 
 
 def _params_used(node: Any) -> Iterator[str]:
@@ -147,8 +148,9 @@ def substitute(node: Any, values: Mapping[str, Any]) -> Any:
 # --- running ---------------------------------------------------------------------------------
 
 
-def prepare_es(name: str, given: Mapping[str, object], *, queries: str | Path | None = None,
-               now: datetime | None = None) -> tuple[EsQuery, dict[str, object]]:  # fmt: skip
+def prepare_es(
+    name: str, given: Mapping[str, object], *, queries: str | Path | None = None, now: datetime | None = None
+) -> tuple[EsQuery, dict[str, object]]:
     """The template and its bound values (same conversion rules as the SQL backend)."""
     from logpipe.query.catalog import Query
     from logpipe.query.timeexpr import utc_now
@@ -158,7 +160,9 @@ def prepare_es(name: str, given: Mapping[str, object], *, queries: str | Path | 
     return query, bind(as_sql, given, now=now or utc_now())
 
 
-def fetch_rows_es(client: EngineClient, query: EsQuery, values: Mapping[str, object], index: str) -> tuple[tuple[str, ...], Rows]:
+def fetch_rows_es(
+    client: EngineClient, query: EsQuery, values: Mapping[str, object], index: str
+) -> tuple[tuple[str, ...], Rows]:
     """Column names and rows, like `archive.fetch_rows` for the archive."""
     reader = READERS[query.reader]
     rows = reader(Searcher(client, query, index), dict(values))
@@ -237,16 +241,18 @@ def read_errors(searcher: Searcher, values: dict[str, Any]) -> Rows:
         last = bucket["last"]["hits"]["hits"][0]["_source"]
         key = bucket["key"]["message_key"]
         stacks = bucket["with_error"]["latest"]["hits"]["hits"]
-        rows.append((
-            key if key is not None else (last.get("message") or ""),
-            int(bucket["doc_count"]),
-            parse_ts(first["ts"]),
-            parse_ts(last["ts"]),
-            last.get("message"),
-            top_counts(endpoints.get(key, {})),
-            top_values(bucket["services"]["buckets"]),
-            stacks[0]["_source"].get("error") if stacks else None,
-        ))  # fmt: skip
+        rows.append(
+            (
+                key if key is not None else (last.get("message") or ""),
+                int(bucket["doc_count"]),
+                parse_ts(first["ts"]),
+                parse_ts(last["ts"]),
+                last.get("message"),
+                top_counts(endpoints.get(key, {})),
+                top_values(bucket["services"]["buckets"]),
+                stacks[0]["_source"].get("error") if stacks else None,
+            )
+        )
     rows.sort(key=lambda r: (-r[1], r[0]))
     return rows
 
@@ -261,8 +267,10 @@ def _error_endpoints(searcher: Searcher, values: dict[str, Any]) -> dict[str | N
     for bucket in searcher.composite("endpoints", values, "pairs"):
         per = counts.setdefault(bucket["key"]["message_key"], {})
         per[bucket["key"]["endpoint"]] = per.get(bucket["key"]["endpoint"], 0) + int(bucket["doc_count"])
-    unplaced = [(b["key"]["message_key"], b["key"]["request_id"], int(b["doc_count"]))
-                for b in searcher.composite("unplaced", values, "pairs")]  # fmt: skip
+    unplaced = [
+        (b["key"]["message_key"], b["key"]["request_id"], int(b["doc_count"]))
+        for b in searcher.composite("unplaced", values, "pairs")
+    ]
     requests = sorted({rid for _, rid, _ in unplaced})
     access: dict[str, str] = {}
     window = {"access_since": values["since"] - ACCESS_MARGIN, "access_until": values["until"] + ACCESS_MARGIN}
@@ -322,7 +330,9 @@ def read_slow(searcher: Searcher, values: dict[str, Any]) -> Rows:
         if count == 0 or p95 is None or not p95 > float(values["threshold"]):
             continue
         errors = int(bucket["server_errors"]["doc_count"])
-        rows.append((bucket["key"]["key"], count, pct.get(50.0), p95, pct.get(99.0), bucket["max"]["value"], errors / count))
+        rows.append(
+            (bucket["key"]["key"], count, pct.get(50.0), p95, pct.get(99.0), bucket["max"]["value"], errors / count)
+        )
     rows.sort(key=lambda r: (-r[3], r[0]))
     return rows
 
@@ -332,18 +342,23 @@ def read_journey(searcher: Searcher, values: dict[str, Any]) -> Rows:
     for bucket in searcher.composite("matched", values, "requests"):
         user = bucket["ctx_user"]["buckets"]
         session = bucket["ctx_session"]["buckets"]
-        context[bucket["key"]["request_id"]] = (user[0]["key"] if user else None, session[0]["key"] if session else None)
+        context[bucket["key"]["request_id"]] = (
+            user[0]["key"] if user else None,
+            session[0]["key"] if session else None,
+        )
     derived = {**values, "matched_requests": sorted(context)}
     records = []
     for hit in searcher.hits("hits", derived):
         src = hit["_source"]
         ctx_user, ctx_session = context.get(src.get("request_id") or "", (None, None))
-        records.append({
-            **src,
-            "ts": parse_ts(src["ts"]),
-            "user_id": src.get("user_id") or ctx_user,
-            "session_id": src.get("session_id") or ctx_session,
-        })  # fmt: skip
+        records.append(
+            {
+                **src,
+                "ts": parse_ts(src["ts"]),
+                "user_id": src.get("user_id") or ctx_user,
+                "session_id": src.get("session_id") or ctx_session,
+            }
+        )
     return journey_order(records)
 
 
@@ -358,11 +373,30 @@ def journey_order(records: list[dict[str, Any]]) -> Rows:
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         s, q = r.get("session_id"), r.get("request_id")
-        return (first_in_session[s], s is None, s or "", first_in_request[(s, q)], q is None, q or "",
-                r["ts"], r.get("event_id") or "")  # fmt: skip
+        return (
+            first_in_session[s],
+            s is None,
+            s or "",
+            first_in_request[(s, q)],
+            q is None,
+            q or "",
+            r["ts"],
+            r.get("event_id") or "",
+        )
 
-    columns = ("ts", "session_id", "request_id", "user_id", "level", "service", "method", "endpoint", "status",
-               "duration_ms", "message")  # fmt: skip
+    columns = (
+        "ts",
+        "session_id",
+        "request_id",
+        "user_id",
+        "level",
+        "service",
+        "method",
+        "endpoint",
+        "status",
+        "duration_ms",
+        "message",
+    )
     return [tuple(r.get(c) for c in columns) for r in sorted(records, key=key)]
 
 

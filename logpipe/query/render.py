@@ -146,7 +146,10 @@ def print_table(
     natural = [max([_lines_width(n), *(text_width(r[i]) for r in cells)]) for i, n in enumerate(names)]
     available = _width(out) - 3 * len(columns) - 1
     # Times are never cut; the others keep their name's width when there is room, else fold.
-    floor = [w if i in times else min(w, max(_lines_width(n), 8)) for i, (w, n) in enumerate(zip(natural, names, strict=True))]
+    floor = [
+        w if i in times else min(w, max(_lines_width(n), 8))
+        for i, (w, n) in enumerate(zip(natural, names, strict=True))
+    ]
     if sum(floor) > available:  # numbers stay whole too (a folded 1,234 misreads); names fold
         whole = [max([3, *(text_width(r[i]) for r in cells)]) if right[i] else 3 for i in range(len(columns))]
         floor = [w if i in times else min(w, least) for i, (w, least) in enumerate(zip(natural, whole, strict=True))]
@@ -256,7 +259,9 @@ def _lines_width(text: str) -> int:
     return max(text_width(part) for part in text.split("\n"))
 
 
-def _time_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]], formatters: dict[str, Callable[[Any], str]]) -> set[int]:
+def _time_columns(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], formatters: dict[str, Callable[[Any], str]]
+) -> set[int]:
     """Columns whose values are all times (missing ones aside), unless the caller formats them."""
     found = set()
     for i, name in enumerate(columns):

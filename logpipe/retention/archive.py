@@ -69,9 +69,11 @@ class ArchiveBackend:
             raise TerminalError(f"archive {self.root} does not exist")
         for level in LEVELS:
             if self.policy.overridden(level) and self.policy.longest(level) != self.policy.levels[level]:
-                self._note(f"{level} is kept for the longest service age ({_age(self.policy.longest(level))}): "
-                           f"partitions hold every service, and {', '.join(self.policy.overridden(level))} "
-                           "override it")  # fmt: skip
+                self._note(
+                    f"{level} is kept for the longest service age ({_age(self.policy.longest(level))}): "
+                    f"partitions hold every service, and {', '.join(self.policy.overridden(level))} "
+                    "override it"
+                )
         walk = walk_parts(self.real_root, (LOGS_DIR,))
         for rel in walk.symlinks:
             self._note(f"{rel} is a symlink: not followed, nothing deleted through it")
@@ -91,9 +93,20 @@ class ArchiveBackend:
             target = f"{LOGS_DIR}/{day_name}/{level_name}"
             if foreign_of.get((day_name, level_name)):
                 self._note(_foreign_note(target, foreign_of[(day_name, level_name)]))
-            actions.append(Action("archive", "drop-partition", target, level, None, cut, count=_rows(parts),
-                                  bytes=_size(parts), handle=(day_name, level_name),
-                                  store=str(self.root)))  # fmt: skip
+            actions.append(
+                Action(
+                    "archive",
+                    "drop-partition",
+                    target,
+                    level,
+                    None,
+                    cut,
+                    count=_rows(parts),
+                    bytes=_size(parts),
+                    handle=(day_name, level_name),
+                    store=str(self.root),
+                )
+            )
         return actions
 
     def _expired_level(self, day_name: str, level_name: str, now: datetime) -> tuple[str, datetime] | None:
@@ -122,11 +135,14 @@ class ArchiveBackend:
             held = compaction_lock(self.real_root, wait_s=wait_s, name_holder=False)
         except Busy:
             self._compaction_busy = True
-            raise TransientError(f"archive {self.root}: a compaction holds {COMPACT_LOCK_FILE}; "
-                                 "partition left for the next run") from None  # fmt: skip
+            raise TransientError(
+                f"archive {self.root}: a compaction holds {COMPACT_LOCK_FILE}; partition left for the next run"
+            ) from None
         except OSError as exc:
-            raise TerminalError(f"archive {self.root}: cannot open {COMPACT_LOCK_FILE} "
-                                f"({os.strerror(exc.errno or 0)}); partition left as it is") from None  # fmt: skip
+            raise TerminalError(
+                f"archive {self.root}: cannot open {COMPACT_LOCK_FILE} "
+                f"({os.strerror(exc.errno or 0)}); partition left as it is"
+            ) from None
         with held:
             readers = readers_lock(self.real_root, shared=False, wait_s=wait_s)
             if readers is None:
@@ -136,8 +152,10 @@ class ArchiveBackend:
                 with readers, _partition_fd(self.real_root, day_name, level_name) as folder:
                     return _unlink_parts(folder)
             except OSError as exc:
-                raise TerminalError(f"archive {self.root}: {action.target} could not be opened as a folder of the "
-                                    f"archive ({os.strerror(exc.errno or 0)}); left as it is") from None  # fmt: skip
+                raise TerminalError(
+                    f"archive {self.root}: {action.target} could not be opened as a folder of the "
+                    f"archive ({os.strerror(exc.errno or 0)}); left as it is"
+                ) from None
 
     def finish(self, now: datetime) -> None:
         """Remove expired partition folders left empty (by this run or an earlier one).

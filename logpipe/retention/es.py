@@ -86,12 +86,24 @@ class EsBackend:
             day = self._day_of(name, match, row)
             if day is None or not day_is_expired(day, cut):
                 continue
-            actions.append(Action("es", "delete-index", name, level, service, cut, count=_int(row.get("docs.count")),
-                                  bytes=_int(row.get("store.size")), handle=name,
-                                  store=self.config.display_url))  # fmt: skip
+            actions.append(
+                Action(
+                    "es",
+                    "delete-index",
+                    name,
+                    level,
+                    service,
+                    cut,
+                    count=_int(row.get("docs.count")),
+                    bytes=_int(row.get("store.size")),
+                    handle=name,
+                    store=self.config.display_url,
+                )
+            )
         if foreign:
-            self.notes.append(f"{foreign} index(es) under {self.config.index_prefix}* do not match "
-                              f"{self.config.index!r}; left alone")  # fmt: skip
+            self.notes.append(
+                f"{foreign} index(es) under {self.config.index_prefix}* do not match {self.config.index!r}; left alone"
+            )
         return actions
 
     def _service_key(self, service: str) -> str | None:
@@ -144,17 +156,27 @@ class EsBackend:
                 count = int(self.client.request("POST", f"/{','.join(names)}/_count", {"query": query}).get("count", 0))
                 if count == 0:
                     continue
-                action = Action("es", "delete-by-query", mixed.pattern, level, service, cut, count=count,
-                                bytes=(size * count // docs) if docs else None,
-                                request={"method": "POST", "path": f"/{mixed.pattern}/_delete_by_query",
-                                         "body": {"query": query}},
-                                handle=(mixed, query), store=self.config.display_url)  # fmt: skip
+                action = Action(
+                    "es",
+                    "delete-by-query",
+                    mixed.pattern,
+                    level,
+                    service,
+                    cut,
+                    count=count,
+                    bytes=(size * count // docs) if docs else None,
+                    request={"method": "POST", "path": f"/{mixed.pattern}/_delete_by_query", "body": {"query": query}},
+                    handle=(mixed, query),
+                    store=self.config.display_url,
+                )
                 if not supported:
                     action.state = "unsupported"
                 actions.append(action)
         if actions and not supported:
-            self.notes.append(f"{self.client.info.describe()} at {self.config.display_url} {NO_DBQ}: "
-                              f"{mixed.pattern} cannot be cleaned by level; apply will report these actions as failed")  # fmt: skip
+            self.notes.append(
+                f"{self.client.info.describe()} at {self.config.display_url} {NO_DBQ}: "
+                f"{mixed.pattern} cannot be cleaned by level; apply will report these actions as failed"
+            )
         return actions
 
     def _has_delete_by_query(self) -> bool:
@@ -162,8 +184,9 @@ class EsBackend:
         index) where the API is served and "no handler found" where it is not. Module lists are
         no guide: an embedded node reports its plugins by class, not by module name."""
         try:
-            self.client.request("POST", f"/{PROBE_INDEX}/_delete_by_query", {"query": {"match_none": {}}},
-                                ok_missing=True)  # fmt: skip
+            self.client.request(
+                "POST", f"/{PROBE_INDEX}/_delete_by_query", {"query": {"match_none": {}}}, ok_missing=True
+            )
         except TerminalError as exc:
             if "no handler found" in str(exc):
                 return False
@@ -193,7 +216,9 @@ class EsBackend:
             raise
         failures = answer.get("failures") or []
         if failures:
-            raise TerminalError(f"_delete_by_query on {mixed.pattern}: {len(failures)} failure(s), first: {failures[0]}")
+            raise TerminalError(
+                f"_delete_by_query on {mixed.pattern}: {len(failures)} failure(s), first: {failures[0]}"
+            )
         return int(answer.get("deleted", 0))
 
     def finish(self, now: datetime) -> None:
@@ -225,10 +250,14 @@ def name_regex(pattern: str, date_format: str) -> re.Pattern[str]:
 
 def mixed_query(mixed: Any, level: str, cut: datetime, *, service: str | None, exclude: list[str]) -> dict[str, Any]:
     """Documents of `level` (either case) older than `cut`, of one service or of all but `exclude`."""
-    query: dict[str, Any] = {"bool": {"filter": [
-        {"terms": {mixed.level_field: [level, level.lower()]}},
-        {"range": {mixed.ts_field: {"lt": cut.isoformat().replace("+00:00", "Z")}}},
-    ]}}  # fmt: skip
+    query: dict[str, Any] = {
+        "bool": {
+            "filter": [
+                {"terms": {mixed.level_field: [level, level.lower()]}},
+                {"range": {mixed.ts_field: {"lt": cut.isoformat().replace("+00:00", "Z")}}},
+            ]
+        }
+    }
     if service is not None:
         query["bool"]["filter"].append({"term": {mixed.service_field: service}})
     if exclude:

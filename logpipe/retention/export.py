@@ -83,14 +83,22 @@ def ilm(policy: Policy) -> tuple[str, list[str]]:
     warnings: list[str] = []
     daily_dotted = config.index.endswith("{date}") and config.date_format == "%Y.%m.%d"
     if not daily_dotted:
-        warnings.append("ILM counts age from index creation: the index names do not end in -YYYY.MM.DD, "
-                        "so parse_origination_date is not set")  # fmt: skip
+        warnings.append(
+            "ILM counts age from index creation: the index names do not end in -YYYY.MM.DD, "
+            "so parse_origination_date is not set"
+        )
     chunks: list[str] = []
     for level, service, age in _groups(policy):
         name = _name(level, service)
-        body = {"policy": {"_meta": {"managed_by": "logpipe", "note": _skew_note(policy)},
-                           "phases": {"hot": {"min_age": "0ms", "actions": {}},
-                                      "delete": {"min_age": _min_age(age), "actions": {"delete": {}}}}}}  # fmt: skip
+        body = {
+            "policy": {
+                "_meta": {"managed_by": "logpipe", "note": _skew_note(policy)},
+                "phases": {
+                    "hot": {"min_age": "0ms", "actions": {}},
+                    "delete": {"min_age": _min_age(age), "actions": {"delete": {}}},
+                },
+            }
+        }
         chunks.append(_put(f"_ilm/policy/{name}", body))
         template = template_body(config)
         template["index_patterns"] = _index_patterns(policy, level, service)
@@ -107,18 +115,24 @@ def ism(policy: Policy) -> tuple[str, list[str]]:
     chunks: list[str] = []
     for level, service, age in _groups(policy):
         name = _name(level, service)
-        body = {"policy": {
-            "description": f"{level} logs{' of ' + service if service else ''}: delete after {_min_age(age)} "
-                           f"({_skew_note(policy)})",
-            "default_state": "hot",
-            "states": [
-                {"name": "hot", "actions": [],
-                 "transitions": [{"state_name": "delete", "conditions": {"min_index_age": _min_age(age)}}]},
-                {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
-            ],
-            "ism_template": [{"index_patterns": _index_patterns(policy, level, service),
-                              "priority": 110 if service else 100}],
-        }}  # fmt: skip
+        body = {
+            "policy": {
+                "description": f"{level} logs{' of ' + service if service else ''}: delete after {_min_age(age)} "
+                f"({_skew_note(policy)})",
+                "default_state": "hot",
+                "states": [
+                    {
+                        "name": "hot",
+                        "actions": [],
+                        "transitions": [{"state_name": "delete", "conditions": {"min_index_age": _min_age(age)}}],
+                    },
+                    {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+                ],
+                "ism_template": [
+                    {"index_patterns": _index_patterns(policy, level, service), "priority": 110 if service else 100}
+                ],
+            }
+        }
         chunks.append(_put(f"_plugins/_ism/policies/{name}", body))
     return "\n".join(chunks), []
 
@@ -129,25 +143,36 @@ def loki(policy: Policy) -> tuple[str, list[str]]:
     warnings: list[str] = []
     labels = policy.loki.labels if policy.loki is not None else ("service", "level", "host", "env")
     if "level" not in labels:
-        warnings.append(f"`level` is not a stream label in the Loki sink's config (labels: {','.join(labels)}): "
-                        "retention_stream selects streams by label, so these rules would match nothing")  # fmt: skip
+        warnings.append(
+            f"`level` is not a stream label in the Loki sink's config (labels: {','.join(labels)}): "
+            "retention_stream selects streams by label, so these rules would match nothing"
+        )
     rules: list[dict[str, Any]] = []
     for level, service, age in _groups(policy):
         if service is not None and "service" not in labels:
             warnings.append(f"{level} of {service}: `service` is not a stream label; rule left out")
             continue
         if age < LOKI_MIN:
-            warnings.append(f"{level}{' of ' + service if service else ''}: {_min_age(age)} is under Loki's 24h "
-                            "minimum retention period; Loki will refuse or round it")  # fmt: skip
+            warnings.append(
+                f"{level}{' of ' + service if service else ''}: {_min_age(age)} is under Loki's 24h "
+                "minimum retention period; Loki will refuse or round it"
+            )
         selector = f'{{level="{level.lower()}"' + (f', service="{service}"' if service else "") + "}"
-        rules.append({"selector": selector, "priority": 2 if service else 1, "period": f"{int(age.total_seconds() // 3600)}h"})
+        rules.append(
+            {"selector": selector, "priority": 2 if service else 1, "period": f"{int(age.total_seconds() // 3600)}h"}
+        )
     ages = [a for a in policy.levels.values() if a is not None]
     kept_forever = len(ages) < len(policy.levels)
     block: dict[str, Any] = {"limits_config": {"retention_stream": rules}}
     if not kept_forever and ages:
-        block["limits_config"] = {"retention_period": f"{int(max(ages).total_seconds() // 3600)}h", **block["limits_config"]}
-    header = ("# Loki limits_config from logpipe retention (needs compactor.retention_enabled: true).\n"
-              "# Highest priority wins: service rules (2) before level rules (1).\n")
+        block["limits_config"] = {
+            "retention_period": f"{int(max(ages).total_seconds() // 3600)}h",
+            **block["limits_config"],
+        }
+    header = (
+        "# Loki limits_config from logpipe retention (needs compactor.retention_enabled: true).\n"
+        "# Highest priority wins: service rules (2) before level rules (1).\n"
+    )
     return header + yaml.safe_dump(block, sort_keys=False), warnings
 
 

@@ -51,9 +51,16 @@ class LokiBackend:
                     continue
                 cut = boundary(now, age, self.policy.max_clock_skew)
                 params = {"query": selector, "start": "0", "end": str(int(cut.timestamp()))}
-                action = Action("loki", "loki-delete", selector, level, service, cut,
-                                request={"method": "POST", "path": DELETE_PATH, "params": params},
-                                store=self.config.url)  # fmt: skip
+                action = Action(
+                    "loki",
+                    "loki-delete",
+                    selector,
+                    level,
+                    service,
+                    cut,
+                    request={"method": "POST", "path": DELETE_PATH, "params": params},
+                    store=self.config.url,
+                )
                 if any(_covers(r, selector, cut) for r in existing):
                     action.state = "pending"
                 else:
@@ -82,8 +89,9 @@ class LokiBackend:
 
     def _stats(self, selector: str, cut: datetime) -> tuple[int | None, int | None]:
         try:
-            answer = self._call("GET", STATS_PATH, {"query": selector, "start": "0",
-                                                    "end": str(int(cut.timestamp()) * 1_000_000_000)})  # fmt: skip
+            answer = self._call(
+                "GET", STATS_PATH, {"query": selector, "start": "0", "end": str(int(cut.timestamp()) * 1_000_000_000)}
+            )
         except TerminalError:
             return None, None  # not offered (older Loki, a proxy): counts stay unknown
         if not isinstance(answer, dict):
@@ -99,7 +107,9 @@ class LokiBackend:
         url = f"{self.config.url}{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
-        headers = {k: v for k, v in self.config.headers().items() if k in ("Authorization", "X-Scope-OrgID", "User-Agent")}
+        headers = {
+            k: v for k, v in self.config.headers().items() if k in ("Authorization", "X-Scope-OrgID", "User-Agent")
+        }
         request = urllib.request.Request(url, method=method, headers=headers)
         what = self.config.mask(f"{self.config.url} {method} {path}")
         try:

@@ -33,8 +33,12 @@ if TYPE_CHECKING:
     from logpipe.sinks.loki.config import LokiConfig
 
 LEVELS: Final = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-DEFAULT_AGES: Final = {"ERROR": timedelta(days=90), "WARNING": timedelta(days=30),
-                       "INFO": timedelta(days=7), "DEBUG": timedelta(days=1)}  # fmt: skip
+DEFAULT_AGES: Final = {
+    "ERROR": timedelta(days=90),
+    "WARNING": timedelta(days=30),
+    "INFO": timedelta(days=7),
+    "DEBUG": timedelta(days=1),
+}
 # Levels without an age of their own take the age of their neighbour (stated in the README).
 FOLLOWS: Final = {"CRITICAL": "ERROR", "TRACE": "DEBUG"}
 BACKENDS: Final = ("archive", "es", "loki")
@@ -45,8 +49,9 @@ YAML_HINT: Final = "retention policies are YAML: pip install 'logpipe[retention]
 
 _AGE_RE: Final = re.compile(r"^(\d+)\s*([hdw])$")
 _UNIT: Final = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-_TOP_KEYS: Final = frozenset({"version", "max_clock_skew", "levels", "services", "enforce", "archive", "es",
-                              "loki", "audit", "lock"})  # fmt: skip
+_TOP_KEYS: Final = frozenset(
+    {"version", "max_clock_skew", "levels", "services", "enforce", "archive", "es", "loki", "audit", "lock"}
+)
 _SERVICE_RE: Final = re.compile(r"^[A-Za-z0-9_.+-]+$")  # names that index names keep as they are
 
 # An age of None means "keep forever" (`forever` in the file).
@@ -202,9 +207,20 @@ def parse(doc: Any, source: Path) -> Policy:
     if not isinstance(audit_stderr, bool):
         where.fail("audit.stderr", "must be true or false")
     lock = _path(where, top["lock"], "lock") if top.get("lock") is not None else None
-    return Policy(source=source, levels=levels, services=services, enforce=tuple(dict.fromkeys(enforce_raw)),
-                  max_clock_skew=skew, archive=archive, es=es, loki=loki, audit_path=audit_path,
-                  audit_stderr=audit_stderr, lock_path=lock, warnings=warnings)  # fmt: skip
+    return Policy(
+        source=source,
+        levels=levels,
+        services=services,
+        enforce=tuple(dict.fromkeys(enforce_raw)),
+        max_clock_skew=skew,
+        archive=archive,
+        es=es,
+        loki=loki,
+        audit_path=audit_path,
+        audit_stderr=audit_stderr,
+        lock_path=lock,
+        warnings=warnings,
+    )
 
 
 class _Where:
@@ -224,8 +240,9 @@ class _Where:
         if keys is not None:
             for key in value:
                 if key not in keys:
-                    self.fail(f"{path}.{key}" if path else str(key),
-                              f"is not a known key (known: {', '.join(sorted(keys))})")  # fmt: skip
+                    self.fail(
+                        f"{path}.{key}" if path else str(key), f"is not a known key (known: {', '.join(sorted(keys))})"
+                    )
         return dict(value)
 
 
@@ -345,8 +362,10 @@ def check_wildcard(pattern: str, fail: Any) -> None:
     elif not re.fullmatch(r"[a-z0-9_.*?+-]+", pattern):
         fail(f"{pattern!r}: index names are lower-case letters, digits, . _ - + (and * ? as wildcards)")
     elif len(literal) < MIN_LITERAL_PREFIX:
-        fail(f"{pattern!r} is (nearly) wildcard-only: it needs a literal prefix of at least "
-             f"{MIN_LITERAL_PREFIX} characters, e.g. 'app-logs-*'")  # fmt: skip
+        fail(
+            f"{pattern!r} is (nearly) wildcard-only: it needs a literal prefix of at least "
+            f"{MIN_LITERAL_PREFIX} characters, e.g. 'app-logs-*'"
+        )
 
 
 def _loki(where: _Where, value: Any) -> LokiTarget:
@@ -360,12 +379,20 @@ def _loki(where: _Where, value: Any) -> LokiTarget:
         where.fail("loki.url", "is required (the same loki:// URL the agent ships with)")
         raise AssertionError
     options = dict(parse_qsl(urlsplit(url).query))
-    labels = tuple(n.strip().removeprefix("attrs.") for n in options["labels"].split(",") if n.strip()) \
-        if "labels" in options else DEFAULT_LABELS  # fmt: skip
+    labels = (
+        tuple(n.strip().removeprefix("attrs.") for n in options["labels"].split(",") if n.strip())
+        if "labels" in options
+        else DEFAULT_LABELS
+    )
     if "level" not in labels:
-        return LokiTarget(None, url, labels, f"`level` is not a stream label of {url!r} (labels: "
-                                             f"{','.join(labels)}): Loki can select streams by level only "
-                                             "when it is a label")  # fmt: skip
+        return LokiTarget(
+            None,
+            url,
+            labels,
+            f"`level` is not a stream label of {url!r} (labels: "
+            f"{','.join(labels)}): Loki can select streams by level only "
+            "when it is a label",
+        )
     try:
         config = parse_loki_target(url)
     except UsageError as exc:

@@ -41,12 +41,18 @@ class Action:
     handle: Any = field(default=None, repr=False)  # backend-private (paths, index names)
     store: str = ""  # which archive folder / engine / Loki: audit lines must say where
 
-
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"backend": self.backend, "kind": self.kind, "target": self.target,
-                               "level": self.level, "service": self.service or "*",
-                               "cutoff": self.cutoff.isoformat().replace("+00:00", "Z"),
-                               "count": self.count, "bytes": self.bytes, "state": self.state}  # fmt: skip
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "kind": self.kind,
+            "target": self.target,
+            "level": self.level,
+            "service": self.service or "*",
+            "cutoff": self.cutoff.isoformat().replace("+00:00", "Z"),
+            "count": self.count,
+            "bytes": self.bytes,
+            "state": self.state,
+        }
         if self.store:
             out["store"] = self.store
         if self.request is not None:
@@ -148,8 +154,15 @@ class Audit:
             self._file = open(policy.audit_path, "ab")  # noqa: SIM115 - kept open for the run
 
     def write(self, event: str, **fields: Any) -> None:
-        line = orjson.dumps({"ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "run": self.run_id,
-                             "event": event, "dry_run": self.dry_run, **fields})  # fmt: skip
+        line = orjson.dumps(
+            {
+                "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "run": self.run_id,
+                "event": event,
+                "dry_run": self.dry_run,
+                **fields,
+            }
+        )
         if self._file is not None:
             self._file.write(line + b"\n")
             self._file.flush()
@@ -180,8 +193,12 @@ def apply(policy: Policy, now: datetime, only: str = "all", *, dry_run: bool = F
     with run_lock(policy.lock_file()):
         audit = Audit(policy, run_id, dry_run=dry_run)
         try:
-            audit.write("start", policy=str(policy.source), now=now.isoformat().replace("+00:00", "Z"),
-                        backends=list(policy.enforce) if only == "all" else [only])  # fmt: skip
+            audit.write(
+                "start",
+                policy=str(policy.source),
+                now=now.isoformat().replace("+00:00", "Z"),
+                backends=list(policy.enforce) if only == "all" else [only],
+            )
             report = Report([], list(policy.warnings))
             for backend in backends(policy, only):
                 try:
@@ -189,8 +206,9 @@ def apply(policy: Policy, now: datetime, only: str = "all", *, dry_run: bool = F
                 finally:
                     report.notes.extend(f"{backend.name}: {n}" for n in backend.notes)
                     backend.close()
-            audit.write("end", done=report.done, failed=report.failed, skipped=report.skipped,
-                        exit_code=report.exit_code)  # fmt: skip
+            audit.write(
+                "end", done=report.done, failed=report.failed, skipped=report.skipped, exit_code=report.exit_code
+            )
         finally:
             audit.close()
     return report

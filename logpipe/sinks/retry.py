@@ -59,8 +59,13 @@ class Outage:
     `progressed` starts the count again when the server took part of what was sent.
     """
 
-    def __init__(self, policy: RetryPolicy, interrupted: threading.Event, target: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        interrupted: threading.Event,
+        target: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.policy = policy
         self.target = target
         self.attempt = 0
@@ -78,7 +83,9 @@ class Outage:
         wait = backoff_s(self.attempt, self.policy.max_backoff_s)
         bound = self.policy.give_up_after_s
         if bound and self._clock() + wait > self._since + bound:
-            raise TransientError(f"{self.target}: {pending}; nothing succeeded for {bound:g}s of retries (last: {last})")
+            raise TransientError(
+                f"{self.target}: {pending}; nothing succeeded for {bound:g}s of retries (last: {last})"
+            )
         return wait
 
     def wait(self, seconds: float, pending: str, last: str) -> None:
@@ -88,5 +95,7 @@ class Outage:
         self.attempt += 1
 
     def stopped(self, pending: str, last: str) -> TransientError:
-        return TransientError(f"{self.target}: shutting down with {pending} (last: {last}); "
-                              "the checkpoint stays before them, their lines will be read again")  # fmt: skip
+        return TransientError(
+            f"{self.target}: shutting down with {pending} (last: {last}); "
+            "the checkpoint stays before them, their lines will be read again"
+        )

@@ -231,14 +231,31 @@ class TrackedFile:
             if at_eof_flush and data and not chunk:
                 # End of input (until="end"): take the unterminated last line, flagged.
                 self.carry = b""
-                return RawBatch(self.source_id, self.path, start, self.read_pos, data, now_us,
-                                self.format_name, unterminated=True, source_index=self.source_index)  # fmt: skip
+                return RawBatch(
+                    self.source_id,
+                    self.path,
+                    start,
+                    self.read_pos,
+                    data,
+                    now_us,
+                    self.format_name,
+                    unterminated=True,
+                    source_index=self.source_index,
+                )
             self.carry = data
             return None
         self.carry = data[cut:]
         # A view, not a copy: the batch is read once (framing copies the lines it keeps).
-        return RawBatch(self.source_id, self.path, start, start + cut, memoryview(data)[:cut], now_us,
-                        self.format_name, source_index=self.source_index)  # fmt: skip
+        return RawBatch(
+            self.source_id,
+            self.path,
+            start,
+            start + cut,
+            memoryview(data)[:cut],
+            now_us,
+            self.format_name,
+            source_index=self.source_index,
+        )
 
     def replaced(self) -> bool:
         """Was the file truncated or rewritten under us? (Shorter than read, or it no longer
@@ -282,14 +299,32 @@ class TrackedFile:
                 return None
             self.skipping = None
             done = OversizedLine(over.offset, over.length + len(chunk), over.head)
-            return RawBatch(self.source_id, self.path, over.offset, self.read_pos, b"", now_us, self.format_name,
-                            oversized=(done,), source_index=self.source_index)  # fmt: skip
+            return RawBatch(
+                self.source_id,
+                self.path,
+                over.offset,
+                self.read_pos,
+                b"",
+                now_us,
+                self.format_name,
+                oversized=(done,),
+                source_index=self.source_index,
+            )
         end = self.read_pos - len(chunk) + newline + 1
         self.skipping = None
         self.carry = chunk[newline + 1 :]
         done = OversizedLine(over.offset, over.length + newline, over.head)
-        return RawBatch(self.source_id, self.path, over.offset, end, b"", now_us, self.format_name,
-                        oversized=(done,), source_index=self.source_index)  # fmt: skip
+        return RawBatch(
+            self.source_id,
+            self.path,
+            over.offset,
+            end,
+            b"",
+            now_us,
+            self.format_name,
+            oversized=(done,),
+            source_index=self.source_index,
+        )
 
     def close(self) -> None:
         if self.fh is not None:
@@ -527,8 +562,10 @@ class FileWatcher:
             item = found_inodes.get((tracked.dev, tracked.ino))
             if item is None:
                 if not tracked.rotated:
-                    log.info("file rotated away", extra={"event": "file_rotated", "path": tracked.path,
-                                                         "offset": tracked.read_pos})  # fmt: skip
+                    log.info(
+                        "file rotated away",
+                        extra={"event": "file_rotated", "path": tracked.path, "offset": tracked.read_pos},
+                    )
                     tracked.rotated = True
                     tracked.recheck = tracked.fh is None
                     self._mark(tracked)
@@ -617,9 +654,13 @@ class FileWatcher:
         """Start reading `item` as `source_id` from `start` (opened lazily, when there is room)."""
         checkpoint = self.checkpoints.get(source_id)
         if start > item.size:
-            log.warning("checkpoint of %s is past its end (%d > %d); reading from the start", item.path, start,
-                        item.size, extra={"event": "checkpoint_past_end", "path": item.path, "offset": start,
-                                          "size": item.size})  # fmt: skip
+            log.warning(
+                "checkpoint of %s is past its end (%d > %d); reading from the start",
+                item.path,
+                start,
+                item.size,
+                extra={"event": "checkpoint_past_end", "path": item.path, "offset": start, "size": item.size},
+            )
             start = 0
         if start:
             try:
@@ -630,8 +671,19 @@ class FileWatcher:
         if checkpoint is not None and start < checkpoint.offset:
             self.checkpoints.rewind(source_id, start)  # or it would stay ahead of what is read
         fp = content_fingerprint(head)
-        tracked = TrackedFile(source_id, item.path, item.dev, item.ino, None, start, fp, item.size,
-                              read_bytes=self.read_bytes, source_index=item.source_index, rotated=rotated)  # fmt: skip
+        tracked = TrackedFile(
+            source_id,
+            item.path,
+            item.dev,
+            item.ino,
+            None,
+            start,
+            fp,
+            item.size,
+            read_bytes=self.read_bytes,
+            source_index=item.source_index,
+            rotated=rotated,
+        )
         self.tracked[source_id] = tracked
         self._by_inode = None
         if self._names is not None:
@@ -639,8 +691,10 @@ class FileWatcher:
         self._passed.pop((item.dev, item.ino), None)
         self._mark(tracked)
         self.checkpoints.identify(source_id, fp, item.path, item.dev, item.ino)
-        log.info("file found", extra={"event": "file_opened", "path": item.path, "offset": start,
-                                      "source_id": source_id[:16]})  # fmt: skip
+        log.info(
+            "file found",
+            extra={"event": "file_opened", "path": item.path, "offset": start, "source_id": source_id[:16]},
+        )
         return tracked
 
     def _readable(self, path: str) -> bool:
@@ -656,8 +710,7 @@ class FileWatcher:
                 raise
             if path not in self._unreadable:
                 self._unreadable.add(path)
-                log.warning("cannot read %s: %s", path, exc.strerror,
-                            extra={"event": "file_unreadable", "path": path})  # fmt: skip
+                log.warning("cannot read %s: %s", path, exc.strerror, extra={"event": "file_unreadable", "path": path})
             return False
         self._unreadable.discard(path)
         return True
@@ -674,19 +727,37 @@ class FileWatcher:
             if head is None or item is None or (item.dev, item.ino) in self._inodes():
                 continue
             if content_matches(head, tracked.fingerprint):
-                copy = TrackedFile(old_id, candidate, item.dev, item.ino, None, pos, tracked.fingerprint, item.size,
-                                   tracked.format_name, tracked.final_line, rotated=True, read_bytes=self.read_bytes,
-                                   source_index=tracked.source_index)  # fmt: skip
+                copy = TrackedFile(
+                    old_id,
+                    candidate,
+                    item.dev,
+                    item.ino,
+                    None,
+                    pos,
+                    tracked.fingerprint,
+                    item.size,
+                    tracked.format_name,
+                    tracked.final_line,
+                    rotated=True,
+                    read_bytes=self.read_bytes,
+                    source_index=tracked.source_index,
+                )
                 self.tracked[old_id] = copy
                 self._by_inode = None
                 self._mark(copy)
                 self.checkpoints.identify(old_id, tracked.fingerprint, candidate, item.dev, item.ino)
-                log.info("file truncated; finishing it from its copy", extra={
-                    "event": "file_truncated", "path": old_path, "offset": pos, "copy": candidate})  # fmt: skip
+                log.info(
+                    "file truncated; finishing it from its copy",
+                    extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": candidate},
+                )
                 break
         else:
-            log.warning("%s was truncated and no copy was found: lines after offset %d are lost", old_path, pos,
-                        extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None})  # fmt: skip
+            log.warning(
+                "%s was truncated and no copy was found: lines after offset %d are lost",
+                old_path,
+                pos,
+                extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None},
+            )
         item = discovered(old_path, tracked.source_index)
         head = read_head(old_path)
         if item is None or head is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
@@ -726,8 +797,12 @@ class FileWatcher:
                 self._due.pop(tracked.source_id, None)
                 return True
             fh.close()
-        log.warning("%s is gone (deleted or moved out of its folder) at offset %d", tracked.path, tracked.read_pos,
-                    extra={"event": "file_gone", "path": tracked.path, "offset": tracked.read_pos})  # fmt: skip
+        log.warning(
+            "%s is gone (deleted or moved out of its folder) at offset %d",
+            tracked.path,
+            tracked.read_pos,
+            extra={"event": "file_gone", "path": tracked.path, "offset": tracked.read_pos},
+        )
         self._forget(tracked)
         return False
 
@@ -857,8 +932,10 @@ class FileWatcher:
             at_end = tracked.current_size() <= tracked.read_pos
             if done and idle and at_end:
                 self._forget(tracked)
-                log.info("rotated file finished", extra={"event": "file_closed", "path": tracked.path,
-                                                         "offset": tracked.read_pos})  # fmt: skip
+                log.info(
+                    "rotated file finished",
+                    extra={"event": "file_closed", "path": tracked.path, "offset": tracked.read_pos},
+                )
 
     def all_read(self) -> bool:
         """Every tracked file read to its end (for until="end")."""
@@ -874,6 +951,7 @@ class FileWatcher:
             tracked.close()
         self._open.clear()
         self.tracked.clear()
+
 
 def _head_of(fh: io.FileIO) -> Callable[[int], bytes]:
     """Reads up to n bytes of the file's start (for format detection), wherever it is positioned."""
@@ -953,8 +1031,9 @@ class FileSource:
         self.until: Until = until
         self.idle_wait_s = poll_interval_s
         self.discover_interval_s = discover_interval_s
-        self.watcher = FileWatcher([s.watch for s in self.specs], checkpoints, until=until,
-                                   detect_format=detect_format, read_bytes=read_bytes)  # fmt: skip
+        self.watcher = FileWatcher(
+            [s.watch for s in self.specs], checkpoints, until=until, detect_format=detect_format, read_bytes=read_bytes
+        )
         self._last_discover = 0.0
         # The sources open at the last read, which keep their checkpoints however old: read by
         # the writer thread while acknowledging (the watcher itself is not thread-safe).

@@ -210,8 +210,13 @@ class KafkaSource:
         assert self._delivery is not None
         self._delivery.stats.rebalances += 1
         self._fetched = {tp: off for tp, off in self._fetched.items() if tp in assigned}
-        log.info("partitions assigned", extra={"event": "partitions_assigned",
-                                               "partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)})  # fmt: skip
+        log.info(
+            "partitions assigned",
+            extra={
+                "event": "partitions_assigned",
+                "partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned),
+            },
+        )
         if self._on_assigned is not None and assigned:
             floors = {}
             for tp in assigned:
@@ -279,8 +284,11 @@ class KafkaSource:
         try:
             await self._consumer.commit(offsets)
         except Exception as exc:  # kicked out of the group: another member will re-deliver
-            log.warning("offset commit failed (%s); the next owner of these partitions re-reads them", exc,
-                        extra={"event": "commit_failed", "partitions": len(offsets)})  # fmt: skip
+            log.warning(
+                "offset commit failed (%s); the next owner of these partitions re-reads them",
+                exc,
+                extra={"event": "commit_failed", "partitions": len(offsets)},
+            )
             return False
         return True
 

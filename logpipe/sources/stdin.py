@@ -74,8 +74,10 @@ class StdinSource(FileSource):
     ) -> None:
         self.spooler = StdinSpooler(spool)
         glob = str(spool / "*.log")
-        spooled = [SourceSpec(tuple(glob if p == STDIN else p for p in s.patterns), s.format_name, s.labels, s.fields)
-                   for s in specs]  # fmt: skip
+        spooled = [
+            SourceSpec(tuple(glob if p == STDIN else p for p in s.patterns), s.format_name, s.labels, s.fields)
+            for s in specs
+        ]
         super().__init__(spooled, checkpoints, until="end", detect_format=detect_format)
         self.spooler.start()
 

@@ -78,7 +78,8 @@ def _endpoint(backend: Backend, handler: Handler) -> Callable[[Request], Awaitab
             if status == 500:
                 log.error("GET %s failed", request.url.path, exc_info=exc)
             body = {"error": message}
-        return Response(encode(body), status_code=status, media_type="application/json",
-                        headers={"Cache-Control": "no-store"})  # fmt: skip
+        return Response(
+            encode(body), status_code=status, media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
 
     return endpoint

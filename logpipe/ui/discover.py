@@ -64,8 +64,18 @@ STEPS_MS: Final = tuple(
     for s in (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400, 30 * 86400)
 )
 FACET_FIELDS: Final = (
-    "level", "service", "host", "logger", "endpoint", "path", "method", "status", "user_id", "session_id", "source",
-)  # fmt: skip
+    "level",
+    "service",
+    "host",
+    "logger",
+    "endpoint",
+    "path",
+    "method",
+    "status",
+    "user_id",
+    "session_id",
+    "source",
+)
 MAX_EXTRA_FACETS: Final = 5
 DEFAULT_FACET_SIZE: Final = 5
 MAX_FACET_SIZE: Final = 50
@@ -170,12 +180,18 @@ def histogram_answer(win: Window, counts: Mapping[tuple[int, str], int]) -> dict
         buckets.setdefault(start, {})[level] = buckets.get(start, {}).get(level, 0) + n
     present = {lv for b in buckets.values() for lv in b}
     order = [lv for lv in LEVELS if lv in present] + sorted(present - set(LEVELS))
-    out = [{"t": t, "n": sum(b.values()), "levels": {lv: b[lv] for lv in order if lv in b}} for t, b in sorted(buckets.items())]
+    out = [
+        {"t": t, "n": sum(b.values()), "levels": {lv: b[lv] for lv in order if lv in b}}
+        for t, b in sorted(buckets.items())
+    ]
     return {"from": lo_ms, "to": hi_ms, "step_ms": step, "levels": order, "buckets": out, "total": sum(counts.values())}
 
 
 def facet_answer(
-    names: Sequence[str], total: int, tops: Mapping[str, tuple[list[tuple[Any, int]], int]], size: int,
+    names: Sequence[str],
+    total: int,
+    tops: Mapping[str, tuple[list[tuple[Any, int]], int]],
+    size: int,
     errors: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Per field: the top `size` values (count desc, value asc), missing and other counts.
@@ -195,12 +211,14 @@ def facet_answer(
             continue
         top = sorted(values, key=lambda vc: (-vc[1], vc[0]))[:size]
         shown = sum(n for _, n in top)
-        fields.append({
-            "field": name,
-            "values": [{"value": v, "count": n} for v, n in top],
-            "missing": missing,
-            "other": total - missing - shown,
-        })  # fmt: skip
+        fields.append(
+            {
+                "field": name,
+                "values": [{"value": v, "count": n} for v, n in top],
+                "missing": missing,
+                "other": total - missing - shown,
+            }
+        )
     return {"total": total, "fields": fields}
 
 
@@ -396,10 +414,14 @@ def _archive_newest(con: duckdb.DuckDBPyConnection) -> datetime | None:
         known = {k: _NEWEST_OF_PART[k] for k in keys if k in _NEWEST_OF_PART}
     unread = [k for k in keys if k not in known]
     if unread:
-        sql = ('SELECT "file_name", max(CAST("stats_max" AS TIMESTAMPTZ)), count(*), count("stats_max") '
-               'FROM parquet_metadata(?) WHERE "path_in_schema" = ? GROUP BY ALL')  # fmt: skip
-        found = {str(name): (newest, groups == with_stats) for name, newest, groups, with_stats in
-                 _run(con, sql, [[k[0] for k in unread], "ts"])}  # fmt: skip
+        sql = (
+            'SELECT "file_name", max(CAST("stats_max" AS TIMESTAMPTZ)), count(*), count("stats_max") '
+            'FROM parquet_metadata(?) WHERE "path_in_schema" = ? GROUP BY ALL'
+        )
+        found = {
+            str(name): (newest, groups == with_stats)
+            for name, newest, groups, with_stats in _run(con, sql, [[k[0] for k in unread], "ts"])
+        }
         if not all(found.get(k[0], (None, False))[1] for k in unread):
             ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])  # a part without statistics
             return newest  # type: ignore[no-any-return]
@@ -436,7 +458,9 @@ def archive_where(params: Params) -> tuple[str, list[object]]:
     return " AND ".join([*bounds, f"({where})"]), [*bound_values, *values]
 
 
-def _archive_search(con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], limit: int, after: Cursor | None) -> tuple[list[dict[str, Any]], int]:
+def _archive_search(
+    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], limit: int, after: Cursor | None
+) -> tuple[list[dict[str, Any]], int]:
     where, values = query
     page_where, page_values = where, list(values)
     if after is not None:
@@ -448,7 +472,9 @@ def _archive_search(con: duckdb.DuckDBPyConnection, query: tuple[str, list[objec
     return [as_record(r) for r in rows], int(total)
 
 
-def _archive_histogram(con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], params: Params) -> dict[str, Any]:
+def _archive_histogram(
+    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], params: Params
+) -> dict[str, Any]:
     where, values = query
     first = last = None
     if params.time("from") is None or params.time("to") is None:
@@ -460,13 +486,17 @@ def _archive_histogram(con: duckdb.DuckDBPyConnection, query: tuple[str, list[ob
         return histogram_answer(win, {})
     lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
     step_us = step_for(hi_ms - lo_ms) * 1000
-    sql = (f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
-           f"WHERE {where} GROUP BY ALL")  # fmt: skip
+    sql = (
+        f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
+        f"WHERE {where} GROUP BY ALL"
+    )
     rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *values])
     return histogram_answer(win, {(int(t), str(lv)): int(n) for t, lv, n in rows})
 
 
-def _archive_facets(con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], fields: Sequence[Field], size: int) -> dict[str, Any]:
+def _archive_facets(
+    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], fields: Sequence[Field], size: int
+) -> dict[str, Any]:
     """One scan: GROUP BY GROUPING SETS, one set a field, then the top `size` of each set.
 
     Each field is a column `f0`, `f1`, ... of a subquery: a canonical column by its allow-listed
@@ -545,10 +575,15 @@ def _before(cursor: Cursor) -> dict[str, Any]:
     from logpipe.query.es import json_value
 
     ts = json_value(cursor.ts)
-    return {"bool": {"should": [
-        {"range": {"ts": {"lt": ts}}},
-        {"bool": {"filter": [{"term": {"ts": ts}}, {"range": {"event_id": {"lt": cursor.event_id}}}]}},
-    ], "minimum_should_match": 1}}  # fmt: skip
+    return {
+        "bool": {
+            "should": [
+                {"range": {"ts": {"lt": ts}}},
+                {"bool": {"filter": [{"term": {"ts": ts}}, {"range": {"event_id": {"lt": cursor.event_id}}}]}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
 
 
 def _and(*queries: dict[str, Any]) -> dict[str, Any]:
@@ -599,7 +634,9 @@ def _es_count(backend: EsBackend, query: dict[str, Any]) -> int:
     return int(answer.get("hits", {}).get("total", {}).get("value", 0))
 
 
-def _es_search(backend: EsBackend, flt: Filter, limit: int, after: Cursor | None) -> tuple[list[dict[str, Any]], int | None, bool]:
+def _es_search(
+    backend: EsBackend, flt: Filter, limit: int, after: Cursor | None
+) -> tuple[list[dict[str, Any]], int | None, bool]:
     plan = to_es(flt)
     if not plan.residual.terms:
         query = _and(plan.query, _before(after)) if after else plan.query
@@ -628,8 +665,12 @@ def _es_search(backend: EsBackend, flt: Filter, limit: int, after: Cursor | None
 def _es_window(backend: EsBackend, query: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     from logpipe.query.es import parse_ts
 
-    body = {"size": 0, "track_total_hits": False, "query": query,
-            "aggs": {"first": {"min": {"field": "ts"}}, "last": {"max": {"field": "ts"}}}}  # fmt: skip
+    body = {
+        "size": 0,
+        "track_total_hits": False,
+        "query": query,
+        "aggs": {"first": {"min": {"field": "ts"}}, "last": {"max": {"field": "ts"}}},
+    }
     aggs = backend.client.request("POST", _path(backend.index), body).get("aggregations", {})
     first, last = aggs.get("first", {}), aggs.get("last", {})
     if first.get("value") is None:
@@ -672,11 +713,18 @@ def _es_histogram(backend: EsBackend, flt: Filter, params: Params) -> dict[str, 
     body = {
         "size": 0,
         "track_total_hits": False,
-        "aggs": {"f": {"filter": plan.query, "aggs": {"t": {
-            "date_histogram": {"field": "ts", "fixed_interval": f"{step}ms", "min_doc_count": 1},
-            "aggs": {"lv": {"terms": {"field": "level", "size": 50, "missing": NO_LEVEL}}},
-        }}}},
-    }  # fmt: skip
+        "aggs": {
+            "f": {
+                "filter": plan.query,
+                "aggs": {
+                    "t": {
+                        "date_histogram": {"field": "ts", "fixed_interval": f"{step}ms", "min_doc_count": 1},
+                        "aggs": {"lv": {"terms": {"field": "level", "size": 50, "missing": NO_LEVEL}}},
+                    }
+                },
+            }
+        },
+    }
     answer = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("f", {})
     histo: Counter[tuple[int, str]] = Counter()
     for bucket in answer.get("t", {}).get("buckets", []):
@@ -716,8 +764,14 @@ def _es_facets(backend: EsBackend, flt: Filter, fields: Sequence[Field], size: i
     aggs: dict[str, Any] = {}
     for target in indexed:
         name = str(target)
-        aggs[f"top:{name}"] = {"terms": {"field": name, "size": size + 1, "shard_size": max(10 * size, 1000),
-                                         "order": [{"_count": "desc"}, {"_key": "asc"}]}}  # fmt: skip
+        aggs[f"top:{name}"] = {
+            "terms": {
+                "field": name,
+                "size": size + 1,
+                "shard_size": max(10 * size, 1000),
+                "order": [{"_count": "desc"}, {"_key": "asc"}],
+            }
+        }
         aggs[f"missing:{name}"] = {"missing": {"field": name}}
     body = {"size": 0, "track_total_hits": True, "query": plan.query, "aggs": aggs}
     answer = backend.client.request("POST", _path(backend.index), body)
@@ -735,9 +789,13 @@ def _es_facets(backend: EsBackend, flt: Filter, fields: Sequence[Field], size: i
     errors: dict[str, str] = {}
     if unindexed and total:
         if total > MAX_SCAN:
-            errors = {str(f): (f"{f}: attrs is not indexed on the engine and this search matches over "
-                               f"{MAX_SCAN:,} records to count it from; narrow the time range or the search")
-                      for f in unindexed}  # fmt: skip
+            errors = {
+                str(f): (
+                    f"{f}: attrs is not indexed on the engine and this search matches over "
+                    f"{MAX_SCAN:,} records to count it from; narrow the time range or the search"
+                )
+                for f in unindexed
+            }
         else:
             tops.update(_counted(unindexed, [_es_record_of(h["_source"]) for h in _hits(backend, plan.query)]))
     return facet_answer(names, total, tops, size, errors)

@@ -64,11 +64,19 @@ def errors(backend: Backend, params: Params) -> dict[str, Any]:
         rows, trends = _engine_groups(backend, search, window)
     groups = []
     for key, count, first, last, sample, endpoints, services, stack in rows:
-        groups.append({
-            "key": key, "count": int(count), "first_seen": first, "last_seen": last,
-            "sample_message": sample, "top_endpoints": parse_top(endpoints), "top_services": parse_top(services),
-            "sample_error": stack, "trend": trends.get(key, [0] * buckets),
-        })  # fmt: skip
+        groups.append(
+            {
+                "key": key,
+                "count": int(count),
+                "first_seen": first,
+                "last_seen": last,
+                "sample_message": sample,
+                "top_endpoints": parse_top(endpoints),
+                "top_services": parse_top(services),
+                "sample_error": stack,
+                "trend": trends.get(key, [0] * buckets),
+            }
+        )
     return _answer(params, window, groups, buckets)
 
 
@@ -98,14 +106,27 @@ def samples(backend: Backend, params: Params) -> dict[str, Any]:
         with backend.connection() as con:
             count = _scalar(con, f"SELECT count(*) FROM logs WHERE {cond}", [*values, key])
             cols = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
-            rows = query_rows(con, f'SELECT {cols} FROM logs WHERE {cond} ORDER BY ts DESC, event_id DESC LIMIT ?',
-                         [*values, key, limit])  # fmt: skip
+            rows = query_rows(
+                con,
+                f"SELECT {cols} FROM logs WHERE {cond} ORDER BY ts DESC, event_id DESC LIMIT ?",
+                [*values, key, limit],
+            )
         records = [record_dict(RECORD_COLUMNS, r) for r in rows]
     else:
-        keyed = {"bool": {"should": [
-            {"term": {"message_key": key}},
-            {"bool": {"must_not": [{"exists": {"field": "message_key"}}], "filter": [{"term": {"message.keyword": key}}]}},
-        ], "minimum_should_match": 1}}  # fmt: skip
+        keyed = {
+            "bool": {
+                "should": [
+                    {"term": {"message_key": key}},
+                    {
+                        "bool": {
+                            "must_not": [{"exists": {"field": "message_key"}}],
+                            "filter": [{"term": {"message.keyword": key}}],
+                        }
+                    },
+                ],
+                "minimum_should_match": 1,
+            }
+        }
         records, count = [], 0
         for record in engine_records(backend, flt, extra=keyed):
             count += 1
@@ -117,7 +138,9 @@ def samples(backend: Backend, params: Params) -> dict[str, Any]:
 # --- the archive -------------------------------------------------------------------------------
 
 
-def _archive_groups(backend: ArchiveBackend, search: Filter, window: Any) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
+def _archive_groups(
+    backend: ArchiveBackend, search: Filter, window: Any
+) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
     from logpipe.explore.filters import to_sql
     from logpipe.explore.search import window as time_window
     from logpipe.query.archive import fetch_rows, prepare
@@ -175,7 +198,9 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> i
 # --- an engine ---------------------------------------------------------------------------------
 
 
-def _engine_groups(backend: EsBackend, search: Filter, window: Any) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
+def _engine_groups(
+    backend: EsBackend, search: Filter, window: Any
+) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
     import copy
 
     from logpipe.explore.filters import to_es
@@ -191,8 +216,10 @@ def _engine_groups(backend: EsBackend, search: Filter, window: Any) -> tuple[lis
         if plan.residual.terms:
             ids = [r["event_id"] for r in engine_records(backend, narrowed)]
             if len(ids) > MAX_ENGINE_IDS:
-                raise UsageError(f"the search selects {len(ids):,} error records by terms the engine cannot answer "
-                                 f"(free text, ~, attrs); narrow it to at most {MAX_ENGINE_IDS:,}")  # fmt: skip
+                raise UsageError(
+                    f"the search selects {len(ids):,} error records by terms the engine cannot answer "
+                    f"(free text, ~, attrs); narrow it to at most {MAX_ENGINE_IDS:,}"
+                )
             clause = {"bool": {"filter": [plan.query, {"terms": {"event_id": ids}}]}}
         searches = copy.deepcopy(dict(query.searches))
         for name in RECORD_SEARCHES:
@@ -259,8 +286,9 @@ def _first_and_last(backend: Backend, flt: Filter) -> tuple[datetime | None, dat
     return oldest[0][at], newest[0][at]
 
 
-def engine_records(backend: EsBackend, flt: Filter, *, extra: dict[str, Any] | None = None,
-                   newest_first: bool = True) -> Iterator[dict[str, Any]]:  # fmt: skip
+def engine_records(
+    backend: EsBackend, flt: Filter, *, extra: dict[str, Any] | None = None, newest_first: bool = True
+) -> Iterator[dict[str, Any]]:
     """Every record of the engine the filter selects (and `extra`, a query clause, too), newest
     first (or oldest), as `explore.es_search.record_of` gives it; terms the engine cannot answer
     are checked on each hit, as `explore.es_search.search` does."""

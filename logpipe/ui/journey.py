@@ -50,10 +50,13 @@ def journey(backend: Backend, params: Params) -> dict[str, Any]:
         columns, rows = fetch_rows_es(backend.client, es_query, bound, backend.index)
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     kind, value = next(iter(given.items()))
-    return {"subject": {"kind": kind, "value": value}, "count": len(records),
-            "first": records[0]["ts"] if records else None,
-            "last": max(r["ts"] for r in records) if records else None,
-            "sessions": nest(records)}  # fmt: skip
+    return {
+        "subject": {"kind": kind, "value": value},
+        "count": len(records),
+        "first": records[0]["ts"] if records else None,
+        "last": max(r["ts"] for r in records) if records else None,
+        "sessions": nest(records),
+    }
 
 
 def nest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,8 +99,10 @@ def users(backend: Backend, params: Params) -> dict[str, Any]:
         from logpipe.ui.errors import query_rows
 
         where, bound = to_sql(flt)
-        sql = (f"SELECT user_id, count(*) AS n, min(ts), max(ts) FROM logs WHERE user_id IS NOT NULL AND ({where})"
-               " GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?")  # fmt: skip
+        sql = (
+            f"SELECT user_id, count(*) AS n, min(ts), max(ts) FROM logs WHERE user_id IS NOT NULL AND ({where})"
+            " GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?"
+        )
         with backend.connection() as con:
             rows = query_rows(con, sql, [*bound, limit])
     else:
@@ -134,11 +139,16 @@ def _engine_tally(backend: EsBackend, flt: Filter) -> dict[str, list[Any]]:
             "size": 0,
             "track_total_hits": False,
             "query": {"bool": {"filter": [plan.query, {"exists": {"field": "user_id"}}]}},
-            "aggs": {"users": {"composite": users, "aggs": {
-                "first": {"top_hits": {"size": 1, "sort": [{"ts": "asc"}], "_source": ["ts"]}},
-                "last": {"top_hits": {"size": 1, "sort": [{"ts": "desc"}], "_source": ["ts"]}},
-            }}},
-        }  # fmt: skip
+            "aggs": {
+                "users": {
+                    "composite": users,
+                    "aggs": {
+                        "first": {"top_hits": {"size": 1, "sort": [{"ts": "asc"}], "_source": ["ts"]}},
+                        "last": {"top_hits": {"size": 1, "sort": [{"ts": "desc"}], "_source": ["ts"]}},
+                    },
+                }
+            },
+        }
         answer = backend.client.request("POST", path, body).get("aggregations", {}).get("users", {})
         for bucket in answer.get("buckets", []):
             first = parse_ts(bucket["first"]["hits"]["hits"][0]["_source"]["ts"])

@@ -109,8 +109,17 @@ def patterns(backend: Backend, params: Params) -> dict[str, Any]:
     limit = params.integer("limit", MAX_PATTERNS, low=1)
     chosen = _select(backend, params)
     if chosen is None:
-        return {"from": params.time("from"), "to": params.time("to"), "buckets": 0, "total": 0, "matching": 0,
-                "bound": mine_bound(), "range_from": params.time("from"), "others": 0, "patterns": []}  # fmt: skip
+        return {
+            "from": params.time("from"),
+            "to": params.time("to"),
+            "buckets": 0,
+            "total": 0,
+            "matching": 0,
+            "bound": mine_bound(),
+            "range_from": params.time("from"),
+            "others": 0,
+            "patterns": [],
+        }
     window = chosen.window
     miner = PatternMiner(window=window)
     for ts, message, _ in chosen.rows:
@@ -128,12 +137,19 @@ def patterns(backend: Backend, params: Params) -> dict[str, Any]:
         "range_from": chosen.start,
         "others": sum(p.count for p in found[limit:]),
         "patterns": [
-            {"id": pattern_id(p.template), "template": p.template, "count": p.count,
-             "share": p.count / total if total else 0.0, "examples": list(p.examples),
-             "first_seen": p.first_seen, "last_seen": p.last_seen, "trend": list(p.trend)}
+            {
+                "id": pattern_id(p.template),
+                "template": p.template,
+                "count": p.count,
+                "share": p.count / total if total else 0.0,
+                "examples": list(p.examples),
+                "first_seen": p.first_seen,
+                "last_seen": p.last_seen,
+                "trend": list(p.trend),
+            }
             for p in shown
         ],
-    }  # fmt: skip
+    }
 
 
 def records(backend: Backend, params: Params) -> dict[str, Any]:
@@ -159,8 +175,7 @@ def records(backend: Backend, params: Params) -> dict[str, Any]:
         raise UsageError(f"no pattern {wanted!r} in this range and search (the records changed?)")
     template = next(templates[g] for g, _, _ in placed if pattern_id(templates[g]) == wanted)
     newest = sorted(picked, reverse=True)[:limit]
-    return {"id": wanted, "template": template, "count": len(picked),
-            "records": _fetch(backend, newest)}  # fmt: skip
+    return {"id": wanted, "template": template, "count": len(picked), "records": _fetch(backend, newest)}
 
 
 def _window(backend: Backend, params: Params) -> Window | None:
@@ -200,8 +215,10 @@ def _archive_selection(backend: ArchiveBackend, window: Window, search: Filter, 
     where, values = to_sql(flt)
     with backend.connection() as con:
         source, source_values = logs_to_read(con, flt)
-        sql = (f"SELECT ts, event_id FROM {source} WHERE {where} AND ts >= ?"
-               " ORDER BY ts DESC, event_id DESC LIMIT 2 OFFSET ?")  # fmt: skip
+        sql = (
+            f"SELECT ts, event_id FROM {source} WHERE {where} AND ts >= ?"
+            " ORDER BY ts DESC, event_id DESC LIMIT 2 OFFSET ?"
+        )
         step = (window.end - window.start) / FIRST_SLICE
         while True:
             since = max(window.end - step, window.start)
@@ -217,8 +234,9 @@ def _archive_selection(backend: ArchiveBackend, window: Window, search: Filter, 
     return Selection(mined, window.start, _archive_records(backend, mined, search, oldest), bound, int(matching))
 
 
-def _archive_records(backend: ArchiveBackend, window: Window, search: Filter,
-                     oldest: tuple[datetime, str] | None = None) -> Iterator[Mined]:  # fmt: skip
+def _archive_records(
+    backend: ArchiveBackend, window: Window, search: Filter, oldest: tuple[datetime, str] | None = None
+) -> Iterator[Mined]:
     """The window's selected records, oldest first (ties by event_id), as `explore.mine` reads
     them; from `oldest` (ts, event_id) on when given (the records of its ts before it are not)."""
     from logpipe.explore.filters import to_sql
@@ -286,8 +304,10 @@ def _fetch(backend: Backend, chosen: list[tuple[datetime, str]]) -> list[dict[st
     if isinstance(backend, ArchiveBackend):
         cols = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
         # The ts range lets the parts' statistics skip what cannot hold them (10M rows: 3 s -> 0.1 s).
-        sql = (f"SELECT {cols} FROM logs WHERE ts BETWEEN ? AND ? AND event_id IN (SELECT unnest(?::VARCHAR[]))"
-               " ORDER BY ts DESC, event_id DESC")  # fmt: skip
+        sql = (
+            f"SELECT {cols} FROM logs WHERE ts BETWEEN ? AND ? AND event_id IN (SELECT unnest(?::VARCHAR[]))"
+            " ORDER BY ts DESC, event_id DESC"
+        )
         stamps = [ts for ts, _ in chosen]
         with backend.connection() as con:
             return [record_dict(RECORD_COLUMNS, r) for r in query_rows(con, sql, [min(stamps), max(stamps), event_ids])]

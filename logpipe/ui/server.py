@@ -50,7 +50,11 @@ def listen(bind: Bind) -> tuple[socket.socket, Bind]:
 
 def allowed_hosts(bind: Bind) -> list[str]:
     """Host header values the page answers to: the bound address and, on loopback, localhost."""
-    hosts = {bind.host, "127.0.0.1", "localhost", "[::1]"} if bind.host in ("127.0.0.1", "::1", "localhost") else {bind.host}
+    hosts = (
+        {bind.host, "127.0.0.1", "localhost", "[::1]"}
+        if bind.host in ("127.0.0.1", "::1", "localhost")
+        else {bind.host}
+    )
     if bind.host in ("0.0.0.0", "::"):
         return ["*"]  # asked for every interface: any name that reaches it
     return sorted(hosts)

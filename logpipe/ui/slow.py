@@ -90,9 +90,11 @@ class Buckets:
 
     def describe(self) -> dict[str, Any]:
         end = self.first_us + self.count * self.width_us
-        return {"width_ms": self.width_us // 1000,
-                "from": from_us(self.first_us) if self.count else None,
-                "to": from_us(end) if self.count else None}  # fmt: skip
+        return {
+            "width_ms": self.width_us // 1000,
+            "from": from_us(self.first_us) if self.count else None,
+            "to": from_us(end) if self.count else None,
+        }
 
 
 def buckets_for(lo: datetime | None, hi: datetime | None, target: int) -> Buckets:
@@ -109,7 +111,9 @@ def buckets_for(lo: datetime | None, hi: datetime | None, target: int) -> Bucket
     return Buckets(first, count, width)
 
 
-def window_bounds(params: Params, first: datetime | None, last: datetime | None) -> tuple[datetime | None, datetime | None]:
+def window_bounds(
+    params: Params, first: datetime | None, last: datetime | None
+) -> tuple[datetime | None, datetime | None]:
     """The chart's range: `from`/`to`, else the first matching record and just after the last;
     a `from` without `to` runs to now."""
     lo, hi = params.time("from"), params.time("to")
@@ -160,7 +164,9 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) 
         raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
 
 
-def es_records(backend: EsBackend, flt: Filter, fields: Iterable[str], *, timed: bool = False) -> Iterator[dict[str, Any]]:
+def es_records(
+    backend: EsBackend, flt: Filter, fields: Iterable[str], *, timed: bool = False
+) -> Iterator[dict[str, Any]]:
     """Every record matching `flt` on the engine, oldest first, with at least `fields` (`ts` a
     datetime). The engine's part of the filter is its query; the rest is checked here."""
     from logpipe.explore.es_search import record_of
@@ -235,8 +241,9 @@ def slow(backend: Backend, params: Params) -> dict[str, Any]:
     }
 
 
-def _group_row(by: str, method: Any, endpoint: Any, service: Any, count: int, p50: Any, p95: Any, p99: Any,
-               top: Any, errors: int) -> dict[str, Any]:  # fmt: skip
+def _group_row(
+    by: str, method: Any, endpoint: Any, service: Any, count: int, p50: Any, p95: Any, p99: Any, top: Any, errors: int
+) -> dict[str, Any]:
     return {
         "key": group_key(by, method, endpoint, service),
         "method": method if by == "endpoint" else None,
@@ -319,8 +326,16 @@ def _timeline_answer(buckets: Buckets, stats: dict[int, tuple[int, Any, Any, Any
     rows = []
     for start in buckets.starts():
         count, p50, p95, p99 = stats.get(start, (0, None, None, None))
-        rows.append({"start": from_us(start), "start_ms": start // 1000, "count": int(count),
-                     "p50_ms": _num(p50), "p95_ms": _num(p95), "p99_ms": _num(p99)})  # fmt: skip
+        rows.append(
+            {
+                "start": from_us(start),
+                "start_ms": start // 1000,
+                "count": int(count),
+                "p50_ms": _num(p50),
+                "p95_ms": _num(p95),
+                "p99_ms": _num(p99),
+            }
+        )
     return {**buckets.describe(), "definition": DEFINITION, "buckets": rows}
 
 
@@ -334,18 +349,25 @@ def _timeline_archive(backend: ArchiveBackend, params: Params, flt: Filter, targ
     with backend.connection() as con:
         ((first, last),) = run_sql(con, f"SELECT min(ts), max(ts) {base}", values)
         buckets = buckets_for(*window_bounds(params, first, last), target)
-        rows = run_sql(
-            con,
-            f"SELECT epoch_us(ts) // ? * ? AS b, count(*), quantile_cont(duration_ms, 0.5), "
-            f"quantile_cont(duration_ms, 0.95), quantile_cont(duration_ms, 0.99) {base} GROUP BY b",
-            [buckets.width_us, buckets.width_us, *values],
-        ) if buckets.count else []  # fmt: skip
+        rows = (
+            run_sql(
+                con,
+                f"SELECT epoch_us(ts) // ? * ? AS b, count(*), quantile_cont(duration_ms, 0.5), "
+                f"quantile_cont(duration_ms, 0.95), quantile_cont(duration_ms, 0.99) {base} GROUP BY b",
+                [buckets.width_us, buckets.width_us, *values],
+            )
+            if buckets.count
+            else []
+        )
     return _timeline_answer(buckets, {int(b): (n, p50, p95, p99) for b, n, p50, p95, p99 in rows})
 
 
 def _timeline_es(backend: EsBackend, params: Params, flt: Filter, target: int) -> dict[str, Any]:
-    records = [(r["ts"], float(r["duration_ms"])) for r in es_records(backend, flt, ("duration_ms",), timed=True)
-               if r["duration_ms"] is not None]  # fmt: skip
+    records = [
+        (r["ts"], float(r["duration_ms"]))
+        for r in es_records(backend, flt, ("duration_ms",), timed=True)
+        if r["duration_ms"] is not None
+    ]
     # The engine sorts by its own (millisecond) `ts`: take the extremes from the records.
     first = min((ts for ts, _ in records), default=None)
     last = max((ts for ts, _ in records), default=None)

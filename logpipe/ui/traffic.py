@@ -83,9 +83,17 @@ def _timeline(buckets: Buckets, counts: BucketCounts) -> list[dict[str, Any]]:
     out = []
     for start in buckets.starts():
         records, errors, requests, server = counts.get(start, (0, 0, 0, 0))
-        out.append({"start": from_us(start), "start_ms": start // 1000, "records": records, "errors": errors,
-                    "error_rate": errors / records if records else None, "requests": requests,
-                    "server_errors": server})  # fmt: skip
+        out.append(
+            {
+                "start": from_us(start),
+                "start_ms": start // 1000,
+                "records": records,
+                "errors": errors,
+                "error_rate": errors / records if records else None,
+                "requests": requests,
+                "server_errors": server,
+            }
+        )
     return out
 
 
@@ -123,8 +131,15 @@ def _heatmap(cells: CellCounts) -> dict[str, Any]:
         for hour in range(24):
             found = cells.get((dow, hour))
             records, users = (found[0], found[1]) if found else (0, 0)
-            out.append({"dow": dow, "hour": hour, "records": records, "users": users,
-                        "last": from_us(found[2]) if found else None})  # fmt: skip
+            out.append(
+                {
+                    "dow": dow,
+                    "hour": hour,
+                    "records": records,
+                    "users": users,
+                    "last": from_us(found[2]) if found else None,
+                }
+            )
     return {
         "cells": out,
         "max_records": max((n for n, _, _ in cells.values()), default=0),
@@ -132,7 +147,9 @@ def _heatmap(cells: CellCounts) -> dict[str, Any]:
     }
 
 
-def _archive(backend: ArchiveBackend, params: Params, flt: Filter, target: int) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
+def _archive(
+    backend: ArchiveBackend, params: Params, flt: Filter, target: int
+) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
     where, values = sql_where(flt)
     base = f"FROM logs WHERE ({where})"
     with backend.connection() as con:
@@ -174,7 +191,9 @@ def _archive(backend: ArchiveBackend, params: Params, flt: Filter, target: int) 
 _FIELDS: Final = ("level", "method", "endpoint", "status", "user_id")
 
 
-def _es(backend: EsBackend, params: Params, flt: Filter, target: int) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
+def _es(
+    backend: EsBackend, params: Params, flt: Filter, target: int
+) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
     from logpipe.explore.filters import to_es
 
     plan = to_es(flt)
@@ -192,7 +211,9 @@ _TERMS: Final = 5000
 _MISSING: Final = "\u0000missing"
 
 
-def _es_aggregated(backend: EsBackend, params: Params, query: dict[str, Any], target: int) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts] | None:
+def _es_aggregated(
+    backend: EsBackend, params: Params, query: dict[str, Any], target: int
+) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts] | None:
     """The engine's own counts: histograms and terms, exact (no sampling, no TDigest, no
     HyperLogLog: distinct users are the user_id terms of each concrete hour); None when a terms
     aggregation left values out or the engine refused, for `_es_scanned` to answer instead."""
@@ -202,8 +223,12 @@ def _es_aggregated(backend: EsBackend, params: Params, query: dict[str, Any], ta
     path = f"/{backend.index}/_search?ignore_unavailable=true&allow_no_indices=true"
     first = last = None
     if params.time("from") is None or params.time("to") is None:
-        body = {"size": 0, "track_total_hits": False, "query": query,
-                "aggs": {"first": {"min": {"field": "ts"}}, "last": {"max": {"field": "ts"}}}}  # fmt: skip
+        body = {
+            "size": 0,
+            "track_total_hits": False,
+            "query": query,
+            "aggs": {"first": {"min": {"field": "ts"}}, "last": {"max": {"field": "ts"}}},
+        }
         aggs = backend.client.request("POST", path, body).get("aggregations", {})
         if aggs.get("first", {}).get("value") is not None:
             first = parse_ts(aggs["first"].get("value_as_string"))
@@ -211,20 +236,38 @@ def _es_aggregated(backend: EsBackend, params: Params, query: dict[str, Any], ta
     buckets = buckets_for(*window_bounds(params, first, last), target)
     status_ranges = [{"key": c, "from": int(c[0]) * 100, "to": int(c[0]) * 100 + 100} for c in CLASSES[:4]]
     inner: dict[str, Any] = {
-        "hours": {"date_histogram": {"field": "ts", "fixed_interval": "1h", "min_doc_count": 1},
-                  "aggs": {"users": {"terms": {"field": "user_id", "size": _TERMS}}}},
-        "requests": {"filter": {"exists": {"field": "status"}}, "aggs": {
-            "endpoint": {"terms": {"field": "endpoint", "size": _TERMS, "missing": _MISSING}, "aggs": {
-                "method": {"terms": {"field": "method", "size": 100, "missing": _MISSING}, "aggs": {
-                    "cls": {"range": {"field": "status", "keyed": True, "ranges": status_ranges}}}}}}}},
-    }  # fmt: skip
+        "hours": {
+            "date_histogram": {"field": "ts", "fixed_interval": "1h", "min_doc_count": 1},
+            "aggs": {"users": {"terms": {"field": "user_id", "size": _TERMS}}},
+        },
+        "requests": {
+            "filter": {"exists": {"field": "status"}},
+            "aggs": {
+                "endpoint": {
+                    "terms": {"field": "endpoint", "size": _TERMS, "missing": _MISSING},
+                    "aggs": {
+                        "method": {
+                            "terms": {"field": "method", "size": 100, "missing": _MISSING},
+                            "aggs": {"cls": {"range": {"field": "status", "keyed": True, "ranges": status_ranges}}},
+                        }
+                    },
+                }
+            },
+        },
+    }
     if buckets.count:
         inner["timeline"] = {
-            "date_histogram": {"field": "ts", "fixed_interval": f"{buckets.width_us // 1_000_000}s", "min_doc_count": 1},
-            "aggs": {"errors": {"filter": {"terms": {"level": list(ERROR_LEVELS)}}},
-                     "requests": {"filter": {"exists": {"field": "status"}}},
-                     "server": {"filter": {"range": {"status": {"gte": 500}}}}},
-        }  # fmt: skip
+            "date_histogram": {
+                "field": "ts",
+                "fixed_interval": f"{buckets.width_us // 1_000_000}s",
+                "min_doc_count": 1,
+            },
+            "aggs": {
+                "errors": {"filter": {"terms": {"level": list(ERROR_LEVELS)}}},
+                "requests": {"filter": {"exists": {"field": "status"}}},
+                "server": {"filter": {"range": {"status": {"gte": 500}}}},
+            },
+        }
     # The filter is a `filter` aggregation, not the query: Elasticsearch 8 fails a date_histogram
     # on the date_nanos `ts` under a one-sided `ts` range query (see logpipe.ui.discover).
     body = {"size": 0, "track_total_hits": False, "aggs": {"f": {"filter": query, "aggs": inner}}}
@@ -234,8 +277,12 @@ def _es_aggregated(backend: EsBackend, params: Params, query: dict[str, Any], ta
         return None  # e.g. more buckets than the engine's search.max_buckets
     per_bucket: BucketCounts = {}
     for b in aggs.get("timeline", {}).get("buckets", []):
-        per_bucket[int(b["key"]) * 1000] = (int(b["doc_count"]), int(b["errors"]["doc_count"]),
-                                            int(b["requests"]["doc_count"]), int(b["server"]["doc_count"]))  # fmt: skip
+        per_bucket[int(b["key"]) * 1000] = (
+            int(b["doc_count"]),
+            int(b["errors"]["doc_count"]),
+            int(b["requests"]["doc_count"]),
+            int(b["server"]["doc_count"]),
+        )
     endpoints: EndpointCounts = defaultdict(Counter)
     by_endpoint = aggs.get("requests", {}).get("endpoint", {})
     if by_endpoint.get("sum_other_doc_count", 0):
@@ -271,7 +318,9 @@ def _es_aggregated(backend: EsBackend, params: Params, query: dict[str, Any], ta
     return (buckets, per_bucket), endpoints, cells
 
 
-def _es_scanned(backend: EsBackend, params: Params, flt: Filter, target: int) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
+def _es_scanned(
+    backend: EsBackend, params: Params, flt: Filter, target: int
+) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
     """Every matching record read from the engine and counted here (filters it cannot answer)."""
     records = list(es_records(backend, flt, _FIELDS))
     first: datetime | None = min((r["ts"] for r in records), default=None)

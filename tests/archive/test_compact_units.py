@@ -30,8 +30,12 @@ ERROR = Partition("logs", DAY, "ERROR")
 
 
 def table(first: int, n: int) -> pa.Table:
-    return pa.table({"offset": pa.array(range(first, first + n), pa.int64()),
-                     "message": pa.array([f"line {i}" for i in range(first, first + n)])})  # fmt: skip
+    return pa.table(
+        {
+            "offset": pa.array(range(first, first + n), pa.int64()),
+            "message": pa.array([f"line {i}" for i in range(first, first + n)]),
+        }
+    )
 
 
 def offsets(spans: list[tuple[int, int]]) -> set[int]:
@@ -46,7 +50,9 @@ def rows_of(parts: list[Path]) -> Counter[tuple[int, str]]:
     return out
 
 
-def small_parts(archive: Path, partition: Partition, count: int, rng: random.Random) -> tuple[Counter[tuple[int, str]], dict[str, set[int]]]:
+def small_parts(
+    archive: Path, partition: Partition, count: int, rng: random.Random
+) -> tuple[Counter[tuple[int, str]], dict[str, set[int]]]:
     """`count` parts of a few rows each; the rows and each source's offsets they cover."""
     rows: Counter[tuple[int, str]] = Counter()
     covered: dict[str, set[int]] = {}
@@ -145,8 +151,11 @@ class TestRecover:
             path = journal_path(tmp_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             merged = write_part(tmp_path, INFO, table(0, 1), {"a": [(0, 1)]})
-            path.write_text(json.dumps({"new": merged.relative_to(tmp_path).as_posix(),
-                                        "old": [os.path.relpath(outside, tmp_path)]}))  # fmt: skip
+            path.write_text(
+                json.dumps(
+                    {"new": merged.relative_to(tmp_path).as_posix(), "old": [os.path.relpath(outside, tmp_path)]}
+                )
+            )
             before = sorted(part_files(tmp_path))
             assert recover(tmp_path) is False
             assert outside.read_text() == "keep me" and sorted(part_files(tmp_path)) == before

@@ -20,8 +20,17 @@ from tests.support.services import url
 from tests.support.wait import poll
 
 __all__ = [
-    "LEVELS", "LOGPIPE", "ROOT", "append", "archived", "logpipe", "loki_url", "record", "vl_rows", "write_config",
-]  # fmt: skip
+    "LEVELS",
+    "LOGPIPE",
+    "ROOT",
+    "append",
+    "archived",
+    "logpipe",
+    "loki_url",
+    "record",
+    "vl_rows",
+    "write_config",
+]
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 VL_PUSH_PATH = "/insert/loki/api/v1/push?disable_message_parsing=1"  # keep the line verbatim in _msg
@@ -40,8 +49,14 @@ def write_config(path: Path, config: Mapping[str, Any]) -> Path:
 
 def record(seq: int, level: str, **extra: Any) -> dict[str, Any]:
     """A python-json-logger record; `seq` makes it recognisable wherever it lands."""
-    return {"timestamp": f"2026-03-0{seq % 5 + 1}T10:00:{seq % 60:02d}.{seq % 1000:03d}+00:00",
-            "levelname": level, "name": "shop", "message": f"event seq={seq}", "seq": seq, **extra}  # fmt: skip
+    return {
+        "timestamp": f"2026-03-0{seq % 5 + 1}T10:00:{seq % 60:02d}.{seq % 1000:03d}+00:00",
+        "levelname": level,
+        "name": "shop",
+        "message": f"event seq={seq}",
+        "seq": seq,
+        **extra,
+    }
 
 
 def append(path: Path, records: Iterable[dict[str, Any]]) -> None:

@@ -18,10 +18,15 @@ def closed_port() -> int:
 
 
 def config_with(tmp_path: Path, *sinks: dict[str, str]) -> Path:
-    return write_config(tmp_path / "logpipe.yaml", {
-        "version": 1, "archive": {"path": str(tmp_path / "archive")},
-        "sources": [{"paths": [str(tmp_path / "*.log")]}], "sinks": list(sinks),
-    })  # fmt: skip
+    return write_config(
+        tmp_path / "logpipe.yaml",
+        {
+            "version": 1,
+            "archive": {"path": str(tmp_path / "archive")},
+            "sources": [{"paths": [str(tmp_path / "*.log")]}],
+            "sinks": list(sinks),
+        },
+    )
 
 
 class TestValidate:
@@ -35,8 +40,9 @@ class TestValidate:
         assert lines[1].startswith("ok   vl") and "ready" in lines[1]
         assert lines[2].startswith("ok   archive") and str(tmp_path / "archive") in lines[2]
 
-    @pytest.mark.parametrize("url", ["es://u:${PW}@127.0.0.1:{port}", "loki://u:${PW}@127.0.0.1:{port}",
-                                     "kafka://127.0.0.1:{port}/logs"])  # fmt: skip
+    @pytest.mark.parametrize(
+        "url", ["es://u:${PW}@127.0.0.1:{port}", "loki://u:${PW}@127.0.0.1:{port}", "kafka://127.0.0.1:{port}/logs"]
+    )
     def test_unreachable_sink_fails_fast_without_secrets(self, tmp_path: Path, url: str) -> None:
         """A sink nothing answers: FAIL line, one error line, exit 1, within the timeout; no secret shown."""
         config = config_with(tmp_path, {"name": "down", "url": url.replace("{port}", str(closed_port()))})
@@ -54,12 +60,19 @@ class TestValidate:
     def test_invalid_file_lists_every_problem(self, tmp_path: Path) -> None:
         """Exit 2, every problem with its path, secrets masked, no traceback."""
         config = tmp_path / "bad.yaml"
-        config.write_text("version: 1\nsources: [{paths: [a], format: nope}]\n"
-                          "sinks: [{name: s, urll: x}]\narchive: {min_level: '${PW}'}\n")  # fmt: skip
+        config.write_text(
+            "version: 1\nsources: [{paths: [a], format: nope}]\n"
+            "sinks: [{name: s, urll: x}]\narchive: {min_level: '${PW}'}\n"
+        )
         run = logpipe("config", "validate", str(config), env={"PW": SECRET})
         assert run.code == 2 and "Traceback" not in run.err
         assert run.err.startswith(f"error: {config}: 4 problems:")
-        for path in ("archive.min_level", "sources[0].format", "sinks[0].urll: unknown key", "sinks[0].url: is required"):
+        for path in (
+            "archive.min_level",
+            "sources[0].format",
+            "sinks[0].urll: unknown key",
+            "sinks[0].url: is required",
+        ):
             assert path in run.err
         assert SECRET not in run.err
 
@@ -73,14 +86,23 @@ class TestShipConfig:
         """Two sources with their own labels and formats over global labels."""
         append(tmp_path / "api.log", (record(i, "INFO") for i in range(20)))
         append(tmp_path / "worker.log", (record(100 + i, "ERROR", sev="WARNING") for i in range(10)))
-        config = write_config(tmp_path / "logpipe.yaml", {
-            "version": 1, "archive": {"path": str(tmp_path / "archive")}, "labels": {"env": "prod", "team": "a"},
-            "sources": [
-                {"paths": [str(tmp_path / "api*.log")], "labels": {"service": "api"}},
-                {"paths": [str(tmp_path / "worker*.log")], "format": "python-json-logger",
-                 "labels": {"service": "worker", "team": "b"}, "fields": {"level": "sev"}},
-            ],
-        })  # fmt: skip
+        config = write_config(
+            tmp_path / "logpipe.yaml",
+            {
+                "version": 1,
+                "archive": {"path": str(tmp_path / "archive")},
+                "labels": {"env": "prod", "team": "a"},
+                "sources": [
+                    {"paths": [str(tmp_path / "api*.log")], "labels": {"service": "api"}},
+                    {
+                        "paths": [str(tmp_path / "worker*.log")],
+                        "format": "python-json-logger",
+                        "labels": {"service": "worker", "team": "b"},
+                        "fields": {"level": "sev"},
+                    },
+                ],
+            },
+        )
         run = logpipe("ship", "--once", "--no-progress", "--config", str(config))
         assert run.code == 0, run.err
         rows = {r["seq"]: r for r in archived(tmp_path / "archive")}
@@ -107,7 +129,9 @@ class TestShipConfig:
     def test_invalid_config_ships_nothing(self, tmp_path: Path) -> None:
         append(tmp_path / "a.log", [record(0, "INFO")])
         config = tmp_path / "c.yaml"
-        config.write_text(f"version: 1\narchive: {{path: {tmp_path / 'archive'}}}\nsources: [{{paths: [a], colour: x}}]\n")
+        config.write_text(
+            f"version: 1\narchive: {{path: {tmp_path / 'archive'}}}\nsources: [{{paths: [a], colour: x}}]\n"
+        )
         run = logpipe("ship", "--once", "--config", str(config))
         assert run.code == 2 and "sources[0].colour: unknown key" in run.err
         assert not (tmp_path / "archive").exists()

@@ -56,16 +56,21 @@ class TestValid:
             flush_interval=2.5,
             labels={"env": "prod"},
             sources=(
-                SourceConfig(paths=("/var/log/app/*.log", "/var/log/other.log"), format="structlog",
-                             labels={"service": "api"},
-                             fields={"level": ("severity",), "user_id": ("ctx.user.id", "uid")}),
+                SourceConfig(
+                    paths=("/var/log/app/*.log", "/var/log/other.log"),
+                    format="structlog",
+                    labels={"service": "api"},
+                    fields={"level": ("severity",), "user_id": ("ctx.user.id", "uid")},
+                ),
                 SourceConfig(paths=("/var/log/worker/*.log",)),
             ),
-            sinks=(SinkConfig(name="search", url="es://shipper:s3cret-pass@127.0.0.1:9200", min_level="INFO"),
-                   SinkConfig(name="errors", url="kafka://127.0.0.1:9092/errors", min_level="ERROR")),
+            sinks=(
+                SinkConfig(name="search", url="es://shipper:s3cret-pass@127.0.0.1:9200", min_level="INFO"),
+                SinkConfig(name="errors", url="kafka://127.0.0.1:9092/errors", min_level="ERROR"),
+            ),
             metrics=MetricsConfig(addr="127.0.0.1:9108"),
             log=LogConfig(level="WARNING"),
-        )  # fmt: skip
+        )
 
     def test_defaults_in_one_place(self) -> None:
         """A minimal file gets the documented defaults."""
@@ -89,7 +94,8 @@ class TestValid:
 class TestProblems:
     def test_every_problem_is_reported_with_its_path(self) -> None:
         """Unknown keys, wrong types, bad levels, bad URLs, empty paths: all named in one error."""
-        found = problems(textwrap.dedent("""\
+        found = problems(
+            textwrap.dedent("""\
             version: 2
             archive: {path: "", min_level: LOUD, extra: 1}
             flush_interval: "fast"
@@ -104,21 +110,38 @@ class TestProblems:
               - {name: loki, url: "loki://h:3100?bogus=1", min_level: info}
             metrics: {addr: "nohost"}
             log: {level: TRACE}
-        """))  # fmt: skip
+        """)
+        )
         paths = [line.split(":", 1)[0] for line in found]
         assert paths == [
-            "version", "archive.extra", "archive.path", "archive.min_level", "flush_interval", "labels.env",
-            "sources[0].paths[0]", "sources[0].format", "sources[0].fields.colour", "sinks[0].urll",
-            "sinks[0].name", "sinks[0].url", "sinks[1].name", "sinks[1].url", "sinks[2].url",
-            "sinks[2].min_level", "metrics.addr", "log.level",
-        ]  # fmt: skip
+            "version",
+            "archive.extra",
+            "archive.path",
+            "archive.min_level",
+            "flush_interval",
+            "labels.env",
+            "sources[0].paths[0]",
+            "sources[0].format",
+            "sources[0].fields.colour",
+            "sinks[0].urll",
+            "sinks[0].name",
+            "sinks[0].url",
+            "sinks[1].name",
+            "sinks[1].url",
+            "sinks[2].url",
+            "sinks[2].min_level",
+            "metrics.addr",
+            "log.level",
+        ]
         assert "sinks[0].urll: unknown key (did you mean url?)" in found
         assert "sinks[0].url: is required" in found
         assert "flush_interval: expected a number, got a string" in found
 
     def test_duplicate_sink_names(self) -> None:
         """Two sinks of one name are refused (the name is a metric label)."""
-        found = problems("version: 1\nsources: [{paths: [a]}]\nsinks: [{name: s, url: 'es://h:1'}, {name: s, url: 'es://h:2'}]\n")
+        found = problems(
+            "version: 1\nsources: [{paths: [a]}]\nsinks: [{name: s, url: 'es://h:1'}, {name: s, url: 'es://h:2'}]\n"
+        )
         assert found == ["sinks: sink names must be unique: s used more than once"]
 
     def test_missing_variable_names_it_and_the_field(self) -> None:
@@ -127,8 +150,10 @@ class TestProblems:
 
     def test_bad_references(self) -> None:
         found = problems("version: 1\nsources: [{paths: ['${1X}', '${OPEN']}]\n")
-        assert found == ["sources[0].paths[0]: ${1X} is not a variable name",
-                         "sources[0].paths[1]: unclosed ${ (write $${ for a literal ${)"]  # fmt: skip
+        assert found == [
+            "sources[0].paths[0]: ${1X} is not a variable name",
+            "sources[0].paths[1]: unclosed ${ (write $${ for a literal ${)",
+        ]
 
     def test_secrets_are_masked_in_errors(self) -> None:
         """A value substituted from the environment never shows in a message."""
@@ -162,11 +187,20 @@ class TestProblems:
 class TestFlags:
     def test_flags_map_onto_the_same_model(self) -> None:
         """The ship flags give exactly the config a file with the same content gives."""
-        flags = ShipFlags(paths=["/var/log/*.log"], archive=Path("/srv/a"), state_dir=Path("/srv/s"),
-                          format_name="zap", labels=["env=prod", "service=api"],
-                          fields=["level=severity", "level=lvl"], to=["es://h:9200", "kafka://k:9092/t", "es://g:9200"],
-                          no_archive=True, flush_interval=0.5, metrics_addr="127.0.0.1:9108")  # fmt: skip
-        from_file = load_text(textwrap.dedent("""\
+        flags = ShipFlags(
+            paths=["/var/log/*.log"],
+            archive=Path("/srv/a"),
+            state_dir=Path("/srv/s"),
+            format_name="zap",
+            labels=["env=prod", "service=api"],
+            fields=["level=severity", "level=lvl"],
+            to=["es://h:9200", "kafka://k:9092/t", "es://g:9200"],
+            no_archive=True,
+            flush_interval=0.5,
+            metrics_addr="127.0.0.1:9108",
+        )
+        from_file = load_text(
+            textwrap.dedent("""\
             version: 1
             archive: {path: /srv/a, enabled: false}
             state_dir: /srv/s
@@ -178,18 +212,32 @@ class TestFlags:
               - {name: elasticsearch, url: "es://h:9200"}
               - {name: kafka, url: "kafka://k:9092/t"}
               - {name: elasticsearch-2, url: "es://g:9200"}
-        """), env={})  # fmt: skip
+        """),
+            env={},
+        )
         assert flags.to_config(env={}).config == from_file.config
 
     def test_flag_problems_name_the_flags(self) -> None:
         """Messages about flags say `--label`, `--field`, `--to`, not field paths."""
-        flags = ShipFlags(paths=["a.log"], labels=["novalue", "bad key=x"], fields=["colour=x"], to=["ftp://x"],
-                          flush_interval=0, metrics_addr="9108")  # fmt: skip
+        flags = ShipFlags(
+            paths=["a.log"],
+            labels=["novalue", "bad key=x"],
+            fields=["colour=x"],
+            to=["ftp://x"],
+            flush_interval=0,
+            metrics_addr="9108",
+        )
         with pytest.raises(ConfigError) as caught:
             flags.to_config(env={})
         lines = caught.value.problems
         assert lines[0] == "--label expects KEY=VALUE, got 'novalue'"
-        assert [line.split(":", 1)[0] for line in lines[1:]] == ["--flush-interval", "--label bad key", "--field colour", "--to", "--metrics-addr"]
+        assert [line.split(":", 1)[0] for line in lines[1:]] == [
+            "--flush-interval",
+            "--label bad key",
+            "--field colour",
+            "--to",
+            "--metrics-addr",
+        ]
 
     def test_given_flags(self) -> None:
         assert ShipFlags(paths=["a"], to=["es://h:1"], no_archive=True).given() == ["PATHS", "--to", "--no-archive"]

@@ -41,8 +41,13 @@ def seqs(archive: Path) -> list[int]:
 
 def start(config: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
     env = {**os.environ, "LOGPIPE_FAILPOINTS": failpoints} if failpoints else None
-    return subprocess.Popen([*LOGPIPE, "ship", "--follow", "--no-progress", "--config", str(config)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # fmt: skip
+    return subprocess.Popen(
+        [*LOGPIPE, "ship", "--follow", "--no-progress", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
 
 
 def test_sighup_reloads_sources_labels_and_keeps_position(tmp_path: Path) -> None:
@@ -53,8 +58,14 @@ def test_sighup_reloads_sources_labels_and_keeps_position(tmp_path: Path) -> Non
     a, b = logs / "a.log", logs / "b.log"
     config = tmp_path / "logpipe.yaml"
     base: dict[str, Any] = {"version": 1, "archive": {"path": str(archive)}, "flush_interval": 0.2}
-    write_config(config, {**base, "labels": {"env": "one"},
-                          "sources": [{"paths": [str(logs / "a*.log")], "labels": {"service": "alpha"}}]})  # fmt: skip
+    write_config(
+        config,
+        {
+            **base,
+            "labels": {"env": "one"},
+            "sources": [{"paths": [str(logs / "a*.log")], "labels": {"service": "alpha"}}],
+        },
+    )
     expected: dict[int, tuple[str, str | None, str]] = {}  # seq -> (service, team, env)
 
     def write(path: Path, first: int, count: int, labels: tuple[str, str | None, str]) -> None:
@@ -69,10 +80,17 @@ def test_sighup_reloads_sources_labels_and_keeps_position(tmp_path: Path) -> Non
         write(b, 10_000, 50, ("beta", "x", "two"))  # not matched yet: read after the reload
         wait_until("the first lines", lambda: len(seqs(archive)) == 300)
 
-        write_config(config, {**base, "labels": {"env": "two", "team": "x"}, "sources": [
-            {"paths": [str(logs / "a*.log")], "labels": {"service": "alpha"}},
-            {"paths": [str(logs / "b*.log")], "labels": {"service": "beta"}},
-        ]})  # fmt: skip
+        write_config(
+            config,
+            {
+                **base,
+                "labels": {"env": "two", "team": "x"},
+                "sources": [
+                    {"paths": [str(logs / "a*.log")], "labels": {"service": "alpha"}},
+                    {"paths": [str(logs / "b*.log")], "labels": {"service": "beta"}},
+                ],
+            },
+        )
         agent.send_signal(signal.SIGHUP)
         wait_until("the new source", lambda: len(seqs(archive)) == 350)
         write(a, 300, 200, ("alpha", "x", "two"))
@@ -118,16 +136,27 @@ def test_sighup_swaps_sinks_and_routes(tmp_path: Path, victorialogs: str) -> Non
         append(log, (record(seq, level) for seq, level in enumerate(before)))
         wait_until("the first lines", lambda: len(seqs(archive)) == len(before))
         append(probe, [record(probe_seq, "CRITICAL")])
-        write_config(config, {**base, "archive": {"path": str(archive), "min_level": "ERROR"},
-                              "sources": [{"paths": [str(log), str(probe)]}],
-                              "sinks": [{"name": "vl", "url": loki_url(victorialogs), "min_level": "WARNING"}]})  # fmt: skip
+        write_config(
+            config,
+            {
+                **base,
+                "archive": {"path": str(archive), "min_level": "ERROR"},
+                "sources": [{"paths": [str(log), str(probe)]}],
+                "sinks": [{"name": "vl", "url": loki_url(victorialogs), "min_level": "WARNING"}],
+            },
+        )
         agent.send_signal(signal.SIGHUP)
         wait_until("the reload", lambda: probe_seq in seqs(archive))
         append(log, (record(len(before) + i, level) for i, level in enumerate(after)))
         rank = {name: i for i, name in enumerate(LEVELS)}
         want_vl = sorted([probe_seq] + [len(before) + i for i, lv in enumerate(after) if rank[lv] >= rank["WARNING"]])
-        want_archive = sorted([*range(len(before)), probe_seq,
-                               *(len(before) + i for i, lv in enumerate(after) if rank[lv] >= rank["ERROR"])])  # fmt: skip
+        want_archive = sorted(
+            [
+                *range(len(before)),
+                probe_seq,
+                *(len(before) + i for i, lv in enumerate(after) if rank[lv] >= rank["ERROR"]),
+            ]
+        )
         wait_until("the routed lines", lambda: len(seqs(archive)) == len(want_archive))
     finally:
         agent.send_signal(signal.SIGTERM)
@@ -147,9 +176,14 @@ def test_sigterm_flushes_commits_and_exits_within_the_bound(tmp_path: Path) -> N
     total = 250_000
     padding = "x" * 120
     append(logs / "app.log", (record(seq, "INFO", pad=padding) for seq in range(total)))
-    config = write_config(tmp_path / "logpipe.yaml", {
-        "version": 1, "archive": {"path": str(archive)}, "sources": [{"paths": [str(logs / "*.log")]}],
-    })  # fmt: skip
+    config = write_config(
+        tmp_path / "logpipe.yaml",
+        {
+            "version": 1,
+            "archive": {"path": str(archive)},
+            "sources": [{"paths": [str(logs / "*.log")]}],
+        },
+    )
     # Each commit waits 0.4 s, so the backlog takes seconds however fast this machine ships, and
     # the SIGTERM lands in its middle (the stop still has a flush and a commit to make).
     agent = start(config, failpoints="before-commit=0.4")
@@ -176,8 +210,12 @@ def test_sighup_without_a_config_file_is_ignored(tmp_path: Path) -> None:
     """Started with flags, the agent logs that there is nothing to reload and keeps shipping."""
     log, archive = tmp_path / "app.log", tmp_path / "archive"
     append(log, (record(seq, "INFO") for seq in range(10)))
-    agent = subprocess.Popen([*LOGPIPE, "ship", str(log), "--archive", str(archive), "--flush-interval", "0.2",
-                              "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    agent = subprocess.Popen(
+        [*LOGPIPE, "ship", str(log), "--archive", str(archive), "--flush-interval", "0.2", "--no-progress"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_until("the first lines", lambda: len(seqs(archive)) == 10)
         agent.send_signal(signal.SIGHUP)
@@ -197,8 +235,12 @@ def test_sighup_at_any_moment_after_start_up_never_ends_the_agent(tmp_path: Path
     log, archive = tmp_path / "app.log", tmp_path / "archive"
     total = 60_000
     append(log, (record(seq, "INFO") for seq in range(total)))
-    proc = subprocess.Popen([*LOGPIPE, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [*LOGPIPE, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wait_until("the archive lock (start-up done)", lambda: (archive / ".lock").exists() or proc.poll() is not None)
     sent = 0
     while proc.poll() is None:

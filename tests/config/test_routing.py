@@ -61,13 +61,16 @@ def test_levels_land_where_routed(tmp_path: Path, victorialogs: str) -> None:
     levels = [rng.choice(LEVELS) for _ in range(1200)]
     log = tmp_path / "app.log"
     append(log, (record(seq, level) for seq, level in enumerate(levels)))
-    config = write_config(tmp_path / "logpipe.yaml", {
-        "version": 1,
-        "archive": {"path": str(tmp_path / "archive"), "min_level": "DEBUG"},
-        "labels": {"env": env},
-        "sources": [{"paths": [str(log)], "labels": {"service": "shop"}}],
-        "sinks": [{"name": "logs", "url": loki_url(victorialogs), "min_level": "WARNING"}],
-    })  # fmt: skip
+    config = write_config(
+        tmp_path / "logpipe.yaml",
+        {
+            "version": 1,
+            "archive": {"path": str(tmp_path / "archive"), "min_level": "DEBUG"},
+            "labels": {"env": env},
+            "sources": [{"paths": [str(log)], "labels": {"service": "shop"}}],
+            "sinks": [{"name": "logs", "url": loki_url(victorialogs), "min_level": "WARNING"}],
+        },
+    )
     run = logpipe("ship", "--once", "--no-progress", "--config", str(config))
     assert run.code == 0, run.err
 
@@ -93,14 +96,22 @@ def test_routed_away_is_not_lost_after_a_crash(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
 
     def config(min_level: str) -> Path:
-        return write_config(tmp_path / f"{min_level}.yaml", {
-            "version": 1, "archive": {"path": str(archive), "min_level": min_level},
-            "sources": [{"paths": [str(log)]}],
-        })  # fmt: skip
+        return write_config(
+            tmp_path / f"{min_level}.yaml",
+            {
+                "version": 1,
+                "archive": {"path": str(archive), "min_level": min_level},
+                "sources": [{"paths": [str(log)]}],
+            },
+        )
 
-    agent = subprocess.Popen([*LOGPIPE, "ship", "--once", "--no-progress", "--config", str(config("ERROR"))],
-                             env={**os.environ, "LOGPIPE_FAILPOINTS": "before-commit=60"}, cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    agent = subprocess.Popen(
+        [*LOGPIPE, "ship", "--once", "--no-progress", "--config", str(config("ERROR"))],
+        env={**os.environ, "LOGPIPE_FAILPOINTS": "before-commit=60"},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wait_until("the first part", lambda: list(archive.glob("logs/**/*.parquet")))
     time.sleep(0.5)  # past the last part's rename, parked in the failpoint
     agent.send_signal(signal.SIGKILL)

@@ -119,12 +119,15 @@ class Proxy:
 
 def loki_too_old(stream: dict[str, str], ts_ns: int, oldest_ns: int) -> str:
     """Loki's 400 line for an entry older than its window (the stream named as Loki prints it)."""
+
     def stamp(ns: int) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))
 
     labels = ", ".join(f'{k}="{v}"' for k, v in sorted(stream.items()))
-    return (f"entry for stream '{{{labels}}}' has timestamp too old: {stamp(ts_ns)}, "
-            f"oldest acceptable timestamp is: {stamp(oldest_ns)}")  # fmt: skip
+    return (
+        f"entry for stream '{{{labels}}}' has timestamp too old: {stamp(ts_ns)}, "
+        f"oldest acceptable timestamp is: {stamp(oldest_ns)}"
+    )
 
 
 class LokiFront:
@@ -166,12 +169,18 @@ class LokiFront:
         kept, refused = [], []
         for stream in body["streams"]:
             fresh = [v for v in stream["values"] if int(v[0]) >= oldest]
-            refused += [loki_too_old(stream["stream"], int(v[0]), oldest) for v in stream["values"] if int(v[0]) < oldest]
+            refused += [
+                loki_too_old(stream["stream"], int(v[0]), oldest) for v in stream["values"] if int(v[0]) < oldest
+            ]
             if fresh:
                 kept.append({**stream, "values": fresh})
         if kept:
-            request = urllib.request.Request(self.upstream + self.path, data=json.dumps({"streams": kept}).encode(),
-                                             headers={"content-type": "application/json"}, method="POST")  # fmt: skip
+            request = urllib.request.Request(
+                self.upstream + self.path,
+                data=json.dumps({"streams": kept}).encode(),
+                headers={"content-type": "application/json"},
+                method="POST",
+            )
             with urllib.request.urlopen(request, timeout=30) as answer:
                 status = answer.status
         else:
@@ -188,9 +197,12 @@ class LokiFront:
 
 def es_ids(url: str, prefix: str) -> list[str]:
     """Every document `_id` under an index prefix (after a refresh), with the standard library."""
+
     def call(method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url + path, data=data, method=method, headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as answer:
             return json.loads(answer.read() or b"null")
 
@@ -228,8 +240,9 @@ def kafka_ids(bootstrap: str, topic: str, idle_ms: int = 2000) -> list[str]:
     from aiokafka import AIOKafkaConsumer
 
     async def read() -> list[str]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None)  # fmt: skip
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+        )
         await consumer.start()
         out: list[str] = []
         try:
@@ -263,12 +276,18 @@ def kafka_topic(bootstrap: str) -> str:
 def archive_ids(archive: Path) -> list[str]:
     import pyarrow.parquet as pq
 
-    return [e for part in sorted(archive.glob("logs/**/*.parquet"))
-            for e in pq.read_table(part, columns=["event_id"]).column("event_id").to_pylist()]  # fmt: skip
+    return [
+        e
+        for part in sorted(archive.glob("logs/**/*.parquet"))
+        for e in pq.read_table(part, columns=["event_id"]).column("event_id").to_pylist()
+    ]
 
 
 def archive_dead_letters(archive: Path) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    return [row for part in sorted(archive.glob("dead_letters/**/*.parquet"))
-            for row in pq.read_table(part, columns=["offset", "reason", "detail", "raw"]).to_pylist()]  # fmt: skip
+    return [
+        row
+        for part in sorted(archive.glob("dead_letters/**/*.parquet"))
+        for row in pq.read_table(part, columns=["offset", "reason", "detail", "raw"]).to_pylist()
+    ]

@@ -68,9 +68,20 @@ def records(ns: str, seqs: range, *, ts: datetime | None = None, attrs: str = "{
     from logpipe.schema import record_schema
 
     when = ts or datetime.now(UTC) - timedelta(minutes=5)
-    rows = [{"ts": when + timedelta(milliseconds=seq), "level": "INFO", "message": f"contract {seq}",
-             "service": ns, "host": "node-1", "attrs": attrs, "source": "app.log", "offset": seq * 100,
-             "event_id": f"{ns}-{seq}"} for seq in seqs]  # fmt: skip
+    rows = [
+        {
+            "ts": when + timedelta(milliseconds=seq),
+            "level": "INFO",
+            "message": f"contract {seq}",
+            "service": ns,
+            "host": "node-1",
+            "attrs": attrs,
+            "source": "app.log",
+            "offset": seq * 100,
+            "event_id": f"{ns}-{seq}",
+        }
+        for seq in seqs
+    ]
     return pa.Table.from_pylist(rows, schema=record_schema())
 
 
@@ -137,16 +148,27 @@ def make_store(kind: str, ns: str, tmp: Path) -> Store:
         url = ENV[f"LOGPIPE_TEST_{kind.upper()}"]
         prefix = f"ct-{ns}-"
         query = f"index={prefix}{{date}}&template={prefix}template&replicas=0"
-        return Store(kind, ns, host_port(url), lambda a: f"es://{a}?{query}", lambda: es_ids(url, prefix),
-                     cleanup=lambda: es_wipe(url, prefix))  # fmt: skip
+        return Store(
+            kind,
+            ns,
+            host_port(url),
+            lambda a: f"es://{a}?{query}",
+            lambda: es_ids(url, prefix),
+            cleanup=lambda: es_wipe(url, prefix),
+        )
     if kind == "loki":
         url = ENV["LOGPIPE_TEST_VICTORIALOGS"]
         query = urllib.parse.urlencode({"encoding": "json", "path": VL_PATH, "labels": "service,level"})
         return Store(kind, ns, host_port(url), lambda a: f"loki://{a}?{query}", lambda: vl_ids(url, ns))
     bootstrap = ENV["LOGPIPE_TEST_KAFKA"]
     topic = kafka_topic(bootstrap)
-    return Store(kind, ns, host_port(bootstrap), lambda a: f"kafka://{a}/{topic}?linger_ms=0&compression=none",
-                 lambda: kafka_ids(bootstrap, topic))  # fmt: skip
+    return Store(
+        kind,
+        ns,
+        host_port(bootstrap),
+        lambda a: f"kafka://{a}/{topic}?linger_ms=0&compression=none",
+        lambda: kafka_ids(bootstrap, topic),
+    )
 
 
 @pytest.fixture(params=KINDS)
@@ -234,7 +256,9 @@ class TestHealth:
 
 
 class TestRestart:
-    def test_a_new_sink_over_the_same_store_loses_nothing_and_duplicates_nothing_where_it_can(self, store: Store) -> None:
+    def test_a_new_sink_over_the_same_store_loses_nothing_and_duplicates_nothing_where_it_can(
+        self, store: Store
+    ) -> None:
         """The first sink flushed 0-39 but the checkpoint never moved (a crash): the next run sends
         0-39 again with 40-79. Every record is held; the archive (its ledger) and the search
         engines (_id = event_id) hold each once; Loki and Kafka may hold a re-sent one twice."""
@@ -339,21 +363,45 @@ def write_log(path: Path, n: int) -> None:
     import json
 
     stamp = datetime.now(UTC).isoformat()
-    path.write_text("".join(json.dumps({"timestamp": stamp, "levelname": "INFO", "message": f"m{i}",
-                                        "service": "contract", "seq": i}) + "\n" for i in range(n)))  # fmt: skip
+    path.write_text(
+        "".join(
+            json.dumps({"timestamp": stamp, "levelname": "INFO", "message": f"m{i}", "service": "contract", "seq": i})
+            + "\n"
+            for i in range(n)
+        )
+    )
 
 
 class TestSigterm:
-    def test_sigterm_while_the_server_is_down_ends_the_agent_without_a_commit(self, remote: Store, tmp_path: Path) -> None:
+    def test_sigterm_while_the_server_is_down_ends_the_agent_without_a_commit(
+        self, remote: Store, tmp_path: Path
+    ) -> None:
         """A real agent (`logpipe ship`) whose sink is unreachable keeps its place; SIGTERM ends
         it promptly, exit 1, with no checkpoint written and nothing in the archive."""
         proxy = Proxy(remote.upstream)  # type: ignore[arg-type] never started: refused
         log, archive = tmp_path / "app.log", tmp_path / "a"
         write_log(log, 200)
-        agent = subprocess.Popen([sys.executable, "-m", "logpipe", "ship", str(log), "--archive", str(archive),
-                                  "--to", remote.url_for(proxy.address), "--flush-interval", "0.2", "--no-progress"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                 env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "logpipe",
+                "ship",
+                str(log),
+                "--archive",
+                str(archive),
+                "--to",
+                remote.url_for(proxy.address),
+                "--flush-interval",
+                "0.2",
+                "--no-progress",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         err: list[str] = []
         reader = threading.Thread(target=lambda: err.extend(agent.stderr or []), daemon=True)
         reader.start()

@@ -28,12 +28,28 @@ class TestLayout:
         assert sorted(p.name for p in (SINKS / kind).glob("*.py")) == FOLDER_MODULES
 
     def test_the_contract_names_every_method(self) -> None:
-        assert sorted(CONTRACT) == ["buffered_bytes", "close", "describe", "flush", "health", "in_flight_bytes",
-                                    "interrupt", "send"]  # fmt: skip
+        assert sorted(CONTRACT) == [
+            "buffered_bytes",
+            "close",
+            "describe",
+            "flush",
+            "health",
+            "in_flight_bytes",
+            "interrupt",
+            "send",
+        ]
 
-    @pytest.mark.parametrize("module", ["logpipe.sinks.archive.sink:ArchiveSink", "logpipe.sinks.archive.sink:DeadLettersOnly",
-                                        "logpipe.sinks.elasticsearch.sink:EsSink", "logpipe.sinks.loki.sink:LokiSink",
-                                        "logpipe.sinks.kafka.sink:KafkaSink", "logpipe.sinks.routing:Routed"])  # fmt: skip
+    @pytest.mark.parametrize(
+        "module",
+        [
+            "logpipe.sinks.archive.sink:ArchiveSink",
+            "logpipe.sinks.archive.sink:DeadLettersOnly",
+            "logpipe.sinks.elasticsearch.sink:EsSink",
+            "logpipe.sinks.loki.sink:LokiSink",
+            "logpipe.sinks.kafka.sink:KafkaSink",
+            "logpipe.sinks.routing:Routed",
+        ],
+    )
     def test_every_sink_class_defines_every_method_of_the_contract(self, module: str) -> None:
         path, name = module.split(":")
         cls = getattr(importlib.import_module(path), name)
@@ -41,11 +57,19 @@ class TestLayout:
 
 
 class TestRegistry:
-    @pytest.mark.parametrize(("url", "kind"), [
-        ("es://h:9200", "elasticsearch"), ("es+https://h:9200", "elasticsearch"), ("http://h:9200", "elasticsearch"),
-        ("https://h", "elasticsearch"), ("loki://h:3100", "loki"), ("loki+https://h", "loki"),
-        ("kafka://h:9092/t", "kafka"), ("KAFKA+SSL://h:9092/t", "kafka"),
-    ])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("url", "kind"),
+        [
+            ("es://h:9200", "elasticsearch"),
+            ("es+https://h:9200", "elasticsearch"),
+            ("http://h:9200", "elasticsearch"),
+            ("https://h", "elasticsearch"),
+            ("loki://h:3100", "loki"),
+            ("loki+https://h", "loki"),
+            ("kafka://h:9092/t", "kafka"),
+            ("KAFKA+SSL://h:9092/t", "kafka"),
+        ],
+    )
     def test_the_scheme_names_the_sink_and_its_settings_name_it_back(self, url: str, kind: str) -> None:
         settings = parse_sink_url(url)
         assert kind_of(settings).kind == kind
@@ -101,7 +125,10 @@ class TestSecrets:
         from logpipe.sinks.archive.config import ArchiveConfig
 
         config = ArchiveConfig(tmp_path / "a")
-        assert repr(config) == f"ArchiveConfig(path={tmp_path / 'a'!r}, shared=False, compact_min_files={config.compact_min_files}, compact_while_writing=True)"
+        assert (
+            repr(config)
+            == f"ArchiveConfig(path={tmp_path / 'a'!r}, shared=False, compact_min_files={config.compact_min_files}, compact_while_writing=True)"
+        )
         assert config.describe() == str(tmp_path / "a")
 
 
@@ -119,7 +146,9 @@ class TestOutagePolicy:
 
     def test_a_bound_set_by_a_person_raises_transient_without_progress_and_resets_with_it(self) -> None:
         clock = [0.0]
-        outage = Outage(RetryPolicy(max_backoff_s=1.0, give_up_after_s=10.0), threading.Event(), "t", clock=lambda: clock[0])
+        outage = Outage(
+            RetryPolicy(max_backoff_s=1.0, give_up_after_s=10.0), threading.Event(), "t", clock=lambda: clock[0]
+        )
         clock[0] = 9.5
         outage.progressed()  # the server took part of it: the count starts again
         clock[0] = 18.0

@@ -22,6 +22,7 @@ DEPLOY = ROOT / "deploy"
 STOP_GRACE_S = 30
 METRICS_PORT = 9108
 
+
 def yaml_docs(path: Path) -> list[Any]:
     """Every document of a (multi-document) YAML file; empty documents dropped."""
     return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]

@@ -96,7 +96,7 @@ class TestDockerfile:
         assert {"es", "kafka", "loki"} <= extras
 
     def test_runs_as_a_non_root_user_and_exposes_metrics(self) -> None:
-        final_stage = instructions()[max(i for i, (w, _) in enumerate(instructions()) if w == "FROM"):]
+        final_stage = instructions()[max(i for i, (w, _) in enumerate(instructions()) if w == "FROM") :]
         users = [rest for word, rest in final_stage if word == "USER"]
         assert users and users[-1].split(":")[0] not in {"0", "root"}
         assert ("EXPOSE", str(METRICS_PORT)) in final_stage

@@ -40,8 +40,14 @@ def agent_config() -> dict[str, Any]:
 def test_every_file_parses_and_every_object_has_the_required_shape() -> None:
     """apiVersion, kind, metadata.name (and a namespace for namespaced objects), and a body."""
     objects = list(kubernetes_objects())
-    assert {d["kind"] for _, d in objects} == {"Namespace", "ConfigMap", "ServiceAccount", "DaemonSet",
-                                                "PersistentVolumeClaim", "Deployment"}  # fmt: skip
+    assert {d["kind"] for _, d in objects} == {
+        "Namespace",
+        "ConfigMap",
+        "ServiceAccount",
+        "DaemonSet",
+        "PersistentVolumeClaim",
+        "Deployment",
+    }
     for path, doc in objects:
         assert isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str), path.name
         meta = doc["metadata"]
@@ -54,7 +60,9 @@ def test_every_file_parses_and_every_object_has_the_required_shape() -> None:
 
 def test_no_rbac_is_granted() -> None:
     """The agent reads files and talks to Kafka: it needs no Kubernetes API rights, so none are granted."""
-    assert not [d for _, d in kubernetes_objects() if d["kind"] in {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}]
+    assert not [
+        d for _, d in kubernetes_objects() if d["kind"] in {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+    ]
     assert pod_spec("DaemonSet", "logpipe-agent")["automountServiceAccountToken"] is False
 
 

@@ -66,7 +66,9 @@ def generate(now: datetime, lines: int, seed: int = 11) -> list[dict[str, Any]]:
                 if rng.random() < 0.7:
                     obj.update(method=method, path=path)
                 if len(out) % 3:  # a stack on most (no draw from rng: the rest of the data is as it was)
-                    obj["exc_info"] = f'Traceback (most recent call last):\n  File "app.py", line {len(out)}\n{obj["message"]}'
+                    obj["exc_info"] = (
+                        f'Traceback (most recent call last):\n  File "app.py", line {len(out)}\n{obj["message"]}'
+                    )
             elif roll < 0.15:
                 obj["level"] = "WARNING"
                 obj["message"] = f"slow downstream {rng.randint(1, 99)}"

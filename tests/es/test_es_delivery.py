@@ -54,10 +54,26 @@ def test_engine_outage_during_follow(opensearch: str, tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     esdata.write_log(log, objects[:3000])
     ship = subprocess.Popen(
-        [sys.executable, "-m", "logpipe", "ship", "--follow", str(log), "--archive", str(tmp_path / "archive"),
-         "--to", target("opensearch", prefix, retry_for="600"), "--flush-interval", "0.5", "--no-progress"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "logpipe",
+            "ship",
+            "--follow",
+            str(log),
+            "--archive",
+            str(tmp_path / "archive"),
+            "--to",
+            target("opensearch", prefix, retry_for="600"),
+            "--flush-interval",
+            "0.5",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until("the first 3000 lines", lambda: safe_count(opensearch, prefix) == 3000, 120, every_s=0.5)
         esdata.append_log(log, objects[3000:5000])
@@ -70,8 +86,9 @@ def test_engine_outage_during_follow(opensearch: str, tmp_path: Path) -> None:
         assert ship.poll() is None, f"ship died while the engine was down:\n{ship.stderr.read() if ship.stderr else ''}"
         services("up", "opensearch")
         esdata.append_log(log, objects[9000:])
-        wait_until("every line after the restart", lambda: safe_count(opensearch, prefix) == len(objects), 300,
-                   every_s=0.5)  # fmt: skip
+        wait_until(
+            "every line after the restart", lambda: safe_count(opensearch, prefix) == len(objects), 300, every_s=0.5
+        )
     finally:
         if not running("opensearch"):
             services("up", "opensearch")
@@ -100,8 +117,16 @@ def test_real_429s_are_retried_item_by_item(tiny: str, tmp_path: Path) -> None:
     objects = esdata.generate(esdata.utc_now(), 30_000, seed=9)
     esdata.write_log(tmp_path / "app.log", objects)
     before = write_rejections(tiny)
-    result = logpipe("ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "archive"),
-                     "--to", target("opensearch-tiny", prefix, concurrency="6", chunk_mb="1"), "--no-progress")  # fmt: skip
+    result = logpipe(
+        "ship",
+        "--once",
+        str(tmp_path / "app.log"),
+        "--archive",
+        str(tmp_path / "archive"),
+        "--to",
+        target("opensearch-tiny", prefix, concurrency="6", chunk_mb="1"),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     throttled = re.search(r"retried ([\d,]+) \(([\d,]+) answered 429\)", result.stderr)
     assert throttled is not None, result.stderr
@@ -122,8 +147,11 @@ def test_mapping_conflict_is_dead_lettered_with_the_engines_reason(engine: tuple
     day = objects[0]["timestamp"][:10]
     # An index made by someone else, where `message` is a number: error messages cannot go in.
     conflicting = f"{prefix}shop-error-{day.replace('-', '.')}"
-    status, body = http("PUT", f"{url}/{conflicting}", {"settings": {"number_of_replicas": 0},
-                                                        "mappings": {"properties": {"message": {"type": "long"}}}})  # fmt: skip
+    status, body = http(
+        "PUT",
+        f"{url}/{conflicting}",
+        {"settings": {"number_of_replicas": 0}, "mappings": {"properties": {"message": {"type": "long"}}}},
+    )
     assert status == 200, body
     doomed = [o for o in objects if o["service"] == "shop" and o["level"] == "ERROR" and o["timestamp"].startswith(day)]
     assert doomed
@@ -142,7 +170,9 @@ def test_mapping_conflict_is_dead_lettered_with_the_engines_reason(engine: tuple
     assert re.search(r"HTTP 400 (mapper_parsing_exception|document_parsing_exception)", letters[0]["sample_detail"])
 
     # The checkpoint moved past the dead letters: a second run sends and dead-letters nothing.
-    second = logpipe("ship", "--once", str(tmp_path / "app.log"), "--archive", str(archive), "--to", to, "--no-progress")
+    second = logpipe(
+        "ship", "--once", str(tmp_path / "app.log"), "--archive", str(archive), "--to", to, "--no-progress"
+    )
     assert second.returncode == 0, second.stderr
     assert dead_letters(archive)[0]["count"] == len(doomed)
     assert count(url, prefix) == len(objects) - len(doomed)

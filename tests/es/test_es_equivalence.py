@@ -36,17 +36,27 @@ def shipped(engine: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -
     objects = esdata.generate(now, LINES)
     esdata.write_log(folder / "app.log", objects)
     to = target(name, prefix)
-    result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"),
-                     "--to", to, "--no-progress")  # fmt: skip
+    result = logpipe(
+        "ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to, "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     assert count(url, prefix) == LINES
     start = esdata.start_of_data(now)
-    yield {"engine": name, "url": url, "to": to, "archive": folder / "archive", "start": start,
-           "objects": objects, "prefix": prefix}  # fmt: skip
+    yield {
+        "engine": name,
+        "url": url,
+        "to": to,
+        "archive": folder / "archive",
+        "start": start,
+        "objects": objects,
+        "prefix": prefix,
+    }
     wipe(url, prefix)
 
 
-def both(shipped: dict[str, Any], name: str, given: dict[str, object]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def both(
+    shipped: dict[str, Any], name: str, given: dict[str, object]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     archive = fetch(Source("archive", shipped["archive"]), name, given)
     engine = fetch(Source("es", es=shipped["to"]), name, given)
     assert archive.columns == engine.columns
@@ -79,13 +89,16 @@ def test_errors(shipped: dict[str, Any], skip: float, hours: float, service: str
     assert engine == archive
 
 
-def expected_error_details(objects: list[dict[str, Any]], since: datetime, until: datetime) -> dict[str, tuple[str, str | None]]:
+def expected_error_details(
+    objects: list[dict[str, Any]], since: datetime, until: datetime
+) -> dict[str, tuple[str, str | None]]:
     """message key -> (top_endpoints, sample_error) from the written objects, in plain Python.
 
     An error line's endpoint is its own path's template, else that of its request's last line
     with a path (within a day of the window); the key and template rules are re-derived here
     from their documented meaning (numbers masked; numeric path segments are `{id}`).
     """
+
     def ts(obj: dict[str, Any]) -> datetime:
         return datetime.fromisoformat(obj["timestamp"].replace("Z", "+00:00"))
 
@@ -109,8 +122,10 @@ def expected_error_details(objects: list[dict[str, Any]], since: datetime, until
         if "exc_info" in obj and (key not in stacks or ts(obj) > stacks[key][0]):
             stacks[key] = (ts(obj), obj["exc_info"])
         stacks.setdefault(key, (datetime.min.replace(tzinfo=UTC), None))
-    top = {k: ", ".join(f"{e} ({n})" for e, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-           for k, c in endpoints.items()}  # fmt: skip
+    top = {
+        k: ", ".join(f"{e} ({n})" for e, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+        for k, c in endpoints.items()
+    }
     return {k: (top.get(k, ""), stacks[k][1]) for k in stacks}
 
 
@@ -135,8 +150,9 @@ def test_error_timeline(shipped: dict[str, Any], buckets: int) -> None:
     assert sum(r[2] for r in archive) > 0
 
 
-@pytest.mark.parametrize("by,threshold,service", [("endpoint", "100ms", None), ("service", "0", None),
-                                                  ("endpoint", "1s", "shop")])  # fmt: skip
+@pytest.mark.parametrize(
+    "by,threshold,service", [("endpoint", "100ms", None), ("service", "0", None), ("endpoint", "1s", "shop")]
+)
 def test_slow(shipped: dict[str, Any], by: str, threshold: str, service: str | None) -> None:
     given = {**window(shipped), "by": by, "threshold": threshold, **({"service": service} if service else {})}
     archive, engine = both(shipped, "slow", given)
@@ -150,8 +166,13 @@ def test_journeys(shipped: dict[str, Any]) -> None:
     """Users, sessions and single requests; context-only-on-the-first-line requests included."""
     objects = shipped["objects"]
     session = next(o["session_id"] for o in objects[100:] if "session_id" in o)
-    subjects = [{"user": "user-3"}, {"user": "user-11"}, {"session": session},
-                {"request": objects[5000]["request_id"]}, {"request": objects[7001]["request_id"]}]  # fmt: skip
+    subjects = [
+        {"user": "user-3"},
+        {"user": "user-11"},
+        {"session": session},
+        {"request": objects[5000]["request_id"]},
+        {"request": objects[7001]["request_id"]},
+    ]
     for subject in subjects:
         archive, engine = both(shipped, "journey", {**subject, **window(shipped)})
         assert engine == archive, subject
@@ -164,10 +185,38 @@ def test_export(shipped: dict[str, Any], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     since, until = window(shipped, 20, 4).values()
-    a = logpipe("export", "--since", str(since), "--until", str(until), "--level", "ERROR", "--level", "INFO",
-                "--archive", str(shipped["archive"]), "--out", str(tmp_path / "a.parquet"))  # fmt: skip
-    b = logpipe("export", "--since", str(since), "--until", str(until), "--level", "ERROR", "--level", "INFO",
-                "--backend", "es", "--es", shipped["to"], "--out", str(tmp_path / "b.parquet"))  # fmt: skip
+    a = logpipe(
+        "export",
+        "--since",
+        str(since),
+        "--until",
+        str(until),
+        "--level",
+        "ERROR",
+        "--level",
+        "INFO",
+        "--archive",
+        str(shipped["archive"]),
+        "--out",
+        str(tmp_path / "a.parquet"),
+    )
+    b = logpipe(
+        "export",
+        "--since",
+        str(since),
+        "--until",
+        str(until),
+        "--level",
+        "ERROR",
+        "--level",
+        "INFO",
+        "--backend",
+        "es",
+        "--es",
+        shipped["to"],
+        "--out",
+        str(tmp_path / "b.parquet"),
+    )
     assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
     left, right = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
     assert left.num_rows > 1000
@@ -178,8 +227,11 @@ def test_cli_prints_the_same(shipped: dict[str, Any]) -> None:
     """Through the real CLI, one formatter for both backends: byte-identical CSV."""
     since, until = window(shipped).values()
     common = ("--since", str(since), "--until", str(until))
-    for command in (("errors", "--format", "csv"), ("errors", "--format", "table"),
-                    ("journey", "--user", "user-5", "--format", "csv")):  # fmt: skip
+    for command in (
+        ("errors", "--format", "csv"),
+        ("errors", "--format", "table"),
+        ("journey", "--user", "user-5", "--format", "csv"),
+    ):
         a = logpipe("query", *command, *common, "--archive", str(shipped["archive"]))
         b = logpipe("query", *command, *common, "--backend", "es", "--es", shipped["to"])
         assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)

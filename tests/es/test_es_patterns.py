@@ -24,9 +24,13 @@ SINCE = UNTIL - timedelta(hours=3)
 TEMPLATES = [  # (format, expected template, argument maker)
     ("product:{} out of stock", "product:<*> out of stock", lambda r: str(r.randint(1, 9999))),
     ("payment {} declined after {}ms", "payment <*> declined after <*>", lambda r: f"{r.getrandbits(64):016x}"),
-    ("connection to {} refused", "connection to <*> refused", lambda r: f"10.0.{r.randint(0, 255)}.{r.randint(1, 254)}:5432"),
+    (
+        "connection to {} refused",
+        "connection to <*> refused",
+        lambda r: f"10.0.{r.randint(0, 255)}.{r.randint(1, 254)}:5432",
+    ),
     ("heartbeat", "heartbeat", None),
-]  # fmt: skip
+]
 SERVICES = ("shop", "auth")
 LINES = 4000
 
@@ -43,14 +47,31 @@ def shipped(engine: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -
         fmt, template, arg = TEMPLATES[rnd.randrange(len(TEMPLATES))]
         ts = SINCE + timedelta(seconds=i * 2.5, microseconds=rnd.randrange(1000))
         message = fmt.format(*([arg(rnd), rnd.randint(1, 900)][: fmt.count("{}")] if arg else []))
-        records.append({"ts": ts, "message": message, "template": template, "service": rnd.choice(SERVICES),
-                        "level": rnd.choice(("INFO", "ERROR"))})  # fmt: skip
-    lines = [json.dumps({"timestamp": r["ts"].isoformat().replace("+00:00", "Z"), "levelname": r["level"],
-                         "message": r["message"], "service": r["service"]}) for r in records]  # fmt: skip
+        records.append(
+            {
+                "ts": ts,
+                "message": message,
+                "template": template,
+                "service": rnd.choice(SERVICES),
+                "level": rnd.choice(("INFO", "ERROR")),
+            }
+        )
+    lines = [
+        json.dumps(
+            {
+                "timestamp": r["ts"].isoformat().replace("+00:00", "Z"),
+                "levelname": r["level"],
+                "message": r["message"],
+                "service": r["service"],
+            }
+        )
+        for r in records
+    ]
     (folder / "app.log").write_text("\n".join(lines) + "\n")
     to = target(name, prefix)
-    res = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to,
-                  "--no-progress")  # fmt: skip
+    res = logpipe(
+        "ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to, "--no-progress"
+    )
     assert res.returncode == 0, res.stderr
     assert count(url, prefix) == LINES
     yield {"to": to, "archive": folder / "archive", "records": records}
@@ -60,8 +81,19 @@ def shipped(engine: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -
 def patterns(shipped: dict[str, Any], backend: str, *where: str) -> list[dict[str, Any]]:
     source = ("--backend", "es", "--es", shipped["to"]) if backend == "es" else ("--archive", str(shipped["archive"]))
     filters = [arg for w in where for arg in ("--where", w)]
-    res = logpipe("patterns", "--since", SINCE.isoformat(), "--until", UNTIL.isoformat(), "--limit", "0",
-                  "--format", "json", *source, *filters)  # fmt: skip
+    res = logpipe(
+        "patterns",
+        "--since",
+        SINCE.isoformat(),
+        "--until",
+        UNTIL.isoformat(),
+        "--limit",
+        "0",
+        "--format",
+        "json",
+        *source,
+        *filters,
+    )
     assert res.returncode == 0, res.stderr
     rows: list[dict[str, Any]] = json.loads(res.stdout)
     return rows
@@ -71,10 +103,13 @@ def patterns(shipped: dict[str, Any], backend: str, *where: str) -> list[dict[st
 def test_engine_and_archive_give_the_written_templates(shipped: dict[str, Any], where: tuple[str, ...]) -> None:
     """Same JSON from both backends; counts per hand-written template as tallied from the log.
     (`stock` is free text, which the engine cannot answer exactly: checked on each hit.)"""
+
     def kept(r: dict[str, Any]) -> bool:
         return all(
-            (w != "service=shop" or r["service"] == "shop") and (w != "level=ERROR" or r["level"] == "ERROR")
-            and (w != "stock" or "stock" in r["message"]) for w in where
+            (w != "service=shop" or r["service"] == "shop")
+            and (w != "level=ERROR" or r["level"] == "ERROR")
+            and (w != "stock" or "stock" in r["message"])
+            for w in where
         )
 
     want = Counter(r["template"] for r in shipped["records"] if kept(r))

@@ -44,8 +44,12 @@ def test_kafka_speaks_kafka_and_victorialogs_takes_a_loki_push() -> None:
         assert up.returncode == 0, up.stderr[-3000:]
         assert kafka_api_versions(int(url("kafka").rsplit(":", 1)[1])) == 0
         push = {"streams": [{"stream": {"app": "logpipe-test"}, "values": [["1700000000000000000", "hello"]]}]}
-        request = urllib.request.Request(url("victorialogs") + "/insert/loki/api/v1/push", method="POST",
-                                         data=json.dumps(push).encode(), headers={"content-type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            url("victorialogs") + "/insert/loki/api/v1/push",
+            method="POST",
+            data=json.dumps(push).encode(),
+            headers={"content-type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status in (200, 204)
     finally:
@@ -57,8 +61,12 @@ def test_kafka_speaks_kafka_and_victorialogs_takes_a_loki_push() -> None:
 
 def test_run_stops_only_what_it_started() -> None:
     before = running("opensearch-tiny")
-    result = subprocess.run([str(SERVICES), "run", "opensearch-tiny", "--", "bash", "-c", "exit 3"],
-                            capture_output=True, text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [str(SERVICES), "run", "opensearch-tiny", "--", "bash", "-c", "exit 3"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 3, result.stderr[-3000:]
     assert running("opensearch-tiny") == before
 
@@ -72,5 +80,3 @@ def test_status_lists_every_service() -> None:
 def test_unknown_service_is_refused() -> None:
     result = subprocess.run([str(SERVICES), "up", "mongodb"], capture_output=True, text=True)
     assert result.returncode != 0 and "unknown service" in result.stderr
-
-

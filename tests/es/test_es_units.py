@@ -34,14 +34,28 @@ from tests.support.wait import wait_until
 def test_url_forms_and_options() -> None:
     c = parse_target("es://logs.example:9243?index=app-{service}-{date}&replicas=0&concurrency=4", env={})
     assert (c.url, c.index, c.replicas, c.concurrency, c.index_prefix) == (
-        "http://logs.example:9243", "app-{service}-{date}", 0, 4, "app-")
+        "http://logs.example:9243",
+        "app-{service}-{date}",
+        0,
+        4,
+        "app-",
+    )
     assert parse_target("es+https://h:1", env={}).url == "https://h:1"
     assert parse_target("es://h:1?tls=true", env={}).url == "https://h:1"
     assert parse_target("http://h", env={}).url == "http://h:9200"
 
 
-@pytest.mark.parametrize("bad", ["kafka://h:1", "es://", "es://h:1?bogus=1", "es://h:1?replicas=-1",
-                                 "es://h:1?verify=maybe", "es://h:1?index=logs-{nope}"])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "kafka://h:1",
+        "es://",
+        "es://h:1?bogus=1",
+        "es://h:1?replicas=-1",
+        "es://h:1?verify=maybe",
+        "es://h:1?index=logs-{nope}",
+    ],
+)
 def test_bad_urls_are_usage_errors(bad: str) -> None:
     with pytest.raises(UsageError):
         parse_target(bad, env={})
@@ -78,9 +92,12 @@ def test_index_patterns() -> None:
 
 # --- engine detection from recorded `GET /` answers ---------------------------------------------
 
-OPENSEARCH_ROOT = {"name": "n1", "cluster_name": "logpipe-test",
-                   "version": {"distribution": "opensearch", "number": "2.19.6", "lucene_version": "9.12.3"},
-                   "tagline": "The OpenSearch Project: https://opensearch.org/"}  # fmt: skip
+OPENSEARCH_ROOT = {
+    "name": "n1",
+    "cluster_name": "logpipe-test",
+    "version": {"distribution": "opensearch", "number": "2.19.6", "lucene_version": "9.12.3"},
+    "tagline": "The OpenSearch Project: https://opensearch.org/",
+}
 # Elasticsearch 9.2.0's integ-test build has no root handler; every answer carries the product header.
 ES_ROOT_405 = {"error": "Incorrect HTTP method for uri [/] and method [GET], allowed: [DELETE]", "status": 405}
 
@@ -104,8 +121,15 @@ def records(**columns: list[Any]) -> pa.Table:
 
 def test_encode_names_indices_and_keeps_microseconds() -> None:
     ts = [datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC), datetime(2026, 1, 3, 0, 0, tzinfo=UTC)]
-    table = records(ts=ts, level=["ERROR", "INFO"], service=["Shop API/v2", None], event_id=["e1", "e2"],
-                    offset=[0, 7], message=['quote " and\nnewline', "x"], status=[500, None])  # fmt: skip
+    table = records(
+        ts=ts,
+        level=["ERROR", "INFO"],
+        service=["Shop API/v2", None],
+        event_id=["e1", "e2"],
+        offset=[0, 7],
+        message=['quote " and\nnewline', "x"],
+        status=[500, None],
+    )
     out = encode(table, parse_target("es://h:1", env={}))
     assert out.offsets == [0, 7]
     assert out.indexes == ["logs-shop_api_v2-error-2026.01.02", "logs-unknown-info-2026.01.03"]
@@ -115,8 +139,13 @@ def test_encode_names_indices_and_keeps_microseconds() -> None:
     doc = json.loads(document_of(out.lines[0]))
     assert doc["ts"] == "2026-01-02T03:04:05.123456Z"
     assert "user_id" not in doc and "attrs" not in doc, "null fields are left out"
-    assert json.loads(document_of(out.lines[1])) == {"ts": "2026-01-03T00:00:00.000000Z", "level": "INFO",
-                                                     "message": "x", "offset": 7, "event_id": "e2"}  # fmt: skip
+    assert json.loads(document_of(out.lines[1])) == {
+        "ts": "2026-01-03T00:00:00.000000Z",
+        "level": "INFO",
+        "message": "x",
+        "offset": 7,
+        "event_id": "e2",
+    }
     assert doc["message"] == 'quote " and\nnewline' and doc["status"] == 500
     assert out.nbytes == sum(len(line.encode()) for line in out.lines)
     assert all(line.count("\n") == 2 for line in out.lines)
@@ -141,12 +170,24 @@ RECORDED_BULK = {  # OpenSearch 2.19.6 under a one-slot write queue, with a mapp
     "items": [
         {"index": {"status": 201}},
         {"index": {"status": 429, "error": {"type": "rejected_execution_exception", "reason": "rejected execution"}}},
-        {"index": {"status": 400, "error": {"type": "mapper_parsing_exception",
-                                            "reason": "failed to parse field [message] of type [long]"}}},
+        {
+            "index": {
+                "status": 400,
+                "error": {
+                    "type": "mapper_parsing_exception",
+                    "reason": "failed to parse field [message] of type [long]",
+                },
+            }
+        },
         {"index": {"status": 200}},
-        {"index": {"status": 503, "error": {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}}},
+        {
+            "index": {
+                "status": 503,
+                "error": {"type": "unavailable_shards_exception", "reason": "primary shard is not active"},
+            }
+        },
     ],
-}  # fmt: skip
+}
 
 
 def test_sort_items() -> None:
@@ -172,8 +213,9 @@ def test_an_engine_that_is_down_holds_the_flush_and_reports_the_backlog() -> Non
     config = parse_target(f"es://127.0.0.1:{free_port()}?retry_for=2", env={})
     letters: list[Batch] = []
     sink = EsSink(config, dead_letters=letters.append)
-    table = records(ts=[datetime(2026, 1, 1, tzinfo=UTC)] * 3, level=["INFO"] * 3, event_id=["a", "b", "c"],
-                    offset=[0, 1, 2])  # fmt: skip
+    table = records(
+        ts=[datetime(2026, 1, 1, tzinfo=UTC)] * 3, level=["INFO"] * 3, event_id=["a", "b", "c"], offset=[0, 1, 2]
+    )
     sink.send(Batch("src", "app.log", 0, 30, table, (), 0))
     backlog = sink.buffered_bytes()
     assert backlog > 0
@@ -205,8 +247,17 @@ def test_interrupt_ends_a_flush_stuck_on_an_engine_that_is_down() -> None:
     """SIGTERM while the engine is down: the retrying flush gives up at once, unacknowledged."""
     config = parse_target(f"es://127.0.0.1:{free_port()}?retry_for=300", env={})
     sink = EsSink(config, dead_letters=lambda batch: None)
-    sink.send(Batch("src", "app.log", 0, 10, records(ts=[datetime(2026, 1, 1, tzinfo=UTC)], level=["INFO"],
-                                                     event_id=["a"], offset=[0]), (), 0))  # fmt: skip
+    sink.send(
+        Batch(
+            "src",
+            "app.log",
+            0,
+            10,
+            records(ts=[datetime(2026, 1, 1, tzinfo=UTC)], level=["INFO"], event_id=["a"], offset=[0]),
+            (),
+            0,
+        )
+    )
     errors: list[BaseException] = []
     worker = threading.Thread(target=lambda: _capture(sink.flush, errors))
     worker.start()
@@ -244,9 +295,13 @@ def test_every_es_template_matches_its_sql_query() -> None:
 
 def test_substitution_is_structural() -> None:
     hostile = 'x"}},{"match_all":{}}'
-    template = {"filter": [{"term": {"service": {"$param": "service"}}},
-                           {"$if": "user", "then": {"term": {"user_id": {"$param": "user"}}}}],
-                "range": {"gte": {"$param": "since"}}}  # fmt: skip
+    template = {
+        "filter": [
+            {"term": {"service": {"$param": "service"}}},
+            {"$if": "user", "then": {"term": {"user_id": {"$param": "user"}}}},
+        ],
+        "range": {"gte": {"$param": "since"}},
+    }
     out = substitute(template, {"service": hostile, "user": None, "since": datetime(2026, 1, 1, tzinfo=UTC)})
     assert out == {"filter": [{"term": {"service": hostile}}], "range": {"gte": "2026-01-01T00:00:00.000000Z"}}
     assert template["filter"][0] == {"term": {"service": {"$param": "service"}}}  # unchanged

@@ -59,15 +59,21 @@ CASES: list[tuple[list[str], Callable[[Obj], bool]]] = [
     (["zanzibar"], lambda o: free_text_hit(o, "zanzibar")),
     (["QUOKKA"], lambda o: free_text_hit(o, "quokka")),  # only in stack traces
     (["narwhal"], lambda o: free_text_hit(o, "narwhal")),  # only in an attrs value
-    (["level>=WARNING", "--where", "service=shop"],
-     lambda o: SEVERITY.index(o["level"]) >= 3 and o["service"] == "shop"),
+    (
+        ["level>=WARNING", "--where", "service=shop"],
+        lambda o: SEVERITY.index(o["level"]) >= 3 and o["service"] == "shop",
+    ),
     (["status>=500 method=POST"], lambda o: o.get("status", 0) >= 500 and o.get("method") == "POST"),
-    (["duration_ms<10.5", "--where", "service!=auth"],
-     lambda o: o.get("duration_ms") is not None and o["duration_ms"] < 10.5 and o["service"] != "auth"),
+    (
+        ["duration_ms<10.5", "--where", "service!=auth"],
+        lambda o: o.get("duration_ms") is not None and o["duration_ms"] < 10.5 and o["service"] != "auth",
+    ),
     (["path~^/api/orders/[0-9]+$"], lambda o: o.get("path", "").startswith("/api/orders/")),
     (["level=error", '"handling /health"'], lambda o: o["level"] == "ERROR" and "handling /health" in o["message"]),
-    (["attrs.ctx.shard=a", "attrs.ctx.attempt>=2", "attrs.region!~^e"],
-     lambda o: o["ctx"]["shard"] == "a" and o["ctx"]["attempt"] >= 2 and not o["region"].startswith("e")),
+    (
+        ["attrs.ctx.shard=a", "attrs.ctx.attempt>=2", "attrs.region!~^e"],
+        lambda o: o["ctx"]["shard"] == "a" and o["ctx"]["attempt"] >= 2 and not o["region"].startswith("e"),
+    ),
     (["request_id=req-00042"], lambda o: o["request_id"] == "req-00042"),
 ]
 
@@ -84,17 +90,23 @@ def test_search_limit_since_until(shipped: dict[str, Any]) -> None:
     since = shipped["start"] + timedelta(minutes=10)
     until = since + timedelta(minutes=15)
     want = newest(shipped["objects"], lambda o: since <= ts_of(o) < until and o["level"] == "INFO", limit=7)
-    rows = run_json(shipped, "search", "level=INFO", "--since", since.isoformat(), "--until", until.isoformat(),
-                    "--limit", "7")  # fmt: skip
+    rows = run_json(
+        shipped, "search", "level=INFO", "--since", since.isoformat(), "--until", until.isoformat(), "--limit", "7"
+    )
     assert [key(r) for r in rows] == want and len(want) == 7
 
 
 def test_attrs_filters_agree_with_a_hand_written_duckdb_query(shipped: dict[str, Any]) -> None:
     parts = [str(p) for p in Path(shipped["archive"], "logs").rglob("*.parquet")]
-    want = duckdb.connect().execute(
-        "SELECT event_id FROM read_parquet(?) WHERE json_extract_string(attrs, '$.ctx.shard') = 'b' "
-        "AND CAST(json_extract(attrs, '$.ctx.attempt') AS INTEGER) < 2 ORDER BY ts DESC", [parts]
-    ).fetchall()
+    want = (
+        duckdb.connect()
+        .execute(
+            "SELECT event_id FROM read_parquet(?) WHERE json_extract_string(attrs, '$.ctx.shard') = 'b' "
+            "AND CAST(json_extract(attrs, '$.ctx.attempt') AS INTEGER) < 2 ORDER BY ts DESC",
+            [parts],
+        )
+        .fetchall()
+    )
     rows = run_json(shipped, "search", "attrs.ctx.shard=b attrs.ctx.attempt<2", "--limit", "100000")
     assert [r["event_id"] for r in rows] == [w[0] for w in want] and want
 
@@ -143,8 +155,10 @@ def test_table_fits_80_columns_drops_empty_columns_and_keeps_the_message(shipped
     only_logs = logpipe("search", "level=DEBUG", "--archive", str(shipped["archive"]), "--limit", "20")
     # No record of step > 0 has a status: a search for them shows no status column at all.
     quiet = logpipe("search", '"step 1 "', "--archive", str(shipped["archive"]), "--limit", "20")
-    assert "status" not in quiet.stdout.splitlines()[0] and "status" in logpipe(
-        "search", "--archive", str(shipped["archive"]), '"step 0 "').stdout.splitlines()[0]
+    assert (
+        "status" not in quiet.stdout.splitlines()[0]
+        and "status" in logpipe("search", "--archive", str(shipped["archive"]), '"step 0 "').stdout.splitlines()[0]
+    )
     assert only_logs.returncode == 0
     wide = logpipe("search", "zanzibar", "--archive", str(shipped["archive"]), "--wide", "--limit", "3")
     assert "event_id" in wide.stdout.splitlines()[0] and "attrs" in wide.stdout.splitlines()[0]
@@ -158,10 +172,13 @@ def test_tail_prints_the_last_matching_records_oldest_first(shipped: dict[str, A
 
 def test_context_shows_the_source_around_and_the_rest_of_the_request(shipped: dict[str, Any]) -> None:
     objects: list[Obj] = shipped["objects"]
-    at = next(i for i, o in enumerate(objects) if i > 1500 and o["level"] == "ERROR" and o["message"].startswith("step 1"))
+    at = next(
+        i for i, o in enumerate(objects) if i > 1500 and o["level"] == "ERROR" and o["message"].startswith("step 1")
+    )
     target = objects[at]
-    event = next(r for r in run_json(shipped, "search", f"request_id={target['request_id']}")
-                 if key(r) == obj_key(target))  # fmt: skip
+    event = next(
+        r for r in run_json(shipped, "search", f"request_id={target['request_id']}") if key(r) == obj_key(target)
+    )
     rows = run_json(shipped, "context", event["event_id"], "-n", "4")
     around = [objects[i] for i in range(at - 4, at + 5)]
     shown = {id(o) for o in around}

@@ -29,8 +29,9 @@ def shipped(engine: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -
     objects = generate(LINES, seed=9)
     write_log(folder / "app.log", objects)
     to = target(name, prefix)
-    result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to,
-                     "--no-progress")  # fmt: skip
+    result = logpipe(
+        "ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to, "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     assert count(url, prefix) == LINES
     yield {"archive": str(folder / "archive"), "to": to, "start": ts_of(objects[0])}
@@ -59,7 +60,7 @@ SEARCHES = [
     ["level=error", '"handling /health"'],
     ["attrs.ctx.shard=a", "attrs.ctx.attempt>=2", "attrs.region!~^e"],
     ["error~ValueError", "service!=auth", "--limit", "40"],
-    ["message=\"step 0 handling /health for u3\""],
+    ['message="step 0 handling /health for u3"'],
     ["--limit", "2000"],
 ]
 

@@ -27,35 +27,72 @@ WORDS = ["api", "web", "Timeout", "timeout", "db", "x=1", "café", "refused", ""
 ATTR_VALUES: list[Any] = ["a", "b", 1, 2, 2.5, True, None, {"id": 7}]
 
 records_st = st.lists(
-    st.fixed_dictionaries({
-        "level": st.sampled_from([*SEVERITY, None]),
-        "service": st.sampled_from(["api", "web", None]),
-        "message": st.lists(st.sampled_from(WORDS), max_size=3).map(" ".join),
-        "error": st.sampled_from([None, "ValueError: timeout", "KeyError: 'x'"]),
-        "path": st.sampled_from(["/api/users/1", "/health", None]),
-        "status": st.sampled_from([200, 404, 500, 503, None]),
-        "duration_ms": st.sampled_from([0.5, 12.0, 250.0, 1000.0, None]),
-        "minute": st.integers(0, 120),
-        "attrs": st.one_of(
-            st.none(),
-            st.dictionaries(st.sampled_from(["k", "n", "user"]), st.sampled_from(ATTR_VALUES), max_size=3),
-        ),
-    }),
+    st.fixed_dictionaries(
+        {
+            "level": st.sampled_from([*SEVERITY, None]),
+            "service": st.sampled_from(["api", "web", None]),
+            "message": st.lists(st.sampled_from(WORDS), max_size=3).map(" ".join),
+            "error": st.sampled_from([None, "ValueError: timeout", "KeyError: 'x'"]),
+            "path": st.sampled_from(["/api/users/1", "/health", None]),
+            "status": st.sampled_from([200, 404, 500, 503, None]),
+            "duration_ms": st.sampled_from([0.5, 12.0, 250.0, 1000.0, None]),
+            "minute": st.integers(0, 120),
+            "attrs": st.one_of(
+                st.none(),
+                st.dictionaries(st.sampled_from(["k", "n", "user"]), st.sampled_from(ATTR_VALUES), max_size=3),
+            ),
+        }
+    ),
     max_size=25,
 )
 
 term_st = st.one_of(
     st.sampled_from(["service", "path", "message", "error", "attrs.k", "attrs.user.id"]).flatmap(
-        lambda f: st.tuples(st.just(f), st.sampled_from(["=", "!="]), st.sampled_from(["api", "web", "a", "7", "/health", "timeout", "ERROR"]))
+        lambda f: st.tuples(
+            st.just(f),
+            st.sampled_from(["=", "!="]),
+            st.sampled_from(["api", "web", "a", "7", "/health", "timeout", "ERROR"]),
+        )
     ),
-    st.tuples(st.sampled_from(["status", "duration_ms", "attrs.n"]), st.sampled_from(["=", "!=", ">", ">=", "<", "<="]),
-              st.sampled_from(["200", "404", "500", "12", "250.0", "1", "2"])),
-    st.tuples(st.just("level"), st.sampled_from(["=", "!=", ">", ">=", "<", "<="]), st.sampled_from([*SEVERITY, "warning"])),
-    st.tuples(st.sampled_from(["message", "path", "error", "service", "attrs.k"]), st.sampled_from(["~", "!~"]),
-              st.sampled_from(["^/api", "out$", "[0-9]+", "Time", "^$"])),
-    st.tuples(st.just("ts"), st.sampled_from([">", ">=", "<", "<="]), st.sampled_from(["2026-11-20T10:30:00Z", "2026-11-20T11:00:00+01:00"])),
-    st.tuples(st.just(""), st.just(""), st.sampled_from(["timeout", "TIMEOUT", "café", "CAFÉ", '"x=1"', '"refused timeout"', "7", "50%", "0_o",
-                                                         "%", "_", "\\", "%_"])),
+    st.tuples(
+        st.sampled_from(["status", "duration_ms", "attrs.n"]),
+        st.sampled_from(["=", "!=", ">", ">=", "<", "<="]),
+        st.sampled_from(["200", "404", "500", "12", "250.0", "1", "2"]),
+    ),
+    st.tuples(
+        st.just("level"), st.sampled_from(["=", "!=", ">", ">=", "<", "<="]), st.sampled_from([*SEVERITY, "warning"])
+    ),
+    st.tuples(
+        st.sampled_from(["message", "path", "error", "service", "attrs.k"]),
+        st.sampled_from(["~", "!~"]),
+        st.sampled_from(["^/api", "out$", "[0-9]+", "Time", "^$"]),
+    ),
+    st.tuples(
+        st.just("ts"),
+        st.sampled_from([">", ">=", "<", "<="]),
+        st.sampled_from(["2026-11-20T10:30:00Z", "2026-11-20T11:00:00+01:00"]),
+    ),
+    st.tuples(
+        st.just(""),
+        st.just(""),
+        st.sampled_from(
+            [
+                "timeout",
+                "TIMEOUT",
+                "café",
+                "CAFÉ",
+                '"x=1"',
+                '"refused timeout"',
+                "7",
+                "50%",
+                "0_o",
+                "%",
+                "_",
+                "\\",
+                "%_",
+            ]
+        ),
+    ),
 )
 
 
@@ -65,8 +102,12 @@ def term_text(term: tuple[str, str, str]) -> str:
 
 
 def as_record(i: int, r: dict[str, Any]) -> dict[str, Any]:
-    return {**r, "id": i, "ts": BASE + timedelta(minutes=r["minute"]),
-            "attrs": None if r["attrs"] is None else json.dumps(r["attrs"])}  # fmt: skip
+    return {
+        **r,
+        "id": i,
+        "ts": BASE + timedelta(minutes=r["minute"]),
+        "attrs": None if r["attrs"] is None else json.dumps(r["attrs"]),
+    }
 
 
 # --- an independent reading of the grammar ---------------------------------------------------
@@ -127,13 +168,17 @@ def duck_ids(records: list[dict[str, Any]], where: str, params: list[object]) ->
                    error VARCHAR, path VARCHAR, status INTEGER, duration_ms DOUBLE, attrs VARCHAR)""")
     cols = ["id", "ts", "level", "service", "message", "error", "path", "status", "duration_ms", "attrs"]
     if records:
-        con.executemany(f"INSERT INTO logs VALUES ({', '.join('?' for _ in cols)})", [[r[c] for c in cols] for r in records])
+        con.executemany(
+            f"INSERT INTO logs VALUES ({', '.join('?' for _ in cols)})", [[r[c] for c in cols] for r in records]
+        )
     return {row[0] for row in con.execute(f"SELECT id FROM logs WHERE {where}", params).fetchall()}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=records_st, terms=st.lists(term_st, min_size=1, max_size=3))
-def test_duckdb_compile_agrees_with_an_independent_evaluator(raw: list[dict[str, Any]], terms: list[tuple[str, str, str]]) -> None:
+def test_duckdb_compile_agrees_with_an_independent_evaluator(
+    raw: list[dict[str, Any]], terms: list[tuple[str, str, str]]
+) -> None:
     records = [as_record(i, r) for i, r in enumerate(raw)]
     flt = parse_filter(" ".join(term_text(t) for t in terms))
     where, params = to_sql(flt)
@@ -197,9 +242,11 @@ def test_bad_filters_are_one_usage_error_naming_the_term(text: str, named: str) 
 
 def test_es_plan_pushes_down_indexed_fields_and_keeps_the_rest() -> None:
     plan = to_es(parse_filter("level>=ERROR service!=api status>=500 timeout attrs.k=a error~Key"))
-    assert plan.query == {"bool": {
-        "filter": [{"terms": {"level": ["ERROR", "CRITICAL"]}}, {"range": {"status": {"gte": 500}}}],
-        "must_not": [{"term": {"service": "api"}}],
-    }}  # fmt: skip
+    assert plan.query == {
+        "bool": {
+            "filter": [{"terms": {"level": ["ERROR", "CRITICAL"]}}, {"range": {"status": {"gte": 500}}}],
+            "must_not": [{"term": {"service": "api"}}],
+        }
+    }
     assert [t.text for t in plan.residual.terms] == ["timeout", "attrs.k=a", "error~Key"]
     assert to_es(parse_filter("")).query == {"match_all": {}}

@@ -32,8 +32,14 @@ PER_BATCH = 40
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "logpipe", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "logpipe", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
 
 
 def reader(process: subprocess.Popen[str]) -> Queue[str]:
@@ -92,14 +98,15 @@ def test_tail_follow_prints_every_new_match_once_across_compaction(tmp_path: Pat
     tail: subprocess.Popen[str] | None = None
     try:
         wait_until("the first records", lambda: archived(archive) == len(first), every_s=0.05)
-        tail = spawn("tail", "-f", "-n", "5", "service=shop", "--archive", str(archive), "--format", "json",
-                     "--interval", "0.1")  # fmt: skip
+        tail = spawn(
+            "tail", "-f", "-n", "5", "service=shop", "--archive", str(archive), "--format", "json", "--interval", "0.1"
+        )
         lines = reader(tail)
         assert [key(r) for r in take(lines, 5)] == shop(first)[-5:]
         seen_parts: set[Path] = set()
         printed: list[dict[str, Any]] = []
         for b in range(BATCHES):
-            batch = rest[b * PER_BATCH:(b + 1) * PER_BATCH]
+            batch = rest[b * PER_BATCH : (b + 1) * PER_BATCH]
             write_log(log, batch)
             wait_until(f"batch {b}", lambda n=300 + (b + 1) * PER_BATCH: archived(archive) == n, every_s=0.05)
             seen_parts |= set((archive / "logs").rglob("part-*.parquet"))
@@ -131,7 +138,12 @@ def test_tail_follow_prints_every_new_match_once_across_compaction(tmp_path: Pat
 
 def test_tail_follow_ends_with_0_on_sigint(tmp_path: Path) -> None:
     write_log(tmp_path / "app.log", generate(50))
-    assert logpipe("ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "a"), "--no-progress").returncode == 0
+    assert (
+        logpipe(
+            "ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "a"), "--no-progress"
+        ).returncode
+        == 0
+    )
     tail = spawn("tail", "-f", "-n", "3", "--archive", str(tmp_path / "a"))
     lines = reader(tail)
     wait_until("the header and the last 3 records", lambda: lines.qsize() >= 4, every_s=0.05)

@@ -21,9 +21,15 @@ def rows() -> list[tuple[object, ...]]:
     out = []
     for i, level in enumerate(["INFO", "ERROR", "WARNING"]):
         record = dict.fromkeys(RECORD_COLUMNS)
-        record.update(ts=datetime(2026, 11, 20, 10, 0, i, 123456, tzinfo=UTC), level=level, service="checkout-service",
-                      path="/api/orders/1234567890/items/0987654321", status=500, duration_ms=12.5,
-                      message="payment gateway timeout after 30000 ms while charging card " * 2)  # fmt: skip
+        record.update(
+            ts=datetime(2026, 11, 20, 10, 0, i, 123456, tzinfo=UTC),
+            level=level,
+            service="checkout-service",
+            path="/api/orders/1234567890/items/0987654321",
+            status=500,
+            duration_ms=12.5,
+            message="payment gateway timeout after 30000 ms while charging card " * 2,
+        )
         out.append(tuple(record[c] for c in RECORD_COLUMNS))
     return out
 
@@ -65,10 +71,15 @@ def test_headings_come_before_their_rows_and_are_cut_to_the_width(monkeypatch: p
     monkeypatch.setenv("COLUMNS", str(width))
     long_id = "s-" + "x" * 100
     out = io.StringIO()
-    print_records(RECORD_COLUMNS, rows(), out, indent=4, headings=[[f"session {long_id}", "  request r1"], [],
-                                                                   ["  request r2"]])  # fmt: skip
+    print_records(
+        RECORD_COLUMNS, rows(), out, indent=4, headings=[[f"session {long_id}", "  request r1"], [], ["  request r2"]]
+    )
     lines = out.getvalue().splitlines()
     assert all(len(line) <= width for line in lines), lines
     assert lines[0].startswith("    ts") and lines[1].startswith("session s-xxx") and lines[1].endswith("…")
     assert lines[2] == "  request r1" and lines[5] == "  request r2"
-    assert [line[:16] for line in lines[3:5] + lines[6:]] == ["    10:00:00.123", "    10:00:01.123", "    10:00:02.123"]
+    assert [line[:16] for line in lines[3:5] + lines[6:]] == [
+        "    10:00:00.123",
+        "    10:00:01.123",
+        "    10:00:02.123",
+    ]

@@ -26,14 +26,24 @@ pytestmark = pytest.mark.slow
 # (format, expected template, argument makers)
 TEMPLATES = [
     ("product:{} out of stock", "product:<*> out of stock", (lambda r: str(r.randint(1, 9999)),)),
-    ("user {} logged in from {}", "user <*> logged in from <*>",
-     (lambda r: str(r.randint(1, 500)), lambda r: ".".join(str(r.randint(1, 254)) for _ in range(4)))),
-    ("payment {} failed after {}ms", "payment <*> failed after <*>",
-     (lambda r: str(uuid.UUID(int=r.getrandbits(128))), lambda r: str(r.randint(1, 5000)))),
+    (
+        "user {} logged in from {}",
+        "user <*> logged in from <*>",
+        (lambda r: str(r.randint(1, 500)), lambda r: ".".join(str(r.randint(1, 254)) for _ in range(4))),
+    ),
+    (
+        "payment {} failed after {}ms",
+        "payment <*> failed after <*>",
+        (lambda r: str(uuid.UUID(int=r.getrandbits(128))), lambda r: str(r.randint(1, 5000))),
+    ),
     ("cache miss key='{}'", "cache miss key='<*>'", (lambda r: r.choice(["a", "b c", "d-e"]),)),
-    ("GET /api/orders/{} {}", "GET /api/orders/<*> <*>", (lambda r: str(r.randint(1, 99999)), lambda r: r.choice(["200", "404"]))),
+    (
+        "GET /api/orders/{} {}",
+        "GET /api/orders/<*> <*>",
+        (lambda r: str(r.randint(1, 99999)), lambda r: r.choice(["200", "404"])),
+    ),
     ("heartbeat", "heartbeat", ()),
-]  # fmt: skip
+]
 LEVELS = ("INFO", "WARNING", "ERROR")
 UNTIL = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SINCE = UNTIL - timedelta(hours=2)
@@ -53,10 +63,20 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[s
         which = rnd.randrange(len(TEMPLATES))
         fmt, expected, makers = TEMPLATES[which]
         ts = SINCE - timedelta(hours=1) + timedelta(microseconds=rnd.randrange(3 * 3600 * 10**6))
-        records.append({"ts": ts, "level": rnd.choice(LEVELS), "message": fmt.format(*(m(rnd) for m in makers)),
-                        "template": expected})  # fmt: skip
-    lines = [json.dumps({"timestamp": r["ts"].isoformat().replace("+00:00", "Z"), "levelname": r["level"],
-                         "message": r["message"]}) for r in records]  # fmt: skip
+        records.append(
+            {
+                "ts": ts,
+                "level": rnd.choice(LEVELS),
+                "message": fmt.format(*(m(rnd) for m in makers)),
+                "template": expected,
+            }
+        )
+    lines = [
+        json.dumps(
+            {"timestamp": r["ts"].isoformat().replace("+00:00", "Z"), "levelname": r["level"], "message": r["message"]}
+        )
+        for r in records
+    ]
     (work / "app.log").write_text("\n".join(lines) + "\n")
     res = logpipe("ship", "--once", str(work / "app.log"), "--archive", str(work / "archive"), "--no-progress")
     assert res.returncode == 0, res.stderr
@@ -74,15 +94,31 @@ def expected(records: list[dict[str, Any]], levels: tuple[str, ...] = LEVELS, bu
         trend = [0] * buckets
         for r in recs:
             trend[(r["ts"] - SINCE) // timedelta(microseconds=1) * buckets // (span // timedelta(microseconds=1))] += 1
-        out[template] = {"count": len(recs), "first_seen": min(r["ts"] for r in recs),
-                         "last_seen": max(r["ts"] for r in recs), "trend": trend,
-                         "messages": {r["message"] for r in recs}}  # fmt: skip
+        out[template] = {
+            "count": len(recs),
+            "first_seen": min(r["ts"] for r in recs),
+            "last_seen": max(r["ts"] for r in recs),
+            "trend": trend,
+            "messages": {r["message"] for r in recs},
+        }
     return out
 
 
 def run_json(archive: Path, *extra: str) -> list[dict[str, Any]]:
-    res = logpipe("patterns", "--since", SINCE.isoformat(), "--until", UNTIL.isoformat(), "--limit", "0",
-                  "--archive", str(archive), "--format", "json", *extra)  # fmt: skip
+    res = logpipe(
+        "patterns",
+        "--since",
+        SINCE.isoformat(),
+        "--until",
+        UNTIL.isoformat(),
+        "--limit",
+        "0",
+        "--archive",
+        str(archive),
+        "--format",
+        "json",
+        *extra,
+    )
     assert res.returncode == 0, res.stderr
     rows: list[dict[str, Any]] = json.loads(res.stdout)
     return rows
@@ -131,9 +167,24 @@ class TestPatternsCli:
 
     def test_table_fits_80_columns(self, shipped: tuple[Path, list[dict[str, Any]]]) -> None:
         archive, records = shipped
-        res = subprocess.run([sys.executable, "-m", "logpipe", "patterns", "--since", SINCE.isoformat(),
-                              "--until", UNTIL.isoformat(), "--archive", str(archive)],
-                             capture_output=True, text=True, timeout=300, env={**_env(), "COLUMNS": "80"})  # fmt: skip
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "logpipe",
+                "patterns",
+                "--since",
+                SINCE.isoformat(),
+                "--until",
+                UNTIL.isoformat(),
+                "--archive",
+                str(archive),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**_env(), "COLUMNS": "80"},
+        )
         assert res.returncode == 0, res.stderr
         lines = res.stdout.splitlines()
         total = sum(w["count"] for w in expected(records).values())
@@ -143,19 +194,24 @@ class TestPatternsCli:
 
     def test_no_records_is_an_empty_answer_not_an_error(self, shipped: tuple[Path, list[dict[str, Any]]]) -> None:
         archive, _ = shipped
-        res = logpipe("patterns", "--since", "2001-01-01", "--until", "2001-01-02", "--archive", str(archive),
-                      "--format", "json")  # fmt: skip
+        res = logpipe(
+            "patterns", "--since", "2001-01-01", "--until", "2001-01-02", "--archive", str(archive), "--format", "json"
+        )
         assert (res.returncode, json.loads(res.stdout)) == (0, [])
 
-    @pytest.mark.parametrize(("args", "message"), [
-        (["--level", "LOUD"], "unknown level 'LOUD'"),
-        (["--since", "yesterday"], "bad time expression 'yesterday'"),
-        (["--format", "xml"], "unknown format 'xml'"),
-        (["--backend", "es"], "--backend es needs --es URL"),
-        (["--where", "colour=red"], "unknown field 'colour'"),
-    ])  # fmt: skip
-    def test_bad_options_are_one_red_line(self, shipped: tuple[Path, list[dict[str, Any]]], args: list[str],
-                                          message: str) -> None:  # fmt: skip
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--level", "LOUD"], "unknown level 'LOUD'"),
+            (["--since", "yesterday"], "bad time expression 'yesterday'"),
+            (["--format", "xml"], "unknown format 'xml'"),
+            (["--backend", "es"], "--backend es needs --es URL"),
+            (["--where", "colour=red"], "unknown field 'colour'"),
+        ],
+    )
+    def test_bad_options_are_one_red_line(
+        self, shipped: tuple[Path, list[dict[str, Any]]], args: list[str], message: str
+    ) -> None:
         archive, _ = shipped
         res = logpipe("patterns", "--archive", str(archive), *args)
         assert res.returncode == 2
@@ -169,9 +225,11 @@ class TestArchiveConnection:
         runs as long as its consumer (the miner) takes: it would land inside `--format json`.
         Asked in a process of its own (DuckDB decides its default from the process it runs in)."""
         archive, _ = shipped
-        code = ("import sys; from pathlib import Path; from logpipe.archive.reader import open_archive; "
-                "con = open_archive(Path(sys.argv[1])); "
-                "print(con.sql(\"SELECT current_setting('enable_progress_bar')\").fetchall())")  # fmt: skip
+        code = (
+            "import sys; from pathlib import Path; from logpipe.archive.reader import open_archive; "
+            "con = open_archive(Path(sys.argv[1])); "
+            "print(con.sql(\"SELECT current_setting('enable_progress_bar')\").fetchall())"
+        )
         res = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True, text=True, timeout=60)
         assert (res.returncode, res.stdout.strip()) == (0, "[(False,)]"), res.stderr
 

@@ -30,10 +30,29 @@ class TestTokens:
         assert tokenize("product:77 out of stock") == ["product:<*>", "out", "of", "stock"]
         assert message_key("product:77 out of stock") == "product<*> out of stock"  # the baseline's flaw
 
-    @pytest.mark.parametrize("token", ["42", "-1.5", "250ms", "1.5s", "3KB", "99%", "0x1f", "3f2a9c1b",
-                                       "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "10.0.0.12", "10.0.0.12:5432",
-                                       "fe80::1", "12:30:01", "2026-12-03T10:00:00Z", "bob@example.com",
-                                       "https://x.example/a?b=1", "ord_8f3a2c", "req-42"])  # fmt: skip
+    @pytest.mark.parametrize(
+        "token",
+        [
+            "42",
+            "-1.5",
+            "250ms",
+            "1.5s",
+            "3KB",
+            "99%",
+            "0x1f",
+            "3f2a9c1b",
+            "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b",
+            "10.0.0.12",
+            "10.0.0.12:5432",
+            "fe80::1",
+            "12:30:01",
+            "2026-12-03T10:00:00Z",
+            "bob@example.com",
+            "https://x.example/a?b=1",
+            "ord_8f3a2c",
+            "req-42",
+        ],
+    )
     def test_variable_kinds_are_masked(self, token: str) -> None:
         assert tokenize(f"got {token} now") == ["got", WILDCARD, "now"]
 
@@ -43,8 +62,15 @@ class TestTokens:
 
     def test_keys_paths_brackets_and_quotes_keep_their_shape(self) -> None:
         message = "GET /api/users/42, (took 12ms) user_id=7 name='bob smith' reason=\"a b\""
-        assert tokenize(message) == ["GET", "/api/users/<*>,", "(took", "<*>)", "user_id=<*>", "name='<*>'",
-                                     'reason="<*>"']  # fmt: skip
+        assert tokenize(message) == [
+            "GET",
+            "/api/users/<*>,",
+            "(took",
+            "<*>)",
+            "user_id=<*>",
+            "name='<*>'",
+            'reason="<*>"',
+        ]
 
     def test_merging_keeps_a_shared_key_and_punctuation(self) -> None:
         assert merge_token("status:ok", "status:failed") == "status:<*>"
@@ -81,8 +107,10 @@ class TestCounts:
     def test_counts_add_up_to_the_messages_fed(self) -> None:
         rnd = random.Random(3)
         words = ["alpha", "beta", "gamma", "delta", "eps"]
-        messages = [" ".join(rnd.choice([*words, str(rnd.randint(0, 99))]) for _ in range(rnd.randint(0, 6)))
-                    for _ in range(3000)]  # fmt: skip
+        messages = [
+            " ".join(rnd.choice([*words, str(rnd.randint(0, 99))]) for _ in range(rnd.randint(0, 6)))
+            for _ in range(3000)
+        ]
         miner = PatternMiner()
         for message in messages:
             miner.add(message)
@@ -155,8 +183,9 @@ _ARGS = {
     "uuid": st.uuids().map(str),
     "ip": st.tuples(*[st.integers(0, 255)] * 4, st.integers(1, 65535)).map(lambda t: "{}.{}.{}.{}:{}".format(*t)),
     "hex": st.binary(min_size=4, max_size=12).map(lambda b: "0x" + b.hex()),
-    "email": st.tuples(st.text(string.ascii_lowercase, min_size=1, max_size=8),
-                       st.sampled_from(["example.com", "corp.io"])).map(lambda t: f"{t[0]}@{t[1]}"),
+    "email": st.tuples(
+        st.text(string.ascii_lowercase, min_size=1, max_size=8), st.sampled_from(["example.com", "corp.io"])
+    ).map(lambda t: f"{t[0]}@{t[1]}"),
     "quoted": st.text(string.ascii_letters + " _-", max_size=15).map(lambda s: f"'{s}'"),
 }
 _WORDS = st.text(string.ascii_lowercase, min_size=1, max_size=8)

@@ -37,11 +37,37 @@ ONCE, ONCE_AT = "unicornium", 77_777  # in one record
 # non-ASCII code points DuckDB lowers to ASCII (Kelvin sign, dotted capital I), needles shorter
 # than a trigram, LIKE wildcards, text in error and attrs, and text across a field boundary.
 NEEDLES = [
-    RARE, RARE.upper(), ONCE, "XyLoPhOnIc", "lophon", "xy", "x", "straße", "STRASSE", "Straße",
-    "ünïcödé", "ÜNÏCÖDÉ", "kelvin", "\u212aelvin", "KELVIN-scale", "istanbul", "İSTANBUL", "🦊fox",
-    "fox", "qzjv", "endqz", "jvtail", "50%_off", "50%", "a_b\\c", "nosuchwordanywhere", "step 3",
-    "narwhal", "quokka", "Traceback",
-]  # fmt: skip
+    RARE,
+    RARE.upper(),
+    ONCE,
+    "XyLoPhOnIc",
+    "lophon",
+    "xy",
+    "x",
+    "straße",
+    "STRASSE",
+    "Straße",
+    "ünïcödé",
+    "ÜNÏCÖDÉ",
+    "kelvin",
+    "\u212aelvin",
+    "KELVIN-scale",
+    "istanbul",
+    "İSTANBUL",
+    "🦊fox",
+    "fox",
+    "qzjv",
+    "endqz",
+    "jvtail",
+    "50%_off",
+    "50%",
+    "a_b\\c",
+    "nosuchwordanywhere",
+    "step 3",
+    "narwhal",
+    "quokka",
+    "Traceback",
+]
 COMBINED = [f"{RARE} level=ERROR", "lophon xylo", f"{RARE} straße", "quokka level=ERROR", "fox service=auth"]
 
 
@@ -81,12 +107,14 @@ def records(count: int, *, start: datetime, days: int = 1, seed: int = 3) -> Ite
         level = "ERROR" if "exc_info" in extra else rng.choices(["INFO", "DEBUG", "WARNING", "ERROR"], [30, 2, 1, 1])[0]
         obj: dict[str, Any] = {
             "timestamp": (start + timedelta(seconds=n * span)).isoformat().replace("+00:00", "Z"),
-            "level": level, "name": "shop.web", "service": rng.choice(["shop", "auth"]),
+            "level": level,
+            "name": "shop.web",
+            "service": rng.choice(["shop", "auth"]),
             "request_id": f"r{n // 3:07d}",
             "message": f"step {n % 7} for user u{rng.randint(1, 900)} took {rng.randint(1, 900)} ms"
-                       + extra.pop("message_tail", ""),
+            + extra.pop("message_tail", ""),
             **extra,
-        }  # fmt: skip
+        }
         yield obj
 
 
@@ -159,7 +187,14 @@ class TestSameAnswers:
     def test_planted_words_are_found_by_the_generators_count(self, big: Path) -> None:
         con = open_archive(big)
         try:
-            for needle, k in [(RARE, 17), ("STRASSE", None), ("straße", 1001), ("kelvin", 3003), ("🦊fox", 5005), ("qzjv", None)]:
+            for needle, k in [
+                (RARE, 17),
+                ("STRASSE", None),
+                ("straße", 1001),
+                ("kelvin", 3003),
+                ("🦊fox", 5005),
+                ("qzjv", None),
+            ]:
                 found = search.search(con, parse_filter(f'"{needle}"'), limit=10**9)
                 assert len(found) == (planted_count(150_000, k) if k is not None else 0), needle
         finally:
@@ -197,7 +232,9 @@ def _strip_summaries(archive: Path, keep: int = 0) -> list[Path]:
     stripped = []
     for part in walk_parts(archive, ("logs",)).parts[keep:]:
         table = pq.read_table(part)
-        meta = {k: v for k, v in (pq.read_metadata(part).metadata or {}).items() if k != textindex.TEXT_INDEX_METADATA_KEY}
+        meta = {
+            k: v for k, v in (pq.read_metadata(part).metadata or {}).items() if k != textindex.TEXT_INDEX_METADATA_KEY
+        }
         pq.write_table(table.replace_schema_metadata(meta), part, row_group_size=ROW_GROUP_ROWS)
         assert textindex.TEXT_INDEX_METADATA_KEY not in (pq.read_metadata(part).metadata or {})
         stripped.append(part)
@@ -264,11 +301,21 @@ class TestCompactionAndRetention:
         write(tmp_path / "app.log", iter(objs))
         ship(tmp_path / "app.log", archive)
         policy = tmp_path / "policy.yaml"
-        policy.write_text(yaml.safe_dump({"version": 1, "enforce": ["archive"], "archive": {"path": str(archive)},
-                                          "audit": {"path": str(tmp_path / "audit.jsonl")}}))  # fmt: skip
+        policy.write_text(
+            yaml.safe_dump(
+                {
+                    "version": 1,
+                    "enforce": ["archive"],
+                    "archive": {"path": str(archive)},
+                    "audit": {"path": str(tmp_path / "audit.jsonl")},
+                }
+            )
+        )
         before = answers(archive, NEEDLES)
         parts_before = set(walk_parts(archive, ("logs",)).parts)
-        run = logpipe("retention", "apply", "--yes", "--policy", str(policy), "--now", now.isoformat().replace("+00:00", "Z"))
+        run = logpipe(
+            "retention", "apply", "--yes", "--policy", str(policy), "--now", now.isoformat().replace("+00:00", "Z")
+        )
         assert run.returncode == 0, run.stderr
         parts_after = set(walk_parts(archive, ("logs",)).parts)
         assert parts_after < parts_before  # retention deleted some parts
@@ -287,13 +334,17 @@ class TestFolding:
     def test_only_two_non_ascii_code_points_lower_or_ilike_to_ascii(self) -> None:
         """The summary's units assume DuckDB's lower/ILIKE maps exactly U+0130 and U+212A to ASCII."""
         con = duckdb.connect()
-        con.execute("CREATE TABLE cp AS SELECT i, chr(i::INTEGER) AS c FROM range(128, 1114112) t(i) "
-                    "WHERE i < 55296 OR i > 57343")  # fmt: skip
+        con.execute(
+            "CREATE TABLE cp AS SELECT i, chr(i::INTEGER) AS c FROM range(128, 1114112) t(i) "
+            "WHERE i < 55296 OR i > 57343"
+        )
         lowered = con.execute("SELECT i, unicode(lower(c)) FROM cp WHERE unicode(lower(c)) < 128 ORDER BY i").fetchall()
         assert dict(lowered) == {0x130: ord("i"), 0x212A: ord("k")} == textindex._TO_ASCII
-        letters = con.execute("SELECT i, x FROM cp, (SELECT chr(a::INTEGER) AS x FROM range(33, 127) t(a) "
-                              "WHERE chr(a::INTEGER) NOT IN ('%', '_', '\\')) "
-                              "WHERE c ILIKE x ORDER BY i, x").fetchall()  # fmt: skip
+        letters = con.execute(
+            "SELECT i, x FROM cp, (SELECT chr(a::INTEGER) AS x FROM range(33, 127) t(a) "
+            "WHERE chr(a::INTEGER) NOT IN ('%', '_', '\\')) "
+            "WHERE c ILIKE x ORDER BY i, x"
+        ).fetchall()
         assert letters == [(0x130, "I"), (0x130, "i"), (0x212A, "K"), (0x212A, "k")]
 
     def test_every_matching_substring_passes_the_native_summary(self) -> None:
@@ -305,13 +356,19 @@ class TestFolding:
         checked = 0
         for _ in range(300):
             value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-            block = textindex.summarise(pa.table({c: [value if c == "message" else None] for c in FREE_TEXT_FIELDS},
-                                                 schema=pa.schema([(c, pa.string()) for c in FREE_TEXT_FIELDS])))  # fmt: skip
+            block = textindex.summarise(
+                pa.table(
+                    {c: [value if c == "message" else None] for c in FREE_TEXT_FIELDS},
+                    schema=pa.schema([(c, pa.string()) for c in FREE_TEXT_FIELDS]),
+                )
+            )
             assert block is not None
             for _ in range(10):
                 a = rng.randint(0, len(value))
                 sub = value[a : a + rng.randint(0, 6)]
-                needle = "".join(ch.upper() if rng.random() < 0.3 else ch.lower() if rng.random() < 0.3 else ch for ch in sub)
+                needle = "".join(
+                    ch.upper() if rng.random() < 0.3 else ch.lower() if rng.random() < 0.3 else ch for ch in sub
+                )
                 pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 if con.execute("SELECT ? ILIKE ? ESCAPE '\\'", [value, pattern]).fetchone()[0]:  # type: ignore[index]
                     assert block.may_contain(textindex.needle_keys(needle)), (value, needle)
@@ -319,7 +376,9 @@ class TestFolding:
         assert checked > 1000
 
     def test_trigrams_do_not_span_fields_or_rows(self) -> None:
-        table = pa.table({"message": ["ab", "endq"], "error": ["c", "zjv"], "attrs": pa.array([None, None], pa.string())})
+        table = pa.table(
+            {"message": ["ab", "endq"], "error": ["c", "zjv"], "attrs": pa.array([None, None], pa.string())}
+        )
         block = textindex.summarise(table)
         assert block is not None
         assert not block.may_contain(textindex.needle_keys("abc"))

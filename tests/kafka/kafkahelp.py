@@ -20,8 +20,9 @@ def read_topic(bootstrap: str, topic: str, idle_ms: int = 3000) -> list[Msg]:
     from aiokafka import AIOKafkaConsumer
 
     async def read() -> list[Msg]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None)  # fmt: skip
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+        )
         await consumer.start()
         out: list[Msg] = []
         try:

@@ -16,20 +16,38 @@ from logpipe.sinks.retry import transient
 
 
 class TestKafkaError:
-    @pytest.mark.parametrize("cls", [kerr.MessageSizeTooLargeError, kerr.RecordTooLargeError, kerr.RecordListTooLargeError])
+    @pytest.mark.parametrize(
+        "cls", [kerr.MessageSizeTooLargeError, kerr.RecordTooLargeError, kerr.RecordListTooLargeError]
+    )
     def test_too_large_is_refused_for_that_message(self, cls: type[Exception]) -> None:
         error = kafka_error(cls())
         assert isinstance(error, MessageRefused) and not transient(error)
 
-    @pytest.mark.parametrize("cls", [kerr.TopicAuthorizationFailedError, kerr.InvalidTopicError,
-                                     kerr.UnsupportedCodecError, kerr.SaslAuthenticationFailed])  # fmt: skip
+    @pytest.mark.parametrize(
+        "cls",
+        [
+            kerr.TopicAuthorizationFailedError,
+            kerr.InvalidTopicError,
+            kerr.UnsupportedCodecError,
+            kerr.SaslAuthenticationFailed,
+        ],
+    )
     def test_a_setting_no_retry_can_fix_is_terminal(self, cls: type[Exception]) -> None:
         error = kafka_error(cls())
         assert isinstance(error, TerminalError) and not isinstance(error, MessageRefused) and not transient(error)
 
-    @pytest.mark.parametrize("exc", [kerr.KafkaConnectionError(), kerr.KafkaTimeoutError(), kerr.RequestTimedOutError(),
-                                     kerr.NotLeaderForPartitionError(), kerr.OutOfOrderSequenceNumber(),
-                                     ConnectionResetError(), TimeoutError()])  # fmt: skip
+    @pytest.mark.parametrize(
+        "exc",
+        [
+            kerr.KafkaConnectionError(),
+            kerr.KafkaTimeoutError(),
+            kerr.RequestTimedOutError(),
+            kerr.NotLeaderForPartitionError(),
+            kerr.OutOfOrderSequenceNumber(),
+            ConnectionResetError(),
+            TimeoutError(),
+        ],
+    )
     def test_outages_are_transient(self, exc: Exception) -> None:
         """aiokafka marks KafkaTimeoutError not retriable; for a sink a timeout is an outage."""
         assert transient(kafka_error(exc))

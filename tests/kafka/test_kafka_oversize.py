@@ -42,11 +42,22 @@ class TestOversizedMessages:
         """batch_bytes=16 KiB, two records of 40 KB among 500: a batch of their own, all 500 delivered."""
         topic = topic_factory(2)
         big = {7, 300}
-        records = [record(i, request=f"req-{i // 5}", **({"blob": "x" * 40_000} if i in big else {})) for i in range(500)]
+        records = [
+            record(i, request=f"req-{i // 5}", **({"blob": "x" * 40_000} if i in big else {})) for i in range(500)
+        ]
         write_records(tmp_path / "app.log", records)
         archive = tmp_path / "a"
-        res = run_logpipe("ship", "--once", str(tmp_path / "app.log"), "--archive", str(archive), "--no-archive",
-                          "--to", f"kafka://{kafka}/{topic}?batch_bytes=16384", timeout=120)  # fmt: skip
+        res = run_logpipe(
+            "ship",
+            "--once",
+            str(tmp_path / "app.log"),
+            "--archive",
+            str(archive),
+            "--no-archive",
+            "--to",
+            f"kafka://{kafka}/{topic}?batch_bytes=16384",
+            timeout=120,
+        )
         assert res.code == 0, res.err
         assert seqs_on(kafka, topic) == list(range(500))
         assert archive_rows(archive, ["reason"], table="dead_letters") == []
@@ -63,8 +74,17 @@ class TestOversizedMessages:
         records = [record(i, **({"blob": '"' * 300_000} if i == 5 else {})) for i in range(50)]
         write_records(tmp_path / "app.log", records)
         archive = tmp_path / "a"
-        res = run_logpipe("ship", "--once", str(tmp_path / "app.log"), "--archive", str(archive), "--no-archive",
-                          "--to", f"kafka://{kafka}/{topic}?compression=none", timeout=120)  # fmt: skip
+        res = run_logpipe(
+            "ship",
+            "--once",
+            str(tmp_path / "app.log"),
+            "--archive",
+            str(archive),
+            "--no-archive",
+            "--to",
+            f"kafka://{kafka}/{topic}?compression=none",
+            timeout=120,
+        )
         assert res.code == 0, res.err
         assert seqs_on(kafka, topic) == [i for i in range(50) if i != 5]
         dead = archive_rows(archive, ["reason", "detail", "raw", "offset"], table="dead_letters")

@@ -27,21 +27,42 @@ def _requests(n: int) -> list[dict[str, object]]:
     return [record(i, request=f"req-{i // 5}", level=("INFO", "WARNING", "ERROR")[i % 3]) for i in range(n)]
 
 
-def ingest(archive: Path, url: str, group: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def ingest(
+    archive: Path, url: str, group: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "logpipe", "ingest", "--from", url, "--group", group, "--archive", str(archive),
-         "--flush-interval", "0.3", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "logpipe",
+            "ingest",
+            "--from",
+            url,
+            "--group",
+            group,
+            "--archive",
+            str(archive),
+            "--flush-interval",
+            "0.3",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
 
 
 class TestSink:
-    def test_every_record_once_keyed_by_request_in_order(self, tmp_path: Path, kafka: str, topic_factory: TopicFactory) -> None:
+    def test_every_record_once_keyed_by_request_in_order(
+        self, tmp_path: Path, kafka: str, topic_factory: TopicFactory
+    ) -> None:
         """`ship --to kafka://`: one message per record, key request_id, a request's records in order in one partition."""
         topic = topic_factory(3)
         log = tmp_path / "app.log"
         write_records(log, _requests(3000))
-        res = run_logpipe("ship", "--once", str(log), "--archive", str(tmp_path / "a"), "--to", f"kafka://{kafka}/{topic}")
+        res = run_logpipe(
+            "ship", "--once", str(log), "--archive", str(tmp_path / "a"), "--to", f"kafka://{kafka}/{topic}"
+        )
         assert res.code == 0, res.err
         messages = read_topic(kafka, topic)
         docs = [json.loads(m.value) for m in messages]
@@ -62,8 +83,19 @@ class TestSink:
         topic = topic_factory(1)
         write_records(tmp_path / "app.log", _requests(1050))
         url = f"kafka://{kafka}/{topic}?mode=batch&batch_records=100&compression=lz4"
-        assert run_logpipe("ship", "--once", str(tmp_path / "app.log"), "--no-archive", "--archive",
-                           str(tmp_path / "a"), "--to", url).code == 0  # fmt: skip
+        assert (
+            run_logpipe(
+                "ship",
+                "--once",
+                str(tmp_path / "app.log"),
+                "--no-archive",
+                "--archive",
+                str(tmp_path / "a"),
+                "--to",
+                url,
+            ).code
+            == 0
+        )
         messages = read_topic(kafka, topic)
         assert [int(m.headers["logpipe-records"]) for m in messages] == [100] * 10 + [50]
         seqs = [json.loads(json.loads(line)["attrs"])["seq"] for m in messages for line in m.value.splitlines()]
@@ -77,10 +109,24 @@ class TestIngest:
         topic = topic_factory(2)
         write_records(tmp_path / "app.log", _requests(2000))
         url = f"kafka://{kafka}/{topic}"
-        assert run_logpipe("ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "agent"), "--to", url).code == 0
+        assert (
+            run_logpipe(
+                "ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "agent"), "--to", url
+            ).code
+            == 0
+        )
         produce_raw(kafka, topic, [b"not json", b'{"level": "INFO"}', b"[1]"], partition=1)
-        res = run_logpipe("ingest", "--from", url, "--group", "g-roundtrip", "--archive", str(tmp_path / "central"),
-                          "--exit-when-idle", "2")  # fmt: skip
+        res = run_logpipe(
+            "ingest",
+            "--from",
+            url,
+            "--group",
+            "g-roundtrip",
+            "--archive",
+            str(tmp_path / "central"),
+            "--exit-when-idle",
+            "2",
+        )
         assert res.code == 0, res.err
         central = {r["event_id"]: r for r in archive_rows(tmp_path / "central")}
         agent = {r["event_id"]: r for r in archive_rows(tmp_path / "agent")}
@@ -89,12 +135,23 @@ class TestIngest:
             assert {k: v for k, v in central[key].items() if k != "day"} == {k: v for k, v in row.items() if k != "day"}
         dead = archive_rows(tmp_path / "central", ["source", "offset", "reason", "raw"], table="dead_letters")
         assert sorted(bytes(d["raw"]) for d in dead) == [b"[1]", b"not json", b'{"level": "INFO"}']
-        assert {d["source"] for d in dead} == {f"kafka://{kafka}/{topic}/1"} and {d["reason"] for d in dead} == {"invalid_record"}
+        assert {d["source"] for d in dead} == {f"kafka://{kafka}/{topic}/1"} and {d["reason"] for d in dead} == {
+            "invalid_record"
+        }
         last = max(m.offset for m in read_topic(kafka, topic) if m.partition == 1)
         assert sorted(d["offset"] for d in dead) == [last - 2, last - 1, last]
         # Committed: a second run of the group finds nothing new.
-        res = run_logpipe("ingest", "--from", url, "--group", "g-roundtrip", "--archive", str(tmp_path / "central"),
-                          "--exit-when-idle", "2")  # fmt: skip
+        res = run_logpipe(
+            "ingest",
+            "--from",
+            url,
+            "--group",
+            "g-roundtrip",
+            "--archive",
+            str(tmp_path / "central"),
+            "--exit-when-idle",
+            "2",
+        )
         assert res.code == 0 and " 0 messages" in res.err
 
     def test_group_member_killed_mid_stream(self, tmp_path: Path, kafka: str, topic_factory: TopicFactory) -> None:
@@ -103,8 +160,19 @@ class TestIngest:
         url = f"kafka://{kafka}/{topic}"
         total = 40_000
         write_records(tmp_path / "app.log", _requests(total))
-        assert run_logpipe("ship", "--once", str(tmp_path / "app.log"), "--no-archive", "--archive",
-                           str(tmp_path / "agent"), "--to", url).code == 0  # fmt: skip
+        assert (
+            run_logpipe(
+                "ship",
+                "--once",
+                str(tmp_path / "app.log"),
+                "--no-archive",
+                "--archive",
+                str(tmp_path / "agent"),
+                "--to",
+                url,
+            ).code
+            == 0
+        )
         archive = tmp_path / "central"
         # Widen the window between "archived" and "offsets committed" so the kill lands in it.
         slow = {"LOGPIPE_FAILPOINTS": "before-commit=0.4"}
@@ -124,14 +192,34 @@ class TestIngest:
         topic = topic_factory(1)
         url = f"kafka://{kafka}/{topic}"
         write_records(tmp_path / "app.log", _requests(5000))
-        assert run_logpipe("ship", "--once", str(tmp_path / "app.log"), "--no-archive", "--archive",
-                           str(tmp_path / "agent"), "--to", url).code == 0  # fmt: skip
+        assert (
+            run_logpipe(
+                "ship",
+                "--once",
+                str(tmp_path / "app.log"),
+                "--no-archive",
+                "--archive",
+                str(tmp_path / "agent"),
+                "--to",
+                url,
+            ).code
+            == 0
+        )
         consumer = ingest(tmp_path / "central", url, "g-term")
         poll(lambda: archived_seqs(tmp_path / "central"), lambda seqs: len(seqs) >= 5000, 60, every_s=0.2)
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=60) == 0
-        res = run_logpipe("ingest", "--from", url, "--group", "g-term", "--archive", str(tmp_path / "central"),
-                          "--exit-when-idle", "2")  # fmt: skip
+        res = run_logpipe(
+            "ingest",
+            "--from",
+            url,
+            "--group",
+            "g-term",
+            "--archive",
+            str(tmp_path / "central"),
+            "--exit-when-idle",
+            "2",
+        )
         assert " 0 messages" in res.err
         assert archived_seqs(tmp_path / "central") == list(range(5000))
 
@@ -142,22 +230,43 @@ def test_broker_restart_during_follow(tmp_path: Path, kafka: str, topic_factory:
     log = tmp_path / "app.log"
     write_records(log, (record(i) for i in range(1000)))
     agent = subprocess.Popen(
-        [sys.executable, "-m", "logpipe", "ship", str(log), "--archive", str(tmp_path / "a"),
-         "--to", f"kafka://{kafka}/{topic}", "--flush-interval", "0.3", "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "logpipe",
+            "ship",
+            str(log),
+            "--archive",
+            str(tmp_path / "a"),
+            "--to",
+            f"kafka://{kafka}/{topic}",
+            "--flush-interval",
+            "0.3",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         # The first 1000 delivered to every sink: the committed position is the end of the file.
-        wait_until("the first lines committed", lambda: [c["offset"] for c in checkpoints(tmp_path / "a").values()]
-                   == [log.stat().st_size], 60, every_s=0.2)  # fmt: skip
+        wait_until(
+            "the first lines committed",
+            lambda: [c["offset"] for c in checkpoints(tmp_path / "a").values()] == [log.stat().st_size],
+            60,
+            every_s=0.2,
+        )
         services("down", "kafka")
         write_records(log, (record(i) for i in range(1000, 3000)))
         time.sleep(4)  # the point: seconds without a broker, lines waiting
         assert agent.poll() is None, "the agent must wait for the broker, not die"
         services("up", "kafka")
         write_records(log, (record(i) for i in range(3000, 3500)))
-        seqs = poll(lambda: {json.loads(json.loads(m.value)["attrs"])["seq"] for m in read_topic(kafka, topic, idle_ms=1500)},
-                    lambda seqs: len(seqs) >= 3500, 120, every_s=0)  # fmt: skip
+        seqs = poll(
+            lambda: {json.loads(json.loads(m.value)["attrs"])["seq"] for m in read_topic(kafka, topic, idle_ms=1500)},
+            lambda seqs: len(seqs) >= 3500,
+            120,
+            every_s=0,
+        )
     finally:
         agent.send_signal(signal.SIGTERM)
         code = agent.wait(timeout=120)
@@ -186,8 +295,16 @@ def test_engine_dead_letters_name_the_kafka_offset() -> None:
     from logpipe.schema import record_schema
     from logpipe.sinks.jsondoc import documents
 
-    rows = [{"ts": 1_795_000_000_000_000 + i, "level": "INFO", "message": f"m{i}", "offset": 1000 + i * 10,
-             "event_id": f"e{i}"} for i in range(3)]  # fmt: skip
+    rows = [
+        {
+            "ts": 1_795_000_000_000_000 + i,
+            "level": "INFO",
+            "message": f"m{i}",
+            "offset": 1000 + i * 10,
+            "event_id": f"e{i}",
+        }
+        for i in range(3)
+    ]
     table = pa.Table.from_pylist(rows, schema=record_schema())
     messages = [Message(70 + i, d.encode()) for i, d in enumerate(documents(table).to_list())]
     batch: Batch = decode(PartitionRef("t", 0, "127.0.0.1:1"), messages)

@@ -14,8 +14,9 @@ class Holder:
     """Another process holding (or failing to take) a lock; it lets go when its stdin closes."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HOLDER), *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HOLDER), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None
         self.child: int | None = None
         line = self.proc.stdout.readline().strip()

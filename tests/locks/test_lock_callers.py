@@ -53,7 +53,8 @@ def parts(archive: Path) -> list[Path]:
 
 class TestRetentionWaitsForHolders:
     def test_a_compaction_holding_the_folder_keeps_the_partition_though_its_file_is_gone(
-            self, archive: Path, backend: ArchiveBackend, holders: list[Holder]) -> None:  # fmt: skip
+        self, archive: Path, backend: ArchiveBackend, holders: list[Holder]
+    ) -> None:
         assert hold(holders, "compaction", str(archive)).said == "held"
         (archive / ".compact.lock").unlink()
         before = parts(archive)
@@ -64,15 +65,17 @@ class TestRetentionWaitsForHolders:
         assert backend.apply(the_action(backend)) == 1  # the one row of the one part
         assert parts(archive) == []
 
-    def test_a_running_query_keeps_the_partition(self, archive: Path, backend: ArchiveBackend,
-                                                 holders: list[Holder]) -> None:  # fmt: skip
+    def test_a_running_query_keeps_the_partition(
+        self, archive: Path, backend: ArchiveBackend, holders: list[Holder]
+    ) -> None:
         assert hold(holders, "readers", str(archive), "shared").said == "held"
         with pytest.raises(TransientError, match="queries are reading it"):
             backend.apply(the_action(backend))
         assert parts(archive) != []
 
     def test_emptied_folders_stay_while_a_writer_holds_the_folder_though_its_file_is_gone(
-            self, archive: Path, backend: ArchiveBackend, holders: list[Holder]) -> None:  # fmt: skip
+        self, archive: Path, backend: ArchiveBackend, holders: list[Holder]
+    ) -> None:
         backend.apply(the_action(backend))
         writer = hold(holders, "writer", str(archive))
         assert writer.said == "held"
@@ -84,8 +87,9 @@ class TestRetentionWaitsForHolders:
         backend.finish(NOW)
         assert not (archive / "logs" / OLD_DAY).exists()
 
-    def test_retention_does_not_write_itself_into_the_writers_lock_file(self, archive: Path,
-                                                                        backend: ArchiveBackend) -> None:  # fmt: skip
+    def test_retention_does_not_write_itself_into_the_writers_lock_file(
+        self, archive: Path, backend: ArchiveBackend
+    ) -> None:
         (archive / ".lock").write_text("pid 1234\n")  # the last agent
         backend.apply(the_action(backend))
         backend.finish(NOW)

@@ -17,8 +17,9 @@ from tests.locks.holders import Holder, hold
 
 
 class TestExclusion:
-    def test_an_exclusive_file_lock_refuses_another_process_and_names_its_holder(self, tmp_path: Path,
-                                                                                 holders: list[Holder]) -> None:  # fmt: skip
+    def test_an_exclusive_file_lock_refuses_another_process_and_names_its_holder(
+        self, tmp_path: Path, holders: list[Holder]
+    ) -> None:
         path = tmp_path / "run.lock"
         first = hold(holders, "file", str(path))
         assert first.said == "held"

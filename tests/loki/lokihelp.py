@@ -44,11 +44,14 @@ def vl_wait(query: str, count: int, timeout_s: float = 30.0) -> list[dict[str, A
 
 
 def ship_once(log: Path, archive: Path, target: str, *extra: str, env: dict[str, str] | None = None) -> Run:
-    return run_cli("ship", "--once", str(log), "--archive", str(archive), "--no-progress", "--to", target,
-                  *extra, env=env)  # fmt: skip
+    return run_cli(
+        "ship", "--once", str(log), "--archive", str(archive), "--no-progress", "--to", target, *extra, env=env
+    )
 
 
-def source_lines(n: int, env: str, *, seed: int = 7, start_s: int | None = None, shuffle: bool = False) -> list[dict[str, Any]]:
+def source_lines(
+    n: int, env: str, *, seed: int = 7, start_s: int | None = None, shuffle: bool = False
+) -> list[dict[str, Any]]:
     """python-json-logger-shaped records: every request line names its full context, others none."""
     rng = random.Random(seed)
     base = start_s if start_s is not None else int(time.time()) - 3600
@@ -60,14 +63,19 @@ def source_lines(n: int, env: str, *, seed: int = 7, start_s: int | None = None,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{round(ts % 1 * 1e6):06d}+00:00",
             "levelname": rng.choice(levels),
             "name": "shop.web",
-            "message": f"event seq={seq} \"quoted\" ü",
+            "message": f'event seq={seq} "quoted" ü',
             "service": SERVICES_NAMES[seq % 3],
             "env": env,
             "seq": seq,
         }
         if seq % 4:
-            rec.update(request_id=f"req-{seq // 4}", user_id=f"user-{seq % 17}", session_id=f"s-{seq % 5}",
-                       method="GET", path=f"/api/orders/{seq}")  # fmt: skip
+            rec.update(
+                request_id=f"req-{seq // 4}",
+                user_id=f"user-{seq % 17}",
+                session_id=f"s-{seq % 5}",
+                method="GET",
+                path=f"/api/orders/{seq}",
+            )
         out.append(rec)
     if shuffle:
         rng.shuffle(out)
@@ -87,8 +95,12 @@ def expected_level(name: str) -> str:
 def expected_metadata(rec: dict[str, Any]) -> dict[str, str]:
     if "request_id" not in rec:
         return {}
-    return {"request_id": rec["request_id"], "user_id": rec["user_id"], "session_id": rec["session_id"],
-            "endpoint": "/api/orders/{id}"}  # fmt: skip
+    return {
+        "request_id": rec["request_id"],
+        "user_id": rec["user_id"],
+        "session_id": rec["session_id"],
+        "endpoint": "/api/orders/{id}",
+    }
 
 
 def ts_ns(rec: dict[str, Any]) -> int:

@@ -48,8 +48,14 @@ class TestAnswers:
         assert run.code == 0, run.err
         old = sorted(r["seq"] for r in records if ts_ns(r) < cut)
         assert _seqs(double) == sorted(r["seq"] for r in records if ts_ns(r) >= cut)
-        sql = logpipe("sql", "SELECT reason, detail, raw FROM dead_letters", "--archive", str(tmp_path / "a"),
-                      "--format", "ndjson")  # fmt: skip
+        sql = logpipe(
+            "sql",
+            "SELECT reason, detail, raw FROM dead_letters",
+            "--archive",
+            str(tmp_path / "a"),
+            "--format",
+            "ndjson",
+        )
         assert sql.code == 0, sql.err
         dead = [json.loads(line) for line in sql.out.splitlines()]
         assert {d["reason"] for d in dead} == {"loki_rejected"}
@@ -81,8 +87,11 @@ class TestBatches:
     def test_requests_stay_under_the_entry_and_byte_bounds(self, double: DoubleServer, tmp_path: Path) -> None:
         """batch_entries and batch_kb cut the pushes; nothing is lost across the cuts."""
         write_lines(tmp_path / "app.log", source_lines(1000, "e"))
-        run = ship_once(tmp_path / "app.log", tmp_path / "a", double_target(double, batch_entries="60", batch_kb="16",
-                                                                             encoding="json"))  # fmt: skip
+        run = ship_once(
+            tmp_path / "app.log",
+            tmp_path / "a",
+            double_target(double, batch_entries="60", batch_kb="16", encoding="json"),
+        )
         assert run.code == 0, run.err
         pushes = double.double.pushes
         sizes = [sum(len(entries) for _, entries in p.streams) for p in pushes]
@@ -147,8 +156,12 @@ class TestHeaders:
 
     def test_bearer_token_from_the_environment(self, double: DoubleServer, tmp_path: Path) -> None:
         write_lines(tmp_path / "app.log", source_lines(20, "e"))
-        run = ship_once(tmp_path / "app.log", tmp_path / "a", double_target(double, encoding="json", gzip="true"),
-                        env={"LOGPIPE_LOKI_TOKEN": "tok-123", "LOGPIPE_LOKI_TENANT": "t9"})  # fmt: skip
+        run = ship_once(
+            tmp_path / "app.log",
+            tmp_path / "a",
+            double_target(double, encoding="json", gzip="true"),
+            env={"LOGPIPE_LOKI_TOKEN": "tok-123", "LOGPIPE_LOKI_TENANT": "t9"},
+        )
         assert run.code == 0, run.err
         headers = double.double.pushes[0].headers
         assert headers["authorization"] == "Bearer tok-123" and headers["x-scope-orgid"] == "t9"
@@ -180,9 +193,24 @@ def test_loki_down_then_up_loses_nothing(tmp_path: Path) -> None:
     records = source_lines(1000, "e")
     write_lines(log, records[:500])
     target = f"loki://127.0.0.1:{port}?max_backoff=1"
-    proc = subprocess.Popen([*LOGPIPE, "ship", "--follow", str(log), "--archive", str(tmp_path / "a"),
-                             "--no-progress", "--flush-interval", "0.2", "--to", target],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            *LOGPIPE,
+            "ship",
+            "--follow",
+            str(log),
+            "--archive",
+            str(tmp_path / "a"),
+            "--no-progress",
+            "--flush-interval",
+            "0.2",
+            "--to",
+            target,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stderr is not None
     stderr = Lines(proc.stderr)
     server = None

@@ -18,14 +18,15 @@ from lokihelp import (
     vl_target,
     vl_wait,
     write_lines,
-)  # fmt: skip
+)
 
 N = 3000
 
 
 @pytest.mark.parametrize("encoding,options", [("protobuf", {}), ("json", {}), ("json", {"gzip": "true"})])
-def test_every_record_arrives_with_labels_metadata_and_line(victorialogs: str, tmp_path: Path, encoding: str,
-                                                           options: dict[str, str]) -> None:  # fmt: skip
+def test_every_record_arrives_with_labels_metadata_and_line(
+    victorialogs: str, tmp_path: Path, encoding: str, options: dict[str, str]
+) -> None:
     """Each source line is one entry: stream labels, structured metadata, time and line as computed here."""
     env = f"t{uuid.uuid4().hex[:10]}"
     records = source_lines(N, env)

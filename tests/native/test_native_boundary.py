@@ -165,9 +165,13 @@ class TestUtf8AtTheEntry:
         lines = [b'{"message":"ok"}', b'{"message":"\xff"}']
         cuts = cuts_of(lines)
         # Arrow does not check the text of an array built from buffers: the normaliser must.
-        array = pa.Array.from_buffers(pa.large_string(), 2, [None, pa.py_buffer(int64s(cuts)), pa.py_buffer(b"".join(lines))])
+        array = pa.Array.from_buffers(
+            pa.large_string(), 2, [None, pa.py_buffer(int64s(cuts)), pa.py_buffer(b"".join(lines))]
+        )
         framed = Framed(array, pa.array([10, 40], pa.int64()))
-        records, rejects, _ = normalise(framed, normaliser(), BatchContext("/app.log", "k", READ_TIME_US), RequestContext())
+        records, rejects, _ = normalise(
+            framed, normaliser(), BatchContext("/app.log", "k", READ_TIME_US), RequestContext()
+        )
         assert records.column("message").to_pylist() == ["ok"]
         assert [(r.offset, r.reason, r.raw) for r in rejects] == [(40, "invalid_utf8", lines[1])]
 

@@ -174,28 +174,48 @@ class TestArbitraryBytes:
 
 
 # Level spellings and the level each names, written out here rather than read from the profile.
-LEVELS = {"debug": "DEBUG", "INFO": "INFO", "info": "INFO", "Warning": "WARNING", "warn": "WARNING",
-          "ERROR": "ERROR", "err": "ERROR", "critical": "CRITICAL", "fatal": "CRITICAL"}  # fmt: skip
+LEVELS = {
+    "debug": "DEBUG",
+    "INFO": "INFO",
+    "info": "INFO",
+    "Warning": "WARNING",
+    "warn": "WARNING",
+    "ERROR": "ERROR",
+    "err": "ERROR",
+    "critical": "CRITICAL",
+    "fatal": "CRITICAL",
+}
 CONSUMED = {k for group in PYTHON_JSON.alias_groups() for k in group} | set(PYTHON_JSON.always_consumed())
 values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False),
-              st.text(max_size=12)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=12),
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
     max_leaves=10,
-)  # fmt: skip
-extras = st.dictionaries(st.text(max_size=10).filter(lambda k: k not in CONSUMED and k != "_logpipe"), values, max_size=5)
+)
+extras = st.dictionaries(
+    st.text(max_size=10).filter(lambda k: k not in CONSUMED and k != "_logpipe"), values, max_size=5
+)
 record = st.fixed_dictionaries({"message": st.text(max_size=30), "level": st.sampled_from(sorted(LEVELS))})
 
 
 class TestRoundTrip:
     @SETTINGS
     @given(st.lists(st.tuples(record, extras, st.booleans()), min_size=1, max_size=6))
-    def test_message_level_and_attrs_equal_json_loads_of_the_line(self, batch: list[tuple[dict[str, str], dict[str, Any], bool]]) -> None:
+    def test_message_level_and_attrs_equal_json_loads_of_the_line(
+        self, batch: list[tuple[dict[str, str], dict[str, Any], bool]]
+    ) -> None:
         """Through the Python stage (frame, normalise): json.loads of each line is the record."""
         lines = [json.dumps({**known, **free}, ensure_ascii=ascii).encode() for known, free, ascii in batch]
         data = b"\n".join(lines) + b"\n"
         framed = frame(RawBatch("s" * 32, "/app.log", 0, len(data), data, READ_TIME_US, "python-json-logger"))
-        records, rejects, _ = normalise(framed, NORMALISER, BatchContext("/app.log", "k", READ_TIME_US), RequestContext())
+        records, rejects, _ = normalise(
+            framed, NORMALISER, BatchContext("/app.log", "k", READ_TIME_US), RequestContext()
+        )
         assert rejects == []
         rows = sorted(records.to_pylist(), key=lambda r: r["offset"])
         assert [r["offset"] for r in rows] == cuts_of([line + b"\n" for line in lines])[:-1]

@@ -71,8 +71,10 @@ class Agent:
     def __init__(self, *args: str, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
             [*LOGPIPE, *args, "--metrics-addr", "127.0.0.1:0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -142,10 +144,15 @@ class VictoriaLogs:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [str(victorialogs_binary()), f"-storageDataPath={data}", f"-httpListenAddr=127.0.0.1:{port}",
-             "-retentionPeriod=100y"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(victorialogs_binary()),
+                f"-storageDataPath={data}",
+                f"-httpListenAddr=127.0.0.1:{port}",
+                "-retentionPeriod=100y",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until("VictoriaLogs /health", lambda: http_ok(f"{self.url}/health") or self.proc.poll() is not None, 60)
         assert self.proc.poll() is None, "VictoriaLogs exited at start"
 
@@ -221,7 +228,13 @@ def promcheck() -> Path:
     sources = [PROMCHECK_SRC / name for name in ("main.go", "go.mod", "go.sum")]
     if not out.exists() or out.stat().st_mtime < max(p.stat().st_mtime for p in sources):
         out.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(["go", "build", "-o", str(out), "."], cwd=PROMCHECK_SRC, capture_output=True,
-                                text=True, timeout=1800, env={**os.environ, "CGO_ENABLED": "0"})  # fmt: skip
+        result = subprocess.run(
+            ["go", "build", "-o", str(out), "."],
+            cwd=PROMCHECK_SRC,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, "CGO_ENABLED": "0"},
+        )
         assert result.returncode == 0, f"go build promcheck failed:\n{result.stderr[-3000:]}"
     return out

@@ -39,8 +39,13 @@ class Written:
                 bad -= 1
             else:
                 level = LEVELS[self.seq % len(LEVELS)]
-                rec = {"timestamp": "2026-11-20T10:00:00.000+00:00", "level": level, "logger": "shop",
-                       "message": f"event seq={self.seq}", "seq": self.seq}  # fmt: skip
+                rec = {
+                    "timestamp": "2026-11-20T10:00:00.000+00:00",
+                    "level": level,
+                    "logger": "shop",
+                    "message": f"event seq={self.seq}",
+                    "seq": self.seq,
+                }
                 line = (json.dumps(rec) + "\n").encode()
                 self.levels[level] += 1
                 self.seq += 1
@@ -58,8 +63,16 @@ class Written:
 def agent_on_file(tmp_path: Path) -> Iterator[tuple[Agent, Written]]:
     written = Written(tmp_path / "app.log")
     written.append(good=500, bad=12)
-    agent = Agent("ship", "--follow", str(written.path), "--archive", str(tmp_path / "archive"),
-                  "--flush-interval", "0.2", "--no-progress")  # fmt: skip
+    agent = Agent(
+        "ship",
+        "--follow",
+        str(written.path),
+        "--archive",
+        str(tmp_path / "archive"),
+        "--flush-interval",
+        "0.2",
+        "--no-progress",
+    )
     yield agent, written
     agent.kill()
 
@@ -74,9 +87,11 @@ def test_counters_match_what_was_written(agent_on_file: tuple[Agent, Written]) -
 
     def caught_up() -> bool:
         s = agent.scrape()
-        return (s.value("logpipe_events_total", stage="read") == written.lines
-                and s.value("logpipe_checkpoint_lag_bytes") == 0
-                and s.value("logpipe_sink_records_sent_total", sink="archive") == written.records)  # fmt: skip
+        return (
+            s.value("logpipe_events_total", stage="read") == written.lines
+            and s.value("logpipe_checkpoint_lag_bytes") == 0
+            and s.value("logpipe_sink_records_sent_total", sink="archive") == written.records
+        )
 
     wait_until("every appended line counted, sent and committed", caught_up)
     s = agent.scrape()
@@ -164,11 +179,37 @@ def test_metrics_addr_in_use_is_a_usage_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        res = subprocess.run([*LOGPIPE, "ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "a"),
-                              "--metrics-addr", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)  # fmt: skip
+        res = subprocess.run(
+            [
+                *LOGPIPE,
+                "ship",
+                "--once",
+                str(tmp_path / "app.log"),
+                "--archive",
+                str(tmp_path / "a"),
+                "--metrics-addr",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith("error: --metrics-addr") and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a" / "logs").exists()
-    bad = subprocess.run([*LOGPIPE, "ship", "--once", str(tmp_path / "app.log"), "--archive", str(tmp_path / "a"),
-                          "--metrics-addr", "nonsense"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    bad = subprocess.run(
+        [
+            *LOGPIPE,
+            "ship",
+            "--once",
+            str(tmp_path / "app.log"),
+            "--archive",
+            str(tmp_path / "a"),
+            "--metrics-addr",
+            "nonsense",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr and "Traceback" not in bad.stderr

@@ -19,7 +19,7 @@ from observehelp import (
     metric_names,
     parse_exposition,
     promcheck,
-)  # fmt: skip
+)
 
 from tests.support.net import free_port
 from tests.support.wait import wait_until
@@ -34,8 +34,18 @@ def ship_names(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     tmp = tmp_path_factory.mktemp("deploy")
     log = tmp / "app.log"
     log.write_text('{"level": "ERROR", "message": "boom"}\nnot json\n', encoding="utf-8")
-    agent = Agent("ship", "--follow", str(log), "--archive", str(tmp / "archive"), "--to", loki_target(free_port()),
-                  "--flush-interval", "0.2", "--no-progress")  # fmt: skip
+    agent = Agent(
+        "ship",
+        "--follow",
+        str(log),
+        "--archive",
+        str(tmp / "archive"),
+        "--to",
+        loki_target(free_port()),
+        "--flush-interval",
+        "0.2",
+        "--no-progress",
+    )
     try:
         wait_until("both lines read", lambda: agent.scrape().value("logpipe_events_total", stage="read") == 2)
         yield agent.scrape().names()
@@ -97,9 +107,17 @@ def test_exported_metrics_follow_prometheus_naming(ship_names: set[str]) -> None
         if ("lag" in base and "kafka" not in base) or "buffered_bytes" in base:
             assert base.endswith("_bytes"), name
     used = set(used_by_deploy_files())
-    for family in ("logpipe_events_total", "logpipe_records_rejected_total", "logpipe_sink_records_sent_total",
-                   "logpipe_sink_records_failed_total", "logpipe_sink_retries_total", "logpipe_checkpoint_lag_bytes",
-                   "logpipe_buffered_records", "logpipe_ready", "logpipe_sink_up"):  # fmt: skip
+    for family in (
+        "logpipe_events_total",
+        "logpipe_records_rejected_total",
+        "logpipe_sink_records_sent_total",
+        "logpipe_sink_records_failed_total",
+        "logpipe_sink_retries_total",
+        "logpipe_checkpoint_lag_bytes",
+        "logpipe_buffered_records",
+        "logpipe_ready",
+        "logpipe_sink_up",
+    ):
         assert family in used and family in ours, family
     assert {"logpipe_sink_request_duration_seconds_bucket", "logpipe_sink_request_duration_seconds_count"} <= ours
 
@@ -119,15 +137,26 @@ def test_alert_rules_say_what_to_do() -> None:
         assert rule["labels"]["severity"] in {"warning", "critical"}
         assert rule["annotations"]["summary"] and len(rule["annotations"]["description"]) > 40
     names = {rule["alert"] for rule in rules}
-    assert {"LogpipeNoDataFlowing", "LogpipeRejectsRising", "LogpipeSinkErrors", "LogpipeCheckpointLagGrowing",
-            "LogpipeNotReady", "LogpipeDown"} <= names  # fmt: skip
+    assert {
+        "LogpipeNoDataFlowing",
+        "LogpipeRejectsRising",
+        "LogpipeSinkErrors",
+        "LogpipeCheckpointLagGrowing",
+        "LogpipeNotReady",
+        "LogpipeDown",
+    } <= names
 
 
 def test_dashboard_queries_parse_as_promql() -> None:
     """Every panel and variable query parses with Prometheus's own PromQL parser."""
     exprs = list(dashboard_exprs(DASH))
-    result = subprocess.run([str(promcheck()), "exprs"], input="\n".join(e.replace("\n", " ") for e in exprs),
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [str(promcheck()), "exprs"],
+        input="\n".join(e.replace("\n", " ") for e in exprs),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # label_values() is Grafana's, not PromQL: only it may fail, and it is checked by name below.
     failures = [line for line in result.stdout.splitlines() if line.strip() and not line.startswith("label_values(")]
     assert not failures, result.stdout
@@ -157,13 +186,15 @@ def test_promql_name_extraction_sees_suffixes_and_label_values() -> None:
     assert exported("logpipe_x_count", {"logpipe_x_bucket"}) and not exported("logpipe_y_total", {"logpipe_x_bucket"})
 
 
-
 def test_every_exported_metric_is_documented(ship_names: set[str]) -> None:
     """The README's metric table names each logpipe_* family a process exports, and nothing it does not."""
     import re
 
     readme = (ALERTS.parents[2] / "README.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `(logpipe_[a-z0-9_]+)` \|", readme, flags=re.MULTILINE))
-    families = {re.sub(r"_(bucket|count|sum)$", "", n) if "duration" in n else n
-                for n in ship_names | ingest_names() if n.startswith("logpipe_")}  # fmt: skip
+    families = {
+        re.sub(r"_(bucket|count|sum)$", "", n) if "duration" in n else n
+        for n in ship_names | ingest_names()
+        if n.startswith("logpipe_")
+    }
     assert families == documented

@@ -54,8 +54,9 @@ def value_bytes(topic: str) -> int:
     from aiokafka import AIOKafkaConsumer
 
     async def read() -> int:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=url("kafka"), auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None)  # fmt: skip
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=url("kafka"), auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+        )
         await consumer.start()
         total = 0
         try:
@@ -77,23 +78,58 @@ def test_ingest_metrics_match_the_topic(tmp_path: Path, kafka: str) -> None:
         for seq in range(600):
             level = LEVELS[seq % len(LEVELS)]
             levels[level] += 1
-            fh.write(json.dumps({"timestamp": "2026-11-20T10:00:00+00:00", "level": level, "message": f"m {seq}",
-                                 "request_id": f"r{seq % 37}"}) + "\n")  # fmt: skip
-    shipped = subprocess.run([*LOGPIPE, "ship", "--once", str(tmp_path / "app.log"), "--no-archive", "--archive",
-                              str(tmp_path / "agent"), "--to", url], capture_output=True, text=True, timeout=300)  # fmt: skip
+            fh.write(
+                json.dumps(
+                    {
+                        "timestamp": "2026-11-20T10:00:00+00:00",
+                        "level": level,
+                        "message": f"m {seq}",
+                        "request_id": f"r{seq % 37}",
+                    }
+                )
+                + "\n"
+            )
+    shipped = subprocess.run(
+        [
+            *LOGPIPE,
+            "ship",
+            "--once",
+            str(tmp_path / "app.log"),
+            "--no-archive",
+            "--archive",
+            str(tmp_path / "agent"),
+            "--to",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert shipped.returncode == 0, shipped.stderr
     produce(topic, [b"not json", b"[1]"])
     expected_bytes = value_bytes(topic)
 
-    agent = Agent("ingest", "--from", url, "--group", f"g-{topic}", "--archive", str(tmp_path / "central"),
-                  "--flush-interval", "0.2")  # fmt: skip
+    agent = Agent(
+        "ingest",
+        "--from",
+        url,
+        "--group",
+        f"g-{topic}",
+        "--archive",
+        str(tmp_path / "central"),
+        "--flush-interval",
+        "0.2",
+    )
     try:
+
         def drained() -> bool:
             s = agent.scrape()
-            return (s.value("logpipe_events_total", stage="read") == 602
-                    and s.value("logpipe_sink_records_sent_total", sink="archive") == 600
-                    and s.labels_of("logpipe_kafka_consumer_lag", "partition") == {"0", "1"}
-                    and s.value("logpipe_kafka_consumer_lag", topic=topic) == 0)  # fmt: skip
+            return (
+                s.value("logpipe_events_total", stage="read") == 602
+                and s.value("logpipe_sink_records_sent_total", sink="archive") == 600
+                and s.labels_of("logpipe_kafka_consumer_lag", "partition") == {"0", "1"}
+                and s.value("logpipe_kafka_consumer_lag", topic=topic) == 0
+            )
 
         wait_until("every message consumed, archived and the lag at 0", drained, 120)
         s = agent.scrape()

@@ -20,8 +20,14 @@ pytestmark = pytest.mark.services
 def write(path: Path, token: str, seqs: range) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         for seq in seqs:
-            rec = {"timestamp": f"2026-11-20T10:{seq // 60 % 60:02d}:{seq % 60:02d}.000+00:00", "level": "INFO",
-                   "logger": "shop", "message": f"event seq={seq}", "seq": seq, "run": token}  # fmt: skip
+            rec = {
+                "timestamp": f"2026-11-20T10:{seq // 60 % 60:02d}:{seq % 60:02d}.000+00:00",
+                "level": "INFO",
+                "logger": "shop",
+                "message": f"event seq={seq}",
+                "seq": seq,
+                "run": token,
+            }
             fh.write(json.dumps(rec) + "\n")
 
 
@@ -36,8 +42,18 @@ def test_sink_down_then_up_nothing_lost_nothing_twice(tmp_path: Path) -> None:
     token = f"obs{uuid.uuid4().hex[:12]}"
     log = tmp_path / "app.log"
     write(log, token, range(300))
-    agent = Agent("ship", "--follow", str(log), "--archive", str(tmp_path / "archive"), "--to", loki_target(port),
-                  "--flush-interval", "0.2", "--no-progress")  # fmt: skip
+    agent = Agent(
+        "ship",
+        "--follow",
+        str(log),
+        "--archive",
+        str(tmp_path / "archive"),
+        "--to",
+        loki_target(port),
+        "--flush-interval",
+        "0.2",
+        "--no-progress",
+    )
     vl: VictoriaLogs | None = None
     try:
         # Down: not ready, with the sink named; failures and retries rise; nothing committed.
@@ -65,9 +81,13 @@ def test_sink_down_then_up_nothing_lost_nothing_twice(tmp_path: Path) -> None:
         write(log, token, range(300, 500))
         vl = VictoriaLogs(port, tmp_path / "vl-data")
         wait_until("ready again", lambda: agent.probe("/ready")[0] == 200, 60)
-        wait_until("all 500 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 500, 60)
+        wait_until(
+            "all 500 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 500, 60
+        )
         write(log, token, range(500, 700))
-        wait_until("all 700 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 700, 60)
+        wait_until(
+            "all 700 sent", lambda: agent.scrape().value("logpipe_sink_records_sent_total", sink="loki") == 700, 60
+        )
         wait_until("700 entries in VictoriaLogs", lambda: len(seqs_in(vl, token)) >= 700, 60)
         assert seqs_in(vl, token) == list(range(700))  # exactly once
         s = agent.scrape()

@@ -14,8 +14,15 @@ from logpipe.observe.metrics import unique_names
 from logpipe.observe.readiness import Snapshot, alive, not_ready, stuck_after_s
 from logpipe.observe.server import parse_addr
 
-WELL = Snapshot(started=True, stopping=False, sinks_down=(), waiting=False, since_progress_s=0.0,
-                stuck_after_s=30.0, heartbeat_age_s=0.5)  # fmt: skip
+WELL = Snapshot(
+    started=True,
+    stopping=False,
+    sinks_down=(),
+    waiting=False,
+    since_progress_s=0.0,
+    stuck_after_s=30.0,
+    heartbeat_age_s=0.5,
+)
 
 
 def snap(**changes: object) -> Snapshot:
@@ -39,7 +46,9 @@ class TestReadiness:
         """Idle is not stuck; data waiting longer than the bound without any progress is."""
         assert not_ready(snap(waiting=False, since_progress_s=3600)) == []
         assert not_ready(snap(waiting=True, since_progress_s=29)) == []
-        assert not_ready(snap(waiting=True, since_progress_s=31)) == ["stuck: data waiting and nothing delivered for 31s"]
+        assert not_ready(snap(waiting=True, since_progress_s=31)) == [
+            "stuck: data waiting and nothing delivered for 31s"
+        ]
 
     def test_stuck_bound_scales_with_the_flush_interval(self) -> None:
         assert stuck_after_s(0.2) == 30.0 and stuck_after_s(10.0) == 100.0
@@ -51,8 +60,15 @@ class TestReadiness:
 
 
 class TestParsing:
-    @pytest.mark.parametrize("text,expected", [("127.0.0.1:9108", ("127.0.0.1", 9108)), (":9108", ("0.0.0.0", 9108)),
-                                               ("[::1]:9108", ("::1", 9108)), ("localhost:0", ("localhost", 0))])  # fmt: skip
+    @pytest.mark.parametrize(
+        "text,expected",
+        [
+            ("127.0.0.1:9108", ("127.0.0.1", 9108)),
+            (":9108", ("0.0.0.0", 9108)),
+            ("[::1]:9108", ("::1", 9108)),
+            ("localhost:0", ("localhost", 0)),
+        ],
+    )
     def test_addresses(self, text: str, expected: tuple[str, int]) -> None:
         assert parse_addr(text) == expected
 
@@ -69,7 +85,11 @@ class TestParsing:
     def test_sink_names_are_unique(self) -> None:
         """Two sinks of one kind get distinct label values, in order."""
         assert unique_names(["elasticsearch", "elasticsearch", "archive", "elasticsearch"]) == [
-            "elasticsearch", "elasticsearch-2", "archive", "elasticsearch-3"]  # fmt: skip
+            "elasticsearch",
+            "elasticsearch-2",
+            "archive",
+            "elasticsearch-3",
+        ]
 
 
 class TestJsonLog:

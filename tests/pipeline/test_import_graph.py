@@ -24,15 +24,39 @@ WIRING = ("logpipe.pipeline", "logpipe.ship", "logpipe.ingest", "logpipe.cli")
 # (stage, what it must not import): each stage imports only what comes after it in the flow,
 # and the shared modules (model, limits, schema, errors, checkpoints...).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "logpipe.model": ("logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.sinks", "logpipe.pipeline",
-                      "logpipe.ship", "logpipe.ingest", "logpipe.stats", "logpipe.config", "logpipe.cli"),
-    "logpipe.sources": ("logpipe.parse", "logpipe.enrich", "logpipe.sinks", "logpipe.pipeline", "logpipe.ship",
-                        "logpipe.ingest", "logpipe.stats"),
+    "logpipe.model": (
+        "logpipe.sources",
+        "logpipe.parse",
+        "logpipe.enrich",
+        "logpipe.sinks",
+        "logpipe.pipeline",
+        "logpipe.ship",
+        "logpipe.ingest",
+        "logpipe.stats",
+        "logpipe.config",
+        "logpipe.cli",
+    ),
+    "logpipe.sources": (
+        "logpipe.parse",
+        "logpipe.enrich",
+        "logpipe.sinks",
+        "logpipe.pipeline",
+        "logpipe.ship",
+        "logpipe.ingest",
+        "logpipe.stats",
+    ),
     "logpipe.parse": ("logpipe.sources", "logpipe.sinks", "logpipe.pipeline"),
     "logpipe.enrich": ("logpipe.sources", "logpipe.sinks", "logpipe.pipeline"),
-    "logpipe.sinks": ("logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.pipeline", "logpipe.ship",
-                      "logpipe.ingest", "logpipe.config"),
-}  # fmt: skip
+    "logpipe.sinks": (
+        "logpipe.sources",
+        "logpipe.parse",
+        "logpipe.enrich",
+        "logpipe.pipeline",
+        "logpipe.ship",
+        "logpipe.ingest",
+        "logpipe.config",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +146,11 @@ def meeting_places(graph: Mapping[str, list[Edge]]) -> list[str]:
     """Modules outside sources and sinks that import both: each with the edges that show it."""
     found = []
     for module, edges in graph.items():
-        if within(module, "logpipe.sources") or within(module, "logpipe.sinks") or any(within(module, w) for w in WIRING):
+        if (
+            within(module, "logpipe.sources")
+            or within(module, "logpipe.sinks")
+            or any(within(module, w) for w in WIRING)
+        ):
             continue
         to_sources = [e for e in edges if within(e.imported, "logpipe.sources")]
         to_sinks = [e for e in edges if within(e.imported, "logpipe.sinks")]
@@ -151,7 +179,7 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from logpipe.sinks.base import Sink\n"
         "def f():\n    from .. import model\n    from logpipe import sinks\n"
-    )  # fmt: skip
+    )
     edges = {(e.module, e.imported, e.where) for e in import_graph(pkg)["logpipe.sources.a"]}
     assert edges == {
         ("logpipe.sources.a", "logpipe.sinks.base", "logpipe/sources/a.py:3"),

@@ -38,8 +38,9 @@ def test_a_failure_while_building_closes_what_was_opened(tmp_path: Path, monkeyp
 
     write_log(tmp_path / "app.log", 1)
     port = free_port()
-    loaded = ShipFlags(paths=[str(tmp_path / "app.log")], archive=tmp_path / "archive",
-                       metrics_addr=f"127.0.0.1:{port}").to_config()  # fmt: skip
+    loaded = ShipFlags(
+        paths=[str(tmp_path / "app.log")], archive=tmp_path / "archive", metrics_addr=f"127.0.0.1:{port}"
+    ).to_config()
     monkeypatch.setattr(logpipe.sinks.targets, "sinks_for_config", broken)
     with pytest.raises(RuntimeError, match="no such sink"):
         Agent.build(loaded, until="end")

@@ -145,12 +145,31 @@ class Member:
 def ship_to(kafka: str, topic: str, log: Path, first: int, count: int) -> None:
     """Records first..first+count-1 into the topic, as `logpipe ship --to kafka://` writes them.
     Request ids are the messages' keys, so the records spread over the partitions."""
-    lines = (json.dumps({"timestamp": "2026-11-20T10:00:00Z", "level": "INFO", "message": f"m{i}", "request_id": f"r{i}"})
-             for i in range(first, first + count))  # fmt: skip
+    lines = (
+        json.dumps({"timestamp": "2026-11-20T10:00:00Z", "level": "INFO", "message": f"m{i}", "request_id": f"r{i}"})
+        for i in range(first, first + count)
+    )
     log.write_text("".join(f"{line}\n" for line in lines))
-    produced = subprocess.run([sys.executable, "-m", "logpipe", "ship", "--once", str(log), "--no-archive", "--archive",
-                               str(log.parent / f"agent-{first}"), "--to", f"kafka://{kafka}/{topic}", "--no-progress"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S)  # fmt: skip
+    produced = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "logpipe",
+            "ship",
+            "--once",
+            str(log),
+            "--no-archive",
+            "--archive",
+            str(log.parent / f"agent-{first}"),
+            "--to",
+            f"kafka://{kafka}/{topic}",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
     assert produced.returncode == 0, produced.stderr
 
 

@@ -244,8 +244,16 @@ class TestFileSource:
         """A one-off run whose globs match nothing is a typo; an agent (follow) waits for files instead."""
         spec = SourceSpec((str(tmp_path / "*.log"),))
         with pytest.raises(UsageError, match="no file matches"):
-            asyncio.run(FileSource([spec], CheckpointStore(tmp_path / "s1"), until="end", detect_format=resolve_format).open(_Delivery()))
-        asyncio.run(FileSource([spec], CheckpointStore(tmp_path / "s2"), until="follow", detect_format=resolve_format).open(_Delivery()))
+            asyncio.run(
+                FileSource([spec], CheckpointStore(tmp_path / "s1"), until="end", detect_format=resolve_format).open(
+                    _Delivery()
+                )
+            )
+        asyncio.run(
+            FileSource([spec], CheckpointStore(tmp_path / "s2"), until="follow", detect_format=resolve_format).open(
+                _Delivery()
+            )
+        )
 
     def test_publish_reports_the_lag_past_the_committed_checkpoint(self, tmp_path: Path) -> None:
         """The monitor's lag is the file size minus what is committed, as the source publishes it."""

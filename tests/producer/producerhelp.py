@@ -44,7 +44,9 @@ class Response:
         return [v for k, v in self.messages[0]["headers"] if k == name]
 
 
-def http_scope(method: str = "GET", path: str = "/", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+def http_scope(
+    method: str = "GET", path: str = "/", headers: list[tuple[bytes, bytes]] | None = None
+) -> dict[str, Any]:
     return {"type": "http", "asgi": {"version": "3.0"}, "method": method, "path": path, "headers": headers or []}
 
 

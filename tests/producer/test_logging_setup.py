@@ -160,9 +160,18 @@ class TestContextApi:
 class TestPackage:
     def test_all_is_exact(self) -> None:
         """`__all__` lists what exists, and every public name is in it."""
-        public = {n for n in vars(lplog) if not n.startswith("_")} - {"annotations", "logging", "sys", "Any",
-                                                                         "Final", "TextIO", "Clock", "asgi",
-                                                                         "context", "formatter"}  # fmt: skip
+        public = {n for n in vars(lplog) if not n.startswith("_")} - {
+            "annotations",
+            "logging",
+            "sys",
+            "Any",
+            "Final",
+            "TextIO",
+            "Clock",
+            "asgi",
+            "context",
+            "formatter",
+        }
         assert set(lplog.__all__) == public
         assert all(hasattr(lplog, n) for n in lplog.__all__)
 
@@ -179,10 +188,16 @@ class TestPackage:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert out.returncode == 0
         light = subprocess.run(
-            [sys.executable, "-c", "import sys, logpipe.logging; print(','.join(sorted(m for m in sys.modules "
-             "if m.split('.')[0] in {'duckdb','pyarrow','polars','numpy','typer','rich','orjson','click'})))"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                "import sys, logpipe.logging; print(','.join(sorted(m for m in sys.modules "
+                "if m.split('.')[0] in {'duckdb','pyarrow','polars','numpy','typer','rich','orjson','click'})))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert light.stdout.strip() == ""
 
     def test_package_imports_only_stdlib_and_python_json_logger(self) -> None:
@@ -198,9 +213,11 @@ class TestPackage:
                 for name in names:
                     top = name.split(".")[0]
                     assert (
-                        top in sys.stdlib_module_names or top in allowed_third_party or name.startswith("logpipe.logging")
+                        top in sys.stdlib_module_names
+                        or top in allowed_third_party
+                        or name.startswith("logpipe.logging")
                         or top == "__future__"
-                    ), (path.name, name)  # fmt: skip
+                    ), (path.name, name)
 
     def test_lines_are_json(self) -> None:
         """Values JSON has no type for (a set, a datetime) still make a valid line (repr, ISO 8601)."""

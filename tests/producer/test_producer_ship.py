@@ -71,9 +71,19 @@ class Scenario:
         for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             message = f"plain {level.lower()} record"
             self.log.log(getattr(logging, level), message, extra={"cart": {"items": [1, 2]}})
-            self.note(message, level=level, logger="shop.checkout", request_id=None, user_id=None,
-                      attrs={"cart": {"items": [1, 2]}, "env": "test", "function": "plain_records",
-                             "module": "test_producer_ship"})  # fmt: skip
+            self.note(
+                message,
+                level=level,
+                logger="shop.checkout",
+                request_id=None,
+                user_id=None,
+                attrs={
+                    "cart": {"items": [1, 2]},
+                    "env": "test",
+                    "function": "plain_records",
+                    "module": "test_producer_ship",
+                },
+            )
 
     def context_and_exception(self) -> None:
         with lplog.request_context(request_id="req-ctx-1"):
@@ -84,8 +94,14 @@ class Scenario:
                 {}["missing-key"]
             except KeyError:
                 self.log.exception("lookup failed for %s", "missing-key")
-            self.note("lookup failed for missing-key", level="ERROR", request_id="req-ctx-1", user_id="u-1",
-                      session_id="s-1", error=("Traceback (most recent call last)", "KeyError: 'missing-key'"))  # fmt: skip
+            self.note(
+                "lookup failed for missing-key",
+                level="ERROR",
+                request_id="req-ctx-1",
+                user_id="u-1",
+                session_id="s-1",
+                error=("Traceback (most recent call last)", "KeyError: 'missing-key'"),
+            )
         self.log.info("after the request")
         self.note("after the request", request_id=None, user_id=None, session_id=None)
 
@@ -101,14 +117,33 @@ class Scenario:
         mw = lplog.RequestContextMiddleware(app, logger="shop.access", clock=self.mono)
         response = await call(mw, http_scope("GET", "/api/orders/12345", [(b"x-request-id", b"edge-77")]))
         assert response.header(b"x-request-id") == [b"edge-77"]
-        self.note("GET /api/orders/12345 -> 404", level="INFO", logger="shop.access", request_id="edge-77",
-                  user_id="u-2", session_id="s-2", method="GET", path="/api/orders/12345",
-                  endpoint="/api/orders/{id}", status=404, duration_ms=250.5)  # fmt: skip
+        self.note(
+            "GET /api/orders/12345 -> 404",
+            level="INFO",
+            logger="shop.access",
+            request_id="edge-77",
+            user_id="u-2",
+            session_id="s-2",
+            method="GET",
+            path="/api/orders/12345",
+            endpoint="/api/orders/{id}",
+            status=404,
+            duration_ms=250.5,
+        )
         with pytest.raises(RuntimeError):
             await call(mw, http_scope("POST", "/api/cart/7/boom", [(b"x-request-id", b"edge-78")]))
-        self.note("POST /api/cart/7/boom -> 500 (unhandled exception)", level="ERROR", logger="shop.access",
-                  request_id="edge-78", user_id="u-2", method="POST", endpoint="/api/cart/{id}/boom", status=500,
-                  duration_ms=250.5, error=("RuntimeError: backend exploded",))  # fmt: skip
+        self.note(
+            "POST /api/cart/7/boom -> 500 (unhandled exception)",
+            level="ERROR",
+            logger="shop.access",
+            request_id="edge-78",
+            user_id="u-2",
+            method="POST",
+            endpoint="/api/cart/{id}/boom",
+            status=500,
+            duration_ms=250.5,
+            error=("RuntimeError: backend exploded",),
+        )
 
     async def concurrent_requests(self, n: int = 24) -> None:
         rng = random.Random(5)
@@ -129,9 +164,16 @@ class Scenario:
         responses = await asyncio.gather(*(call(mw, http_scope("GET", f"/api/items/{i}")) for i in range(n)))
         self.request_ids = {i: r.header(b"x-request-id")[0].decode() for i, r in enumerate(responses)}
         for i in range(n):
-            self.expected.append({"message": f"GET /api/items/{i} -> {200 + i % 3}", "status": 200 + i % 3,
-                                  "user_id": f"u-c{i}", "session_id": f"s-c{i}", "endpoint": "/api/items/{id}",
-                                  "concurrent": i})  # fmt: skip
+            self.expected.append(
+                {
+                    "message": f"GET /api/items/{i} -> {200 + i % 3}",
+                    "status": 200 + i % 3,
+                    "user_id": f"u-c{i}",
+                    "session_id": f"s-c{i}",
+                    "endpoint": "/api/items/{id}",
+                    "concurrent": i,
+                }
+            )
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +183,10 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     scenario = Scenario()
     shop = logging.getLogger("shop")
     shop.setLevel(logging.DEBUG)  # the service's debug lines, not asyncio's
-    with open(log_path, "w", encoding="utf-8") as out, logging_to(out, service="shop", level="INFO", env="test", clock=scenario.clock):
+    with (
+        open(log_path, "w", encoding="utf-8") as out,
+        logging_to(out, service="shop", level="INFO", env="test", clock=scenario.clock),
+    ):
         scenario.plain_records()
         scenario.context_and_exception()
         asyncio.run(scenario.access_records())
@@ -150,8 +195,13 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run = run_logpipe("ship", "--once", str(log_path), "--archive", str(archive), "--no-progress")
     assert run.code == 0, run.err
     rows = archive_rows(archive)
-    return {"scenario": scenario, "rows": {r["message"]: r for r in rows}, "count": len(rows), "run": run,
-            "lines": log_path.read_text().splitlines()}  # fmt: skip
+    return {
+        "scenario": scenario,
+        "rows": {r["message"]: r for r in rows},
+        "count": len(rows),
+        "run": run,
+        "lines": log_path.read_text().splitlines(),
+    }
 
 
 class TestShippedWithNoConfiguration:
@@ -166,8 +216,18 @@ class TestShippedWithNoConfiguration:
         for want in shipped["scenario"].expected:
             row = shipped["rows"][want["message"]]
             assert row["service"] == "shop", want["message"]
-            for column in ("level", "logger", "request_id", "user_id", "session_id", "method", "path",
-                           "endpoint", "status", "duration_ms"):  # fmt: skip
+            for column in (
+                "level",
+                "logger",
+                "request_id",
+                "user_id",
+                "session_id",
+                "method",
+                "path",
+                "endpoint",
+                "status",
+                "duration_ms",
+            ):
                 if column in want:
                     assert row[column] == want[column], (want["message"], column, row[column])
 
@@ -222,7 +282,9 @@ def test_demo_log_ships_cleanly(tmp_path: Path) -> None:
 
     root = Path(__file__).resolve().parents[2]
     out, archive = tmp_path / "app.log", tmp_path / "archive"
-    subprocess.run([sys.executable, str(root / "scripts" / "demo_log.py"), "--out", str(out), "--lines", "3000"], check=True)
+    subprocess.run(
+        [sys.executable, str(root / "scripts" / "demo_log.py"), "--out", str(out), "--lines", "3000"], check=True
+    )
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) >= 3000
     run = run_logpipe("ship", "--once", str(out), "--archive", str(archive), "--no-progress")

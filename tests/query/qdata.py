@@ -100,12 +100,19 @@ def generate_records(now: datetime, seed: int = 7) -> list[Record]:
                         status = rnd.choices((200, 201, 404, 500, 503), (70, 10, 8, 7, 5))[0]
                         level = "ERROR" if status >= 500 else "INFO"
                         method = "POST" if template == "/api/cart" else "GET"
-                        lines.append(_record(
-                            ts=ts, level=level, message=f"{method} {path_of(req)} {status}",
-                            message_key=f"{method} {template} {status}", method=method,
-                            endpoint=template, path=path_of(req), status=status,
-                            duration_ms=duration,
-                        ))
+                        lines.append(
+                            _record(
+                                ts=ts,
+                                level=level,
+                                message=f"{method} {path_of(req)} {status}",
+                                message_key=f"{method} {template} {status}",
+                                method=method,
+                                endpoint=template,
+                                path=path_of(req),
+                                status=status,
+                                duration_ms=duration,
+                            )
+                        )
                     else:
                         level = rnd.choices(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), (3, 5, 2, 2, 1))[0]
                         error = None
@@ -113,7 +120,7 @@ def generate_records(now: datetime, seed: int = 7) -> list[Record]:
                             text, key = rnd.choice(ERRORS)
                             message = text.format(n=rnd.randint(1, 99999))
                             if req % 3:  # a stack on two thirds of them (no draw: the data stays as it was)
-                                error = f"Traceback (most recent call last):\n  File \"app.py\", line {req}\n{message}"
+                                error = f'Traceback (most recent call last):\n  File "app.py", line {req}\n{message}'
                         else:
                             message = key = f"step {k} of {template}"
                         lines.append(_record(ts=ts, level=level, message=message, message_key=key, error=error))
@@ -126,11 +133,18 @@ def generate_records(now: datetime, seed: int = 7) -> list[Record]:
     for _ in range(40):  # background jobs: no request; some name a user
         text, key = rnd.choice(ERRORS)
         level = rnd.choice(("ERROR", "CRITICAL", "INFO", "WARNING"))
-        records.append(_record(
-            ts=take(moment()), level=level, message=text.format(n=rnd.randint(1, 999)), message_key=key,
-            service="worker", host="h9", logger="jobs",
-            user_id=rnd.choice((None, *USERS[:4])),
-        ))
+        records.append(
+            _record(
+                ts=take(moment()),
+                level=level,
+                message=text.format(n=rnd.randint(1, 999)),
+                message_key=key,
+                service="worker",
+                host="h9",
+                logger="jobs",
+                user_id=rnd.choice((None, *USERS[:4])),
+            )
+        )
     records.sort(key=lambda r: r["ts"])
     for i, rec in enumerate(records):
         rec.update(source="gen.log", offset=i * 100, event_id=f"ev{i:06d}", attrs="{}")

@@ -54,16 +54,18 @@ def errors(records: list[Record], since: datetime, until: datetime, service: str
         last = max(r["ts"] for r in recs)
         with_error = [r for r in recs if r["error"] is not None]
         latest_error = max(with_error, key=lambda r: (r["ts"], r["event_id"]), default=None)
-        rows.append({
-            "message_key": key,
-            "count": len(recs),
-            "first_seen": min(r["ts"] for r in recs),
-            "last_seen": last,
-            "sample_messages": {r["message"] for r in recs if r["ts"] == last},
-            "top_endpoints": _top(Counter(e for e in map(endpoint, recs) if e is not None)),
-            "top_services": _top(Counter(r["service"] for r in recs if r["service"] is not None)),
-            "sample_error": latest_error["error"] if latest_error is not None else None,
-        })
+        rows.append(
+            {
+                "message_key": key,
+                "count": len(recs),
+                "first_seen": min(r["ts"] for r in recs),
+                "last_seen": last,
+                "sample_messages": {r["message"] for r in recs if r["ts"] == last},
+                "top_endpoints": _top(Counter(e for e in map(endpoint, recs) if e is not None)),
+                "top_services": _top(Counter(r["service"] for r in recs if r["service"] is not None)),
+                "sample_error": latest_error["error"] if latest_error is not None else None,
+            }
+        )
     rows.sort(key=lambda r: (-r["count"], r["message_key"]))
     return rows
 
@@ -94,8 +96,13 @@ def request_context(records: list[Record]) -> dict[str, tuple[str | None, str | 
 
 
 def journey(
-    records: list[Record], since: datetime, until: datetime, *, user: str | None = None,
-    session: str | None = None, request: str | None = None,
+    records: list[Record],
+    since: datetime,
+    until: datetime,
+    *,
+    user: str | None = None,
+    session: str | None = None,
+    request: str | None = None,
 ) -> list[tuple[Any, ...]]:
     """Rows (ts, session_id, request_id, user_id, level, service, method, endpoint, status,
     duration_ms, message) in journey order: sessions by first record, then requests by first
@@ -125,14 +132,29 @@ def journey(
     def order(item: tuple[Record, Any, Any]) -> tuple[Any, ...]:
         rec, _, sess = item
         return (
-            session_first[sess], sess is None, sess or "",
-            request_first[(sess, rec["request_id"])], rec["request_id"] is None, rec["request_id"] or "",
+            session_first[sess],
+            sess is None,
+            sess or "",
+            request_first[(sess, rec["request_id"])],
+            rec["request_id"] is None,
+            rec["request_id"] or "",
             rec["ts"],
         )
 
     return [
-        (rec["ts"], sess, rec["request_id"], usr, rec["level"], rec["service"], rec["method"],
-         rec["endpoint"], rec["status"], rec["duration_ms"], rec["message"])
+        (
+            rec["ts"],
+            sess,
+            rec["request_id"],
+            usr,
+            rec["level"],
+            rec["service"],
+            rec["method"],
+            rec["endpoint"],
+            rec["status"],
+            rec["duration_ms"],
+            rec["message"],
+        )
         for rec, usr, sess in sorted(picked, key=order)
     ]
 
@@ -146,7 +168,11 @@ def quantile_linear(values: list[float], q: float) -> float:
 
 
 def slow(
-    records: list[Record], since: datetime, until: datetime, threshold_ms: float, by: str = "endpoint",
+    records: list[Record],
+    since: datetime,
+    until: datetime,
+    threshold_ms: float,
+    by: str = "endpoint",
 ) -> list[dict[str, Any]]:
     groups: dict[str, list[Record]] = defaultdict(list)
     for rec in records:
@@ -158,11 +184,16 @@ def slow(
         p95 = quantile_linear(durations, 0.95)
         if p95 <= threshold_ms:
             continue
-        rows.append({
-            "key": key, "count": len(recs),
-            "p50_ms": quantile_linear(durations, 0.5), "p95_ms": p95,
-            "p99_ms": quantile_linear(durations, 0.99), "max_ms": max(durations),
-            "error_rate": sum(1 for r in recs if (r["status"] or 0) >= 500) / len(recs),
-        })
+        rows.append(
+            {
+                "key": key,
+                "count": len(recs),
+                "p50_ms": quantile_linear(durations, 0.5),
+                "p95_ms": p95,
+                "p99_ms": quantile_linear(durations, 0.99),
+                "max_ms": max(durations),
+                "error_rate": sum(1 for r in recs if (r["status"] or 0) >= 500) / len(recs),
+            }
+        )
     rows.sort(key=lambda r: (-r["p95_ms"], r["key"]))
     return rows

@@ -78,8 +78,13 @@ def test_search_process_imports_only_its_command_module(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv", [["--help"], ["nosuch"]])
 def test_root_help_and_unknown_commands_see_every_command(argv: list[str]) -> None:
-    out = subprocess.run([sys.executable, "-m", "logpipe", *argv], capture_output=True, text=True, cwd=ROOT,
-                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "logpipe", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     shown = out.stdout + out.stderr
     if argv == ["--help"]:
         assert out.returncode == 0
@@ -88,4 +93,3 @@ def test_root_help_and_unknown_commands_see_every_command(argv: list[str]) -> No
     else:
         assert out.returncode != 0
         assert "No such command 'nosuch'" in shown
-

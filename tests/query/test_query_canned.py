@@ -38,8 +38,14 @@ class TestErrors:
         `top_endpoints` still names the endpoints, counted once per error record."""
         since, until = _window(generated)
         got = q.errors(generated.archive, since=since, until=until).to_pylist()
-        in_requests = [r for r in generated.records if r["level"] in ("ERROR", "CRITICAL") and r["endpoint"] is None
-                       and r["request_id"] is not None and since <= r["ts"] < until]  # fmt: skip
+        in_requests = [
+            r
+            for r in generated.records
+            if r["level"] in ("ERROR", "CRITICAL")
+            and r["endpoint"] is None
+            and r["request_id"] is not None
+            and since <= r["ts"] < until
+        ]
         assert in_requests, "the generated data should have error lines without an endpoint inside requests"
         assert any(row["top_endpoints"] for row in got if not row["message_key"].startswith(("GET", "POST")))
         assert sum(row["sample_error"] is not None for row in got) >= 3
@@ -89,9 +95,14 @@ class TestJourney:
         rows = q.journey(generated.archive, user="u3", since=since, until=until).to_pylist()
         raw_user = {r["event_id"]: r["user_id"] for r in generated.records}
         assert len(rows) > sum(1 for v in raw_user.values() if v == "u3") - 5  # most of u3's own lines
-        lacking = [r for r in generated.records if r["user_id"] is None and r["request_id"] is not None
-                   and expected.request_context(generated.records)[r["request_id"]][0] == "u3"
-                   and since <= r["ts"] < until]
+        lacking = [
+            r
+            for r in generated.records
+            if r["user_id"] is None
+            and r["request_id"] is not None
+            and expected.request_context(generated.records)[r["request_id"]][0] == "u3"
+            and since <= r["ts"] < until
+        ]
         assert lacking, "generated data must have u3 lines without user_id"
         got_keys = {(r["ts"], r["message"]) for r in rows}
         assert all((r["ts"], r["message"]) in got_keys for r in lacking)
@@ -102,11 +113,13 @@ class TestJourney:
         session = next(r["session_id"] for r in generated.records if r["session_id"])
         got = q.journey(generated.archive, session=session, since=since, until=until)
         assert [tuple(r.values()) for r in got.to_pylist()] == expected.journey(
-            generated.records, since, until, session=session)
+            generated.records, since, until, session=session
+        )
         request = next(r["request_id"] for r in generated.records if r["request_id"] and r["user_id"] is None)
         got = q.journey(generated.archive, request=request, since=since, until=until)
         assert [tuple(r.values()) for r in got.to_pylist()] == expected.journey(
-            generated.records, since, until, request=request)
+            generated.records, since, until, request=request
+        )
 
     def test_needs_exactly_one_subject(self, generated: Generated) -> None:
         from logpipe.errors import UsageError
@@ -144,4 +157,6 @@ class TestPolars:
         since, until = _window(generated)
         frame = q.slow(generated.archive, since=since, until=until, threshold=0, polars=True)
         assert isinstance(frame, pl.DataFrame)
-        assert frame.to_arrow().to_pylist() == q.slow(generated.archive, since=since, until=until, threshold=0).to_pylist()
+        assert (
+            frame.to_arrow().to_pylist() == q.slow(generated.archive, since=since, until=until, threshold=0).to_pylist()
+        )

@@ -104,8 +104,14 @@ class TestBind:
 
     def test_defaults_and_conversions(self) -> None:
         values = bind(self.QUERY, {"limit": "3", "ok": "no", "t": "250ms", "by": "b"}, now=NOW)
-        assert values == {"since": NOW - timedelta(hours=1), "until": NOW, "limit": 3, "ok": False,
-                          "t": 250.0, "by": "b"}
+        assert values == {
+            "since": NOW - timedelta(hours=1),
+            "until": NOW,
+            "limit": 3,
+            "ok": False,
+            "t": 250.0,
+            "by": "b",
+        }
 
     @pytest.mark.parametrize(
         ("given", "message"),
@@ -130,7 +136,7 @@ class TestBind:
 HOSTILE = [
     "'; DROP VIEW logs; --",
     "u1' OR '1'='1",
-    "u1\"; SELECT * FROM dead_letters; --",
+    'u1"; SELECT * FROM dead_letters; --',
     "$user",
 ]
 

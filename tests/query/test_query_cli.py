@@ -29,8 +29,16 @@ class TestErrorsCommand:
         rows = json.loads(res.out)
         want = expected.errors(generated.records, generated.now - timedelta(hours=48), generated.now)
         assert [(r["message_key"], r["count"]) for r in rows] == [(w["message_key"], w["count"]) for w in want]
-        assert list(rows[0]) == ["message_key", "count", "first_seen", "last_seen", "sample_message",
-                                 "top_endpoints", "top_services", "sample_error"]
+        assert list(rows[0]) == [
+            "message_key",
+            "count",
+            "first_seen",
+            "last_seen",
+            "sample_message",
+            "top_endpoints",
+            "top_services",
+            "sample_error",
+        ]
         assert rows[0]["first_seen"].endswith("Z") and _ts(rows[0]["first_seen"]) == want[0]["first_seen"]
 
     def test_relative_window(self, cli: Any, generated: Generated) -> None:
@@ -73,8 +81,17 @@ class TestErrorsCommand:
 
 class TestJourneyCommand:
     def test_json_matches_plain_python(self, cli: Any, generated: Generated) -> None:
-        res = cli("query", "journey", "--user", "u2", "--archive", str(generated.archive), *_since(generated),
-                  "--format", "json")
+        res = cli(
+            "query",
+            "journey",
+            "--user",
+            "u2",
+            "--archive",
+            str(generated.archive),
+            *_since(generated),
+            "--format",
+            "json",
+        )
         assert res.code == 0, res.err
         want = expected.journey(generated.records, generated.now - timedelta(hours=48), generated.now, user="u2")
         rows = json.loads(res.out)
@@ -128,8 +145,9 @@ class TestJourneyReadsAtNarrowWidths:
         return any(line[:-1].endswith(text[:k].rstrip()) for k in range(len(text), min(len(text), 10) - 1, -1))
 
     @pytest.mark.parametrize("width", [80, 120])
-    def test_headings_and_one_line_a_record(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated,
-                                            width: int) -> None:  # fmt: skip
+    def test_headings_and_one_line_a_record(
+        self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated, width: int
+    ) -> None:
         monkeypatch.setenv("COLUMNS", str(width))
         args = ("query", "journey", "--user", "u2", "--archive", str(generated.archive), *_since(generated))
         table = cli(*args)
@@ -158,8 +176,17 @@ class TestJourneyReadsAtNarrowWidths:
 
 class TestSlowCommand:
     def test_json_matches_plain_python(self, cli: Any, generated: Generated) -> None:
-        res = cli("query", "slow", "--archive", str(generated.archive), *_since(generated), "--threshold", "300ms",
-                  "--format", "json")
+        res = cli(
+            "query",
+            "slow",
+            "--archive",
+            str(generated.archive),
+            *_since(generated),
+            "--threshold",
+            "300ms",
+            "--format",
+            "json",
+        )
         assert res.code == 0, res.err
         want = expected.slow(generated.records, generated.now - timedelta(hours=48), generated.now, 300.0)
         rows = json.loads(res.out)
@@ -167,8 +194,17 @@ class TestSlowCommand:
         assert [r["p95_ms"] for r in rows] == pytest.approx([w["p95_ms"] for w in want])
 
     def test_by_service_table(self, cli: Any, generated: Generated) -> None:
-        res = cli("query", "slow", "--archive", str(generated.archive), *_since(generated), "--threshold", "0",
-                  "--by", "service")
+        res = cli(
+            "query",
+            "slow",
+            "--archive",
+            str(generated.archive),
+            *_since(generated),
+            "--threshold",
+            "0",
+            "--by",
+            "service",
+        )
         assert res.code == 0 and "service" in res.out and "%" in res.out
 
 
@@ -184,8 +220,20 @@ class TestCatalogCommands:
             "-- columns: level, n\nSELECT level, count(*) AS n FROM logs WHERE level = $level AND ts >= $since "
             "GROUP BY level\n"
         )
-        res = cli("query", "by_level", "--param", "level=WARNING", "--since", "30d", "--queries", str(tmp_path),
-                  "--archive", str(generated.archive), "--format", "json")
+        res = cli(
+            "query",
+            "by_level",
+            "--param",
+            "level=WARNING",
+            "--since",
+            "30d",
+            "--queries",
+            str(tmp_path),
+            "--archive",
+            str(generated.archive),
+            "--format",
+            "json",
+        )
         assert res.code == 0, res.err
         assert json.loads(res.out) == [
             {"level": "WARNING", "n": sum(1 for r in generated.records if r["level"] == "WARNING")}
@@ -206,12 +254,22 @@ class TestCatalogCommands:
         assert as_json and all(row["nothing"] is None for row in as_json)
 
     def test_named_builtin(self, cli: Any, generated: Generated) -> None:
-        res = cli("query", "error_timeline", "-p", "buckets=5", *_since(generated), "--archive",
-                  str(generated.archive), "--format", "csv")
+        res = cli(
+            "query",
+            "error_timeline",
+            "-p",
+            "buckets=5",
+            *_since(generated),
+            "--archive",
+            str(generated.archive),
+            "--format",
+            "csv",
+        )
         assert res.code == 0, res.err
         counts = [int(r["count"]) for r in csv.DictReader(io.StringIO(res.out))]
-        assert counts == expected.error_timeline(generated.records, generated.now - timedelta(hours=48),
-                                                 generated.now, 5)
+        assert counts == expected.error_timeline(
+            generated.records, generated.now - timedelta(hours=48), generated.now, 5
+        )
 
 
 class TestCleanErrors:
@@ -245,16 +303,40 @@ class TestCleanErrors:
         assert res.code == 1 and res.err.startswith("error: no archive at") and len(res.err.splitlines()) == 1
 
     def test_empty_result(self, cli: Any, generated: Generated) -> None:
-        res = cli("query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01",
-                  "--until", "2001-01-02", "--format", "json")
+        res = cli(
+            "query",
+            "errors",
+            "--archive",
+            str(generated.archive),
+            "--since",
+            "2001-01-01",
+            "--until",
+            "2001-01-02",
+            "--format",
+            "json",
+        )
         # #13: an empty result is not an error: `[]` and exit 0 (it was one red line and exit 1).
         assert (res.code, json.loads(res.out), res.err) == (0, [], "")
-        for fmt, out in (("csv", "message_key,count,first_seen,last_seen,sample_message,top_endpoints,top_services,"
-                                 "sample_error\n"), ("ndjson", "")):  # fmt: skip
-            res = cli("query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01",
-                      "--until", "2001-01-02", "--format", fmt)
+        for fmt, out in (
+            ("csv", "message_key,count,first_seen,last_seen,sample_message,top_endpoints,top_services,sample_error\n"),
+            ("ndjson", ""),
+        ):
+            res = cli(
+                "query",
+                "errors",
+                "--archive",
+                str(generated.archive),
+                "--since",
+                "2001-01-01",
+                "--until",
+                "2001-01-02",
+                "--format",
+                fmt,
+            )
             assert (res.code, res.out, res.err) == (0, out, "")
-        res = cli("query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01", "--until", "2001-01-02")
+        res = cli(
+            "query", "errors", "--archive", str(generated.archive), "--since", "2001-01-01", "--until", "2001-01-02"
+        )
         assert (res.code, res.err) == (0, "")
         assert res.out == "no ERROR or CRITICAL records from 2001-01-01 00:00:00 to 2001-01-02 00:00:00 UTC\n"
 
@@ -273,8 +355,10 @@ def _short(texts: list[str | None]) -> list[str]:
     """The table's time cells, worked out here from the JSON: time of day, `MM-DD ` in front over days."""
     times = [_ts(t) for t in texts if t is not None]
     many_days = len({t.date() for t in times}) > 1
-    return [t.strftime("%m-%d " if many_days else "") + t.strftime("%H:%M:%S.") + f"{t.microsecond // 1000:03d}"
-            for t in times]  # fmt: skip
+    return [
+        t.strftime("%m-%d " if many_days else "") + t.strftime("%H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+        for t in times
+    ]
 
 
 def _column(table: str, name: str) -> tuple[list[str], list[str]]:
@@ -306,22 +390,42 @@ class TestTablesFitEighty:
             assert (days == {header[1]}) if len(days) == 1 else (len(header) == 1 or header[1] == "")
 
     def test_errors(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated) -> None:
-        self._check(cli, monkeypatch, ("query", "errors", "--archive", str(generated.archive), *_since(generated)),
-                    ("first_seen", "last_seen"))
+        self._check(
+            cli,
+            monkeypatch,
+            ("query", "errors", "--archive", str(generated.archive), *_since(generated)),
+            ("first_seen", "last_seen"),
+        )
 
     def test_errors_within_one_day(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated) -> None:
-        self._check(cli, monkeypatch, ("query", "errors", "--archive", str(generated.archive), *_since(generated, 3)),
-                    ("first_seen", "last_seen"))
+        self._check(
+            cli,
+            monkeypatch,
+            ("query", "errors", "--archive", str(generated.archive), *_since(generated, 3)),
+            ("first_seen", "last_seen"),
+        )
 
-    def test_dead_letters(self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated, tmp_path: Path) -> None:
+    def test_dead_letters(
+        self, cli: Any, monkeypatch: pytest.MonkeyPatch, generated: Generated, tmp_path: Path
+    ) -> None:
         from qdata import write_dead_letters
 
         letters = [
-            {"received_at": generated.now - timedelta(hours=h, milliseconds=37 * h), "source": f"/var/log/app{h % 2}.log",
-             "source_id": f"f{h % 2}", "offset": 100 * h, "reason": ("not_json", "too_long", "bad_ts")[h % 3],
-             "detail": f"line {h}: expected a JSON object, found text", "raw": b"garbage " * 10}
+            {
+                "received_at": generated.now - timedelta(hours=h, milliseconds=37 * h),
+                "source": f"/var/log/app{h % 2}.log",
+                "source_id": f"f{h % 2}",
+                "offset": 100 * h,
+                "reason": ("not_json", "too_long", "bad_ts")[h % 3],
+                "detail": f"line {h}: expected a JSON object, found text",
+                "raw": b"garbage " * 10,
+            }
             for h in range(1, 40, 3)
-        ]  # fmt: skip
+        ]
         write_dead_letters(tmp_path, letters)
-        self._check(cli, monkeypatch, ("query", "dead_letters", "--archive", str(tmp_path), *_since(generated)),
-                    ("first_seen", "last_seen"))
+        self._check(
+            cli,
+            monkeypatch,
+            ("query", "dead_letters", "--archive", str(tmp_path), *_since(generated)),
+            ("first_seen", "last_seen"),
+        )

@@ -38,8 +38,13 @@ def test_every_option_is_documented() -> None:
     from logpipe.cli.export_cmd import export_cmd
     from logpipe.cli.query_cmd import errors_cmd, journey_cmd, run_cmd, slow_cmd
 
-    for command, doc in ((errors_cmd, QUERY_DOC), (journey_cmd, QUERY_DOC), (slow_cmd, QUERY_DOC),
-                         (run_cmd, QUERY_DOC), (export_cmd, EXPORT_DOC)):
+    for command, doc in (
+        (errors_cmd, QUERY_DOC),
+        (journey_cmd, QUERY_DOC),
+        (slow_cmd, QUERY_DOC),
+        (run_cmd, QUERY_DOC),
+        (export_cmd, EXPORT_DOC),
+    ):
         options = re.findall(r'"(--[a-z-]+)"', Path(command.__code__.co_filename).read_text())
         for option in options:
             assert option in doc, option

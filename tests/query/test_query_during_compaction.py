@@ -84,9 +84,23 @@ class TestQueriesDuringCompaction:
         archive, log = tmp_path / "archive", tmp_path / "app.log"
         log.write_text("")
         writer = Writer(log)
-        agent = subprocess.Popen([*LOGPIPE, "ship", str(log), "--follow", "--archive", str(archive),
-                                  "--flush-interval", "0.05", "--no-progress"], cwd=ROOT,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        agent = subprocess.Popen(
+            [
+                *LOGPIPE,
+                "ship",
+                str(log),
+                "--follow",
+                "--archive",
+                str(archive),
+                "--flush-interval",
+                "0.05",
+                "--no-progress",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         writer.thread.start()
         parts_seen: list[int] = []
         try:
@@ -109,8 +123,12 @@ class TestQueriesDuringCompaction:
         finally:
             writer.stop.set()
             writer.thread.join()
-        wait_until("the agent to commit the last burst", lambda: committed_lines(archive, log) >= writer.written, 60,
-                   detail=lambda: (committed_lines(archive, log), writer.written))  # fmt: skip
+        wait_until(
+            "the agent to commit the last burst",
+            lambda: committed_lines(archive, log) >= writer.written,
+            60,
+            detail=lambda: (committed_lines(archive, log), writer.written),
+        )
         agent.send_signal(signal.SIGTERM)
         _, err = agent.communicate(timeout=60)
         assert agent.returncode in (0, -signal.SIGTERM, 143), err
@@ -141,23 +159,51 @@ class TestPathsWithGlobCharacters:
             total += len(lines)
         assert count(archive) == (total, total)
         errors = sum(1 for i in range(total) if LEVELS[i // 10 % 4] == "ERROR")
-        run = logpipe("query", "errors", "--since", "2026-11-01T00:00:00Z", "--until", "2026-12-01T00:00:00Z",
-                      "--archive", str(archive), "--format", "json")  # fmt: skip
+        run = logpipe(
+            "query",
+            "errors",
+            "--since",
+            "2026-11-01T00:00:00Z",
+            "--until",
+            "2026-12-01T00:00:00Z",
+            "--archive",
+            str(archive),
+            "--format",
+            "json",
+        )
         assert run.returncode == 0, run.stderr
         assert sum(r["count"] for r in json.loads(run.stdout)) == errors
         out = base / "export.parquet"
-        run = logpipe("export", "--since", "2026-11-01T00:00:00Z", "--until", "2026-12-01T00:00:00Z",
-                      "--archive", str(archive), "--out", str(out))  # fmt: skip
+        run = logpipe(
+            "export",
+            "--since",
+            "2026-11-01T00:00:00Z",
+            "--until",
+            "2026-12-01T00:00:00Z",
+            "--archive",
+            str(archive),
+            "--out",
+            str(out),
+        )
         assert run.returncode == 0, run.stderr
         assert pq.read_metadata(out).num_rows == total
         run = logpipe("archive", "compact", "--archive", str(archive))
         assert run.returncode == 0, run.stderr
         assert part_count(archive) == 40 and count(archive) == (total, total)
         policy = base / "policy.yaml"
-        policy.write_text(json.dumps({"version": 1, "enforce": ["archive"], "archive": {"path": str(archive)},
-                                      "levels": {"DEBUG": "1d", "INFO": "7d", "WARNING": "30d", "ERROR": "90d"}}))
-        run = logpipe("retention", "apply", "--yes", "--policy", str(policy), "--now", "2026-11-27T12:00:00Z",
-                      "--format", "json")  # fmt: skip
+        policy.write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "enforce": ["archive"],
+                    "archive": {"path": str(archive)},
+                    "levels": {"DEBUG": "1d", "INFO": "7d", "WARNING": "30d", "ERROR": "90d"},
+                }
+            )
+        )
+        run = logpipe(
+            "retention", "apply", "--yes", "--policy", str(policy), "--now", "2026-11-27T12:00:00Z", "--format", "json"
+        )
         assert run.returncode == 0, run.stderr
         deleted = {(a["target"], a["count"]) for a in json.loads(run.stdout)["actions"]}
         # DEBUG and INFO of 10..19 Nov are older than 1d/7d at 27 Nov (+1h skew): 20 partitions

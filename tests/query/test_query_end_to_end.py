@@ -21,8 +21,20 @@ from tests.support.cli import Run, run_cli
 pytestmark = pytest.mark.slow
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_LOG_FIELDS = ("level", "message", "logger", "service", "host", "request_id", "user_id", "session_id",
-               "method", "path", "status", "duration_ms")
+_LOG_FIELDS = (
+    "level",
+    "message",
+    "logger",
+    "service",
+    "host",
+    "request_id",
+    "user_id",
+    "session_id",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+)
 
 
 def _logpipe(*args: str) -> Run:
@@ -68,8 +80,9 @@ def test_journey_of_each_user(shipped: tuple[Generated, Path, list[Record]]) -> 
     gen, archive, records = shipped
     since, until = gen.now - timedelta(hours=48), gen.now
     for user in ("u1", "u7"):
-        rows = _json("query", "journey", "--user", user, "--since", iso(since), "--until", iso(until),
-                     "--archive", str(archive))
+        rows = _json(
+            "query", "journey", "--user", user, "--since", iso(since), "--until", iso(until), "--archive", str(archive)
+        )
         want = expected.journey(records, since, until, user=user)
         assert [(r["request_id"], r["session_id"], r["message"]) for r in rows] == [(w[2], w[1], w[10]) for w in want]
 
@@ -77,8 +90,9 @@ def test_journey_of_each_user(shipped: tuple[Generated, Path, list[Record]]) -> 
 def test_slow(shipped: tuple[Generated, Path, list[Record]]) -> None:
     gen, archive, records = shipped
     since, until = gen.now - timedelta(hours=48), gen.now
-    rows = _json("query", "slow", "--since", iso(since), "--until", iso(until), "--threshold", "200ms",
-                 "--archive", str(archive))
+    rows = _json(
+        "query", "slow", "--since", iso(since), "--until", iso(until), "--threshold", "200ms", "--archive", str(archive)
+    )
     want = expected.slow(records, since, until, 200.0)
     assert [r["key"] for r in rows] == [w["key"] for w in want]
     assert [r["p95_ms"] for r in rows] == pytest.approx([w["p95_ms"] for w in want])

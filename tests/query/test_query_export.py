@@ -26,8 +26,9 @@ class TestExport:
         """Exact column names, order and Arrow types; metadata names the schema version."""
         import pyarrow.parquet as pq
 
-        result = export(generated.archive, tmp_path / "x.parquet", since=generated.now - timedelta(hours=48),
-                        until=generated.now)
+        result = export(
+            generated.archive, tmp_path / "x.parquet", since=generated.now - timedelta(hours=48), until=generated.now
+        )
         schema = pq.read_schema(result.path)
         assert schema.remove_metadata().equals(record_schema())
         meta = json.loads(schema.metadata[METADATA_KEY])
@@ -36,8 +37,13 @@ class TestExport:
     def test_rows_window_and_levels(self, generated: Generated, tmp_path: Path) -> None:
         import pyarrow.parquet as pq
 
-        result = export(generated.archive, tmp_path, since=generated.now - timedelta(hours=10),
-                        until=generated.now, levels=["error", "CRITICAL"])
+        result = export(
+            generated.archive,
+            tmp_path,
+            since=generated.now - timedelta(hours=10),
+            until=generated.now,
+            levels=["error", "CRITICAL"],
+        )
         assert result.path == tmp_path / "logpipe-export.parquet"
         got = pq.read_table(result.path).column("event_id").to_pylist()
         assert got == _expected(generated, 10, {"ERROR", "CRITICAL"}) and result.rows == len(got)
@@ -70,16 +76,36 @@ class TestExport:
 class TestExportCommand:
     def test_writes_and_reports(self, cli: Any, generated: Generated, tmp_path: Path) -> None:
         out = tmp_path / "w.parquet"
-        res = cli("export", "--archive", str(generated.archive), "--since", iso(generated.now - timedelta(hours=5)),
-                  "--until", iso(generated.now), "--level", "WARNING", "--out", str(out))
+        res = cli(
+            "export",
+            "--archive",
+            str(generated.archive),
+            "--since",
+            iso(generated.now - timedelta(hours=5)),
+            "--until",
+            iso(generated.now),
+            "--level",
+            "WARNING",
+            "--out",
+            str(out),
+        )
         assert res.code == 0, res.err
         n = len(_expected(generated, 5, {"WARNING"}))
         assert res.out.strip() == f"wrote {n:,} records to {out}" and out.is_file()
 
     def test_empty_window_writes_nothing(self, cli: Any, generated: Generated, tmp_path: Path) -> None:
         out = tmp_path / "none.parquet"
-        res = cli("export", "--archive", str(generated.archive), "--since", "2001-01-01", "--until", "2001-02-01",
-                  "--out", str(out))
+        res = cli(
+            "export",
+            "--archive",
+            str(generated.archive),
+            "--since",
+            "2001-01-01",
+            "--until",
+            "2001-02-01",
+            "--out",
+            str(out),
+        )
         assert res.code == 1 and res.err.startswith("error: no records") and not out.exists()
         assert not list(tmp_path.iterdir())
 

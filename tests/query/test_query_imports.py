@@ -10,15 +10,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OWN = [ROOT / "logpipe" / "export.py", ROOT / "logpipe" / "cli" / "query_cmd.py",
-       ROOT / "logpipe" / "cli" / "export_cmd.py", *sorted((ROOT / "logpipe" / "query").glob("*.py")),
-       # the explore side (search, tail, context, patterns) reads the same way
-       ROOT / "logpipe" / "cli" / "explore_cmd.py", ROOT / "logpipe" / "cli" / "patterns_cmd.py",
-       *sorted((ROOT / "logpipe" / "explore").glob("*.py"))]
+OWN = [
+    ROOT / "logpipe" / "export.py",
+    ROOT / "logpipe" / "cli" / "query_cmd.py",
+    ROOT / "logpipe" / "cli" / "export_cmd.py",
+    *sorted((ROOT / "logpipe" / "query").glob("*.py")),
+    # the explore side (search, tail, context, patterns) reads the same way
+    ROOT / "logpipe" / "cli" / "explore_cmd.py",
+    ROOT / "logpipe" / "cli" / "patterns_cmd.py",
+    *sorted((ROOT / "logpipe" / "explore").glob("*.py")),
+]
 SHIPPING = ("logpipe.pipeline", "logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.sinks")
-ALLOWED = ("logpipe.archive.reader", "logpipe.archive.layout", "logpipe.archive.locks", "logpipe.schema", "logpipe.errors", "logpipe.engine",
-           "logpipe.options",
-           "logpipe.query", "logpipe.explore", "logpipe.export", "logpipe.cli")
+ALLOWED = (
+    "logpipe.archive.reader",
+    "logpipe.archive.layout",
+    "logpipe.archive.locks",
+    "logpipe.schema",
+    "logpipe.errors",
+    "logpipe.engine",
+    "logpipe.options",
+    "logpipe.query",
+    "logpipe.explore",
+    "logpipe.export",
+    "logpipe.cli",
+)
 
 
 def _imports(path: Path) -> set[str]:

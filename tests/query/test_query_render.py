@@ -39,9 +39,7 @@ class TestMachineFormats:
     def test_csv_quotes_and_blanks(self) -> None:
         out = io.StringIO()
         write_csv(COLS, ROWS, out)
-        assert out.getvalue().splitlines() == [
-            "ts,text,x,n", '2026-01-02T03:04:05.006000Z,"a,b",1.5,', ',"q""uote",,7'
-        ]
+        assert out.getvalue().splitlines() == ["ts,text,x,n", '2026-01-02T03:04:05.006000Z,"a,b",1.5,', ',"q""uote",,7']
 
     def test_plain_keeps_offsets_other_than_utc(self) -> None:
         from datetime import timezone
@@ -121,7 +119,11 @@ class TestShortTimes:
     def test_one_day_is_time_of_day(self) -> None:
         from logpipe.query.render import one_day, short_ts
 
-        times = [datetime(2026, 11, 20, 0, 0, 1, 5000, tzinfo=UTC), None, datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC)]
+        times = [
+            datetime(2026, 11, 20, 0, 0, 1, 5000, tzinfo=UTC),
+            None,
+            datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC),
+        ]
         assert short_ts(times) == ["00:00:01.005", "", "23:59:59.999"]
         assert one_day(times) == "2026-11-20"
 
@@ -136,7 +138,10 @@ class TestShortTimes:
         from logpipe.query.render import print_table
 
         monkeypatch.setenv("COLUMNS", "60")
-        rows = [(datetime(2026, 11, 20, 9, 30, tzinfo=UTC), "x"), (datetime(2026, 11, 20, 10, 0, 0, 250000, tzinfo=UTC), "y")]
+        rows = [
+            (datetime(2026, 11, 20, 9, 30, tzinfo=UTC), "x"),
+            (datetime(2026, 11, 20, 10, 0, 0, 250000, tzinfo=UTC), "y"),
+        ]
         out = io.StringIO()
         print_table(("first_seen", "what"), rows, out)
         lines = out.getvalue().splitlines()
@@ -144,5 +149,7 @@ class TestShortTimes:
         assert lines[4:6] == ["│ 09:30:00.000 │ x    │", "│ 10:00:00.250 │ y    │"]
         over_days = io.StringIO()
         print_table(("first_seen", "what"), [*rows, (datetime(2026, 11, 21, tzinfo=UTC), "z")], over_days)
-        assert [line for line in over_days.getvalue().splitlines() if line.startswith("┃")] == ["┃ first_seen         ┃ what ┃"]
+        assert [line for line in over_days.getvalue().splitlines() if line.startswith("┃")] == [
+            "┃ first_seen         ┃ what ┃"
+        ]
         assert "│ 11-21 00:00:00.000 │ z    │" in over_days.getvalue()

@@ -15,9 +15,15 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 class TestParseTime:
     @pytest.mark.parametrize(
         ("text", "delta"),
-        [("15m", timedelta(minutes=15)), ("1h", timedelta(hours=1)), ("7d", timedelta(days=7)),
-         ("2w", timedelta(weeks=2)), ("30s", timedelta(seconds=30)), ("1.5h", timedelta(minutes=90)),
-         (" 1H ", timedelta(hours=1))],
+        [
+            ("15m", timedelta(minutes=15)),
+            ("1h", timedelta(hours=1)),
+            ("7d", timedelta(days=7)),
+            ("2w", timedelta(weeks=2)),
+            ("30s", timedelta(seconds=30)),
+            ("1.5h", timedelta(minutes=90)),
+            (" 1H ", timedelta(hours=1)),
+        ],
     )
     def test_relative_is_before_now(self, text: str, delta: timedelta) -> None:
         assert parse_time(text, now=NOW) == NOW - delta

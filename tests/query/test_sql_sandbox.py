@@ -24,8 +24,12 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An archive shipped by the real agent, and a secret file right beside it."""
     tmp = tmp_path_factory.mktemp("sandbox")
     log = tmp / "app.log"
-    log.write_text("".join(json.dumps({"asctime": "2026-11-20T10:00:00Z", "levelname": "INFO", "message": f"m{i}"})
-                           + "\n" for i in range(LINES)))  # fmt: skip
+    log.write_text(
+        "".join(
+            json.dumps({"asctime": "2026-11-20T10:00:00Z", "levelname": "INFO", "message": f"m{i}"}) + "\n"
+            for i in range(LINES)
+        )
+    )
     run = logpipe("ship", "--once", str(log), "--archive", str(tmp / "archive"), "--no-progress")
     assert run.returncode == 0, run.stderr
     (tmp / "secret.txt").write_text("beside the archive")
@@ -80,19 +84,30 @@ class TestConnection:
     def test_settings_are_locked(self, archive: Path) -> None:
         con = open_archive(archive)
         try:
-            for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
-                            "lock_configuration"):  # fmt: skip
+            for setting in (
+                "enable_external_access",
+                "autoinstall_known_extensions",
+                "autoload_known_extensions",
+                "lock_configuration",
+            ):
                 with pytest.raises(duckdb.Error):
                     con.execute(f"SET {setting} = {'false' if setting == 'lock_configuration' else 'true'}")
             with pytest.raises(duckdb.Error):
                 con.execute("SET allowed_directories = ['/']")
             with pytest.raises(duckdb.Error):
                 con.execute("RESET enable_external_access")
-            values = dict(con.execute(
-                "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
-                "'autoinstall_known_extensions', 'autoload_known_extensions', 'lock_configuration')").fetchall())
-            assert values == {"enable_external_access": "false", "autoinstall_known_extensions": "false",
-                              "autoload_known_extensions": "false", "lock_configuration": "true"}  # fmt: skip
+            values = dict(
+                con.execute(
+                    "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
+                    "'autoinstall_known_extensions', 'autoload_known_extensions', 'lock_configuration')"
+                ).fetchall()
+            )
+            assert values == {
+                "enable_external_access": "false",
+                "autoinstall_known_extensions": "false",
+                "autoload_known_extensions": "false",
+                "lock_configuration": "true",
+            }
         finally:
             con.close()
 
@@ -113,7 +128,16 @@ class TestConnection:
         table = q.run("dead_letters", archive, {"since": "2026-11-01T00:00:00Z"})
         assert table.num_rows == 0
         out = tmp_path / "e.parquet"
-        run = logpipe("export", "--since", "2026-11-20T00:00:00Z", "--until", "2026-11-21T00:00:00Z",
-                      "--archive", str(archive), "--out", str(out))  # fmt: skip
+        run = logpipe(
+            "export",
+            "--since",
+            "2026-11-20T00:00:00Z",
+            "--until",
+            "2026-11-21T00:00:00Z",
+            "--archive",
+            str(archive),
+            "--out",
+            str(out),
+        )
         assert run.returncode == 0, run.stderr
         assert pq.read_metadata(out).num_rows == LINES

@@ -69,8 +69,17 @@ def log_lines(days: int, *, per_level: int = 2, services: tuple[str, ...] = ("sh
                 hour = 0 if i % 2 == 0 else 23
                 ts = datetime(day.year, day.month, day.day, hour, 30, i % 60, tzinfo=UTC)
                 for service in services:
-                    lines.append(json.dumps({"asctime": ts.isoformat(), "levelname": level, "name": "shop.web",
-                                             "message": f"{level} {i} of {day}", "service": service}))  # fmt: skip
+                    lines.append(
+                        json.dumps(
+                            {
+                                "asctime": ts.isoformat(),
+                                "levelname": level,
+                                "name": "shop.web",
+                                "message": f"{level} {i} of {day}",
+                                "service": service,
+                            }
+                        )
+                    )
     return lines
 
 
@@ -103,10 +112,15 @@ def archive_policy(tmp_path: Path, shipped_100_days: Path) -> Iterator[tuple[Pat
     """(a copy of the archive with 100 days of every level, a policy enforcing the defaults on it)."""
     archive = tmp_path / "archive"
     shutil.copytree(shipped_100_days, archive, symlinks=True)
-    policy = write_policy(tmp_path / "policy.yaml", {
-        "version": 1, "enforce": ["archive"], "archive": {"path": str(archive)},
-        "audit": {"path": str(tmp_path / "audit.jsonl")},
-    })  # fmt: skip
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        {
+            "version": 1,
+            "enforce": ["archive"],
+            "archive": {"path": str(archive)},
+            "audit": {"path": str(tmp_path / "audit.jsonl")},
+        },
+    )
     yield archive, policy
 
 
@@ -134,11 +148,21 @@ def prefix(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def create_index(url: str, name: str, docs: list[dict[str, Any]]) -> None:
     """An index with the fields the sink maps (keyword level/service, date ts) and `docs`."""
-    status, body = http("PUT", f"{url}/{name}", {
-        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-        "mappings": {"properties": {"ts": {"type": "date_nanos"}, "level": {"type": "keyword"},
-                                    "service": {"type": "keyword"}, "message": {"type": "text"}}},
-    })  # fmt: skip
+    status, body = http(
+        "PUT",
+        f"{url}/{name}",
+        {
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "mappings": {
+                "properties": {
+                    "ts": {"type": "date_nanos"},
+                    "level": {"type": "keyword"},
+                    "service": {"type": "keyword"},
+                    "message": {"type": "text"},
+                }
+            },
+        },
+    )
     assert status == 200, body
     if docs:
         lines = "".join(json.dumps({"index": {}}) + "\n" + json.dumps(d) + "\n" for d in docs)

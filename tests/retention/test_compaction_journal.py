@@ -100,8 +100,12 @@ class TestCraftedJournal:
         shutil.copyfile(next(folder.glob("part-*.parquet")), new)
         path = journal(archive, {"new": new.relative_to(archive).as_posix(), "old": [target_rel]})
         more = tmp_path / "more.log"
-        more.write_text("".join(json.dumps({"levelname": "INFO", "message": f"m{i}", "asctime": "2026-11-27T10:00:00Z"})
-                                + "\n" for i in range(50)))  # fmt: skip
+        more.write_text(
+            "".join(
+                json.dumps({"levelname": "INFO", "message": f"m{i}", "asctime": "2026-11-27T10:00:00Z"}) + "\n"
+                for i in range(50)
+            )
+        )
         before = rows(archive)
         run = logpipe("ship", "--once", str(more), "--archive", str(archive), "--no-progress")
         assert run.code == 0, run.err
@@ -127,7 +131,9 @@ class TestGoodJournal:
         olds = sorted(folder.glob("part-*.parquet"))
         merged = folder / "part-9999999999999-ffffffffffff.parquet"
         shutil.copyfile(olds[0], merged)  # one old part, "merged" into a new one
-        journal(archive, {"new": merged.relative_to(archive).as_posix(), "old": [olds[0].relative_to(archive).as_posix()]})
+        journal(
+            archive, {"new": merged.relative_to(archive).as_posix(), "old": [olds[0].relative_to(archive).as_posix()]}
+        )
         run = logpipe("archive", "compact", "--archive", str(archive))
         assert run.code == 0, run.err
         assert not olds[0].exists() and merged.exists()

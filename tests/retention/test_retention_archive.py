@@ -82,7 +82,9 @@ class TestArchiveApply:
         assert [x["event"] for x in lines].count("deleted") == len(deleted)
         assert {x["run"] for x in lines} == {first.audit()[0]["run"], second.audit()[0]["run"]}
 
-    def test_dry_run_deletes_nothing_and_writes_no_audit_file(self, archive_policy: tuple[Path, Path], tmp_path: Path) -> None:
+    def test_dry_run_deletes_nothing_and_writes_no_audit_file(
+        self, archive_policy: tuple[Path, Path], tmp_path: Path
+    ) -> None:
         archive, policy = archive_policy
         before = partitions(archive)
         run = retention("apply", "--dry-run", policy=policy)
@@ -98,12 +100,15 @@ class TestArchiveApply:
         assert run.code == 2 and "--yes" in run.err
         assert partitions(archive) == before
 
-
-    def test_service_override_keeps_the_level_for_its_longest_age(self, archive_policy: tuple[Path, Path], tmp_path: Path) -> None:
+    def test_service_override_keeps_the_level_for_its_longest_age(
+        self, archive_policy: tuple[Path, Path], tmp_path: Path
+    ) -> None:
         """Partitions hold every service: checkout's ERROR 120d keeps every ERROR partition 120 days."""
         archive, _ = archive_policy
-        policy = write_policy(tmp_path / "o.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)},
-                                                   "services": {"checkout": {"ERROR": "120d"}}})  # fmt: skip
+        policy = write_policy(
+            tmp_path / "o.yaml",
+            {"enforce": ["archive"], "archive": {"path": str(archive)}, "services": {"checkout": {"ERROR": "120d"}}},
+        )
         run = retention("apply", "--yes", "--format", "json", policy=policy)
         assert run.code == 0, run.err
         assert partitions(archive) == expected_left(100, {**AGES, "ERROR": 120, "CRITICAL": 120})
@@ -113,10 +118,12 @@ class TestArchiveApply:
 class TestArchiveSafety:
     def test_foreign_folders_and_files_are_never_touched(self, tmp_path: Path) -> None:
         archive = build_archive(tmp_path, 20)
-        odd = [archive / "logs" / "day=2020-01-01" / "level=NOTICE" / "x.parquet",
-               archive / "logs" / "day=2020-13-45" / "level=DEBUG" / "x.parquet",
-               archive / "logs" / "backup" / "level=DEBUG" / "x.parquet",
-               archive / "dead_letters" / "day=2020-01-01" / "x.parquet"]  # fmt: skip
+        odd = [
+            archive / "logs" / "day=2020-01-01" / "level=NOTICE" / "x.parquet",
+            archive / "logs" / "day=2020-13-45" / "level=DEBUG" / "x.parquet",
+            archive / "logs" / "backup" / "level=DEBUG" / "x.parquet",
+            archive / "dead_letters" / "day=2020-01-01" / "x.parquet",
+        ]
         for path in odd:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"not ours")
@@ -133,7 +140,9 @@ class TestArchiveSafety:
         before = partitions(archive)
         with open(archive / ".compact.lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            run = retention("apply", "--yes", "--backend", "archive", policy=policy, env={"LOGPIPE_RETENTION_LOCK_WAIT_S": "0.5"})
+            run = retention(
+                "apply", "--yes", "--backend", "archive", policy=policy, env={"LOGPIPE_RETENTION_LOCK_WAIT_S": "0.5"}
+            )
         assert run.code == 1, run.err
         assert partitions(archive) == before
         failed = [a for a in run.audit() if a["event"] == "failed"]
@@ -149,7 +158,9 @@ class TestArchiveSafety:
         assert retention("apply", "--yes", policy=policy).code == 0
         assert not old.exists()  # no writer now: the next run tidies up
 
-    def test_second_run_is_refused_while_one_holds_the_lock(self, archive_policy: tuple[Path, Path], tmp_path: Path) -> None:
+    def test_second_run_is_refused_while_one_holds_the_lock(
+        self, archive_policy: tuple[Path, Path], tmp_path: Path
+    ) -> None:
         archive, policy = archive_policy
         before = partitions(archive)
         lock = tmp_path / "audit.jsonl.lock"
@@ -188,9 +199,26 @@ class TestWithARunningAgent:
         policy = write_policy(tmp_path / "p.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)}})
         live = tmp_path / "live.log"
         live.write_text("")
-        agent = subprocess.Popen([sys.executable, "-m", "logpipe", "ship", str(live), "--archive", str(archive),
-                                  "--state-dir", str(tmp_path / "live-state"), "--no-progress", "--flush-interval", "0.1"],
-                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "logpipe",
+                "ship",
+                str(live),
+                "--archive",
+                str(archive),
+                "--state-dir",
+                str(tmp_path / "live-state"),
+                "--no-progress",
+                "--flush-interval",
+                "0.1",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             # another service: the first line differs from app.log, so the agent sees a new source
             late = [_json.loads(x) for x in log_lines(12, per_level=5, services=("live",))]
@@ -201,8 +229,13 @@ class TestWithARunningAgent:
                 if i % 90 == 0:
                     runs.append(retention("apply", "--yes", policy=policy))
                 time.sleep(0.3)  # the point: writes spread over the retention runs
-            wait_until("today's records in the archive", lambda: _rows_of(archive, TODAY) >= 6 * 2 + 6 * 5, 60,
-                       every_s=0.5, detail=lambda: _rows_of(archive, TODAY))  # fmt: skip
+            wait_until(
+                "today's records in the archive",
+                lambda: _rows_of(archive, TODAY) >= 6 * 2 + 6 * 5,
+                60,
+                every_s=0.5,
+                detail=lambda: _rows_of(archive, TODAY),
+            )
             runs.append(retention("apply", "--yes", policy=policy))
             assert agent.poll() is None, agent.communicate()[1]
         finally:

@@ -64,9 +64,15 @@ class TestArchiveFlag:
         (tmp_path / "ours").mkdir()
         ours = build_archive(tmp_path / "ours", 100)
         theirs = build_archive(tmp_path, 100)
-        policy = write_policy(tmp_path / "p.yaml", {"version": 1, "enforce": ["archive"],
-                                                    "archive": {"path": str(theirs)},
-                                                    "audit": {"path": str(tmp_path / "audit.jsonl")}})  # fmt: skip
+        policy = write_policy(
+            tmp_path / "p.yaml",
+            {
+                "version": 1,
+                "enforce": ["archive"],
+                "archive": {"path": str(theirs)},
+                "audit": {"path": str(tmp_path / "audit.jsonl")},
+            },
+        )
         run = logpipe("retention", "apply", "--yes", "--policy", str(policy), "--archive", str(ours), "--now", NOW)
         assert run.code == 0, run.err
         assert partitions(ours) == expected_left(100, AGES)

@@ -46,11 +46,15 @@ def expected_daily(prefix: str) -> set[str]:
 
 def es_policy(tmp: Path, url: str, prefix: str, **es: Any) -> Path:
     host = url.split("://", 1)[1]
-    return write_policy(tmp / "policy.yaml", {
-        "enforce": ["es"], "services": {"checkout": {"ERROR": "365d"}},
-        "es": {"url": f"es://{host}", "index": prefix + "{service}-{level}-{date}", **es},
-        "audit": {"path": str(tmp / "audit.jsonl")},
-    })  # fmt: skip
+    return write_policy(
+        tmp / "policy.yaml",
+        {
+            "enforce": ["es"],
+            "services": {"checkout": {"ERROR": "365d"}},
+            "es": {"url": f"es://{host}", "index": prefix + "{service}-{level}-{date}", **es},
+            "audit": {"path": str(tmp / "audit.jsonl")},
+        },
+    )
 
 
 MIXED = [(lv, back, "shop") for lv in ("DEBUG", "INFO", "ERROR") for back in (1, 2, 8, 91)]
@@ -101,8 +105,11 @@ class TestOpenSearch:
         plan = retention("plan", "--format", "json", policy=policy)
         assert plan.code == 0, plan.err
         actions = json.loads(plan.out)["actions"]
-        assert {(a["level"], a["service"], a["count"]) for a in actions} == {("DEBUG", "*", 3), ("INFO", "*", 2),
-                                                                           ("ERROR", "*", 2)}  # fmt: skip
+        assert {(a["level"], a["service"], a["count"]) for a in actions} == {
+            ("DEBUG", "*", 3),
+            ("INFO", "*", 2),
+            ("ERROR", "*", 2),
+        }
         assert all(a["request"]["path"].endswith("/_delete_by_query") for a in actions)
         run = retention("apply", "--yes", policy=policy)
         assert run.code == 0, run.err

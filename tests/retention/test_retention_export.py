@@ -25,8 +25,10 @@ def chunks(text: str) -> dict[str, dict[str, Any]]:
 
 
 def policy_file(tmp: Path, **extra: Any) -> Path:
-    return write_policy(tmp / "p.yaml", {"enforce": [], "services": {"checkout": {"ERROR": "365d"}},
-                                         "es": {"url": "es://127.0.0.1:9200"}, **extra})  # fmt: skip
+    return write_policy(
+        tmp / "p.yaml",
+        {"enforce": [], "services": {"checkout": {"ERROR": "365d"}}, "es": {"url": "es://127.0.0.1:9200"}, **extra},
+    )
 
 
 def test_ilm_policies_and_templates_per_level_and_override(tmp_path: Path) -> None:

@@ -11,8 +11,16 @@ import pytest
 from retentionhelp import ROOT
 
 OWN = [ROOT / "logpipe" / "cli" / "retention_cmd.py", *sorted((ROOT / "logpipe" / "retention").glob("*.py"))]
-SHIPPING = ("logpipe.pipeline", "logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.ship",
-            "logpipe.ingest", "logpipe.sinks.archive", "logpipe.sinks.base")  # fmt: skip
+SHIPPING = (
+    "logpipe.pipeline",
+    "logpipe.sources",
+    "logpipe.parse",
+    "logpipe.enrich",
+    "logpipe.ship",
+    "logpipe.ingest",
+    "logpipe.sinks.archive",
+    "logpipe.sinks.base",
+)
 
 
 def _imports(path: Path) -> set[str]:

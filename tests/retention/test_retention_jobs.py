@@ -37,7 +37,9 @@ def _apply_command(argv: list[str]) -> None:
 
 
 def test_crontab_line_has_five_fields_and_the_command() -> None:
-    lines = [x for x in (JOBS / "logpipe-retention.cron").read_text().splitlines() if x.strip() and not x.startswith("#")]
+    lines = [
+        x for x in (JOBS / "logpipe-retention.cron").read_text().splitlines() if x.strip() and not x.startswith("#")
+    ]
     assert len(lines) == 1
     fields = lines[0].split(None, 5)
     assert len(fields) == 6

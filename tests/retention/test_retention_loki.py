@@ -16,8 +16,10 @@ MIDNIGHT = lambda day: int(datetime.fromisoformat(day).replace(tzinfo=UTC).times
 
 def loki_policy(tmp: Path, server: DoubleServer, *, labels: str | None = None, **extra: object) -> Path:
     url = f"loki://{server.url}" + (f"?{urlencode({'labels': labels})}" if labels else "")
-    return write_policy(tmp / "policy.yaml", {"enforce": ["loki"], "loki": {"url": url},
-                                              "audit": {"path": str(tmp / "audit.jsonl")}, **extra})  # fmt: skip
+    return write_policy(
+        tmp / "policy.yaml",
+        {"enforce": ["loki"], "loki": {"url": url}, "audit": {"path": str(tmp / "audit.jsonl")}, **extra},
+    )
 
 
 class TestLokiDeletes:
@@ -27,8 +29,11 @@ class TestLokiDeletes:
         assert plan.code == 0, plan.err
         assert loki.double.deletes == []  # plan only reads
         requests = {a["target"]: a["request"]["params"] for a in json.loads(plan.out)["actions"]}
-        assert requests['{level="error"}'] == {"query": '{level="error"}', "start": "0",
-                                               "end": str(MIDNIGHT("2026-08-29"))}  # fmt: skip
+        assert requests['{level="error"}'] == {
+            "query": '{level="error"}',
+            "start": "0",
+            "end": str(MIDNIGHT("2026-08-29")),
+        }
         assert requests['{level="debug"}']["end"] == str(MIDNIGHT("2026-11-26"))
         run = retention("apply", "--yes", policy=policy)
         assert run.code == 0, run.err

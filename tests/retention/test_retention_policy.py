@@ -29,9 +29,14 @@ class TestDefaults:
 
     def test_empty_levels_mean_the_defaults(self) -> None:
         policy = parse(doc(), Path("p.yaml"))
-        assert policy.levels == {"TRACE": timedelta(days=1), "DEBUG": timedelta(days=1), "INFO": timedelta(days=7),
-                                 "WARNING": timedelta(days=30), "ERROR": timedelta(days=90),
-                                 "CRITICAL": timedelta(days=90)}  # fmt: skip
+        assert policy.levels == {
+            "TRACE": timedelta(days=1),
+            "DEBUG": timedelta(days=1),
+            "INFO": timedelta(days=7),
+            "WARNING": timedelta(days=30),
+            "ERROR": timedelta(days=90),
+            "CRITICAL": timedelta(days=90),
+        }
 
     def test_critical_follows_error_and_trace_follows_debug_unless_set(self) -> None:
         policy = parse(doc(levels={"error": "180d", "debug": "36h", "TRACE": "2h"}), Path("p.yaml"))
@@ -75,7 +80,10 @@ BAD = [
     ({"max_clock_skew": "forever"}, "max_clock_skew cannot be forever"),
     ({"es": {"url": "es://h:9200", "index": "{service}-{level}-{date}"}}, "es.index"),
     ({"es": {"url": "es://h:9200", "index": "lo{level}"}}, "literal prefix must be at least 3"),
-    ({"es": {"url": "es://h:9200", "index": "logs-{service}-{date}"}}, "es.index 'logs-{service}-{date}' has no {level}"),
+    (
+        {"es": {"url": "es://h:9200", "index": "logs-{service}-{date}"}},
+        "es.index 'logs-{service}-{date}' has no {level}",
+    ),
     ({"es": {"url": "es://h:9200", "date_format": "%Y-%m"}}, "es.date_format"),
     ({"es": {"url": "es://h:9200", "date_format": "%Y.%m.%d-%H"}}, "es.date_format"),
     ({"es": {"url": "ftp://h"}}, "es.url"),
@@ -109,12 +117,20 @@ class TestCli:
         """`levels: {EROR: 1d}` must not fall back to anything: exit 2, every partition stays."""
         archive = build_archive(tmp_path, 10)
         before = partitions(archive)
-        for mistake in ({"levels": {"EROR": "1d"}}, {"level": {"ERROR": "1d"}}, {"levels": {"ERROR": "1"}, "enforce": "s3"}):
-            policy = write_policy(tmp_path / "p.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)}, **mistake})
+        for mistake in (
+            {"levels": {"EROR": "1d"}},
+            {"level": {"ERROR": "1d"}},
+            {"levels": {"ERROR": "1"}, "enforce": "s3"},
+        ):
+            policy = write_policy(
+                tmp_path / "p.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)}, **mistake}
+            )
             for command in (("plan",), ("apply", "--yes")):
                 run = retention(*command, policy=policy)
                 assert run.code == 2, (mistake, run.err)
-                assert run.err.startswith("error: retention policy") and run.err[-1] == "\n" and run.err.count("\n") == 1
+                assert (
+                    run.err.startswith("error: retention policy") and run.err[-1] == "\n" and run.err.count("\n") == 1
+                )
         assert partitions(archive) == before
 
     def test_missing_policy_file_is_exit_2(self, tmp_path: Path) -> None:
@@ -127,8 +143,14 @@ class TestCli:
         blocker.mkdir()
         (blocker / "yaml.py").write_text("raise ImportError('blocked for the test')\n")
         env = {**os.environ, "PYTHONPATH": str(blocker)}
-        proc = subprocess.run([sys.executable, "-m", "logpipe", "retention", "plan", "--policy", "retention/policy.yaml"],
-                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "logpipe", "retention", "plan", "--policy", "retention/policy.yaml"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
         assert proc.returncode == 1
         assert "pip install 'logpipe[retention]'" in proc.stderr
 

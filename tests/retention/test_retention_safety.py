@@ -37,8 +37,12 @@ def outside_folder(tmp: Path, archive: Path) -> tuple[Path, list[Path]]:
     """A folder beside the archive, shaped like partitions, full of files that look like parts."""
     outside = tmp / "outside"
     sentinels = []
-    for rel in ("level=DEBUG/part-1-aaaaaaaaaaaa.parquet", "level=INFO/part-2-bbbbbbbbbbbb.parquet",
-                "part-3-cccccccccccc.parquet", "notes.txt"):  # fmt: skip
+    for rel in (
+        "level=DEBUG/part-1-aaaaaaaaaaaa.parquet",
+        "level=INFO/part-2-bbbbbbbbbbbb.parquet",
+        "part-3-cccccccccccc.parquet",
+        "notes.txt",
+    ):
         path = outside / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(a_real_part(archive), path)
@@ -47,8 +51,10 @@ def outside_folder(tmp: Path, archive: Path) -> tuple[Path, list[Path]]:
 
 
 def apply(archive: Path, tmp: Path) -> tuple[int, dict[str, object], str]:
-    policy = write_policy(tmp / "policy.yaml", {"enforce": ["archive"], "archive": {"path": str(archive)},
-                                                "audit": {"path": str(tmp / "audit.jsonl")}})  # fmt: skip
+    policy = write_policy(
+        tmp / "policy.yaml",
+        {"enforce": ["archive"], "archive": {"path": str(archive)}, "audit": {"path": str(tmp / "audit.jsonl")}},
+    )
     run = retention("apply", "--yes", "--format", "json", policy=policy)
     return run.code, json.loads(run.out) if run.out.strip() else {}, run.err
 
@@ -111,7 +117,12 @@ class TestForeignFiles:
         archive = build_archive(tmp_path, 20)
         folder = archive / "logs" / f"day={EXPIRED_DAY}" / "level=DEBUG"
         ours = sorted(p.name for p in folder.iterdir())
-        foreign = [folder / "x.parquet", folder / "README.txt", folder / "part-1.parquet.bak", folder / "backup.parquet"]
+        foreign = [
+            folder / "x.parquet",
+            folder / "README.txt",
+            folder / "part-1.parquet.bak",
+            folder / "backup.parquet",
+        ]
         for path in foreign:
             shutil.copyfile(folder / ours[0], path)
         sub = folder / "nested"
@@ -136,8 +147,11 @@ def extreme_lines() -> list[str]:
     for level in LEVELS:
         for ts in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"):
             lines.append(json.dumps({"asctime": ts, "levelname": level, "message": f"edge {ts}", "user_id": "u-edge"}))
-        lines.append(json.dumps({"timestamp": -62135596800, "levelname": level, "message": "epoch of year 1",
-                                 "user_id": "u-edge"}))  # fmt: skip
+        lines.append(
+            json.dumps(
+                {"timestamp": -62135596800, "levelname": level, "message": "epoch of year 1", "user_id": "u-edge"}
+            )
+        )
     return lines
 
 
@@ -192,12 +206,25 @@ class TestAnyTimestamp:
     def test_query_and_export_read_the_extreme_records(self, tmp_path: Path) -> None:
         archive, total = edge_archive(tmp_path)
         since, until = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"
-        run = logpipe("query", "journey", "--user", "u-edge", "--since", since, "--until", "9999-12-31T23:59:59.999Z",
-                      "--archive", str(archive), "--format", "json")  # fmt: skip
+        run = logpipe(
+            "query",
+            "journey",
+            "--user",
+            "u-edge",
+            "--since",
+            since,
+            "--until",
+            "9999-12-31T23:59:59.999Z",
+            "--archive",
+            str(archive),
+            "--format",
+            "json",
+        )
         assert run.code == 0, run.err
         assert len(json.loads(run.out)) == len(extreme_lines())
-        errors = logpipe("query", "errors", "--since", since, "--until", until, "--archive", str(archive),
-                         "--format", "json")  # fmt: skip
+        errors = logpipe(
+            "query", "errors", "--since", since, "--until", until, "--archive", str(archive), "--format", "json"
+        )
         assert errors.code == 0, errors.err
         ordinary = sum(1 for line in log_lines(20) if json.loads(line)["levelname"] in ("ERROR", "CRITICAL"))
         edge_before_until = 2 * 2  # ERROR and CRITICAL at 0001-01-01 (twice each); 23:59:59 is not < until
@@ -233,8 +260,9 @@ class TestQueriesRunning:
 
 
 class TestAnyIndexDate:
-    def test_a_daily_index_of_year_9999_does_not_stop_es_retention(self, tmp_path: Path, opensearch: str,
-                                                                    prefix: str) -> None:  # fmt: skip
+    def test_a_daily_index_of_year_9999_does_not_stop_es_retention(
+        self, tmp_path: Path, opensearch: str, prefix: str
+    ) -> None:
         """The engine backend shares the day rule: an index named for 9999-12-31 is young, the
         old one next to it still goes."""
         from retentionhelp import create_index, index_names
@@ -243,9 +271,13 @@ class TestAnyIndexDate:
         for name in (future, old):
             create_index(opensearch, name, [{"ts": "2020-01-01T00:00:00Z", "level": "INFO", "service": "shop"}])
         host = opensearch.split("://", 1)[1]
-        policy = write_policy(tmp_path / "p.yaml", {
-            "enforce": ["es"], "es": {"url": f"es://{host}", "index": prefix + "{service}-{level}-{date}"},
-        })  # fmt: skip
+        policy = write_policy(
+            tmp_path / "p.yaml",
+            {
+                "enforce": ["es"],
+                "es": {"url": f"es://{host}", "index": prefix + "{service}-{level}-{date}"},
+            },
+        )
         run = retention("apply", "--yes", "--format", "json", policy=policy)
         assert run.code == 0, run.err
         assert [a["target"] for a in json.loads(run.out)["actions"]] == [old]

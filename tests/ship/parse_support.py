@@ -52,9 +52,7 @@ def raw_batch(
     )
 
 
-def run(
-    data: bytes, fmt: str = "python-json-logger", t: Transformer | None = None, **kw: Any
-) -> Batch:
+def run(data: bytes, fmt: str = "python-json-logger", t: Transformer | None = None, **kw: Any) -> Batch:
     """Transform `data` as one batch (with a fresh Transformer unless one is given)."""
     own = t is None
     t = t or transformer()
@@ -76,10 +74,7 @@ def attrs(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def lines(*objs: Any) -> bytes:
     """Newline-terminated JSON lines from Python values (str values are written verbatim)."""
-    out = [
-        o.encode() if isinstance(o, str) else o if isinstance(o, bytes) else json.dumps(o).encode()
-        for o in objs
-    ]
+    out = [o.encode() if isinstance(o, str) else o if isinstance(o, bytes) else json.dumps(o).encode() for o in objs]
     return b"".join(line + b"\n" for line in out)
 
 

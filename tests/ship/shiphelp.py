@@ -17,9 +17,19 @@ from tests.support.records import record, write_records
 from tests.support.wait import poll
 
 __all__ = [
-    "LOGPIPE", "Run", "archive_rows", "archived_seqs", "checkpoints", "fd_limit", "record", "run_logpipe",
-    "start_agent", "stop", "wait_for", "write_records",
-]  # fmt: skip
+    "LOGPIPE",
+    "Run",
+    "archive_rows",
+    "archived_seqs",
+    "checkpoints",
+    "fd_limit",
+    "record",
+    "run_logpipe",
+    "start_agent",
+    "stop",
+    "wait_for",
+    "write_records",
+]
 
 
 def start_agent(
@@ -77,5 +87,3 @@ def wait_for(
 def stop(agent: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
     agent.send_signal(sig)
     return agent.wait(timeout=timeout)
-
-

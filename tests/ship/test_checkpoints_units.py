@@ -26,8 +26,16 @@ from logpipe.checkpoints import (
 
 def entry(**over: Any) -> dict[str, Any]:
     """A checkpoint entry as the file holds it."""
-    return {"offset": 120, "path": "/var/log/app.log", "dev": 64, "ino": 9, "updated": 1.5,
-            "fingerprint": "12:ab", "created": 1.0, **over}  # fmt: skip
+    return {
+        "offset": 120,
+        "path": "/var/log/app.log",
+        "dev": 64,
+        "ino": 9,
+        "updated": 1.5,
+        "fingerprint": "12:ab",
+        "created": 1.0,
+        **over,
+    }
 
 
 def doc(**sources: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +45,10 @@ def doc(**sources: dict[str, Any]) -> dict[str, Any]:
 class TestParse:
     def test_every_field_is_read_as_written(self) -> None:
         parsed = parse_checkpoints(doc(a=entry(), b=entry(offset=0, path="/b")))
-        assert parsed == {"a": Checkpoint(120, "/var/log/app.log", 64, 9, 1.5, "12:ab", 1.0),
-                          "b": Checkpoint(0, "/b", 64, 9, 1.5, "12:ab", 1.0)}  # fmt: skip
+        assert parsed == {
+            "a": Checkpoint(120, "/var/log/app.log", 64, 9, 1.5, "12:ab", 1.0),
+            "b": Checkpoint(0, "/b", 64, 9, 1.5, "12:ab", 1.0),
+        }
 
     def test_fields_added_later_default_for_old_files(self) -> None:
         """A file of an older logpipe (offset and path only) still loads."""
@@ -84,7 +94,9 @@ class TestStore:
         on_disk = json.loads((tmp_path / FILENAME).read_bytes())
         assert on_disk["version"] == VERSION
         assert {sid: (e["offset"], e["path"], e["ino"]) for sid, e in on_disk["sources"].items()} == {
-            "a": (100, "/a.log", 2), "b": (40, "/b.log", 3)}  # fmt: skip
+            "a": (100, "/a.log", 2),
+            "b": (40, "/b.log", 3),
+        }
         assert on_disk["sources"]["a"]["fingerprint"] == "5:abc"  # identified before its first advance
         assert on_disk["sources"]["b"]["fingerprint"] == ""
         again = CheckpointStore(tmp_path)
@@ -132,8 +144,10 @@ class TestStore:
         store.forget_older_than(500, keep={"kept"})
         assert sorted(sid for sid, _ in store.items()) == ["kept", "new"]
 
-    @pytest.mark.parametrize(("content", "says"), [(b"{not json", "is not valid JSON"),
-                                                   (b'{"version": 99, "sources": {}}', "has version 99")])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("content", "says"),
+        [(b"{not json", "is not valid JSON"), (b'{"version": 99, "sources": {}}', "has version 99")],
+    )
     def test_a_damaged_file_refuses_to_start(self, tmp_path: Path, content: bytes, says: str) -> None:
         (tmp_path / FILENAME).write_bytes(content)
         with pytest.raises(CheckpointError) as raised:

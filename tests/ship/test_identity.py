@@ -185,8 +185,12 @@ class TestManyFiles:
         """2,500 files under `ulimit -n 1024`: every record is shipped."""
         logs, archive = tmp_path / "logs", tmp_path / "a"
         self.make_files(logs, 4)
-        res = subprocess.run([*LOGPIPE, "ship", "--once", str(logs / "*.log"), "--archive", str(archive)],
-                             capture_output=True, timeout=300, preexec_fn=fd_limit(1024))  # fmt: skip
+        res = subprocess.run(
+            [*LOGPIPE, "ship", "--once", str(logs / "*.log"), "--archive", str(archive)],
+            capture_output=True,
+            timeout=300,
+            preexec_fn=fd_limit(1024),
+        )
         assert res.returncode == 0, res.stderr.decode()
         assert archived_seqs(archive) == list(range(self.FILES * 4))
 

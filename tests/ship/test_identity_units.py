@@ -100,14 +100,23 @@ class TestRecognises:
 
 
 def test_rotated_siblings_newest_first_without_compressed_ones(tmp_path: Path) -> None:
-    names = {"app.log": 0, "app.log.1": 300, "app.log.2": 200, "app.log-2026-11-20": 100, "app.log.3.gz": 400,
-             "other.log": 500, "app.lo": 600}  # fmt: skip
+    names = {
+        "app.log": 0,
+        "app.log.1": 300,
+        "app.log.2": 200,
+        "app.log-2026-11-20": 100,
+        "app.log.3.gz": 400,
+        "other.log": 500,
+        "app.lo": 600,
+    }
     for name, age in names.items():
         path = tmp_path / name
         path.write_text(name)
         os.utime(path, (1_700_000_000 - age, 1_700_000_000 - age))
-    expected = sorted((n for n in names if n.startswith("app.log") and n != "app.log" and not n.endswith(".gz")),
-                      key=lambda n: names[n])  # fmt: skip
+    expected = sorted(
+        (n for n in names if n.startswith("app.log") and n != "app.log" and not n.endswith(".gz")),
+        key=lambda n: names[n],
+    )
     assert [Path(p).name for p in rotated_siblings(str(tmp_path / "app.log"))] == expected
     assert rotated_siblings(str(tmp_path / "missing" / "app.log")) == []
 
@@ -122,8 +131,14 @@ def test_line_start_is_the_last_newline_before(tmp_path: Path, seed: int) -> Non
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        positions = sorted({0, len(data), *(rng.randrange(len(data) + 1) for _ in range(300)),
-                            *(i + d for i, b in enumerate(data) if b == 10 for d in (0, 1))})  # fmt: skip
+        positions = sorted(
+            {
+                0,
+                len(data),
+                *(rng.randrange(len(data) + 1) for _ in range(300)),
+                *(i + d for i, b in enumerate(data) if b == 10 for d in (0, 1)),
+            }
+        )
         for pos in positions:
             assert line_start(fd, pos) == data.rfind(b"\n", 0, pos) + 1, pos
     finally:

@@ -119,8 +119,11 @@ class TestEditedCheckpoint:
 
 
 def _agent(archive: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*LOGPIPE, "ship", str(log), "--archive", str(archive), "--flush-interval", "0.2",
-                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [*LOGPIPE, "ship", str(log), "--archive", str(archive), "--flush-interval", "0.2", "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _exit_within(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
@@ -166,7 +169,9 @@ class TestLockFileRemoved:
         assert archived_seqs(archive) == list(range(3000))
 
     @pytest.mark.parametrize("name", [".lock", ".compact.lock"])
-    def test_a_lock_file_that_is_a_link_is_never_written_through(self, tmp_path: Path, logpipe: Logpipe, name: str) -> None:
+    def test_a_lock_file_that_is_a_link_is_never_written_through(
+        self, tmp_path: Path, logpipe: Logpipe, name: str
+    ) -> None:
         """Whoever can write the archive must not make the agent truncate another file: a lock
         file that is a symlink is refused with one line, and the file it points at is unchanged."""
         log, archive, victim = tmp_path / "app.log", tmp_path / "a", tmp_path / "precious.txt"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-BLOCKER = '''
+BLOCKER = """
 import importlib.abc, os, sys
 
 BLOCKED = tuple(m for m in os.environ.get("LOGPIPE_TEST_BLOCK", "").split(",") if m)
@@ -31,7 +31,7 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, Blocker())
-'''
+"""
 
 ES = os.environ.get("LOGPIPE_TEST_ELASTICSEARCH", "http://127.0.0.1:19201").replace("http://", "es://")
 KAFKA = os.environ.get("LOGPIPE_TEST_KAFKA", "127.0.0.1:19092")
@@ -42,11 +42,21 @@ def run_blocked(tmp_path: Path, blocked: str, *args: str, stdin: str | None = No
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-           "LOGPIPE_TEST_BLOCK": blocked}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "LOGPIPE_TEST_BLOCK": blocked,
+    }
     env.pop("LOGPIPE_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, env=env,
-                          input=stdin, timeout=60, cwd=tmp_path)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "logpipe", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=60,
+        cwd=tmp_path,
+    )
 
 
 def assert_one_pip_line(proc: subprocess.CompletedProcess[str], extra: str) -> None:
@@ -59,14 +69,17 @@ def assert_one_pip_line(proc: subprocess.CompletedProcess[str], extra: str) -> N
 
 def log_file(tmp_path: Path) -> Path:
     path = tmp_path / "app.log"
-    path.write_text("".join(f'{{"level": "INFO", "message": "m{i}", "timestamp": "2026-11-20T10:00:00Z"}}\n'
-                            for i in range(100)))  # fmt: skip
+    path.write_text(
+        "".join(f'{{"level": "INFO", "message": "m{i}", "timestamp": "2026-11-20T10:00:00Z"}}\n' for i in range(100))
+    )
     return path
 
 
 def assert_input_not_read(archive: Path) -> None:
     """Nothing was shipped, checkpointed or dead-lettered: the run ended before reading."""
-    written = [p for p in archive.rglob("*") if p.is_file() and p.suffix in (".parquet", ".json")] if archive.exists() else []
+    written = (
+        [p for p in archive.rglob("*") if p.is_file() and p.suffix in (".parquet", ".json")] if archive.exists() else []
+    )
     assert written == [], written
 
 
@@ -87,27 +100,55 @@ class TestShip:
     ) -> None:
         log = log_file(tmp_path)
         # At INFO the agent logs "started" and "file opened": one line on stderr means neither happened.
-        proc = run_blocked(tmp_path, blocked, "ship", "--once", str(log), "--archive", str(tmp_path / "a"),
-                           "--to", target, "--no-progress", "--log-level", "INFO")  # fmt: skip
+        proc = run_blocked(
+            tmp_path,
+            blocked,
+            "ship",
+            "--once",
+            str(log),
+            "--archive",
+            str(tmp_path / "a"),
+            "--to",
+            target,
+            "--no-progress",
+            "--log-level",
+            "INFO",
+        )
         assert_one_pip_line(proc, extra)
         assert_input_not_read(tmp_path / "a")
 
     def test_missing_module_from_a_config_file_is_one_pip_line(self, tmp_path: Path) -> None:
         """`ship --config` builds the same sinks: the same line."""
         config = tmp_path / "agent.yaml"
-        config.write_text(yaml.safe_dump({"version": 1, "sources": [{"paths": [str(log_file(tmp_path))]}],
-                                          "sinks": [{"name": "bus", "url": f"kafka://{KAFKA}/t-missing-deps"}],
-                                          "archive": {"path": str(tmp_path / "a")}}))  # fmt: skip
-        proc = run_blocked(tmp_path, "aiokafka", "ship", "--once", "--config", str(config), "--no-progress",
-                           "--log-level", "INFO")  # fmt: skip
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "version": 1,
+                    "sources": [{"paths": [str(log_file(tmp_path))]}],
+                    "sinks": [{"name": "bus", "url": f"kafka://{KAFKA}/t-missing-deps"}],
+                    "archive": {"path": str(tmp_path / "a")},
+                }
+            )
+        )
+        proc = run_blocked(
+            tmp_path, "aiokafka", "ship", "--once", "--config", str(config), "--no-progress", "--log-level", "INFO"
+        )
         assert_one_pip_line(proc, "kafka")
         assert_input_not_read(tmp_path / "a")
 
     def test_the_archive_alone_needs_no_extra(self, tmp_path: Path) -> None:
         """The control: with every optional module blocked, shipping to the archive still works."""
         log = log_file(tmp_path)
-        proc = run_blocked(tmp_path, "urllib3,elasticsearch,opensearchpy,aiokafka,cramjam", "ship", "--once", str(log),
-                           "--archive", str(tmp_path / "a"), "--no-progress")  # fmt: skip
+        proc = run_blocked(
+            tmp_path,
+            "urllib3,elasticsearch,opensearchpy,aiokafka,cramjam",
+            "ship",
+            "--once",
+            str(log),
+            "--archive",
+            str(tmp_path / "a"),
+            "--no-progress",
+        )
         assert proc.returncode == 0, proc.stderr
         assert list((tmp_path / "a").rglob("*.parquet"))
 
@@ -115,22 +156,54 @@ class TestShip:
         """cramjam is needed only for protobuf: ?encoding=json passes the start-up check (and the
         run delivers to VictoriaLogs' Loki endpoint)."""
         loki = victorialogs.replace("http://", "loki://")
-        proc = run_blocked(tmp_path, "cramjam", "ship", "--once", str(log_file(tmp_path)), "--archive", str(tmp_path / "a"),
-                           "--to", f"{loki}?encoding=json&path=/insert/loki/api/v1/push", "--no-progress")  # fmt: skip
+        proc = run_blocked(
+            tmp_path,
+            "cramjam",
+            "ship",
+            "--once",
+            str(log_file(tmp_path)),
+            "--archive",
+            str(tmp_path / "a"),
+            "--to",
+            f"{loki}?encoding=json&path=/insert/loki/api/v1/push",
+            "--no-progress",
+        )
         assert proc.returncode == 0, proc.stderr
 
 
 class TestOtherCommands:
     def test_ingest_without_aiokafka(self, tmp_path: Path) -> None:
-        proc = run_blocked(tmp_path, "aiokafka", "ingest", "--from", f"kafka://{KAFKA}/t-missing-deps", "--group", "g",
-                           "--archive", str(tmp_path / "a"), "--exit-when-idle", "1")  # fmt: skip
+        proc = run_blocked(
+            tmp_path,
+            "aiokafka",
+            "ingest",
+            "--from",
+            f"kafka://{KAFKA}/t-missing-deps",
+            "--group",
+            "g",
+            "--archive",
+            str(tmp_path / "a"),
+            "--exit-when-idle",
+            "1",
+        )
         assert_one_pip_line(proc, "kafka")
         assert_input_not_read(tmp_path / "a")
 
     def test_ingest_without_cramjam(self, tmp_path: Path) -> None:
         """A consumer decompresses whatever the producers chose (zstd by default): it needs cramjam."""
-        proc = run_blocked(tmp_path, "cramjam", "ingest", "--from", f"kafka://{KAFKA}/t-missing-deps", "--group", "g",
-                           "--archive", str(tmp_path / "a"), "--exit-when-idle", "1")  # fmt: skip
+        proc = run_blocked(
+            tmp_path,
+            "cramjam",
+            "ingest",
+            "--from",
+            f"kafka://{KAFKA}/t-missing-deps",
+            "--group",
+            "g",
+            "--archive",
+            str(tmp_path / "a"),
+            "--exit-when-idle",
+            "1",
+        )
         assert_one_pip_line(proc, "kafka")
 
     @pytest.mark.parametrize("blocked", ["urllib3", "elasticsearch"])
@@ -140,7 +213,10 @@ class TestOtherCommands:
 
     def test_retention_on_es(self, tmp_path: Path) -> None:
         policy = tmp_path / "policy.yaml"
-        policy.write_text(yaml.safe_dump({"version": 1, "enforce": ["es"], "es": {"url": ES},
-                                          "audit": {"path": str(tmp_path / "audit.jsonl")}}))  # fmt: skip
+        policy.write_text(
+            yaml.safe_dump(
+                {"version": 1, "enforce": ["es"], "es": {"url": ES}, "audit": {"path": str(tmp_path / "audit.jsonl")}}
+            )
+        )
         proc = run_blocked(tmp_path, "urllib3", "retention", "plan", "--policy", str(policy))
         assert_one_pip_line(proc, "es")

@@ -21,14 +21,19 @@ from shiphelp import LOGPIPE, Run, archived_seqs, record, write_records
 
 IS_ROOT = os.geteuid() == 0
 # Root keeps its uid but loses the two capabilities that let it read and write any file.
-WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
-               "--inh-caps=-dac_override,-dac_read_search", "--"]  # fmt: skip
+WITHOUT_DAC = [
+    "setpriv",
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--",
+]
 
 
 def run(*args: str, permissions_apply: bool = False, timeout: float = 120) -> Run:
     prefix = WITHOUT_DAC if permissions_apply and IS_ROOT else []
-    proc = subprocess.run([*prefix, *LOGPIPE, *args], capture_output=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    proc = subprocess.run(
+        [*prefix, *LOGPIPE, *args], capture_output=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"}
+    )
     return Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
@@ -117,8 +122,16 @@ class TestPaths:
         _, archive = shipped
         out = tmp_path / "out"
         out.mkdir(mode=0o555)
-        res = run("export", "--since", "3000d", "--archive", str(archive), "--out", str(out / "x.parquet"),
-                  permissions_apply=True)  # fmt: skip
+        res = run(
+            "export",
+            "--since",
+            "3000d",
+            "--archive",
+            str(archive),
+            "--out",
+            str(out / "x.parquet"),
+            permissions_apply=True,
+        )
         assert_one_plain_line(res, f"cannot write {out}", "permission denied")
         assert list(out.iterdir()) == []
 
@@ -130,8 +143,9 @@ class TestFileSystems:
         log = tmp_path / "app.log"
         rng = random.Random(12)
         # Random messages do not compress: ~3 MB of Parquet into a 1 MiB file system.
-        records = [record(i, noise="".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=300)))
-                   for i in range(10_000)]  # fmt: skip
+        records = [
+            record(i, noise="".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=300))) for i in range(10_000)
+        ]
         write_records(log, records)
         with tmpfs(tmp_path / "disk", "1m") as disk:
             archive = disk / "a"
@@ -187,17 +201,16 @@ class TestMapping:
         """pyarrow's OSError carries the path in its text, not in `filename`: it is found there."""
         from logpipe.cli.app import os_error_sentence
 
-        exc = PermissionError(errno.EACCES, "Failed to open local file '/out/.tmp-1-x.parquet'. "
-                                            "Detail: [errno 13] Permission denied")  # fmt: skip
+        exc = PermissionError(
+            errno.EACCES, "Failed to open local file '/out/.tmp-1-x.parquet'. Detail: [errno 13] Permission denied"
+        )
         assert os_error_sentence(exc) == "cannot write /out/.tmp-1-x.parquet: permission denied"
 
     def test_no_path_still_one_sentence(self) -> None:
         """An OSError without a path still reads as one sentence."""
         from logpipe.cli.app import os_error_sentence
 
-        assert os_error_sentence(OSError(errno.ENOSPC, "No space left on device")) == (
-            "no space left on device"
-        )
+        assert os_error_sentence(OSError(errno.ENOSPC, "No space left on device")) == ("no space left on device")
 
 
 def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
@@ -206,4 +219,3 @@ def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
     write_records(log, [record(0)])
     res = run("--debug", "ship", "--once", str(log), "--archive", str(log / "x"))
     assert res.code != 0 and "Traceback" in res.err and "NotADirectoryError" in res.err
-

@@ -52,8 +52,13 @@ class TestWithinBatch:
             _rec("other", "r2"),
             _rec("no-rid", None),
         )
-        assert got == {"before": ("u1", "s1"), "ctx": ("u1", "s1"), "after": ("u1", "s1"),
-                       "other": (None, None), "no-rid": (None, None)}  # fmt: skip
+        assert got == {
+            "before": ("u1", "s1"),
+            "ctx": ("u1", "s1"),
+            "after": ("u1", "s1"),
+            "other": (None, None),
+            "no-rid": (None, None),
+        }
 
     def test_first_context_wins_and_own_values_kept(self) -> None:
         """A line's own user_id is never overwritten; gaps get the request's first named user."""
@@ -66,9 +71,7 @@ class TestWithinBatch:
 
     def test_rows_without_request_id_never_filled(self) -> None:
         """Lines without a request_id stay empty even when context exists for others."""
-        got = Feeder(transformer())(
-            _rec("ctx", "r1", user_id="u1"), _rec("x", None), _rec("y", None)
-        )
+        got = Feeder(transformer())(_rec("ctx", "r1", user_id="u1"), _rec("x", None), _rec("y", None))
         assert got["x"] == got["y"] == (None, None)
 
 
@@ -79,9 +82,7 @@ class TestAcrossBatches:
         """A later batch's lines of a known request get its user and session."""
         feed = Feeder(transformer())
         feed(_rec("ctx", "r1", user_id="u1", session_id="s1"), _rec("r2-ctx", "r2", user_id="u2"))
-        got = feed(
-            _rec("later", "r1"), _rec("later2", "r2"), _rec("unknown", "r3"), _rec("none", None)
-        )
+        got = feed(_rec("later", "r1"), _rec("later2", "r2"), _rec("unknown", "r3"), _rec("none", None))
         assert got == {
             "later": ("u1", "s1"),
             "later2": ("u2", None),
@@ -111,9 +112,7 @@ class TestBound:
         t = transformer(limits=ContextLimits(max_entries=40, max_age_s=3600))
         feed = Feeder(t)
         for batch in range(10):
-            feed(
-                *(_rec(f"{batch}-{i}", f"r{batch}-{i}", user_id=f"u{batch}-{i}") for i in range(15))
-            )
+            feed(*(_rec(f"{batch}-{i}", f"r{batch}-{i}", user_id=f"u{batch}-{i}") for i in range(15)))
             assert t.context.size() <= 40
         assert feed(_rec("recent", "r9-3"))["recent"] == ("u9-3", None)
         assert feed(_rec("old", "r0-3"))["old"] == (None, None)

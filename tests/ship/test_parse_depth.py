@@ -68,7 +68,9 @@ class TestAccepted:
     def test_one_past_the_limit_is_too_deep(self, arrays: bool) -> None:
         """MAX_DEPTH + 1 is a dead letter naming the depth and the limit; its neighbours are records."""
         batch = run(GOOD + b"\n" + nested(MAX_DEPTH + 1, arrays) + b"\n" + GOOD + b"\n")
-        assert [(r.reason, r.detail) for r in batch.rejects] == [("too_deep", f"nesting depth {MAX_DEPTH + 1} > {MAX_DEPTH}")]
+        assert [(r.reason, r.detail) for r in batch.rejects] == [
+            ("too_deep", f"nesting depth {MAX_DEPTH + 1} > {MAX_DEPTH}")
+        ]
         assert batch.records.num_rows == 2
 
 
@@ -89,7 +91,9 @@ class TestThroughTheCli:
         stored = sorted(archive_rows(archive, ["offset", "attrs"]), key=lambda r: r["offset"])
         assert len(stored) == 4
         assert same_deep(stored[1]["attrs"], deep)
-        dead = sorted(archive_rows(archive, ["offset", "reason", "detail"], table="dead_letters"), key=lambda r: r["offset"])
+        dead = sorted(
+            archive_rows(archive, ["offset", "reason", "detail"], table="dead_letters"), key=lambda r: r["offset"]
+        )
         assert [(d["reason"], d["detail"]) for d in dead] == [("too_deep", f"nesting depth 100000 > {MAX_DEPTH}")] * 2
         offsets = [0]
         for line in (GOOD, deep, absurd[0], GOOD, absurd[1]):
@@ -102,7 +106,10 @@ class TestInContainerEnvelopes:
 
     @staticmethod
     def _docker(inner: bytes) -> bytes:
-        return json.dumps({"log": inner.decode() + "\n", "stream": "stdout", "time": "2026-11-20T10:00:00.5Z"}).encode() + b"\n"
+        return (
+            json.dumps({"log": inner.decode() + "\n", "stream": "stdout", "time": "2026-11-20T10:00:00.5Z"}).encode()
+            + b"\n"
+        )
 
     def test_deep_inner_record(self) -> None:
         """Depth 1,000 inside the envelope is a record with its attrs intact."""

@@ -96,17 +96,38 @@ class TestAttrs:
 
     def test_lifted_key_twice(self) -> None:
         """loguru's `extra` (lifted into attrs) with a repeated key: once, last value."""
-        line = ('{"text":"t","record":{"time":{"timestamp":1767225600.5},"level":{"name":"INFO"},'
-                '"message":"m","name":"x","extra":{"tenant":"a","tenant":"b"}}}')  # fmt: skip
+        line = (
+            '{"text":"t","record":{"time":{"timestamp":1767225600.5},"level":{"name":"INFO"},'
+            '"message":"m","name":"x","extra":{"tenant":"a","tenant":"b"}}}'
+        )
         row = _normalised(line, "loguru")
         assert attrs(row)["tenant"] == "b" and row["attrs"].count('"tenant"') == 1
 
 
 # Keys drawn from a small set so that they repeat: canonical ones (with their aliases) and free ones.
-KEYS = st.sampled_from(["level", "levelname", "message", "msg", "user_id", "userId", "request_id", "timestamp",
-                        "k", "j", "user\\u005fid", "_logpipe"])  # fmt: skip
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=6),
-                    st.sampled_from(["error", "INFO", "2026-11-20T10:00:00Z", "1767225600"]))  # fmt: skip
+KEYS = st.sampled_from(
+    [
+        "level",
+        "levelname",
+        "message",
+        "msg",
+        "user_id",
+        "userId",
+        "request_id",
+        "timestamp",
+        "k",
+        "j",
+        "user\\u005fid",
+        "_logpipe",
+    ]
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-1000, 1000),
+    st.text(max_size=6),
+    st.sampled_from(["error", "INFO", "2026-11-20T10:00:00Z", "1767225600"]),
+)
 
 
 @st.composite
@@ -139,7 +160,9 @@ class TestProperty:
             if key != "_logpipe":
                 assert loaded[key] == value, (line, key)
         user = loaded.get("user_id") if loaded.get("user_id") is not None else loaded.get("userId")
-        assert got["user_id"] == (None if user is None else user if isinstance(user, str) else json.dumps(user, separators=(",", ":"))), line
+        assert got["user_id"] == (
+            None if user is None else user if isinstance(user, str) else json.dumps(user, separators=(",", ":"))
+        ), line
 
 
 def _pino_lines(now_ms: int) -> bytes:

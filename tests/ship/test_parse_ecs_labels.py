@@ -45,8 +45,11 @@ LABELLED = [
 def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = tmp_path_factory.mktemp("ecs") / "ecs.log"
     path.write_text(_ecs_lines(LABELLED))
-    return {"profile": detect_file(path), "rows": rows(run(path.read_bytes(), "ecs")),
-            "lines": [json.loads(x) for x in path.read_text().splitlines()]}  # fmt: skip
+    return {
+        "profile": detect_file(path),
+        "rows": rows(run(path.read_bytes(), "ecs")),
+        "lines": [json.loads(x) for x in path.read_text().splitlines()],
+    }
 
 
 class TestLabels:
@@ -67,15 +70,33 @@ class TestLabels:
 
     def test_ecs_fields_win(self) -> None:
         """With both, `http.request.id`, `user.id` and `session.id` are read, not the labels."""
-        text = _ecs_lines([("m", {"http.request.id": "ecs-req", "user.id": "ecs-user", "session.id": "ecs-sess",
-                                  "labels": {"request_id": "l-req", "user_id": "l-user", "session_id": "l-sess"}})])  # fmt: skip
+        text = _ecs_lines(
+            [
+                (
+                    "m",
+                    {
+                        "http.request.id": "ecs-req",
+                        "user.id": "ecs-user",
+                        "session.id": "ecs-sess",
+                        "labels": {"request_id": "l-req", "user_id": "l-user", "session_id": "l-sess"},
+                    },
+                )
+            ]
+        )
         (row,) = rows(run(text.encode(), "ecs"))
         assert (row["request_id"], row["user_id"], row["session_id"]) == ("ecs-req", "ecs-user", "ecs-sess")
 
     def test_dotted_label_keys(self) -> None:
         """Writers that flatten ECS (`"labels.user_id": ...`) are read too."""
-        line = {"@timestamp": "2026-11-20T10:00:00Z", "log.level": "info", "message": "m", "ecs.version": "1.6.0",
-                "labels.request_id": "r", "labels.user_id": "u", "labels.session_id": "s"}  # fmt: skip
+        line = {
+            "@timestamp": "2026-11-20T10:00:00Z",
+            "log.level": "info",
+            "message": "m",
+            "ecs.version": "1.6.0",
+            "labels.request_id": "r",
+            "labels.user_id": "u",
+            "labels.session_id": "s",
+        }
         (row,) = rows(run(json.dumps(line).encode() + b"\n", "ecs"))
         assert (row["request_id"], row["user_id"], row["session_id"]) == ("r", "u", "s")
 
@@ -89,8 +110,13 @@ def test_session_journey_through_the_cli(tmp_path: Path) -> None:
     shipped = run_logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
     assert shipped.code == 0, shipped.err
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
-    got = run_logpipe("query", "journey", "--session", "s1", "--since", since, "--archive", str(archive), "--format", "json")
+    got = run_logpipe(
+        "query", "journey", "--session", "s1", "--since", since, "--archive", str(archive), "--format", "json"
+    )
     assert got.code == 0, got.err
     journey = json.loads(got.out)
     assert sorted((r["message"], r["request_id"], r["session_id"]) for r in journey) == [
-        ("cart", "req-1", "s1"), ("login", "req-1", "s1"), ("pay", "req-2", "s1")]  # fmt: skip
+        ("cart", "req-1", "s1"),
+        ("login", "req-1", "s1"),
+        ("pay", "req-2", "s1"),
+    ]

@@ -77,8 +77,12 @@ class TestPythonJsonLogger:
         path = tmp_path_factory.mktemp("pjl") / "app.log"
         path.write_text(text)
         profile = detect_file(path)
-        return {"profile": profile, "records": records, "rows": rows(run(path.read_bytes(), profile)),
-                "lines": [json.loads(x) for x in text.splitlines()]}  # fmt: skip
+        return {
+            "profile": profile,
+            "records": records,
+            "rows": rows(run(path.read_bytes(), profile)),
+            "lines": [json.loads(x) for x in text.splitlines()],
+        }
 
     def test_detected(self, shipped: dict[str, Any]) -> None:
         """A python-json-logger file is detected as the default profile."""
@@ -141,9 +145,18 @@ class TestEcsLogging:
         log.handlers[:] = [handler]
         log.setLevel(logging.DEBUG)
         log.propagate = False
-        log.info("GET /api/users/42", extra={"http.request.id": "req-e", "user.id": "u-e",
-                 "url.path": "/api/users/42", "http.request.method": "get",
-                 "http.response.status_code": 200, "event.duration": 12_500_000, "tenant": "acme"})  # fmt: skip
+        log.info(
+            "GET /api/users/42",
+            extra={
+                "http.request.id": "req-e",
+                "user.id": "u-e",
+                "url.path": "/api/users/42",
+                "http.request.method": "get",
+                "http.response.status_code": 200,
+                "event.duration": 12_500_000,
+                "tenant": "acme",
+            },
+        )
         log.warning("retrying 3 times", extra={"http.request.id": "req-e"})
         try:
             raise KeyError("sku")
@@ -152,8 +165,12 @@ class TestEcsLogging:
         path = tmp_path_factory.mktemp("ecs") / "ecs.log"
         path.write_text(buf.getvalue())
         profile = detect_file(path)
-        return {"profile": profile, "records": handler.records, "rows": rows(run(path.read_bytes(), profile)),
-                "lines": [json.loads(x) for x in buf.getvalue().splitlines()]}  # fmt: skip
+        return {
+            "profile": profile,
+            "records": handler.records,
+            "rows": rows(run(path.read_bytes(), profile)),
+            "lines": [json.loads(x) for x in buf.getvalue().splitlines()],
+        }
 
     def test_detected(self, shipped: dict[str, Any]) -> None:
         """An ecs-logging file is detected as `ecs`."""
@@ -186,8 +203,18 @@ class TestEcsLogging:
 
     def test_error_from_type_and_message(self) -> None:
         """Without a stack trace, error.type and error.message are joined."""
-        row = one_of(lines({"@timestamp": "2026-01-01T00:00:00Z", "log.level": "error", "message": "m",
-                            "ecs.version": "1.6.0", "error": {"type": "E", "message": "boom"}}), "ecs")  # fmt: skip
+        row = one_of(
+            lines(
+                {
+                    "@timestamp": "2026-01-01T00:00:00Z",
+                    "log.level": "error",
+                    "message": "m",
+                    "ecs.version": "1.6.0",
+                    "error": {"type": "E", "message": "boom"},
+                }
+            ),
+            "ecs",
+        )
         assert row["error"] == "E: boom"
 
     def test_attrs_lossless(self, shipped: dict[str, Any]) -> None:
@@ -227,8 +254,11 @@ class TestStructlog:
         path = tmp_path_factory.mktemp("structlog") / "s.log"
         path.write_text(buf.getvalue())
         profile = detect_file(path)
-        return {"profile": profile, "rows": rows(run(path.read_bytes(), profile)),
-                "lines": [json.loads(x) for x in buf.getvalue().splitlines()]}  # fmt: skip
+        return {
+            "profile": profile,
+            "rows": rows(run(path.read_bytes(), profile)),
+            "lines": [json.loads(x) for x in buf.getvalue().splitlines()],
+        }
 
     def test_detected(self, shipped: dict[str, Any]) -> None:
         """A structlog JSONRenderer file is detected as `structlog`."""
@@ -286,8 +316,11 @@ class TestLoguru:
         finally:
             loguru_logger.remove(sink)
         profile = detect_file(path)
-        return {"profile": profile, "rows": rows(run(path.read_bytes(), profile)),
-                "lines": [json.loads(x) for x in path.read_text().splitlines()]}  # fmt: skip
+        return {
+            "profile": profile,
+            "rows": rows(run(path.read_bytes(), profile)),
+            "lines": [json.loads(x) for x in path.read_text().splitlines()],
+        }
 
     def test_detected(self, shipped: dict[str, Any]) -> None:
         """A loguru serialized file is detected as `loguru`."""
@@ -364,9 +397,19 @@ class TestNodeAndGoShapes:
 
     def test_pino_http(self) -> None:
         """pino-http's req/res objects give method, path, status; responseTime is duration_ms."""
-        row = one_of(lines({"level": 30, "time": 1_767_225_600_000, "msg": "request completed",
-                            "req": {"id": 5, "method": "post", "url": "/v1/orders/9f1c2a3b4d5e6f708192a3b4"},
-                            "res": {"statusCode": 201}, "responseTime": 17}), "pino")  # fmt: skip
+        row = one_of(
+            lines(
+                {
+                    "level": 30,
+                    "time": 1_767_225_600_000,
+                    "msg": "request completed",
+                    "req": {"id": 5, "method": "post", "url": "/v1/orders/9f1c2a3b4d5e6f708192a3b4"},
+                    "res": {"statusCode": 201},
+                    "responseTime": 17,
+                }
+            ),
+            "pino",
+        )
         assert (row["method"], row["path"], row["status"], row["duration_ms"]) == (
             "POST",
             "/v1/orders/9f1c2a3b4d5e6f708192a3b4",
@@ -462,8 +505,7 @@ class TestContainerWrappers:
         inner = json.dumps({"level": "info", "message": "x" * 50, "request_id": "r1"}) + "\n"
         parts = [inner[:20], inner[20:45], inner[45:]]
         envelopes = [
-            json.dumps({"log": p, "stream": "stdout", "time": f"2026-01-01T00:00:0{i}.5Z"})
-            for i, p in enumerate(parts)
+            json.dumps({"log": p, "stream": "stdout", "time": f"2026-01-01T00:00:0{i}.5Z"}) for i, p in enumerate(parts)
         ]
         short = json.dumps(
             {
@@ -488,9 +530,7 @@ class TestContainerWrappers:
 
     def test_docker_plain_text(self) -> None:
         """A non-JSON application line becomes a record whose message is the text and stream in attrs."""
-        data = lines(
-            {"log": "plain text line\n", "stream": "stderr", "time": "2026-01-01T00:00:00Z"}
-        )
+        data = lines({"log": "plain text line\n", "stream": "stderr", "time": "2026-01-01T00:00:00Z"})
         row = one_of(data, "docker")
         assert row["message"] == "plain text line"
         assert attrs(row)["stream"] == "stderr"

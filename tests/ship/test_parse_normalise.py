@@ -48,9 +48,7 @@ class TestTimestamps:
     def test_floats(self, per_second: int) -> None:
         """A float in s/ms/µs keeps its fraction (to the microsecond)."""
         value = _us(INSTANT) / 1_000_000 * per_second
-        assert abs(_ts(value) - datetime.fromtimestamp(value / per_second, tz=UTC)) <= timedelta(
-            microseconds=1
-        )
+        assert abs(_ts(value) - datetime.fromtimestamp(value / per_second, tz=UTC)) <= timedelta(microseconds=1)
 
     @pytest.mark.parametrize(
         "text",
@@ -67,9 +65,7 @@ class TestTimestamps:
         """An ISO 8601 string with any offset is the instant it names, in UTC."""
         assert _ts(text) == datetime.fromisoformat(text)
 
-    @pytest.mark.parametrize(
-        "text", ["2026-11-20T10:00:00", "2026-11-20 10:00:00.250", "2026-11-20 10:00:00,123"]
-    )
+    @pytest.mark.parametrize("text", ["2026-11-20T10:00:00", "2026-11-20 10:00:00.250", "2026-11-20 10:00:00,123"])
     def test_naive_is_utc(self, text: str) -> None:
         """A naive timestamp (also with python's comma before milliseconds) means UTC."""
         assert _ts(text) == datetime.fromisoformat(text.replace(",", ".")).replace(tzinfo=UTC)
@@ -106,8 +102,10 @@ class TestTimestamps:
         assert ("ts_raw" in flags) == (value is not None)
 
     @settings(max_examples=40, deadline=None)
-    @given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
-           st.integers(-14 * 60, 14 * 60))  # fmt: skip
+    @given(
+        st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+        st.integers(-14 * 60, 14 * 60),
+    )
     def test_iso_roundtrip(self, instant: datetime, offset_min: int) -> None:
         """Any instant written as ISO 8601 at any minute offset reads back exactly."""
         local = instant.astimezone(timezone(timedelta(minutes=offset_min)))
@@ -118,17 +116,25 @@ class TestLevels:
     """Level names in any case, library synonyms, numeric schemes; unknown -> INFO, flagged."""
 
     NAMES = {
-        "trace": "TRACE", "debug": "DEBUG", "info": "INFO", "notice": "INFO", "warn": "WARNING",
-        "warning": "WARNING", "err": "ERROR", "error": "ERROR", "crit": "CRITICAL",
-        "critical": "CRITICAL", "fatal": "CRITICAL", "panic": "CRITICAL", "dpanic": "CRITICAL",
-    }  # fmt: skip
+        "trace": "TRACE",
+        "debug": "DEBUG",
+        "info": "INFO",
+        "notice": "INFO",
+        "warn": "WARNING",
+        "warning": "WARNING",
+        "err": "ERROR",
+        "error": "ERROR",
+        "crit": "CRITICAL",
+        "critical": "CRITICAL",
+        "fatal": "CRITICAL",
+        "panic": "CRITICAL",
+        "dpanic": "CRITICAL",
+    }
 
     @pytest.mark.parametrize("name", sorted(NAMES))
     def test_names_any_case(self, name: str) -> None:
         """A level name maps the same in lower, upper and title case, with surrounding spaces."""
-        data = lines(
-            *({"level": v, "message": "m"} for v in (name, name.upper(), name.title(), f" {name} "))
-        )
+        data = lines(*({"level": v, "message": "m"} for v in (name, name.upper(), name.title(), f" {name} ")))
         assert {r["level"] for r in rows(run(data))} == {self.NAMES[name]}
 
     def test_pino_numbers(self) -> None:
@@ -145,8 +151,10 @@ class TestLevels:
 
     def test_ecs_log_level(self) -> None:
         """ECS `log.level` (dotted key) and nested log.level both give the level."""
-        data = lines({"@timestamp": "2026-01-01T00:00:00Z", "log.level": "warn", "message": "a", "ecs.version": "1"},
-                     {"@timestamp": "2026-01-01T00:00:00Z", "log": {"level": "ERROR"}, "message": "b", "ecs.version": "1"})  # fmt: skip
+        data = lines(
+            {"@timestamp": "2026-01-01T00:00:00Z", "log.level": "warn", "message": "a", "ecs.version": "1"},
+            {"@timestamp": "2026-01-01T00:00:00Z", "log": {"level": "ERROR"}, "message": "b", "ecs.version": "1"},
+        )
         assert [r["level"] for r in rows(run(data, "ecs"))] == ["WARNING", "ERROR"]
 
     @pytest.mark.parametrize("value", ["loud", "", True, "99x"])
@@ -165,9 +173,7 @@ class TestLevels:
 class TestCoercions:
     """status and duration_ms from numbers or numeric strings; garbage flagged, not lost."""
 
-    @pytest.mark.parametrize(
-        ("raw", "status"), [(200, 200), ("404", 404), (503.0, 503), ("201.0", 201)]
-    )
+    @pytest.mark.parametrize(("raw", "status"), [(200, 200), ("404", 404), (503.0, 503), ("201.0", 201)])
     def test_status(self, raw: object, status: int) -> None:
         """A status number or numeric string becomes an int."""
         assert one({"message": "m", "timestamp": 0, "status": raw})["status"] == status
@@ -191,9 +197,7 @@ def _template(path: str) -> str:
     ident = re.compile(
         r"\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{16,}"
     )
-    return "/".join(
-        "{id}" if i and ident.fullmatch(seg) else seg for i, seg in enumerate(path.split("/"))
-    )
+    return "/".join("{id}" if i and ident.fullmatch(seg) else seg for i, seg in enumerate(path.split("/")))
 
 
 def _message_key(message: str) -> str:
@@ -228,9 +232,17 @@ class TestEndpointTemplates:
         assert _template(path) == endpoint  # the independent rule agrees with the examples
 
     @settings(max_examples=60, deadline=None)
-    @given(st.lists(st.one_of(st.integers(0, 10**12).map(str), st.uuids().map(str),
-                              st.text("0123456789abcdef", min_size=16, max_size=40),
-                              st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)), max_size=6))  # fmt: skip
+    @given(
+        st.lists(
+            st.one_of(
+                st.integers(0, 10**12).map(str),
+                st.uuids().map(str),
+                st.text("0123456789abcdef", min_size=16, max_size=40),
+                st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True),
+            ),
+            max_size=6,
+        )
+    )
     def test_property(self, segments: list[str]) -> None:
         """For any path of words and ids the template equals the independent rule."""
         path = "/" + "/".join(segments)
@@ -257,12 +269,7 @@ class TestMessageKeys:
 
     def test_groups_collapse(self) -> None:
         """Messages that differ only in ids share one key."""
-        data = lines(
-            *(
-                {"message": f"user {n} failed at step {n * 7}", "level": "warning"}
-                for n in range(50)
-            )
-        )
+        data = lines(*({"message": f"user {n} failed at step {n * 7}", "level": "warning"} for n in range(50)))
         assert {r["message_key"] for r in rows(run(data))} == {"user <*> failed at step <*>"}
 
     def test_only_warning_and_above(self) -> None:
@@ -307,20 +314,26 @@ class TestLabels:
     def test_other_labels_in_attrs(self) -> None:
         """Extra labels are added to attrs; a record key of the same name wins, null values too (regression)."""
         t = transformer({"host": "h", "env": "prod", "region": "eu"})
-        data = lines({"message": "a"}, {"message": "b", "env": "staging"},
-                     {"message": "c", "env": None, "x": {"y": None}, "region_note": "region"})  # fmt: skip
+        data = lines(
+            {"message": "a"},
+            {"message": "b", "env": "staging"},
+            {"message": "c", "env": None, "x": {"y": None}, "region_note": "region"},
+        )
         got = [attrs(r) for r in rows(run(data, t=t))]
         assert got[0] == {"env": "prod", "region": "eu", "_logpipe": {"ts": "read_time"}}
         assert got[1] == {"env": "staging", "region": "eu", "_logpipe": {"ts": "read_time"}}
-        assert got[2] == {"env": None, "x": {"y": None}, "region_note": "region", "region": "eu",
-                          "_logpipe": {"ts": "read_time"}}  # fmt: skip
+        assert got[2] == {
+            "env": None,
+            "x": {"y": None},
+            "region_note": "region",
+            "region": "eu",
+            "_logpipe": {"ts": "read_time"},
+        }
 
     def test_label_with_escaped_name(self) -> None:
         """A label whose name JSON escapes still never overrides the record's key."""
         t = transformer({"host": "h", 'we"ird': "label"})
-        got = [
-            attrs(r) for r in rows(run(lines({"message": "a", 'we"ird': 1}, {"message": "b"}), t=t))
-        ]
+        got = [attrs(r) for r in rows(run(lines({"message": "a", 'we"ird': 1}, {"message": "b"}), t=t))]
         assert [a['we"ird'] for a in got] == [1, "label"]
 
 
@@ -338,9 +351,7 @@ class TestFieldOverrides:
 
     def test_override_through_pipeline(self) -> None:
         """Overridden paths (also nested) feed the canonical fields and leave attrs."""
-        fields = FieldOverrides(
-            {"level": (("sev",),), "user_id": (("ctx", "user", "id"),), "message": (("text",),)}
-        )
+        fields = FieldOverrides({"level": (("sev",),), "user_id": (("ctx", "user", "id"),), "message": (("text",),)})
         t = transformer(fields=fields)
         row = rows(
             run(

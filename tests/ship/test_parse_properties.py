@@ -19,14 +19,15 @@ T = transformer()
 T_LABELS = transformer({"host": "h", "env": "prod"})
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=20,
 )
 free_keys = st.text(max_size=12).filter(lambda k: k not in CONSUMED and k != "_logpipe")
@@ -35,11 +36,14 @@ objects = st.dictionaries(free_keys, values, max_size=8)
 canonical = st.fixed_dictionaries(
     {},
     optional={
-        "timestamp": st.just("2026-11-20T10:00:00Z"), "level": st.sampled_from(["INFO", "error"]),
-        "message": st.text(max_size=20), "logger": st.text(max_size=8),
-        "request_id": st.text(min_size=1, max_size=8), "user_id": st.text(min_size=1, max_size=8),
+        "timestamp": st.just("2026-11-20T10:00:00Z"),
+        "level": st.sampled_from(["INFO", "error"]),
+        "message": st.text(max_size=20),
+        "logger": st.text(max_size=8),
+        "request_id": st.text(min_size=1, max_size=8),
+        "user_id": st.text(min_size=1, max_size=8),
     },
-)  # fmt: skip
+)
 
 
 class TestLossless:
@@ -103,9 +107,7 @@ class TestConservation:
 
     @SETTINGS
     @given(lines_of_bytes, st.integers(0, 10**9), st.booleans())
-    def test_one_outcome_per_line(
-        self, raw_lines: list[bytes], start: int, final_newline: bool
-    ) -> None:
+    def test_one_outcome_per_line(self, raw_lines: list[bytes], start: int, final_newline: bool) -> None:
         """Records' offsets are real line starts; records + rejects = non-blank lines, none twice."""
         data = b"\n".join(raw_lines) + (b"\n" if final_newline and raw_lines else b"")
         batch = T(raw_batch(data, start=start))
@@ -126,8 +128,11 @@ class TestFramingOffsets:
     """frame() offsets equal an independent split of the bytes."""
 
     @SETTINGS
-    @given(st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"\n", b"")), max_size=15),
-           st.integers(0, 2**40), st.booleans())  # fmt: skip
+    @given(
+        st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"\n", b"")), max_size=15),
+        st.integers(0, 2**40),
+        st.booleans(),
+    )
     def test_offsets(self, raw_lines: list[bytes], start: int, final_newline: bool) -> None:
         """Each kept line's offset is start + the bytes before it; blanks dropped, bad UTF-8 rejected."""
         data = b"\n".join(raw_lines) + (b"\n" if final_newline and raw_lines else b"")
@@ -233,7 +238,9 @@ def _nested(depth: int) -> dict[str, Any]:
 def mutated_json(draw: st.DrawFn) -> str:
     """A JSON text (object or not, deep or not), then a few random edits."""
     value = draw(st.one_of(objects, values, st.integers(2, 70).map(_nested)))
-    text = json.dumps(value, ensure_ascii=draw(st.booleans()), separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+    text = json.dumps(
+        value, ensure_ascii=draw(st.booleans()), separators=draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    )
     for _ in range(draw(st.integers(0, 3))):
         at = draw(st.integers(0, len(text)))
         cut = draw(st.integers(0, 2))

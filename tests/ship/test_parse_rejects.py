@@ -50,9 +50,7 @@ class TestRejectReasons:
         """The bad line between two good ones is rejected alone, at its offset, with its bytes."""
         start = 4096
         batch = run(GOOD + b"\n" + line + b"\n" + GOOD + b"\n", start=start)
-        assert [(r.reason, r.offset, r.raw) for r in batch.rejects] == [
-            (reason, start + len(GOOD) + 1, line)
-        ]
+        assert [(r.reason, r.offset, r.raw) for r in batch.rejects] == [(reason, start + len(GOOD) + 1, line)]
         assert [r["offset"] for r in rows(batch)] == [start, start + len(GOOD) + len(line) + 2]
 
     def test_one_depth_limit(self) -> None:
@@ -150,8 +148,16 @@ class TestOversized:
     def test_source_cut_line_is_dead_lettered(self) -> None:
         """A RawBatch's oversized entry is rejected as line_too_long with its offset, length and head."""
         head = b'{"message":"' + b"x" * 100
-        raw = RawBatch("s" * 32, "/p", 0, 2_000_000, GOOD + b"\n", 0, "python-json-logger",
-                       oversized=(OversizedLine(1234, 2_000_000, head),))  # fmt: skip
+        raw = RawBatch(
+            "s" * 32,
+            "/p",
+            0,
+            2_000_000,
+            GOOD + b"\n",
+            0,
+            "python-json-logger",
+            oversized=(OversizedLine(1234, 2_000_000, head),),
+        )
         t = transformer()
         batch = t(raw)
         t.close()

@@ -260,8 +260,9 @@ def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path, fai
             kills += 1
     finally:
         writer.wait()
-    res = subprocess.run([*LOGPIPE, "ship", "--once", str(tmp_path / "app.log*"), "--archive", str(archive)],
-                         capture_output=True)  # fmt: skip
+    res = subprocess.run(
+        [*LOGPIPE, "ship", "--once", str(tmp_path / "app.log*"), "--archive", str(archive)], capture_output=True
+    )
     assert res.returncode == 0, res.stderr.decode()
     seqs = archived_seqs(archive)
     assert kills >= 6
@@ -277,8 +278,9 @@ def test_restarts_with_only_the_live_path_globbed(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("LOGPIPE_TEST_SEED", "20261127")))
     archive, log = tmp_path / "a", str(tmp_path / "app.log")
     total = 60_000
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(total), "3000", "0.03", "tick"],
-                              stdout=subprocess.PIPE)  # fmt: skip
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path), str(total), "3000", "0.03", "tick"], stdout=subprocess.PIPE
+    )
     stops = 0
     try:
         while writer.poll() is None or stops < 20:

@@ -110,7 +110,7 @@ class TestBadInput:
             b"[1, 2, 3]": "not_an_object",
             b'"just a string"': "not_an_object",
             b'{"a": "\xff\xfe"}': "invalid_utf8",
-            b"{\"a\":" * 1001 + b"1" + b"}" * 1001: "too_deep",  # past MAX_DEPTH (1,000)
+            b'{"a":' * 1001 + b"1" + b"}" * 1001: "too_deep",  # past MAX_DEPTH (1,000)
         }
         lines = [good[0], *bad, good[1], b"", b"   ", good[2]]
         data = b"\n".join(lines) + b"\n"

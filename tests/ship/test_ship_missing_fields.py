@@ -52,7 +52,9 @@ class TestSummary:
         write_records(log, ({"level": "INFO", "message": f"event {i}"} for i in range(1000)))
         err, rows = ship_once(str(log))
         assert len(rows) == 1000 and read_time_flagged(rows) == 1000
-        assert warnings(err) == ["warning: 1,000 of 1,000 records had no timestamp (reading time used) — is --format right?"]
+        assert warnings(err) == [
+            "warning: 1,000 of 1,000 records had no timestamp (reading time used) — is --format right?"
+        ]
 
     def test_counts_each_field(self, tmp_path: Path) -> None:
         """Some records lack ts, some level, some message: each count is the writer's own tally."""
@@ -84,7 +86,9 @@ class TestSummary:
         log = tmp_path / "app.log"
         write_records(log, [record(0, timestamp="yesterday"), record(1, level="LOUD"), record(2)])
         err, _ = ship_once(str(log))
-        assert warnings(err) == ["warning: 1 of 3 records had no timestamp (reading time used), 1 no level (INFO assumed) — is --format right?"]
+        assert warnings(err) == [
+            "warning: 1 of 3 records had no timestamp (reading time used), 1 no level (INFO assumed) — is --format right?"
+        ]
 
     def test_clean_file_says_nothing(self, tmp_path: Path) -> None:
         """Every record complete: no warning at all."""
@@ -101,8 +105,13 @@ class TestWrongFormat:
         plain = tmp_path / "plain.log"
         write_records(plain, (record(i) for i in range(500)))
         ecs = tmp_path / "ecs.log"
-        write_records(ecs, ({"@timestamp": "2026-11-20T10:00:00Z", "log.level": "warn", "message": "m", "ecs.version": "1.6.0"}
-                            for _ in range(7)))  # fmt: skip
+        write_records(
+            ecs,
+            (
+                {"@timestamp": "2026-11-20T10:00:00Z", "log.level": "warn", "message": "m", "ecs.version": "1.6.0"}
+                for _ in range(7)
+            ),
+        )
         err, rows = ship_once(str(plain), str(ecs), "--format", "ecs")
         assert len(rows) == 507
         assert warnings(err) == [
@@ -153,10 +162,23 @@ class Agent:
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "logpipe", "ship", "--follow", *args, "--metrics-addr", "127.0.0.1:0",
-             "--flush-interval", "0.2", "--no-progress"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "logpipe",
+                "ship",
+                "--follow",
+                *args,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--flush-interval",
+                "0.2",
+                "--no-progress",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         self.events: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
@@ -175,11 +197,16 @@ class Agent:
 
         return wait_until(f"a {name} event", found, timeout_s, every_s=0.05)
 
-    def scrape_until(self, expected: dict[tuple[str, str], float], timeout_s: float = 60) -> dict[tuple[str, str], float]:
+    def scrape_until(
+        self, expected: dict[tuple[str, str], float], timeout_s: float = 60
+    ) -> dict[tuple[str, str], float]:
         """Scrape until every expected sample has its value (the read counter moves a moment
         before the missing-field counters of the same batch), or the deadline; the last scrape."""
-        return poll(lambda: _scrape(f"{self.url}/metrics"),
-                    lambda samples: all(samples.get(k) == v for k, v in expected.items()), timeout_s)  # fmt: skip
+        return poll(
+            lambda: _scrape(f"{self.url}/metrics"),
+            lambda samples: all(samples.get(k) == v for k, v in expected.items()),
+            timeout_s,
+        )
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -210,8 +237,15 @@ def test_tailing_agent_logs_a_file_matching_nothing(tmp_path: Path) -> None:
     try:
         event = agent.wait_for_event("format_matches_nothing")
         assert (event["level"], event["path"], event["format"], event["forced"], event["records"]) == (
-            "WARNING", str(log), "pino", True, 9)  # fmt: skip
-        write_records(log, ({"@timestamp": "2026-11-20T10:00:00Z", "log.level": "info", "message": "m"} for _ in range(3)))
+            "WARNING",
+            str(log),
+            "pino",
+            True,
+            9,
+        )
+        write_records(
+            log, ({"@timestamp": "2026-11-20T10:00:00Z", "log.level": "info", "message": "m"} for _ in range(3))
+        )
         assert agent.scrape_until({("read", ""): 12, ("missing", "ts"): 12})[("missing", "ts")] == 12
         assert len([e for e in agent.events if e.get("event") == "format_matches_nothing"]) == 1
     finally:

@@ -21,10 +21,21 @@ def test_sigterm_while_a_sink_is_down(tmp_path: Path, scheme: str) -> None:
     write_records(log, (record(i) for i in range(200)))
     target = scheme.format(port=free_port())  # nothing listens there
     agent = subprocess.Popen(
-        [*LOGPIPE, "ship", str(log), "--archive", str(archive), "--to", target, "--flush-interval", "0.2",
-         "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            *LOGPIPE,
+            "ship",
+            str(log),
+            "--archive",
+            str(archive),
+            "--to",
+            target,
+            "--flush-interval",
+            "0.2",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert agent.stderr is not None
     stderr = Lines(agent.stderr)
     stderr.wait_for("retrying")  # it read the lines and the sink refused them

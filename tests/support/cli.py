@@ -46,6 +46,12 @@ def run_cli(
     """`logpipe ARGS...` in a subprocess, to its end. `columns` sets COLUMNS (the width rich
     draws tables to; None leaves the caller's); `env` is added to the caller's environment."""
     width = {} if columns is None else {"COLUMNS": str(columns)}
-    proc = subprocess.run([*LOGPIPE, *args], input=stdin, capture_output=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, **width, **(env or {})})  # fmt: skip
+    proc = subprocess.run(
+        [*LOGPIPE, *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, **width, **(env or {})},
+    )
     return Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())

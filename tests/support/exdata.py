@@ -39,7 +39,9 @@ def generate(lines: int, *, seed: int = 5, start: datetime | None = None) -> lis
             n = len(out)
             level = rng.choice(LEVELS)
             obj: dict[str, Any] = {
-                "timestamp": (start + timedelta(seconds=n, microseconds=rng.randint(0, 999_999))).isoformat().replace("+00:00", "Z"),
+                "timestamp": (start + timedelta(seconds=n, microseconds=rng.randint(0, 999_999)))
+                .isoformat()
+                .replace("+00:00", "Z"),
                 "level": level,
                 "name": f"{service}.web",
                 "service": service,
@@ -49,12 +51,20 @@ def generate(lines: int, *, seed: int = 5, start: datetime | None = None) -> lis
                 "ctx": {"attempt": rng.randint(1, 3), "shard": rng.choice(["a", "b"])},
             }
             if part == 0:
-                obj.update({"user_id": user, "method": rng.choice(["GET", "POST"]), "path": path,
-                            "status": rng.choice([200, 200, 201, 404, 500, 503]),
-                            "duration_ms": round(rng.uniform(0.5, 2000), 3)})  # fmt: skip
+                obj.update(
+                    {
+                        "user_id": user,
+                        "method": rng.choice(["GET", "POST"]),
+                        "path": path,
+                        "status": rng.choice([200, 200, 201, 404, 500, 503]),
+                        "duration_ms": round(rng.uniform(0.5, 2000), 3),
+                    }
+                )
             if level == "ERROR":
                 word = " quokka" if n % 5 == 0 else ""
-                obj["exc_info"] = f"Traceback (most recent call last):\n  File \"app.py\", line {n}\nValueError: bad{word}"
+                obj["exc_info"] = (
+                    f'Traceback (most recent call last):\n  File "app.py", line {n}\nValueError: bad{word}'
+                )
             out.append(obj)
     return out
 
@@ -75,8 +85,20 @@ def ts_of(obj: dict[str, Any]) -> datetime:
 
 def extras(obj: dict[str, Any]) -> dict[str, Any]:
     """The fields that are not canonical columns (they land in attrs)."""
-    known = {"timestamp", "level", "name", "service", "request_id", "message", "user_id", "method", "path",
-             "status", "duration_ms", "exc_info"}  # fmt: skip
+    known = {
+        "timestamp",
+        "level",
+        "name",
+        "service",
+        "request_id",
+        "message",
+        "user_id",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "exc_info",
+    }
     return {k: v for k, v in obj.items() if k not in known}
 
 

@@ -185,9 +185,15 @@ class _Handler(BaseHTTPRequestHandler):
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             with self.double.lock:
                 request_id = f"d{len(self.double.deletes) + 1}"
-                self.double.deletes.append({"request_id": request_id, "query": q.get("query", ""),
-                                            "start_time": float(q.get("start", 0)), "end_time": float(q.get("end", 0)),
-                                            "status": "received"})  # fmt: skip
+                self.double.deletes.append(
+                    {
+                        "request_id": request_id,
+                        "query": q.get("query", ""),
+                        "start_time": float(q.get("start", 0)),
+                        "end_time": float(q.get("end", 0)),
+                        "status": "received",
+                    }
+                )
             self._answer(204)
         else:
             self._answer(404, b"404 page not found")
@@ -196,9 +202,15 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == "/loki/api/v1/query_range":
-            self._json(self.double.query_range(q.get("query", "{}"), int(q.get("start", 0)),
-                                               int(q.get("end", 2**62)), int(q.get("limit", 100)),
-                                               q.get("direction", "backward")))  # fmt: skip
+            self._json(
+                self.double.query_range(
+                    q.get("query", "{}"),
+                    int(q.get("start", 0)),
+                    int(q.get("end", 2**62)),
+                    int(q.get("limit", 100)),
+                    q.get("direction", "backward"),
+                )
+            )
         elif url.path == "/loki/api/v1/delete":
             with self.double.lock:
                 self._json(list(self.double.deletes))

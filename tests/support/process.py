@@ -27,8 +27,9 @@ class Lines:
 
     def wait_for(self, needle: str, timeout_s: float = 60.0) -> str:
         """The first line containing `needle`, once there is one."""
-        return wait_until(f"{needle!r} in the output", lambda: next((x for x in list(self._lines) if needle in x), ""),
-                          timeout_s)  # fmt: skip
+        return wait_until(
+            f"{needle!r} in the output", lambda: next((x for x in list(self._lines) if needle in x), ""), timeout_s
+        )
 
     def close(self, timeout_s: float = 10.0) -> str:
         """Everything, after the pipe ended (the process exited)."""

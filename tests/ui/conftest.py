@@ -77,7 +77,5 @@ def page(browser: Any) -> Iterator[Any]:
     assert not errors, f"the page threw: {errors}"
 
 
-
-
 # The Errors, Patterns and Journey views' data: the demo's log, shipped (tests/ui/groupsdata.py).
 from groupsdata import groups_data, groups_es, groups_server  # noqa: E402, F401

@@ -31,9 +31,24 @@ HOURS = 3
 
 
 def write_demo_log(path: Path, lines: int = LINES, seed: int = 11) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_log.py"), "--out", str(path),
-                             "--lines", str(lines), "--seed", str(seed), "--hours", str(HOURS)],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "demo_log.py"),
+            "--out",
+            str(path),
+            "--lines",
+            str(lines),
+            "--seed",
+            str(seed),
+            "--hours",
+            str(HOURS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -66,8 +81,12 @@ def groups_server(groups_data: dict[str, Any], serve: Callable[..., Served]) -> 
 
 
 @pytest.fixture(scope="session")
-def groups_es(groups_data: dict[str, Any], engine: tuple[str, str], serve: Callable[..., Served],
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
+def groups_es(
+    groups_data: dict[str, Any],
+    engine: tuple[str, str],
+    serve: Callable[..., Served],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
     """The same log in an engine (OpenSearch, then Elasticsearch: tests/support/services.py's `engine`) and in an
     archive, from one `ship --once --archive A --to es://…`."""
     name, url = engine
@@ -75,8 +94,9 @@ def groups_es(groups_data: dict[str, Any], engine: tuple[str, str], serve: Calla
     wipe(url, prefix)
     folder = tmp_path_factory.mktemp(f"groups-{name}")
     to = target(name, prefix)
-    result = logpipe("ship", "--once", str(groups_data["log"]), "--archive", str(folder / "archive"), "--to", to,
-                     "--no-progress")  # fmt: skip
+    result = logpipe(
+        "ship", "--once", str(groups_data["log"]), "--archive", str(folder / "archive"), "--to", to, "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     ((total,),) = duck(folder / "archive", "SELECT count(*) FROM logs")
     assert count(url, prefix) == total
@@ -100,13 +120,18 @@ def after(page: Any, action: Callable[[], Any], timeout: float = 30_000) -> None
     """
     before = page.get_attribute("main#view", "data-rendered")
     action()
-    page.wait_for_function("b => { const v = document.querySelector('main#view').dataset.rendered; return v && v !== b; }",
-                           arg=before, timeout=timeout)  # fmt: skip
+    page.wait_for_function(
+        "b => { const v = document.querySelector('main#view').dataset.rendered; return v && v !== b; }",
+        arg=before,
+        timeout=timeout,
+    )
 
 
 def api(server: Served, path: str, **params: Any) -> Any:
     """GET /api/PATH with the parameters that are not None; the body of a 200 answer."""
-    status, body = server.get(f"/api/{path}?{urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})}")
+    status, body = server.get(
+        f"/api/{path}?{urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})}"
+    )
     assert status == 200, body
     return body
 

@@ -17,14 +17,29 @@ import pytest
 from uihelp import Served, duck
 
 ROUND_STEPS_S = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 10800, 21600, 43200, 86400, 604800, 2592000)
-FACETS = ("level", "service", "host", "logger", "endpoint", "path", "method", "status", "user_id", "session_id", "source")
+FACETS = (
+    "level",
+    "service",
+    "host",
+    "logger",
+    "endpoint",
+    "path",
+    "method",
+    "status",
+    "user_id",
+    "session_id",
+    "source",
+)
 # Filters and the same condition written by hand in SQL (the independent answer).
 CASES = [
     ("", "TRUE"),
     ("level>=WARNING service=shop", "level IN ('WARNING', 'ERROR', 'CRITICAL') AND service = 'shop'"),
     ("zanzibar", "message ILIKE '%zanzibar%' OR error ILIKE '%zanzibar%' OR attrs ILIKE '%zanzibar%'"),
     ("status>=500 method=POST", "status >= 500 AND method = 'POST'"),
-    ("attrs.region=eu level!=DEBUG", "json_extract_string(attrs, '$.region') = 'eu' AND level IS DISTINCT FROM 'DEBUG'"),
+    (
+        "attrs.region=eu level!=DEBUG",
+        "json_extract_string(attrs, '$.region') = 'eu' AND level IS DISTINCT FROM 'DEBUG'",
+    ),
 ]
 IDS = [c[0] or "everything" for c in CASES]
 
@@ -48,8 +63,12 @@ def iso(ts: Any) -> str:
 
 def record_json(archive: Path, where: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     """Records as the API should give them: every column but message_key, ts as ISO with Z."""
-    rows = duck(archive, f"SELECT * EXCLUDE (message_key, day) FROM logs WHERE {where} ORDER BY ts DESC, event_id DESC", params)
-    names = [r[0] for r in duck(archive, "SELECT column_name FROM (DESCRIBE SELECT * EXCLUDE (message_key, day) FROM logs)")]
+    rows = duck(
+        archive, f"SELECT * EXCLUDE (message_key, day) FROM logs WHERE {where} ORDER BY ts DESC, event_id DESC", params
+    )
+    names = [
+        r[0] for r in duck(archive, "SELECT column_name FROM (DESCRIBE SELECT * EXCLUDE (message_key, day) FROM logs)")
+    ]
     out = []
     for row in rows:
         rec = dict(zip(names, row, strict=True))
@@ -59,7 +78,9 @@ def record_json(archive: Path, where: str, params: list[Any] | None = None) -> l
 
 
 @pytest.mark.parametrize(("q", "where"), CASES, ids=IDS)
-def test_search_pages_newest_first_and_counts_every_match(ui_server: Served, ui_data: dict[str, Any], q: str, where: str) -> None:
+def test_search_pages_newest_first_and_counts_every_match(
+    ui_server: Served, ui_data: dict[str, Any], q: str, where: str
+) -> None:
     archive = ui_data["archive"]
     expected = [r[0] for r in duck(archive, f"SELECT event_id FROM logs WHERE {where} ORDER BY ts DESC, event_id DESC")]
     assert expected, f"{q!r} matches nothing: the test would prove nothing"
@@ -107,18 +128,27 @@ def test_search_refuses_bad_paging(ui_server: Served, params: dict[str, str]) ->
 
 def test_time_range_is_from_inclusive_to_exclusive(ui_server: Served, ui_data: dict[str, Any]) -> None:
     archive = ui_data["archive"]
-    ((lo, hi),) = duck(archive, "SELECT epoch_us(quantile_disc(ts, 0.25)) // 1000, epoch_us(quantile_disc(ts, 0.5)) // 1000 FROM logs")
+    ((lo, hi),) = duck(
+        archive, "SELECT epoch_us(quantile_disc(ts, 0.25)) // 1000, epoch_us(quantile_disc(ts, 0.5)) // 1000 FROM logs"
+    )
     # Epoch-ms bounds, as the page's zoom sends them: ts >= from and ts < to, to the microsecond.
-    ((exact,),) = duck(archive, "SELECT count(*) FROM logs WHERE ts >= make_timestamptz(? * 1000) AND ts < make_timestamptz(? * 1000)", [lo, hi])
+    ((exact,),) = duck(
+        archive,
+        "SELECT count(*) FROM logs WHERE ts >= make_timestamptz(? * 1000) AND ts < make_timestamptz(? * 1000)",
+        [lo, hi],
+    )
     body = ok(ui_server, "search", **{"from": lo, "to": hi, "limit": 1})
     assert body["total"] == exact
     assert exact > 100
 
 
 def histogram_expected(archive: Path, where: str, step_ms: int, lo_ms: int, hi_ms: int) -> dict[int, dict[str, int]]:
-    rows = duck(archive, f"SELECT epoch_us(ts) // 1000 // ? * ? AS t, coalesce(level, '(none)'), count(*) FROM logs "
-                         f"WHERE ({where}) AND ts >= make_timestamptz(? * 1000) AND ts < make_timestamptz(? * 1000) GROUP BY ALL",
-                [step_ms, step_ms, lo_ms, hi_ms])  # fmt: skip
+    rows = duck(
+        archive,
+        f"SELECT epoch_us(ts) // 1000 // ? * ? AS t, coalesce(level, '(none)'), count(*) FROM logs "
+        f"WHERE ({where}) AND ts >= make_timestamptz(? * 1000) AND ts < make_timestamptz(? * 1000) GROUP BY ALL",
+        [step_ms, step_ms, lo_ms, hi_ms],
+    )
     out: dict[int, dict[str, int]] = {}
     for t, level, n in rows:
         out.setdefault(int(t), {})[level] = int(n)
@@ -149,13 +179,18 @@ def test_histogram_buckets_are_duckdbs(ui_server: Served, ui_data: dict[str, Any
     body = ok(ui_server, "histogram", q=q)
     check_histogram(body, archive, where)
     # Without a range the window is the matches' own first and last record.
-    ((first, last),) = duck(archive, f"SELECT epoch_us(min(ts)) // 1000, epoch_us(max(ts)) // 1000 FROM logs WHERE {where}")
+    ((first, last),) = duck(
+        archive, f"SELECT epoch_us(min(ts)) // 1000, epoch_us(max(ts)) // 1000 FROM logs WHERE {where}"
+    )
     assert body["from"] == first and body["to"] == last + 1
 
 
 def test_histogram_of_a_zoomed_range(ui_server: Served, ui_data: dict[str, Any]) -> None:
     archive = ui_data["archive"]
-    ((lo, hi),) = duck(archive, "SELECT epoch_us(quantile_disc(ts, 0.3)) // 1000 + 123, epoch_us(quantile_disc(ts, 0.4)) // 1000 FROM logs")
+    ((lo, hi),) = duck(
+        archive,
+        "SELECT epoch_us(quantile_disc(ts, 0.3)) // 1000 + 123, epoch_us(quantile_disc(ts, 0.4)) // 1000 FROM logs",
+    )
     body = ok(ui_server, "histogram", q="service=auth", **{"from": lo, "to": hi})
     assert (body["from"], body["to"]) == (lo, hi)
     where = f"service = 'auth' AND ts >= make_timestamptz({int(lo)} * 1000) AND ts < make_timestamptz({int(hi)} * 1000)"
@@ -167,14 +202,24 @@ def facets_expected(archive: Path, where: str, size: int) -> dict[str, Any]:
     ((total,),) = duck(archive, f"SELECT count(*) FROM logs WHERE {where}")
     fields = []
     for name in FACETS:
-        top = duck(archive, f'SELECT "{name}", count(*) AS n FROM logs WHERE ({where}) AND "{name}" IS NOT NULL '
-                            f'GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?', [size])  # fmt: skip
+        top = duck(
+            archive,
+            f'SELECT "{name}", count(*) AS n FROM logs WHERE ({where}) AND "{name}" IS NOT NULL '
+            f"GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
+            [size],
+        )
         ((missing,),) = duck(archive, f'SELECT count(*) FROM logs WHERE ({where}) AND "{name}" IS NULL')
         if missing == total:
             continue
         shown = sum(n for _, n in top)
-        fields.append({"field": name, "values": [{"value": v, "count": n} for v, n in top], "missing": missing,
-                       "other": total - missing - shown})  # fmt: skip
+        fields.append(
+            {
+                "field": name,
+                "values": [{"value": v, "count": n} for v, n in top],
+                "missing": missing,
+                "other": total - missing - shown,
+            }
+        )
     return {"total": total, "fields": fields}
 
 
@@ -193,7 +238,9 @@ def test_facets_size(ui_server: Served, ui_data: dict[str, Any]) -> None:
 
 def a_request_record(archive: Path) -> tuple[str, str]:
     """The event_id and request_id of the middle line of a request with three or more lines."""
-    ((rid,),) = duck(archive, "SELECT request_id FROM logs GROUP BY 1 HAVING count(*) >= 3 ORDER BY 1 LIMIT 1 OFFSET 50")
+    ((rid,),) = duck(
+        archive, "SELECT request_id FROM logs GROUP BY 1 HAVING count(*) >= 3 ORDER BY 1 LIMIT 1 OFFSET 50"
+    )
     ids = [r[0] for r in duck(archive, "SELECT event_id FROM logs WHERE request_id = ? ORDER BY ts, event_id", [rid])]
     return ids[1], rid
 
@@ -209,13 +256,23 @@ def test_context_is_the_source_around_it_and_its_request(ui_server: Served, ui_d
     event_id, rid = a_request_record(archive)
     body = ok(ui_server, "context", id=event_id, n=5)
     ((source, offset),) = duck(archive, 'SELECT source, "offset" FROM logs WHERE event_id = ?', [event_id])
-    before = duck(archive, 'SELECT event_id FROM logs WHERE source = ? AND "offset" < ? ORDER BY "offset" DESC LIMIT 5', [source, offset])
-    after = duck(archive, 'SELECT event_id FROM logs WHERE source = ? AND "offset" > ? ORDER BY "offset" LIMIT 5', [source, offset])
+    before = duck(
+        archive,
+        'SELECT event_id FROM logs WHERE source = ? AND "offset" < ? ORDER BY "offset" DESC LIMIT 5',
+        [source, offset],
+    )
+    after = duck(
+        archive,
+        'SELECT event_id FROM logs WHERE source = ? AND "offset" > ? ORDER BY "offset" LIMIT 5',
+        [source, offset],
+    )
     assert body["record"]["event_id"] == event_id
     assert [r["event_id"] for r in body["before"]] == [r[0] for r in reversed(before)]
     assert [r["event_id"] for r in body["after"]] == [r[0] for r in after]
     shown = {event_id, *(r[0] for r in before), *(r[0] for r in after)}
-    request = [r[0] for r in duck(archive, "SELECT event_id FROM logs WHERE request_id = ? ORDER BY ts, event_id", [rid])]
+    request = [
+        r[0] for r in duck(archive, "SELECT event_id FROM logs WHERE request_id = ? ORDER BY ts, event_id", [rid])
+    ]
     assert [r["event_id"] for r in body["request"]] == [i for i in request if i not in shown]
     assert len(body["before"]) == 5 and len(body["after"]) == 5
 
@@ -250,8 +307,12 @@ def test_hostile_values_are_just_values(ui_server: Served, ui_data: dict[str, An
             ((n,),) = duck(ui_data["archive"], "SELECT count(*) FROM logs WHERE user_id IS DISTINCT FROM ?", [value])
         elif q.startswith('"'):
             like = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            ((n,),) = duck(ui_data["archive"], "SELECT count(*) FROM logs WHERE message ILIKE ? ESCAPE '\\' "
-                                               "OR error ILIKE ? ESCAPE '\\' OR attrs ILIKE ? ESCAPE '\\'", [like] * 3)  # fmt: skip
+            ((n,),) = duck(
+                ui_data["archive"],
+                "SELECT count(*) FROM logs WHERE message ILIKE ? ESCAPE '\\' "
+                "OR error ILIKE ? ESCAPE '\\' OR attrs ILIKE ? ESCAPE '\\'",
+                [like] * 3,
+            )
         else:
             n = 0
         assert body["total"] == hist["total"] == facets["total"] == n
@@ -275,7 +336,12 @@ def test_nothing_matching_is_empty_not_an_error(ui_server: Served) -> None:
     assert ok(ui_server, "search", q=q)["rows"] == []
     assert ok(ui_server, "histogram", q=q)["buckets"] == []
     assert ok(ui_server, "facets", q=q) == {"total": 0, "fields": []}
-    assert json.dumps(ok(ui_server, "search", q=q, **{"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z"})["total"]) == "0"
+    assert (
+        json.dumps(
+            ok(ui_server, "search", q=q, **{"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z"})["total"]
+        )
+        == "0"
+    )
 
 
 EXTRA = ("attrs.region", "attrs.ctx.shard", "attrs.ctx.attempt", "trace_id", "duration_ms")
@@ -285,18 +351,27 @@ def test_extra_facets_by_name_are_duckdbs(ui_server: Served, ui_data: dict[str, 
     archive = ui_data["archive"]
     where = "level = 'ERROR'"
     body = ok(ui_server, "facets", q="level=ERROR", size=4, fields=",".join(EXTRA))
-    assert [f["field"] for f in body["fields"]][:len(body["fields"]) - len(EXTRA)] == [f["field"] for f in facets_expected(archive, where, 4)["fields"]]
-    extra = {f["field"]: f for f in body["fields"][-len(EXTRA):]}
+    assert [f["field"] for f in body["fields"]][: len(body["fields"]) - len(EXTRA)] == [
+        f["field"] for f in facets_expected(archive, where, 4)["fields"]
+    ]
+    extra = {f["field"]: f for f in body["fields"][-len(EXTRA) :]}
     assert list(extra) == list(EXTRA)
     ((total,),) = duck(archive, f"SELECT count(*) FROM logs WHERE {where}")
     for name in EXTRA:
         column = "json_extract_string(attrs, ?)" if name.startswith("attrs.") else f'"{name}"'
         path = ["$." + ".".join(f'"{k}"' for k in name.split(".")[1:])] if name.startswith("attrs.") else []
-        top = duck(archive, f"SELECT {column} AS v, count(*) AS n FROM logs WHERE {where} AND v IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT 4",
-                   path)  # fmt: skip
+        top = duck(
+            archive,
+            f"SELECT {column} AS v, count(*) AS n FROM logs WHERE {where} AND v IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT 4",
+            path,
+        )
         ((missing,),) = duck(archive, f"SELECT count(*) FROM logs WHERE {where} AND {column} IS NULL", path)
-        assert extra[name] == {"field": name, "values": [{"value": v, "count": n} for v, n in top], "missing": missing,
-                               "other": total - missing - sum(n for _, n in top)}  # fmt: skip
+        assert extra[name] == {
+            "field": name,
+            "values": [{"value": v, "count": n} for v, n in top],
+            "missing": missing,
+            "other": total - missing - sum(n for _, n in top),
+        }
     assert extra["trace_id"]["missing"] == total  # asked for by name: shown even when no record has it
     assert extra["attrs.region"]["values"] and extra["duration_ms"]["values"]
 

@@ -28,13 +28,15 @@ QUERIES = [
     "zanzibar",
     "attrs.region=eu level=ERROR",
     "path~^/api/orders/[0-9]+$",
-    'quokka service!=auth',
+    "quokka service!=auth",
     "no-such-word-anywhere",
 ]
 
 
 @pytest.fixture(scope="module")
-def both(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def both(
+    engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     name, url = engine
     prefix = make_prefix(f"ui-discover-{name}")
     wipe(url, prefix)
@@ -42,11 +44,17 @@ def both(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory
     objects = generate(LINES, seed=11)
     write_log(folder / "app.log", objects)
     to = target(name, prefix)
-    result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to, "--no-progress")
+    result = logpipe(
+        "ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to, "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     assert count(url, prefix) == LINES
-    yield {"archive": serve("--archive", str(folder / "archive")), "es": serve("--backend", "es", "--es", to),
-           "path": folder / "archive", "to": to}  # fmt: skip
+    yield {
+        "archive": serve("--archive", str(folder / "archive")),
+        "es": serve("--backend", "es", "--es", to),
+        "path": folder / "archive",
+        "to": to,
+    }
     wipe(url, prefix)
 
 
@@ -82,7 +90,10 @@ def test_histogram_and_facets_are_the_archives(both: dict[str, Any], q: str) -> 
 
 
 def test_a_zoomed_range_is_the_archives(both: dict[str, Any]) -> None:
-    ((lo, hi),) = duck(both["path"], "SELECT epoch_us(quantile_disc(ts, 0.2)) // 1000 + 7, epoch_us(quantile_disc(ts, 0.5)) // 1000 FROM logs")
+    ((lo, hi),) = duck(
+        both["path"],
+        "SELECT epoch_us(quantile_disc(ts, 0.2)) // 1000 + 7, epoch_us(quantile_disc(ts, 0.5)) // 1000 FROM logs",
+    )
     for q in ("", "level>=INFO", "handling"):
         hist = answers(both, "histogram", q=q, **{"from": lo, "to": hi})
         assert hist["total"] > 100 and (hist["from"], hist["to"]) == (lo, hi)
@@ -109,8 +120,10 @@ def test_facets_counted_exactly_past_the_engines_estimate(both: dict[str, Any]) 
 
 def test_record_and_context_are_the_archives(both: dict[str, Any]) -> None:
     # The first line of a request of three or more: one line either side leaves some of the request.
-    ((event_id,),) = duck(both["path"], "SELECT arg_min(event_id, ts) FROM logs GROUP BY request_id HAVING count(*) >= 3 "
-                                        "ORDER BY 1 LIMIT 1 OFFSET 40")  # fmt: skip
+    ((event_id,),) = duck(
+        both["path"],
+        "SELECT arg_min(event_id, ts) FROM logs GROUP BY request_id HAVING count(*) >= 3 ORDER BY 1 LIMIT 1 OFFSET 40",
+    )
     assert answers(both, "record", id=event_id)["event_id"] == event_id
     found = answers(both, "context", id=event_id, n=1)
     assert found["before"] and found["after"] and found["request"]
@@ -135,20 +148,28 @@ def test_the_page_on_the_engine_shows_the_archives_answers(both: dict[str, Any],
         page.wait_for_function("(b) => document.querySelector('main#view').dataset.rendered !== b", arg=before)
         page.locator("#view tr.d-row").first.click()
         page.locator("tr.d-detail").wait_for()
-        seen.append({
-            "count": page.get_attribute("#d-count", "data-count"),
-            "ids": page.eval_on_selector_all("#view tr.d-row", "els => els.map(e => e.dataset.id)"),
-            "buckets": page.eval_on_selector_all("#d-histogram g.d-bucket", "els => els.map(e => [e.dataset.t, e.dataset.levels])"),
-            "facets": page.eval_on_selector_all("li.d-fv", "els => els.map(e => [e.dataset.field, e.dataset.value, e.dataset.count])"),
-            "detail": page.inner_text("tr.d-detail"),
-        })  # fmt: skip
+        seen.append(
+            {
+                "count": page.get_attribute("#d-count", "data-count"),
+                "ids": page.eval_on_selector_all("#view tr.d-row", "els => els.map(e => e.dataset.id)"),
+                "buckets": page.eval_on_selector_all(
+                    "#d-histogram g.d-bucket", "els => els.map(e => [e.dataset.t, e.dataset.levels])"
+                ),
+                "facets": page.eval_on_selector_all(
+                    "li.d-fv", "els => els.map(e => [e.dataset.field, e.dataset.value, e.dataset.count])"
+                ),
+                "detail": page.inner_text("tr.d-detail"),
+            }
+        )
     where = "level IN ('WARNING', 'ERROR', 'CRITICAL') AND service = 'search' AND method = 'POST'"
     ((n,),) = duck(both["path"], f"SELECT count(*) FROM logs WHERE {where}")
     assert seen[0]["count"] == str(n) and n > 0
     assert seen[1] == seen[0]
 
 
-def test_over_the_scan_bound_counts_are_refused_not_guessed(both: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_over_the_scan_bound_counts_are_refused_not_guessed(
+    both: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # In-process with a small bound: free text over all 2500 records needs the read-and-check path.
     from datetime import UTC, datetime
 
@@ -220,6 +241,8 @@ def test_facets_recount_when_the_engine_estimates(both: dict[str, Any], monkeypa
 @pytest.mark.parametrize("q", ["", "level=ERROR service!=auth", "handling"])
 def test_extra_facets_are_the_archives(both: dict[str, Any], q: str) -> None:
     # attrs is stored but not indexed on the engine: its facets are counted from the hits.
-    facets = answers(both, "facets", q=q, size=4, fields="attrs.region,attrs.ctx.shard,attrs.ctx.attempt,trace_id,duration_ms")
+    facets = answers(
+        both, "facets", q=q, size=4, fields="attrs.region,attrs.ctx.shard,attrs.ctx.attempt,trace_id,duration_ms"
+    )
     extra = {f["field"]: f for f in facets["fields"]}
     assert extra["attrs.region"]["values"] and extra["attrs.ctx.attempt"]["values"] and extra["duration_ms"]["values"]

@@ -30,15 +30,20 @@ def generate() -> list[dict[str, Any]]:
     moments = [NEWEST - timedelta(days=11) + timedelta(minutes=rng.randint(0, 11 * 1440 - 6 * 60)) for _ in range(400)]
     moments += [NEWEST - timedelta(seconds=rng.uniform(0, 5 * 3600)) for _ in range(2500)]
     # On the window's edges: `from` (the newest ms + 1 ms - 1 h) is in, one microsecond before is out.
-    edge = NEWEST.replace(microsecond=NEWEST.microsecond // 1000 * 1000) + timedelta(milliseconds=1) - timedelta(hours=1)
+    edge = (
+        NEWEST.replace(microsecond=NEWEST.microsecond // 1000 * 1000) + timedelta(milliseconds=1) - timedelta(hours=1)
+    )
     moments += [edge, edge - timedelta(microseconds=1), NEWEST]
-    return [{
-        "timestamp": t.isoformat().replace("+00:00", "Z"),
-        "level": rng.choice(LEVELS),
-        "service": rng.choice(SERVICES),
-        "message": f"event {i} of the old log",
-        "user_id": f"u{rng.randint(1, 40)}",
-    } for i, t in enumerate(moments)]  # fmt: skip
+    return [
+        {
+            "timestamp": t.isoformat().replace("+00:00", "Z"),
+            "level": rng.choice(LEVELS),
+            "service": rng.choice(SERVICES),
+            "message": f"event {i} of the old log",
+            "user_id": f"u{rng.randint(1, 40)}",
+        }
+        for i, t in enumerate(moments)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,12 @@ def count(archive: Path, where: str) -> int:
 
 
 def newest_ids(archive: Path, where: str, limit: int = 100) -> list[str]:
-    return [r[0] for r in duck(archive, f"SELECT event_id FROM logs WHERE {where} ORDER BY ts DESC, event_id DESC LIMIT {int(limit)}")]
+    return [
+        r[0]
+        for r in duck(
+            archive, f"SELECT event_id FROM logs WHERE {where} ORDER BY ts DESC, event_id DESC LIMIT {int(limit)}"
+        )
+    ]
 
 
 def ok(server: Served, path: str, **params: Any) -> Any:
@@ -92,14 +102,22 @@ def test_latest_is_the_hour_ending_at_the_newest_record(old: dict[str, Any]) -> 
         hist = ok(server, "histogram", q=q, latest="1h")
         assert (hist["from"], hist["to"]) == (lo, hi) and hist["window"]["from"] == lo
         step = hist["step_ms"]
-        expected = dict(duck(archive, f"SELECT epoch_ms(ts) // ? * ?, count(*) FROM logs WHERE {where} AND {extra} GROUP BY 1", [step, step]))
+        expected = dict(
+            duck(
+                archive,
+                f"SELECT epoch_ms(ts) // ? * ?, count(*) FROM logs WHERE {where} AND {extra} GROUP BY 1",
+                [step, step],
+            )
+        )
         assert {b["t"]: b["n"] for b in hist["buckets"] if b["n"]} == expected
         assert hist["total"] == found["total"]
         facets = ok(server, "facets", q=q, latest="1h")
         assert facets["total"] == found["total"]
         service = next(f for f in facets["fields"] if f["field"] == "service")
         assert [(v["value"], v["count"]) for v in service["values"]] == duck(
-            archive, f"SELECT service, count(*) AS n FROM logs WHERE {where} AND {extra} GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5")
+            archive,
+            f"SELECT service, count(*) AS n FROM logs WHERE {where} AND {extra} GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5",
+        )
 
 
 def test_a_given_range_wins_over_latest_and_no_latest_is_all_time(old: dict[str, Any]) -> None:
@@ -132,8 +150,15 @@ def test_parts_written_later_move_the_window(old: dict[str, Any], serve: Any, tm
     server = serve("--archive", str(archive))
     assert ok(server, "search", latest="1h")["window"]["to"] == window(archive)[1]
     later = NEWEST + timedelta(days=2)
-    newer = [{"timestamp": (later + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"), "level": "INFO",
-              "service": "shop", "message": f"later {i}"} for i in range(7)]  # fmt: skip
+    newer = [
+        {
+            "timestamp": (later + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+            "level": "INFO",
+            "service": "shop",
+            "message": f"later {i}",
+        }
+        for i in range(7)
+    ]
     write_log(tmp_path / "later.log", newer)
     shipped = logpipe("ship", "--once", str(tmp_path / "later.log"), "--archive", str(archive), "--no-progress")
     assert shipped.returncode == 0, shipped.stderr
@@ -151,14 +176,19 @@ def shown_count(page: Any) -> int:
 
 
 def shown_ids(page: Any) -> list[str]:
-    return list(page.eval_on_selector_all("#view .d-list > table.d-records tr.d-row", "els => els.map(e => e.dataset.id)"))
+    return list(
+        page.eval_on_selector_all("#view .d-list > table.d-records tr.d-row", "els => els.map(e => e.dataset.id)")
+    )
 
 
 def rerendered(page: Any, action: Any) -> None:
     before = page.evaluate("() => document.querySelector('main#view').dataset.rendered || ''")
     action()
-    page.wait_for_function("(b) => { const m = document.querySelector('main#view'); return m.dataset.rendered && m.dataset.rendered !== b; }",
-                           arg=before, timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        "(b) => { const m = document.querySelector('main#view'); return m.dataset.rendered && m.dataset.rendered !== b; }",
+        arg=before,
+        timeout=30_000,
+    )
 
 
 def test_the_page_opens_on_the_last_hour_of_the_records(old: dict[str, Any], page: Any) -> None:
@@ -177,8 +207,12 @@ def test_the_page_opens_on_the_last_hour_of_the_records(old: dict[str, Any], pag
     assert page.get_attribute("#d-hist", "data-range") == "latest"
     to_text = datetime.fromtimestamp(hi / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
     assert page.inner_text("#d-hist .d-range").startswith(f"last hour of the records (to {to_text} UTC)")
-    levels = page.eval_on_selector_all("li.d-fv[data-field='level']", "els => els.map(e => [e.dataset.value, +e.dataset.count])")
-    assert [tuple(v) for v in levels] == duck(archive, f"SELECT level, count(*) AS n FROM logs WHERE {where} GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5")
+    levels = page.eval_on_selector_all(
+        "li.d-fv[data-field='level']", "els => els.map(e => [e.dataset.value, +e.dataset.count])"
+    )
+    assert [tuple(v) for v in levels] == duck(
+        archive, f"SELECT level, count(*) AS n FROM logs WHERE {where} GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5"
+    )
     # Load more stays in the hour.
     page.click("#d-more")
     page.wait_for_selector("#d-more[data-loaded='200']")
@@ -233,7 +267,9 @@ def test_bucket_steps_read_as_round_units(old: dict[str, Any], page: Any) -> Non
     page.goto(old["server"].url)
     rendered(page, "discover")
     steps = [1000, 5000, 60_000, 300_000, 3_600_000, 10_800_000, 86_400_000, 604_800_000]
-    texts = page.evaluate("async (steps) => { const d = await import('/static/discover.js'); return steps.map(d.stepText); }", steps)
+    texts = page.evaluate(
+        "async (steps) => { const d = await import('/static/discover.js'); return steps.map(d.stepText); }", steps
+    )
     assert texts == ["1 s", "5 s", "1 min", "5 min", "1 h", "3 h", "1 d", "7 d"]
 
 

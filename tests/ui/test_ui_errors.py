@@ -27,16 +27,22 @@ def free_text(row: dict[str, Any], needle: str) -> bool:
 
 def error_rows(archive: Path, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
     cols = ["key", "ts", "event_id", "endpoint", "request_id", "service", "error", "message", "attrs", "status"]
-    rows = duck(archive, "SELECT coalesce(message_key, message, ''), ts, event_id, endpoint, request_id, service, error,"
-                         " message, CAST(attrs AS VARCHAR), status FROM logs WHERE level IN ('ERROR', 'CRITICAL')"
-                         " AND ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')",
-                [since, until])  # fmt: skip
+    rows = duck(
+        archive,
+        "SELECT coalesce(message_key, message, ''), ts, event_id, endpoint, request_id, service, error,"
+        " message, CAST(attrs AS VARCHAR), status FROM logs WHERE level IN ('ERROR', 'CRITICAL')"
+        " AND ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')",
+        [since, until],
+    )
     return [dict(zip(cols, r, strict=True)) for r in rows]
 
 
 def access_lines(archive: Path) -> dict[str, str]:
     """request_id -> the endpoint of its last record (ts, event_id) that has one."""
-    rows = duck(archive, "SELECT request_id, endpoint, ts, event_id FROM logs WHERE endpoint IS NOT NULL AND request_id IS NOT NULL")
+    rows = duck(
+        archive,
+        "SELECT request_id, endpoint, ts, event_id FROM logs WHERE endpoint IS NOT NULL AND request_id IS NOT NULL",
+    )
     best: dict[str, tuple[Any, ...]] = {}
     for rid, endpoint, ts, eid in rows:
         if rid not in best or (ts, eid) > best[rid][1:]:
@@ -48,12 +54,16 @@ def top(counter: Counter[str]) -> list[dict[str, Any]]:
     return [{"value": v, "count": n} for v, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
 
 
-def expected(archive: Path, rows: list[dict[str, Any]], start: datetime, end: datetime, buckets: int) -> dict[str, dict[str, Any]]:
+def expected(
+    archive: Path, rows: list[dict[str, Any]], start: datetime, end: datetime, buckets: int
+) -> dict[str, dict[str, Any]]:
     access = access_lines(archive)
     span = (end - start) // US
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        g = out.setdefault(r["key"], {"count": 0, "ts": [], "endpoints": Counter(), "services": Counter(), "trend": [0] * buckets})
+        g = out.setdefault(
+            r["key"], {"count": 0, "ts": [], "endpoints": Counter(), "services": Counter(), "trend": [0] * buckets}
+        )
         g["count"] += 1
         g["ts"].append(r["ts"])
         endpoint = r["endpoint"] or access.get(r["request_id"] or "")
@@ -92,7 +102,11 @@ def test_groups_are_duckdbs_group_by_over_all_time(groups_server: Served, groups
     assert when(answer["to"]) == max(r["ts"] for r in rows) + timedelta(milliseconds=1)
     assert len(answer["groups"]) >= 4
     check_groups(answer, archive, rows)
-    assert all(g["sample_error"] and "Traceback" in g["sample_error"] for g in answer["groups"] if g["key"].startswith("payment"))
+    assert all(
+        g["sample_error"] and "Traceback" in g["sample_error"]
+        for g in answer["groups"]
+        if g["key"].startswith("payment")
+    )
 
 
 def test_groups_of_a_range_and_a_search(groups_server: Served, groups_data: dict[str, Any]) -> None:
@@ -117,7 +131,11 @@ def test_a_groups_drill_down_selects_exactly_its_records(groups_server: Served, 
         answer = api(groups_server, "errors", q=q, **window)
         for group in answer["groups"]:
             drill = api(groups_server, "errors/samples", key=group["key"], limit=10000, q=q, **window)
-            want = {r["event_id"] for r in error_rows(archive, since, until) if r["key"] == group["key"] and (q is None or free_text(r, q))}
+            want = {
+                r["event_id"]
+                for r in error_rows(archive, since, until)
+                if r["key"] == group["key"] and (q is None or free_text(r, q))
+            }
             assert drill["count"] == group["count"] == len(want)
             assert {r["event_id"] for r in drill["records"]} == want
             stamps = [(r["ts"], r["event_id"]) for r in drill["records"]]
@@ -141,10 +159,15 @@ def test_nothing_found_is_an_empty_answer_and_bad_input_one_sentence(groups_serv
 
 
 def shown_groups(page: Any) -> dict[str, int]:
-    return {row.get_attribute("data-key"): int(row.get_attribute("data-count")) for row in page.query_selector_all("tr.error-group")}
+    return {
+        row.get_attribute("data-key"): int(row.get_attribute("data-count"))
+        for row in page.query_selector_all("tr.error-group")
+    }
 
 
-def test_the_page_shows_the_groups_and_drills_down(groups_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+def test_the_page_shows_the_groups_and_drills_down(
+    groups_server: Served, groups_data: dict[str, Any], page: Any
+) -> None:
     archive = groups_data["archive"]
     page.goto(groups_server.url + "?view=errors")
     rendered(page, "errors")
@@ -193,7 +216,9 @@ def test_the_page_shows_the_groups_and_drills_down(groups_server: Served, groups
     assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["q"] == [f"request_id={rid}"]
 
 
-def test_the_page_searches_and_says_when_there_is_nothing(groups_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+def test_the_page_searches_and_says_when_there_is_nothing(
+    groups_server: Served, groups_data: dict[str, Any], page: Any
+) -> None:
     page.goto(groups_server.url + "?view=errors")
     rendered(page, "errors")
     page.fill("#q", "timeout")
@@ -220,10 +245,17 @@ def comparable(answer: dict[str, Any]) -> str:
 def test_the_engine_gives_the_archives_answers(groups_es: dict[str, Any]) -> None:
     archive, engine = groups_es["archive_server"], groups_es["es_server"]
     since, until = middle_window(groups_es["archive"])
-    for params in ({}, {"q": "timeout"}, {"q": "status>=500"}, {"from": iso(since), "to": iso(until)},
-                   {"q": "payment", "from": iso(since), "to": iso(until), "buckets": 9},
-                   # One-sided ranges (Elasticsearch treats a one-sided range on date_nanos apart), a regex.
-                   {"from": iso(since)}, {"to": iso(until)}, {"q": "message~(?i)^payment"}):  # fmt: skip
+    for params in (
+        {},
+        {"q": "timeout"},
+        {"q": "status>=500"},
+        {"from": iso(since), "to": iso(until)},
+        {"q": "payment", "from": iso(since), "to": iso(until), "buckets": 9},
+        # One-sided ranges (Elasticsearch treats a one-sided range on date_nanos apart), a regex.
+        {"from": iso(since)},
+        {"to": iso(until)},
+        {"q": "message~(?i)^payment"},
+    ):
         on_archive = api(archive, "errors", **params)
         assert on_archive["groups"], params
         assert comparable(api(engine, "errors", **params)) == comparable(on_archive), params
@@ -250,15 +282,29 @@ def test_the_same_groups_as_the_cli(groups_server: Served, groups_data: dict[str
     from tests.support.exdata import logpipe
 
     since, until = middle_window(groups_data["archive"])
-    result = logpipe("query", "errors", "--since", iso(since), "--until", iso(until), "--format", "json",
-                     "--archive", str(groups_data["archive"]))  # fmt: skip
+    result = logpipe(
+        "query",
+        "errors",
+        "--since",
+        iso(since),
+        "--until",
+        iso(until),
+        "--format",
+        "json",
+        "--archive",
+        str(groups_data["archive"]),
+    )
     assert result.returncode == 0, result.stderr
     cli = json.loads(result.stdout)
     answer = api(groups_server, "errors", **{"from": iso(since), "to": iso(until)})
     assert cli and len(answer["groups"]) == len(cli)
     for g, row in zip(answer["groups"], cli, strict=True):
-        assert (g["key"], g["count"], g["sample_message"], g["sample_error"]) == \
-            (row["message_key"], row["count"], row["sample_message"], row["sample_error"])
+        assert (g["key"], g["count"], g["sample_message"], g["sample_error"]) == (
+            row["message_key"],
+            row["count"],
+            row["sample_message"],
+            row["sample_error"],
+        )
         assert when(g["first_seen"]) == when(row["first_seen"]) and when(g["last_seen"]) == when(row["last_seen"])
         assert ", ".join(f"{t['value']} ({t['count']})" for t in g["top_endpoints"]) == row["top_endpoints"]
         assert ", ".join(f"{t['value']} ({t['count']})" for t in g["top_services"]) == row["top_services"]

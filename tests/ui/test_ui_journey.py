@@ -20,15 +20,30 @@ from groupsdata import after, api, iso, middle_window, when
 from uihelp import Served, duck, rendered
 
 
-def expected(archive: Path, kind: str, value: str, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+def expected(
+    archive: Path, kind: str, value: str, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
     """session -> request -> [(ts, event_id, status)] of the subject's records, and the access statuses."""
     column = {"user": "user_id", "session": "session_id", "request": "request_id"}[kind]
-    ctx = {rid: (user, session) for rid, user, session in duck(
-        archive, "SELECT request_id, max(user_id), max(session_id) FROM logs WHERE request_id IS NOT NULL GROUP BY 1")}
-    mine = {rid for (rid,) in duck(archive, f"SELECT DISTINCT request_id FROM logs WHERE request_id IS NOT NULL AND {column} = ?", [value])}
-    rows = duck(archive, "SELECT ts, event_id, request_id, session_id, user_id, status FROM logs"
-                         " WHERE ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')",
-                [since, until])  # fmt: skip
+    ctx = {
+        rid: (user, session)
+        for rid, user, session in duck(
+            archive,
+            "SELECT request_id, max(user_id), max(session_id) FROM logs WHERE request_id IS NOT NULL GROUP BY 1",
+        )
+    }
+    mine = {
+        rid
+        for (rid,) in duck(
+            archive, f"SELECT DISTINCT request_id FROM logs WHERE request_id IS NOT NULL AND {column} = ?", [value]
+        )
+    }
+    rows = duck(
+        archive,
+        "SELECT ts, event_id, request_id, session_id, user_id, status FROM logs"
+        " WHERE ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')",
+        [since, until],
+    )
     tree: dict[Any, dict[Any, list[tuple[Any, ...]]]] = defaultdict(lambda: defaultdict(list))
     for ts, eid, rid, session, user, status in rows:
         own = {"user_id": user, "session_id": session, "request_id": rid}[column]
@@ -59,10 +74,19 @@ def check(answer: dict[str, Any], tree: dict[Any, dict[Any, list[tuple[Any, ...]
     assert indexes == list(range(answer["count"]))
 
 
-def busiest(archive: Path, since: datetime | None = None, until: datetime | None = None, limit: int = 20) -> list[tuple[str, int]]:
-    return [(u, n) for u, n in duck(archive, "SELECT user_id, count(*) AS n FROM logs WHERE user_id IS NOT NULL"
-                                              " AND ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')"
-                                              " GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?", [since, until, limit])]  # fmt: skip
+def busiest(
+    archive: Path, since: datetime | None = None, until: datetime | None = None, limit: int = 20
+) -> list[tuple[str, int]]:
+    return [
+        (u, n)
+        for u, n in duck(
+            archive,
+            "SELECT user_id, count(*) AS n FROM logs WHERE user_id IS NOT NULL"
+            " AND ts >= coalesce(?, TIMESTAMPTZ '1970-01-01') AND ts < coalesce(?, TIMESTAMPTZ '2200-01-01')"
+            " GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
+            [since, until, limit],
+        )
+    ]
 
 
 def test_the_most_active_users_are_duckdbs(groups_server: Served, groups_data: dict[str, Any]) -> None:
@@ -85,7 +109,10 @@ def test_a_journey_is_duckdbs_sessions_requests_and_records(groups_server: Serve
     # Every record is the user's (its own user_id, or its request's).
     assert {r["user_id"] for s in answer["sessions"] for q in s["requests"] for r in q["records"]} == {user}
     since, until = middle_window(archive)
-    check(api(groups_server, "journey", user=user, **{"from": iso(since), "to": iso(until)}), expected(archive, "user", user, since, until))
+    check(
+        api(groups_server, "journey", user=user, **{"from": iso(since), "to": iso(until)}),
+        expected(archive, "user", user, since, until),
+    )
     session = answer["sessions"][-1]["session_id"]
     check(api(groups_server, "journey", session=session), expected(archive, "session", session))
     request = answer["sessions"][0]["requests"][0]["request_id"]
@@ -104,11 +131,16 @@ def test_no_subject_or_nothing_found(groups_server: Served) -> None:
 # --- the page ----------------------------------------------------------------------------------
 
 
-def test_the_page_picks_a_user_and_draws_the_timeline(groups_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+def test_the_page_picks_a_user_and_draws_the_timeline(
+    groups_server: Served, groups_data: dict[str, Any], page: Any
+) -> None:
     archive = groups_data["archive"]
     page.goto(groups_server.url + "?view=journey")
     rendered(page, "journey")
-    listed = [(li.get_attribute("data-user"), int(li.get_attribute("data-records"))) for li in page.query_selector_all("#journey-users li")]
+    listed = [
+        (li.get_attribute("data-user"), int(li.get_attribute("data-records")))
+        for li in page.query_selector_all("#journey-users li")
+    ]
     assert listed == busiest(archive)
     after(page, lambda: page.query_selector("#journey-users li").click())
     page.wait_for_selector("#journey-summary")
@@ -119,7 +151,10 @@ def test_the_page_picks_a_user_and_draws_the_timeline(groups_server: Served, gro
     assert int(summary.get_attribute("data-count")) == sum(len(r) for q in tree.values() for r in q.values())
     assert int(summary.get_attribute("data-sessions")) == len(tree)
     assert int(summary.get_attribute("data-requests")) == sum(len(q) for q in tree.values())
-    sessions = {s.get_attribute("data-session"): int(s.get_attribute("data-count")) for s in page.query_selector_all(".j-session")}
+    sessions = {
+        s.get_attribute("data-session"): int(s.get_attribute("data-count"))
+        for s in page.query_selector_all(".j-session")
+    }
     assert sessions == {s or "": sum(len(r) for r in q.values()) for s, q in tree.items()}
     requests = {r.get_attribute("data-request"): r for r in page.query_selector_all(".j-request")}
     flat = {rid: records for q in tree.values() for rid, records in q.items()}
@@ -159,18 +194,24 @@ def test_the_page_picks_a_user_and_draws_the_timeline(groups_server: Served, gro
     assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["q"] == [f"request_id={rid}"]
 
 
-def test_the_page_follows_what_is_typed_and_says_when_there_is_nothing(groups_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+def test_the_page_follows_what_is_typed_and_says_when_there_is_nothing(
+    groups_server: Served, groups_data: dict[str, Any], page: Any
+) -> None:
     archive = groups_data["archive"]
     page.goto(groups_server.url + "?view=journey")
     rendered(page, "journey")
-    ((session,),) = duck(archive, "SELECT session_id FROM logs WHERE session_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+    ((session,),) = duck(
+        archive, "SELECT session_id FROM logs WHERE session_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    )
     page.select_option("#journey-kind", "session")
     page.fill("#journey-subject", session)
     after(page, lambda: page.press("#journey-subject", "Enter"))
     page.wait_for_selector("#journey-summary")
     rendered(page, "journey")
     tree = expected(archive, "session", session)
-    assert int(page.get_attribute("#journey-summary", "data-count")) == sum(len(r) for q in tree.values() for r in q.values())
+    assert int(page.get_attribute("#journey-summary", "data-count")) == sum(
+        len(r) for q in tree.values() for r in q.values()
+    )
     # A request's marks may overlap (its records are milliseconds apart): the last is on top.
     mark = page.query_selector(".j-request .j-mark:last-child")
     after(page, lambda: mark.click())
@@ -215,8 +256,13 @@ def test_the_engine_gives_the_archives_journeys(groups_es: dict[str, Any], page:
     assert json.dumps(api(engine, "journey/users")) == json.dumps(users)
     window = {"from": iso(since), "to": iso(until)}
     # Indexed terms (an aggregation on the engine) and free text (checked on each record).
-    for params in ({"limit": 7, **window}, {"q": "level>=WARNING"}, {"q": "payment", "limit": 50},
-                   {"from": iso(since)}, {"to": iso(until), "q": "endpoint~^/api/"}):  # fmt: skip
+    for params in (
+        {"limit": 7, **window},
+        {"q": "level>=WARNING"},
+        {"q": "payment", "limit": 50},
+        {"from": iso(since)},
+        {"to": iso(until), "q": "endpoint~^/api/"},
+    ):
         on_archive = api(archive, "journey/users", **params)
         assert on_archive["users"], params
         assert json.dumps(api(engine, "journey/users", **params)) == json.dumps(on_archive), params
@@ -224,8 +270,14 @@ def test_the_engine_gives_the_archives_journeys(groups_es: dict[str, Any], page:
     journey = api(archive, "journey", user=user)
     session = journey["sessions"][0]["session_id"]
     request = journey["sessions"][0]["requests"][-1]["request_id"]
-    for params in ({"user": user}, {"user": user, **window}, {"session": session}, {"request": request},
-                   {"user": user, "from": iso(since)}, {"user": user, "to": iso(until)}):  # fmt: skip
+    for params in (
+        {"user": user},
+        {"user": user, **window},
+        {"session": session},
+        {"request": request},
+        {"user": user, "from": iso(since)},
+        {"user": user, "to": iso(until)},
+    ):
         on_archive = api(archive, "journey", **params)
         assert on_archive["count"], params
         assert json.dumps(api(engine, "journey", **params)) == json.dumps(on_archive), params
@@ -233,16 +285,48 @@ def test_the_engine_gives_the_archives_journeys(groups_es: dict[str, Any], page:
     rendered(page, "journey")
     page.wait_for_selector("#journey-summary")
     assert int(page.get_attribute("#journey-summary", "data-count")) == journey["count"]
-    shown = [(r.get_attribute("data-request"), int(r.get_attribute("data-count"))) for r in page.query_selector_all(".j-request")]
+    shown = [
+        (r.get_attribute("data-request"), int(r.get_attribute("data-count")))
+        for r in page.query_selector_all(".j-request")
+    ]
     assert shown == [(q["request_id"], q["count"]) for s in journey["sessions"] for q in s["requests"]]
 
 
 # --- the time axis: round ticks, dated when the journey spans days -----------------------------
 
 # The round steps the axis may use (ms): 1 ms ... 14 days.
-ROUND_STEPS = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000,
-               300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
-               86_400_000, 172_800_000, 604_800_000, 1_209_600_000}  # fmt: skip
+ROUND_STEPS = {
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    15_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    7_200_000,
+    10_800_000,
+    21_600_000,
+    43_200_000,
+    86_400_000,
+    172_800_000,
+    604_800_000,
+    1_209_600_000,
+}
 LABELS = ("%m-%d %H:%M:%S.%f", "%m-%d %H:%M:%S", "%m-%d %H:%M", "%H:%M:%S.%f", "%H:%M:%S", "%H:%M")
 
 
@@ -252,9 +336,16 @@ def week_objects(start: datetime) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def record(at: datetime, user: str, session: str, rid: str, n: int, last: bool) -> None:
-        obj: dict[str, Any] = {"timestamp": at.isoformat(timespec="microseconds").replace("+00:00", "Z"), "level": "INFO",
-                               "name": "shop.web", "service": "shop", "request_id": rid, "user_id": user,
-                               "session_id": session, "message": f"step {n} of {rid}"}  # fmt: skip
+        obj: dict[str, Any] = {
+            "timestamp": at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "level": "INFO",
+            "name": "shop.web",
+            "service": "shop",
+            "request_id": rid,
+            "user_id": user,
+            "session_id": session,
+            "message": f"step {n} of {rid}",
+        }
         if last:
             obj.update({"method": "GET", "path": "/api/cart", "status": 200, "duration_ms": 12.5})
         out.append(obj)
@@ -291,7 +382,10 @@ def read_axis(page: Any, first: datetime, last: datetime) -> tuple[int, bool]:
     assert start == epoch_ms(first) and end == max(epoch_ms(last), start + 1)
     assert step in ROUND_STEPS
     assert page.inner_text("#journey-axis-start") == first.strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
-    ticks = [(int(t.get_attribute("data-ms")), t.inner_text(), t.get_attribute("style")) for t in page.query_selector_all(".j-axis .tick")]
+    ticks = [
+        (int(t.get_attribute("data-ms")), t.inner_text(), t.get_attribute("style"))
+        for t in page.query_selector_all(".j-axis .tick")
+    ]
     assert 2 <= len(ticks) <= 8, ticks
     stamps = [t for t, _, _ in ticks]
     assert all(t % step == 0 for t in stamps) and all(b - a == step for a, b in itertools.pairwise(stamps))
@@ -325,7 +419,10 @@ def _parses(label: str, fmt: str) -> bool:
 
 def test_the_time_axis_over_days_has_round_dated_ticks(week: dict[str, Any], page: Any) -> None:
     archive, server = week["archive"], week["server"]
-    span = {user: duck(archive, "SELECT min(ts), max(ts) FROM logs WHERE user_id = ?", [user])[0] for user in ("u-week", "u-brief")}
+    span = {
+        user: duck(archive, "SELECT min(ts), max(ts) FROM logs WHERE user_id = ?", [user])[0]
+        for user in ("u-week", "u-brief")
+    }
     page.goto(server.url + "?view=journey&user=u-week")
     rendered(page, "journey")
     step, dated = read_axis(page, *span["u-week"])

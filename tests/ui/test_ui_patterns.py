@@ -23,23 +23,33 @@ from logpipe.explore.filters import levels_where
 from logpipe.explore.patterns import PatternMiner, Window
 
 
-def mined(archive: Path, start: datetime, end: datetime, buckets: int, levels: list[str] | None = None) -> dict[str, Any]:
+def mined(
+    archive: Path, start: datetime, end: datetime, buckets: int, levels: list[str] | None = None
+) -> dict[str, Any]:
     """template -> {count, ids, trend} from the archive's rows, mined here."""
     where = f" AND level IN ({', '.join('?' for _ in levels)})" if levels else ""
-    rows = duck(archive, f"SELECT ts, message, event_id FROM logs WHERE ts >= ? AND ts < ?{where} ORDER BY ts, event_id",
-                [start, end, *(levels or [])])  # fmt: skip
+    rows = duck(
+        archive,
+        f"SELECT ts, message, event_id FROM logs WHERE ts >= ? AND ts < ?{where} ORDER BY ts, event_id",
+        [start, end, *(levels or [])],
+    )
     return mine_rows(rows, Window(start, end, buckets))
 
 
-def newest_mined(archive: Path, start: datetime, end: datetime, buckets: int, bound: int,
-                 levels: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+def newest_mined(
+    archive: Path, start: datetime, end: datetime, buckets: int, bound: int, levels: list[str] | None = None
+) -> dict[str, Any]:
     """As `mined`, of the range's newest `bound` rows only (ts, event_id), in a window from the
     oldest of them when there are more; `matching` = every row of the range."""
     where = f" AND level IN ({', '.join('?' for _ in levels)})" if levels else ""
     params = [start, end, *(levels or [])]
     ((matching,),) = duck(archive, f"SELECT count(*) FROM logs WHERE ts >= ? AND ts < ?{where}", params)
-    newest = duck(archive, f"SELECT ts, message, event_id FROM logs WHERE ts >= ? AND ts < ?{where}"
-                  " ORDER BY ts DESC, event_id DESC LIMIT ?", [*params, bound])  # fmt: skip
+    newest = duck(
+        archive,
+        f"SELECT ts, message, event_id FROM logs WHERE ts >= ? AND ts < ?{where}"
+        " ORDER BY ts DESC, event_id DESC LIMIT ?",
+        [*params, bound],
+    )
     rows = newest[::-1]
     window = Window(rows[0][0] if matching > bound else start, end, buckets)
     return {**mine_rows(rows, window), "matching": matching, "from": window.start}
@@ -51,8 +61,12 @@ def mine_rows(rows: list[tuple[Any, ...]], window: Window) -> dict[str, Any]:
     ids: dict[str, set[str]] = defaultdict(set)
     for gid, eid in placed:
         ids[miner.template_of(gid)].add(eid)
-    return {"total": len(rows), "patterns": {p.template: {"count": p.count, "trend": list(p.trend), "ids": ids[p.template]}
-                                             for p in miner.patterns()}}  # fmt: skip
+    return {
+        "total": len(rows),
+        "patterns": {
+            p.template: {"count": p.count, "trend": list(p.trend), "ids": ids[p.template]} for p in miner.patterns()
+        },
+    }
 
 
 def check(answer: dict[str, Any], want: dict[str, Any]) -> None:
@@ -121,7 +135,9 @@ def test_the_page_shows_patterns_and_drills_down(groups_server: Served, groups_d
     archive = groups_data["archive"]
     page.goto(groups_server.url + "?view=patterns&q=" + urllib.parse.quote("level>=WARNING"))
     rendered(page, "patterns")
-    ((first, last),) = duck(archive, "SELECT min(ts), max(ts) FROM logs WHERE level IN ('WARNING', 'ERROR', 'CRITICAL')")
+    ((first, last),) = duck(
+        archive, "SELECT min(ts), max(ts) FROM logs WHERE level IN ('WARNING', 'ERROR', 'CRITICAL')"
+    )
     want = mined(archive, first, last + timedelta(milliseconds=1), 24, levels_where(">=", "WARNING"))
     rows = page.query_selector_all("tr.pattern")
     shown = {r.get_attribute("data-template"): int(r.get_attribute("data-count")) for r in rows}
@@ -165,8 +181,13 @@ def test_the_page_shows_patterns_and_drills_down(groups_server: Served, groups_d
 def test_the_engine_gives_the_archives_patterns(groups_es: dict[str, Any], page: Any) -> None:
     archive, engine = groups_es["archive_server"], groups_es["es_server"]
     since, until = middle_window(groups_es["archive"])
-    for params in ({}, {"q": "level>=WARNING"}, {"q": "timeout", "from": iso(since), "to": iso(until), "buckets": 5},
-                   {"from": iso(since)}, {"to": iso(until), "q": "endpoint~^/api/"}):  # fmt: skip
+    for params in (
+        {},
+        {"q": "level>=WARNING"},
+        {"q": "timeout", "from": iso(since), "to": iso(until), "buckets": 5},
+        {"from": iso(since)},
+        {"to": iso(until), "q": "endpoint~^/api/"},
+    ):
         on_archive = api(archive, "patterns", **params)
         assert on_archive["patterns"], params
         assert json.dumps(api(engine, "patterns", **params)) == json.dumps(on_archive), params
@@ -177,8 +198,9 @@ def test_the_engine_gives_the_archives_patterns(groups_es: dict[str, Any], page:
     rendered(page, "patterns")
     want = api(archive, "patterns", q="level>=ERROR")
     rows = page.query_selector_all("tr.pattern")
-    assert [(r.get_attribute("data-id"), int(r.get_attribute("data-count"))) for r in rows] == \
-        [(p["id"], p["count"]) for p in want["patterns"]]
+    assert [(r.get_attribute("data-id"), int(r.get_attribute("data-count"))) for r in rows] == [
+        (p["id"], p["count"]) for p in want["patterns"]
+    ]
     after(page, lambda: rows[0].click())
     page.wait_for_selector("#pattern-records[data-count]")
     assert int(page.get_attribute("#pattern-records", "data-count")) == want["patterns"][0]["count"]
@@ -189,14 +211,34 @@ def test_the_same_patterns_as_the_cli(groups_server: Served, groups_data: dict[s
     from tests.support.exdata import logpipe
 
     since, until = middle_window(groups_data["archive"])
-    result = logpipe("patterns", "--since", iso(since), "--until", iso(until), "--where", "level>=INFO", "--limit", "0",
-                     "--buckets", "8", "--format", "json", "--archive", str(groups_data["archive"]))  # fmt: skip
+    result = logpipe(
+        "patterns",
+        "--since",
+        iso(since),
+        "--until",
+        iso(until),
+        "--where",
+        "level>=INFO",
+        "--limit",
+        "0",
+        "--buckets",
+        "8",
+        "--format",
+        "json",
+        "--archive",
+        str(groups_data["archive"]),
+    )
     assert result.returncode == 0, result.stderr
     cli = json.loads(result.stdout)
     answer = api(groups_server, "patterns", q="level>=INFO", buckets=8, **{"from": iso(since), "to": iso(until)})
     assert cli and len(answer["patterns"]) == len(cli)
     for p, row in zip(answer["patterns"], cli, strict=True):
-        assert (p["template"], p["count"], p["trend"], p["examples"]) == (row["template"], row["count"], row["trend"], row["examples"])
+        assert (p["template"], p["count"], p["trend"], p["examples"]) == (
+            row["template"],
+            row["count"],
+            row["trend"],
+            row["examples"],
+        )
         assert when(p["first_seen"]) == when(row["first_seen"]) and when(p["last_seen"]) == when(row["last_seen"])
 
 
@@ -217,11 +259,17 @@ def bounded_cases(archive: Path) -> list[tuple[dict[str, Any], datetime, datetim
     since, until = middle_window(archive)
     end = last + timedelta(milliseconds=1)
     ranged = {"from": iso(since), "to": iso(until)}
-    return [({}, first, end, None), ({"q": "level>=INFO", "buckets": 6, **ranged}, since, until, levels_where(">=", "INFO")),
-            (ranged, since, until, None), ({"q": "level>=ERROR", **ranged}, since, until, levels_where(">=", "ERROR"))]  # fmt: skip
+    return [
+        ({}, first, end, None),
+        ({"q": "level>=INFO", "buckets": 6, **ranged}, since, until, levels_where(">=", "INFO")),
+        (ranged, since, until, None),
+        ({"q": "level>=ERROR", **ranged}, since, until, levels_where(">=", "ERROR")),
+    ]
 
 
-def test_patterns_mine_the_newest_records_of_a_bigger_selection(bounded_server: Served, groups_data: dict[str, Any]) -> None:
+def test_patterns_mine_the_newest_records_of_a_bigger_selection(
+    bounded_server: Served, groups_data: dict[str, Any]
+) -> None:
     archive = groups_data["archive"]
     bigger = 0
     for params, start, end, levels in bounded_cases(archive):
@@ -243,20 +291,30 @@ def test_patterns_mine_the_newest_records_of_a_bigger_selection(bounded_server: 
     assert whole["matching"] == groups_data["total"] > BOUND == whole["total"]
 
 
-def test_the_page_says_only_the_newest_were_mined(bounded_server: Served, groups_data: dict[str, Any], page: Any) -> None:
+def test_the_page_says_only_the_newest_were_mined(
+    bounded_server: Served, groups_data: dict[str, Any], page: Any
+) -> None:
     archive = groups_data["archive"]
     page.goto(bounded_server.url + "?view=patterns")
     rendered(page, "patterns")
     ((first, last),) = duck(archive, "SELECT min(ts), max(ts) FROM logs")
     want = newest_mined(archive, first, last + timedelta(milliseconds=1), 24, BOUND)
     note = page.wait_for_selector("#pattern-bound")
-    assert int(note.get_attribute("data-mined")) == BOUND and int(note.get_attribute("data-matching")) == want["matching"]
+    assert (
+        int(note.get_attribute("data-mined")) == BOUND and int(note.get_attribute("data-matching")) == want["matching"]
+    )
     text = note.inner_text()
     oldest = want["from"].strftime("%Y-%m-%d %H:%M:%S")
-    assert re.search(rf"Patterns of the newest {BOUND:,} of {want['matching']:,} matching records "
-                     rf"\(since {oldest}(\.\d{{3}})? UTC\)", text), text  # fmt: skip
+    assert re.search(
+        rf"Patterns of the newest {BOUND:,} of {want['matching']:,} matching records "
+        rf"\(since {oldest}(\.\d{{3}})? UTC\)",
+        text,
+    ), text
     assert "narrow the range or the search to mine them all" in text
-    shown = {r.get_attribute("data-template"): int(r.get_attribute("data-count")) for r in page.query_selector_all("tr.pattern")}
+    shown = {
+        r.get_attribute("data-template"): int(r.get_attribute("data-count"))
+        for r in page.query_selector_all("tr.pattern")
+    }
     assert shown == {t: p["count"] for t, p in want["patterns"].items()}
     assert sum(shown.values()) == BOUND == int(page.get_attribute("#pattern-summary", "data-total"))
     # A search that selects fewer than the bound: every record mined, no sentence.

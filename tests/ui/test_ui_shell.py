@@ -52,10 +52,16 @@ def test_missing_archive_is_one_red_line(serve: Callable[..., Served], tmp_path:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "logpipe", "ui", "--archive", str(tmp_path / "none"), "--bind", "127.0.0.1:0"],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "logpipe", "ui", "--archive", str(tmp_path / "none"), "--bind", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [f"error: no archive at {tmp_path / 'none'} (ship some logs first: logpipe ship FILE)"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: no archive at {tmp_path / 'none'} (ship some logs first: logpipe ship FILE)"
+    ]
 
 
 def test_binds_loopback_by_default() -> None:

@@ -25,14 +25,19 @@ traffic_server = trafficdata.traffic_server
 WIDTHS_S = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 
 
-def duck_groups(archive: Any, by: str, where: str = "TRUE", params: list[Any] | None = None) -> dict[str, tuple[Any, ...]]:
+def duck_groups(
+    archive: Any, by: str, where: str = "TRUE", params: list[Any] | None = None
+) -> dict[str, tuple[Any, ...]]:
     """key -> (count, p50, p95, p99, max, share of 5xx) by plain DuckDB."""
     cols = "service" if by == "service" else "method || ' ' || endpoint"
     present = "service" if by == "service" else "endpoint"
-    rows = duck(archive, f"SELECT {cols}, count(*), quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), "
-                f"quantile_cont(duration_ms, 0.99), max(duration_ms), avg(CASE WHEN status >= 500 THEN 1.0 ELSE 0.0 END) "
-                f"FROM logs WHERE duration_ms IS NOT NULL AND {present} IS NOT NULL AND ({where}) GROUP BY 1",
-                params)  # fmt: skip
+    rows = duck(
+        archive,
+        f"SELECT {cols}, count(*), quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), "
+        f"quantile_cont(duration_ms, 0.99), max(duration_ms), avg(CASE WHEN status >= 500 THEN 1.0 ELSE 0.0 END) "
+        f"FROM logs WHERE duration_ms IS NOT NULL AND {present} IS NOT NULL AND ({where}) GROUP BY 1",
+        params,
+    )
     return {r[0]: r[1:] for r in rows}
 
 
@@ -52,14 +57,18 @@ def assert_groups(groups: list[dict[str, Any]], expected: dict[str, tuple[Any, .
 
 
 class TestSlowApi:
-    def test_per_endpoint_equals_duckdb_quantile_cont(self, traffic_server: Served, traffic_data: dict[str, Any]) -> None:
+    def test_per_endpoint_equals_duckdb_quantile_cont(
+        self, traffic_server: Served, traffic_data: dict[str, Any]
+    ) -> None:
         status, body = traffic_server.get(query("slow"))
         assert status == 200, body
         assert body["by"] == "endpoint" and body["threshold_ms"] is None
         assert_groups(body["groups"], duck_groups(traffic_data["archive"], "endpoint"))
         assert body["requests"] == sum(1 for o in traffic_data["objects"] if "duration_ms" in o)
 
-    def test_percentiles_equal_the_generators_records(self, traffic_server: Served, traffic_data: dict[str, Any]) -> None:
+    def test_percentiles_equal_the_generators_records(
+        self, traffic_server: Served, traffic_data: dict[str, Any]
+    ) -> None:
         durations: dict[str, list[float]] = defaultdict(list)
         for o in traffic_data["objects"]:
             if "duration_ms" in o:
@@ -72,12 +81,18 @@ class TestSlowApi:
 
     def test_by_service_with_search_and_range(self, traffic_server: Served, traffic_data: dict[str, Any]) -> None:
         since, until = START + timedelta(days=1, hours=6), START + timedelta(days=4, hours=20)
-        _, body = traffic_server.get(query("slow", by="service", q="status<500", **{"from": iso_of(since), "to": iso_of(until)}))
-        expected = duck_groups(traffic_data["archive"], "service", "status < 500 AND ts >= ? AND ts < ?", [since, until])
+        _, body = traffic_server.get(
+            query("slow", by="service", q="status<500", **{"from": iso_of(since), "to": iso_of(until)})
+        )
+        expected = duck_groups(
+            traffic_data["archive"], "service", "status < 500 AND ts >= ? AND ts < ?", [since, until]
+        )
         assert_groups(body["groups"], expected)
         assert all(g["filter"] == f"service={g['key']}" for g in body["groups"])
 
-    def test_threshold_keeps_groups_whose_p95_is_above_it(self, traffic_server: Served, traffic_data: dict[str, Any]) -> None:
+    def test_threshold_keeps_groups_whose_p95_is_above_it(
+        self, traffic_server: Served, traffic_data: dict[str, Any]
+    ) -> None:
         everything = duck_groups(traffic_data["archive"], "endpoint")
         p95s = sorted(v[2] for v in everything.values())
         cut = p95s[len(p95s) // 2]  # exactly one group's p95: it must be left out (strictly above)
@@ -95,10 +110,12 @@ class TestSlowApi:
         assert status == 200, body
         width = body["width_ms"]
         assert width == min(s for s in WIDTHS_S if _count(traffic_data, s * 1000) <= 30) * 1000
-        rows = duck(traffic_data["archive"],
-                    "SELECT epoch_ms(ts) // ? * ?, count(*), quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), "
-                    "quantile_cont(duration_ms, 0.99) FROM logs WHERE duration_ms IS NOT NULL AND method = ? AND endpoint = ? GROUP BY 1",
-                    [width, width, group["method"], group["endpoint"]])  # fmt: skip
+        rows = duck(
+            traffic_data["archive"],
+            "SELECT epoch_ms(ts) // ? * ?, count(*), quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), "
+            "quantile_cont(duration_ms, 0.99) FROM logs WHERE duration_ms IS NOT NULL AND method = ? AND endpoint = ? GROUP BY 1",
+            [width, width, group["method"], group["endpoint"]],
+        )
         expected = {r[0]: r[1:] for r in rows}
         shown = {b["start_ms"]: b for b in body["buckets"]}
         assert set(expected) <= set(shown)
@@ -108,7 +125,12 @@ class TestSlowApi:
                 assert b["count"] == 0 and b["p95_ms"] is None
                 continue
             count, p50, p95, p99 = expected[start]
-            assert (b["count"], b["p50_ms"], b["p95_ms"], b["p99_ms"]) == (count, pytest.approx(p50), pytest.approx(p95), pytest.approx(p99))
+            assert (b["count"], b["p50_ms"], b["p95_ms"], b["p99_ms"]) == (
+                count,
+                pytest.approx(p50),
+                pytest.approx(p95),
+                pytest.approx(p99),
+            )
         starts = [b["start_ms"] for b in body["buckets"]]
         assert starts == list(range(starts[0], starts[-1] + width, width)), "contiguous, empty buckets included"
 
@@ -127,8 +149,11 @@ class TestSlowApi:
 
 def _count(traffic_data: dict[str, Any], width_ms: int) -> int:
     """How many aligned buckets of `width_ms` the checkout's timed records span (first to last)."""
-    ((lo, hi),) = duck(traffic_data["archive"], "SELECT min(epoch_us(ts)), max(epoch_us(ts)) + 1 FROM logs "
-                       "WHERE duration_ms IS NOT NULL AND method = 'POST' AND endpoint = '/api/cart/{id}/checkout'")  # fmt: skip
+    ((lo, hi),) = duck(
+        traffic_data["archive"],
+        "SELECT min(epoch_us(ts)), max(epoch_us(ts)) + 1 FROM logs "
+        "WHERE duration_ms IS NOT NULL AND method = 'POST' AND endpoint = '/api/cart/{id}/checkout'",
+    )
     width = width_ms * 1000
     first = lo // width * width
     return -(-(hi - first) // width)
@@ -146,7 +171,9 @@ def state_of(url: str) -> dict[str, str]:
 
 
 class TestSlowPage:
-    def test_table_and_chart_show_duckdbs_percentiles(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
+    def test_table_and_chart_show_duckdbs_percentiles(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=slow")
         rendered(page, "slow")
         expected = duck_groups(traffic_data["archive"], "endpoint")
@@ -157,13 +184,18 @@ class TestSlowPage:
         for r in rows:
             count, p50, p95, p99, _, _ = expected[r["key"]]
             assert int(r["count"]) == count
-            assert (float(r["p50"]), float(r["p95"]), float(r["p99"])) == (pytest.approx(p50), pytest.approx(p95), pytest.approx(p99))
+            assert (float(r["p50"]), float(r["p95"]), float(r["p99"])) == (
+                pytest.approx(p50),
+                pytest.approx(p95),
+                pytest.approx(p99),
+            )
         text = page.inner_text("table.slow-table")
         assert f"{expected[rows[0]['key']][0]:,}" in text
         assert page.is_hidden("#error")
 
-    def test_clicking_a_row_draws_its_latency_over_time_and_the_url_keeps_it(self, traffic_server: Served,
-                                                                            traffic_data: dict[str, Any], page: Any) -> None:  # fmt: skip
+    def test_clicking_a_row_draws_its_latency_over_time_and_the_url_keeps_it(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=slow")
         rendered(page, "slow")
         row = rows_shown(page, "tr.slow-row")[1]
@@ -175,10 +207,12 @@ class TestSlowPage:
         assert page.is_visible(f'tr.slow-row.selected[data-key="{row["key"]}"]')
         method, endpoint = row["filter"].split(" ")
         width = int(page.get_attribute("#slow-timeline", "data-width-ms"))
-        expected = duck(traffic_data["archive"],
-                        "SELECT epoch_ms(ts) // ? * ?, count(*), quantile_cont(duration_ms, 0.95) FROM logs "
-                        "WHERE duration_ms IS NOT NULL AND method = ? AND endpoint = ? GROUP BY 1",
-                        [width, width, method.split("=", 1)[1], endpoint.split("=", 1)[1]])  # fmt: skip
+        expected = duck(
+            traffic_data["archive"],
+            "SELECT epoch_ms(ts) // ? * ?, count(*), quantile_cont(duration_ms, 0.95) FROM logs "
+            "WHERE duration_ms IS NOT NULL AND method = ? AND endpoint = ? GROUP BY 1",
+            [width, width, method.split("=", 1)[1], endpoint.split("=", 1)[1]],
+        )
         assert expected
         for start, count, p95 in expected:
             assert shown[start][0] == count
@@ -200,7 +234,9 @@ class TestSlowPage:
         assert (int(state["from"]), int(state["to"]), state["slow_sel"]) == (start, start + width, row["filter"])
         assert int(page.get_attribute(f'tr.slow-row[data-key="{row["key"]}"]', "data-count")) == shown[start][0]
 
-    def test_drill_down_opens_discover_at_p95(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
+    def test_drill_down_opens_discover_at_p95(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=slow&q=service%3Dshop")
         rendered(page, "slow")
         row = rows_shown(page, "tr.slow-row")[0]
@@ -210,13 +246,17 @@ class TestSlowPage:
         q = state_of(page.url)["q"]
         assert q == f"service=shop {row['filter']} duration_ms>={row['p95']}"
         method, endpoint = (t.split("=", 1)[1] for t in row["filter"].split(" "))
-        ((n, total),) = duck(traffic_data["archive"],
-                             "SELECT count(*) FILTER (WHERE duration_ms >= ?), count(*) FROM logs "
-                             "WHERE service = 'shop' AND method = ? AND endpoint = ? AND duration_ms IS NOT NULL",
-                             [float(row["p95"]), method, endpoint])  # fmt: skip
+        ((n, total),) = duck(
+            traffic_data["archive"],
+            "SELECT count(*) FILTER (WHERE duration_ms >= ?), count(*) FROM logs "
+            "WHERE service = 'shop' AND method = ? AND endpoint = ? AND duration_ms IS NOT NULL",
+            [float(row["p95"]), method, endpoint],
+        )
         assert total == int(row["count"]) and 0 < n <= total * 0.05 + 1  # the slowest twentieth
 
-    def test_threshold_box_and_service_switch(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
+    def test_threshold_box_and_service_switch(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=slow")
         rendered(page, "slow")
         page.fill("#slow-threshold", "150ms")

@@ -18,7 +18,7 @@ from trafficdata import iso, query
 from uihelp import Served, duck, ship
 
 NASTY_SERVICE = "sh'op\"; DROP TABLE logs; --"
-NASTY_PATH = "/api/it's/\"q\";DROP TABLE logs;--"
+NASTY_PATH = '/api/it\'s/"q";DROP TABLE logs;--'
 NASTY_USER = "u'; DROP TABLE logs; -- \\ \""
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
@@ -27,17 +27,19 @@ def _records() -> list[dict[str, Any]]:
     out = []
     for i in range(60):
         nasty = i % 3 == 0
-        out.append({
-            "timestamp": iso(START + timedelta(seconds=37 * i)),
-            "level": "ERROR" if i % 7 == 0 else "INFO",
-            "service": NASTY_SERVICE if nasty else "shop",
-            "message": f"request {i}",
-            "method": "GET",
-            "path": NASTY_PATH if i % 2 == 0 else "/health",
-            "status": 500 if i % 7 == 0 else 200,
-            "duration_ms": float(i * 3 % 41) + 0.5,
-            "user_id": NASTY_USER if i % 4 == 0 else "u-1",
-        })  # fmt: skip
+        out.append(
+            {
+                "timestamp": iso(START + timedelta(seconds=37 * i)),
+                "level": "ERROR" if i % 7 == 0 else "INFO",
+                "service": NASTY_SERVICE if nasty else "shop",
+                "message": f"request {i}",
+                "method": "GET",
+                "path": NASTY_PATH if i % 2 == 0 else "/health",
+                "status": 500 if i % 7 == 0 else 200,
+                "duration_ms": float(i * 3 % 41) + 0.5,
+                "user_id": NASTY_USER if i % 4 == 0 else "u-1",
+            }
+        )
     return out
 
 
@@ -71,7 +73,9 @@ def test_a_service_with_sql_text_is_a_group_and_its_drill_down_selects_it(nasty:
 
 def test_an_endpoint_with_sql_text_is_a_group_and_its_drill_down_selects_it(nasty: dict[str, Any]) -> None:
     server, archive = nasty["server"], nasty["archive"]
-    expected = dict(duck(archive, "SELECT method || ' ' || endpoint, count(*) FROM logs WHERE duration_ms IS NOT NULL GROUP BY 1"))
+    expected = dict(
+        duck(archive, "SELECT method || ' ' || endpoint, count(*) FROM logs WHERE duration_ms IS NOT NULL GROUP BY 1")
+    )
     body = _get(server, "slow")
     assert {g["key"]: g["count"] for g in body["groups"]} == expected
     (nasty_group,) = [g for g in body["groups"] if g["endpoint"] != "/health"]
@@ -79,7 +83,9 @@ def test_an_endpoint_with_sql_text_is_a_group_and_its_drill_down_selects_it(nast
     drilled = _get(server, "slow", q=nasty_group["filter"])["groups"]
     assert [(g["key"], g["count"]) for g in drilled] == [(nasty_group["key"], nasty_group["count"])]
     traffic = _get(server, "traffic", q=nasty_group["filter"])
-    assert [(r["key"], r["count"]) for r in traffic["endpoints"]["rows"]] == [(nasty_group["key"], nasty_group["count"])]
+    assert [(r["key"], r["count"]) for r in traffic["endpoints"]["rows"]] == [
+        (nasty_group["key"], nasty_group["count"])
+    ]
     assert [r["filter"] for r in traffic["endpoints"]["rows"]] == [nasty_group["filter"]]
 
 

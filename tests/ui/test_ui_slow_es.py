@@ -40,7 +40,9 @@ TIMELINE = [
 
 
 @pytest.fixture(scope="module")
-def slow_es(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def slow_es(
+    engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     yield from shipped_to_engine("slow", engine, serve, tmp_path_factory)
 
 
@@ -77,7 +79,9 @@ def test_the_page_on_the_engine(slow_es: dict[str, Any], page: Any) -> None:
     rendered(page, "slow")
     _, timeline = slow_es["archive_server"].get(query("slow/timeline", q=f"service!=search {rows[0]['filter']}"))
     buckets = page.eval_on_selector_all("rect.lt-bucket", "els => els.map(e => ({...e.dataset}))")
-    assert [(int(b["startMs"]), int(b["count"])) for b in buckets] == [(b["start_ms"], b["count"]) for b in timeline["buckets"]]
+    assert [(int(b["startMs"]), int(b["count"])) for b in buckets] == [
+        (b["start_ms"], b["count"]) for b in timeline["buckets"]
+    ]
     assert page.is_hidden("#error")
 
 

@@ -36,7 +36,13 @@ def test_quantile_cont_is_duckdbs(seed: int) -> None:
 
 def test_buckets_are_aligned_and_the_smallest_width_that_fits() -> None:
     lo = datetime(2026, 11, 2, 9, 17, 3, 250_000, tzinfo=UTC)
-    for span in (timedelta(seconds=3), timedelta(minutes=7), timedelta(hours=5), timedelta(days=9), timedelta(days=400)):
+    for span in (
+        timedelta(seconds=3),
+        timedelta(minutes=7),
+        timedelta(hours=5),
+        timedelta(days=9),
+        timedelta(days=400),
+    ):
         for target in (1, 10, 60, 1000):
             b = buckets_for(lo, lo + span, target)
             assert b.first_us % b.width_us == 0 and b.first_us <= epoch_us(lo)
@@ -59,5 +65,7 @@ def test_drill_down_terms_select_exactly_the_group(value: str) -> None:
     assert matches(flt, {"endpoint": value})
     assert not matches(flt, {"endpoint": value + "x"})
     both = parse_filter(group_filter("endpoint", "GET", value, None))
-    assert matches(both, {"method": "GET", "endpoint": value}) and not matches(both, {"method": "POST", "endpoint": value})
+    assert matches(both, {"method": "GET", "endpoint": value}) and not matches(
+        both, {"method": "POST", "endpoint": value}
+    )
     assert matches(parse_filter(group_filter("service", None, None, value)), {"service": value})

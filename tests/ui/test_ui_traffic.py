@@ -23,25 +23,42 @@ HOUR_MS = 3_600_000
 CLASS_SQL = "CASE WHEN status >= 200 AND status < 600 THEN (status // 100)::VARCHAR || 'xx' ELSE 'other' END"
 
 
-def duck_timeline(archive: Any, width_ms: int, where: str = "TRUE", params: list[Any] | None = None) -> dict[int, tuple[int, ...]]:
-    rows = duck(archive, "SELECT epoch_ms(ts) // ? * ?, count(*), count(*) FILTER (WHERE level IN ('ERROR', 'CRITICAL')), "
-                f"count(status), count(*) FILTER (WHERE status >= 500) FROM logs WHERE {where} GROUP BY 1",
-                [width_ms, width_ms, *(params or [])])  # fmt: skip
+def duck_timeline(
+    archive: Any, width_ms: int, where: str = "TRUE", params: list[Any] | None = None
+) -> dict[int, tuple[int, ...]]:
+    rows = duck(
+        archive,
+        "SELECT epoch_ms(ts) // ? * ?, count(*), count(*) FILTER (WHERE level IN ('ERROR', 'CRITICAL')), "
+        f"count(status), count(*) FILTER (WHERE status >= 500) FROM logs WHERE {where} GROUP BY 1",
+        [width_ms, width_ms, *(params or [])],
+    )
     return {r[0]: r[1:] for r in rows}
 
 
-def duck_endpoints(archive: Any, where: str = "TRUE", params: list[Any] | None = None) -> dict[str | None, Counter[str]]:
-    rows = duck(archive, f"SELECT method || ' ' || endpoint, {CLASS_SQL}, count(*) FROM logs "
-                f"WHERE status IS NOT NULL AND ({where}) GROUP BY ALL", params)  # fmt: skip
+def duck_endpoints(
+    archive: Any, where: str = "TRUE", params: list[Any] | None = None
+) -> dict[str | None, Counter[str]]:
+    rows = duck(
+        archive,
+        f"SELECT method || ' ' || endpoint, {CLASS_SQL}, count(*) FROM logs "
+        f"WHERE status IS NOT NULL AND ({where}) GROUP BY ALL",
+        params,
+    )
     out: dict[str | None, Counter[str]] = defaultdict(Counter)
     for key, cls, n in rows:
         out[key][cls] += n
     return out
 
 
-def duck_cells(archive: Any, where: str = "TRUE", params: list[Any] | None = None) -> dict[tuple[int, int], tuple[Any, ...]]:
-    rows = duck(archive, "SELECT isodow(ts), hour(ts), count(*), count(DISTINCT user_id), max(date_trunc('hour', ts)) "
-                f"FROM logs WHERE {where} GROUP BY ALL", params)  # fmt: skip
+def duck_cells(
+    archive: Any, where: str = "TRUE", params: list[Any] | None = None
+) -> dict[tuple[int, int], tuple[Any, ...]]:
+    rows = duck(
+        archive,
+        "SELECT isodow(ts), hour(ts), count(*), count(DISTINCT user_id), max(date_trunc('hour', ts)) "
+        f"FROM logs WHERE {where} GROUP BY ALL",
+        params,
+    )
     return {(d, h): (n, u, last) for d, h, n, u, last in rows}
 
 
@@ -51,7 +68,9 @@ def assert_timeline(timeline: list[dict[str, Any]], width: int, expected: dict[i
     assert set(expected) <= set(shown)
     for start, b in shown.items():
         records, errors, requests, server = expected.get(start, (0, 0, 0, 0))
-        assert (b["records"], b["errors"], b["requests"], b["server_errors"]) == (records, errors, requests, server), start
+        assert (b["records"], b["errors"], b["requests"], b["server_errors"]) == (records, errors, requests, server), (
+            start
+        )
         assert b["error_rate"] == (errors / records if records else None)
     starts = sorted(shown)
     assert starts == list(range(starts[0], starts[-1] + width, width))
@@ -103,7 +122,11 @@ class TestTrafficApi:
         where, params = "service IS DISTINCT FROM 'auth' AND ts >= ? AND ts < ?", [since, until]
         archive = traffic_data["archive"]
         assert len(body["timeline"]) <= 48
-        assert body["timeline"][0]["start_ms"] <= since.timestamp() * 1000 < body["timeline"][0]["start_ms"] + body["width_ms"]
+        assert (
+            body["timeline"][0]["start_ms"]
+            <= since.timestamp() * 1000
+            < body["timeline"][0]["start_ms"] + body["width_ms"]
+        )
         assert_timeline(body["timeline"], body["width_ms"], duck_timeline(archive, body["width_ms"], where, params))
         assert_endpoints(body["endpoints"], duck_endpoints(archive, where, params))
         assert body["endpoints"]["other"]["count"] > 0 and len(body["endpoints"]["rows"]) == 2
@@ -114,7 +137,9 @@ class TestTrafficApi:
         # is the incident's hour, and its heatmap cell has the most records of its weekday.
         day, hour = INCIDENT_HOURS[0]
         since = START + timedelta(days=day)
-        _, body = traffic_server.get(query("traffic", buckets=24, **{"from": iso_of(since), "to": iso_of(since + timedelta(days=1))}))
+        _, body = traffic_server.get(
+            query("traffic", buckets=24, **{"from": iso_of(since), "to": iso_of(since + timedelta(days=1))})
+        )
         assert body["width_ms"] == HOUR_MS and len(body["timeline"]) == 24
         worst = max(body["timeline"], key=lambda b: b["error_rate"] or 0)
         assert worst["start_ms"] == (since + timedelta(hours=hour)).timestamp() * 1000
@@ -125,7 +150,11 @@ class TestTrafficApi:
         cells = {(c["dow"], c["hour"]): c for c in everything["heatmap"]["cells"]}
         dow = since.isoweekday()
         assert max(range(24), key=lambda h: cells[(dow, h)]["records"]) == hour
-        users = {o["user_id"] for o in traffic_data["objects"] if "user_id" in o and _ts(o).isoweekday() == dow and _ts(o).hour == hour}
+        users = {
+            o["user_id"]
+            for o in traffic_data["objects"]
+            if "user_id" in o and _ts(o).isoweekday() == dow and _ts(o).hour == hour
+        }
         assert cells[(dow, hour)]["users"] == len(users)
 
     def test_endpoint_counts_equal_the_generators(self, traffic_server: Served, traffic_data: dict[str, Any]) -> None:
@@ -165,17 +194,25 @@ def state_of(url: str) -> dict[str, str]:
 def page_numbers(page: Any) -> dict[str, Any]:
     """Everything the three charts show, read from the DOM's data-* attributes."""
     width = int(page.get_attribute("#tr-errors", "data-width-ms"))
-    timeline = {int(b["startMs"]): (int(b["records"]), int(b["errors"]), int(b["requests"]), int(b["serverErrors"]))
-                for b in shown(page, "rect.er-bucket")}  # fmt: skip
-    bars = [(b["key"], int(b["count"]), {c: int(b[f"c{c}"]) for c in ("2xx", "3xx", "4xx", "5xx", "other")})
-            for b in shown(page, "g.ep-bar")]  # fmt: skip
-    cells = {(int(c["dow"]), int(c["hour"])): (int(c["records"]), int(c["users"]), int(c["last"]) if c["last"] else None)
-             for c in shown(page, "rect.hm-cell")}  # fmt: skip
+    timeline = {
+        int(b["startMs"]): (int(b["records"]), int(b["errors"]), int(b["requests"]), int(b["serverErrors"]))
+        for b in shown(page, "rect.er-bucket")
+    }
+    bars = [
+        (b["key"], int(b["count"]), {c: int(b[f"c{c}"]) for c in ("2xx", "3xx", "4xx", "5xx", "other")})
+        for b in shown(page, "g.ep-bar")
+    ]
+    cells = {
+        (int(c["dow"]), int(c["hour"])): (int(c["records"]), int(c["users"]), int(c["last"]) if c["last"] else None)
+        for c in shown(page, "rect.hm-cell")
+    }
     return {"width": width, "timeline": timeline, "bars": bars, "cells": cells}
 
 
 class TestTrafficPage:
-    def test_the_charts_show_duckdbs_counts(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
+    def test_the_charts_show_duckdbs_counts(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=traffic")
         rendered(page, "traffic")
         got = page_numbers(page)
@@ -198,11 +235,15 @@ class TestTrafficPage:
         assert page.get_attribute("#tr-heatmap", "data-metric") == "users"
         assert int(page.get_attribute("#tr-heatmap", "data-max")) == max(v[1] for v in cells.values())
         assert f"{max(v[1] for v in cells.values()):,}" in page.inner_text("#tr-hm-legend")
-        tip = page.eval_on_selector('rect.er-bucket:not([data-records="0"])', "e => e.querySelector('title').textContent")
+        tip = page.eval_on_selector(
+            'rect.er-bucket:not([data-records="0"])', "e => e.querySelector('title').textContent"
+        )
         assert "errors /" in tip and "records" in tip
         assert page.is_hidden("#error")
 
-    def test_clicking_a_bar_narrows_the_search(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
+    def test_clicking_a_bar_narrows_the_search(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=traffic&q=level%3DINFO")
         rendered(page, "traffic")
         bar = shown(page, "g.ep-bar")[1]
@@ -211,8 +252,11 @@ class TestTrafficPage:
         redrawn(page, before, "traffic")
         assert state_of(page.url)["q"] == f"level=INFO {bar['filter']}"
         method, endpoint = bar["key"].split(" ")
-        ((records,),) = duck(traffic_data["archive"], "SELECT count(*) FROM logs WHERE level = 'INFO' AND method = ? AND endpoint = ?",
-                             [method, endpoint])  # fmt: skip
+        ((records,),) = duck(
+            traffic_data["archive"],
+            "SELECT count(*) FROM logs WHERE level = 'INFO' AND method = ? AND endpoint = ?",
+            [method, endpoint],
+        )
         got = page_numbers(page)
         assert [b[0] for b in got["bars"]] == [bar["key"]]
         assert sum(v[0] for v in got["timeline"].values()) == records
@@ -224,9 +268,13 @@ class TestTrafficPage:
         page.click(f'g.ep-bar[data-key="{worst["key"]}"] rect.ep-seg[data-cls="5xx"]')
         redrawn(page, before, "traffic")
         assert state_of(page.url)["q"] == f"{worst['filter']} status>=500 status<600"
-        assert page_numbers(page)["bars"] == [(worst["key"], int(worst["c5xx"]), {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": int(worst["c5xx"]), "other": 0})]
+        assert page_numbers(page)["bars"] == [
+            (worst["key"], int(worst["c5xx"]), {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": int(worst["c5xx"]), "other": 0})
+        ]
 
-    def test_clicking_a_cell_opens_its_latest_hour_in_discover(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
+    def test_clicking_a_cell_opens_its_latest_hour_in_discover(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=traffic")
         rendered(page, "traffic")
         # Monday 10:00 holds two concrete Mondays: the click opens the later one.
@@ -237,9 +285,15 @@ class TestTrafficPage:
         page.click('rect.hm-cell[data-dow="1"][data-hour="10"]')
         redrawn(page, before, "discover")
         state = state_of(page.url)
-        assert (state["view"], int(state["from"]), int(state["to"])) == ("discover", int(cell["last"]), int(cell["last"]) + HOUR_MS)
+        assert (state["view"], int(state["from"]), int(state["to"])) == (
+            "discover",
+            int(cell["last"]),
+            int(cell["last"]) + HOUR_MS,
+        )
 
-    def test_clicking_a_bucket_zooms_and_the_url_reopens_the_state(self, traffic_server: Served, traffic_data: dict[str, Any], page: Any) -> None:
+    def test_clicking_a_bucket_zooms_and_the_url_reopens_the_state(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
         page.goto(traffic_server.url + "?view=traffic&tr_top=3&tr_hm=records")
         rendered(page, "traffic")
         assert len(shown(page, "g.ep-bar:not(.other)")) == 3 and len(shown(page, "g.ep-bar.other")) == 1

@@ -33,7 +33,9 @@ TRAFFIC = [
 
 
 @pytest.fixture(scope="module")
-def traffic_es(engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def traffic_es(
+    engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     yield from shipped_to_engine("traffic", engine, serve, tmp_path_factory)
 
 
@@ -52,12 +54,15 @@ def test_the_page_on_the_engine(traffic_es: dict[str, Any], page: Any) -> None:
     rendered(page, "traffic")
     data = "els => els.map(e => ({...e.dataset}))"
     buckets = page.eval_on_selector_all("rect.er-bucket", data)
-    assert [(int(b["startMs"]), int(b["records"]), int(b["errors"])) for b in buckets] == \
-        [(b["start_ms"], b["records"], b["errors"]) for b in archive["timeline"]]
+    assert [(int(b["startMs"]), int(b["records"]), int(b["errors"])) for b in buckets] == [
+        (b["start_ms"], b["records"], b["errors"]) for b in archive["timeline"]
+    ]
     bars = page.eval_on_selector_all("g.ep-bar:not(.other)", data)
     assert [(b["key"], int(b["count"])) for b in bars] == [(r["key"], r["count"]) for r in archive["endpoints"]["rows"]]
     cells = page.eval_on_selector_all("rect.hm-cell", data)
-    assert [(int(c["records"]), int(c["users"])) for c in cells] == [(c["records"], c["users"]) for c in archive["heatmap"]["cells"]]
+    assert [(int(c["records"]), int(c["users"])) for c in cells] == [
+        (c["records"], c["users"]) for c in archive["heatmap"]["cells"]
+    ]
     before = page.get_attribute("main#view", "data-rendered")
     page.click(f'g.ep-bar[data-key="{bars[0]["key"]}"] text.label')
     page.wait_for_function("b => document.querySelector('main#view').dataset.rendered !== b", arg=before)
@@ -70,7 +75,9 @@ INDEXED = [p for p in TRAFFIC if p.get("q") in (None, "level>=WARNING", "service
 
 
 @pytest.mark.parametrize("params", INDEXED, ids=[str(p) for p in INDEXED])
-def test_the_engines_aggregations_count_what_its_records_say(traffic_es: dict[str, Any], params: dict[str, Any]) -> None:
+def test_the_engines_aggregations_count_what_its_records_say(
+    traffic_es: dict[str, Any], params: dict[str, Any]
+) -> None:
     # Without free text or regexes the engine's aggregations answer (not a scan of every
     # record): they must give what counting the scanned records gives, and not fall back.
     from logpipe.explore.filters import to_es

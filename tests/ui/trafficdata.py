@@ -90,15 +90,17 @@ def _request(rng: random.Random, request: int, ts: datetime, i: int, incident: b
     for k in range(rng.randint(0, 2)):
         later = ts + timedelta(microseconds=rng.randint(1, 900_000) + k)
         level = "ERROR" if failing and k == 0 else rng.choice(["DEBUG", "INFO", "INFO", "WARNING"])
-        lines.append({
-            "timestamp": _iso(later),
-            "level": level,
-            "name": f"{service}.app",
-            "service": service,
-            "request_id": rid,
-            "user_id": user if rng.random() < 0.7 else None,
-            "message": "payment gateway timeout" if level == "ERROR" else f"step {k} for {path}",
-        })  # fmt: skip
+        lines.append(
+            {
+                "timestamp": _iso(later),
+                "level": level,
+                "name": f"{service}.app",
+                "service": service,
+                "request_id": rid,
+                "user_id": user if rng.random() < 0.7 else None,
+                "message": "payment gateway timeout" if level == "ERROR" else f"step {k} for {path}",
+            }
+        )
     for line in lines:
         if line.get("user_id") is None:
             line.pop("user_id", None)
@@ -156,8 +158,9 @@ def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
-def shipped_to_engine(name: str, engine: tuple[str, str], serve: Callable[..., Served],
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
+def shipped_to_engine(
+    name: str, engine: tuple[str, str], serve: Callable[..., Served], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """The generated traffic in one real engine (`engine` = (name, URL), the `engine` fixture of
     tests/support/services.py: OpenSearch, Elasticsearch) and in an archive, from one `ship --once
     --archive A --to es://…`, each served by `logpipe ui`; the test's indices are deleted afterwards."""
@@ -173,8 +176,9 @@ def shipped_to_engine(name: str, engine: tuple[str, str], serve: Callable[..., S
     objects = generate()
     write_log(folder / "app.log", objects)
     to = target(kind, prefix)
-    result = logpipe("ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to,
-                     "--no-progress")  # fmt: skip
+    result = logpipe(
+        "ship", "--once", str(folder / "app.log"), "--archive", str(folder / "archive"), "--to", to, "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     ((total,),) = duck(folder / "archive", "SELECT count(*) FROM logs")
     assert total == len(objects) and count(url, prefix) == total

@@ -15,9 +15,15 @@ from tests.support.exdata import logpipe, write_log
 
 CHROMIUM = os.environ.get("LOGPIPE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 URL_RE = re.compile(r"at (http://\S+/) ")
 
 
@@ -26,8 +32,9 @@ class Served:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         cmd = [*LOGPIPE, "ui", "--bind", "127.0.0.1:0", *args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+        )
         self.url = self._wait_for_url()
 
     def _wait_for_url(self, timeout: float = 60) -> str:
@@ -106,7 +113,9 @@ def redrawn(page: Any, before: str, view: str) -> None:
     page.wait_for_function(
         "([before, view]) => { const m = document.querySelector('main#view');"
         " return m.dataset.rendered && m.dataset.rendered !== before && m.dataset.view === view; }",
-        arg=[before, view], timeout=30_000)  # fmt: skip
+        arg=[before, view],
+        timeout=30_000,
+    )
 
 
 def answers(served: dict[str, Any], path: str) -> tuple[Any, Any]:

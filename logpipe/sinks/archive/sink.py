@@ -49,14 +49,18 @@ class ArchiveLock:
         try:
             self._held = compaction_lock(archive) if name == COMPACT_LOCK_FILE else writer_lock(archive, shared=shared)
         except Busy as busy:
-            raise ArchiveBusyError(f"archive {archive} is being written by {busy.holder}; one writer at a time") from None
+            raise ArchiveBusyError(
+                f"archive {archive} is being written by {busy.holder}; one writer at a time"
+            ) from None
 
     def check(self) -> None:
         """Fail rather than write into a folder that is no longer the one locked (the archive was
         moved or deleted and another made at its path, which another writer may hold)."""
         if not self._held.still_names(self._held.folder):
-            raise ArchiveError(f"archive {self.archive} was replaced (moved or deleted) while this process wrote it; "
-                               "stopping so that nothing is written beside another writer")  # fmt: skip
+            raise ArchiveError(
+                f"archive {self.archive} was replaced (moved or deleted) while this process wrote it; "
+                "stopping so that nothing is written beside another writer"
+            )
 
     def release(self) -> None:
         self._held.release()
@@ -87,8 +91,9 @@ class ArchiveSink:
         compact_while_writing: bool = True,
     ) -> None:
         self.archive = archive
-        self.config = ArchiveConfig(archive, shared=shared, compact_min_files=compact_min_files,
-                                    compact_while_writing=compact_while_writing)  # fmt: skip
+        self.config = ArchiveConfig(
+            archive, shared=shared, compact_min_files=compact_min_files, compact_while_writing=compact_while_writing
+        )
         self._lock = ArchiveLock(archive, shared=shared)
         remove_temp_files(archive, older_than_s=3600 if shared else None)
         with_compaction = try_compaction_lock(archive)
@@ -132,8 +137,17 @@ class ArchiveSink:
                 self._records.append(records)
                 self._bytes += records.nbytes
             if rejects:
-                self._rejects.append(Batch(batch.source_id, batch.path, batch.start, batch.end,
-                                           records.slice(0, 0), rejects, batch.read_time_us))  # fmt: skip
+                self._rejects.append(
+                    Batch(
+                        batch.source_id,
+                        batch.path,
+                        batch.start,
+                        batch.end,
+                        records.slice(0, 0),
+                        rejects,
+                        batch.read_time_us,
+                    )
+                )
             self._ranges.setdefault(batch.source_id, []).append((batch.start, batch.end))
 
     def _drop_written(self, batch: Batch) -> pa.Table:
@@ -180,8 +194,10 @@ class ArchiveSink:
     def describe(self) -> str:
         """One summary line: what this sink wrote over its life."""
         w = self.written
-        return (f"{self.config.display_url}: wrote {w.records:,} records in {w.parts:,} parts, "
-                f"{w.dead_letters:,} dead letters, {self.duplicates_dropped:,} already held")  # fmt: skip
+        return (
+            f"{self.config.display_url}: wrote {w.records:,} records in {w.parts:,} parts, "
+            f"{w.dead_letters:,} dead letters, {self.duplicates_dropped:,} already held"
+        )
 
     # --------------------------------------------------------------------------------- flush
 
@@ -197,11 +213,17 @@ class ArchiveSink:
         finally:
             self._in_flight = 0
         w = self.written
-        self.written = FlushResult(w.parts + result.parts, w.records + result.records,
-                                   w.dead_letters + result.dead_letters, result.duplicates_dropped)  # fmt: skip
+        self.written = FlushResult(
+            w.parts + result.parts,
+            w.records + result.records,
+            w.dead_letters + result.dead_letters,
+            result.duplicates_dropped,
+        )
         return result
 
-    def _write(self, buffered: list[pa.Table], rejected: list[Batch], ranges: dict[str, list[tuple[int, int]]]) -> FlushResult:
+    def _write(
+        self, buffered: list[pa.Table], rejected: list[Batch], ranges: dict[str, list[tuple[int, int]]]
+    ) -> FlushResult:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -215,8 +237,9 @@ class ArchiveSink:
             table = table.append_column("__day", days)
             groups = table.group_by(["__day", "level"]).aggregate([])
             for day, level in zip(groups.column("__day").to_pylist(), groups.column("level").to_pylist(), strict=True):
-                mask = pc.and_(pc.equal(table.column("__day"), pa.scalar(day, pa.date32())),
-                               pc.equal(table.column("level"), level))  # fmt: skip
+                mask = pc.and_(
+                    pc.equal(table.column("__day"), pa.scalar(day, pa.date32())), pc.equal(table.column("level"), level)
+                )
                 part = table.filter(mask).drop_columns(["__day"])
                 partition = Partition("logs", day, level)
                 write_part(self.archive, partition, part, ranges)
@@ -278,8 +301,17 @@ class DeadLettersOnly:
         self._archive = archive
 
     def send(self, batch: Batch) -> None:
-        self._archive.send(Batch(batch.source_id, batch.path, batch.start, batch.end,
-                                 batch.records.slice(0, 0), batch.rejects, batch.read_time_us))  # fmt: skip
+        self._archive.send(
+            Batch(
+                batch.source_id,
+                batch.path,
+                batch.start,
+                batch.end,
+                batch.records.slice(0, 0),
+                batch.rejects,
+                batch.read_time_us,
+            )
+        )
 
     def flush(self) -> FlushResult:
         return self._archive.flush()

@@ -24,9 +24,21 @@ UNKNOWN: Final = "unknown"
 _BAD_INDEX_CHARS: Final = r"[\\/*?\"<>| ,#:]"
 
 KEYWORD_FIELDS: Final = (
-    "level", "message_key", "logger", "service", "host", "request_id", "user_id", "session_id",
-    "trace_id", "method", "endpoint", "path", "source", "event_id",
-)  # fmt: skip
+    "level",
+    "message_key",
+    "logger",
+    "service",
+    "host",
+    "request_id",
+    "user_id",
+    "session_id",
+    "trace_id",
+    "method",
+    "endpoint",
+    "path",
+    "source",
+    "event_id",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,10 +244,21 @@ class EsSink:
             self.meter.retrying(len(retry))
             pending_text, last = f"{len(retry):,} records not indexed", self.config.mask(last_reason)
             wait = outage.next_wait(pending_text, last)
-            log.warning("engine %s: retrying %d items in %.1fs, %d requests at once (%s)", self.config.display_url,
-                        len(retry), wait, limit, last,
-                        extra={"event": "sink_retry", "sink": self.name, "records": len(retry),
-                               "wait_s": round(wait, 3), "concurrency": limit})  # fmt: skip
+            log.warning(
+                "engine %s: retrying %d items in %.1fs, %d requests at once (%s)",
+                self.config.display_url,
+                len(retry),
+                wait,
+                limit,
+                last,
+                extra={
+                    "event": "sink_retry",
+                    "sink": self.name,
+                    "records": len(retry),
+                    "wait_s": round(wait, 3),
+                    "concurrency": limit,
+                },
+            )
             outage.wait(wait, pending_text, last)
             pending = retry
 
@@ -284,8 +295,12 @@ class EsSink:
             except TransientError as exc:
                 self.meter.request(time.monotonic() - started, ok=False, reason=self.config.mask(str(exc)))
                 raise
-            log.info("engine %s is %s", self.config.display_url, client.info.describe(),
-                     extra={"event": "sink_probe", "sink": self.name, "found": client.info.describe()})
+            log.info(
+                "engine %s is %s",
+                self.config.display_url,
+                client.info.describe(),
+                extra={"event": "sink_probe", "sink": self.name, "found": client.info.describe()},
+            )
             self._client = client
         return self._client
 
@@ -311,8 +326,10 @@ class EsSink:
     def describe(self) -> str:
         """One summary line for the end of `logpipe ship`."""
         t = self.totals
-        return (f"{self.config.display_url}: indexed {t.indexed:,}, retried {t.retried:,} "
-                f"({self.throttled:,} answered 429), dead-lettered {t.dead_lettered:,}")  # fmt: skip
+        return (
+            f"{self.config.display_url}: indexed {t.indexed:,}, retried {t.retried:,} "
+            f"({self.throttled:,} answered 429), dead-lettered {t.dead_lettered:,}"
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

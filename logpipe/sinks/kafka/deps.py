@@ -16,8 +16,11 @@ CRAMJAM_CODECS: Final = frozenset({"zstd", "lz4", "snappy"})
 def require_producer(compression: str | None) -> None:
     """aiokafka, and cramjam when the configured compression needs it."""
     codec = [("cramjam", "cramjam")] if compression in CRAMJAM_CODECS else []
-    require_extra(f"Kafka (compression={compression or 'none'})" if codec else "Kafka", "kafka",
-            [("aiokafka", "aiokafka"), *codec])  # fmt: skip
+    require_extra(
+        f"Kafka (compression={compression or 'none'})" if codec else "Kafka",
+        "kafka",
+        [("aiokafka", "aiokafka"), *codec],
+    )
 
 
 def require_consumer() -> None:

@@ -54,9 +54,7 @@ def encode(records: pa.Table, config: KafkaConfig) -> Messages:
     if config.mode == "batch":
         docs = frame.select(doc).get_column("doc")
         size = config.batch_records
-        values = [
-            "\n".join(docs.slice(i, size).to_list()).encode() + b"\n" for i in range(0, len(docs), size)
-        ]
+        values = ["\n".join(docs.slice(i, size).to_list()).encode() + b"\n" for i in range(0, len(docs), size)]
         headers = [[("logpipe-records", str(min(size, len(docs) - i)).encode())] for i in range(0, len(docs), size)]
         return Messages([None] * len(values), values, headers, [order[i : i + size] for i in range(0, len(docs), size)])
     cols = [doc, pl.col("service"), pl.col("level"), pl.col("event_id")]

@@ -45,5 +45,7 @@ async def _probe(config: KafkaConfig, timeout_s: float) -> str:
         await client.close()
     brokers = len(metadata.brokers())
     if config.topic not in metadata.topics():
-        return f"{brokers} broker(s); topic {config.topic} does not exist yet (created on first send if the broker allows)"
+        return (
+            f"{brokers} broker(s); topic {config.topic} does not exist yet (created on first send if the broker allows)"
+        )
     return f"{brokers} broker(s); topic {config.topic} has {len(metadata.partitions_for_topic(config.topic) or ())} partitions"

@@ -53,12 +53,22 @@ DEAD_LETTER_REASON: Final = "kafka_rejected"
 # it marks timeouts and an unavailable broker as not retriable, and those are outages.
 TOO_LARGE: Final = frozenset({"MessageSizeTooLargeError", "RecordTooLargeError", "RecordListTooLargeError"})
 # ... and those that no retry can change for any message: a person must fix a setting.
-MISCONFIGURED: Final = frozenset({
-    "TopicAuthorizationFailedError", "ClusterAuthorizationFailedError", "TransactionalIdAuthorizationFailed",
-    "InvalidTopicError", "UnsupportedCodecError", "AuthenticationFailedError", "SaslAuthenticationFailed",
-    "AuthenticationMethodNotSupported", "UnsupportedSaslMechanismError", "IllegalSaslStateError",
-    "KafkaConfigurationError", "UnsupportedVersionError",
-})  # fmt: skip
+MISCONFIGURED: Final = frozenset(
+    {
+        "TopicAuthorizationFailedError",
+        "ClusterAuthorizationFailedError",
+        "TransactionalIdAuthorizationFailed",
+        "InvalidTopicError",
+        "UnsupportedCodecError",
+        "AuthenticationFailedError",
+        "SaslAuthenticationFailed",
+        "AuthenticationMethodNotSupported",
+        "UnsupportedSaslMechanismError",
+        "IllegalSaslStateError",
+        "KafkaConfigurationError",
+        "UnsupportedVersionError",
+    }
+)
 
 
 class MessageRefused(TerminalError):
@@ -163,9 +173,14 @@ class KafkaSink:
         finally:
             self._in_flight = 0
         if refused:
-            log.warning("kafka %s: %d messages can never be sent (%s); their %d records went to the dead letters",
-                        self.config.display_url, len(refused), refused[0][1], dead,
-                        extra={"event": "sink_dead_letters", "sink": self.name, "records": dead})  # fmt: skip
+            log.warning(
+                "kafka %s: %d messages can never be sent (%s); their %d records went to the dead letters",
+                self.config.display_url,
+                len(refused),
+                refused[0][1],
+                dead,
+                extra={"event": "sink_dead_letters", "sink": self.name, "records": dead},
+            )
         self.sent += len(messages) - len(refused)
         self.dead_lettered += dead
         return FlushResult(records=sum(t.num_rows for _, t, _ in buffered) - dead, dead_letters=dead)
@@ -196,8 +211,11 @@ class KafkaSink:
         can fix) raises at once; transient ones are retried with backoff until `interrupt`.
         """
         limit = self.config.max_request_size
-        refused = [(i, f"a message of {size:,} bytes exceeds max_request_size ({limit:,} bytes)")
-                   for i in range(len(messages)) if (size := message_size(messages, i)) > limit]  # fmt: skip
+        refused = [
+            (i, f"a message of {size:,} bytes exceeds max_request_size ({limit:,} bytes)")
+            for i in range(len(messages))
+            if (size := message_size(messages, i)) > limit
+        ]
         skipped = {i for i, _ in refused}
         pending = [i for i in range(len(messages)) if i not in skipped]
         alone: set[int] = set()
@@ -213,8 +231,12 @@ class KafkaSink:
                 self.meter.request(time.monotonic() - started, ok=False, reason=last[:300])
                 if not transient(error):
                     raise error from None
-                log.warning("kafka %s: %s; retrying", self.config.display_url, last,
-                            extra={"event": "sink_retry", "sink": self.name, "records": len(pending)})
+                log.warning(
+                    "kafka %s: %s; retrying",
+                    self.config.display_url,
+                    last,
+                    extra={"event": "sink_retry", "sink": self.name, "records": len(pending)},
+                )
                 self._reset_producer()
             else:
                 # One produce round is the request: failing when no message of it was acknowledged.
@@ -270,8 +292,12 @@ class KafkaSink:
             batch = producer.create_batch()
             in_batch: list[int] = []
             for i in members:
-                args = {"timestamp": None, "key": messages.keys[i], "value": messages.values[i],
-                        "headers": messages.headers[i]}  # fmt: skip
+                args = {
+                    "timestamp": None,
+                    "key": messages.keys[i],
+                    "value": messages.values[i],
+                    "headers": messages.headers[i],
+                }
                 if in_batch and (i in alone or in_batch[-1] in alone):
                     sent.append((await producer.send_batch(batch, topic, partition=part), in_batch))
                     batch, in_batch = producer.create_batch(), []
@@ -279,7 +305,9 @@ class KafkaSink:
                     sent.append((await producer.send_batch(batch, topic, partition=part), in_batch))
                     batch, in_batch = producer.create_batch(), []
                     if batch.append(**args) is None:  # aiokafka takes any first message; defensive
-                        result.refused.append((i, f"a message of {len(messages.values[i]):,} bytes does not fit a batch"))
+                        result.refused.append(
+                            (i, f"a message of {len(messages.values[i]):,} bytes does not fit a batch")
+                        )
                         continue
                 in_batch.append(i)
             if in_batch:
@@ -303,16 +331,23 @@ class KafkaSink:
         if terminal is not None:
             raise terminal
         if result.failed:
-            log.warning("kafka: %d of %d messages failed (%s); sending them again", len(result.failed), len(indices),
-                        result.first_failure)  # fmt: skip
+            log.warning(
+                "kafka: %d of %d messages failed (%s); sending them again",
+                len(result.failed),
+                len(indices),
+                result.first_failure,
+            )
         return result
 
-    def _dead_letter(self, buffered: Sequence[tuple[Origin, pa.Table, list[int]]], messages: Messages,
-                     refused: list[tuple[int, str]]) -> int:  # fmt: skip
+    def _dead_letter(
+        self, buffered: Sequence[tuple[Origin, pa.Table, list[int]]], messages: Messages, refused: list[tuple[int, str]]
+    ) -> int:
         """Hand the records of refused messages to the dead-letter store, each at its position."""
         from logpipe.model import Reject
 
-        owner: list[tuple[int, int]] = [(n, k) for n, (_, table, _) in enumerate(buffered) for k in range(table.num_rows)]
+        owner: list[tuple[int, int]] = [
+            (n, k) for n, (_, table, _) in enumerate(buffered) for k in range(table.num_rows)
+        ]
         by_origin: dict[int, list[Reject]] = {}
         for i, reason in refused:
             value = messages.values[i]
@@ -355,8 +390,10 @@ class KafkaSink:
                 self._loop.run(asyncio.wait_for(producer.stop(), 5))
 
     def describe(self) -> str:
-        return (f"{self.config.display_url}: sent {self.sent:,} messages, {self.retries:,} retries, "
-                f"dead-lettered {self.dead_lettered:,}")  # fmt: skip
+        return (
+            f"{self.config.display_url}: sent {self.sent:,} messages, {self.retries:,} retries, "
+            f"dead-lettered {self.dead_lettered:,}"
+        )
 
 
 def open_sink(config: KafkaConfig, *, dead_letters: Callable[[Batch], None]) -> Sink:

@@ -47,14 +47,42 @@ LINE_MODES: Final = ("json", "message")
 # Record fields that may be a label or metadata: canonical string columns, plus any top-level
 # key of `attrs` named `attrs.KEY` or by a bare name that is not a column (env, region, …).
 COLUMN_FIELDS: Final = frozenset(
-    {"level", "logger", "service", "host", "request_id", "user_id", "session_id", "trace_id",
-     "method", "endpoint", "path", "status", "source", "error", "message_key", "event_id"}
-)  # fmt: skip
+    {
+        "level",
+        "logger",
+        "service",
+        "host",
+        "request_id",
+        "user_id",
+        "session_id",
+        "trace_id",
+        "method",
+        "endpoint",
+        "path",
+        "status",
+        "source",
+        "error",
+        "message_key",
+        "event_id",
+    }
+)
 # One value per request, user or line: as a label each would make a stream per value.
 PER_REQUEST_FIELDS: Final = frozenset(
-    {"request_id", "user_id", "session_id", "trace_id", "event_id", "path", "message", "error",
-     "offset", "ts", "duration_ms", "span_id"}
-)  # fmt: skip
+    {
+        "request_id",
+        "user_id",
+        "session_id",
+        "trace_id",
+        "event_id",
+        "path",
+        "message",
+        "error",
+        "offset",
+        "ts",
+        "duration_ms",
+        "span_id",
+    }
+)
 _LABEL_NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -92,8 +120,10 @@ class LokiConfig(SinkSettings):
         """Request headers: content type and encoding, auth, tenant."""
         import base64
 
-        headers = {"Content-Type": "application/x-protobuf" if self.encoding == "protobuf" else "application/json",
-                   "User-Agent": "logpipe"}  # fmt: skip
+        headers = {
+            "Content-Type": "application/x-protobuf" if self.encoding == "protobuf" else "application/json",
+            "User-Agent": "logpipe",
+        }
         if self.encoding == "json" and self.gzip:
             headers["Content-Encoding"] = "gzip"
         if self.token:
@@ -107,9 +137,24 @@ class LokiConfig(SinkSettings):
 
 
 OPTION_KEYS: Final = frozenset(
-    {"tls", "token", "tenant", "encoding", "gzip", "labels", "metadata", "line", "label_limit",
-     "path", "batch_kb", "batch_entries", "retry_for", "max_backoff", "timeout"}
-)  # fmt: skip
+    {
+        "tls",
+        "token",
+        "tenant",
+        "encoding",
+        "gzip",
+        "labels",
+        "metadata",
+        "line",
+        "label_limit",
+        "path",
+        "batch_kb",
+        "batch_entries",
+        "retry_for",
+        "max_backoff",
+        "timeout",
+    }
+)
 
 
 def parse_loki_target(target: str, env: Mapping[str, str] | None = None) -> LokiConfig:
@@ -215,5 +260,3 @@ def _path(text: str) -> str:
     if not text.startswith("/"):
         raise UsageError(f"Loki option path must start with '/', not {text!r}")
     return text
-
-

@@ -73,10 +73,26 @@ def line_expr(mode: str) -> pl.Expr:
 
 
 _DOC_COLUMNS: Final = (
-    "ts", "level", "message", "logger", "service", "host", "request_id", "user_id", "session_id",
-    "trace_id", "method", "endpoint", "path", "status", "duration_ms", "error", "source", "offset",
+    "ts",
+    "level",
+    "message",
+    "logger",
+    "service",
+    "host",
+    "request_id",
+    "user_id",
+    "session_id",
+    "trace_id",
+    "method",
+    "endpoint",
+    "path",
+    "status",
+    "duration_ms",
+    "error",
+    "source",
+    "offset",
     "event_id",
-)  # fmt: skip
+)
 
 
 def prepare(records: pa.Table, config: LokiConfig, origin: int = 0) -> pl.DataFrame:
@@ -112,8 +128,11 @@ def stream_key_expr(labels: Sequence[str]) -> pl.Expr:
     for name in sorted(labels):
         value = pl.col(name).str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
         value = value.str.replace_all("\n", "\\n", literal=True)
-        parts.append(pl.when(pl.col(name).is_null() | (pl.col(name) == "")).then(None)
-                     .otherwise(pl.concat_str([pl.lit(f'{name}="'), value, pl.lit('"')])))  # fmt: skip
+        parts.append(
+            pl.when(pl.col(name).is_null() | (pl.col(name) == ""))
+            .then(None)
+            .otherwise(pl.concat_str([pl.lit(f'{name}="'), value, pl.lit('"')]))
+        )
     inner = pl.concat_list(parts).list.drop_nulls().list.join(", ") if parts else pl.lit("")
     return pl.concat_str([pl.lit("{"), inner, pl.lit("}")]).alias(STREAM)
 
@@ -130,8 +149,9 @@ class Stream:
     rows: list[int] = field(default_factory=list)
 
 
-def plan_requests(frame: pl.DataFrame, labels: Sequence[str], metadata: Sequence[str],
-                  max_bytes: int, max_entries: int) -> list[list[Stream]]:  # fmt: skip
+def plan_requests(
+    frame: pl.DataFrame, labels: Sequence[str], metadata: Sequence[str], max_bytes: int, max_entries: int
+) -> list[list[Stream]]:
     """Group into streams, sort each by time, and cut into requests under both bounds.
 
     A request holds at most `max_entries` entries and about `max_bytes` (uncompressed lines and
@@ -234,12 +254,18 @@ def encode_json(streams: Sequence[Stream]) -> bytes:
     """`{"streams":[{"stream":{…},"values":[["<ns>","<line>",{metadata}],…]}]}`."""
     import orjson
 
-    body: dict[str, Any] = {"streams": [
-        {"stream": stream.labels,
-         "values": [[str(t), line, dict(meta)] if meta else [str(t), line]
-                    for t, line, meta in zip(stream.ts, stream.lines, stream.metadata, strict=True)]}
-        for stream in streams
-    ]}  # fmt: skip
+    body: dict[str, Any] = {
+        "streams": [
+            {
+                "stream": stream.labels,
+                "values": [
+                    [str(t), line, dict(meta)] if meta else [str(t), line]
+                    for t, line, meta in zip(stream.ts, stream.lines, stream.metadata, strict=True)
+                ],
+            }
+            for stream in streams
+        ]
+    }
     return bytes(orjson.dumps(body))
 
 

@@ -45,7 +45,7 @@ from logpipe.sinks.loki.encode import (
     plan_requests,
     prepare,
     refused_rows,
-)  # fmt: skip
+)
 from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import Outage, RetryPolicy
 
@@ -149,8 +149,10 @@ class LokiSink:
                     "loki label %r passed %d distinct values (label_limit=%d): it is sent as structured "
                     "metadata from now on, because every distinct label set is a Loki stream and too many "
                     "streams break Loki; drop it from ?labels= or raise ?label_limit=",
-                    label_name(name), self.guard.demoted[name], self.guard.limit,
-                )  # fmt: skip
+                    label_name(name),
+                    self.guard.demoted[name],
+                    self.guard.limit,
+                )
             self._buffer.append((origin, frame))
             self._bytes += frame_bytes(frame)
 
@@ -199,8 +201,13 @@ class LokiSink:
             started = time.monotonic()
             status, reason = self._post(body)
             answered = status is not None and status < 500 and status != 429
-            self.meter.request(time.monotonic() - started, ok=answered,
-                               reason="" if answered else self.config.mask(reason if status is None else f"HTTP {status}: {reason}")[:300])  # fmt: skip
+            self.meter.request(
+                time.monotonic() - started,
+                ok=answered,
+                reason=""
+                if answered
+                else self.config.mask(reason if status is None else f"HTTP {status}: {reason}")[:300],
+            )
             self.totals.requests += 1
             if status is not None and 200 <= status < 300:
                 return [], ""
@@ -219,10 +226,14 @@ class LokiSink:
             last = self.config.mask(f"HTTP {status}: {reason}" if status is not None else reason)[:500]
             pending = f"{entries:,} entries not pushed"
             wait = outage.next_wait(pending, last)
-            log.warning("loki %s: retrying a push of %d entries in %.1fs (%s)", self.config.display_url,
-                        entries, wait, last[:300],
-                        extra={"event": "sink_retry", "sink": self.name, "records": entries,
-                               "wait_s": round(wait, 3)})  # fmt: skip
+            log.warning(
+                "loki %s: retrying a push of %d entries in %.1fs (%s)",
+                self.config.display_url,
+                entries,
+                wait,
+                last[:300],
+                extra={"event": "sink_retry", "sink": self.name, "records": entries, "wait_s": round(wait, 3)},
+            )
             outage.wait(wait, pending, last)
 
     def _post(self, body: bytes) -> tuple[int | None, str]:
@@ -246,8 +257,12 @@ class LokiSink:
 
                 self._probed = True
                 found = probe(self.config)
-                log.info("loki %s: %s", self.config.display_url, found,
-                         extra={"event": "sink_probe", "sink": self.name, "found": found})
+                log.info(
+                    "loki %s: %s",
+                    self.config.display_url,
+                    found,
+                    extra={"event": "sink_probe", "sink": self.name, "found": found},
+                )
             host_port = self.config.url.split("://", 1)[1]
             if self.config.url.startswith("https://"):
                 self._conn = http.client.HTTPSConnection(host_port, timeout=self.config.timeout_s)
@@ -276,8 +291,10 @@ class LokiSink:
     def describe(self) -> str:
         """One summary line for the end of `logpipe ship`."""
         t = self.totals
-        line = (f"{self.config.display_url}: pushed {t.pushed:,}, retried {t.retried:,} requests "
-                f"({t.throttled:,} answered 429), dead-lettered {t.dead_lettered:,}")  # fmt: skip
+        line = (
+            f"{self.config.display_url}: pushed {t.pushed:,}, retried {t.retried:,} requests "
+            f"({t.throttled:,} answered 429), dead-lettered {t.dead_lettered:,}"
+        )
         for name, values in self.guard.demoted.items():
             line += f"; label {label_name(name)!r} sent as metadata (over {values - 1:,} values)"
         return line
