@@ -9,41 +9,17 @@ import contextlib
 import http.server
 import json
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.kafka import create_topic
+from tests.support.net import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def service_env() -> dict[str, str]:
-    """Where scripts/services runs each shared server (LOGPIPE_TEST_* URLs)."""
-    out = subprocess.run([str(ROOT / "scripts" / "services"), "env"], capture_output=True, text=True, check=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(what: str, done: Callable[[], Any], timeout_s: float = 60.0, every_s: float = 0.05) -> Any:
-    """Poll `done` until it answers something true; fail naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        answer = done()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(every_s)
 
 
 # --------------------------------------------------------------------------- the TCP proxy
@@ -257,20 +233,7 @@ def kafka_ids(bootstrap: str, topic: str, idle_ms: int = 2000) -> list[str]:
 
 
 def kafka_topic(bootstrap: str) -> str:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    name = f"contract-{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    return name
+    return create_topic(bootstrap, 2, prefix="contract")
 
 
 def archive_ids(archive: Path) -> list[str]:

@@ -34,15 +34,15 @@ from contracthelp import (
     es_wipe,
     kafka_ids,
     kafka_topic,
-    service_env,
     vl_ids,
-    wait_until,
 )
 
 from logpipe.errors import TransientError
 from logpipe.model import Batch, FlushResult, Reject
 from logpipe.sinks.base import Sink
 from logpipe.sinks.meter import SinkMeter
+from tests.support.services import service_env
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.services
 

@@ -5,28 +5,9 @@ number of partitions it needs.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-
 import pytest
 
-
-def create_topic(bootstrap: str, partitions: int) -> str:
-    """A fresh topic with `partitions` partitions; returns its name."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    name = f"t-{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    return name
+from tests.support.kafka import create_topic
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import uuid
 from collections import Counter
 from pathlib import Path
 
 from observehelp import LOGPIPE, Agent
 
+from tests.support.kafka import create_topic
 from tests.support.services import url
 from tests.support.wait import wait_until
 
@@ -18,20 +18,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def topic_with(partitions: int) -> str:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    name = f"t-obs-{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=url("kafka"))
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, partitions, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    return name
+    return create_topic(url("kafka"), partitions, prefix="t-obs")
 
 
 def produce(topic: str, values: list[bytes]) -> None:

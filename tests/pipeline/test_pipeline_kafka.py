@@ -18,6 +18,7 @@ from logpipe.model import Batch, FlushResult
 from logpipe.pipeline import Pipeline, PipelineOptions
 from logpipe.sources.kafka import KafkaSource
 from tests.support import wait
+from tests.support.kafka import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 120.0
@@ -26,23 +27,6 @@ RECORDS = 3000
 
 def wait_until(what: str, check: Callable[[], object]) -> None:
     wait.wait_until(what, check, timeout_s=WAIT_S, every_s=0.05)
-
-
-def create_topic(bootstrap: str, partitions: int) -> str:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    name = f"t-{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    return name
 
 
 class Timeline:
