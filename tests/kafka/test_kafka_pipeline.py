@@ -16,6 +16,7 @@ from kafkahelp import produce_raw, read_topic
 
 from tests.support.archive import archive_rows, archived_seqs, checkpoints
 from tests.support.cli import run_cli as run_logpipe
+from tests.support.kafka import ship_to_kafka
 from tests.support.records import record, write_records
 from tests.support.services import services
 from tests.support.wait import poll, wait_until
@@ -83,19 +84,7 @@ class TestSink:
         topic = topic_factory(1)
         write_records(tmp_path / "app.log", _requests(1050))
         url = f"kafka://{kafka}/{topic}?mode=batch&batch_records=100&compression=lz4"
-        assert (
-            run_logpipe(
-                "ship",
-                "--once",
-                str(tmp_path / "app.log"),
-                "--no-archive",
-                "--archive",
-                str(tmp_path / "a"),
-                "--to",
-                url,
-            ).code
-            == 0
-        )
+        assert ship_to_kafka(tmp_path / "app.log", url, tmp_path / "a").code == 0
         messages = read_topic(kafka, topic)
         assert [int(m.headers["logpipe-records"]) for m in messages] == [100] * 10 + [50]
         seqs = [json.loads(json.loads(line)["attrs"])["seq"] for m in messages for line in m.value.splitlines()]
@@ -160,19 +149,7 @@ class TestIngest:
         url = f"kafka://{kafka}/{topic}"
         total = 40_000
         write_records(tmp_path / "app.log", _requests(total))
-        assert (
-            run_logpipe(
-                "ship",
-                "--once",
-                str(tmp_path / "app.log"),
-                "--no-archive",
-                "--archive",
-                str(tmp_path / "agent"),
-                "--to",
-                url,
-            ).code
-            == 0
-        )
+        assert ship_to_kafka(tmp_path / "app.log", url, tmp_path / "agent").code == 0
         archive = tmp_path / "central"
         # Widen the window between "archived" and "offsets committed" so the kill lands in it.
         slow = {"LOGPIPE_FAILPOINTS": "before-commit=0.4"}
@@ -192,19 +169,7 @@ class TestIngest:
         topic = topic_factory(1)
         url = f"kafka://{kafka}/{topic}"
         write_records(tmp_path / "app.log", _requests(5000))
-        assert (
-            run_logpipe(
-                "ship",
-                "--once",
-                str(tmp_path / "app.log"),
-                "--no-archive",
-                "--archive",
-                str(tmp_path / "agent"),
-                "--to",
-                url,
-            ).code
-            == 0
-        )
+        assert ship_to_kafka(tmp_path / "app.log", url, tmp_path / "agent").code == 0
         consumer = ingest(tmp_path / "central", url, "g-term")
         poll(lambda: archived_seqs(tmp_path / "central"), lambda seqs: len(seqs) >= 5000, 60, every_s=0.2)
         consumer.send_signal(signal.SIGTERM)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections import Counter
 from pathlib import Path
 
-from observehelp import LOGPIPE, Agent
+from observehelp import Agent
 
-from tests.support.kafka import create_topic
+from tests.support.kafka import create_topic, ship_to_kafka
 from tests.support.services import url
 from tests.support.wait import wait_until
 
@@ -76,23 +75,8 @@ def test_ingest_metrics_match_the_topic(tmp_path: Path, kafka: str) -> None:
                 )
                 + "\n"
             )
-    shipped = subprocess.run(
-        [
-            *LOGPIPE,
-            "ship",
-            "--once",
-            str(tmp_path / "app.log"),
-            "--no-archive",
-            "--archive",
-            str(tmp_path / "agent"),
-            "--to",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert shipped.returncode == 0, shipped.stderr
+    shipped = ship_to_kafka(tmp_path / "app.log", url, tmp_path / "agent")
+    assert shipped.code == 0, shipped.err
     produce(topic, [b"not json", b"[1]"])
     expected_bytes = value_bytes(topic)
 

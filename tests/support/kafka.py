@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
+
+from tests.support.cli import Run, run_cli
 
 
 def create_topic(bootstrap: str, partitions: int = 1, *, prefix: str = "t") -> str:
@@ -22,3 +25,9 @@ def create_topic(bootstrap: str, partitions: int = 1, *, prefix: str = "t") -> s
 
     asyncio.run(create())
     return name
+
+
+def ship_to_kafka(log: Path, url: str, agent: Path) -> Run:
+    """`logpipe ship --once LOG --to URL` with no archive of its own (its state in `agent`): what
+    an agent on a node does, for tests whose subject is the consuming side."""
+    return run_cli("ship", "--once", str(log), "--no-archive", "--archive", str(agent), "--to", url)
