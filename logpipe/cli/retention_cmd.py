@@ -77,6 +77,7 @@ def plan_cmd(
 
     _check(backend, fmt)
     policy = _load(policy_file, archive)
+    _warn_if_nothing_enforced(policy, backend)
     moment = _now(now)
     report = plan(policy, moment, backend)
     _print(report, moment, fmt)
@@ -101,6 +102,7 @@ def apply_cmd(
 
     _check(backend, fmt)
     policy = _load(policy_file, archive)
+    _warn_if_nothing_enforced(policy, backend)
     moment = _now(now)
     if not yes and not dry_run:
         if not sys.stdin.isatty():
@@ -128,6 +130,14 @@ def export_cmd(
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
     typer.echo(text, nl=False)
+
+
+def _warn_if_nothing_enforced(policy: Policy, backend: str) -> None:
+    from logpipe.retention.run import nothing_enforced
+
+    reason = nothing_enforced(policy, backend)
+    if reason is not None:
+        sys.stderr.write(f"warning: {reason}\n")
 
 
 def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False) -> None:

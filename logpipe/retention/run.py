@@ -93,8 +93,6 @@ class Report:
 def backends(policy: Policy, only: str) -> list[Backend]:
     """The backends to act on: the policy's `enforce` list, narrowed by `--backend`."""
     names = list(policy.enforce) if only == "all" else [only]
-    if not names:
-        sys.stderr.write(f"warning: {policy.source}: `enforce` lists no backend, so there is nothing to do\n")
     out: list[Backend] = []
     for name in names:
         if name == "archive":
@@ -116,6 +114,13 @@ def backends(policy: Policy, only: str) -> list[Backend]:
 
             out.append(LokiBackend(policy))
     return out
+
+
+def nothing_enforced(policy: Policy, only: str) -> str | None:
+    """Why a run over `only` would act on no backend at all (the CLI warns), or None."""
+    if only == "all" and not policy.enforce:
+        return f"{policy.source}: `enforce` lists no backend, so there is nothing to do"
+    return None
 
 
 def _not_configured(policy: Policy, name: str) -> LogpipeError:

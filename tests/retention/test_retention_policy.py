@@ -53,6 +53,19 @@ class TestDefaults:
         assert run.code == 0 and "`enforce` lists no backend" in run.err
         assert partitions(archive) == before
 
+    def test_the_library_says_why_and_prints_nothing(self, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+        """The warning is the CLI's to print: the library returns it and writes nothing itself."""
+        from datetime import UTC, datetime
+
+        from logpipe.retention.run import nothing_enforced, plan
+
+        archive = build_archive(tmp_path, 5)
+        policy = load(write_policy(tmp_path / "p.yaml", {"archive": {"path": str(archive)}}))
+        report = plan(policy, datetime.now(UTC))
+        assert report.actions == [] and capfd.readouterr() == ("", "")
+        assert "`enforce` lists no backend" in (nothing_enforced(policy, "all") or "")
+        assert nothing_enforced(policy, "archive") is None  # --backend archive names one
+
     def test_service_overrides_keep_only_differences_and_inherit_inside(self) -> None:
         policy = parse(doc(services={"checkout": {"ERROR": "365d", "INFO": "7d"}}), Path("p.yaml"))
         assert policy.services == {"checkout": {"ERROR": timedelta(days=365), "CRITICAL": timedelta(days=365)}}
