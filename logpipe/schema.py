@@ -41,6 +41,20 @@ CANONICAL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 
 COLUMN_NAMES: Final = tuple(name for name, _ in CANONICAL_COLUMNS)
 
+
+def columns_of_type(*types: str) -> tuple[str, ...]:
+    """The canonical columns whose type (as named in CANONICAL_COLUMNS) is one of `types`, in column order."""
+    return tuple(name for name, kind in CANONICAL_COLUMNS if kind in types)
+
+
+TIME_COLUMNS: Final = columns_of_type("timestamp")
+STRING_COLUMNS: Final = columns_of_type("string")
+NUMBER_COLUMNS: Final = columns_of_type("int32", "int64", "float64")
+# String columns of prose or JSON, searched by the words in them. Every other string column holds
+# one value (an id, a name, a level) that is matched whole: the keyword columns.
+FREE_TEXT_COLUMNS: Final = ("message", "error", "attrs")
+KEYWORD_COLUMNS: Final = tuple(name for name in STRING_COLUMNS if name not in FREE_TEXT_COLUMNS)
+
 DEAD_LETTER_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("received_at", "timestamp"),
     ("source", "string"),

@@ -52,29 +52,16 @@ from datetime import datetime
 from typing import Any, Final
 
 from logpipe.errors import UsageError
-from logpipe.schema import LEVELS
+from logpipe.schema import FREE_TEXT_COLUMNS, KEYWORD_COLUMNS, LEVELS, NUMBER_COLUMNS, STRING_COLUMNS, TIME_COLUMNS
 
-TEXT_FIELDS: Final = (
-    "level",
-    "message",
-    "logger",
-    "service",
-    "host",
-    "request_id",
-    "user_id",
-    "session_id",
-    "trace_id",
-    "method",
-    "endpoint",
-    "path",
-    "error",
-    "source",
-    "event_id",
-)
-NUMBER_FIELDS: Final = ("status", "duration_ms")
-TIME_FIELDS: Final = ("ts",)
+# Columns a filter does not name: `message_key` is ingest's grouping key, `offset` a position in
+# the source file, and `attrs` is named by key (`attrs.KEY`) or searched as free text, never whole.
+_NOT_NAMED: Final = ("message_key", "offset", "attrs")
+TEXT_FIELDS: Final = tuple(c for c in STRING_COLUMNS if c not in _NOT_NAMED)
+NUMBER_FIELDS: Final = tuple(c for c in NUMBER_COLUMNS if c not in _NOT_NAMED)
+TIME_FIELDS: Final = TIME_COLUMNS
 FIELDS: Final = (*TIME_FIELDS, *TEXT_FIELDS, *NUMBER_FIELDS)
-FREE_TEXT_FIELDS: Final = ("message", "error", "attrs")
+FREE_TEXT_FIELDS: Final = FREE_TEXT_COLUMNS
 OPS: Final = ("!=", ">=", "<=", "!~", "=", ">", "<", "~")  # longest first: `!=` before `=`
 ORDER_OPS: Final = (">", ">=", "<", "<=")
 
@@ -84,24 +71,8 @@ _COMPARISON: Final = re.compile(r"(?P<field>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<op>!=|
 _ATTRS_KEY: Final = re.compile(rf"^{_KEY}$")
 # ES `message.keyword` keeps messages up to this many characters (the sink's mapping).
 ES_KEYWORD_LIMIT: Final = 1024
-# ES fields indexed as keywords (exact terms); `error` is text only and `attrs` is not indexed.
-_ES_KEYWORDS: Final = frozenset(
-    {
-        "level",
-        "logger",
-        "service",
-        "host",
-        "request_id",
-        "user_id",
-        "session_id",
-        "trace_id",
-        "method",
-        "endpoint",
-        "path",
-        "source",
-        "event_id",
-    }
-)
+# ES fields indexed as keywords (exact terms, the sink's mapping); `error` is text only and `attrs` is not indexed.
+_ES_KEYWORDS: Final = frozenset(KEYWORD_COLUMNS).intersection(FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

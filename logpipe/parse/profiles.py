@@ -15,6 +15,9 @@ from typing import Final
 
 Path = tuple[str, ...]
 
+# The canonical columns a profile reads from the JSON, in schema order, which is also the order of
+# the native normaliser's field positions (native/src/normalise.rs). The normaliser computes the
+# other columns: endpoint, message_key, attrs, source, offset, event_id.
 FIELDS: Final = (
     "ts",
     "level",

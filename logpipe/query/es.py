@@ -19,7 +19,7 @@ the DuckDB backend, so one formatter prints both.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -359,11 +359,14 @@ def read_journey(searcher: Searcher, values: dict[str, Any]) -> Rows:
                 "session_id": src.get("session_id") or ctx_session,
             }
         )
-    return journey_order(records)
+    return journey_order(records, searcher.query.columns)
 
 
-def journey_order(records: list[dict[str, Any]]) -> Rows:
-    """The SQL's order: sessions by first record, requests by first record within them, then ts."""
+def journey_order(records: list[dict[str, Any]], columns: Sequence[str]) -> Rows:
+    """The SQL's order: sessions by first record, requests by first record within them, then ts.
+
+    Each row holds `columns` (the query file's, so the rows always match the header printed above them).
+    """
     first_in_session: dict[Any, datetime] = {}
     first_in_request: dict[Any, datetime] = {}
     for r in records:
@@ -384,19 +387,6 @@ def journey_order(records: list[dict[str, Any]]) -> Rows:
             r.get("event_id") or "",
         )
 
-    columns = (
-        "ts",
-        "session_id",
-        "request_id",
-        "user_id",
-        "level",
-        "service",
-        "method",
-        "endpoint",
-        "status",
-        "duration_ms",
-        "message",
-    )
     return [tuple(r.get(c) for c in columns) for r in sorted(records, key=key)]
 
 

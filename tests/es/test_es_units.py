@@ -316,5 +316,7 @@ def test_journey_order_matches_the_sql_rules() -> None:
         {"ts": t[2], "session_id": "s1", "request_id": "r1", "event_id": "c"},
         {"ts": t[1], "session_id": "s1", "request_id": "r2", "event_id": "b"},
     ]
-    order = [r[0] for r in journey_order(rows)]
-    assert order == [t[0], t[2], t[1], t[3], t[4]]
+    columns = get_es_query("journey").columns
+    ordered = journey_order(rows, columns)
+    assert [r[columns.index("ts")] for r in ordered] == [t[0], t[2], t[1], t[3], t[4]]
+    assert [r[columns.index("request_id")] for r in ordered] == ["r1", "r1", "r2", "r3", "r9"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.engine.config import check_index_pattern
+from logpipe.schema import KEYWORD_COLUMNS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -23,22 +24,8 @@ UNKNOWN: Final = "unknown"
 # Characters an index name may not hold (both engines), replaced by `_`.
 _BAD_INDEX_CHARS: Final = r"[\\/*?\"<>| ,#:]"
 
-KEYWORD_FIELDS: Final = (
-    "level",
-    "message_key",
-    "logger",
-    "service",
-    "host",
-    "request_id",
-    "user_id",
-    "session_id",
-    "trace_id",
-    "method",
-    "endpoint",
-    "path",
-    "source",
-    "event_id",
-)
+# Mapped as `keyword` (exact terms): every string column that is not free text (see `template_body`).
+KEYWORD_FIELDS: Final = KEYWORD_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from logpipe.errors import UsageError
 from logpipe.options import choice, flag, whole
+from logpipe.schema import STRING_COLUMNS
 from logpipe.secrets import SinkSettings
 
 ENV_USER: Final = "LOGPIPE_LOKI_USER"
@@ -44,28 +45,10 @@ DEFAULT_LABELS: Final = ("service", "level", "host", "env")
 DEFAULT_METADATA: Final = ("request_id", "user_id", "session_id", "endpoint", "trace_id")
 ENCODINGS: Final = ("protobuf", "json")
 LINE_MODES: Final = ("json", "message")
-# Record fields that may be a label or metadata: canonical string columns, plus any top-level
-# key of `attrs` named `attrs.KEY` or by a bare name that is not a column (env, region, …).
-COLUMN_FIELDS: Final = frozenset(
-    {
-        "level",
-        "logger",
-        "service",
-        "host",
-        "request_id",
-        "user_id",
-        "session_id",
-        "trace_id",
-        "method",
-        "endpoint",
-        "path",
-        "status",
-        "source",
-        "error",
-        "message_key",
-        "event_id",
-    }
-)
+# Record fields that may be a label or metadata: the canonical string columns but the line itself
+# (`message`) and `attrs` (its keys are named instead), plus `status`, a number with few values;
+# and any top-level key of `attrs` named `attrs.KEY` or by a bare name that is not a column (env, region, …).
+COLUMN_FIELDS: Final = frozenset({*STRING_COLUMNS, "status"} - {"message", "attrs"})
 # One value per request, user or line: as a label each would make a stream per value.
 PER_REQUEST_FIELDS: Final = frozenset(
     {

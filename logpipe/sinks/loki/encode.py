@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from logpipe.schema import COLUMN_NAMES
 from logpipe.sinks.loki.config import COLUMN_FIELDS, label_name
 
 if TYPE_CHECKING:
@@ -62,8 +63,7 @@ def line_expr(mode: str) -> pl.Expr:
     if mode == "message":
         return pl.col("message").fill_null("").alias(LINE)
     ts = pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("ts")
-    skip = {"ts", "attrs", "message_key"}
-    doc = pl.struct([ts, *(pl.col(c) for c in _DOC_COLUMNS if c not in skip)]).struct.json_encode()
+    doc = pl.struct([ts, *(pl.col(c) for c in _DOC_COLUMNS)]).struct.json_encode()
     # No unescaped `,"` can occur inside a JSON string, so this removes only null members.
     doc = doc.str.replace_all(r',"[a-z_]+":null', "")
     attrs = pl.col("attrs")
@@ -72,27 +72,9 @@ def line_expr(mode: str) -> pl.Expr:
     return pl.when(has_attrs).then(with_attrs).otherwise(doc).alias(LINE)
 
 
-_DOC_COLUMNS: Final = (
-    "ts",
-    "level",
-    "message",
-    "logger",
-    "service",
-    "host",
-    "request_id",
-    "user_id",
-    "session_id",
-    "trace_id",
-    "method",
-    "endpoint",
-    "path",
-    "status",
-    "duration_ms",
-    "error",
-    "source",
-    "offset",
-    "event_id",
-)
+# The members of a JSON line after `ts` (formatted first): every column in schema order but the
+# derived `message_key`, and `attrs`, which `line_expr` nests as an object at the end.
+_DOC_COLUMNS: Final = tuple(c for c in COLUMN_NAMES if c not in ("ts", "message_key", "attrs"))
 
 
 def prepare(records: pa.Table, config: LokiConfig, origin: int = 0) -> pl.DataFrame:
