@@ -39,6 +39,10 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     """Run `logpipe ARGS...` in-process through the real entry point (its error edge included)."""
     from logpipe.cli.app import main
 
+    # A fixed width, so that the tables do not depend on the terminal (or xdist worker) running the tests;
+    # a test that needs another width sets COLUMNS itself.
+    monkeypatch.setenv("COLUMNS", "160")
+
     def run(*args: str) -> CliResult:
         capsys.readouterr()
         monkeypatch.setattr(sys, "argv", ["logpipe", *args])
