@@ -8,7 +8,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 DEMO   := demo
 
-.PHONY: demo test lint typecheck native-lint native-test unit bench bench-es clean
+.PHONY: demo test check lint typecheck native-lint native-test unit bench bench-es clean
 
 $(STAMP): pyproject.toml $(NATIVE)
 	@command -v cargo >/dev/null || { echo "error: cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -54,8 +54,13 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "error: tests/ui need Debian's chromium package at $(CHROMIUM)"; exit 1; }
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# LOGPIPE_TEST_EXEC=1: every `logpipe` a test starts is a real exec, as users start it (tests/support/preload.py).
 unit: $(STAMP) $(CHROMIUM)
-	scripts/services run $(TEST_SERVICES) -- $(VENV)/bin/pytest -q
+	LOGPIPE_TEST_EXEC=1 scripts/services run $(TEST_SERVICES) -- $(VENV)/bin/pytest -q
+
+## check: the fast loop: lint, types and every test that needs no server, on every core, logpipe preloaded
+check: $(STAMP) $(CHROMIUM) lint typecheck
+	$(VENV)/bin/pytest -q -m 'not services'
 
 bench: $(STAMP)
 	$(PY) benchmarks/ship_throughput.py

@@ -76,6 +76,7 @@ def test_search_process_imports_only_its_command_module(tmp_path: Path) -> None:
     assert out.stderr.split() == ["logpipe.cli.explore_cmd"]
 
 
+@pytest.mark.fresh_interpreter  # a preloaded fork has every command registered whatever the argv
 @pytest.mark.parametrize("argv", [["--help"], ["nosuch"]])
 def test_root_help_and_unknown_commands_see_every_command(argv: list[str]) -> None:
     out = subprocess.run(
