@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from logpipe.failpoints import pause
@@ -50,7 +49,6 @@ __all__ = [
     "Pipeline",
     "PipelineOptions",
     "Reconfiguration",
-    "ShipOptions",
     "SourceSpec",
     "Transformer",
     "ignore_reloads",
@@ -82,25 +80,15 @@ class PipelineOptions:
     publish_gauges: bool = False  # a monitor reads the source's gauges (otherwise only at the end)
 
 
-@dataclass
-class ShipOptions:
-    """The configured sources of a `logpipe ship` run and where it keeps its data (what a
-    Transformer is built from in tests; the agent passes its FileSource's specs)."""
-
-    sources: list[SourceSpec]
-    archive: Path
-    state_dir: Path
-
-
 class Transformer:
     """Pure stages from RawBatch to Batch: frame, unwrap, normalise (one native normaliser per
     format, one request-context map for all)."""
 
-    def __init__(self, sources: ShipOptions | Sequence[SourceSpec]) -> None:
+    def __init__(self, sources: Sequence[SourceSpec]) -> None:
         from logpipe.enrich.context import RequestContext
 
         self._host = socket.gethostname()
-        self._sources = list(sources.sources if isinstance(sources, ShipOptions) else sources)
+        self._sources = list(sources)
         self._normalisers: dict[tuple[int, str], Normaliser] = {}
         self.context: RequestContext = RequestContext()
 

@@ -11,7 +11,7 @@ from logpipe.enrich.context import ContextLimits, RequestContext
 from logpipe.model import Batch, RawBatch
 from logpipe.parse.detect import detect, sample_lines
 from logpipe.parse.profiles import FieldOverrides
-from logpipe.pipeline import ShipOptions, SourceSpec, Transformer
+from logpipe.pipeline import SourceSpec, Transformer
 
 READ_TIME_US = 1_700_000_000_123_456
 SOURCE_ID = "0123456789abcdef0123456789abcdef"
@@ -24,8 +24,7 @@ def transformer(
 ) -> Transformer:
     """A Transformer with no I/O options that matter; `limits` replaces the context map's bounds."""
     source = SourceSpec((), labels=dict(labels or {"host": "test-host"}), fields=(fields or FieldOverrides()).paths)
-    opts = ShipOptions(sources=[source], archive=Path("/nonexistent"), state_dir=Path("/nonexistent"))
-    t = Transformer(opts)
+    t = Transformer([source])
     if limits is not None:
         t.context = RequestContext(limits)
     return t
