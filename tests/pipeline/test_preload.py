@@ -120,7 +120,10 @@ class TestSameAsExec:
                 preload.exec_only(False)
             assert _is_served(proc) is not exec_only
             archive = tmp_path / f"a{exec_only}"
-            wait_until("the agent to write its archive", lambda p=proc, a=archive: p.poll() is not None or a.exists())
+            # A part written: the agent is past its start-up (its signal handlers are in place).
+            wait_until(
+                "a part in the archive", lambda p=proc, a=archive: p.poll() is not None or any(a.rglob("*.parquet"))
+            )
             assert proc.poll() is None
             proc.send_signal(sig)
             codes.append(proc.wait(timeout=60))
