@@ -182,6 +182,25 @@ def _hold_readers_lock(real_root: Path) -> Lock | None:
     return held
 
 
+def read_only_problem(con: duckdb.DuckDBPyConnection, statement: str) -> str | None:
+    """Why `statement` is not exactly one SELECT (None when it is), from DuckDB's own parser.
+
+    The second wall, beside `_confine`: the confined connection may still write inside the
+    archive's tables (DuckDB's allowed folders are read and write), so every SQL text a user
+    supplies (`logpipe sql`, a query file) must be one SELECT (`WITH ... SELECT`, `FROM logs`,
+    `VALUES` parse as one too): no COPY, no DDL, no second statement. A syntax error raises
+    DuckDB's ParserException for the caller to report.
+    """
+    import duckdb
+
+    parsed = con.extract_statements(statement)
+    if len(parsed) != 1:
+        return f"expected exactly one statement, got {len(parsed)}"
+    if parsed[0].type != duckdb.StatementType.SELECT:
+        return f"only SELECT queries are allowed here (got {parsed[0].type.name})"
+    return None
+
+
 def _confine(con: duckdb.DuckDBPyConnection, real_root: Path) -> None:
     """Only the archive's tables may be read from now on, and no SQL can change that.
 

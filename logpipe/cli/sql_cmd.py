@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @app.command()
@@ -53,17 +56,16 @@ def sql(
         render.write_csv(columns, rows, out)
 
 
-def _check_read_only(con: object, statement: str) -> None:
+def _check_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> None:
     """Exactly one SELECT: no COPY, ATTACH, INSTALL, SET or DDL through this door."""
     import duckdb
 
+    from logpipe.archive.reader import read_only_problem
     from logpipe.errors import UsageError
 
     try:
-        parsed = con.extract_statements(statement)  # type: ignore[attr-defined]
+        problem = read_only_problem(con, statement)
     except duckdb.Error as exc:
         raise UsageError(str(exc).splitlines()[0]) from exc
-    if len(parsed) != 1:
-        raise UsageError(f"expected exactly one statement, got {len(parsed)}")
-    if parsed[0].type != duckdb.StatementType.SELECT:
-        raise UsageError(f"only SELECT queries are allowed here (got {parsed[0].type.name})")
+    if problem is not None:
+        raise UsageError(problem)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from logpipe.archive.reader import open_archive
+from logpipe.archive.reader import open_archive, read_only_problem
 from logpipe.errors import ArchiveError, UsageError
 from logpipe.query.catalog import Query, bind, get_query
 from logpipe.query.timeexpr import utc_now
@@ -48,14 +48,26 @@ def fetch_rows(
 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     """Column names and rows as Python values (what the CLI prints)."""
     with _reported(query):
-        rel = con.sql(query.sql, params=dict(values))
+        rel = con.sql(_one_select(con, query), params=dict(values))
         return tuple(rel.columns), rel.fetchall()
 
 
 def fetch_arrow(con: duckdb.DuckDBPyConnection, query: Query, values: Mapping[str, object]) -> pa.Table:
     """The result as an Arrow table (what the API returns)."""
     with _reported(query):
-        return con.sql(query.sql, params=dict(values)).to_arrow_table()
+        return con.sql(_one_select(con, query), params=dict(values)).to_arrow_table()
+
+
+def _one_select(con: duckdb.DuckDBPyConnection, query: Query) -> str:
+    """The query's SQL once it is known to be one read-only SELECT (see `read_only_problem`).
+
+    A query file may come from any folder (`--queries`, LOGPIPE_QUERIES), so it passes the same
+    door as `logpipe sql`: a COPY into the archive, DDL or a second statement never runs.
+    """
+    problem = read_only_problem(con, query.sql)
+    if problem is not None:
+        raise UsageError(f"query {query.name!r} ({query.path}) is not one read-only SELECT: {problem}")
+    return query.sql
 
 
 @contextmanager
