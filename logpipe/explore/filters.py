@@ -19,9 +19,11 @@ Meaning:
 - `>`, `>=`, `<`, `<=` compare numbers (`status`, `duration_ms`, `attrs.KEY` as a number),
   times (`ts>=1h`, `ts<2026-11-20T10:00:00Z`: the forms of `--since`) and levels by severity
   (`level>=WARNING`: WARNING, ERROR, CRITICAL). Levels are written in any case.
-- `field~regex` is a regular-expression search (not anchored; RE2 syntax on the archive, so
-  no look-around or back-references); `field!~regex` matches records where it does not match
-  or the field is missing.
+- `field~regex` is a regular-expression search (not anchored) with RE2's syntax and meaning on
+  both backends: DuckDB's `regexp_matches` on the archive, the `re2` module (google-re2) for an
+  engine's hits. So no look-around or back-references, Unicode classes such as `\\p{Greek}`, and
+  time linear in the text whatever the pattern (`(a+)+$` cannot backtrack for ever).
+  `field!~regex` matches records where it does not match or the field is missing.
 - Free text (a word or a "quoted phrase") is a case-insensitive substring of `message`,
   `error` or `attrs` (the attrs JSON text).
 - A term that looks like `name=...` with an unknown name is an error, not free text: quote it
@@ -49,7 +51,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime
-from typing import Any, Final
+from functools import lru_cache
+from typing import Any, Final, Protocol
 
 from logpipe.errors import UsageError
 from logpipe.schema import FREE_TEXT_COLUMNS, KEYWORD_COLUMNS, LEVELS, NUMBER_COLUMNS, STRING_COLUMNS, TIME_COLUMNS
@@ -199,10 +202,9 @@ def _comparison(name: str, op: str, value: str, term: str, now: datetime | None)
             raise UsageError(
                 f"{where}: ~ matches text; {target} is a {'number' if target.name in NUMBER_FIELDS else 'time'}"
             )
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise UsageError(f"{where}: bad regular expression ({exc})") from None
+        problem = regex_problem(value)
+        if problem is not None:
+            raise UsageError(f"{where}: bad regular expression ({problem})")
         return Regex(target, value, op == "!~", term)
     if target.name == "level":
         level = value.upper()
@@ -228,6 +230,41 @@ def _comparison(name: str, op: str, value: str, term: str, now: datetime | None)
     if op in ORDER_OPS:
         raise UsageError(f"{where}: {op} compares numbers, times and levels; {target} is text (use = or ~)")
     return Compare(target, op, value, term)
+
+
+class Matcher(Protocol):
+    """A compiled RE2 pattern (the part of google-re2's `_Regexp` used here)."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+def regex_problem(pattern: str) -> str | None:
+    """RE2's reason for refusing `pattern` (None when it compiles): the archive's DuckDB uses RE2 too."""
+    import re2
+
+    try:
+        compiled_regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid pattern"
+        return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    return None
+
+
+@lru_cache(maxsize=256)
+def compiled_regex(pattern: str) -> Matcher:
+    """`pattern` compiled by RE2 with DuckDB's defaults (case-sensitive, `.` stops at a newline,
+    `^`/`$` at the ends of the text), so an engine's hits match as the archive's rows do.
+
+    RE2 runs in time linear in the text: no pattern can make the per-hit check of an engine's
+    residual terms backtrack (Python's `re` took seconds on `(a+)+$` over 26 characters).
+    Errors are not logged to stderr by RE2 itself: the caller says them in one line.
+    """
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    matcher: Matcher = re2.compile(pattern, options)
+    return matcher
 
 
 def _field(name: str, where: str) -> Field:
@@ -398,7 +435,7 @@ def _term_holds(term: Term, record: Mapping[str, Any]) -> bool:
         return any(needle in _free_text(record.get(c)).lower() for c in FREE_TEXT_FIELDS)
     value = _lookup(term.field, record)
     if isinstance(term, Regex):
-        found = value is not None and re.search(term.pattern, str(value)) is not None
+        found = value is not None and compiled_regex(term.pattern).search(str(value)) is not None
         return found != term.negate
     if term.field.name == "level" and term.op in ORDER_OPS:
         return value in levels_where(term.op, str(term.value))
