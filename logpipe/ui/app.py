@@ -1,8 +1,9 @@
 """The ASGI application: the page's static files and every feature module's JSON routes.
 
-Read-only by construction: only GET (and HEAD) routes exist, so anything else is 405. The Host
-header must name the address the server listens on (or localhost): a page on another site
-cannot reach this one through a DNS name it rebinds to 127.0.0.1.
+Read-only by construction: only GET (and HEAD) routes exist, so anything else is 405. Every
+request passes `access.Guard` first: the Host header must be on the allow-list on any address
+(a page on another site cannot reach this one through a DNS name it rebinds to this address),
+credentials when they are set, and every answer carries the page's Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from logpipe.ui.access import LOCAL_NAMES, Credentials, Guard
 from logpipe.ui.api import Handler, Params, encode, log, status_of
 from logpipe.ui.backend import Backend
 
@@ -40,10 +42,11 @@ def feature_routes(modules: Sequence[str] = FEATURES) -> list[tuple[str, Handler
     return routes
 
 
-def create_app(backend: Backend, *, hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> Starlette:
+def create_app(
+    backend: Backend, *, hosts: Sequence[str] = LOCAL_NAMES, credentials: Credentials | None = None
+) -> Starlette:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -51,7 +54,7 @@ def create_app(backend: Backend, *, hosts: Sequence[str] = ("127.0.0.1", "localh
     for path, handler in feature_routes():
         routes.append(Route(f"/api/{path}", _endpoint(backend, handler), methods=["GET"]))
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))]
+    middleware = [Middleware(Guard, hosts=tuple(hosts), credentials=credentials or Credentials())]
     return Starlette(routes=routes, middleware=middleware)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from logpipe.errors import UsageError
+from logpipe.ui.access import Credentials, allowed_hosts
 from logpipe.ui.backend import Backend
 
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -48,26 +49,25 @@ def listen(bind: Bind) -> tuple[socket.socket, Bind]:
     return sock, Bind(bind.host, sock.getsockname()[1])
 
 
-def allowed_hosts(bind: Bind) -> list[str]:
-    """Host header values the page answers to: the bound address and, on loopback, localhost."""
-    hosts = (
-        {bind.host, "127.0.0.1", "localhost", "[::1]"}
-        if bind.host in ("127.0.0.1", "::1", "localhost")
-        else {bind.host}
-    )
-    if bind.host in ("0.0.0.0", "::"):
-        return ["*"]  # asked for every interface: any name that reaches it
-    return sorted(hosts)
+def serve(
+    backend: Backend,
+    bind: Bind,
+    *,
+    ready: Callable[[str], None],
+    allow_hosts: Sequence[str] = (),
+    credentials: Credentials | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; `ready(url)` is called once the socket listens.
 
-
-def serve(backend: Backend, bind: Bind, *, ready: Callable[[str], None]) -> None:
-    """Serve until SIGINT/SIGTERM; `ready(url)` is called once the socket listens."""
+    The Host allow-list holds on any address (see `access.allowed_hosts`), a wildcard bind too.
+    """
     import uvicorn
 
     from logpipe.ui.app import create_app
 
+    hosts = allowed_hosts(bind.host, allow_hosts)  # checked before the socket is taken
     sock, bound = listen(bind)
-    app = create_app(backend, hosts=allowed_hosts(bound))
+    app = create_app(backend, hosts=hosts, credentials=credentials)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     ready(bound.url())

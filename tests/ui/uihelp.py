@@ -35,12 +35,13 @@ class Served:
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
         )
+        self.started: list[str] = []  # what it printed on stderr up to and with its URL
         self.url = self._wait_for_url()
 
     def _wait_for_url(self, timeout: float = 60) -> str:
         assert self.proc.stderr is not None
         deadline = time.monotonic() + timeout
-        seen = []
+        seen = self.started
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if not line:
