@@ -204,7 +204,7 @@ def _comparison(name: str, op: str, value: str, term: str, now: datetime | None)
             )
         problem = regex_problem(value)
         if problem is not None:
-            raise UsageError(f"{where}: bad regular expression ({problem})")
+            raise UsageError(f"{where}: bad regular expression (RE2: {problem})")
         return Regex(target, value, op == "!~", term)
     if target.name == "level":
         level = value.upper()

@@ -121,7 +121,7 @@ def test_an_invalid_regex_is_one_clear_line(archive: Path, pattern: str) -> None
     assert run.returncode == 2, (run.stdout, run.stderr)
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr  # nothing from RE2's own logging either
-    assert f"{f'message~{pattern}'!r}: bad regular expression (" in lines[0]
+    assert f"{f'message~{pattern}'!r}: bad regular expression (RE2: " in lines[0]
     assert run.stdout == ""
 
 
