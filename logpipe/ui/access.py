@@ -105,8 +105,11 @@ def _read_auth_file(path: Path) -> dict[str, str]:
         raise UsageError(f"--auth-file {path} is not YAML (expected token:, or user: and password:)") from None
     if not isinstance(raw, dict) or not raw or set(raw) - {"token", "user", "password"}:
         raise UsageError(f"--auth-file {path} holds token:, or user: and password: (and nothing else)")
-    # Values only as text: a number-looking password stays the characters written.
-    return {str(k): str(v) if not isinstance(v, str) else v for k, v in raw.items() if v is not None}
+    for key, value in raw.items():
+        # YAML reads `password: 0123` as the number 123: only text is the characters written.
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"--auth-file {path}: {key} must be text (quote it: {key}: '...')")
+    return {str(k): v for k, v in raw.items() if v is not None}
 
 
 def authorized(header: str | None, credentials: Credentials) -> bool:

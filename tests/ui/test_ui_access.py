@@ -187,6 +187,17 @@ class TestCredentials:
         assert request(served)[0] == 401
         assert request(served, auth=basic(USER, PASSWORD))[0] == 200
 
+    def test_a_number_in_the_auth_file_is_refused(self, archive: str, tmp_path: Path) -> None:
+        from tests.support.cli import run_cli
+
+        auth_file = tmp_path / "ui-auth.yaml"
+        auth_file.write_text("token: 0123\n", encoding="utf-8")  # YAML: the number 123, not "0123"
+        run = run_cli("ui", "--archive", archive, "--auth-file", str(auth_file), env=_without_credentials(), timeout=60)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.strip().splitlines() == [
+            f"error: --auth-file {auth_file}: token must be text (quote it: token: '...')"
+        ]
+
     @pytest.mark.parametrize(
         "env",
         [{"LOGPIPE_UI_USER": USER}, {"LOGPIPE_UI_PASSWORD": PASSWORD}, {"LOGPIPE_UI_TOKEN": "  "}],
