@@ -70,6 +70,38 @@ class TestTimestamps:
         """A naive timestamp (also with python's comma before milliseconds) means UTC."""
         assert _ts(text) == datetime.fromisoformat(text.replace(",", ".")).replace(tzinfo=UTC)
 
+    @settings(max_examples=40, deadline=None)
+    @given(
+        st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+        st.integers(-14 * 60, 14 * 60),
+    )
+    def test_rfc3339_lower_case_t_and_z(self, instant: datetime, offset_min: int) -> None:
+        """RFC 3339 allows `t` and `z` in lower case: the same instant as upper case (regression)."""
+        local = instant.astimezone(timezone(timedelta(minutes=offset_min))).isoformat()
+        assert _ts(local.replace("T", "t")) == instant
+        assert _ts(instant.isoformat().replace("+00:00", "z").replace("T", "t")) == instant
+        assert "_logpipe" not in attrs(one({"timestamp": "2026-11-20t10:00:09z", "message": "m"}))
+
+    @pytest.mark.parametrize(
+        ("text", "last_of_minute"),
+        [
+            ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2016-12-31T23:59:60.250Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2017-01-01T00:59:60+01:00", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2015-06-30 23:59:60", datetime(2015, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)),
+        ],
+    )
+    def test_leap_second_is_the_last_microsecond_of_its_minute(self, text: str, last_of_minute: datetime) -> None:
+        """A leap second (`:60`, RFC 3339) is read, as the minute's last microsecond: its day kept (regression)."""
+        row = one({"timestamp": text, "message": "m"})
+        assert row["ts"] == last_of_minute
+        assert "_logpipe" not in attrs(row)
+
+    @pytest.mark.parametrize("text", ["2016-12-31T23:59:61Z", "2016-12-31T24:00:60Z", "2026-11-20x10:00:09z"])
+    def test_not_a_leap_second_is_no_time(self, text: str) -> None:
+        """Second 61, a leap second at 24:00 and any other separator stay unreadable, flagged."""
+        assert attrs(one({"timestamp": text, "message": "m"}))["_logpipe"]["ts"] == "read_time"
+
     @pytest.fixture
     def new_york(self) -> Iterator[None]:
         old = os.environ.get("TZ")
