@@ -215,6 +215,31 @@ class TestCoercions:
         """duration_ms from a number or a numeric string is a float."""
         assert one({"message": "m", "timestamp": 0, "duration_ms": raw})["duration_ms"] == ms
 
+    @pytest.mark.parametrize(
+        "name", ["duration", "response_time", "responseTime", "latency_ms", "elapsed_ms", "took_ms", "durationMs"]
+    )
+    @pytest.mark.parametrize("fmt", ["python-json-logger", "structlog", "winston", "zap", "logrus"])
+    def test_duration_names_in_milliseconds(self, name: str, fmt: str) -> None:
+        """The common duration names read as ms (the seed's bare `duration` is ms); Go loggers'
+        bare names are seconds (zap) or nanoseconds (logrus): not read there, kept in attrs (#20 item 13)."""
+        row = one({"message": "m", "event": "m", "timestamp": 0, name: 1234.5}, fmt)
+        bare = not name.endswith(("_ms", "Ms"))
+        if bare and fmt in ("zap", "logrus"):
+            assert (row["duration_ms"], attrs(row)[name]) == (None, 1234.5)
+        else:
+            assert row["duration_ms"] == 1234.5 and name not in attrs(row)
+
+    @pytest.mark.parametrize("name", ["status", "status_code", "statusCode", "http_status", "response_status"])
+    def test_status_names(self, name: str) -> None:
+        assert one({"message": "m", "timestamp": 0, name: "503"})["status"] == 503
+
+    @pytest.mark.parametrize("name", ["path", "endpoint", "url", "http_path", "request_path"])
+    def test_path_names_are_raw_paths_templated(self, name: str) -> None:
+        """The seed's `endpoint` is the path as requested: `path` keeps it, `endpoint` is its template."""
+        row = one({"message": "m", "timestamp": 0, name: "/api/users/42/posts?page=2"})
+        assert (row["path"], row["endpoint"]) == ("/api/users/42/posts?page=2", "/api/users/{id}/posts")
+        assert name not in attrs(row)
+
     def test_garbage_flagged(self) -> None:
         """Non-numeric status/duration become NULL and the raw values are kept under `_logpipe`."""
         row = one({"message": "m", "timestamp": 0, "status": "OK", "duration_ms": "fast"})
