@@ -16,6 +16,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.explore.filters import Filter
@@ -304,5 +305,5 @@ def _print_context(marked: list[tuple[str, tuple[Any, ...]]], record: tuple[Any,
     print_records(columns, around, sys.stdout, wide=wide)
     request = [("", *r) for m, r in marked if m == "request"]
     if record[at("request_id")] is not None:
-        sys.stdout.write(f"-- the rest of request {record[at('request_id')]}: {len(request)} more records\n")
+        sys.stdout.write(f"-- the rest of request {record[at('request_id')]}: {counted(len(request), 'more record')}\n")
         print_records(columns, request, sys.stdout, wide=wide)

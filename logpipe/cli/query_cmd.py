@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 from logpipe.errors import TerminalError
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.query.backend import Source
@@ -156,7 +157,10 @@ def journey_cmd(
     session_at, request_at = columns.index("session_id"), columns.index("request_id")
     sessions = {r[session_at] for r in rows}
     requests = {r[request_at] for r in rows if r[request_at] is not None}
-    title = f"journey of {kind} {who}: {len(rows)} records, {len(sessions)} sessions, {len(requests)} requests"
+    counts = ", ".join(
+        [counted(len(rows), "record"), counted(len(sessions), "session"), counted(len(requests), "request")]
+    )
+    title = f"journey of {kind} {who}: {counts}"
     _print_journey(
         columns, rows, title, [(r[session_at], r[request_at]) for r in rows], request_endpoints(columns, rows)
     )
