@@ -83,10 +83,17 @@ function table(groups, selected, state, ctx) {
     ctx.el("td", { class: "num" }, fmtMs(g.max_ms)),
     ctx.el("td", { class: "num" }, fmtPct(g.error_rate)),
     ctx.el("td", {}, ctx.el("a", {
-      href: ctx.urlOf({ ...state, view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${g.p95_ms}`) }),
+      href: ctx.urlOf({ ...state, view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${atOrBelow(g.p95_ms)}`) }),
       class: "drill", title: "the requests at or above this group's p95, in Discover",
-      onclick: (e) => { e.preventDefault(); e.stopPropagation(); ctx.set({ view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${g.p95_ms}`) }); },
+      onclick: (e) => { e.preventDefault(); e.stopPropagation(); ctx.set({ view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${atOrBelow(g.p95_ms)}`) }); },
     }, "records ≥ p95 →"))))));
+}
+
+// The p95 for a search term: cut to a thousandth of a millisecond (1366.6595000000002 -> 1366.659),
+// never above the p95 itself, so `duration_ms>=` it still matches every record at or above the p95.
+export function atOrBelow(ms) {
+  const cut = Math.floor(ms * 1000);
+  return cut / 1000 <= ms ? cut / 1000 : (cut - 1) / 1000;
 }
 
 async function timeline(el, state, ctx, selected) {
