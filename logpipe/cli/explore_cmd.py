@@ -29,7 +29,8 @@ FILTER_HELP = (
 FiltersArg = Annotated[list[str] | None, typer.Argument(help=FILTER_HELP, show_default=False)]
 WhereOpt = Annotated[list[str] | None, typer.Option("--where", "-w", help="One more filter (repeatable).")]
 SinceOpt = Annotated[
-    str | None, typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601.")
+    str | None,
+    typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601 (default: any time)."),
 ]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only records before this time, same forms.")]
 ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
