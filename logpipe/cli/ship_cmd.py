@@ -164,8 +164,8 @@ class _LiveDisplay:
 
         self._live.update(
             Text(
-                f"shipping: {counted(len(stats.files), 'file')}  {stats.lines:,} lines  "
-                f"{stats.rejected:,} rejected  {stats.lines_per_s:,.0f} lines/s",
+                f"shipping: {counted(len(stats.files), 'file')}  {stats.lines:,} lines read  "
+                f"{stats.lines_shipped:,} shipped  {stats.rejected:,} rejected  {stats.lines_per_s:,.0f} lines/s",
                 style="cyan",
             )
         )
