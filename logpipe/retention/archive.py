@@ -178,7 +178,7 @@ class ArchiveBackend:
         with held:
             removed = self._remove_empty_folders(now)
         if removed:
-            self.notes.append(f"removed {removed} emptied partition folder(s)")
+            self.notes.append(f"removed {counted(removed, 'emptied partition folder')}")
 
     def _remove_empty_folders(self, now: datetime) -> int:
         removed = 0
