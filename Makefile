@@ -13,13 +13,14 @@ DEMO_SQL := SELECT endpoint, count(*) AS requests, count(DISTINCT user_id) AS us
 
 .PHONY: demo test check lint typecheck native-lint native-test unit bench bench-es clean
 
+# PYTHONWARNINGS: setuptools says how it wires an editable install of this flat layout (a meta path
+# finder: "Editable installation ... Please be careful with folders ..."), information and not a
+# problem, which pip prints as a BuildBackendWarning block at the top of `make demo`. Only that
+# message is filtered; any other warning or error of the install still shows.
 $(STAMP): pyproject.toml $(NATIVE)
 	@command -v cargo >/dev/null || { echo "error: cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# setuptools tells how it wires an editable install of this flat layout (a meta path finder,
-	# "Editable installation ... Please be careful with folders ..."): information, not a problem,
-	# which pip shows as a BuildBackendWarning block. Only that message is filtered.
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
