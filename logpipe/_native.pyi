@@ -28,7 +28,7 @@ class Normaliser:
     def __init__(
         self,
         *,
-        fields: list[tuple[list[list[str]], str]],
+        fields: list[tuple[list[list[str]], str, list[float]]],
         root: list[str],
         lifts: list[tuple[list[str], list[str]]],
         always_consumed: list[str],

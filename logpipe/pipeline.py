@@ -167,6 +167,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self.transform = transform  # None: the source hands out canonical Batches (Kafka)
         self._pending: dict[str, Position] = {}  # by source id: where each resumes once flushed
+        self._pending_lines = 0  # lines sent to the sinks since the last flush started
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logpipe-flush")
         self._flushing: Future[None] | None = None
         self._stop = asyncio.Event()
@@ -232,7 +233,9 @@ class Pipeline:
         self.sinks.send(batch)
         self._pending[position.source_id] = position
         stats.files.add(batch.source_id)
-        stats.lines += batch.records.num_rows + len(batch.rejects)
+        lines = batch.records.num_rows + len(batch.rejects)
+        stats.lines += lines
+        self._pending_lines += lines
         if batch.records.num_rows:
             counts = pc.value_counts(batch.records.column("level"))
             for entry in counts.to_pylist():
@@ -272,18 +275,20 @@ class Pipeline:
         """
         self._wait_flush()
         pending, self._pending = list(self._pending.values()), {}
-        self._flushing = self._writer.submit(self._flush_and_ack, pending)
+        lines, self._pending_lines = self._pending_lines, 0
+        self._flushing = self._writer.submit(self._flush_and_ack, pending, lines)
 
     def _wait_flush(self) -> None:
         if self._flushing is not None:
             flushing, self._flushing = self._flushing, None
             flushing.result()  # a sink error surfaces here, before anything else is acknowledged
 
-    def _flush_and_ack(self, positions: list[Position]) -> None:
+    def _flush_and_ack(self, positions: list[Position], lines: int) -> None:
         """Make every sink durable, then move the source past what they now hold."""
         for result in self.sinks.flush():
             self.stats.parts_written += result.parts
             self.stats.duplicates_dropped = max(self.stats.duplicates_dropped, result.duplicates_dropped)
+        self.stats.lines_shipped += lines
         pause("before-commit")
         if positions and self.source.ack(positions):
             self.stats.commits += 1
@@ -328,6 +333,7 @@ class Pipeline:
             if self.options.publish_gauges:
                 await asyncio.to_thread(self._publish)  # the monitor sees the files found at once
             await self._loop()
+            self.stats.finished = time.monotonic()
             await asyncio.to_thread(self._publish)
         finally:
             for sig in handlers:

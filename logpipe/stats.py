@@ -38,6 +38,10 @@ class PipelineStats:
     started: float = field(default_factory=time.monotonic)
     files: set[str] = field(default_factory=set)  # ids of the sources anything was read from
     lines: int = 0  # records and rejected lines
+    # Of those, the lines every sink holds durably (flushed): what "shipped" and lines/s count, live
+    # and in the summary alike, so the rate never runs ahead of the data that arrived.
+    lines_shipped: int = 0
+    finished: float | None = None  # when the pipeline stopped (monotonic): the end of its elapsed time
     bytes: int = 0
     records_by_level: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
@@ -68,11 +72,14 @@ class PipelineStats:
 
     @property
     def elapsed(self) -> float:
-        return max(time.monotonic() - self.started, 1e-9)
+        """Seconds from the start to now, or to the pipeline's stop once it stopped."""
+        end = time.monotonic() if self.finished is None else self.finished
+        return max(end - self.started, 1e-9)
 
     @property
     def lines_per_s(self) -> float:
-        return self.lines / self.elapsed
+        """Lines shipped (durable in every sink) per second: the same measure live and at the end."""
+        return self.lines_shipped / self.elapsed
 
     def count_missing(
         self, source_id: str, path: str, format_name: str, forced: bool, records: int, missing: Missing

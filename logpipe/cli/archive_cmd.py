@@ -9,6 +9,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 archive_app = typer.Typer(help="Maintain the local Parquet archive.", no_args_is_help=True)
 app.add_typer(archive_app, name="archive")
@@ -39,7 +40,8 @@ def compact(
         compacting.release()
         lock.release()
     typer.echo(
-        f"compacted {result.partitions} partitions: {result.files_in} parts -> {result.files_out}, {result.rows:,} rows"
+        f"compacted {counted(result.partitions, 'partition')}: {counted(result.files_in, 'part')} -> {result.files_out},"
+        f" {counted(result.rows, 'row')}"
     )
     if result.deferred:
         typer.echo("readers held the archive: the replaced parts go at the next compaction (queries do not count them)")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 config_app = typer.Typer(help="Check the agent's config file, or print its JSON Schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -30,7 +31,7 @@ def validate(
         raise UsageError("--timeout must be more than 0")
     loaded = load_file(file)
     config = loaded.config
-    typer.echo(f"{file}: valid ({len(config.sources)} sources, {len(config.sinks) + 1} sinks)")
+    typer.echo(f"{file}: valid ({counted(len(config.sources), 'source')}, {counted(len(config.sinks) + 1, 'sink')})")
     if offline:
         return
     checks = check_sinks(config, timeout)

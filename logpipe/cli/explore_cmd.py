@@ -16,6 +16,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.explore.filters import Filter
@@ -28,7 +29,8 @@ FILTER_HELP = (
 FiltersArg = Annotated[list[str] | None, typer.Argument(help=FILTER_HELP, show_default=False)]
 WhereOpt = Annotated[list[str] | None, typer.Option("--where", "-w", help="One more filter (repeatable).")]
 SinceOpt = Annotated[
-    str | None, typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601.")
+    str | None,
+    typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601 (default: any time)."),
 ]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only records before this time, same forms.")]
 ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
@@ -304,5 +306,5 @@ def _print_context(marked: list[tuple[str, tuple[Any, ...]]], record: tuple[Any,
     print_records(columns, around, sys.stdout, wide=wide)
     request = [("", *r) for m, r in marked if m == "request"]
     if record[at("request_id")] is not None:
-        sys.stdout.write(f"-- the rest of request {record[at('request_id')]}: {len(request)} more records\n")
+        sys.stdout.write(f"-- the rest of request {record[at('request_id')]}: {counted(len(request), 'more record')}\n")
         print_records(columns, request, sys.stdout, wide=wide)

@@ -10,6 +10,7 @@ import typer
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 from logpipe.export import DEFAULT_OUT, DEFAULT_SINCE
+from logpipe.words import counted
 
 
 @app.command("export")
@@ -45,4 +46,4 @@ def export_cmd(
             f"no records{levels} from {result.since:%Y-%m-%d %H:%M:%S} to {result.until:%Y-%m-%d %H:%M:%S} UTC;"
             f" nothing written"
         )
-    typer.echo(f"wrote {result.rows:,} records to {result.path}")
+    typer.echo(f"wrote {counted(result.rows, 'record')} to {result.path}")

@@ -9,6 +9,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 
 @app.command()
@@ -67,8 +68,9 @@ def ingest(
     stats = result.stats
     summary = [
         *result.sink_totals,
-        f"ingest {config.display_url} group {group}: {stats.messages:,} messages, {stats.records:,} records, "
-        f"{stats.rejected:,} rejected, {stats.commits:,} commits, {stats.records / stats.elapsed:,.0f} records/s",
+        f"ingest {config.display_url} group {group}: {counted(stats.messages, 'message')}, "
+        f"{counted(stats.records, 'record')}, {stats.rejected:,} rejected, {counted(stats.commits, 'commit')}, "
+        f"{stats.records / stats.elapsed:,.0f} records/s",
     ]
     if exit_when_idle is not None or sys.stderr.isatty():  # a backfill, or a person watching: text
         sys.stderr.write("".join(f"{line}\n" for line in summary))

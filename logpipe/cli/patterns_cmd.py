@@ -16,6 +16,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.explore.mine import Mined
@@ -104,13 +105,14 @@ def _print(mined: Mined, shown: Sequence[Any], levels: Sequence[str]) -> None:
     from logpipe.query.histogram import bars
     from logpipe.query.render import print_table
 
-    what = f"{'/'.join(levels)} records" if levels else "records"
+    record = f"{'/'.join(levels)} record" if levels else "record"
+    what = f"{record}s"
     window = _window(mined.window.start, mined.window.end)
     if not mined.total:
         sys.stdout.write(f"no {what} {window}\n")
         return
     more = f" (the {len(shown)} most frequent shown; --limit 0 for all)" if len(shown) < len(mined.patterns) else ""
-    title = f"{len(mined.patterns)} patterns in {mined.total:,} {what} {window}{more}"
+    title = f"{counted(len(mined.patterns), 'pattern')} in {counted(mined.total, record)} {window}{more}"
     columns = TABLE_COLUMNS if _width() >= WIDE else TABLE_COLUMNS[:-1]  # narrow: the template gets the room
     rows = [
         (

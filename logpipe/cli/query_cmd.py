@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
 from logpipe.errors import TerminalError
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.query.backend import Source
@@ -54,8 +55,17 @@ app.add_typer(query_app, name="query")
 ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
 SinceOpt = Annotated[
     str | None,
-    typer.Option("--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601 (default: the query's)."),
+    typer.Option(
+        "--since", help="Start of the window: 15m, 1h, 7d, now or ISO 8601 (default: the query's, see `query list`)."
+    ),
 ]
+
+
+def _since_option(default: str) -> Any:
+    """`--since` whose help names the query's default (tests check it against the query file)."""
+    return typer.Option("--since", help=f"Start of the window: 15m, 1h, 7d, now or ISO 8601 (default: {default}).")
+
+
 UntilOpt = Annotated[str | None, typer.Option("--until", help="End of the window, same forms (default: now).")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, json, csv or ndjson (column names are stable).")]
 QueriesOpt = Annotated[
@@ -93,7 +103,7 @@ def _source(backend: str, archive: Path, es: str | None, queries: Path | None) -
 
 @query_app.command("errors")
 def errors_cmd(
-    since: SinceOpt = None,
+    since: Annotated[str | None, _since_option("1h")] = None,
     until: UntilOpt = None,
     service: ServiceOpt = None,
     fmt: FormatOpt = "table",
@@ -129,7 +139,7 @@ def journey_cmd(
     user: Annotated[str | None, typer.Option("--user", help="Follow this user_id.")] = None,
     session: Annotated[str | None, typer.Option("--session", help="Follow this session_id.")] = None,
     request: Annotated[str | None, typer.Option("--request", help="Follow this request_id.")] = None,
-    since: SinceOpt = None,
+    since: Annotated[str | None, _since_option("7d")] = None,
     until: UntilOpt = None,
     fmt: FormatOpt = "table",
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
@@ -156,7 +166,10 @@ def journey_cmd(
     session_at, request_at = columns.index("session_id"), columns.index("request_id")
     sessions = {r[session_at] for r in rows}
     requests = {r[request_at] for r in rows if r[request_at] is not None}
-    title = f"journey of {kind} {who}: {len(rows)} records, {len(sessions)} sessions, {len(requests)} requests"
+    counts = ", ".join(
+        [counted(len(rows), "record"), counted(len(sessions), "session"), counted(len(requests), "request")]
+    )
+    title = f"journey of {kind} {who}: {counts}"
     _print_journey(
         columns, rows, title, [(r[session_at], r[request_at]) for r in rows], request_endpoints(columns, rows)
     )
@@ -164,7 +177,7 @@ def journey_cmd(
 
 @query_app.command("slow")
 def slow_cmd(
-    since: SinceOpt = None,
+    since: Annotated[str | None, _since_option("24h")] = None,
     until: UntilOpt = None,
     threshold: Annotated[
         str | None,
@@ -204,8 +217,14 @@ def slow_cmd(
 def list_cmd(
     fmt: FormatOpt = "table",
     queries: QueriesOpt = None,
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
 ) -> None:
     """The query catalog: names, descriptions, parameters and where each file is."""
+    # --archive, --backend and --es are taken as every query command takes them (a command line
+    # that runs a query also lists the catalog); the catalog is the same whatever they name.
+    del archive, backend, es
     from logpipe.query.catalog import load_catalog
     from logpipe.query.render import check_format
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.retention.policy import Policy
@@ -175,11 +176,11 @@ def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False) ->
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
-    summary = f"{len(report.actions)} action(s)"
+    summary = counted(len(report.actions), "action")
     if applied:
         summary += f": {report.done} done, {report.failed} failed, {report.skipped} skipped (already pending)"
     elif report.failed:
-        summary += f"; {report.failed} backend(s) could not be planned"
+        summary += f"; {counted(report.failed, 'backend')} could not be planned"
     console.print(summary, markup=False)
 
 

@@ -10,6 +10,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.ship import ShipResult
@@ -163,8 +164,8 @@ class _LiveDisplay:
 
         self._live.update(
             Text(
-                f"shipping: {len(stats.files)} files  {stats.lines:,} lines  "
-                f"{stats.rejected:,} rejected  {stats.lines_per_s:,.0f} lines/s",
+                f"shipping: {counted(len(stats.files), 'file')}  {stats.lines:,} lines read  "
+                f"{stats.lines_shipped:,} shipped  {stats.rejected:,} rejected  {stats.lines_per_s:,.0f} lines/s",
                 style="cyan",
             )
         )
@@ -206,7 +207,7 @@ def missing_warnings(stats: PipelineStats) -> list[str]:
     if said:
         (first, words), rest = said[0], said[1:]
         text = ", ".join(
-            [f"{first:,} of {stats.records:,} records had no {words}", *(f"{n:,} no {w}" for n, w in rest)]
+            [f"{first:,} of {counted(stats.records, 'record')} had no {words}", *(f"{n:,} no {w}" for n, w in rest)]
         )
         out.append(f"warning: {text} — is --format right?")
     out.extend(_unmatched_warning(f) for f in stats.unmatched_files())
@@ -214,7 +215,7 @@ def missing_warnings(stats: PipelineStats) -> list[str]:
 
 
 def _unmatched_warning(f: FileFormat) -> str:
-    where = f"none of its {f.records:,} records has a timestamp or a level where {f.format_name} puts them"
+    where = f"none of its {counted(f.records, 'record')} has a timestamp or a level where {f.format_name} puts them"
     if not f.forced:
         return f"warning: the detected format {f.format_name} matched nothing in {f.path}: {where} (map them with --field ts=KEY)"
     detected = _detected_format(f.path)

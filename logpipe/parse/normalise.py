@@ -127,10 +127,10 @@ def compile_profile(profile: Profile, labels: Mapping[str, str]) -> Normaliser:
     """
     from logpipe._native import Normaliser
 
-    fields: list[tuple[list[list[str]], str]] = []
+    fields: list[tuple[list[list[str]], str, list[float]]] = []
     for name in FIELDS:
         spec = profile.fields.get(name)
-        fields.append(([list(p) for p in spec.paths], spec.combine) if spec else ([], "first"))
+        fields.append(([list(p) for p in spec.paths], spec.combine, list(spec.scales)) if spec else ([], "first", []))
     lifts = []
     for lift in profile.lift:
         depth = len(lift)

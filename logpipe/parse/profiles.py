@@ -49,6 +49,9 @@ class FieldSpec:
 
     paths: tuple[Path, ...]
     combine: str = "first"
+    # With "first", per path: the factor that turns its number into the field's unit (1000 for
+    # a duration in seconds read as duration_ms). Empty: every path is in the field's unit.
+    scales: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,48 @@ def _f(*paths: str | Path, combine: str = "first") -> FieldSpec:
     return FieldSpec(tuple((p,) if isinstance(p, str) else p for p in paths), combine)
 
 
+def _durations(ms: tuple[str, ...], seconds: tuple[str, ...] = ()) -> FieldSpec:
+    """duration_ms from keys in milliseconds, then keys in seconds (times 1000)."""
+    return FieldSpec(tuple((k,) for k in (*ms, *seconds)), scales=(1.0,) * len(ms) + (1000.0,) * len(seconds))
+
+
+# Durations under names that say milliseconds: read as ms by every profile that reads durations
+# from top-level keys.
+MS_DURATION_NAMES: Final = (
+    "duration_ms",
+    "elapsed_ms",
+    "latency_ms",
+    "response_time_ms",
+    "request_duration_ms",
+    "took_ms",
+    "durationMs",
+    "elapsedMs",
+    "latencyMs",
+    "responseTimeMs",
+)
+# Bare duration names: milliseconds as Python web services write them (the seed's `duration`,
+# whose own "slow requests" query is `duration >= 1000`) and as Node's morgan/pino do
+# (`response_time`, `responseTime`). Go loggers write a bare duration in seconds (zap's production
+# encoder) or nanoseconds (logrus: Go's JSON encoding of time.Duration): zap reads its bare names
+# as seconds, logrus leaves them in attrs.
+BARE_MS_DURATION_NAMES: Final = ("duration", "response_time", "responseTime")
+# Durations under names that say seconds: times 1000. (nginx's `request_time` is seconds too, but
+# other logs use that name for the time a request came in: it stays in attrs.)
+SECONDS_DURATION_NAMES: Final = (
+    "duration_s",
+    "duration_seconds",
+    "elapsed_s",
+    "elapsed_seconds",
+    "latency_s",
+    "latency_seconds",
+    "response_time_s",
+    "response_time_seconds",
+)
+ZAP_BARE_SECONDS_NAMES: Final = ("duration", "latency", "elapsed")
+
 # The default: python-json-logger with logpipe.logging's field names, and the common aliases
-# other JSON loggers use, so a file in an unknown-but-reasonable shape still maps well.
+# other JSON loggers use, so a file in an unknown-but-reasonable shape still maps well. The
+# README's table "Field names the default profile reads" lists these (a test keeps them equal).
 PYTHON_JSON: Final = Profile(
     name="python-json-logger",
     description="python-json-logger (default): timestamp/asctime, levelname/level, name, message, request context",
@@ -109,10 +152,12 @@ PYTHON_JSON: Final = Profile(
         "user_id": _f("user_id", "userId"),
         "session_id": _f("session_id", "sessionId"),
         "trace_id": _f("trace_id", "traceId", "otelTraceID"),
-        "method": _f("method", "http_method"),
-        "path": _f("path", "url", "http_path"),
-        "status": _f("status", "status_code", "statusCode"),
-        "duration_ms": _f("duration_ms", "elapsed_ms"),
+        "method": _f("method", "http_method", "request_method"),
+        # A raw path under any of these names: `endpoint` (the seed's) is the path as requested,
+        # templated into the `endpoint` column like any other path.
+        "path": _f("path", "endpoint", "url", "http_path", "request_path"),
+        "status": _f("status", "status_code", "statusCode", "http_status", "response_status"),
+        "duration_ms": _durations((*MS_DURATION_NAMES, *BARE_MS_DURATION_NAMES), SECONDS_DURATION_NAMES),
         "error": _f("exc_info", "exception", "stack_info", "stack_trace", "error"),
     },
 )
@@ -228,6 +273,7 @@ ZAP: Final = replace(
         **PYTHON_JSON.fields,
         "ts": _f("ts", "time", "timestamp"),
         "message": _f("msg", "message"),
+        "duration_ms": _durations(MS_DURATION_NAMES, (*SECONDS_DURATION_NAMES, *ZAP_BARE_SECONDS_NAMES)),
         "error": _f("stacktrace", "error"),
     },
 )
@@ -236,7 +282,13 @@ LOGRUS: Final = replace(
     PYTHON_JSON,
     name="logrus",
     description="logrus JSONFormatter: time, level, msg, error",
-    fields={**PYTHON_JSON.fields, "ts": _f("time"), "message": _f("msg", "message"), "error": _f("error")},
+    fields={
+        **PYTHON_JSON.fields,
+        "ts": _f("time"),
+        "message": _f("msg", "message"),
+        "duration_ms": _durations(MS_DURATION_NAMES, SECONDS_DURATION_NAMES),
+        "error": _f("error"),
+    },
 )
 
 DOCKER: Final = replace(
@@ -270,8 +322,13 @@ class FieldOverrides:
         fields = dict(profile.fields)
         for name, extra in self.paths.items():
             base = fields.get(name, FieldSpec(()))
-            # A combine rule reads its paths by position, so user paths replace it.
-            fields[name] = FieldSpec(extra + base.paths) if base.combine == "first" else FieldSpec(extra)
+            # A combine rule reads its paths by position, so user paths replace it. User paths are
+            # in the field's unit (their scale 1).
+            if base.combine != "first":
+                fields[name] = FieldSpec(extra)
+            else:
+                scales = (1.0,) * len(extra) + base.scales if base.scales else ()
+                fields[name] = FieldSpec(extra + base.paths, scales=scales)
         return replace(profile, fields=fields)
 
 

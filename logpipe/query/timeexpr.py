@@ -23,6 +23,8 @@ _UNITS: Final = {
 _RELATIVE_RE: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _DURATION_RE: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
 _DURATION_MS: Final = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+# A leap second (RFC 3339's `23:59:60`, with any fraction): datetime cannot hold it.
+_LEAP_SECOND_RE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}):60(?:[.,]\d+)?")
 
 TIME_HELP: Final = "a time expression: 15m, 1h, 7d, 2w (that long before now), now, or ISO 8601"
 
@@ -46,7 +48,7 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     if match:
         return now - float(match.group(1)) * _UNITS[match.group(2)]
     try:
-        parsed = datetime.fromisoformat(cleaned)
+        parsed = datetime.fromisoformat(_as_python_iso(cleaned))
     except ValueError:
         try:
             parsed = datetime.combine(date.fromisoformat(cleaned), datetime.min.time())
@@ -55,6 +57,18 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _as_python_iso(text: str) -> str:
+    """RFC 3339 forms `fromisoformat` refuses, as the archive reads them: a lower-case `t`/`z`,
+    and a leap second as the last microsecond of its minute (as the shipper stores it).
+
+    >>> _as_python_iso("2016-12-31t23:59:60z")
+    '2016-12-31T23:59:59.999999Z'
+    """
+    if len(text) > 10 and text[10] in "tT":
+        text = text[:10] + text[10:].upper()
+    return _LEAP_SECOND_RE.sub(r"\1:59.999999", text)
 
 
 def parse_duration_ms(text: str) -> float:

@@ -45,6 +45,7 @@ from logpipe.errors import ArchiveError, TerminalError, TransientError
 from logpipe.retention.policy import LEVELS, Policy
 from logpipe.retention.run import Action
 from logpipe.retention.window import boundary, day_is_expired
+from logpipe.words import counted
 
 LOCK_WAIT_S: Final = 10.0  # LOGPIPE_RETENTION_LOCK_WAIT_S overrides it
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -177,7 +178,7 @@ class ArchiveBackend:
         with held:
             removed = self._remove_empty_folders(now)
         if removed:
-            self.notes.append(f"removed {removed} emptied partition folder(s)")
+            self.notes.append(f"removed {counted(removed, 'emptied partition folder')}")
 
     def _remove_empty_folders(self, now: datetime) -> int:
         removed = 0
@@ -220,7 +221,7 @@ def _lock_wait_s() -> float:
 
 def _foreign_note(target: str, names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_NAMED]) + (f" and {len(names) - _MAX_NAMED} more" if len(names) > _MAX_NAMED else "")
-    return f"{target}: left {len(names)} file(s) logpipe did not write ({shown}); the folder stays"
+    return f"{target}: left {counted(len(names), 'file')} logpipe did not write ({shown}); the folder stays"
 
 
 def _open_dir(parent: Path | int, name: str) -> int:

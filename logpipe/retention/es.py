@@ -23,6 +23,7 @@ from logpipe.errors import TerminalError
 from logpipe.retention.policy import LEVELS, Policy
 from logpipe.retention.run import Action
 from logpipe.retention.window import boundary, date_regex, day_is_expired
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.engine.adapter import EngineClient
@@ -217,7 +218,7 @@ class EsBackend:
         failures = answer.get("failures") or []
         if failures:
             raise TerminalError(
-                f"_delete_by_query on {mixed.pattern}: {len(failures)} failure(s), first: {failures[0]}"
+                f"_delete_by_query on {mixed.pattern}: {counted(len(failures), 'failure')}, first: {failures[0]}"
             )
         return int(answer.get("deleted", 0))
 

@@ -50,7 +50,10 @@ def create_app(
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    routes: list[Route | Mount] = [Route("/", _index, methods=["GET"])]
+    routes: list[Route | Mount] = [
+        Route("/", _index, methods=["GET"]),
+        Route("/favicon.ico", _favicon, methods=["GET"]),
+    ]
     for path, handler in feature_routes():
         routes.append(Route(f"/api/{path}", _endpoint(backend, handler), methods=["GET"]))
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
@@ -63,6 +66,13 @@ async def _index(request: Request) -> Response:
 
     # The page's state lives in its query string; every URL of it is this one file.
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+
+async def _favicon(request: Request) -> Response:
+    from starlette.responses import FileResponse
+
+    # Browsers ask for /favicon.ico whatever the page links: the page's icon (SVG), not a 404.
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 def _endpoint(backend: Backend, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from logpipe.errors import UsageError
 from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     import duckdb
@@ -217,7 +218,7 @@ def _engine_groups(
             ids = [r["event_id"] for r in engine_records(backend, narrowed)]
             if len(ids) > MAX_ENGINE_IDS:
                 raise UsageError(
-                    f"the search selects {len(ids):,} error records by terms the engine cannot answer "
+                    f"the search selects {counted(len(ids), 'error record')} by terms the engine cannot answer "
                     f"(free text, ~, attrs); narrow it to at most {MAX_ENGINE_IDS:,}"
                 )
             clause = {"bool": {"filter": [plan.query, {"terms": {"event_id": ids}}]}}

@@ -5,7 +5,7 @@ use _native::framing::frame;
 use _native::normalise::{BatchInfo, Combine, FieldSpec, Levels, Normaliser, Scheme, Spec};
 
 fn f(paths: &[&str]) -> FieldSpec {
-    FieldSpec { paths: paths.iter().map(|p| vec![p.to_string()]).collect(), combine: Combine::First }
+    FieldSpec { paths: paths.iter().map(|p| vec![p.to_string()]).collect(), combine: Combine::First, scales: vec![] }
 }
 
 fn main() {

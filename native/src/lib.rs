@@ -276,13 +276,14 @@ fn num_col<T: Copy>(py: Python<'_>, col: NumCol<T>, wrap: fn(Vec<T>) -> Owned) -
 
 #[pymethods]
 impl Normaliser {
-    /// `fields`: per canonical field (in profiles.FIELDS order), its paths and how they combine.
+    /// `fields`: per canonical field (in profiles.FIELDS order), its paths, how they combine, and
+    /// per path the factor to the field's unit (empty: none).
     #[new]
     #[pyo3(signature = (*, fields, root, lifts, always_consumed, level_scheme, level_names, numeric_levels,
                         label_service, label_host, extra_labels))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        fields: Vec<(Vec<Vec<String>>, String)>,
+        fields: Vec<(Vec<Vec<String>>, String, Vec<f64>)>,
         root: Vec<String>,
         lifts: Vec<(Vec<String>, Vec<String>)>,
         always_consumed: Vec<String>,
@@ -298,10 +299,13 @@ impl Normaliser {
         }
         let fields = fields
             .into_iter()
-            .map(|(paths, combine)| {
+            .map(|(paths, combine, scales)| {
                 let combine = Combine::parse(&combine)
                     .ok_or_else(|| PyValueError::new_err(format!("unknown combine {combine:?}")))?;
-                Ok(FieldSpec { paths, combine })
+                if !scales.is_empty() && (scales.len() != paths.len() || combine != Combine::First) {
+                    return Err(PyValueError::new_err("scales: one per path, for a first-path field"));
+                }
+                Ok(FieldSpec { paths, combine, scales })
             })
             .collect::<PyResult<Vec<_>>>()?;
         let scheme = match level_scheme {

@@ -67,6 +67,9 @@ impl Combine {
 pub struct FieldSpec {
     pub paths: Vec<Vec<String>>,
     pub combine: Combine,
+    /// Per path (with `First`): the factor that turns its number into the field's unit (a
+    /// duration named in seconds is 1000 ms each). Empty, or 1.0 for a path: taken as written.
+    pub scales: Vec<f64>,
 }
 
 #[derive(Clone, Copy)]
@@ -355,6 +358,20 @@ fn text<'a>(slot: Slot<'a>) -> Option<Cow<'a, str>> {
     }
 }
 
+/// A number in another unit, in the field's: times `scale`, kept to a millionth (so 0.1234 s is
+/// 123.4 ms, not 123.39999999999999). A value that is no number stays as written (and is flagged
+/// unreadable by its field, like any other).
+fn scaled(value: Cow<'_, str>, scale: f64) -> Cow<'_, str> {
+    if scale == 1.0 {
+        return value;
+    }
+    match time::parse_f64(&value).map(|n| n * scale).filter(|n| n.is_finite()) {
+        Some(n) if n.abs() < 1e12 => Cow::Owned(((n * 1e6).round() / 1e6).to_string()),
+        Some(n) => Cow::Owned(n.to_string()),
+        None => value,
+    }
+}
+
 /// The member named `key` (keys are unique once the scanner resolved duplicates).
 fn find<'a, 'm>(members: &'m [Member<'a>], key: &str) -> Option<&'m Member<'a>> {
     members.iter().find(|m| m.key() == key)
@@ -432,7 +449,8 @@ impl Normaliser {
             Combine::First => {
                 for (i, slot) in own.iter().enumerate() {
                     if let Some(value) = text(*slot) {
-                        return (Some(value), Some(start + i));
+                        let scale = spec.scales.get(i).copied().unwrap_or(1.0);
+                        return (Some(scaled(value, scale)), Some(start + i));
                     }
                 }
                 (None, None)
@@ -792,6 +810,7 @@ mod tests {
         FieldSpec {
             paths: paths.iter().map(|p| p.split('.').map(String::from).collect()).collect(),
             combine: Combine::First,
+            scales: vec![],
         }
     }
 
@@ -980,6 +999,26 @@ mod tests {
     }
 
     #[test]
+    fn a_path_with_a_scale_gives_the_field_its_unit_and_text_stays_unreadable() {
+        let mut seconds = spec();
+        seconds.fields[DURATION] = FieldSpec { scales: vec![1.0, 1000.0], ..first(&["duration_ms", "duration_s"]) };
+        let out = run(
+            seconds,
+            &[
+                r#"{"duration_s":0.1234}"#,
+                r#"{"duration_s":"2"}"#,
+                r#"{"duration_ms":5,"duration_s":9}"#,
+                r#"{"duration_s":"1.5s"}"#,
+            ],
+        );
+        let c = &out.columns;
+        let duration: Vec<Option<f64>> = (0..4).map(|i| num(&c.duration_ms, i)).collect();
+        assert_eq!(duration, [Some(123.4), Some(2000.0), Some(5.0), None]);
+        assert_eq!(cell(&c.attrs, 2).as_deref(), Some(r#"{"duration_s":9,"_logpipe":{"ts":"read_time"}}"#));
+        assert!(cell(&c.attrs, 3).unwrap().contains(r#""duration_raw":"1.5s""#));
+    }
+
+    #[test]
     fn message_keys_from_warning_up_methods_upper_case_and_endpoint_templates() {
         let out = run(
             spec(),
@@ -1062,6 +1101,7 @@ mod tests {
         loguru.fields[ERROR] = FieldSpec {
             paths: vec![path("record.exception.type"), path("record.exception.value"), path("text")],
             combine: Combine::LoguruError,
+            scales: vec![],
         };
         loguru.root = path("record");
         loguru.lifts = vec![Lift { path: path("record.extra"), drop: vec!["request_id".into()] }];
@@ -1088,6 +1128,7 @@ mod tests {
         ecs.fields[DURATION] = FieldSpec {
             paths: vec![vec!["event.duration".into()], path("event.duration")],
             combine: Combine::NanosToMillis,
+            scales: vec![],
         };
         ecs.fields[ERROR] = FieldSpec {
             paths: ["error.stack_trace", "error.type", "error.message"]
@@ -1095,6 +1136,7 @@ mod tests {
                 .flat_map(|p| [vec![p.to_string()], path(p)])
                 .collect(),
             combine: Combine::EcsError,
+            scales: vec![],
         };
         let out = run(
             ecs,

@@ -2,6 +2,9 @@
 //!
 //! Results are microseconds since the epoch, limited to years 1..=9999 so that every reader
 //! (Python's datetime among them) can hold them. Fractions finer than a microsecond are cut off.
+//! RFC 3339 forms are ISO 8601 too: a lower-case `t` and `z`, and a leap second (`23:59:60`),
+//! which no reader can hold: it becomes the last microsecond of its minute (`23:59:59.999999`),
+//! so the record keeps its day and minute and sorts after the minute's other records.
 
 const MIN_US: i64 = -62_135_596_800_000_000; // 0001-01-01T00:00:00Z
 const MAX_US: i64 = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
@@ -75,7 +78,7 @@ fn offset_seconds(c: &mut Cursor<'_>) -> Option<i64> {
     if c.done() {
         return Some(0);
     }
-    if c.eat(b'Z') {
+    if c.eat(b'Z') || c.eat(b'z') {
         return Some(0);
     }
     let rest = &c.b[c.i..];
@@ -121,7 +124,7 @@ pub fn parse_iso(text: &str) -> Option<i64> {
         return None;
     }
     let (mut hour, mut minute, mut second, mut micros) = (0, 0, 0, 0);
-    if !c.done() && (c.eat(b'T') || c.eat(b' ')) {
+    if !c.done() && (c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
         hour = c.digits(1, 2)?;
         if !c.eat(b':') {
             return None;
@@ -145,8 +148,12 @@ pub fn parse_iso(text: &str) -> Option<i64> {
             }
         }
         let midnight = hour == 24 && minute == 0 && second == 0 && micros == 0;
-        if (hour > 23 && !midnight) || minute > 59 || second > 59 {
+        if (hour > 23 && !midnight) || minute > 59 || second > 60 {
             return None;
+        }
+        if second == 60 {
+            // A leap second: the last microsecond of its minute (see the module's note).
+            (second, micros) = (59, 999_999);
         }
     }
     let offset = offset_seconds(&mut c)?;
@@ -238,6 +245,21 @@ mod tests {
         assert!(parse_iso("2024-02-29T00:00:00Z").is_some());
         assert_eq!(parse_iso("2026-11-20T10Z"), None);
         assert_eq!(parse_iso("yesterday"), None);
+    }
+
+    #[test]
+    fn rfc3339_lower_case_and_leap_seconds() {
+        assert_eq!(parse_iso("1970-01-01t00:00:01z"), Some(1_000_000));
+        assert_eq!(parse_iso("1970-01-01t00:00:01.5+00:00"), Some(1_500_000));
+        // 2016-12-31T23:59:60Z: the last microsecond of 2016, fractions of the leap second too.
+        let last_of_2016 = 1_483_228_799_999_999;
+        assert_eq!(parse_iso("2016-12-31T23:59:60Z"), Some(last_of_2016));
+        assert_eq!(parse_iso("2016-12-31T23:59:60.5Z"), Some(last_of_2016));
+        assert_eq!(parse_iso("2017-01-01T00:59:60+01:00"), Some(last_of_2016));
+        assert_eq!(parse_iso("2016-12-31T23:59:61Z"), None);
+        assert_eq!(parse_iso("2016-12-31T24:00:60Z"), None);
+        assert_eq!(parse_iso("1970-01-01x00:00:01Z"), None);
+        assert_eq!(parse_iso("1970-01-01T00:00:01Zz"), None);
     }
 
     #[test]

@@ -36,7 +36,7 @@ class TestValidate:
         run = logpipe("config", "validate", str(config))
         assert run.code == 0, run.err
         lines = run.out.splitlines()
-        assert lines[0] == f"{config}: valid (1 sources, 2 sinks)"
+        assert lines[0] == f"{config}: valid (1 source, 2 sinks)"
         assert lines[1].startswith("ok   vl") and "ready" in lines[1]
         assert lines[2].startswith("ok   archive") and str(tmp_path / "archive") in lines[2]
 
@@ -55,7 +55,7 @@ class TestValidate:
     def test_offline_checks_the_file_only(self, tmp_path: Path) -> None:
         config = config_with(tmp_path, {"name": "down", "url": f"es://127.0.0.1:{closed_port()}"})
         run = logpipe("config", "validate", "--offline", str(config))
-        assert (run.code, run.out.strip()) == (0, f"{config}: valid (1 sources, 2 sinks)")
+        assert (run.code, run.out.strip()) == (0, f"{config}: valid (1 source, 2 sinks)")
 
     def test_invalid_file_lists_every_problem(self, tmp_path: Path) -> None:
         """Exit 2, every problem with its path, secrets masked, no traceback."""

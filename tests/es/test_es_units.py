@@ -270,7 +270,7 @@ def test_interrupt_ends_a_flush_stuck_on_an_engine_that_is_down() -> None:
     assert not worker.is_alive() and time.monotonic() - started < 12
     sink.close()
     assert len(errors) == 1 and isinstance(errors[0], TransientError)
-    assert "shutting down with 1 records not indexed" in str(errors[0])
+    assert "shutting down with 1 record not indexed" in str(errors[0])
 
 
 def _capture(call: Any, errors: list[BaseException]) -> None:

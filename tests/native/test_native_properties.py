@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -226,3 +227,34 @@ class TestRoundTrip:
             attrs = json.loads(row["attrs"])
             attrs.pop("_logpipe")  # no timestamp: the reading time stood in, and says so
             assert attrs == loaded  # the host label fills the host field, not attrs
+
+
+minutes = st.datetimes(min_value=datetime(1972, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)).map(
+    lambda d: d.replace(second=0, microsecond=0)
+)
+offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+def _us(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+class TestRfc3339Timestamps:
+    @SETTINGS
+    @given(minutes, st.integers(0, 59), offsets)
+    def test_lower_case_t_and_z_are_the_upper_case_instant(self, minute: datetime, second: int, zone: timezone) -> None:
+        """RFC 3339 (5.6): `t` and `z` may be lower case; the instant is the same."""
+        moment = minute.replace(second=second)
+        text = moment.astimezone(zone).isoformat()
+        assert _native.parse_timestamp(text.replace("T", "t")) == _us(moment)
+        assert _native.parse_timestamp(moment.isoformat().replace("+00:00", "z").replace("T", "t")) == _us(moment)
+
+    @SETTINGS
+    @given(minutes, st.sampled_from(["", ".0", ".5", ".999999999"]), offsets)
+    def test_a_leap_second_is_the_last_microsecond_of_its_minute(
+        self, minute: datetime, fraction: str, zone: timezone
+    ) -> None:
+        """`hh:mm:60` (any fraction, any offset) reads as `hh:mm:59.999999` of the same minute."""
+        local = minute.astimezone(zone)
+        text = local.strftime("%Y-%m-%dT%H:%M") + ":60" + fraction + local.strftime("%z")
+        assert _native.parse_timestamp(text) == _us(minute) + 59_999_999

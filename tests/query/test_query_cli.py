@@ -214,6 +214,22 @@ class TestCatalogCommands:
         names = [r["name"] for r in json.loads(res.out)]
         assert {"errors", "journey", "slow"} <= set(names)
 
+    def test_list_takes_archive_like_every_query_command(self, cli: Any, generated: Generated) -> None:
+        """`query list --archive DIR` (as `query errors --archive DIR`) lists the catalog, not "No such option" (#20 item 18)."""
+        res = cli("query", "list", "--format", "json", "--archive", str(generated.archive), "--backend", "archive")
+        assert res.code == 0, res.err
+        assert json.loads(res.out) == json.loads(cli("query", "list", "--format", "json").out)
+
+    @pytest.mark.parametrize("name", ["errors", "journey", "slow"])
+    def test_since_help_names_the_querys_default(self, cli: Any, name: str) -> None:
+        """`--since` says its default, the one in the query's own file (#20 item 18)."""
+        from logpipe.query.catalog import load_catalog
+
+        (since,) = [p for p in load_catalog(None)[name].params if p.name == "since"]
+        res = cli("query", name, "--help")
+        assert res.code == 0 and since.default
+        assert f"(default: {since.default})" in " ".join(res.out.replace("│", " ").split())
+
     def test_named_query_with_params(self, cli: Any, generated: Generated, tmp_path: Path) -> None:
         (tmp_path / "by_level.sql").write_text(
             "-- description: records of one level\n-- param level: string\n-- param since: time = 7d\n"

@@ -153,3 +153,21 @@ class TestShortTimes:
             "┃ first_seen         ┃ what ┃"
         ]
         assert "│ 11-21 00:00:00.000 │ z    │" in over_days.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "plural", "want"),
+    [
+        (0, "record", None, "0 records"),
+        (1, "record", None, "1 record"),
+        (2, "file", None, "2 files"),
+        (1_234_567, "record", None, "1,234,567 records"),
+        (1, "entry", "entries", "1 entry"),
+        (3, "retry", "retries", "3 retries"),
+    ],
+)
+def test_counts_agree_with_their_nouns(n: int, noun: str, plural: str | None, want: str) -> None:
+    """No "1 records", no "1 files" (#20 item 18)."""
+    from logpipe.words import counted
+
+    assert counted(n, noun, plural) == want

@@ -42,7 +42,23 @@ class TestParseTime:
         got = parse_time(text, now=NOW)
         assert got == want and got.utcoffset() == timedelta(0)
 
-    @pytest.mark.parametrize("text", ["", "yesterday", "1y", "-1h", "h", "2026-13-01"])
+    @pytest.mark.parametrize(
+        ("text", "want"),
+        [
+            ("2026-11-20t10:00:09z", datetime(2026, 11, 20, 10, 0, 9, tzinfo=UTC)),
+            ("2026-11-20t12:00:09+02:00", datetime(2026, 11, 20, 10, 0, 9, tzinfo=UTC)),
+            ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2016-12-31t23:59:60.5z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2017-01-01T00:59:60+01:00", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ],
+    )
+    def test_rfc3339_forms_read_as_the_shipper_reads_them(self, text: str, want: datetime) -> None:
+        """Lower-case `t`/`z`, and a leap second as its minute's last microsecond (as the archive holds it)."""
+        assert parse_time(text, now=NOW) == want
+
+    @pytest.mark.parametrize(
+        "text", ["", "yesterday", "1y", "-1h", "h", "2026-13-01", "2016-12-31T23:59:61Z", "2026-11-20x10:00:09z"]
+    )
     def test_bad_expressions_are_usage_errors(self, text: str) -> None:
         with pytest.raises(UsageError, match="bad time expression"):
             parse_time(text, now=NOW)

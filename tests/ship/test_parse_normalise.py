@@ -70,6 +70,38 @@ class TestTimestamps:
         """A naive timestamp (also with python's comma before milliseconds) means UTC."""
         assert _ts(text) == datetime.fromisoformat(text.replace(",", ".")).replace(tzinfo=UTC)
 
+    @settings(max_examples=40, deadline=None)
+    @given(
+        st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+        st.integers(-14 * 60, 14 * 60),
+    )
+    def test_rfc3339_lower_case_t_and_z(self, instant: datetime, offset_min: int) -> None:
+        """RFC 3339 allows `t` and `z` in lower case: the same instant as upper case (regression)."""
+        local = instant.astimezone(timezone(timedelta(minutes=offset_min))).isoformat()
+        assert _ts(local.replace("T", "t")) == instant
+        assert _ts(instant.isoformat().replace("+00:00", "z").replace("T", "t")) == instant
+        assert "_logpipe" not in attrs(one({"timestamp": "2026-11-20t10:00:09z", "message": "m"}))
+
+    @pytest.mark.parametrize(
+        ("text", "last_of_minute"),
+        [
+            ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2016-12-31T23:59:60.250Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2017-01-01T00:59:60+01:00", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+            ("2015-06-30 23:59:60", datetime(2015, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)),
+        ],
+    )
+    def test_leap_second_is_the_last_microsecond_of_its_minute(self, text: str, last_of_minute: datetime) -> None:
+        """A leap second (`:60`, RFC 3339) is read, as the minute's last microsecond: its day kept (regression)."""
+        row = one({"timestamp": text, "message": "m"})
+        assert row["ts"] == last_of_minute
+        assert "_logpipe" not in attrs(row)
+
+    @pytest.mark.parametrize("text", ["2016-12-31T23:59:61Z", "2016-12-31T24:00:60Z", "2026-11-20x10:00:09z"])
+    def test_not_a_leap_second_is_no_time(self, text: str) -> None:
+        """Second 61, a leap second at 24:00 and any other separator stay unreadable, flagged."""
+        assert attrs(one({"timestamp": text, "message": "m"}))["_logpipe"]["ts"] == "read_time"
+
     @pytest.fixture
     def new_york(self) -> Iterator[None]:
         old = os.environ.get("TZ")
@@ -182,6 +214,49 @@ class TestCoercions:
     def test_duration(self, raw: object, ms: float) -> None:
         """duration_ms from a number or a numeric string is a float."""
         assert one({"message": "m", "timestamp": 0, "duration_ms": raw})["duration_ms"] == ms
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "duration",
+            "response_time",
+            "responseTime",
+            "latency_ms",
+            "elapsed_ms",
+            "took_ms",
+            "durationMs",
+            "duration_s",
+            "latency_seconds",
+        ],
+    )
+    @pytest.mark.parametrize("fmt", ["python-json-logger", "structlog", "winston", "zap", "logrus"])
+    def test_duration_names_in_their_units(self, name: str, fmt: str) -> None:
+        """The common duration names, each in its unit: `*_ms` and the seed's bare `duration` are
+        ms, `*_s`/`*_seconds` seconds; Go loggers' bare names are seconds (zap) or nanoseconds
+        (logrus, not read: kept in attrs) (#20 item 13)."""
+        row = one({"message": "m", "event": "m", "timestamp": 0, name: 1.2345}, fmt)
+        seconds = name.endswith(("_s", "_seconds")) or (fmt == "zap" and name == "duration")
+        # Not read (Go: ms-meaning bare names are not zap's; logrus's are nanoseconds): kept in attrs.
+        unread = {"zap": ("response_time", "responseTime"), "logrus": ("duration", "response_time", "responseTime")}
+        if name in unread.get(fmt, ()):
+            assert (row["duration_ms"], attrs(row)[name]) == (None, 1.2345)
+        else:
+            assert row["duration_ms"] == (1234.5 if seconds else 1.2345) and name not in attrs(row)
+
+    def test_a_duration_in_seconds_that_is_no_number_is_kept_raw(self) -> None:
+        row = one({"message": "m", "timestamp": 0, "duration_s": "1.5s"})
+        assert row["duration_ms"] is None and attrs(row)["_logpipe"] == {"duration_raw": "1.5s"}
+
+    @pytest.mark.parametrize("name", ["status", "status_code", "statusCode", "http_status", "response_status"])
+    def test_status_names(self, name: str) -> None:
+        assert one({"message": "m", "timestamp": 0, name: "503"})["status"] == 503
+
+    @pytest.mark.parametrize("name", ["path", "endpoint", "url", "http_path", "request_path"])
+    def test_path_names_are_raw_paths_templated(self, name: str) -> None:
+        """The seed's `endpoint` is the path as requested: `path` keeps it, `endpoint` is its template."""
+        row = one({"message": "m", "timestamp": 0, name: "/api/users/42/posts?page=2"})
+        assert (row["path"], row["endpoint"]) == ("/api/users/42/posts?page=2", "/api/users/{id}/posts")
+        assert name not in attrs(row)
 
     def test_garbage_flagged(self) -> None:
         """Non-numeric status/duration become NULL and the raw values are kept under `_logpipe`."""
@@ -375,3 +450,10 @@ class TestFieldOverrides:
         profile = FieldOverrides({"duration_ms": (("took",),)}).apply(PROFILES["ecs"])
         assert profile.fields["duration_ms"].paths == (("took",),)
         assert profile.fields["duration_ms"].combine == "first"
+
+    def test_a_user_path_is_in_the_fields_unit_and_the_profiles_keep_theirs(self) -> None:
+        """`--field duration_ms=took`: `took` is ms (first); the profile's seconds names stay seconds."""
+        t = transformer(fields=FieldOverrides({"duration_ms": (("took",),)}))
+        got = rows(run(lines({"took": 7, "duration_s": 9}, {"duration_s": 0.25}), t=t))
+        assert [r["duration_ms"] for r in got] == [7.0, 250.0]
+        assert attrs(got[0]) == {"duration_s": 9, "_logpipe": {"ts": "read_time"}}

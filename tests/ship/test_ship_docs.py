@@ -91,3 +91,22 @@ def test_every_dead_letter_reason_is_documented() -> None:
     assert {"invalid_json", "too_deep", "invalid_envelope", "engine_rejected"} <= reasons, reasons
     missing = sorted(r for r in reasons if f"`{r}`" not in README)
     assert not missing, f"dead-letter reasons the README does not name: {missing}"
+
+
+def test_the_default_profiles_field_names_are_the_readme_table() -> None:
+    """The README's one table of field names lists, per field, exactly the names the default
+    profile reads, in its order (#20 item 13)."""
+    from logpipe.parse.profiles import PYTHON_JSON
+
+    after_title = README.split("**Field names the default profile reads**", 1)[1]
+    table = [line for line in after_title.split("\n\n")[1].splitlines() if line.startswith("| `")]
+    documented: list[str] = []
+    for line in table:
+        fields = re.findall(r"`([a-z_]+)`", line.split("|")[1])
+        groups = line.split("|")[2].split(";")
+        assert len(groups) == len(fields), line
+        for name, group in zip(fields, groups, strict=True):
+            documented.append(name)
+            names = re.findall(r"`([^`]+)`", group)
+            assert names == [".".join(p) for p in PYTHON_JSON.fields[name].paths], name
+    assert sorted(documented) == sorted(PYTHON_JSON.fields)

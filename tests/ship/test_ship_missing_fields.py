@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from shiphelp import archive_rows, record, run_logpipe, write_records
 from tests.support.wait import poll, wait_until
 
 WARNING = re.compile(r"^warning: .*$", re.MULTILINE)
+_US = timedelta(microseconds=1)
 
 
 def warnings(stderr: str) -> list[str]:
@@ -89,6 +91,26 @@ class TestSummary:
         assert warnings(err) == [
             "warning: 1 of 3 records had no timestamp (reading time used), 1 no level (INFO assumed) — is --format right?"
         ]
+
+    def test_rfc3339_lower_case_and_leap_seconds_are_timestamps(self, tmp_path: Path) -> None:
+        """`2026-11-20t10:00:09z` and the leap second `2016-12-31T23:59:60Z` are the records' own
+        times, not reading times; `search --since/--until` reads the same forms (regression)."""
+        log = tmp_path / "app.log"
+        stamps = ["2026-11-20t10:00:09z", "2016-12-31T23:59:60Z", "2016-12-31t23:59:60.5+00:00", "2017-01-01t00:00:00z"]
+        write_records(log, (record(i, timestamp=ts) for i, ts in enumerate(stamps)))
+        archive = tmp_path / "archive"
+        res = run_logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
+        assert res.code == 0 and warnings(res.err) == [], res.err
+        got = {r["message"]: r["ts"] for r in archive_rows(archive, ["ts", "message"])}
+        last_of_2016 = datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+        want = [datetime(2026, 11, 20, 10, 0, 9, tzinfo=UTC), last_of_2016, last_of_2016, last_of_2016 + _US]
+        assert [got[f"event seq={i}"] for i in range(len(stamps))] == want
+        found = run_logpipe(
+            "search", "--since", "2016-12-31t23:59:60z", "--until", "2017-01-01T00:00:00Z",
+            "--archive", str(archive), "--format", "json",
+        )  # fmt: skip
+        assert found.code == 0, found.err
+        assert sorted(r["message"] for r in json.loads(found.out)) == ["event seq=1", "event seq=2"]
 
     def test_clean_file_says_nothing(self, tmp_path: Path) -> None:
         """Every record complete: no warning at all."""

@@ -29,6 +29,14 @@ def test_the_page_shows_the_total(ui_server: Served, ui_data: dict[str, Any], pa
     assert str(ui_data["archive"]) in shown
 
 
+def test_the_favicon_is_served(ui_server: Served) -> None:
+    """`/favicon.ico`, which browsers ask for on their own, is the page's icon, not a 404 (#20 item 18)."""
+    with urllib.request.urlopen(ui_server.url + "favicon.ico", timeout=30) as response:
+        assert response.status == 200 and response.headers["Content-Type"].startswith("image/svg+xml")
+        icon = response.read()
+    assert icon.startswith(b"<svg") and len(icon) < 2048
+
+
 def test_only_get_is_served(ui_server: Served) -> None:
     request = urllib.request.Request(ui_server.url + "api/summary", data=b"{}", method="POST")
     try:

@@ -244,15 +244,20 @@ class TestSlowPage:
         page.click(f'tr.slow-row[data-key="{row["key"]}"] a.drill')
         redrawn(page, before, "discover")
         q = state_of(page.url)["q"]
-        assert q == f"service=shop {row['filter']} duration_ms>={row['p95']}"
+        terms, _, at_least = q.rpartition(" duration_ms>=")
+        assert terms == f"service=shop {row['filter']}"
+        # The p95 as a person reads it: at most 3 decimals, cut (never rounded up) from the p95 (#20 item 18).
+        p95 = float(row["p95"])
+        assert len(at_least.partition(".")[2]) <= 3 and p95 - 0.001 < float(at_least) <= p95
         method, endpoint = (t.split("=", 1)[1] for t in row["filter"].split(" "))
-        ((n, total),) = duck(
+        ((n, n_shown, total),) = duck(
             traffic_data["archive"],
-            "SELECT count(*) FILTER (WHERE duration_ms >= ?), count(*) FROM logs "
-            "WHERE service = 'shop' AND method = ? AND endpoint = ? AND duration_ms IS NOT NULL",
-            [float(row["p95"]), method, endpoint],
+            "SELECT count(*) FILTER (WHERE duration_ms >= ?), count(*) FILTER (WHERE duration_ms >= ?), count(*) "
+            "FROM logs WHERE service = 'shop' AND method = ? AND endpoint = ? AND duration_ms IS NOT NULL",
+            [p95, float(at_least), method, endpoint],
         )
         assert total == int(row["count"]) and 0 < n <= total * 0.05 + 1  # the slowest twentieth
+        assert n_shown == n  # every record at or above the p95, and no other
 
     def test_threshold_box_and_service_switch(
         self, traffic_server: Served, traffic_data: dict[str, Any], page: Any

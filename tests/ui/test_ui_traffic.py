@@ -241,6 +241,21 @@ class TestTrafficPage:
         assert "errors /" in tip and "records" in tip
         assert page.is_hidden("#error")
 
+    def test_the_endpoint_summary_counts_in_words(
+        self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
+    ) -> None:
+        """The summary says "top 3 of N endpoints", but "all N endpoints" when the top holds them all, never
+        "top 50 of N" with N under 50 (#20 item 18)."""
+        total = len(duck_endpoints(traffic_data["archive"]))
+        assert 3 < total < 50
+        summary = "#tr-endpoints h3 > span.muted"
+        page.goto(traffic_server.url + "?view=traffic&tr_top=50")
+        rendered(page, "traffic")
+        assert f"requests (records with a status), all {total} endpoints;" in page.inner_text(summary)
+        page.goto(traffic_server.url + "?view=traffic&tr_top=3")
+        rendered(page, "traffic")
+        assert f"top 3 of {total} endpoints;" in page.inner_text(summary)
+
     def test_clicking_a_bar_narrows_the_search(
         self, traffic_server: Served, traffic_data: dict[str, Any], page: Any
     ) -> None:

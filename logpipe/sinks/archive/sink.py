@@ -27,6 +27,7 @@ from logpipe.model import Batch, FlushResult
 from logpipe.sinks.archive.config import ArchiveConfig
 from logpipe.sinks.archive.encode import dead_letter_table, partition_keys, unique_events
 from logpipe.sinks.base import Health
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -195,8 +196,8 @@ class ArchiveSink:
         """One summary line: what this sink wrote over its life."""
         w = self.written
         return (
-            f"{self.config.display_url}: wrote {w.records:,} records in {w.parts:,} parts, "
-            f"{w.dead_letters:,} dead letters, {self.duplicates_dropped:,} already held"
+            f"{self.config.display_url}: wrote {counted(w.records, 'record')} in {counted(w.parts, 'part')}, "
+            f"{counted(w.dead_letters, 'dead letter')}, {self.duplicates_dropped:,} already held"
         )
 
     # --------------------------------------------------------------------------------- flush

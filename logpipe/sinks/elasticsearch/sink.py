@@ -38,6 +38,7 @@ from logpipe.sinks.base import Health, Sink
 from logpipe.sinks.elasticsearch.encode import Encoded, document_of, encode, index_of, template_body
 from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import Outage, RetryPolicy
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.engine.config import EsConfig
@@ -242,7 +243,7 @@ class EsSink:
             limit = max(1, limit // 2) if throttled else min(self.config.concurrency, limit * 2)
             stats.retried += len(retry)
             self.meter.retrying(len(retry))
-            pending_text, last = f"{len(retry):,} records not indexed", self.config.mask(last_reason)
+            pending_text, last = f"{counted(len(retry), 'record')} not indexed", self.config.mask(last_reason)
             wait = outage.next_wait(pending_text, last)
             log.warning(
                 "engine %s: retrying %d items in %.1fs, %d requests at once (%s)",

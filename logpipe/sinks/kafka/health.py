@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from logpipe.errors import LogpipeError, TransientError
 from logpipe.sinks.base import Health
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.sinks.kafka.config import KafkaConfig
@@ -45,7 +46,6 @@ async def _probe(config: KafkaConfig, timeout_s: float) -> str:
         await client.close()
     brokers = len(metadata.brokers())
     if config.topic not in metadata.topics():
-        return (
-            f"{brokers} broker(s); topic {config.topic} does not exist yet (created on first send if the broker allows)"
-        )
-    return f"{brokers} broker(s); topic {config.topic} has {len(metadata.partitions_for_topic(config.topic) or ())} partitions"
+        return f"{counted(brokers, 'broker')}; topic {config.topic} does not exist yet (created on first send if the broker allows)"
+    partitions = len(metadata.partitions_for_topic(config.topic) or ())
+    return f"{counted(brokers, 'broker')}; topic {config.topic} has {counted(partitions, 'partition')}"

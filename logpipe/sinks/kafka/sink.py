@@ -38,6 +38,7 @@ from logpipe.sinks.kafka.deps import require_producer
 from logpipe.sinks.kafka.encode import Messages, encode
 from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import Outage, RetryPolicy, transient
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -258,7 +259,7 @@ class KafkaSink:
                 break
             self.retries += 1
             self.meter.retrying(len(pending))
-            waiting = f"{len(pending):,} messages not acknowledged"
+            waiting = f"{counted(len(pending), 'message')} not acknowledged"
             outage.wait(outage.next_wait(waiting, last), waiting, last)
         return refused
 
@@ -391,7 +392,7 @@ class KafkaSink:
 
     def describe(self) -> str:
         return (
-            f"{self.config.display_url}: sent {self.sent:,} messages, {self.retries:,} retries, "
+            f"{self.config.display_url}: sent {counted(self.sent, 'message')}, {counted(self.retries, 'retry', 'retries')}, "
             f"dead-lettered {self.dead_lettered:,}"
         )
 

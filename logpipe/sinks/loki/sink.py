@@ -48,6 +48,7 @@ from logpipe.sinks.loki.encode import (
 )
 from logpipe.sinks.meter import NULL_METER, SinkMeter
 from logpipe.sinks.retry import Outage, RetryPolicy
+from logpipe.words import counted
 
 if TYPE_CHECKING:
     import polars as pl
@@ -224,7 +225,7 @@ class LokiSink:
             entries = sum(len(s.rows) for s in streams)
             self.meter.retrying(entries)
             last = self.config.mask(f"HTTP {status}: {reason}" if status is not None else reason)[:500]
-            pending = f"{entries:,} entries not pushed"
+            pending = f"{counted(entries, 'entry', 'entries')} not pushed"
             wait = outage.next_wait(pending, last)
             log.warning(
                 "loki %s: retrying a push of %d entries in %.1fs (%s)",
@@ -292,7 +293,7 @@ class LokiSink:
         """One summary line for the end of `logpipe ship`."""
         t = self.totals
         line = (
-            f"{self.config.display_url}: pushed {t.pushed:,}, retried {t.retried:,} requests "
+            f"{self.config.display_url}: pushed {t.pushed:,}, retried {counted(t.retried, 'request')} "
             f"({t.throttled:,} answered 429), dead-lettered {t.dead_lettered:,}"
         )
         for name, values in self.guard.demoted.items():

@@ -139,7 +139,7 @@ async function loadSummary() {
     const s = await api("summary");
     node.dataset.total = String(s.total);
     node.textContent = s.total
-      ? `${s.source}: ${s.total.toLocaleString("en-US")} records, ${s.first.slice(0, 16).replace("T", " ")} to ${s.last.slice(0, 16).replace("T", " ")} UTC`
+      ? `${s.source}: ${s.total.toLocaleString("en-US")} ${s.total === 1 ? "record" : "records"}, ${s.first.slice(0, 16).replace("T", " ")} to ${s.last.slice(0, 16).replace("T", " ")} UTC`
       : `${s.source}: no records yet`;
   } catch (err) {
     node.textContent = "";

@@ -40,6 +40,17 @@ export function fmtCount(n) {
   return Number(n).toLocaleString("en-US");
 }
 
+// A count and its noun in the number that agrees with it: "1 record", "2 records".
+export function counted(n, noun, plural = `${noun}s`) {
+  return `${fmtCount(n)} ${Number(n) === 1 ? noun : plural}`;
+}
+
+// "top 10 of 25 endpoints", or "all 6 endpoints" when the top N holds them all.
+export function topOf(top, total, noun, plural = `${noun}s`) {
+  if (top >= total) return total === 1 ? `the only ${noun}` : `all ${counted(total, noun, plural)}`;
+  return `top ${fmtCount(top)} of ${counted(total, noun, plural)}`;
+}
+
 export function fmtPct(rate) {
   if (rate === null || rate === undefined) return "–";
   return `${(rate * 100).toFixed(rate && rate < 0.01 ? 2 : 1)}%`;

@@ -374,7 +374,7 @@ async function drawList(listBox, count, searched, common, state, ctx) {
   const showCount = (shown) => {
     count.dataset.shown = String(shown);
     const all = total === null ? "more than can be counted" : total.toLocaleString("en-US");
-    count.textContent = total === 0 ? "" : `${all} records${shown < (total ?? Infinity) ? `, newest ${shown.toLocaleString("en-US")} shown` : ""}`;
+    count.textContent = total === 0 ? "" : `${all} ${total === 1 ? "record" : "records"}${shown < (total ?? Infinity) ? `, newest ${shown.toLocaleString("en-US")} shown` : ""}`;
   };
   if (!searched.rows.length) {
     listBox.append(ctx.el("p", { id: "d-empty", class: "d-empty", text: "No records match this search and time range." }));

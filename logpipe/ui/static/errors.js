@@ -10,6 +10,10 @@
 // The small helpers below (utc, sparkline, filterValue, recordDetail) are shared with the
 // patterns and journey views.
 
+import { counted } from "/static/charts.js";
+
+export { counted };
+
 export function utc(iso) {
   return iso ? String(iso).replace(/Z$/, "").slice(0, 23).replace("T", " ") : "";
 }
@@ -120,7 +124,7 @@ export default {
     if (!ctx.isCurrent()) return;
     const summary = ctx.el("div", { id: "error-summary", class: "view-summary", dataset: { total: answer.total, groups: answer.groups.length } },
       answer.groups.length
-        ? `${answer.total.toLocaleString("en-US")} error records in ${answer.groups.length} groups, ${utc(answer.from)} to ${utc(answer.to)} UTC`
+        ? `${counted(answer.total, "error record")} in ${counted(answer.groups.length, "group")}, ${utc(answer.from)} to ${utc(answer.to)} UTC`
         : "");
     el.append(summary);
     if (!answer.groups.length) {
@@ -157,7 +161,7 @@ export default {
     panel.dataset.count = String(samples.count);
     const shown = ctx.el("span", { class: "muted" });
     panel.append(
-      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, samples.key), ` · ${samples.count.toLocaleString("en-US")} records`, shown),
+      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, samples.key), ` · ${counted(samples.count, "record")}`, shown),
       ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ group: "" }) }, "close"));
     if (group.sample_error) {
       panel.append(ctx.el("details", { class: "stack" }, ctx.el("summary", {}, "latest stack trace of the group"),

@@ -13,7 +13,7 @@
 // .j-record[data-index], #journey-record[data-index], the time axis .j-axis[data-start][data-end]
 // [data-step] (epoch ms) with its .tick[data-ms] labels and #journey-axis-start[data-ms].
 
-import { filterValue, nothing, recordDetail, utc } from "/static/errors.js";
+import { counted, filterValue, nothing, recordDetail, utc } from "/static/errors.js";
 
 const SUBJECTS = ["user", "session", "request"];
 
@@ -94,7 +94,7 @@ export default {
     const requests = answer.sessions.reduce((n, s) => n + s.requests.length, 0);
     el.append(ctx.el("div", { id: "journey-summary", class: "view-summary",
       dataset: { count: answer.count, sessions: answer.sessions.length, requests } },
-    answer.count ? `${subject.kind} ${subject.value}: ${answer.count.toLocaleString("en-US")} records in ${answer.sessions.length} sessions and ${requests} requests, ${utc(answer.first)} to ${utc(answer.last)} UTC` : "",
+    answer.count ? `${subject.kind} ${subject.value}: ${counted(answer.count, "record")} in ${counted(answer.sessions.length, "session")} and ${counted(requests, "request")}, ${utc(answer.first)} to ${utc(answer.last)} UTC` : "",
     ctx.el("button", { type: "button", class: "link", onclick: () => ctx.set({ user: "", session: "", request: "", open: "", rec: "", zoom: "" }) }, "other users")));
     if (!answer.count) {
       el.append(nothing(ctx, `Nothing here: no records for ${subject.kind} ${subject.value} in this time range.`));
@@ -128,7 +128,7 @@ export default {
         ctx.el("div", { class: "j-row clickable", title: zoomed ? "back to all sessions" : "zoom the time axis to this session",
           onclick: () => ctx.set({ zoom: zoomed ? "" : (s.session_id ?? "") }) },
           ctx.el("div", { class: "j-label" }, ctx.el("b", { class: "mono" }, s.session_id ?? "(no session)"),
-            ctx.el("span", { class: "muted" }, ` ${s.user_id ?? ""} · ${s.requests.length} requests · ${s.count} records`)),
+            ctx.el("span", { class: "muted" }, ` ${s.user_id ?? ""} · ${counted(s.requests.length, "request")} · ${counted(s.count, "record")}`)),
           ctx.el("div", { class: "j-track" }, ctx.el("span", { class: "j-span", style: `left:${at(s.first)};width:calc(${at(s.last)} - ${at(s.first)} + 2px)` })))));
       for (const q of s.requests) {
         for (const r of q.records) byIndex.set(r.index, r);

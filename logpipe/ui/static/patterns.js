@@ -12,7 +12,7 @@
 // tr.pattern[data-id][data-count][data-template], #pattern-records[data-id][data-count],
 // li.pattern-record[data-event-id].
 
-import { moreButton, nothing, pct, recordDetail, sparkline, utc } from "/static/errors.js";
+import { counted, moreButton, nothing, pct, recordDetail, sparkline, utc } from "/static/errors.js";
 
 export default {
   name: "patterns",
@@ -23,7 +23,7 @@ export default {
     const n = answer.patterns.length;
     el.append(ctx.el("div", { id: "pattern-summary", class: "view-summary",
       dataset: { total: answer.total, patterns: n, others: answer.others } },
-    n ? `${answer.total.toLocaleString("en-US")} records in ${n} patterns${answer.others ? ` (and ${answer.others.toLocaleString("en-US")} records in smaller ones)` : ""}, ${utc(answer.from)} to ${utc(answer.to)} UTC` : ""));
+    n ? `${counted(answer.total, "record")} in ${counted(n, "pattern")}${answer.others ? ` (and ${counted(answer.others, "record")} in smaller ones)` : ""}, ${utc(answer.from)} to ${utc(answer.to)} UTC` : ""));
     if (answer.matching > answer.total) {
       const num = (x) => x.toLocaleString("en-US");
       el.append(ctx.el("p", { id: "pattern-bound", class: "bound",
@@ -67,7 +67,7 @@ export default {
     const shown = ctx.el("span", { class: "muted" });
     const list = ctx.el("ol", { class: "samples" });
     panel.append(
-      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, drill.template), ` · ${drill.count.toLocaleString("en-US")} records`, shown),
+      ctx.el("h3", {}, ctx.el("span", { class: "mono" }, drill.template), ` · ${counted(drill.count, "record")}`, shown),
       ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ pattern: "" }) }, "close"),
       list);
     moreButton(ctx, panel, list, shown, drill, (limit) => ctx.api("patterns/records", { ...ctx.common(state), id: state.pattern, limit }),

@@ -9,7 +9,7 @@
 // Clicking a row or a whisker selects the group; "records ≥ p95" opens Discover with the
 // group's terms and `duration_ms>=P95`; clicking a bucket of the latency line zooms to it.
 
-import { fmtCount, fmtMs, fmtPct, fmtTime, fmtWidth, legend, lineChart, svg, ticks, title } from "/static/charts.js";
+import { counted, fmtCount, fmtMs, fmtPct, fmtTime, fmtWidth, legend, lineChart, svg, ticks, title } from "/static/charts.js";
 
 function joinQ(...parts) {
   return parts.map((p) => (p || "").trim()).filter(Boolean).join(" ");
@@ -53,7 +53,7 @@ function whiskers(groups, selected, ctx) {
       dataset: { key: g.key, filter: g.filter, count: g.count, p50: g.p50_ms, p95: g.p95_ms, p99: g.p99_ms },
       onclick: () => ctx.set({ slow_sel: g.filter === selected ? "" : g.filter }),
     },
-    title(`${g.key}: ${fmtCount(g.count)} requests, p50 ${fmtMs(g.p50_ms)}, p95 ${fmtMs(g.p95_ms)}, p99 ${fmtMs(g.p99_ms)}`),
+    title(`${g.key}: ${counted(g.count, "request")}, p50 ${fmtMs(g.p50_ms)}, p95 ${fmtMs(g.p95_ms)}, p99 ${fmtMs(g.p99_ms)}`),
     svg("rect", { x: 0, y: cy - rowH / 2, width, height: rowH, class: "row-bg" }),
     svg("text", { x: pad.left - 8, y: cy + 4, "text-anchor": "end", class: "label", text: g.key }),
     svg("line", { x1: x(g.p50_ms), x2: x(g.p99_ms), y1: cy, y2: cy, class: "whisker" }),
@@ -83,10 +83,17 @@ function table(groups, selected, state, ctx) {
     ctx.el("td", { class: "num" }, fmtMs(g.max_ms)),
     ctx.el("td", { class: "num" }, fmtPct(g.error_rate)),
     ctx.el("td", {}, ctx.el("a", {
-      href: ctx.urlOf({ ...state, view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${g.p95_ms}`) }),
+      href: ctx.urlOf({ ...state, view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${atOrBelow(g.p95_ms)}`) }),
       class: "drill", title: "the requests at or above this group's p95, in Discover",
-      onclick: (e) => { e.preventDefault(); e.stopPropagation(); ctx.set({ view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${g.p95_ms}`) }); },
+      onclick: (e) => { e.preventDefault(); e.stopPropagation(); ctx.set({ view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${atOrBelow(g.p95_ms)}`) }); },
     }, "records ≥ p95 →"))))));
+}
+
+// The p95 for a search term: cut to a thousandth of a millisecond (1366.6595000000002 -> 1366.659),
+// never above the p95 itself, so `duration_ms>=` it still matches every record at or above the p95.
+export function atOrBelow(ms) {
+  const cut = Math.floor(ms * 1000);
+  return cut / 1000 <= ms ? cut / 1000 : (cut - 1) / 1000;
 }
 
 async function timeline(el, state, ctx, selected) {
@@ -108,7 +115,7 @@ async function timeline(el, state, ctx, selected) {
       buckets: t.buckets, widthMs: t.width_ms, series, yFormat: fmtMs, bucketClass: "lt-bucket",
       data: (b) => ({ startMs: b.start_ms, count: b.count, p50: b.p50_ms ?? "", p95: b.p95_ms ?? "", p99: b.p99_ms ?? "" }),
       onclick: (b) => ctx.set({ from: String(b.start_ms), to: String(b.start_ms + t.width_ms) }),
-      label: (b) => `${fmtTime(b.start_ms, t.width_ms)} UTC: ${fmtCount(b.count)} requests` +
+      label: (b) => `${fmtTime(b.start_ms, t.width_ms)} UTC: ${counted(b.count, "request")}` +
         (b.count ? `, p50 ${fmtMs(b.p50_ms)}, p95 ${fmtMs(b.p95_ms)}, p99 ${fmtMs(b.p99_ms)}` : ""),
     }));
   }
@@ -125,7 +132,7 @@ export default {
     el.append(controls(state, ctx));
     const selected = state.slow_sel || "";
     const head = ctx.el("p", { class: "muted", id: "slow-summary", dataset: { requests: s.requests, groups: s.groups_total } },
-      `${fmtCount(s.requests)} timed requests; ${fmtCount(s.groups_total)} ${s.by === "service" ? "services" : "endpoints"}` +
+      `${counted(s.requests, "timed request")}; ${counted(s.groups_total, s.by === "service" ? "service" : "endpoint")}` +
       (s.threshold_ms !== null ? ` with p95 above ${fmtMs(s.threshold_ms)}` : "") +
       (s.groups_total > s.groups.length ? ` (the slowest ${s.groups.length} shown)` : "") +
       ". Sorted by p95; whisker p50 to p99, dot p95. Percentiles: quantile_cont (linear interpolation), exact.");

@@ -9,7 +9,7 @@
 // (a status segment adds the status class too); a heatmap cell opens Discover on the latest
 // hour of that weekday and hour.
 
-import { fmtCount, fmtPct, fmtTime, fmtWidth, lineChart, svg, title } from "/static/charts.js";
+import { counted, fmtCount, fmtPct, fmtTime, fmtWidth, lineChart, svg, title, topOf } from "/static/charts.js";
 
 const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const CLASSES = ["2xx", "3xx", "4xx", "5xx", "other"];
@@ -28,8 +28,8 @@ function errorTimeline(t, ctx) {
     buckets: t.timeline, widthMs: t.width_ms, yFormat: (v) => fmtPct(v), bucketClass: "er-bucket",
     series: [{ name: "error rate", cls: "rate", value: (b) => b.error_rate }],
     data: (b) => ({ startMs: b.start_ms, records: b.records, errors: b.errors, rate: b.error_rate ?? "", requests: b.requests, serverErrors: b.server_errors }),
-    label: (b) => `${fmtTime(b.start_ms, t.width_ms)} UTC: ${fmtCount(b.errors)} errors / ${fmtCount(b.records)} records` +
-      (b.records ? ` = ${fmtPct(b.error_rate)}` : "") + `; ${fmtCount(b.requests)} requests, ${fmtCount(b.server_errors)} 5xx`,
+    label: (b) => `${fmtTime(b.start_ms, t.width_ms)} UTC: ${counted(b.errors, "error")} / ${counted(b.records, "record")}` +
+      (b.records ? ` = ${fmtPct(b.error_rate)}` : "") + `; ${counted(b.requests, "request")}, ${fmtCount(b.server_errors)} 5xx`,
     onclick: (b) => ctx.set({ from: String(b.start_ms), to: String(b.start_ms + t.width_ms) }),
   }));
   return box;
@@ -40,7 +40,7 @@ function endpointBars(e, state, ctx) {
   if (e.other.count) rows.push({ key: "other", filter: null, count: e.other.count, classes: e.other.classes });
   const box = ctx.el("section", { class: "panel", id: "tr-endpoints", dataset: { requests: e.requests, top: e.top } },
     ctx.el("h3", {}, "Requests by endpoint", ctx.el("span", { class: "muted" },
-      ` ${fmtCount(e.requests)} requests (records with a status), top ${e.top} of ${e.endpoints_total} endpoints; click to narrow the search `),
+      ` ${counted(e.requests, "request")} (records with a status), ${topOf(e.top, e.endpoints_total, "endpoint")}; click to narrow the search `),
     ctx.el("label", { class: "muted" }, "top ", ctx.el("select", { id: "tr-top", onchange: (ev) => ctx.set({ tr_top: ev.target.value === "10" ? "" : ev.target.value }) },
       [...new Set([5, 10, 20, 50, e.top])].sort((a, b) => a - b).map((n) => ctx.el("option", { value: n, selected: n === e.top }, String(n)))))));
   if (!rows.length) {
@@ -71,7 +71,7 @@ function endpointBars(e, state, ctx) {
       g.append(svg("rect", {
         x, y: y + 3, width: Math.max(scale(n), 0.5), height: rowH - 6, class: `ep-seg s${c}`, dataset: { cls: c, count: n },
         onclick: r.filter && CLASS_TERMS[c] ? (ev) => { ev.stopPropagation(); narrow(CLASS_TERMS[c]); } : undefined,
-      }, title(`${r.key}: ${fmtCount(n)} ${c} of ${fmtCount(r.count)} requests`)));
+      }, title(`${r.key}: ${fmtCount(n)} ${c} of ${counted(r.count, "request")}`)));
       x += scale(n);
     }
     root.append(g);
@@ -117,7 +117,7 @@ function heatmap(h, state, ctx) {
       dataset: { dow: c.dow, hour: c.hour, records: c.records, users: c.users, value, last: lastMs ?? "" },
       onclick: lastMs !== null ? () => ctx.set({ view: "discover", from: String(lastMs), to: String(lastMs + HOUR_MS) }) : undefined,
     }, title(`${DAYS[c.dow - 1]} ${String(c.hour).padStart(2, "0")}:00–${String(c.hour).padStart(2, "0")}:59 UTC: ` +
-      `${fmtCount(c.users)} distinct users, ${fmtCount(c.records)} records`)));
+      `${counted(c.users, "distinct user")}, ${counted(c.records, "record")}`)));
   }
   // The legend: five steps of the scale with the values they stand for.
   const steps = [0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(f * max));
@@ -139,7 +139,7 @@ export default {
       return;
     }
     el.append(ctx.el("p", { class: "muted", id: "tr-summary", dataset: { records } },
-      `${fmtCount(records)} records from ${t.from.slice(0, 16).replace("T", " ")} to ${t.to.slice(0, 16).replace("T", " ")} UTC.`));
+      `${counted(records, "record")} from ${t.from.slice(0, 16).replace("T", " ")} to ${t.to.slice(0, 16).replace("T", " ")} UTC.`));
     el.append(errorTimeline(t, ctx), endpointBars(t.endpoints, state, ctx), heatmap(t.heatmap, state, ctx));
   },
 };
