@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from logpipe.archive.layout import default_state_dir
 from logpipe.checkpoints import CheckpointStore
+from logpipe.diskspace import DiskSpace
 from logpipe.pipeline import Pipeline, PipelineOptions, Reconfiguration, SourceSpec, Transformer
 from logpipe.sources.files import FileSource
 from logpipe.sources.stdin import StdinSource, uses_stdin
@@ -82,9 +83,12 @@ class Agent:
             monitor = _monitor(config.metrics.addr, config.flush_interval)
             if monitor is not None:
                 stack.callback(monitor.close)
-            checkpoints = CheckpointStore(state)
+            # A following agent waits out a full disk (archive and state alike); a run that ends
+            # stops at once and says so.
+            space = DiskSpace(wait=until == "follow")
+            checkpoints = CheckpointStore(state, space=space)
             # A run that ends soon compacts once at its end instead of while writing.
-            archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=until == "follow")
+            archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=until == "follow", space=space)
             stack.callback(archive_sink.close)
             sinks = sinks_of(archive_sink, config)
             reloader = ConfigReloader(config_file, loaded, archive_sink, sinks) if config_file is not None else None
@@ -107,6 +111,7 @@ class Agent:
             if monitor is not None:
                 pipeline.on_reconfigured = monitor.watch
                 monitor.watch(pipeline)
+                monitor.watch_disk(space)
             log.info(
                 "started",
                 extra={

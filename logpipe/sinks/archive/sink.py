@@ -11,6 +11,9 @@ archive at a time (an flock on `<archive>/logs`, and on `<archive>/.lock`); the 
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +24,7 @@ from logpipe.archive.layout import COMPACT_LOCK_FILE, LOCK_FILE, Partition, remo
 from logpipe.archive.ledger import Ledger
 from logpipe.archive.locks import Busy, compaction_lock, writer_lock
 from logpipe.archive.writer import write_part
+from logpipe.diskspace import DiskSpace, out_of_space
 from logpipe.errors import ArchiveBusyError, ArchiveError
 from logpipe.failpoints import pause
 from logpipe.model import Batch, FlushResult
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 
     from logpipe.checkpoints import CheckpointStore
     from logpipe.model import Reject
+
+log = logging.getLogger("logpipe.sinks.archive")
 
 
 class ArchiveLock:
@@ -89,8 +95,12 @@ class ArchiveSink:
         compact_min_files: int = compaction.MIN_FILES,
         shared: bool = False,
         compact_while_writing: bool = True,
+        space: DiskSpace | None = None,
     ) -> None:
         self.archive = archive
+        # A following agent waits for space when the disk is full (see logpipe/diskspace.py);
+        # otherwise a full disk is an error at once.
+        self.space = space if space is not None else DiskSpace(wait=False)
         self.config = ArchiveConfig(
             archive, shared=shared, compact_min_files=compact_min_files, compact_while_writing=compact_while_writing
         )
@@ -184,7 +194,8 @@ class ArchiveSink:
         return self._in_flight
 
     def interrupt(self) -> None:
-        """Nothing to stop waiting for: the archive is a local folder, and a failed write raises."""
+        """Stopping: a write waiting for disk space gives up, acknowledging nothing."""
+        self.space.interrupt()
 
     def health(self, timeout_s: float = 5.0) -> Health:
         from logpipe.sinks.archive.health import check
@@ -242,7 +253,13 @@ class ArchiveSink:
                 )
                 part = table.filter(mask).drop_columns(["__day"])
                 partition = Partition("logs", day, level)
-                write_part(self.archive, partition, part, ranges)
+                # Part by part: on a full disk only the part that failed (it left nothing) is
+                # written again, never one that is already in place.
+                self.space.retrying(
+                    "archive",
+                    f"{part.num_rows:,} records not written",
+                    functools.partial(write_part, self.archive, partition, part, ranges),
+                )
                 pause("between-parts")
                 touched.add(self.archive / partition.relpath())
                 parts += 1
@@ -250,7 +267,11 @@ class ArchiveSink:
         if rejected:
             dl = dead_letter_table(rejected)
             day = datetime.fromtimestamp(rejected[-1].read_time_us / 1e6, tz=UTC).date()
-            write_part(self.archive, Partition("dead_letters", day), dl, ranges)
+            self.space.retrying(
+                "archive",
+                f"{dl.num_rows:,} dead letters not written",
+                functools.partial(write_part, self.archive, Partition("dead_letters", day), dl, ranges),
+            )
             parts += 1
             dead = dl.num_rows
         if touched and self._compact_while_writing:
@@ -267,6 +288,15 @@ class ArchiveSink:
         try:
             with self._compacting:
                 compaction.compact(self.archive, self._compact_min_files)
+        except OSError as exc:
+            if not out_of_space(exc):
+                raise
+            # Merging only saves files: on a full disk it waits for the next flush. What it
+            # began is undone (its temporary part is gone; the next pass drops its journal).
+            log.warning(
+                "compaction skipped: no space left",
+                extra={"event": "compaction_skipped", "reason": os.strerror(exc.errno or 0).lower()},
+            )
         finally:
             lock.release()
 
