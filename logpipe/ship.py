@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from logpipe.archive import access
 from logpipe.archive.layout import default_state_dir
 from logpipe.checkpoints import CheckpointStore
 from logpipe.diskspace import DiskSpace
@@ -80,6 +82,10 @@ class Agent:
         if uses_stdin(specs):
             until = "end"  # stdin ends; its spool is read to the end once it has
         with contextlib.ExitStack() as stack:
+            # Before anything is created: every file and folder of the archive and the state is
+            # readable only as configured (logpipe/archive/access.py).
+            umask = access.prepare(cast("access.ReadableBy", config.archive.readable_by), archive, state)
+            stack.callback(os.umask, umask)
             monitor = _monitor(config.metrics.addr, config.flush_interval)
             if monitor is not None:
                 stack.callback(monitor.close)
@@ -243,6 +249,8 @@ class ConfigReloader:
             loaded = load_file(self.path)
             if archive_and_state(loaded.config) != archive_and_state(self.loaded.config):
                 raise LogpipeError("archive.path and state_dir cannot change while running; restart logpipe")
+            if loaded.config.archive.readable_by != self.loaded.config.archive.readable_by:
+                raise LogpipeError("archive.readable_by cannot change while running; restart logpipe")
             sinks = sinks_of(self.archive, loaded.config)
         except LogpipeError as exc:
             log.error("config %s not reloaded, still running on the previous one: %s", self.path, exc)
