@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shiphelp import archive_rows, archived_seqs, record, start_agent, stop, wait_for, write_records
+from shiphelp import archive_rows, archived_seqs, record, run_logpipe, start_agent, stop, wait_for, write_records
 
 from tests.observe.observehelp import Agent
 from tests.support.wait import wait_until
@@ -241,3 +241,25 @@ def test_sigterm_while_waiting_for_space_stops_and_loses_nothing(tmp_path: Path)
         finally:
             assert stop(again) == 0
         assert archived_seqs(archive) == list(range(400))
+
+
+def test_stdin_spool_on_a_full_disk_is_one_line_and_kept(tmp_path: Path) -> None:
+    """`ship -` whose spool (in the state folder) meets a full disk: one error line naming the spool
+    file, exit 1, nothing shipped as if it were all; what reached the spool is shipped by the next
+    run, a prefix of the input, each line once."""
+    rng = random.Random(8)
+    lines = "".join(json.dumps(record(i, noise="".join(rng.choices(ALPHABET, k=100)))) + "\n" for i in range(20_000))
+    archive = tmp_path / "a"
+    with tmpfs(tmp_path / "state", "512k") as state:
+        res = run_logpipe("ship", "-", "--archive", str(archive), "--state-dir", str(state), stdin=lines.encode())
+        assert res.code == 1, res.err
+        last = res.err.strip().splitlines()[-1]
+        assert last.startswith(f"error: cannot write {state / 'spool'}/stdin-") and "no space left" in last, res.err
+        assert "Traceback" not in res.err
+        assert archived_seqs(archive) == []
+        subprocess.run(["mount", "-o", "remount,size=64m", str(state)], check=True)
+        res = run_logpipe("ship", "-", "--archive", str(archive), "--state-dir", str(state), stdin=b"")
+        assert res.code == 0, res.err
+    seqs = archived_seqs(archive)
+    assert seqs and seqs == list(range(len(seqs))), seqs[-5:]
+    assert len(dead_letter_raws(archive)) <= 1  # the line the disk cut in two, if it did
