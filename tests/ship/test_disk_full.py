@@ -76,9 +76,14 @@ def committed_offset(state: Path) -> int:
     return offsets[0]
 
 
+def alive(agent: Agent) -> bool:
+    assert agent.proc.poll() is None, f"the agent exited with {agent.proc.returncode}:\n{agent.stderr()}"
+    return True
+
+
 def not_ready_reasons(agent: Agent) -> list[str]:
     """What /ready answers (no reasons: ready), from an agent that must still be running."""
-    assert agent.proc.poll() is None, f"the agent exited with {agent.proc.returncode}:\n{agent.stderr()}"
+    alive(agent)
     status, body = agent.probe("/ready")
     reasons: list[str] = body.get("reasons", [])
     assert (status == 200) == (not reasons), (status, body)
@@ -263,3 +268,53 @@ def test_stdin_spool_on_a_full_disk_is_one_line_and_kept(tmp_path: Path) -> None
     seqs = archived_seqs(archive)
     assert seqs and seqs == list(range(len(seqs))), seqs[-5:]
     assert len(dead_letter_raws(archive)) <= 1  # the line the disk cut in two, if it did
+
+
+def test_compaction_without_room_is_skipped_then_done(tmp_path: Path) -> None:
+    """Room for a small part but not for the merged one: compaction is skipped (logged), the agent
+    goes on; with room again it merges, and every line is there once."""
+    rng = random.Random(9)
+    log = tmp_path / "app.log"
+    log.touch()
+    # One partition (one day, one level), so its small parts add up to a compaction.
+    day = {"timestamp": "2026-11-20T10:00:00.000+00:00"}
+    with tmpfs(tmp_path / "disk", "8m") as disk:
+        archive = disk / "a"
+        agent = Agent(
+            "ship", "--follow", str(log), "--archive", str(archive), "--flush-interval", "0.05", "--no-progress"
+        )
+        try:
+            for batch in range(15):  # 15 parts: one short of a compaction
+                seqs = range(batch * 20, batch * 20 + 20)
+                write_records(log, (record(i, noise="".join(rng.choices(ALPHABET, k=300)), **day) for i in seqs))
+                wait_for(archive, seqs.stop, agent=agent.proc)
+            parts = list(archive.glob("logs/**/part-*.parquet"))
+            assert len(parts) == 15, parts
+            filler = fill(disk)
+            room = 2 * max(p.stat().st_size for p in parts)  # a small part fits, 16 merged do not
+            os.truncate(filler, filler.stat().st_size - room)
+
+            write_records(log, (record(i, noise="".join(rng.choices(ALPHABET, k=300)), **day) for i in range(300, 320)))
+            wait_until(
+                "compaction skipped",
+                lambda: alive(agent) and any(e.get("event") == "compaction_skipped" for e in agent.events()),
+                detail=agent.stderr,
+            )
+            assert agent.proc.poll() is None, agent.stderr()
+            assert archived_seqs(archive) == list(range(320))
+            assert temporary_files(archive) == []
+
+            filler.unlink()
+            write_records(log, (record(i, noise="".join(rng.choices(ALPHABET, k=300)), **day) for i in range(320, 340)))
+            wait_until(
+                "the partition compacted",
+                lambda: len(list(archive.glob("logs/**/part-*.parquet"))) < 16,
+                detail=agent.stderr,
+            )
+            wait_for(archive, 340, agent=agent.proc)
+        finally:
+            code = agent.stop()
+        assert code == 0, agent.stderr()
+        assert archived_seqs(archive) == list(range(340))
+        assert temporary_files(archive) == []
+        assert not (archive / "state" / "compaction.json").exists()
