@@ -72,10 +72,20 @@ def prepare(readable_by: ReadableBy, *folders: Path) -> int:
         info = folder.stat()
         mode = stat.S_IMODE(info.st_mode)
         # Only ever narrowed: what the setting does not allow is taken away; nothing is added
-        # (a folder an operator closed stays closed, and widening is theirs to do).
-        want = mode & FOLDER_MODES[readable_by] & ~umask
+        # (a folder an operator closed stays closed, and widening is theirs to do). The setgid
+        # and sticky bits stay (a setgid archive folder gives its group to what is made in it).
+        want = (mode & ~0o777) | (mode & FOLDER_MODES[readable_by] & ~umask)
         if info.st_uid == os.geteuid() and mode != want:
-            os.chmod(folder, want)
+            try:
+                os.chmod(folder, want)
+            except OSError as exc:
+                # A file system without modes (some network and FAT mounts): what is created in
+                # it still gets the umask's modes, as far as it keeps any.
+                log.warning(
+                    "folder mode not set",
+                    extra={"event": "folder_mode_not_set", "path": str(folder), "reason": os.strerror(exc.errno or 0)},
+                )
+                continue
             log.info(
                 "folder mode set",
                 extra={

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,55 @@ def test_export_output_is_the_users_file(tmp_path: Path) -> None:
     res = run("export", "--archive", str(archive), "--since", "3650d", "--out", str(out))
     assert res.code == 0, res.err
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~UMASK
+
+
+def read_as(path: Path, uid: int, groups: tuple[int, ...] = ()) -> subprocess.CompletedProcess[bytes]:
+    """`cat path` as user `uid` in `groups` only, without root's power to read anything."""
+    membership = [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            *membership,
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--",
+            "cat",
+            str(path),
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="giving a folder to a group and reading as another user needs root")
+def test_a_setgid_team_folder_lets_its_group_read(tmp_path: Path) -> None:
+    """The README's team set-up: an archive folder of the team's group with the setgid bit and
+    `--readable-by group`. A member of the group reads a dead letter; another user does not."""
+    team, member, outsider = 4242, 4243, 4244
+    log = secret_log(tmp_path / "app.log", range(50))
+    # Outside pytest's folders (its own ancestors let no other user through).
+    shared = Path(tempfile.mkdtemp(prefix="logpipe-team-"))
+    try:
+        shared.chmod(0o711)
+        _check_team_folder(shared / "a", log, team, member, outsider)
+    finally:
+        shutil.rmtree(shared)
+
+
+def _check_team_folder(archive: Path, log: Path, team: int, member: int, outsider: int) -> None:
+    archive.mkdir(mode=0o770)
+    os.chown(archive, 0, team)
+    archive.chmod(0o2770)
+    res = run("ship", "--once", str(log), "--archive", str(archive), "--readable-by", "group")
+    assert res.code == 0, res.err
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o2750  # narrowed, the setgid bit kept
+    found = modes_under(archive)
+    assert {str(p): f"{m & 0o777:04o}" for p, m in found.items() if m & 0o777 != (0o750 if p.is_dir() else 0o640)} == {}
+    assert {p.stat().st_gid for p in found} == {team}
+    dead = next(p for p in found if p.suffix == ".parquet" and "dead_letters" in p.parts)
+    read = read_as(dead, member, (team,))
+    assert read.returncode == 0 and SECRET.encode() in read.stdout, read
+    refused = read_as(dead, outsider)
+    assert refused.returncode != 0 and b"ermission denied" in refused.stderr, refused
