@@ -6,8 +6,9 @@ down does not make the agent unhealthy: restarting cannot bring a server back, a
 doing the right thing (waiting, reading nothing more, losing nothing).
 
 Ready means the agent is doing its job now: its sources are open, every sink's last request
-succeeded, no local write (archive, checkpoints) waits for disk space, and it is not stuck, that is, data is waiting and nothing (no flush, no successful
-request) has moved for `stuck_after_s`. A fresh flush of a large backlog to a slow but working
+succeeded, no local write (archive, checkpoints) waits for disk space, and it is not stuck,
+that is, data is waiting and nothing (no flush, no successful request) has moved for
+`stuck_after_s`. A fresh flush of a large backlog to a slow but working
 sink is not stuck: each successful request counts as progress.
 """
 

@@ -17,7 +17,7 @@ import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from logpipe.archive import compact as compaction
 from logpipe.archive.layout import COMPACT_LOCK_FILE, LOCK_FILE, Partition, remove_temp_files
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from logpipe.model import Reject
 
 log = logging.getLogger("logpipe.sinks.archive")
+
+COMPACTION_PASS_MAX: Final = 63
 
 
 class ArchiveLock:
@@ -127,6 +129,12 @@ class ArchiveSink:
         # the lock guards only the swap of buffers, never the (slow) writing.
         self._buffer_lock = threading.Lock()
         self._compacting = threading.Lock()  # held while this writer compacts or reads footers again
+        # Compactions skipped in a row for want of space, and how many chances to compact to let
+        # pass before the next try: each try reads the parts and fills the disk again, so they
+        # are spaced out (0, 1, 3, 7, … 63 chances), by flushes, not by time (an idle agent
+        # flushes nothing and needs no compaction).
+        self._compaction_skips = 0
+        self._compactions_to_pass = 0
 
     # ---------------------------------------------------------------------------------- send
 
@@ -282,23 +290,33 @@ class ArchiveSink:
         """Merge small parts where a partition has enough of them (unless a writer already is)."""
         if not compaction.plan(self.archive, self._compact_min_files):
             return
+        if self._compactions_to_pass:
+            self._compactions_to_pass -= 1
+            return
         lock = try_compaction_lock(self.archive)
         if lock is None:
             return  # another writer of this archive is compacting
         try:
             with self._compacting:
                 compaction.compact(self.archive, self._compact_min_files)
+            self._compaction_skips = 0
         except OSError as exc:
             if not out_of_space(exc):
                 raise
-            # Merging only saves files: on a full disk it waits for the next flush. What it
-            # began is undone (its temporary part is gone; the next pass drops its journal).
-            log.warning(
-                "compaction skipped: no space left",
-                extra={"event": "compaction_skipped", "reason": os.strerror(exc.errno or 0).lower()},
-            )
+            self._skip_compaction(exc)
         finally:
             lock.release()
+
+    def _skip_compaction(self, exc: OSError) -> None:
+        """Merging only saves files: on a full disk it waits. What it began is undone already (its
+        temporary part is gone; the next pass drops its journal). Said once, until one succeeds."""
+        self._compaction_skips += 1
+        self._compactions_to_pass = min(COMPACTION_PASS_MAX, 2 ** (self._compaction_skips - 1) - 1)
+        log.log(
+            logging.WARNING if self._compaction_skips == 1 else logging.DEBUG,
+            "compaction skipped: no space left",
+            extra={"event": "compaction_skipped", "reason": os.strerror(exc.errno or 0).lower()},
+        )
 
     def learn_written(self, sources: dict[str, int]) -> None:
         """Load what the archive already holds for these sources past these floors (a rebalance
