@@ -17,6 +17,7 @@ from typing import Final
 
 import orjson
 
+from logpipe.diskspace import DiskSpace
 from logpipe.errors import TerminalError
 
 VERSION: Final = 1
@@ -117,13 +118,17 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(fd, data)
-        os.fsync(fd)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        # os.write names no file: name the one that could not be written (a full disk).
+        # A failed write leaves no temporary file to hold the space a full disk lacks, and
+        # os.write names no file: name the one that could not be written.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise OSError(exc.errno, exc.strerror, str(tmp)) from exc
-    finally:
-        os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
@@ -142,8 +147,11 @@ def _write_all(fd: int, data: bytes) -> None:
 class CheckpointStore:
     """Positions of every source the agent has read, by source id."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, space: DiskSpace | None = None) -> None:
         self.path = state_dir / FILENAME
+        # A following agent waits for space to commit (the archive holds the data meanwhile,
+        # and the checkpoint stays where it was: the ledger drops what is read again).
+        self._space = space if space is not None else DiskSpace(wait=False)
         state_dir.mkdir(parents=True, exist_ok=True)
         self._entries: dict[str, Checkpoint] = self._load()
         # Sources identified but not yet advanced: (fingerprint, created), see `identify`.
@@ -211,7 +219,8 @@ class CheckpointStore:
         # orjson writes the dataclasses itself, 5x faster than asdict (1.1 s a commit with 100k
         # files), the same bytes. dict() is one atomic copy (identify swaps entries meanwhile).
         doc = {"version": VERSION, "sources": dict(self._entries)}
-        write_atomic(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        self._space.retrying("state", "checkpoints not committed", lambda: write_atomic(self.path, data))
 
     def mtime(self) -> float:
         with contextlib.suppress(FileNotFoundError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +63,14 @@ def run_ingest(
 
     Everything opened (monitor, archive lock, sinks) is closed in reverse order, on any error too.
     """
+    from logpipe.archive import access
     from logpipe.sinks.archive import ArchiveSink
     from logpipe.sinks.targets import build_sinks, describe
 
     src = options.source
     with contextlib.ExitStack() as stack:
+        # What it creates is readable as the archive's folder says (logpipe/archive/access.py).
+        stack.callback(os.umask, access.follow(archive))
         monitor: Monitor | None = None
         if metrics_addr:
             from logpipe.observe.monitor import Monitor

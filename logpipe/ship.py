@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from logpipe.archive import access
 from logpipe.archive.layout import default_state_dir
 from logpipe.checkpoints import CheckpointStore
+from logpipe.diskspace import DiskSpace
 from logpipe.pipeline import Pipeline, PipelineOptions, Reconfiguration, SourceSpec, Transformer
 from logpipe.sources.files import FileSource
 from logpipe.sources.stdin import StdinSource, uses_stdin
@@ -79,12 +82,19 @@ class Agent:
         if uses_stdin(specs):
             until = "end"  # stdin ends; its spool is read to the end once it has
         with contextlib.ExitStack() as stack:
+            # Before anything is created: every file and folder of the archive and the state is
+            # readable only as configured (logpipe/archive/access.py).
+            umask = access.prepare(cast("access.ReadableBy", config.archive.readable_by), archive, state)
+            stack.callback(os.umask, umask)
             monitor = _monitor(config.metrics.addr, config.flush_interval)
             if monitor is not None:
                 stack.callback(monitor.close)
-            checkpoints = CheckpointStore(state)
+            # A following agent waits out a full disk (archive and state alike); a run that ends
+            # stops at once and says so.
+            space = DiskSpace(wait=until == "follow")
+            checkpoints = CheckpointStore(state, space=space)
             # A run that ends soon compacts once at its end instead of while writing.
-            archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=until == "follow")
+            archive_sink = ArchiveSink(archive, checkpoints, compact_while_writing=until == "follow", space=space)
             stack.callback(archive_sink.close)
             sinks = sinks_of(archive_sink, config)
             reloader = ConfigReloader(config_file, loaded, archive_sink, sinks) if config_file is not None else None
@@ -107,6 +117,7 @@ class Agent:
             if monitor is not None:
                 pipeline.on_reconfigured = monitor.watch
                 monitor.watch(pipeline)
+                monitor.watch_disk(space)
             log.info(
                 "started",
                 extra={
@@ -238,6 +249,8 @@ class ConfigReloader:
             loaded = load_file(self.path)
             if archive_and_state(loaded.config) != archive_and_state(self.loaded.config):
                 raise LogpipeError("archive.path and state_dir cannot change while running; restart logpipe")
+            if loaded.config.archive.readable_by != self.loaded.config.archive.readable_by:
+                raise LogpipeError("archive.readable_by cannot change while running; restart logpipe")
             sinks = sinks_of(self.archive, loaded.config)
         except LogpipeError as exc:
             log.error("config %s not reloaded, still running on the previous one: %s", self.path, exc)

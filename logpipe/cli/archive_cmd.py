@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ def compact(
     ] = 2,
 ) -> None:
     """Merge small parts of each partition into one (the agent also does this by itself)."""
+    from logpipe.archive import access
     from logpipe.archive import compact as compaction
     from logpipe.archive.layout import COMPACT_LOCK_FILE, remove_temp_files
     from logpipe.errors import ArchiveError
@@ -30,6 +32,7 @@ def compact(
 
     if not archive.is_dir():
         raise ArchiveError(f"no archive at {archive}")
+    umask = access.follow(archive)  # the merged parts are readable as the archive's folder says
     lock = ArchiveLock(archive, shared=True)  # fails while an agent writes; ingest consumers may
     compacting = ArchiveLock(archive, name=COMPACT_LOCK_FILE)
     try:
@@ -39,6 +42,7 @@ def compact(
     finally:
         compacting.release()
         lock.release()
+        os.umask(umask)
     typer.echo(
         f"compacted {counted(result.partitions, 'partition')}: {counted(result.files_in, 'part')} -> {result.files_out},"
         f" {counted(result.rows, 'row')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -98,6 +99,7 @@ def apply_cmd(
     fmt: FormatOpt = "table",
 ) -> None:
     """Delete what the plan lists. Exit 0: all done; 1: some action failed (the rest done); 2: bad policy."""
+    from logpipe.archive import access
     from logpipe.errors import UsageError
     from logpipe.retention.run import apply, plan
 
@@ -110,7 +112,13 @@ def apply_cmd(
             raise UsageError("retention apply deletes data: pass --yes (or --dry-run to see what it would do)")
         _print(plan(policy, moment, backend), moment, fmt)
         typer.confirm("Delete all of the above?", abort=True)
-    report = apply(policy, moment, backend, dry_run=dry_run)
+    # Its audit and lock files are readable as the archive's folder says.
+    umask = access.follow(policy.archive) if policy.archive is not None else None
+    try:
+        report = apply(policy, moment, backend, dry_run=dry_run)
+    finally:
+        if umask is not None:
+            os.umask(umask)
     _print(report, moment, fmt, applied=not dry_run)
     _exit(report.exit_code)
 

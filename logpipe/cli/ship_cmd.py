@@ -69,6 +69,13 @@ def ship(
         str | None,
         typer.Option("--metrics-addr", help="Serve /metrics, /health and /ready on HOST:PORT (127.0.0.1:9108)."),
     ] = None,
+    readable_by: Annotated[
+        str | None,
+        typer.Option(
+            "--readable-by",
+            help="Who may read the archive and state: owner (0600/0700, default), group (0640/0750) or everyone.",
+        ),
+    ] = None,
     log_level: Annotated[
         str | None,
         typer.Option(
@@ -101,6 +108,7 @@ def ship(
         no_archive=no_archive,
         flush_interval=flush_interval,
         metrics_addr=metrics_addr,
+        readable_by=readable_by,
     )
     if config is not None:
         given = flags.given()

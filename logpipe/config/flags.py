@@ -5,6 +5,7 @@
     --archive DIR       archive.path              --no-archive       archive.enabled: false
     --state-dir DIR     state_dir                 --to URL           sinks[i] (named after the kind)
     --flush-interval S  flush_interval            --metrics-addr H:P metrics.addr
+    --readable-by WHO   archive.readable_by
 
 With `--config FILE` the file is the whole description: giving any of these flags as well is a
 usage error (one source of truth, also for what SIGHUP reloads).
@@ -29,6 +30,7 @@ _FLAG_NAMES: Final = (
     (re.compile(r"^labels(\.|$)"), "--label "),
     (re.compile(r"^archive\.path"), "--archive"),
     (re.compile(r"^archive\.enabled"), "--no-archive"),
+    (re.compile(r"^archive\.readable_by"), "--readable-by"),
     (re.compile(r"^state_dir"), "--state-dir"),
     (re.compile(r"^sinks\[\d+\]\.url"), "--to"),
     (re.compile(r"^sinks(\[\d+\])?"), "--to"),
@@ -69,6 +71,7 @@ class ShipFlags:
     no_archive: bool = False
     flush_interval: float | None = None
     metrics_addr: str | None = None
+    readable_by: str | None = None
     _names: Mapping[str, str] = field(
         default_factory=lambda: {
             "paths": "PATHS",
@@ -81,6 +84,7 @@ class ShipFlags:
             "no_archive": "--no-archive",
             "flush_interval": "--flush-interval",
             "metrics_addr": "--metrics-addr",
+            "readable_by": "--readable-by",
         }
     )
 
@@ -126,6 +130,8 @@ class ShipFlags:
             archive["path"] = str(self.archive)
         if self.no_archive:
             archive["enabled"] = False
+        if self.readable_by is not None:
+            archive["readable_by"] = self.readable_by
         if archive:
             raw["archive"] = archive
         if self.state_dir is not None:

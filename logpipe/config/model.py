@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Final
 
+from logpipe.archive.access import DEFAULT as DEFAULT_READABLE_BY
+from logpipe.archive.access import READABLE_BY
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.parse.profiles import FIELDS, PROFILES
 from logpipe.schema import LEVELS
@@ -84,6 +86,12 @@ class ArchiveConfig:
     path: str = setting(str(DEFAULT_ARCHIVE), doc="Archive folder (Parquet parts, dead letters).", min_length=1)
     enabled: bool = setting(True, doc="Keep records in the archive; false keeps only dead letters (like --no-archive).")
     min_level: str = setting(EVERY_LEVEL, doc="Lowest level the archive receives.", enum=LEVELS)
+    readable_by: str = setting(
+        DEFAULT_READABLE_BY,
+        doc="Who may read the archive and the state: owner (files 0600, folders 0700), group (0640, 0750) "
+        "or everyone (0644, 0755).",
+        enum=READABLE_BY,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,8 @@ Two kinds, by where the number lives:
 
 Each `Metrics` has its own CollectorRegistry (two in one test process do not collide). Label
 values are bounded: `sink` is a sink's name (its kind, or its configured name), `level` the six
-canonical levels, `reason` the fixed set of reject reasons, `field` ts/level/message, `file` only
+canonical levels, `reason` the fixed set of reject reasons, `field` ts/level/message, `store`
+archive/state, `file` only
 files being tailed now, `partition` only partitions assigned now.
 """
 
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from logpipe.diskspace import STORES
 from logpipe.sinks.meter import SinkMeter
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ class Totals:
     # Records parsed with no usable ts/level/message, by field (ship only: ingest reads records
     # that were normalised before).
     missing: Mapping[str, int] | None = None
+    # Writes that found the disk full, by store (archive, state); ship only.
+    disk_full_retries: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Gauges:
     files_tracked: int | None = None  # ship only
     lag_bytes: Mapping[str, int] = field(default_factory=dict)  # file -> size minus committed offset
     consumer_lag: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (topic, partition) -> messages
+    disk_full: Mapping[str, int] | None = None  # store -> 1 while its writes wait for space (ship only)
 
 
 class View(Protocol):
@@ -137,6 +142,25 @@ class StateCollector:
             gauges.sink_buffered_bytes,
         )
         yield GaugeMetricFamily("logpipe_ready", "1 when /ready answers 200, else 0.", value=int(gauges.ready))
+        if gauges.disk_full is not None:
+            # Every store always, so an alert sees 0 rather than no series.
+            yield _labelled(
+                GaugeMetricFamily(
+                    "logpipe_disk_full",
+                    "1 while the agent's writes to a store (archive, state) wait for disk space.",
+                    labels=["store"],
+                ),
+                {store: gauges.disk_full.get(store, 0) for store in STORES},
+            )
+        if totals.disk_full_retries is not None:
+            yield _labelled(
+                CounterMetricFamily(
+                    "logpipe_disk_full_retries",
+                    "Writes to a store (archive, state) that found the disk full and wait to try again.",
+                    labels=["store"],
+                ),
+                {store: totals.disk_full_retries.get(store, 0) for store in STORES},
+            )
         if gauges.files_tracked is not None:
             yield GaugeMetricFamily("logpipe_files_tracked", "Files open for tailing.", value=gauges.files_tracked)
             yield _labelled(

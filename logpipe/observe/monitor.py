@@ -24,6 +24,7 @@ from logpipe.observe.readiness import HEARTBEAT_S, Snapshot, alive, not_ready, s
 from logpipe.observe.server import Endpoints, MetricsServer, parse_addr
 
 if TYPE_CHECKING:
+    from logpipe.diskspace import DiskSpace
     from logpipe.sinks.base import Sinks
     from logpipe.stats import PipelineStats
 
@@ -87,6 +88,7 @@ class Monitor:
         self._meters: list[SinkMetrics] = []
         self._names: list[str] = []
         self._started = False
+        self._disk: DiskSpace | None = None
         now = time.monotonic()
         self._beat = now
         self._progress = now
@@ -121,6 +123,10 @@ class Monitor:
         ]
         for sink, meter in zip(sinks.members, self._meters, strict=True):
             sink.meter = meter  # type: ignore[attr-defined]  # sinks without requests get one too, for flushes
+
+    def watch_disk(self, space: DiskSpace) -> None:
+        """Observe the agent's local writes: a full disk makes it not ready, and is counted."""
+        self._disk = space
 
     def progress_hook(self, inner: Callable[[T], None] | None = None) -> Callable[[T], None]:
         """An `on_progress` callback: the loop has turned once, so the sources are open."""
@@ -168,10 +174,12 @@ class Monitor:
         sinks = self._sinks
         progress = max(self._progress, sinks.flushed_at if sinks is not None else 0.0)
         down = tuple((m.sink, m.reason) for m in self._meters if not m.up)
+        full = self._disk.full() if self._disk is not None else {}
         return Snapshot(
             started=self._started and self._watched is not None,
             stopping=self._watched is not None and self._watched.stopping,
             sinks_down=down,
+            disk_full=tuple((store, f.reason, now - f.since) for store, f in sorted(full.items())),
             waiting=sinks is not None and sinks.buffered_records > 0,
             since_progress_s=now - progress,
             stuck_after_s=self.stuck_after_s,
@@ -179,7 +187,12 @@ class Monitor:
         )
 
     def totals(self) -> Totals:
-        return totals_of(self._watched.stats) if self._watched is not None else Totals()
+        totals = totals_of(self._watched.stats) if self._watched is not None else Totals()
+        if self._disk is None:
+            return totals
+        from dataclasses import replace
+
+        return replace(totals, disk_full_retries=self._disk.retries())
 
     def gauges(self) -> Gauges:
         sinks = self._sinks
@@ -191,5 +204,6 @@ class Monitor:
             if sinks is not None
             else {},
             ready=not not_ready(self.snapshot()),
+            disk_full={store: 1 for store in self._disk.full()} if self._disk is not None else None,
         )
         return source_gauges(self._watched.stats, gauges) if self._watched is not None else gauges

@@ -6,8 +6,9 @@ down does not make the agent unhealthy: restarting cannot bring a server back, a
 doing the right thing (waiting, reading nothing more, losing nothing).
 
 Ready means the agent is doing its job now: its sources are open, every sink's last request
-succeeded, and it is not stuck, that is, data is waiting and nothing (no flush, no successful
-request) has moved for `stuck_after_s`. A fresh flush of a large backlog to a slow but working
+succeeded, no local write (archive, checkpoints) waits for disk space, and it is not stuck,
+that is, data is waiting and nothing (no flush, no successful request) has moved for
+`stuck_after_s`. A fresh flush of a large backlog to a slow but working
 sink is not stuck: each successful request counts as progress.
 """
 
@@ -36,6 +37,7 @@ class Snapshot:
     since_progress_s: float  # since the last flush or successful sink request
     stuck_after_s: float
     heartbeat_age_s: float
+    disk_full: tuple[tuple[str, str, float], ...] = ()  # (store, last reason, seconds waiting for space)
 
 
 def alive(snapshot: Snapshot) -> str | None:
@@ -53,6 +55,9 @@ def not_ready(snapshot: Snapshot) -> list[str]:
     if snapshot.stopping:
         reasons.append("stopping")
     reasons.extend(f"sink {name} down: {why}" if why else f"sink {name} down" for name, why in snapshot.sinks_down)
+    reasons.extend(
+        f"disk full: {store} waiting for space for {waited:.0f}s ({why})" for store, why, waited in snapshot.disk_full
+    )
     if snapshot.waiting and snapshot.since_progress_s > snapshot.stuck_after_s:
         reasons.append(f"stuck: data waiting and nothing delivered for {snapshot.since_progress_s:.0f}s")
     return reasons

@@ -35,6 +35,7 @@ class StdinSpooler:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"stdin-{time.time_ns()}.log"
+        self.error: OSError | None = None  # why the copy stopped before standard input ended
         self._thread = threading.Thread(target=self._copy, name="stdin-spool", daemon=True)
 
     def start(self) -> None:
@@ -46,10 +47,16 @@ class StdinSpooler:
         return not self._thread.is_alive()
 
     def _copy(self) -> None:
-        with open(self.path, "wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with open(self.path, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            # A full disk: kept for `open` to raise in the main thread (one line, exit 1), never a
+            # thread's traceback and a run that ships a part of its input as if it were all.
+            # What reached the spool stays there for the next run.
+            self.error = exc if exc.filename else OSError(exc.errno, exc.strerror, str(self.path))
 
     def cleanup(self, checkpoints: CheckpointStore) -> None:
         """Remove spool files that are delivered to their end."""
@@ -85,6 +92,8 @@ class StdinSource(FileSource):
         while not await asyncio.to_thread(self.spooler.wait, 0.2):
             if delivery.stopping:
                 return  # stopped before stdin ended: the spool stays for the next run
+        if self.spooler.error is not None:
+            raise self.spooler.error
         await super().open(delivery)
 
     async def close(self) -> None:

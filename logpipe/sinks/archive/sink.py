@@ -11,16 +11,20 @@ archive at a time (an flock on `<archive>/logs`, and on `<archive>/.lock`); the 
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from logpipe.archive import compact as compaction
 from logpipe.archive.layout import COMPACT_LOCK_FILE, LOCK_FILE, Partition, remove_temp_files
 from logpipe.archive.ledger import Ledger
 from logpipe.archive.locks import Busy, compaction_lock, writer_lock
 from logpipe.archive.writer import write_part
+from logpipe.diskspace import DiskSpace, out_of_space
 from logpipe.errors import ArchiveBusyError, ArchiveError
 from logpipe.failpoints import pause
 from logpipe.model import Batch, FlushResult
@@ -34,6 +38,10 @@ if TYPE_CHECKING:
 
     from logpipe.checkpoints import CheckpointStore
     from logpipe.model import Reject
+
+log = logging.getLogger("logpipe.sinks.archive")
+
+COMPACTION_PASS_MAX: Final = 63
 
 
 class ArchiveLock:
@@ -90,8 +98,12 @@ class ArchiveSink:
         compact_min_files: int = compaction.MIN_FILES,
         shared: bool = False,
         compact_while_writing: bool = True,
+        space: DiskSpace | None = None,
     ) -> None:
         self.archive = archive
+        # A following agent waits for space when the disk is full (see logpipe/diskspace.py);
+        # otherwise a full disk is an error at once.
+        self.space = space if space is not None else DiskSpace(wait=False)
         self.config = ArchiveConfig(
             archive, shared=shared, compact_min_files=compact_min_files, compact_while_writing=compact_while_writing
         )
@@ -118,6 +130,12 @@ class ArchiveSink:
         # the lock guards only the swap of buffers, never the (slow) writing.
         self._buffer_lock = threading.Lock()
         self._compacting = threading.Lock()  # held while this writer compacts or reads footers again
+        # Compactions skipped in a row for want of space, and how many chances to compact to let
+        # pass before the next try: each try reads the parts and fills the disk again, so they
+        # are spaced out (0, 1, 3, 7, … 63 chances), by flushes, not by time (an idle agent
+        # flushes nothing and needs no compaction).
+        self._compaction_skips = 0
+        self._compactions_to_pass = 0
 
     # ---------------------------------------------------------------------------------- send
 
@@ -185,7 +203,8 @@ class ArchiveSink:
         return self._in_flight
 
     def interrupt(self) -> None:
-        """Nothing to stop waiting for: the archive is a local folder, and a failed write raises."""
+        """Stopping: a write waiting for disk space gives up, acknowledging nothing."""
+        self.space.interrupt()
 
     def health(self, timeout_s: float = 5.0) -> Health:
         from logpipe.sinks.archive.health import check
@@ -243,7 +262,13 @@ class ArchiveSink:
                 )
                 part = table.filter(mask).drop_columns(["__day"])
                 partition = Partition("logs", day, level)
-                write_part(self.archive, partition, part, ranges)
+                # Part by part: on a full disk only the part that failed (it left nothing) is
+                # written again, never one that is already in place.
+                self.space.retrying(
+                    "archive",
+                    f"{part.num_rows:,} records not written",
+                    functools.partial(write_part, self.archive, partition, part, ranges),
+                )
                 pause("between-parts")
                 touched.add(self.archive / partition.relpath())
                 parts += 1
@@ -251,7 +276,11 @@ class ArchiveSink:
         if rejected:
             dl = dead_letter_table(rejected)
             day = datetime.fromtimestamp(rejected[-1].read_time_us / 1e6, tz=UTC).date()
-            write_part(self.archive, Partition("dead_letters", day), dl, ranges)
+            self.space.retrying(
+                "archive",
+                f"{dl.num_rows:,} dead letters not written",
+                functools.partial(write_part, self.archive, Partition("dead_letters", day), dl, ranges),
+            )
             parts += 1
             dead = dl.num_rows
         if touched and self._compact_while_writing:
@@ -262,14 +291,33 @@ class ArchiveSink:
         """Merge small parts where a partition has enough of them (unless a writer already is)."""
         if not compaction.plan(self.archive, self._compact_min_files):
             return
+        if self._compactions_to_pass:
+            self._compactions_to_pass -= 1
+            return
         lock = try_compaction_lock(self.archive)
         if lock is None:
             return  # another writer of this archive is compacting
         try:
             with self._compacting:
                 compaction.compact(self.archive, self._compact_min_files)
+            self._compaction_skips = 0
+        except OSError as exc:
+            if not out_of_space(exc):
+                raise
+            self._skip_compaction(exc)
         finally:
             lock.release()
+
+    def _skip_compaction(self, exc: OSError) -> None:
+        """Merging only saves files: on a full disk it waits. What it began is undone already (its
+        temporary part is gone; the next pass drops its journal). Said once, until one succeeds."""
+        self._compaction_skips += 1
+        self._compactions_to_pass = min(COMPACTION_PASS_MAX, 2 ** (self._compaction_skips - 1) - 1)
+        log.log(
+            logging.WARNING if self._compaction_skips == 1 else logging.DEBUG,
+            "compaction skipped: no space left",
+            extra={"event": "compaction_skipped", "reason": os.strerror(exc.errno or 0).lower()},
+        )
 
     def learn_written(self, sources: dict[str, int]) -> None:
         """Load what the archive already holds for these sources past these floors (a rebalance
