@@ -9,35 +9,24 @@ against the writer's own tally, read back from the Parquet parts with DuckDB.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import random
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from shiphelp import archive_rows, archived_seqs, record, run_logpipe, start_agent, stop, wait_for, write_records
 
 from tests.observe.observehelp import Agent
+from tests.support.disk import tmpfs
 from tests.support.wait import wait_until
 
 IS_ROOT = os.geteuid() == 0
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="mounting a tmpfs needs root")
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 def fill(disk: Path) -> Path:

@@ -8,16 +8,16 @@ tests run as root (they can mount one); the mapping of every errno is also teste
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import random
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from shiphelp import LOGPIPE, Run, archived_seqs, record, write_records
+
+from tests.support.disk import tmpfs
 
 IS_ROOT = os.geteuid() == 0
 # Root keeps its uid but loses the two capabilities that let it read and write any file.
@@ -56,16 +56,6 @@ def shipped(tmp_path: Path) -> tuple[Path, Path]:
     write_records(log, (record(i) for i in range(200)))
     assert run("ship", "--once", str(log), "--archive", str(archive)).code == 0
     return log, archive
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 class TestPaths:

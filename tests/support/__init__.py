@@ -9,6 +9,7 @@
 - archive: an archive's Parquet rows and checkpoints read independently of logpipe;
 - records: recognisable log records; exdata: the explore and ui tests' generated log;
 - loki_double: the in-process stand-in for Loki's push, query and delete APIs.
+- disk: a tmpfs of the test's own, for a real full disk or read-only mount.
 
 Importable as `tests.support` because pytest puts the repository root on sys.path
 (`pythonpath` in pyproject.toml)."""
