@@ -92,14 +92,16 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def short_ts(values: Sequence[Any]) -> list[str]:
+def short_ts(values: Sequence[Any], *, dated: bool | None = None) -> list[str]:
     """Times as `HH:MM:SS.mmm` when all share one UTC day, else `MM-DD HH:MM:SS.mmm` (blank for None).
 
     Shared by the query tables and the explore commands: the date says little within a window
-    of hours and takes a third of a timestamp's width.
+    of hours and takes a third of a timestamp's width. `dated` forces one form (a streamed
+    table's later rows may fall on another day than its first).
     """
     days = {v.date() for v in values if isinstance(v, datetime)}
-    fmt = "%H:%M:%S" if len(days) <= 1 else "%m-%d %H:%M:%S"
+    with_day = len(days) > 1 if dated is None else dated
+    fmt = "%m-%d %H:%M:%S" if with_day else "%H:%M:%S"
     return [v.strftime(fmt) + f".{v.microsecond // 1000:03d}" if isinstance(v, datetime) else "" for v in values]
 
 
