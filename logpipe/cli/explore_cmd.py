@@ -197,6 +197,8 @@ def _stream(fmt: str, columns: Sequence[str], batches: Iterator[list[Row]], *, w
 
 def _say_how_many(shown: int, limit: int, option: str, total: Callable[[], int | None]) -> None:
     """One line on stderr when there is nothing, or when the limit cut the answer short."""
+    if limit == 0:
+        return  # asked for none
     if shown == 0:
         sys.stderr.write("no records match (check the filters, --since and --archive)\n")
     elif shown >= limit:
