@@ -46,7 +46,12 @@ def _empty_select(columns: tuple[tuple[str, str], ...], extra: str) -> str:
 
 
 def open_archive(
-    archive: Path, *, must_exist: bool = True, threads: int | None = None, timezone: str | None = None
+    archive: Path,
+    *,
+    must_exist: bool = True,
+    threads: int | None = None,
+    timezone: str | None = None,
+    memory_limit: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection whose `logs` and `dead_letters` views read `archive`.
 
@@ -57,6 +62,8 @@ def open_archive(
       so compaction and retention do not remove a listed part under a running query.
     - The connection can read the archive's two tables and nothing else: no other file, no
       network, no extension installed or loaded, and the settings locked so SQL cannot undo it.
+    - With `memory_limit` (e.g. "256MB"), DuckDB keeps under it and sorts larger results on disk,
+      in a private temporary folder removed with the connection (`search --limit 2000000`).
     """
     import duckdb
 
@@ -73,6 +80,8 @@ def open_archive(
         con.execute("SET threads = ?", [int(threads)])
     if timezone is not None:
         con.execute("SET TimeZone = ?", [timezone])
+    if memory_limit is not None:
+        _spill_to_disk(con, memory_limit)
     readers = _hold_readers_lock(real)
     if readers is not None:
         weakref.finalize(con, readers.release)
@@ -199,6 +208,17 @@ def read_only_problem(con: duckdb.DuckDBPyConnection, statement: str) -> str | N
     if parsed[0].type != duckdb.StatementType.SELECT:
         return f"only SELECT queries are allowed here (got {parsed[0].type.name})"
     return None
+
+
+def _spill_to_disk(con: duckdb.DuckDBPyConnection, memory_limit: str) -> None:
+    """Cap DuckDB's memory; what does not fit goes to a folder only this user can read (0700)."""
+    import shutil
+    import tempfile
+
+    spill = tempfile.mkdtemp(prefix="logpipe-spill-")
+    weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
+    con.execute("SET memory_limit = ?", [memory_limit])
+    con.execute("SET temp_directory = ?", [spill])
 
 
 def _confine(con: duckdb.DuckDBPyConnection, real_root: Path) -> None:

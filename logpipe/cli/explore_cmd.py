@@ -1,16 +1,20 @@
 """`logpipe search`, `logpipe tail` and `logpipe context`: looking around the records.
 
 All three take the filter language of `logpipe.explore.filters` and run on the archive or on
-Elasticsearch/OpenSearch with the same answers. An empty result prints nothing (`[]` in JSON,
-the header in CSV) and exits 0. Nothing heavy is imported until a command runs.
+Elasticsearch/OpenSearch with the same answers. `search` and `tail` print their records as DuckDB
+hands them over, a batch at a time, so a large `--limit` costs memory for a batch, not for the
+result. An empty result prints nothing on stdout (`[]` in JSON, the header in CSV), says so in
+one line on stderr and exits 0; a result the limit cut short says "N of M shown" on stderr.
+Nothing heavy is imported until a command runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
@@ -20,11 +24,13 @@ from logpipe.words import counted
 
 if TYPE_CHECKING:
     from logpipe.explore.filters import Filter
+    from logpipe.explore.search import Row
     from logpipe.query.backend import Source
 
 FILTER_HELP = (
     "Filters, all of which must hold: field=value, field!=value, field>n (>=, <, <=), field~regex, "
-    'field!~regex, or free text ("a phrase" in quotes). Fields: the record\'s columns and attrs.KEY.'
+    'field!~regex, or free text ("a phrase" in quotes). Fields: the record\'s columns and attrs.KEY. '
+    "Quote a term with < or > for the shell ('level>=ERROR'): unquoted, it is a redirection."
 )
 FiltersArg = Annotated[list[str] | None, typer.Argument(help=FILTER_HELP, show_default=False)]
 WhereOpt = Annotated[list[str] | None, typer.Option("--where", "-w", help="One more filter (repeatable).")]
@@ -94,10 +100,15 @@ class _Engine:
         self.client.close()
 
 
+# DuckDB's memory for one search or tail: a larger result is sorted on disk, so `--limit 2000000`
+# costs this plus a batch of rows in Python, not the whole result.
+DUCKDB_MEMORY: Final = "256MB"
+
+
 def _archive(archive: Path) -> Any:
     from logpipe.archive.reader import open_archive
 
-    return open_archive(archive, timezone="UTC")
+    return open_archive(archive, timezone="UTC", memory_limit=DUCKDB_MEMORY)
 
 
 def _emit(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, wide: bool, header: bool = True) -> None:
@@ -124,7 +135,7 @@ def search_cmd(
     fmt: FormatOpt = "table",
     wide: WideOpt = False,
 ) -> None:
-    """Records matching free text and filters, newest first: `logpipe search timeout level>=ERROR`."""
+    """Records matching free text and filters, newest first: `logpipe search timeout 'level>=ERROR'`."""
     from logpipe.explore.search import RECORD_COLUMNS
     from logpipe.query.render import check_format
 
@@ -136,16 +147,68 @@ def search_cmd(
         from logpipe.explore import es_search
 
         with _Engine(str(source.es)) as engine:
-            rows = es_search.search(engine.client, engine.index, flt, limit=limit)
-    else:
-        from logpipe.explore import search
+            shown = _stream(
+                fmt, RECORD_COLUMNS, es_search.search_batches(engine.client, engine.index, flt, limit=limit), wide=wide
+            )
+            _say_how_many(shown, limit, "--limit", lambda: es_search.count(engine.client, engine.index, flt))
+        return
+    from logpipe.explore import search
 
-        con = _archive(source.archive)
-        try:
-            rows = search.search(con, flt, limit=limit)
-        finally:
-            con.close()
-    _emit(fmt, RECORD_COLUMNS, rows, wide=wide)
+    con = _archive(source.archive)
+    try:
+        shown = _stream(fmt, RECORD_COLUMNS, search.search_batches(con, flt, limit=limit), wide=wide)
+        _say_how_many(shown, limit, "--limit", lambda: search.count(con, flt))
+    finally:
+        con.close()
+
+
+def _stream(fmt: str, columns: Sequence[str], batches: Iterator[list[Row]], *, wide: bool) -> int:
+    """Print rows as their batches arrive (memory for a batch, not the result); how many there were.
+
+    A table of one batch is fitted to its rows as before; a longer one takes the first batch's
+    widths (`render.RecordStream`).
+    """
+    from logpipe.explore.render import RecordStream, print_records
+    from logpipe.query.render import MACHINE_WRITERS
+
+    shown = 0
+    first = next(batches, [])  # a bad filter fails here, before anything is written
+    if fmt != "table":
+
+        def rows() -> Iterator[Row]:
+            nonlocal shown
+            for batch in itertools.chain([first], batches):
+                shown += len(batch)
+                yield from batch
+
+        MACHINE_WRITERS[fmt](columns, rows(), sys.stdout)
+        sys.stdout.flush()
+        return shown
+    second = next(batches, None)
+    if second is None:
+        print_records(columns, first, sys.stdout, wide=wide)
+        sys.stdout.flush()
+        return len(first)
+    table = RecordStream(columns, first, sys.stdout, wide=wide)
+    for batch in itertools.chain([first, second], batches):
+        table.write(batch)
+        shown += len(batch)
+    sys.stdout.flush()
+    return shown
+
+
+def _say_how_many(shown: int, limit: int, option: str, total: Callable[[], int | None]) -> None:
+    """One line on stderr when there is nothing, or when the limit cut the answer short."""
+    if limit == 0:
+        return  # asked for none
+    if shown == 0:
+        sys.stderr.write("no records match (check the filters, --since and --archive)\n")
+    elif shown >= limit:
+        matching = total()
+        if matching is None:
+            sys.stderr.write(f"{shown:,} shown ({option} {limit:,}); more may match\n")
+        elif matching > shown:
+            sys.stderr.write(f"{shown:,} of {matching:,} matching records shown ({option} {limit:,})\n")
 
 
 @app.command("tail")
@@ -191,16 +254,19 @@ def tail_cmd(
         from logpipe.explore import es_search
 
         with _Engine(str(source.es)) as engine:
+            # The engine pages newest first: the last N are gathered, then printed oldest first.
             rows = es_search.tail(engine.client, engine.index, flt, lines=lines)
-    else:
-        from logpipe.explore import search
+            shown = _stream(fmt, RECORD_COLUMNS, iter([rows]), wide=wide)
+            _say_how_many(shown, lines, "-n", lambda: es_search.count(engine.client, engine.index, flt))
+        return
+    from logpipe.explore import search
 
-        con = _archive(source.archive)
-        try:
-            rows = search.tail(con, flt, lines=lines)
-        finally:
-            con.close()
-    _emit(fmt, RECORD_COLUMNS, rows, wide=wide)
+    con = _archive(source.archive)
+    try:
+        shown = _stream(fmt, RECORD_COLUMNS, search.tail_batches(con, flt, lines=lines), wide=wide)
+        _say_how_many(shown, lines, "-n", lambda: search.count(con, flt))
+    finally:
+        con.close()
 
 
 def _follow(archive: Path, flt: Filter, lines: int, interval: float, fmt: str, wide: bool) -> None:

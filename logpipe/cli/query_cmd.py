@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from logpipe.query.backend import Source
 
 # Left out of tables (kept in json/csv): journey's user is in its title; stack traces take many
-# lines each, so `query errors` shows them only with --stack.
+# lines each, so `query errors` prints them (below each row) only with --stack.
 HIDDEN_COLUMNS_IN_TABLE = {"journey": ("user_id",), "errors": ("sample_error",)}
 
 
@@ -68,6 +68,9 @@ def _since_option(default: str) -> Any:
 
 UntilOpt = Annotated[str | None, typer.Option("--until", help="End of the window, same forms (default: now).")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, json, csv or ndjson (column names are stable).")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Table: print what a row's line cuts or leaves out in full below it.")
+]
 QueriesOpt = Annotated[
     Path | None,
     typer.Option(
@@ -112,8 +115,9 @@ def errors_cmd(
     backend: BackendOpt = "archive",
     es: EsOpt = None,
     stack: Annotated[
-        bool, typer.Option("--stack", help="Show each group's latest stack trace (sample_error) in the table.")
+        bool, typer.Option("--stack", help="Print each group's latest stack trace (sample_error) below its row.")
     ] = False,
+    wide: WideOpt = False,
 ) -> None:
     """ERROR and CRITICAL records grouped by message key, with a histogram over the window."""
     from logpipe.query.backend import fetch
@@ -131,7 +135,9 @@ def errors_cmd(
     timeline = fetch(source, "error_timeline", _given(since=values["since"], until=values["until"], service=service))
     buckets = timeline.rows
     _print_chart([int(b[2]) for b in buckets], values)
-    _print_table(query, columns, rows, title=f"errors {_window(values)}", show=("sample_error",) if stack else ())
+    _print_table(
+        query, columns, rows, title=f"errors {_window(values)}", details=("sample_error",) if stack else (), wide=wide
+    )
 
 
 @query_app.command("journey")
@@ -190,6 +196,7 @@ def slow_cmd(
     queries: QueriesOpt = None,
     backend: BackendOpt = "archive",
     es: EsOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Latency percentiles per endpoint template (or service) whose p95 passes a threshold."""
     from logpipe.query.backend import fetch
@@ -210,6 +217,7 @@ def slow_cmd(
         rows,
         title=f"slowest by {values['by']} (p95 > {values['threshold']:g} ms) {_window(values)}",
         headers={"key": str(values["by"])},
+        wide=wide,
     )
 
 
@@ -220,6 +228,7 @@ def list_cmd(
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
     backend: BackendOpt = "archive",
     es: EsOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """The query catalog: names, descriptions, parameters and where each file is."""
     # --archive, --backend and --es are taken as every query command takes them (a command line
@@ -239,7 +248,7 @@ def list_cmd(
         return
     from logpipe.query.render import print_table
 
-    print_table(columns[:3], [r[:3] for r in rows], sys.stdout, title="logpipe query NAME --param k=v")
+    print_table(columns[:3], [r[:3] for r in rows], sys.stdout, title="logpipe query NAME --param k=v", wide=wide)
 
 
 @query_app.command("run", hidden=True)
@@ -255,6 +264,7 @@ def run_cmd(
     queries: QueriesOpt = None,
     backend: BackendOpt = "archive",
     es: EsOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Run any catalog query: `logpipe query NAME --param k=v ...`."""
     from logpipe.query.backend import fetch
@@ -270,7 +280,7 @@ def run_cmd(
     if fmt != "table":
         _write(fmt, columns, rows)
         return
-    _print_table(query, columns, rows, title=f"{name} {_window(values)}".rstrip())
+    _print_table(query, columns, rows, title=f"{name} {_window(values)}".rstrip(), wide=wide)
 
 
 def parse_params(items: Sequence[str]) -> list[tuple[str, str]]:
@@ -382,11 +392,11 @@ def _print_journey(
 
 
 def _print_table(
-    query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, show: Sequence[str] = (), **options: Any
+    query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, details: Sequence[str] = (), **options: Any
 ) -> None:
     from logpipe.query.render import percent, print_table
 
-    hidden = [c for c in HIDDEN_COLUMNS_IN_TABLE.get(query, ()) if c not in show]
+    hidden = [c for c in HIDDEN_COLUMNS_IN_TABLE.get(query, ()) if c not in details]
     keep = [i for i, c in enumerate(columns) if c not in hidden]
     # Columns no row fills only take width from the others (issue #13); json/csv keep them all.
     keep = [i for i in keep if any(row[i] not in (None, "") for row in rows)] or keep
@@ -395,5 +405,6 @@ def _print_table(
         [[row[i] for i in keep] for row in rows],
         sys.stdout,
         formatters={"error_rate": percent},
+        details=details,
         **options,
     )

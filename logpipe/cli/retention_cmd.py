@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,6 +39,9 @@ NowOpt = Annotated[
     typer.Option("--now", help="Pretend it is this time (ISO 8601 or 3d = three days ago): time travel for checks."),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Table: print what a row's line cuts or leaves out in full below it.")
+]
 
 
 def _load(path: Path | None, archive: Path | None = None) -> Policy:
@@ -73,6 +77,7 @@ def plan_cmd(
     backend: BackendOpt = "all",
     now: NowOpt = None,
     fmt: FormatOpt = "table",
+    wide: WideOpt = False,
 ) -> None:
     """What would be deleted now: per backend, target, level and cutoff, with counts and sizes."""
     from logpipe.retention.run import plan
@@ -82,7 +87,7 @@ def plan_cmd(
     _warn_if_nothing_enforced(policy, backend)
     moment = _now(now)
     report = plan(policy, moment, backend)
-    _print(report, moment, fmt)
+    _print(report, moment, fmt, wide=wide)
     _exit(1 if report.failed else 0)
 
 
@@ -97,6 +102,7 @@ def apply_cmd(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (nightly jobs).")] = False,
     fmt: FormatOpt = "table",
+    wide: WideOpt = False,
 ) -> None:
     """Delete what the plan lists. Exit 0: all done; 1: some action failed (the rest done); 2: bad policy."""
     from logpipe.archive import access
@@ -110,7 +116,7 @@ def apply_cmd(
     if not yes and not dry_run:
         if not sys.stdin.isatty():
             raise UsageError("retention apply deletes data: pass --yes (or --dry-run to see what it would do)")
-        _print(plan(policy, moment, backend), moment, fmt)
+        _print(plan(policy, moment, backend), moment, fmt, wide=wide)
         typer.confirm("Delete all of the above?", abort=True)
     # Its audit and lock files are readable as the archive's folder says.
     umask = access.follow(policy.archive) if policy.archive is not None else None
@@ -119,7 +125,7 @@ def apply_cmd(
     finally:
         if umask is not None:
             os.umask(umask)
-    _print(report, moment, fmt, applied=not dry_run)
+    _print(report, moment, fmt, applied=not dry_run, wide=wide)
     _exit(report.exit_code)
 
 
@@ -149,7 +155,7 @@ def _warn_if_nothing_enforced(policy: Policy, backend: str) -> None:
         sys.stderr.write(f"warning: {reason}\n")
 
 
-def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False) -> None:
+def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False, wide: bool = False) -> None:
     if fmt == "json":
         import json
 
@@ -162,34 +168,36 @@ def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False) ->
             doc.update(done=report.done, failed=report.failed, skipped=report.skipped)
         typer.echo(json.dumps(doc, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from logpipe.query.render import print_table
 
-    table = Table(title=f"retention at {now.isoformat(timespec='seconds')}", title_justify="left")
-    for column in ("backend", "action", "target", "level", "service", "cutoff", "count", "size", "state"):
-        table.add_column(column, justify="right" if column in ("count", "size") else "left")
-    for a in report.actions:
-        table.add_row(
+    columns = ("backend", "action", "target", "level", "service", "cutoff", "count", "size", "state")
+    rows = [
+        (
             a.backend,
             a.kind,
             a.target if a.request is None or a.backend == "loki" else f"{a.request['method']} {a.request['path']}",
             a.level,
             a.service or "*",
             a.cutoff.strftime("%Y-%m-%d"),
-            "?" if a.count is None else f"{a.count:,}",
-            _size(a.bytes),
+            a.count,
+            a.bytes,
             a.state,
         )
-    console = Console(soft_wrap=True)
-    console.print(table)
+        for a in report.actions
+    ]
+    out = sys.stdout
+    if rows:
+        cell_text: dict[str, Callable[[Any], str]] = {"count": lambda n: "?" if n is None else f"{n:,}", "size": _size}
+        title = f"retention at {now.isoformat(timespec='seconds')}"
+        print_table(columns, rows, out, title=title, formatters=cell_text, wide=wide)
     for note in report.notes:
-        console.print(f"note: {note}", markup=False)
+        out.write(f"note: {note}\n")
     summary = counted(len(report.actions), "action")
     if applied:
         summary += f": {report.done} done, {report.failed} failed, {report.skipped} skipped (already pending)"
     elif report.failed:
         summary += f"; {counted(report.failed, 'backend')} could not be planned"
-    console.print(summary, markup=False)
+    out.write(summary + "\n")
 
 
 def _exit(code: int) -> None:

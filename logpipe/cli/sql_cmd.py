@@ -24,6 +24,9 @@ def sql(
     statement: Annotated[str, typer.Argument(help="One SELECT over the views `logs` and `dead_letters`.")],
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder.")] = DEFAULT_ARCHIVE,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Table: print what a row's line cuts or leaves out in full below it.")
+    ] = False,
 ) -> None:
     """Run one read-only SQL query over the archive, so anyone can check what was shipped."""
     import duckdb
@@ -47,7 +50,7 @@ def sql(
     rows = cursor.fetchall()
     out = sys.stdout
     if fmt == "table":
-        render.print_table(columns, rows, out)
+        render.print_table(columns, rows, out, wide=wide)
     elif fmt == "json":
         render.write_json(columns, rows, out)
     elif fmt == "ndjson":

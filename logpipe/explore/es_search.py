@@ -73,6 +73,38 @@ def search(client: EngineClient, index: str, flt: Filter, *, limit: int, newest_
     return rows
 
 
+def search_batches(client: EngineClient, index: str, flt: Filter, *, limit: int) -> Iterator[list[Row]]:
+    """`search`'s rows, newest first, a page at a time as the engine returns them."""
+    if limit <= 0:
+        return
+    plan = to_es(flt)
+    sort = [{"ts": {"order": "desc"}}, {"event_id": {"order": "desc"}}]
+    size = min(limit, PAGE) if not plan.residual.terms else PAGE
+    rows: list[Row] = []
+    left = limit
+    for hit in _hits(client, index, plan.query, sort, size):
+        record = record_of(hit["_source"])
+        if matches(plan.residual, record):
+            rows.append(_row(record))
+            left -= 1
+            if left <= 0:
+                break
+            if len(rows) >= PAGE:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
+
+
+def count(client: EngineClient, index: str, flt: Filter) -> int | None:
+    """How many records match, when the engine can say (no term checked on the hits), else None."""
+    plan = to_es(flt)
+    if plan.residual.terms:
+        return None
+    path = f"/{index}/_count?ignore_unavailable=true&allow_no_indices=true"
+    return int(client.request("POST", path, {"query": plan.query}).get("count", 0))
+
+
 def tail(client: EngineClient, index: str, flt: Filter, *, lines: int) -> list[Row]:
     return list(reversed(search(client, index, flt, limit=lines)))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any, Final
 
 from logpipe.query.render import cell, fit_widths, short_ts, text_width
@@ -48,6 +49,70 @@ def _cut(text: str, width: int) -> str:
     return "".join(out) + "…"
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The columns a table shows, their headings and widths, and how its times read."""
+
+    picked: list[str]
+    names: dict[str, str]
+    widths: dict[str, int]
+    wide: bool
+    dated: bool | None  # times with their day (None: as `short_ts` decides for the rows)
+
+
+def plan(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    width: int,
+    *,
+    wide: bool,
+    narrow: Sequence[str] = NARROW_COLUMNS,
+    dated: bool | None = None,
+) -> Layout:
+    """The layout `rows` fit in `width` cells (see `layout`)."""
+    # The message goes last in a narrow table, so that it can take the rest of the line.
+    picked = list(columns) if wide else [c for c in narrow if c in columns]
+    texts = _texts(columns, rows, picked, wide, dated)
+    if not wide:
+        picked = [c for c in picked if any(texts[c])]  # drop the columns no row fills
+    names = {c: c if wide else SHORT_NAMES.get(c, c) for c in picked}
+    widths = {c: max([text_width(names[c]), *(text_width(t) for t in texts[c])]) for c in picked}
+    if picked and not wide:
+        picked = _narrow(picked, widths, width)
+    return Layout(picked, names, widths, wide, dated)
+
+
+def _texts(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], picked: Sequence[str], wide: bool, dated: bool | None
+) -> dict[str, list[str]]:
+    texts: dict[str, list[str]] = {}
+    for c in picked:
+        values = [r[columns.index(c)] for r in rows]
+        if c == "ts" and not wide:
+            texts[c] = short_ts(values, dated=dated)
+        else:
+            texts[c] = [cell(v).replace("\n", "⏎ ") if not wide else cell(v) for v in values]
+    return texts
+
+
+def lay_out(plan: Layout, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of `rows` in `plan` (rows after the first batch of a stream keep its widths)."""
+    if not plan.picked:
+        return [], [[] for _ in rows]
+    texts = _texts(columns, rows, plan.picked, plan.wide, plan.dated)
+    widths = plan.widths
+    header = [plan.names[c].ljust(widths[c]) for c in plan.picked]
+    body = []
+    for i in range(len(rows)):
+        line = []
+        for c in plan.picked:
+            text = texts[c][i] if plan.wide else _cut(texts[c][i], widths[c])
+            pad = " " * max(widths[c] - text_width(text), 0)
+            line.append(pad + text if c in ("status", "duration_ms") else text + pad)
+        body.append(line)
+    return header, body
+
+
 def layout(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
@@ -60,34 +125,7 @@ def layout(
 
     `narrow` names the columns a narrow table may show, in order (the message last).
     """
-    # The message goes last in a narrow table, so that it can take the rest of the line.
-    picked = list(columns) if wide else [c for c in narrow if c in columns]
-    index = {c: columns.index(c) for c in picked}
-    texts: dict[str, list[str]] = {}
-    for c in picked:
-        values = [r[index[c]] for r in rows]
-        if c == "ts" and not wide:
-            texts[c] = short_ts(values)
-        else:
-            texts[c] = [cell(v).replace("\n", "⏎ ") if not wide else cell(v) for v in values]
-    if not wide:
-        picked = [c for c in picked if any(texts[c])]  # drop the columns no row fills
-    if not picked:
-        return [], [[] for _ in rows]
-    names = {c: c if wide else SHORT_NAMES.get(c, c) for c in picked}
-    widths = {c: max([text_width(names[c]), *(text_width(t) for t in texts[c])]) for c in picked}
-    if not wide:
-        picked = _narrow(picked, widths, width)
-    header = [names[c].ljust(widths[c]) for c in picked]
-    body = []
-    for i in range(len(rows)):
-        line = []
-        for c in picked:
-            text = texts[c][i] if wide else _cut(texts[c][i], widths[c])
-            pad = " " * max(widths[c] - text_width(text), 0)
-            line.append(pad + text if c in ("status", "duration_ms") else text + pad)
-        body.append(line)
-    return header, body
+    return lay_out(plan(columns, rows, width, wide=wide, narrow=narrow), columns, rows)
 
 
 def _narrow(picked: list[str], widths: dict[str, int], width: int) -> list[str]:
@@ -140,7 +178,42 @@ def print_records(
     if not rows:
         return
     width = terminal_width(out)
-    head, body = layout(columns, rows, max(width - indent, 20), wide=wide, narrow=narrow)
+    laid = plan(columns, rows, max(width - indent, 20), wide=wide, narrow=narrow)
+    _write(laid, columns, rows, out, header=header, indent=indent, headings=headings, width=width)
+
+
+class RecordStream:
+    """A table of records that arrive in batches (`search --limit 2000000`), printed as they come.
+
+    The columns and widths are those of the first batch (later cells are cut to them, or in a
+    wide table overflow them), and times carry their day, as a later batch may be on another.
+    """
+
+    def __init__(self, columns: Sequence[str], first: Sequence[Sequence[Any]], out: IO[str], *, wide: bool) -> None:
+        self.columns, self.out = columns, out
+        self.width = terminal_width(out)
+        self.plan = plan(columns, first, max(self.width, 20), wide=wide, dated=True)
+        self.header = True
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            _write(self.plan, self.columns, rows, self.out, header=self.header, width=self.width)
+            self.header = False
+
+
+def _write(
+    laid: Layout,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    out: IO[str],
+    *,
+    header: bool,
+    width: int,
+    indent: int = 0,
+    headings: Sequence[Sequence[str]] | None = None,
+) -> None:
+    head, body = lay_out(laid, columns, rows)
+    wide = laid.wide
     margin = " " * indent
     colour = out.isatty() and not os.environ.get("NO_COLOR")
     shown = [c.strip() for c in head]

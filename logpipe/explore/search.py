@@ -10,7 +10,7 @@ backend, so ties break the same way on the archive and on an engine.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 # message_key is an ingest-time helper for grouping, not part of what a person reads.
 RECORD_COLUMNS: Final = tuple(c for c in COLUMN_NAMES if c != "message_key")
 POLL_LOCK_WAIT_S: Final = 5.0
+# Rows fetched from DuckDB at a time when streaming: the CLI prints a batch before it fetches the
+# next, so `search --limit 2000000` holds one batch in Python, not two million rows.
+BATCH: Final = 1000
 _SELECT: Final = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
 Row = tuple[Any, ...]
 
@@ -50,18 +53,60 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> 
     try:
         return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
     except duckdb.InvalidInputException as exc:
-        # RE2 refuses what Python's re accepted (look-around, back-references).
-        first = str(exc).splitlines()[0]
-        raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
+        raise _bad_filter(exc) from None
+
+
+def _bad_filter(exc: Exception) -> UsageError:
+    # RE2 refuses what Python's re accepted (look-around, back-references).
+    first = str(exc).splitlines()[0]
+    return UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)")
+
+
+def _search_sql(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, order: str) -> tuple[str, list[object]]:
+    where, params = to_sql(flt)
+    source, source_params = logs_to_read(con, flt)
+    sql = f'SELECT {_SELECT} FROM {source} WHERE {where} ORDER BY "ts" {order}, "event_id" {order} LIMIT ?'
+    return sql, [*source_params, *params, int(limit)]
 
 
 def search(con: duckdb.DuckDBPyConnection, flt: Filter, *, limit: int, newest_first: bool = True) -> list[Row]:
     """The newest `limit` matching records, newest first (or oldest first when asked)."""
+    sql, params = _search_sql(con, flt, limit, "DESC" if newest_first else "ASC")
+    return _run(con, sql, params)
+
+
+def search_batches(
+    con: duckdb.DuckDBPyConnection, flt: Filter, *, limit: int, batch: int = BATCH
+) -> Iterator[list[Row]]:
+    """`search`'s rows (newest first), `batch` at a time as DuckDB hands them over."""
+    sql, params = _search_sql(con, flt, limit, "DESC")
+    return _batches(con, sql, params, batch)
+
+
+def tail_batches(con: duckdb.DuckDBPyConnection, flt: Filter, *, lines: int, batch: int = BATCH) -> Iterator[list[Row]]:
+    """`tail`'s rows (the last `lines`, oldest first), `batch` at a time."""
+    newest, params = _search_sql(con, flt, lines, "DESC")
+    return _batches(con, f'SELECT * FROM ({newest}) ORDER BY "ts", "event_id"', params, batch)
+
+
+def _batches(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object], batch: int) -> Iterator[list[Row]]:
+    """The rows of `sql`, at most `batch` a list: memory for one batch, whatever the total."""
+    import duckdb
+
+    try:
+        cursor = con.execute(sql, list(params))
+        while rows := cursor.fetchmany(batch):
+            yield [tuple(r) for r in rows]
+    except duckdb.InvalidInputException as exc:
+        raise _bad_filter(exc) from None
+
+
+def count(con: duckdb.DuckDBPyConnection, flt: Filter) -> int:
+    """How many records match `flt` (to say "N of M shown" when a search was limited)."""
     where, params = to_sql(flt)
-    order = "DESC" if newest_first else "ASC"
     source, source_params = logs_to_read(con, flt)
-    sql = f'SELECT {_SELECT} FROM {source} WHERE {where} ORDER BY "ts" {order}, "event_id" {order} LIMIT ?'
-    return _run(con, sql, [*source_params, *params, int(limit)])
+    ((n,),) = _run(con, f"SELECT count(*) FROM {source} WHERE {where}", [*source_params, *params])
+    return int(n)
 
 
 def logs_to_read(con: duckdb.DuckDBPyConnection, flt: Filter) -> tuple[str, list[object]]:

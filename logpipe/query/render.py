@@ -80,26 +80,31 @@ MACHINE_WRITERS: Final[dict[str, Callable[[Sequence[str], Iterable[Sequence[Any]
 
 
 def cell(value: Any) -> str:
-    """How a value reads in a table: short times, one decimal, nothing for missing."""
+    """How a value reads in a table: short times, one decimal (3 significant digits below 1), nothing for missing."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
     if isinstance(value, float):
-        return "" if not math.isfinite(value) else f"{value:,.1f}"
+        if not math.isfinite(value):
+            return ""
+        # One decimal reads well for ms and counts; below 1, significant digits (0.0217, not 0.0).
+        return f"{value:.3g}" if 0 < abs(value) < 1 else f"{value:,.1f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
 
 
-def short_ts(values: Sequence[Any]) -> list[str]:
+def short_ts(values: Sequence[Any], *, dated: bool | None = None) -> list[str]:
     """Times as `HH:MM:SS.mmm` when all share one UTC day, else `MM-DD HH:MM:SS.mmm` (blank for None).
 
     Shared by the query tables and the explore commands: the date says little within a window
-    of hours and takes a third of a timestamp's width.
+    of hours and takes a third of a timestamp's width. `dated` forces one form (a streamed
+    table's later rows may fall on another day than its first).
     """
     days = {v.date() for v in values if isinstance(v, datetime)}
-    fmt = "%H:%M:%S" if len(days) <= 1 else "%m-%d %H:%M:%S"
+    with_day = len(days) > 1 if dated is None else dated
+    fmt = "%m-%d %H:%M:%S" if with_day else "%H:%M:%S"
     return [v.strftime(fmt) + f".{v.microsecond // 1000:03d}" if isinstance(v, datetime) else "" for v in values]
 
 
@@ -113,6 +118,11 @@ def percent(value: Any) -> str:
     return "" if value is None else f"{float(value) * 100:.1f}%"
 
 
+SHORT_TEXT: Final = 12  # a text column no wider than this reads as a key (level, state): never cut
+TEXT_FLOOR: Final = 8  # the narrowest a cut text column gets before columns are left out
+KEY_TEXT: Final = 40  # the first column keeps up to this much before later text columns are left out
+
+
 def print_table(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
@@ -121,53 +131,150 @@ def print_table(
     title: str | None = None,
     formatters: dict[str, Callable[[Any], str]] | None = None,
     headers: dict[str, str] | None = None,
+    details: Sequence[str] = (),
+    wide: bool = False,
 ) -> None:
-    """A boxed table in rich's heavy-head style.
+    """A boxed table in rich's heavy-head style, one line a row at any width (like lnav).
 
+    Numbers, times and short keys are never cut; longer text is cut with `…`, the widest first.
+    When even that does not fit: columns with one value on every row are said once under the
+    title, then text columns are left out from the right (a line after the table names them).
     Time columns read like the explore commands' (`short_ts`), with the day under the column's
-    name when the column has only one, and are never folded; when the line is too narrow for
-    every name, names fold before numbers or times do.
+    name when the column has only one.
+
+    `details` are columns printed in full below each row rather than as columns (`errors
+    --stack`); with `wide`, every cell that was cut or left out is printed in full below its row.
 
     Drawn here rather than with rich.Table: rich measures every cell through its markup and
     segment machinery (~0.8 ms a row, so a 5,000-line journey took seconds) and reads `[...]`
     inside log messages as markup. This costs microseconds a row and prints text verbatim.
     """
     formatters = formatters or {}
-    names = [(headers or {}).get(c, c) for c in columns]
-    cells = [[formatters.get(c, cell)(v) for c, v in zip(columns, row, strict=True)] for row in rows]
-    times = _time_columns(columns, rows, formatters)
+    below = [i for i, c in enumerate(columns) if c in details]
+    keep = [i for i in range(len(columns)) if i not in below]
+    names = [(headers or {}).get(columns[i], columns[i]) for i in keep]
+    full = [[formatters.get(columns[i], cell)(row[i]) for i in keep] for row in rows]
+    picked_columns = [columns[i] for i in keep]
+    picked_rows = [[row[i] for i in keep] for row in rows]
+    times = _time_columns(picked_columns, picked_rows, formatters)
     for i in times:  # short times, the date said once under the name when the column has one day
-        for r, text in zip(cells, short_ts([row[i] for row in rows]), strict=True):
+        for r, text in zip(full, short_ts([row[i] for row in picked_rows]), strict=True):
             r[i] = text
-        day = one_day([row[i] for row in rows])
+        day = one_day([row[i] for row in picked_rows])
         names[i] = f"{names[i]}\n{day}" if day else names[i]
-    numeric = _numeric_columns(columns, rows)
-    right = [c in numeric for c in columns]
-    natural = [max([_lines_width(n), *(text_width(r[i]) for r in cells)]) for i, n in enumerate(names)]
-    available = _width(out) - 3 * len(columns) - 1
-    # Times are never cut; the others keep their name's width when there is room, else fold.
-    floor = [
-        w if i in times else min(w, max(_lines_width(n), 8))
-        for i, (w, n) in enumerate(zip(natural, names, strict=True))
-    ]
-    if sum(floor) > available:  # numbers stay whole too (a folded 1,234 misreads); names fold
-        whole = [max([3, *(text_width(r[i]) for r in cells)]) if right[i] else 3 for i in range(len(columns))]
-        floor = [w if i in times else min(w, least) for i, (w, least) in enumerate(zip(natural, whole, strict=True))]
-    widths = fit_widths(natural, floor, available)
+    numeric = _numeric_columns(picked_columns, picked_rows)
+    texts = [[t.replace("\n", "⏎ ") for t in r] for r in full]
+    natural = [max([_lines_width(n), *(text_width(r[i]) for r in texts)]) for i, n in enumerate(names)]
+    whole = [i in times or picked_columns[i] in numeric or natural[i] <= SHORT_TEXT for i in range(len(names))]
+    width = _width(out)
+    shown, constant, left_out = _fit(names, texts, natural, whole, width)
+    floor = [natural[i] if whole[i] else min(natural[i], TEXT_FLOOR) for i in shown]
+    available = width - 3 * len(shown) - 1
+    widths = fit_widths([natural[i] for i in shown], floor, max(available, sum(floor)))
+    right = [picked_columns[i] in numeric for i in shown]
     bold = out.isatty() and not os.environ.get("NO_COLOR")
 
     def line(left: str, fill: str, mid: str, end: str) -> str:
         return left + mid.join(fill * (w + 2) for w in widths) + end + "\n"
 
-    if title:
-        out.write((f"\x1b[3m{title}\x1b[0m" if bold else title) + "\n")
+    for part in _fold(title, width) if title else ():
+        out.write((f"\x1b[3m{part}\x1b[0m" if bold else part) + "\n")
+    if constant:
+        said = " · ".join(f"{_first_line(names[i])}: {texts[0][i]}" for i in constant)
+        out.write("\n".join(_fold(f"every row: {said}", width)) + "\n")
     out.write(line("┏", "━", "┳", "┓"))
-    header = _row_lines(names, widths, [False] * len(names), "┃")
+    header = _header_lines([names[i] for i in shown], widths)
     out.write("".join(f"\x1b[1m{h}\x1b[0m" if bold else h for h in header))
     out.write(line("┡", "━", "╇", "┩"))
-    for row in cells:
-        out.write("".join(_row_lines(row, widths, right, "│")))
+    inner = sum(widths) + 3 * len(widths) - 3
+    for at, row in enumerate(texts):
+        cells = [_cut_text(row[i], w) for i, w in zip(shown, widths, strict=True)]
+        out.write(_row_line(cells, widths, right))
+        extra = [(columns[i], formatters.get(columns[i], cell)(rows[at][i])) for i in below]
+        if wide:
+            cut = [k for k, i in enumerate(shown) if cells[k] != row[i]]
+            extra = [(_first_line(names[shown[k]]), full[at][shown[k]]) for k in cut] + extra
+            extra += [(_first_line(names[i]), full[at][i]) for i in left_out]
+        for text in _detail_lines([(n, v) for n, v in extra if v], inner - 2):  # indented under the row
+            out.write(f"│   {text}{' ' * (inner - 2 - text_width(text))} │\n")
     out.write(line("└", "─", "┴", "┘"))
+    if left_out:
+        hidden = ", ".join(_first_line(names[i]) for i in left_out)
+        how = "below each row" if wide else "--wide shows them"
+        out.write("\n".join(_fold(f"not shown: {hidden} ({how})", width)) + "\n")
+
+
+def _fit(
+    names: Sequence[str], texts: Sequence[Sequence[str]], natural: Sequence[int], whole: Sequence[bool], width: int
+) -> tuple[list[int], list[int], list[int]]:
+    """(columns shown, columns said once above, columns left out) so that one line a row fits."""
+    shown = list(range(len(names)))
+
+    def needed(picked: Sequence[int]) -> int:
+        return sum(natural[i] if whole[i] else min(natural[i], TEXT_FLOOR) for i in picked) + 3 * len(picked) + 1
+
+    constant: list[int] = []
+    if needed(shown) > width and len(texts) > 1:
+        constant = [i for i in shown if len({r[i] for r in texts}) == 1][: len(shown) - 1]
+        shown = [i for i in shown if i not in constant]
+    # The first column names the row (an error's key, a path): later text columns give way to it.
+    first = shown[0]
+    key = min(natural[first], KEY_TEXT) - (natural[first] if whole[first] else min(natural[first], TEXT_FLOOR))
+    left_out: list[int] = []
+    for cuttable, room in ((True, key), (True, 0), (False, 0)):  # text first, from the right
+        for i in reversed(shown[1:]):
+            if needed(shown) + max(room, 0) <= width:
+                break
+            if whole[i] != cuttable:
+                shown.remove(i)
+                left_out.append(i)
+    return shown, constant, sorted(left_out)
+
+
+def _first_line(name: str) -> str:
+    return name.split("\n", 1)[0]
+
+
+def _cut_text(text: str, width: int) -> str:
+    """`text` on one line of at most `width` cells, cut with `…`."""
+    text = text.replace("\n", "⏎ ")
+    if text_width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    return text[: _cut_at(text, width - 1)] + "…"
+
+
+def _header_lines(names: Sequence[str], widths: Sequence[int]) -> list[str]:
+    """The header: each name (and the day under a time column's name) cut to its column."""
+    parts = [n.split("\n") for n in names]
+    height = max(len(p) for p in parts)
+    lines = []
+    for k in range(height):
+        cells = [_cut_text(p[k], w) if k < len(p) else "" for p, w in zip(parts, widths, strict=True)]
+        lines.append(_row_line(cells, widths, [False] * len(cells), bar="┃"))
+    return lines
+
+
+def _row_line(cells: Sequence[str], widths: Sequence[int], right: Sequence[bool], bar: str = "│") -> str:
+    parts = []
+    for text, w, r in zip(cells, widths, right, strict=True):
+        pad = " " * (w - text_width(text))
+        parts.append(f" {pad}{text} " if r else f" {text}{pad} ")
+    return bar + bar.join(parts) + bar + "\n"
+
+
+def _detail_lines(details: Sequence[tuple[str, str]], width: int) -> list[str]:
+    """`name: value` lines under a row, folded to `width`; a value of several lines starts below its name."""
+    lines: list[str] = []
+    for name, value in details:
+        if "\n" in value:
+            lines.append(_cut_text(f"{name}:", width))
+            for part in value.splitlines():
+                lines.extend(_fold("  " + part, width))
+        else:
+            lines.extend(_fold(f"{name}: {value}", width))
+    return lines
 
 
 def text_width(text: str) -> int:
@@ -227,20 +334,6 @@ def _cut_at(text: str, width: int) -> int:
         if used > width:
             return max(i, 1)
     return len(text)
-
-
-def _row_lines(values: Sequence[str], widths: Sequence[int], right: Sequence[bool], bar: str) -> list[str]:
-    folded = [_fold(v, w) for v, w in zip(values, widths, strict=True)]
-    height = max(len(f) for f in folded)
-    lines = []
-    for k in range(height):
-        parts = []
-        for f, w, r in zip(folded, widths, right, strict=True):
-            text = f[k] if k < len(f) else ""
-            pad = " " * (w - text_width(text))
-            parts.append(f" {pad}{text} " if r else f" {text}{pad} ")
-        lines.append(bar + bar.join(parts) + bar + "\n")
-    return lines
 
 
 def _width(out: IO[str]) -> int:

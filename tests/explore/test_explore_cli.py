@@ -111,15 +111,43 @@ def test_attrs_filters_agree_with_a_hand_written_duckdb_query(shipped: dict[str,
     assert [r["event_id"] for r in rows] == [w[0] for w in want] and want
 
 
-def test_empty_results_are_not_errors(shipped: dict[str, Any]) -> None:
+NOTHING = "no records match (check the filters, --since and --archive)\n"
+
+
+def test_empty_results_are_not_errors_and_say_so_on_stderr(shipped: dict[str, Any]) -> None:
+    """#20 item 16: nothing on stdout that a script could mistake for records, one line on stderr."""
     archive = str(shipped["archive"])
     as_json = logpipe("search", "no-such-word-anywhere", "--archive", archive, "--format", "json")
-    assert (as_json.returncode, json.loads(as_json.stdout), as_json.stderr) == (0, [], "")
+    assert (as_json.returncode, json.loads(as_json.stdout), as_json.stderr) == (0, [], NOTHING)
     as_table = logpipe("search", "no-such-word-anywhere", "--archive", archive)
-    assert (as_table.returncode, as_table.stdout, as_table.stderr) == (0, "", "")
+    assert (as_table.returncode, as_table.stdout, as_table.stderr) == (0, "", NOTHING)
     as_csv = logpipe("tail", "no-such-word-anywhere", "--archive", archive, "--format", "csv")
     assert as_csv.returncode == 0 and as_csv.stdout.splitlines()[0].startswith("ts,level,message,")
-    assert len(as_csv.stdout.splitlines()) == 1
+    assert len(as_csv.stdout.splitlines()) == 1 and as_csv.stderr == NOTHING
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "keep"),
+    [
+        (["search", "level>=WARNING", "--limit", "7"], "--limit 7", lambda o: SEVERITY.index(o["level"]) >= 3),
+        (["tail", "service=shop", "-n", "5"], "-n 5", lambda o: o["service"] == "shop"),
+        (["search", "zanzibar", "--format", "ndjson", "-n", "3"], "--limit 3", lambda o: free_text_hit(o, "zanzibar")),
+    ],
+)
+def test_a_limited_result_says_n_of_m(
+    shipped: dict[str, Any], args: list[str], option: str, keep: Callable[[Obj], bool]
+) -> None:
+    """#20 item 16: "N of M shown" on stderr when the limit cut the answer, M counted in Python."""
+    matching = sum(1 for o in shipped["objects"] if keep(o))
+    shown = int(option.split()[-1])
+    assert matching > shown
+    result = logpipe(*args, "--archive", str(shipped["archive"]))
+    assert result.returncode == 0
+    assert result.stderr == f"{shown} of {matching:,} matching records shown ({option})\n"
+    whole = logpipe(
+        *args[:-2], "--limit" if args[0] == "search" else "-n", str(matching), "--archive", str(shipped["archive"])
+    )
+    assert whole.returncode == 0 and whole.stderr == ""  # nothing cut: nothing to say
 
 
 @pytest.mark.parametrize(

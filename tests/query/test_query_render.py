@@ -107,10 +107,14 @@ class TestTable:
         text = self._render([("[bold]x[/] [/]", 1)])
         assert "[bold]x[/] [/]" in text
 
-    def test_long_cells_fold_within_the_width(self) -> None:
+    def test_long_cells_are_cut_to_one_line_and_wide_prints_them_below(self) -> None:
+        """#20 item 17: one line a row (cut with …); --wide prints the whole text below the row."""
         text = self._render([("word " * 30, 1)], width=40)
         assert all(len(line) <= 40 for line in text.splitlines())
-        assert text.count("word") == 30
+        assert len(text.splitlines()) == 5 and "…" in text
+        wide = self._render([("word " * 30, 1)], width=40, wide=True)
+        assert all(len(line) <= 40 for line in wide.splitlines())
+        assert wide.count("word") == 30 + text.count("word")
 
 
 class TestShortTimes:

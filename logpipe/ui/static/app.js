@@ -48,6 +48,23 @@ export function common(state) {
   return { q: state.q, from: state.from, to: state.to };
 }
 
+// The range a link into Discover carries: the view's own from/to, or all time when the view has
+// none (Discover alone opens on the latest hour of the records, which would hide older matches).
+export function rangeOf(state) {
+  return state.from || state.to ? { from: state.from || "", to: state.to || "", span: "" } : { from: "", to: "", span: "all" };
+}
+
+// A range (epoch ms, as a zoom sets) that covers a request whose records run from `first` to
+// `last` (ISO times), with a margin either side for its records not in view: a request lasts
+// seconds, so an hour on each side holds all of it, whatever the range it was found in.
+const REQUEST_MARGIN_MS = 3600000;
+export function rangeAround(first, last = first) {
+  const start = Date.parse(first);
+  const end = Date.parse(last || first);
+  if (Number.isNaN(start) || Number.isNaN(end)) return { from: "", to: "", span: "all" };
+  return { from: String(start - REQUEST_MARGIN_MS), to: String(end + REQUEST_MARGIN_MS + 1), span: "" };
+}
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -124,7 +141,7 @@ export async function render() {
   main.replaceChildren();
   main.dataset.view = module ? module.name : "";
   if (!module) return;
-  const ctx = { api, set, el, common, showError, urlOf, isCurrent: () => mine === renderCount };
+  const ctx = { api, set, el, common, showError, urlOf, rangeOf, rangeAround, isCurrent: () => mine === renderCount };
   try {
     await module.render(main, state, ctx);
   } catch (err) {

@@ -78,7 +78,7 @@ function sampleItem(ctx, r) {
       ctx.el("span", { class: "mono" }, utc(r.ts)), " ", ctx.el("span", { class: `lv-${r.level}` }, r.level), " ",
       ctx.el("span", { class: "muted" }, [r.service, r.endpoint || r.path].filter(Boolean).join(" ")),
       r.request_id ? ctx.el("button", { type: "button", class: "link", title: "this record's request in Discover",
-        onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(r.request_id)}`, group: "" }) }, "request in Discover") : ""),
+        onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(r.request_id)}`, group: "", ...ctx.rangeAround(r.ts) }) }, "request in Discover") : ""),
     ctx.el("details", {}, ctx.el("summary", { class: "mono" }, r.message || ""), recordDetail(ctx, r)));
 }
 

@@ -17,6 +17,16 @@ import { counted, filterValue, nothing, recordDetail, utc } from "/static/errors
 
 const SUBJECTS = ["user", "session", "request"];
 
+// A Discover range that covers the record's request: its first to last record in this journey
+// (ctx.rangeAround adds a margin for its records outside the journey's range).
+function requestRange(answer, record, ctx) {
+  for (const s of answer.sessions) {
+    const q = s.requests.find((x) => x.request_id === record.request_id);
+    if (q) return ctx.rangeAround(q.first, q.last);
+  }
+  return ctx.rangeAround(record.ts);
+}
+
 function subjectOf(state) {
   const kind = SUBJECTS.find((k) => state[k]);
   return kind ? { kind, value: state[kind] } : null;
@@ -170,7 +180,8 @@ export default {
         ctx.el("button", { type: "button", class: "close", onclick: () => ctx.set({ rec: "" }) }, "close"),
         recordDetail(ctx, chosen),
         chosen.request_id ? ctx.el("button", { type: "button", id: "journey-discover",
-          onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(chosen.request_id)}`, user: "", session: "", request: "", open: "", rec: "", zoom: "" }) },
+          onclick: () => ctx.set({ view: "discover", q: `request_id=${filterValue(chosen.request_id)}`, user: "", session: "", request: "", open: "", rec: "", zoom: "",
+            ...requestRange(answer, chosen, ctx) }) },
         "this request in Discover") : "");
       // Right under the record's request when its records are listed, else under the timeline.
       const list = timeline.querySelector("ol.j-records");

@@ -7,7 +7,7 @@
 //   slow_sel  the selected group, as its filter terms (e.g. `method=GET endpoint=/api/x`)
 // Percentiles: quantile_cont over duration_ms of the records that have one (see /api/slow).
 // Clicking a row or a whisker selects the group; "records ≥ p95" opens Discover with the
-// group's terms and `duration_ms>=P95`; clicking a bucket of the latency line zooms to it.
+// group's terms, `duration_ms>=P95` and the same range; clicking a bucket of the latency line zooms to it.
 
 import { counted, fmtCount, fmtMs, fmtPct, fmtTime, fmtWidth, legend, lineChart, svg, ticks, title } from "/static/charts.js";
 
@@ -65,6 +65,11 @@ function whiskers(groups, selected, ctx) {
   return root;
 }
 
+// Discover with the group's terms, `duration_ms>=P95` and this view's range (all time when it has none).
+function p95Link(state, g, ctx) {
+  return { view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${atOrBelow(g.p95_ms)}`), ...ctx.rangeOf(state) };
+}
+
 function table(groups, selected, state, ctx) {
   const by = state.slow_by === "service" ? "service" : "endpoint";
   return ctx.el("table", { class: "slow-table" },
@@ -83,9 +88,9 @@ function table(groups, selected, state, ctx) {
     ctx.el("td", { class: "num" }, fmtMs(g.max_ms)),
     ctx.el("td", { class: "num" }, fmtPct(g.error_rate)),
     ctx.el("td", {}, ctx.el("a", {
-      href: ctx.urlOf({ ...state, view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${atOrBelow(g.p95_ms)}`) }),
-      class: "drill", title: "the requests at or above this group's p95, in Discover",
-      onclick: (e) => { e.preventDefault(); e.stopPropagation(); ctx.set({ view: "discover", q: joinQ(state.q, g.filter, `duration_ms>=${atOrBelow(g.p95_ms)}`) }); },
+      href: ctx.urlOf({ ...state, ...p95Link(state, g, ctx) }),
+      class: "drill", title: "the requests at or above this group's p95, in Discover (same range)",
+      onclick: (e) => { e.preventDefault(); e.stopPropagation(); ctx.set(p95Link(state, g, ctx)); },
     }, "records ≥ p95 →"))))));
 }
 
