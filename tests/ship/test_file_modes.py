@@ -81,21 +81,7 @@ def kinds_of(found: dict[Path, int]) -> set[str]:
 
 def read_as_nobody(path: Path) -> subprocess.CompletedProcess[bytes]:
     """`cat path` as another user, without root's power to read anything."""
-    return subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
-            "--bounding-set=-dac_override,-dac_read_search",
-            "--inh-caps=-dac_override,-dac_read_search",
-            "--",
-            "cat",
-            str(path),
-        ],
-        capture_output=True,
-        timeout=30,
-    )
+    return read_as(path, NOBODY)
 
 
 def test_archive_and_state_are_the_owners_only_under_umask_022(tmp_path: Path) -> None:
