@@ -155,7 +155,7 @@ def test_a_limited_result_says_n_of_m(
     [
         (["search", "colour=red"], "error: bad filter 'colour=red': unknown field 'colour'"),
         (["search", "--where", "status>lots"], "error: bad filter 'status>lots': 'lots' is not a number"),
-        (["tail", "message~(?=x)"], "error: bad filter: "),
+        (["tail", "message~(?=x)"], "error: bad filter 'message~(?=x)': bad regular expression (RE2: "),
         (["search", "--since", "soon"], "error: bad time expression 'soon'"),
         (["context", "no-such-id"], "error: no record with event_id 'no-such-id'"),
     ],
