@@ -29,6 +29,7 @@ ALLOWED = (
     "logpipe.errors",
     "logpipe.engine",
     "logpipe.options",
+    "logpipe.limits",  # the documented limits: constants, no imports
     "logpipe.query",
     "logpipe.explore",
     "logpipe.export",
