@@ -1,7 +1,8 @@
-"""Documented input limits. A line past any of them becomes a dead letter, never a crash.
+"""Documented limits. A line past an input limit becomes a dead letter, never a crash; a request
+past a reading limit is a usage error naming the limit, before any work.
 
-Shared by the sources (which skip an oversized line to its newline) and parse (which frames and
-normalises lines): neither imports the other.
+The input limits are shared by the sources (which skip an oversized line to its newline) and
+parse (which frames and normalises lines): neither imports the other.
 """
 
 from __future__ import annotations
@@ -20,3 +21,16 @@ any depth is a record or a dead letter, never a crash."""
 
 DEAD_LETTER_HEAD_BYTES: Final = 64 << 10
 """A dead letter keeps the first 64 KiB of an oversized line (the length is in `detail`)."""
+
+# --- reading: what one request or command may ask for ------------------------------------------
+# Shared by the CLI, the query catalog and the web page, so a limit is the same wherever it is met.
+
+MAX_BUCKETS: Final = 1000
+"""A time series is cut into at most 1,000 buckets (`--buckets`, a query's `buckets` parameter,
+the page's `buckets`): each is a row or a bar, and 100,000,000 of them once took 20 GB."""
+
+MAX_RECORDS_SHOWN: Final = 100_000
+"""`search --limit` and `tail -n` print at most 100,000 records; `logpipe export` writes any number."""
+
+MAX_CONTEXT_LINES: Final = 500
+"""`context -n` (and the page's context view) show at most 500 records on each side."""

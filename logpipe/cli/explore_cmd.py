@@ -20,6 +20,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.limits import MAX_CONTEXT_LINES, MAX_RECORDS_SHOWN
 from logpipe.words import counted
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ def _filter(texts: Sequence[str], since: str | None, until: str | None) -> Filte
 
     now = utc_now()
     flt = parse_filters(texts, now=now)
-    return flt & window(parse_time(since, now=now) if since else None, parse_time(until, now=now) if until else None)
+    # `--since ""` is a mistake (an unset shell variable), not "no start": parse_time says so.
+    start = parse_time(since, now=now) if since is not None else None
+    end = parse_time(until, now=now) if until is not None else None
+    return flt & window(start, end)
 
 
 def _source(backend: str, archive: Path, es: str | None) -> Source:
@@ -74,11 +78,12 @@ def _source(backend: str, archive: Path, es: str | None) -> Source:
     return Source(backend, archive, es).check()
 
 
-def _positive(name: str, value: int) -> int:
+def _positive(name: str, value: int, most: int) -> int:
     from logpipe.errors import UsageError
 
-    if value < 0:
-        raise UsageError(f"{name} must be 0 or more, not {value}")
+    if not 0 <= value <= most:
+        more = " (logpipe export writes any number of records to a file)" if most == MAX_RECORDS_SHOWN else ""
+        raise UsageError(f"{name} must be between 0 and {most:,}, not {value:,}{more}")
     return value
 
 
@@ -128,7 +133,7 @@ def search_cmd(
     where: WhereOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many records.")] = 100,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many records (up to 100,000).")] = 100,
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
     backend: BackendOpt = "archive",
     es: EsOpt = None,
@@ -140,7 +145,7 @@ def search_cmd(
     from logpipe.query.render import check_format
 
     check_format(fmt)
-    _positive("--limit", limit)
+    _positive("--limit", limit, MAX_RECORDS_SHOWN)
     flt = _filter([*(text or []), *(where or [])], since, until)
     source = _source(backend, archive, es)
     if source.backend == "es":
@@ -216,7 +221,7 @@ def tail_cmd(
     filters: FiltersArg = None,
     where: WhereOpt = None,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", help="How many of the last matching records to print first.")
+        int, typer.Option("--lines", "-n", help="How many of the last matching records to print first (up to 100,000).")
     ] = 10,
     follow: Annotated[
         bool,
@@ -240,7 +245,7 @@ def tail_cmd(
     from logpipe.query.render import check_format
 
     check_format(fmt)
-    _positive("--lines", lines)
+    _positive("--lines", lines, MAX_RECORDS_SHOWN)
     flt = _filter([*(filters or []), *(where or [])], since, None)
     source = _source(backend, archive, es)
     if follow:
@@ -323,7 +328,9 @@ def _machine_rows(fmt: str, rows: Sequence[Sequence[Any]]) -> None:
 @app.command("context")
 def context_cmd(
     event_id: Annotated[str, typer.Argument(help="The record's event_id (from search, tail or any query).")],
-    lines: Annotated[int, typer.Option("--lines", "-n", help="Records before and after it in its source.")] = 20,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="Records before and after it in its source (up to 500).")
+    ] = 20,
     archive: ArchiveOpt = DEFAULT_ARCHIVE,
     backend: BackendOpt = "archive",
     es: EsOpt = None,
@@ -335,7 +342,7 @@ def context_cmd(
     from logpipe.query.render import check_format
 
     check_format(fmt)
-    _positive("--lines", lines)
+    _positive("--lines", lines, MAX_CONTEXT_LINES)
     source = _source(backend, archive, es)
     if source.backend == "es":
         from logpipe.explore import es_search

@@ -16,6 +16,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.limits import MAX_BUCKETS
 from logpipe.words import counted
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def patterns_cmd(
         int, typer.Option("--limit", help="Show the N most frequent templates (0: all).", min=0)
     ] = DEFAULT_LIMIT,
     buckets: Annotated[
-        int, typer.Option("--buckets", help="Equal time slices of the trend.", min=1, max=1000)
+        int, typer.Option("--buckets", help="Equal time slices of the trend (up to 1,000).", min=1, max=MAX_BUCKETS)
     ] = TREND_BUCKETS,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
     archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,

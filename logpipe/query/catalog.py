@@ -14,7 +14,8 @@ A query is `queries/sql/NAME.sql`. Its leading `--` comment lines are the header
 - `param NAME: TYPE [= DEFAULT] [-- HELP]` (any number): TYPE is one of string, int, float,
   bool, time (a time expression: 15m, 1h, 7d, now, ISO 8601), duration (250ms, 1.5s, 2m;
   bound as milliseconds) or choice(a|b|...). DEFAULT `null` binds SQL NULL; no `=` makes the
-  parameter required.
+  parameter required. An int is a 64-bit integer; an int named `buckets` is between 1 and
+  `limits.MAX_BUCKETS` (1,000) in every query, built-in or not, as on the web page.
 - `columns` (once, required): the result's column names in order; a stable contract that
   tests check against what the SQL returns.
 
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from logpipe.errors import UsageError
+from logpipe.limits import MAX_BUCKETS
 from logpipe.options import FALSE, TRUE
 from logpipe.query.timeexpr import as_utc, parse_duration_ms, parse_time
 
@@ -47,6 +49,9 @@ _T = TypeVar("_T")
 ENV_QUERIES: Final = "LOGPIPE_QUERIES"
 RESERVED_NAMES: Final = frozenset({"list", "run"})
 SCALAR_TYPES: Final = frozenset({"string", "int", "float", "bool", "time", "duration"})
+# The range of an int parameter: by its name where the name says what it counts, else DuckDB's BIGINT.
+INT_RANGES: Final = {"buckets": (1, MAX_BUCKETS)}
+BIGINT: Final = (-(2**63), 2**63 - 1)
 
 _NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEADER_RE: Final = re.compile(r"^--\s*(?:(?P<key>[a-z]+)(?:\s+(?P<arg>[a-z_][a-z0-9_]*))?\s*:\s*(?P<value>.*))?$")
@@ -239,9 +244,14 @@ def convert(param: Param, value: object, *, now: datetime) -> object:
         raise UsageError(f"{label} expects true or false, not {value!r}")
     if param.type in ("int", "float"):
         try:
-            return int(str(value)) if param.type == "int" else float(str(value))
+            number = int(str(value)) if param.type == "int" else float(str(value))
         except ValueError:
             raise UsageError(f"{label} expects {param.type}, not {value!r}") from None
+        if isinstance(number, int):
+            low, high = INT_RANGES.get(param.name, BIGINT)
+            if not low <= number <= high:
+                raise UsageError(f"{label} must be between {low:,} and {high:,}, not {number:,}")
+        return number
     text = str(value)
     if param.choices and text not in param.choices:
         raise UsageError(f"{label} expects one of {', '.join(param.choices)}, not {value!r}")

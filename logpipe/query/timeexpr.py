@@ -7,6 +7,7 @@ Everything returned is timezone-aware UTC, because the archive's `ts` is.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
@@ -27,6 +28,14 @@ _DURATION_MS: Final = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 _LEAP_SECOND_RE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}):60(?:[.,]\d+)?")
 
 TIME_HELP: Final = "a time expression: 15m, 1h, 7d, 2w (that long before now), now, or ISO 8601"
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# Every time logpipe is given lies in this range. It leaves room around it for what is computed
+# from a time (a histogram bucket aligned before `--since`, the week after `--until`), which a
+# datetime near year 1 or 9999 has not.
+EARLIEST: Final = EPOCH
+LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
+_EARLIEST_MS: Final = 0
+_LATEST_MS: Final = (LATEST - EPOCH) // timedelta(milliseconds=1)
 
 
 def utc_now() -> datetime:
@@ -36,17 +45,22 @@ def utc_now() -> datetime:
 def parse_time(text: str, *, now: datetime) -> datetime:
     """`1h` -> now minus one hour; `2026-11-20T10:00:00+01:00` -> that instant in UTC.
 
-    A timestamp without an offset, or a bare date, is taken as UTC (the archive's zone).
+    A timestamp without an offset, or a bare date, is taken as UTC (the archive's zone). The
+    instant must lie in `[EARLIEST, LATEST]` (a usage error naming that range otherwise), so
+    whatever is computed from it (buckets aligned around it, a day partition) stays a date.
 
     >>> parse_time("1h", now=datetime(2026, 1, 1, 12, tzinfo=UTC)).isoformat()
     '2026-01-01T11:00:00+00:00'
     """
     cleaned = text.strip()
     if cleaned.lower() == "now":
-        return now
+        return in_range(now, text)
     match = _RELATIVE_RE.match(cleaned.lower())
     if match:
-        return now - float(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            return in_range(now - float(match.group(1)) * _UNITS[match.group(2)], text)
+        except (OverflowError, ValueError):  # too many days for a timedelta, or before year 1
+            raise _out_of_range(text) from None
     try:
         parsed = datetime.fromisoformat(_as_python_iso(cleaned))
     except ValueError:
@@ -54,9 +68,30 @@ def parse_time(text: str, *, now: datetime) -> datetime:
             parsed = datetime.combine(date.fromisoformat(cleaned), datetime.min.time())
         except ValueError:
             raise UsageError(f"bad time expression {text!r}: expected {TIME_HELP}") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return in_range(as_utc(parsed), text)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise _out_of_range(text) from None
+
+
+def from_epoch_ms(milliseconds: int, text: str) -> datetime:
+    """Epoch milliseconds (the web page's zoom) as a UTC instant, in the same range as `parse_time`."""
+    if not _EARLIEST_MS <= milliseconds <= _LATEST_MS:
+        raise _out_of_range(text)
+    return EPOCH + timedelta(milliseconds=milliseconds)
+
+
+def in_range(moment: datetime, text: str) -> datetime:
+    """`moment` when it lies in `[EARLIEST, LATEST]`; else a usage error quoting `text`."""
+    if not EARLIEST <= moment <= LATEST:
+        raise _out_of_range(text)
+    return moment
+
+
+def _out_of_range(text: str) -> UsageError:
+    return UsageError(
+        f"time {text.strip()!r} is out of range: logpipe reads times from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC"
+    )
 
 
 def _as_python_iso(text: str) -> str:
@@ -80,7 +115,10 @@ def parse_duration_ms(text: str) -> float:
     match = _DURATION_RE.match(text.strip().lower())
     if not match:
         raise UsageError(f"bad duration {text!r}: expected e.g. 250ms, 1.5s, 2m or a number of ms")
-    return float(match.group(1)) * _DURATION_MS[match.group(2) or "ms"]
+    milliseconds = float(match.group(1)) * _DURATION_MS[match.group(2) or "ms"]
+    if not math.isfinite(milliseconds):
+        raise UsageError(f"duration {text!r} is too long")
+    return milliseconds
 
 
 def as_utc(value: datetime) -> datetime:

@@ -10,10 +10,11 @@ message; an unexpected exception is 500 "internal error" (the server log has the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from logpipe.errors import LogpipeError, UsageError
 from logpipe.ui.backend import Backend
@@ -24,14 +25,35 @@ if TYPE_CHECKING:
 log = logging.getLogger("logpipe.ui")
 
 MAX_LIMIT: Final = 10_000
+_T = TypeVar("_T")
+
+
+class ClientGone(Exception):
+    """The request's client went away: its handler stops where it is (nobody reads the answer)."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(f"the client went away after {done:,} records")
+        self.done = done
 
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    """The request's query string, read with checked conversions (every failure is a 400)."""
+    """The request's query string, read with checked conversions (every failure is a 400).
+
+    `gone` is set by the server when the request's client disconnects; a handler whose work
+    grows with the records reads them through `while_connected`, so that work stops with it.
+    """
 
     values: Mapping[str, str]
     now: datetime
+    gone: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    def while_connected(self, items: Iterable[_T]) -> Iterator[_T]:
+        """`items` one by one while the client is connected; `ClientGone` once it is not."""
+        for done, item in enumerate(items):
+            if self.gone.is_set():
+                raise ClientGone(done)
+            yield item
 
     def text(self, name: str, default: str = "") -> str:
         return self.values.get(name, default).strip()
@@ -54,21 +76,15 @@ class Params:
 
     def time(self, name: str) -> datetime | None:
         """`from`/`to`-style times: ISO 8601, epoch milliseconds (the page's zoom) or `1h`/`now`."""
-        from datetime import UTC
-
-        from logpipe.query.timeexpr import parse_time
+        from logpipe.query.timeexpr import from_epoch_ms, parse_time
 
         raw = self.values.get(name, "").strip()
         if not raw:
             return None
-        if raw.isdigit():
-            return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
         try:
-            return parse_time(raw, now=self.now)
-        except LogpipeError:
-            raise
-        except ValueError:
-            raise UsageError(f"{name}: not a time: {raw!r} (15m, 1h, 7d, now or ISO 8601)") from None
+            return from_epoch_ms(int(raw), raw) if raw.isdigit() else parse_time(raw, now=self.now)
+        except UsageError as exc:
+            raise UsageError(f"{name}: {exc}") from None
 
     def filter_terms(self) -> Sequence[str]:
         """The search box (`q`, one line of the filter language) as one filter text."""
@@ -111,6 +127,8 @@ def status_of(exc: BaseException) -> tuple[int, str]:
 
     if isinstance(exc, UsageError):
         return 400, str(exc)
+    if isinstance(exc, ClientGone):
+        return 499, str(exc)  # nginx's "client closed request": nobody is there to read it
     if isinstance(exc, NoSuchRecordError):
         return 404, str(exc)
     if isinstance(exc, LogpipeError):

@@ -8,13 +8,14 @@ credentials when they are set, and every answer carries the page's Content-Secur
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.ui.access import LOCAL_NAMES, Credentials, Guard
-from logpipe.ui.api import Handler, Params, encode, log, status_of
+from logpipe.ui.api import ClientGone, Handler, Params, encode, log, status_of
 from logpipe.ui.backend import Backend
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
+DISCONNECT_POLL_S: Final = 0.25  # how often a running request looks whether its client is still there
 # Each module's ROUTES are served under /api/. One line per feature.
 FEATURES: Final = (
     "logpipe.ui.summary",
@@ -83,16 +85,38 @@ def _endpoint(backend: Backend, handler: Handler) -> Callable[[Request], Awaitab
 
     async def endpoint(request: Request) -> Response:
         params = Params(dict(request.query_params), utc_now())
+        work = asyncio.ensure_future(run_in_threadpool(handler, backend, params))
         try:
-            body = await run_in_threadpool(handler, backend, params)
+            await _until_done_or_gone(work, request, params)
+            body = work.result()
             status = 200
         except Exception as exc:
             status, message = status_of(exc)
             if status == 500:
                 log.error("GET %s failed", request.url.path, exc_info=exc)
+            elif isinstance(exc, ClientGone):
+                log.warning("GET %s stopped: %s", request.url.path, exc)
             body = {"error": message}
         return Response(
             encode(body), status_code=status, media_type="application/json", headers={"Cache-Control": "no-store"}
         )
 
     return endpoint
+
+
+async def _until_done_or_gone(work: asyncio.Future[Any], request: Request, params: Params) -> None:
+    """Wait for the handler; when the client disconnects first, tell it (`params.gone`) to stop.
+
+    The handler runs in a thread, which cannot be interrupted: it stops at its next look at
+    `params.gone` (`Params.while_connected`), so a page closed mid-request frees its core.
+    """
+    try:
+        while not work.done():
+            await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+            if not work.done() and await request.is_disconnected():
+                params.gone.set()
+                await asyncio.wait({work})
+    finally:
+        if not work.done():  # this coroutine was cancelled: stop the handler too
+            params.gone.set()
+            work.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -13,7 +13,9 @@ Routes (GET, under /api/; `q` is the search box, `from`/`to` the time range, as 
 - `facets?q&from&to&size=5&fields=attrs.region,trace_id`: for each of `FACET_FIELDS` the
   records have, and up to `MAX_EXTRA_FACETS` more fields asked for by name (a filter field or
   `attrs.KEY.KEY`), the `size` most frequent values over the matches (count desc, then value
-  asc), how many have no value, and how many have another value.
+  asc), how many have no value, and how many have another value. Memory does not grow with a
+  field's distinct values: past `LOGPIPE_UI_FACET_GROUPS` (100,000) of them among the matches, the
+  field's top values come from a bounded summary (`top_approximate`: counts exact, ranking not).
 - `record?id=EVENT_ID`: one record (404 when no record has that id).
 - `context?id=EVENT_ID&n=20`: `n` records before and after it in its source, and the rest of its
   request (`explore.search.context` / `explore.es_search.context`).
@@ -41,13 +43,14 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
 from logpipe.explore.filters import Field, Filter, matches, to_es, to_sql
+from logpipe.limits import MAX_CONTEXT_LINES
 from logpipe.schema import LEVELS
 from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
@@ -79,8 +82,11 @@ FACET_FIELDS: Final = (
 MAX_EXTRA_FACETS: Final = 5
 DEFAULT_FACET_SIZE: Final = 5
 MAX_FACET_SIZE: Final = 50
+# A field with more distinct values than this among the matches is not grouped (memory would grow
+# with them: 1.2 GB for attrs.seq over 2M records); its top values come from a bounded summary.
+DEFAULT_FACET_GROUPS: Final = 100_000
+FACET_GROUPS_ENV: Final = "LOGPIPE_UI_FACET_GROUPS"
 CONTEXT_LINES: Final = 20
-MAX_CONTEXT_LINES: Final = 500
 NO_LEVEL: Final = "(none)"
 _ATTRS_KEY: Final = re.compile(r"^[A-Za-z0-9_\-]+$")  # as the filter language's attrs keys
 # `latest=SPAN`: a whole number and a unit, as the range select's values.
@@ -193,11 +199,13 @@ def facet_answer(
     tops: Mapping[str, tuple[list[tuple[Any, int]], int]],
     size: int,
     errors: Mapping[str, str] | None = None,
+    approximate: Collection[str] = (),
 ) -> dict[str, Any]:
     """Per field: the top `size` values (count desc, value asc), missing and other counts.
 
     `tops[field]` is (value counts, missing); fields no matching record has are left out, unless
-    asked for by name (`extra`), and a field that could not be counted carries its `error`.
+    asked for by name (`extra`), and a field that could not be counted carries its `error`. The
+    fields in `approximate` had too many distinct values to rank exactly (`top_approximate`).
     """
     fields: list[dict[str, Any]] = []
     for name in names:
@@ -211,15 +219,28 @@ def facet_answer(
             continue
         top = sorted(values, key=lambda vc: (-vc[1], vc[0]))[:size]
         shown = sum(n for _, n in top)
-        fields.append(
-            {
-                "field": name,
-                "values": [{"value": v, "count": n} for v, n in top],
-                "missing": missing,
-                "other": total - missing - shown,
-            }
-        )
+        answer = {
+            "field": name,
+            "values": [{"value": v, "count": n} for v, n in top],
+            "missing": missing,
+            "other": total - missing - shown,
+        }
+        if name in approximate:
+            answer["top_approximate"] = True
+        fields.append(answer)
     return {"total": total, "fields": fields}
+
+
+def facet_groups_bound() -> int:
+    """Fields with more distinct values than this are ranked from a summary (`LOGPIPE_UI_FACET_GROUPS`)."""
+    import os
+
+    text = os.environ.get(FACET_GROUPS_ENV, "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_FACET_GROUPS
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{FACET_GROUPS_ENV}={text!r}: want a whole number of values, at least 1")
+    return int(text)
 
 
 def facet_size(params: Params) -> int:
@@ -281,7 +302,7 @@ def resolve_latest(params: Params, newest: Callable[[], datetime | None]) -> Lat
     lo = hi - width
     values = {**params.values, "from": str(lo), "to": str(hi)}
     # (the newest ts itself is not in the answer: an engine's max aggregation has milliseconds only)
-    return Latest(Params(values, params.now), {"from": lo, "to": hi, "latest": span})
+    return Latest(Params(values, params.now, params.gone), {"from": lo, "to": hi, "latest": span})
 
 
 def _with_window(answer: dict[str, Any], latest: Latest) -> dict[str, Any]:
@@ -497,10 +518,16 @@ def _archive_histogram(
 def _archive_facets(
     con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], fields: Sequence[Field], size: int
 ) -> dict[str, Any]:
-    """One scan: GROUP BY GROUPING SETS, one set a field, then the top `size` of each set.
+    """The top `size` values of each field, in memory bounded by `facet_groups_bound()`, not by how
+    many distinct values the matches have (a field like `attrs.seq` has one per record).
 
-    Each field is a column `f0`, `f1`, ... of a subquery: a canonical column by its allow-listed
-    name, an attrs field as `json_extract_string` with its JSON path bound as a parameter.
+    A first scan counts the matches and estimates each field's distinct values (HyperLogLog, a
+    few KB a field). Fields with at most that many are counted exactly in one more scan
+    (`_exact_tops`); each field with more gets its candidates from `approx_top_k` (a bounded
+    summary) and their exact counts from one scan (`_approximate_top`), and is marked
+    `top_approximate`: its counts are exact, but a value as frequent as the last shown may be
+    missing. Each field is a column `f0`, `f1`, ...: a canonical column by its allow-listed name,
+    an attrs field as `json_extract_string` with its JSON path bound as a parameter.
     """
     where, values = query
     exprs: list[str] = []
@@ -511,37 +538,73 @@ def _archive_facets(
             path_params.append(target.json_path)
         else:
             exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
-    cols = ", ".join(f'"f{i}"' for i in range(len(fields)))
-    sets = ", ".join(f'("f{i}")' for i in range(len(fields)))
+    matches_sql = f"SELECT {', '.join(exprs)} FROM logs WHERE {where}"
+    bound = [*path_params, *values]
+    estimates = ", ".join(f'approx_count_distinct("f{i}")' for i in range(len(fields)))
+    ((total, *distinct),) = _run(con, f"SELECT count(*), {estimates} FROM ({matches_sql})", bound)
+    most = facet_groups_bound()
+    few = [i for i, n in enumerate(distinct) if int(n) <= most]
+    tops = _exact_tops(con, matches_sql, bound, few, fields, size) if few and total else {}
+    many = [i for i in range(len(fields)) if i not in few] if total else []
+    for i in many:
+        tops[str(fields[i])] = _approximate_top(con, matches_sql, bound, i, size)
+    return facet_answer([str(f) for f in fields], int(total), tops, size, approximate={str(fields[i]) for i in many})
+
+
+def _exact_tops(
+    con: duckdb.DuckDBPyConnection,
+    matches_sql: str,
+    bound: list[object],
+    chosen: Sequence[int],
+    fields: Sequence[Field],
+    size: int,
+) -> dict[str, tuple[list[tuple[Any, int]], int]]:
+    """One scan: GROUP BY GROUPING SETS, one set a chosen field, then the top `size` of each set."""
+    width = len(chosen)
+    cols = ", ".join(f'"f{i}"' for i in chosen)
+    sets = ", ".join(f'("f{i}")' for i in chosen)
     # Within one set the other fields are NULL, so ordering by every field orders by the set's own.
     sql = (
         f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n "
-        f"FROM (SELECT {', '.join(exprs)} FROM logs WHERE {where}) GROUP BY GROUPING SETS ({sets})) "
-        f"SELECT gid, {cols}, n, sum(n) OVER (PARTITION BY gid) AS total "
-        f"FROM (SELECT *, {_set_value_null(len(fields))} AS own_null FROM g) "
+        f"FROM ({matches_sql}) GROUP BY GROUPING SETS ({sets})) "
+        f"SELECT gid, {cols}, n FROM (SELECT *, {_set_value_null(chosen)} AS own_null FROM g) "
         f"QUALIFY own_null OR row_number() OVER (PARTITION BY gid, own_null ORDER BY n DESC, {cols}) <= ?"
     )
-    rows = _run(con, sql, [*path_params, *values, size])
-    # Each set's counts add up to every match (a set's NULL group is the field's missing count).
-    total = int(rows[0][-1]) if rows else 0
-    width = len(fields)
     tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
-    for row in rows:
+    for row in _run(con, sql, [*bound, size]):
         gid, cells, n = int(row[0]), row[1 : 1 + width], int(row[1 + width])
         index = _set_index(gid, width)
-        name = str(fields[index])
+        name = str(fields[chosen[index]])
         found, missing = tops.get(name, ([], 0))
         if cells[index] is None:
             missing = n
         else:
             found.append((cells[index], n))
         tops[name] = (found, missing)
-    return facet_answer([str(f) for f in fields], total, tops, size)
+    return tops
 
 
-def _set_value_null(width: int) -> str:
+def _approximate_top(
+    con: duckdb.DuckDBPyConnection, matches_sql: str, bound: list[object], index: int, size: int
+) -> tuple[list[tuple[Any, int]], int]:
+    """A field with too many distinct values to group: `approx_top_k`'s candidates, counted exactly."""
+    column = f'"f{index}"'
+    ((candidates,),) = _run(con, f"SELECT approx_top_k({column}, ?) FROM ({matches_sql})", [size, *bound])
+    sql = (
+        f"SELECT {column}, count(*) FROM ({matches_sql}) "
+        f"WHERE {column} IS NULL OR list_contains(?, {column}) GROUP BY {column}"
+    )
+    counted = _run(con, sql, [*bound, list(candidates or [])])
+    missing = sum(int(n) for v, n in counted if v is None)
+    return [(v, int(n)) for v, n in counted if v is not None], missing
+
+
+def _set_value_null(chosen: Sequence[int]) -> str:
     """SQL true when the row's own field is NULL (its missing count), sorted after the values."""
-    cases = " ".join(f'WHEN {((1 << width) - 1) ^ (1 << (width - 1 - i))} THEN "f{i}" IS NULL' for i in range(width))
+    width = len(chosen)
+    cases = " ".join(
+        f'WHEN {((1 << width) - 1) ^ (1 << (width - 1 - k))} THEN "f{i}" IS NULL' for k, i in enumerate(chosen)
+    )
     return f"CASE gid {cases} END"
 
 
@@ -782,7 +845,7 @@ def _es_facets(backend: EsBackend, flt: Filter, fields: Sequence[Field], size: i
         name = str(target)
         terms = found.get(f"top:{name}", {})
         if int(terms.get("doc_count_error_upper_bound", 0)) != 0:
-            values = _es_all_values(backend, plan.query, name)  # the engine's top is an estimate: count all
+            values = _es_exact_top(backend, plan.query, name, size)  # the engine's top is an estimate
         else:
             values = [(b["key"], int(b["doc_count"])) for b in terms.get("buckets", [])]
         tops[name] = (values, int(found.get(f"missing:{name}", {}).get("doc_count", 0)))
@@ -801,21 +864,26 @@ def _es_facets(backend: EsBackend, flt: Filter, fields: Sequence[Field], size: i
     return facet_answer(names, total, tops, size, errors)
 
 
-def _es_all_values(backend: EsBackend, query: dict[str, Any], name: str) -> list[tuple[Any, int]]:
-    """Every value of one field with its exact count, paged with a composite aggregation."""
-    out: list[tuple[Any, int]] = []
-    after: dict[str, Any] | None = None
-    while True:
-        composite: dict[str, Any] = {"size": 1000, "sources": [{"v": {"terms": {"field": name}}}]}
-        if after is not None:
-            composite["after"] = after
-        body = {"size": 0, "track_total_hits": False, "query": query, "aggs": {"all": {"composite": composite}}}
-        agg = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("all", {})
-        buckets = agg.get("buckets", [])
-        out.extend((b["key"]["v"], int(b["doc_count"])) for b in buckets)
-        after = agg.get("after_key")
-        if not buckets or after is None:
-            return out
+def _es_exact_top(backend: EsBackend, query: dict[str, Any], name: str, size: int) -> list[tuple[Any, int]]:
+    """The `size` most frequent values of one field with their exact counts: every value paged
+    with a composite aggregation, only the best `size` kept (memory: a page and the top)."""
+    import heapq
+
+    def every_value() -> Iterator[tuple[Any, int]]:
+        after: dict[str, Any] | None = None
+        while True:
+            composite: dict[str, Any] = {"size": 1000, "sources": [{"v": {"terms": {"field": name}}}]}
+            if after is not None:
+                composite["after"] = after
+            body = {"size": 0, "track_total_hits": False, "query": query, "aggs": {"all": {"composite": composite}}}
+            agg = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("all", {})
+            buckets = agg.get("buckets", [])
+            yield from ((b["key"]["v"], int(b["doc_count"])) for b in buckets)
+            after = agg.get("after_key")
+            if not buckets or after is None:
+                return
+
+    return heapq.nsmallest(size, every_value(), key=lambda vc: (-vc[1], vc[0]))
 
 
 def _es_record(backend: EsBackend, event_id: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
+from logpipe.limits import MAX_BUCKETS
 from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
 from logpipe.words import counted
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 ERROR_LEVELS: Final = ("ERROR", "CRITICAL")
 DEFAULT_BUCKETS: Final = 24
-MAX_BUCKETS: Final = 200
 AFTER_LAST: Final = timedelta(milliseconds=1)
 # Engines refuse a `terms` query with more values than this (index.max_terms_count).
 MAX_ENGINE_IDS: Final = 65_536

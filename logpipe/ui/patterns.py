@@ -2,7 +2,7 @@
 
 The records the search box and the time range select (every level: type `level>=WARNING` in
 the search to mine only warnings and worse, as `logpipe patterns --level` would) are read oldest
-first (`ts, event_id`: the order `explore.mine` reads them in, on the archive an hour at a time,
+first (`ts, event_id`: the order `explore.mine` reads them in, on the archive a slice of records at a time,
 on an engine page by page) and fed to `explore.patterns.PatternMiner`. Every record counts in
 exactly one template, so the counts add up to `total`.
 
@@ -13,7 +13,9 @@ starts at the oldest mined record's `ts` (so the trend covers what was mined), `
 was mined and `matching` how many the search and range select, and the page says so ("patterns
 of the newest 100,000 of 9,998,123 matching records"). The counts still add up to `total`, and
 the drill-down mines the same records, so it lists exactly the pattern's records among them.
-`range_from` is the range's own start, `bound` the bound in force.
+`range_from` is the range's own start, `bound` the bound in force. The work follows the records,
+not the range (`from=1` costs what the last day does on the same records), and stops when the
+page that asked goes away (the server sees its client disconnect).
 
 A pattern's `id` is a digest of its template. `/api/patterns/records?id=ID` mines the same
 records again, remembers which group each record went to, and answers the records of the groups
@@ -31,11 +33,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
+from logpipe.explore.mine import RANGE_SQL
+from logpipe.failpoints import pause
+from logpipe.limits import MAX_BUCKETS
 from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
 from logpipe.ui.errors import (
     DEFAULT_BUCKETS,
-    MAX_BUCKETS,
     engine_records,
     extent,
     query_rows,
@@ -57,13 +61,7 @@ SLICE_GROWTH: Final = 4
 Mined = tuple[datetime, str | None, str]  # ts, message, event_id
 
 # As `explore.mine._SQL`, with the event_id each record's drill-down needs.
-_SQL: Final = (
-    "SELECT ts, message, event_id FROM logs"
-    " WHERE ts >= ? AND ts < ?"
-    " AND day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)"
-    " AND ({where})"
-    " ORDER BY ts, event_id"
-)
+_SQL: Final = "SELECT ts, message, event_id FROM logs" + RANGE_SQL + " ORDER BY ts, event_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +120,8 @@ def patterns(backend: Backend, params: Params) -> dict[str, Any]:
         }
     window = chosen.window
     miner = PatternMiner(window=window)
-    for ts, message, _ in chosen.rows:
+    for ts, message, _ in params.while_connected(chosen.rows):
+        pause("ui-pattern-record")
         miner.add(message, ts)
     found = miner.patterns()
     shown = found[:limit]
@@ -166,7 +165,7 @@ def records(backend: Backend, params: Params) -> dict[str, Any]:
         raise UsageError("no records in this range and search, so no pattern " + repr(wanted))
     miner = PatternMiner(window=chosen.window)
     placed: list[tuple[int, datetime, str]] = []
-    for ts, message, event_id in chosen.rows:
+    for ts, message, event_id in params.while_connected(chosen.rows):
         placed.append((miner.add(message, ts), ts, event_id))
     # A group's template is final only once every record is in: match on the final one.
     templates = {gid: miner.template_of(gid) for gid in {g for g, _, _ in placed}}
@@ -219,13 +218,14 @@ def _archive_selection(backend: ArchiveBackend, window: Window, search: Filter, 
             f"SELECT ts, event_id FROM {source} WHERE {where} AND ts >= ?"
             " ORDER BY ts DESC, event_id DESC LIMIT 2 OFFSET ?"
         )
-        step = (window.end - window.start) / FIRST_SLICE
+        # In 64ths of the range (1, 4, 16, 64), so the last slice is the range exactly: at most 4 queries.
+        span, share = window.end - window.start, 1
         while True:
-            since = max(window.end - step, window.start)
+            since = window.end - span * share / FIRST_SLICE
             edge = query_rows(con, sql, [*source_values, *values, since, bound - 1])
-            if len(edge) == 2 or since == window.start:
+            if len(edge) == 2 or share >= FIRST_SLICE:
                 break
-            step *= SLICE_GROWTH
+            share = min(share * SLICE_GROWTH, FIRST_SLICE)
         if len(edge) < 2:
             return Selection(window, window.start, _archive_records(backend, window, search), bound, None)
         ((matching,),) = query_rows(con, f"SELECT count(*) FROM {source} WHERE {where}", [*source_values, *values])
@@ -240,12 +240,18 @@ def _archive_records(
     """The window's selected records, oldest first (ties by event_id), as `explore.mine` reads
     them; from `oldest` (ts, event_id) on when given (the records of its ts before it are not)."""
     from logpipe.explore.filters import to_sql
-    from logpipe.explore.mine import BATCH_ROWS, SLICE, slices
+    from logpipe.explore.mine import BATCH_ROWS, record_slices
 
     where, bound = to_sql(search)
-    sql = _SQL.format(where=where)
+    condition = f"({where})"
+    sql = _SQL.format(condition=condition)
     with backend.connection() as con:
-        for lo, hi in slices(window.start, window.end, SLICE):
+        try:
+            cut = record_slices(con, window.start, window.end, condition, bound)
+        except Exception as exc:
+            _bad_regex(exc)
+            raise
+        for lo, hi in cut:
             try:
                 reader = con.sql(sql, params=[lo, hi, lo, hi, *bound]).to_arrow_reader(BATCH_ROWS)
             except Exception as exc:
