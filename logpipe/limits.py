@@ -29,8 +29,10 @@ MAX_BUCKETS: Final = 1000
 """A time series is cut into at most 1,000 buckets (`--buckets`, a query's `buckets` parameter,
 the page's `buckets`): each is a row or a bar, and 100,000,000 of them once took 20 GB."""
 
-MAX_RECORDS_SHOWN: Final = 100_000
-"""`search --limit` and `tail -n` print at most 100,000 records; `logpipe export` writes any number."""
+MAX_RECORDS_SHOWN: Final = 10_000_000
+"""`search --limit` and `tail -n` print at most 10,000,000 records (their output streams a batch at a
+time, so memory does not follow the limit; the bound keeps a typo's 20 digits from DuckDB);
+`logpipe export` writes any number."""
 
 MAX_CONTEXT_LINES: Final = 500
 """`context -n` (and the page's context view) show at most 500 records on each side."""
