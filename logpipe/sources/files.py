@@ -1258,6 +1258,10 @@ class FileSource:
     def batches(self, budget: int) -> Iterator[Read]:
         watcher = self.watcher
         if self.until == "follow" and time.monotonic() - self._last_discover >= self.discover_interval_s:
+            # Finished rotated files are let go after each flush, and also here: with every
+            # open-file slot held by a rotated file read to its end, nothing more is read, so no
+            # flush would come to free a slot.
+            self.settled()
             watcher.discover()
             self._last_discover = time.monotonic()
         try:

@@ -219,3 +219,54 @@ def test_a_truncation_after_everything_was_read_claims_no_loss(tmp_path: Path) -
     assert code == 0, err
     assert archived_seqs(archive) == list(range(tally.written))
     assert loss_claims(err) == []
+
+
+def test_a_generation_deleted_before_it_could_be_read_is_warned_with_its_size(tmp_path: Path) -> None:
+    """More rotated generations than the agent may hold open (`ulimit -n 64`: 16 log files): those
+    it could not open yet are deleted unread. Each is then certainly lost, and the agent says so
+    once per file with the exact number of bytes it had not read; nothing else is missing."""
+    logs, archive = tmp_path / "logs", tmp_path / "a"
+    logs.mkdir()
+    tally = Tally()
+    live = [logs / f"app-{k}.log" for k in range(40)]
+    for path in live:
+        tally.append(path, 10)
+    assert run_logpipe("ship", "--once", str(logs / "app-*.log"), "--archive", str(archive)).code == 0
+    backlog: dict[str, range] = {}  # rotated generation -> the seqs only it holds
+    unread_bytes: dict[str, int] = {}
+    for path in live:
+        size = path.stat().st_size
+        backlog[f"{path}.1"] = range(tally.written, tally.written + 2000)
+        tally.append(path, 2000, pad=300)
+        unread_bytes[f"{path}.1"] = path.stat().st_size - size
+        os.rename(path, f"{path}.1")
+        tally.append(path, 20)
+    agent = start_agent(archive, str(logs / "app-*.log"), log_level="INFO", max_fds=64)
+    assert agent.stderr is not None
+    lines = Lines(agent.stderr)
+    try:
+        for path in live:
+            logged(lines, f"{path}.1 found", lambda e, p=f"{path}.1": e["event"] == "file_opened" and e["path"] == p)
+        for path in live:
+            os.rename(f"{path}.1", f"{path}.2")
+            os.rename(path, f"{path}.1")
+            tally.append(path, 20)
+            os.unlink(f"{path}.2")
+        # Every rotated file (the 40 old generations and the 40 shifted live files) is let go:
+        # finished and delivered, or lost.
+        wait_until(
+            "every rotated file let go",
+            lambda: sum(e["event"] in ("file_closed", "file_lost") for e in events(lines.text())) >= 80,
+            120,
+        )
+        lost = {e["path"]: e["bytes"] for e in loss_claims(lines.text())}
+        expected = sorted(set(range(tally.written)).difference(*(backlog[p] for p in lost)))
+        poll(lambda: archived_seqs(archive), lambda seqs: seqs == expected, 60)
+    finally:
+        code = stop(agent)
+    err = lines.close()
+    assert code == 0, err
+    assert lost, "every generation was opened in time: nothing to warn about"
+    assert lost == {p: unread_bytes[p] for p in lost}
+    assert len(loss_claims(err)) == len(lost)
+    assert archived_seqs(archive) == expected
