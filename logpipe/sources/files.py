@@ -22,15 +22,27 @@ re-read after a crash gets the id it had and the archive drops what it already h
 `event_id` (id prefix + offset) is unchanged for files older versions read. Checkpoints of older
 versions (no fingerprint) are recognised by the first-line hash that their id is. A file
 without a complete first line is not read yet (read to the end, `until="end"`, it is).
-Limit: a file that reuses a deleted file's inode and starts with the same bytes over the whole
-fingerprint is taken for it while that checkpoint lives.
+An inode alone never identifies a file: a file found under a tracked file's inode is that file
+only if it still starts with its fingerprint (a copy may get the inode of a generation that was
+just compressed and deleted). Limit: a file that reuses a deleted file's inode and starts with
+the same bytes over the whole fingerprint is taken for it while that checkpoint lives.
 
 Rotation.
 - rename (app.log -> app.log.1, new app.log): the old file is read to its end before it is let
-  go; the new file is a new source, read from its start.
+  go; the new file is a new source, read from its start. A rotated file is held open from the
+  moment it is recognised (as rotated away, or at start-up as a rotated sibling with a backlog),
+  so that logrotate's next run (app.log.1 -> app.log.2, then deleting app.log.2) cannot take its
+  unread lines; one that could not be opened yet (every open-file slot in use) is followed by
+  device/inode wherever it goes in its folder.
 - copy-truncate: a source file that shrinks, or no longer starts with its fingerprint, was
   truncated; what was not yet read is read from the copy among its siblings, and the truncated
   file is a new source.
+- a rotated file's unterminated last line is taken once the file has gone quiet, or when the
+  file is let go (gone, or truncated with no copy): no newline can come any more, so it is a
+  record if it parses, else a dead letter `unterminated`.
+- losses: a warning (`file_lost`) is given only when bytes are certainly lost (a file gone or
+  truncated with no copy while bytes it was seen to hold were unread), with their number; where
+  a rotated file went is logged (`file_rotated`, "app.log was renamed to app.log.1").
 - while the agent is stopped: at start-up, the files of the globs, their rotated siblings, and
   the files of the checkpoints and their siblings are all matched as above; so an unfinished
   source is finished wherever it went (its copy included), and a sibling that no checkpoint
