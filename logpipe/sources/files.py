@@ -799,9 +799,10 @@ class FileWatcher:
         self._passed.pop((item.dev, item.ino), None)
         self._mark(tracked)
         self.checkpoints.identify(source_id, fp, item.path, item.dev, item.ino)
-        if rotated:
+        if rotated and start < item.size:
             # A rotated file may be renamed again, compressed and deleted at logrotate's next run,
             # before its turn to be read comes: held open from now, its unread lines cannot go.
+            # (One read to its end is not: a restart finds many such, and they hold nothing.)
             self._ensure_open(tracked)
         log.info(
             "file found",
@@ -846,7 +847,8 @@ class FileWatcher:
                 "file truncated; finishing it from its copy",
                 extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": copy.path},
             )
-            self._ensure_open(copy)  # held before the next rotation can compress and delete it
+            if copy.read_pos < copy.size:
+                self._ensure_open(copy)  # held before the next rotation can compress and delete it
         else:
             self._orphan_carry(tracked)
             lost = max(0, seen_size - tracked.read_pos)
