@@ -198,6 +198,10 @@ class TrackedFile:
     read_bytes: int = READ_BYTES
     source_index: int = 0  # which configured source found it (see Watch)
     recheck: bool = False  # closed and rotated away: open it again to see what is left
+    # Its size when last seen while it certainly was this file (its content checked): `size` of
+    # a closed file comes from a stat by inode, which may be another file's by now. Losses are
+    # counted from this, so that a warning never claims more than was there.
+    known_size: int = 0
 
     @property
     def carry_start(self) -> int:
@@ -646,6 +650,8 @@ class FileWatcher:
                 continue
             if item.path != tracked.path:
                 self._renamed(tracked, item.path)
+                if tracked.fh is None:
+                    tracked.known_size = item.size  # (its content was just checked)
             tracked.path, tracked.rotated = item.path, False
             if tracked.fh is None:
                 tracked.size = item.size
@@ -791,6 +797,7 @@ class FileWatcher:
             read_bytes=self.read_bytes,
             source_index=item.source_index,
             rotated=rotated,
+            known_size=item.size,
         )
         self.tracked[source_id] = tracked
         self._by_inode = None
@@ -828,11 +835,9 @@ class FileWatcher:
         self._unreadable.discard(path)
         return True
 
-    def _truncated(self, tracked: TrackedFile, seen_size: int) -> None:
-        """Copy-truncate: finish the old source from its copy, restart this inode as new.
-
-        `seen_size` is the file's size when last seen before the truncation: what lies between
-        the read position and it is certainly lost if no copy holds it."""
+    def _truncated(self, tracked: TrackedFile) -> None:
+        """Copy-truncate: finish the old source from its copy, restart this inode as new. With no
+        copy, what it was last seen to hold beyond the read position is certainly lost."""
         self.truncations += 1
         old_id, old_path, pos = tracked.source_id, tracked.path, tracked.carry_start
         self._forget(tracked)
@@ -851,7 +856,7 @@ class FileWatcher:
                 self._ensure_open(copy)  # held before the next rotation can compress and delete it
         else:
             self._orphan_carry(tracked)
-            lost = max(0, seen_size - tracked.read_pos)
+            lost = max(0, tracked.known_size - tracked.read_pos)
             if lost:
                 log.warning(
                     "%s was truncated and no copy of it was found: %d bytes after offset %d are lost",
@@ -866,12 +871,13 @@ class FileWatcher:
                     extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None},
                 )
         item = discovered(old_path, tracked.source_index)
-        head = read_head(old_path)
-        if item is None or head is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
+        if item is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
             return  # found again by the next discovery, whatever it is now
-        first_line = fingerprint_bytes(head, allow_partial=self.to_end)
-        if first_line is not None:
-            self._track(item, self._new_id(first_line, item.dev, item.ino), 0, head)
+        # What the inode holds now is identified like any file found: usually a new source, but a
+        # globbed `app.log.1` overwritten by the next copy is a copy of the file being read.
+        self._names = None  # (built now, not at a discovery: not kept)
+        self._consider(item)
+        self._names = None
 
     def _copy_of(self, tracked: TrackedFile) -> TrackedFile | None:
         """The copy of a truncated file among its rotated siblings (same fingerprint), to be
@@ -906,6 +912,7 @@ class FileWatcher:
                     rotated=True,
                     read_bytes=self.read_bytes,
                     source_index=tracked.source_index,
+                    known_size=item.size,
                 )
         return None
 
@@ -928,7 +935,7 @@ class FileWatcher:
         position. Its unterminated last line, already read, is dead-lettered (not lost)."""
         self._forget(tracked)
         self._orphan_carry(tracked)
-        lost = max(0, tracked.size - tracked.read_pos)
+        lost = max(0, tracked.known_size - tracked.read_pos)
         if lost:
             log.warning(
                 "%s %s before it was read to its end: %d bytes after offset %d are lost",
@@ -1091,7 +1098,7 @@ class FileWatcher:
             size = os.fstat(tracked.fh.fileno()).st_size
         except OSError:
             return None
-        seen_size, tracked.size = tracked.size, size
+        tracked.size = size
         # A rotated file may still get the rest of a line from a writer that has not reopened
         # yet, so its unterminated tail is taken only once it has gone quiet.
         quiet = tracked.rotated and time.monotonic() - tracked.last_data >= ROTATED_IDLE_S
@@ -1099,8 +1106,9 @@ class FileWatcher:
         if size == tracked.read_pos and not ((tracked.carry or tracked.skipping) and flush):
             return None  # nothing new: one fstat, no read
         if tracked.replaced():
-            self._replaced(tracked, seen_size)
+            self._replaced(tracked)
             return None
+        tracked.known_size = size  # (fstat before the content check: `size` bytes were its own)
         if size > tracked.read_pos:
             pause("read-chunk")
         state = (tracked.read_pos, tracked.carry, tracked.skipping)
@@ -1108,7 +1116,7 @@ class FileWatcher:
         if batch is not None and tracked.replaced():
             # Truncated while we read: what we read may belong to the new file. Undo.
             tracked.read_pos, tracked.carry, tracked.skipping = state
-            self._replaced(tracked, size)  # (the size seen just before this read)
+            self._replaced(tracked)
             return None
         if batch is not None:
             self._touch(tracked)
@@ -1116,15 +1124,14 @@ class FileWatcher:
                 self._extend_fingerprint(tracked)
         return batch
 
-    def _replaced(self, tracked: TrackedFile, seen_size: int) -> None:
+    def _replaced(self, tracked: TrackedFile) -> None:
         """The file no longer holds what was read from it. A live file was truncated (copy-truncate);
         a rotated one was deleted and its inode reused (nobody truncates app.log.1), so whatever
         the inode now holds is found, if globbed, by the next discovery as what it is."""
         if tracked.rotated:
-            tracked.size = seen_size
             self._gone(tracked, "was deleted (its inode now holds another file)")
         else:
-            self._truncated(tracked, seen_size)
+            self._truncated(tracked)
 
     def _extend_fingerprint(self, tracked: TrackedFile) -> None:
         """Fingerprint more of a file that was short when found (up to PREFIX_BYTES), so that a

@@ -113,16 +113,18 @@ def test_numbered_rotation_soon_after_a_restart_loses_nothing(tmp_path: Path) ->
     assert {(str(p), f"{p}.1") for p in live} <= went
 
 
-def test_copytruncate_whose_copy_has_the_inode_of_a_tracked_generation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+def test_copytruncate_whose_copy_has_the_inode_of_a_tracked_generation(tmp_path: Path, pattern: str) -> None:
     """The agent still tracks the previous copy `app.log.1` (read to its end) when the next
     copy-truncate writes the new copy under that very inode (here `cp` over the old copy, which
     is what inode reuse after logrotate's compress-and-delete of that generation amounts to).
     The inode alone does not make the new copy the old file: its content does not match, so it
-    is the copy, and the lines not yet read when `app.log` was truncated are read from it."""
+    is the copy, and the lines not yet read when `app.log` was truncated are read from it (once,
+    also when the glob matches the copy)."""
     log, copy, archive = tmp_path / "app.log", tmp_path / "app.log.1", tmp_path / "a"
     tally = Tally()
     tally.append(log, 300)
-    agent = start_agent(archive, str(log), log_level="INFO")
+    agent = start_agent(archive, str(tmp_path / pattern), log_level="INFO")
     assert agent.stderr is not None
     lines = Lines(agent.stderr)
     try:
