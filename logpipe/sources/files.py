@@ -602,11 +602,12 @@ class FileWatcher:
         """Did any pattern match a regular file (even one with nothing to read yet)?"""
         return bool(self._glob())
 
-    def discover(self) -> None:
+    def discover(self) -> bool:
         """Find new files, notice renames, note growth of closed files. Each call is a glob and a
-        stat of every file, so calls closer than 1/DISCOVER_DUTY times its cost return at once."""
+        stat of every file, so calls closer than 1/DISCOVER_DUTY times its cost return at once
+        (False: not run)."""
         if self._recovered and time.monotonic() < self._next_discover:
-            return
+            return False
         started = time.monotonic()
         found = self._glob()
         if not self._recovered:
@@ -620,6 +621,7 @@ class FileWatcher:
         self._by_inode = self._names = None
         cost = time.monotonic() - started
         self._next_discover = time.monotonic() + cost * (1 / DISCOVER_DUTY - 1)
+        return True
 
     def _inodes(self) -> dict[tuple[int, int], TrackedFile]:
         if self._by_inode is None:
@@ -1008,6 +1010,10 @@ class FileWatcher:
         self._due.pop(tracked.source_id, None)
         return True
 
+    def full(self) -> bool:
+        """Every open-file slot in use while closed files wait to be read."""
+        return len(self._open) >= self.max_open and bool(self._due)
+
     def _close_an_idle_file(self) -> bool:
         """Close the least recently active open file that is read to its end (not one being
         finished after a rotation: those are let go soon)."""
@@ -1279,11 +1285,12 @@ class FileSource:
     def batches(self, budget: int) -> Iterator[Read]:
         watcher = self.watcher
         if self.until == "follow" and time.monotonic() - self._last_discover >= self.discover_interval_s:
-            # Finished rotated files are let go after each flush, and also here: with every
-            # open-file slot held by a rotated file read to its end, nothing more is read, so no
-            # flush would come to free a slot.
-            self.settled()
-            watcher.discover()
+            if watcher.discover() or watcher.full():
+                # Finished rotated files are let go after each flush, and also here (paced like
+                # discovery, which costs more): an idle agent holds no finished file open, and
+                # with every open-file slot held by finished rotated files nothing more would be
+                # read, so no flush would come to free one.
+                self.settled()
             self._last_discover = time.monotonic()
         try:
             for raw in watcher.batches(budget):
