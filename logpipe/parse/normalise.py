@@ -9,7 +9,8 @@ Strictness: a record is a JSON object as RFC 8259 (and Python's `json`, without 
 Infinity extension) defines it, nested at most MAX_DEPTH (1,000) deep; deeper lines, however
 deep, are `too_deep` dead letters (the scanner keeps its own stack: nothing recurses). Trailing commas, leading zeros,
 control characters in strings, text after the object and `\\u` escapes of lone surrogates make
-`invalid_json`; NaN/Infinity literals make `non_finite_number`; any other JSON value makes
+`invalid_json` (`unterminated` for a finished file's last bytes without a newline: a line cut
+short); NaN/Infinity literals make `non_finite_number`; any other JSON value makes
 `not_an_object`; a line of whitespace only is no record and no dead letter either. Framing
 already rejects lines that are not UTF-8; the normaliser checks each line again where it starts
 (`invalid_utf8`), so nothing it is handed reaches its text handling unchecked.
@@ -215,6 +216,11 @@ def normalise(
         # The line's bytes as given (a line the normaliser found not UTF-8 has no str form).
         start = int(cuts[index])
         raw = data.slice(start, min(int(cuts[index + 1]) - start, DEAD_LETTER_HEAD_BYTES)).to_pybytes()
-        rejects.append(Reject(int(file_offsets[index]), reason, detail, raw))
+        offset = int(file_offsets[index])
+        if reason == "invalid_json" and offset == ctx.unterminated_offset:
+            # The last bytes of a finished file, with no newline: a line cut short (a writer
+            # stopped mid-line, then the file was rotated), not a malformed one.
+            reason, detail = "unterminated", f"no newline at the end of the file ({detail})"
+        rejects.append(Reject(offset, reason, detail, raw))
     missing = Missing(*cast("tuple[int, int, int, int]", out.pop("missing")))
     return Normalised(_table(cast("dict[str, ColumnBuffers]", out)), rejects, missing)

@@ -22,15 +22,27 @@ re-read after a crash gets the id it had and the archive drops what it already h
 `event_id` (id prefix + offset) is unchanged for files older versions read. Checkpoints of older
 versions (no fingerprint) are recognised by the first-line hash that their id is. A file
 without a complete first line is not read yet (read to the end, `until="end"`, it is).
-Limit: a file that reuses a deleted file's inode and starts with the same bytes over the whole
-fingerprint is taken for it while that checkpoint lives.
+An inode alone never identifies a file: a file found under a tracked file's inode is that file
+only if it still starts with its fingerprint (a copy may get the inode of a generation that was
+just compressed and deleted). Limit: a file that reuses a deleted file's inode and starts with
+the same bytes over the whole fingerprint is taken for it while that checkpoint lives.
 
 Rotation.
 - rename (app.log -> app.log.1, new app.log): the old file is read to its end before it is let
-  go; the new file is a new source, read from its start.
+  go; the new file is a new source, read from its start. A rotated file is held open from the
+  moment it is recognised (as rotated away, or at start-up as a rotated sibling with a backlog),
+  so that logrotate's next run (app.log.1 -> app.log.2, then deleting app.log.2) cannot take its
+  unread lines; one that could not be opened yet (every open-file slot in use) is followed by
+  device/inode wherever it goes in its folder.
 - copy-truncate: a source file that shrinks, or no longer starts with its fingerprint, was
   truncated; what was not yet read is read from the copy among its siblings, and the truncated
   file is a new source.
+- a rotated file's unterminated last line is taken once the file has gone quiet, or when the
+  file is let go (gone, or truncated with no copy): no newline can come any more, so it is a
+  record if it parses, else a dead letter `unterminated`.
+- losses: a warning (`file_lost`) is given only when bytes are certainly lost (a file gone or
+  truncated with no copy while bytes it was seen to hold were unread), with their number; where
+  a rotated file went is logged (`file_rotated`, "app.log was renamed to app.log.1").
 - while the agent is stopped: at start-up, the files of the globs, their rotated siblings, and
   the files of the checkpoints and their siblings are all matched as above; so an unfinished
   source is finished wherever it went (its copy included), and a sibling that no checkpoint
@@ -186,6 +198,10 @@ class TrackedFile:
     read_bytes: int = READ_BYTES
     source_index: int = 0  # which configured source found it (see Watch)
     recheck: bool = False  # closed and rotated away: open it again to see what is left
+    # Its size when last seen while it certainly was this file (its content checked): `size` of
+    # a closed file comes from a stat by inode, which may be another file's by now. Losses are
+    # counted from this, so that a warning never claims more than was there.
+    known_size: int = 0
 
     @property
     def carry_start(self) -> int:
@@ -344,6 +360,66 @@ def rotated_siblings(path: str) -> list[str]:
     return sorted(found, key=lambda p: _mtime(p), reverse=True)
 
 
+def names_with_inode(path: str, ino: int) -> list[str]:
+    """Other names in `path`'s folder whose inode number is `ino` (one listing, no stat: the
+    inode number comes with each entry)."""
+    folder = os.path.dirname(path)
+    try:
+        with os.scandir(folder or ".") as entries:
+            names = [e.name for e in entries if e.inode() == ino]
+    except OSError:
+        return []
+    return [p for p in (os.path.join(folder, n) for n in sorted(names)) if p != path]
+
+
+def inodes_in_folders(folders: Iterable[str]) -> dict[str, dict[int, str]]:
+    """Each folder's entries by inode number: one listing per folder, no stat."""
+    found: dict[str, dict[int, str]] = {}
+    for folder in folders:
+        try:
+            with os.scandir(folder or ".") as entries:
+                found[folder] = {e.inode(): e.name for e in entries}
+        except OSError:
+            found[folder] = {}
+    return found
+
+
+def open_by_identity(path: str, dev: int, ino: int) -> tuple[io.FileIO, str] | None:
+    """The open file with this device/inode, and its name: at `path`, else wherever it now is in
+    the same folder (renamed: app.log.1 -> app.log.2, whatever the new name). None: it is no
+    longer in that folder (deleted, or moved out), or cannot be opened."""
+    for candidate in chain([path], lazy(lambda p: names_with_inode(p, ino), path)):
+        try:
+            fh = open(candidate, "rb", buffering=0)  # noqa: SIM115 - handed to the caller
+        except PermissionError:
+            if candidate == path:
+                return None  # there, but unreadable: no folder scan at every discovery
+            continue
+        except OSError:
+            continue
+        st = os.fstat(fh.fileno())
+        if (st.st_dev, st.st_ino) == (dev, ino):
+            return fh, candidate
+        fh.close()
+    return None
+
+
+def identified_head(item: Discovered) -> bytes | None:
+    """The first PREFIX_BYTES of `item`'s very file, read by device/inode: a file renamed between
+    the listing and this read (logrotate shifting app.log.1 to app.log.2 meanwhile) is followed,
+    and `item.path` updated, rather than the head of whatever now has its old name being taken
+    for it. None if it is gone or unreadable."""
+    found = open_by_identity(item.path, item.dev, item.ino)
+    if found is None:
+        return None
+    fh, item.path = found
+    with fh:
+        try:
+            return os.pread(fh.fileno(), PREFIX_BYTES, 0)
+        except OSError:
+            return None
+
+
 def line_start(fd: int, pos: int) -> int:
     """The start of the line holding byte `pos` (`pos` itself when a line starts there).
 
@@ -474,6 +550,8 @@ class FileWatcher:
         self._due: dict[str, None] = {}  # ids of closed files with something to read
         self._turn = 0  # where the next round of reading starts (see batches)
         self._retired: set[str] = set()  # ids of sources whose file was truncated under them
+        # Unterminated last lines of files let go (gone, truncated without a copy): delivered next.
+        self._orphans: list[RawBatch] = []
         # Files looked at and left alone (no first line yet, a copy): (dev, ino) -> (size, mtime).
         self._passed: dict[tuple[int, int], tuple[int, float]] = {}
         self._next_discover = 0.0
@@ -524,11 +602,12 @@ class FileWatcher:
         """Did any pattern match a regular file (even one with nothing to read yet)?"""
         return bool(self._glob())
 
-    def discover(self) -> None:
+    def discover(self) -> bool:
         """Find new files, notice renames, note growth of closed files. Each call is a glob and a
-        stat of every file, so calls closer than 1/DISCOVER_DUTY times its cost return at once."""
+        stat of every file, so calls closer than 1/DISCOVER_DUTY times its cost return at once
+        (False: not run)."""
         if self._recovered and time.monotonic() < self._next_discover:
-            return
+            return False
         started = time.monotonic()
         found = self._glob()
         if not self._recovered:
@@ -542,6 +621,7 @@ class FileWatcher:
         self._by_inode = self._names = None
         cost = time.monotonic() - started
         self._next_discover = time.monotonic() + cost * (1 / DISCOVER_DUTY - 1)
+        return True
 
     def _inodes(self) -> dict[tuple[int, int], TrackedFile]:
         if self._by_inode is None:
@@ -558,22 +638,58 @@ class FileWatcher:
     def _notice_moves(self, found: list[Discovered]) -> None:
         """Update paths and sizes of known files; those no longer globbed were rotated away."""
         found_inodes = {(d.dev, d.ino): d for d in found}
-        for tracked in self.tracked.values():
+        rotated_away: list[TrackedFile] = []
+        for tracked in list(self.tracked.values()):
             item = found_inodes.get((tracked.dev, tracked.ino))
             if item is None:
                 if not tracked.rotated:
-                    log.info(
-                        "file rotated away",
-                        extra={"event": "file_rotated", "path": tracked.path, "offset": tracked.read_pos},
-                    )
-                    tracked.rotated = True
-                    tracked.recheck = tracked.fh is None
-                    self._mark(tracked)
+                    rotated_away.append(tracked)
                 continue
+            if tracked.fh is None and item.path != tracked.path and not self._still_holds(tracked, item.path):
+                # A closed file's inode under another name, with other content: the file was
+                # deleted and its inode reused (an inode alone never identifies a file).
+                self._gone(tracked, "was deleted")
+                continue
+            if item.path != tracked.path:
+                self._renamed(tracked, item.path)
+                if tracked.fh is None:
+                    tracked.known_size = item.size  # (its content was just checked)
             tracked.path, tracked.rotated = item.path, False
             if tracked.fh is None:
                 tracked.size = item.size
                 self._mark(tracked)
+        if rotated_away:
+            self._rotated_away(rotated_away)
+
+    def _rotated_away(self, files: list[TrackedFile]) -> None:
+        """Files no longer at a globbed path: say where each went (its new name in its folder, each
+        folder listed once however many files rotate), and hold a closed one open now, before the
+        next rotation can compress and delete it."""
+        new_names = inodes_in_folders({os.path.dirname(t.path) for t in files})
+        for tracked in files:
+            name = new_names.get(os.path.dirname(tracked.path), {}).get(tracked.ino)
+            new_path = os.path.join(os.path.dirname(tracked.path), name) if name else None
+            if new_path is not None and tracked.fh is None and not self._still_holds(tracked, new_path):
+                new_path = None  # (closed: its inode number may have been reused)
+            if new_path is not None:
+                log.info(
+                    "%s was renamed to %s",
+                    tracked.path,
+                    new_path,
+                    extra={"event": "file_rotated", "path": tracked.path, "to": new_path, "offset": tracked.read_pos},
+                )
+                tracked.path = new_path
+            else:
+                log.info(
+                    "%s was renamed out of its folder or deleted",
+                    tracked.path,
+                    extra={"event": "file_rotated", "path": tracked.path, "to": None, "offset": tracked.read_pos},
+                )
+            tracked.rotated = True
+            tracked.recheck = tracked.fh is None
+            self._mark(tracked)
+            if tracked.fh is None:
+                self._ensure_open(tracked)
 
     def _start_up(self, found: list[Discovered]) -> None:
         """Match every file that may hold a source (see the module docstring) to the checkpoints:
@@ -592,7 +708,7 @@ class FileWatcher:
             by_inode.setdefault((cp.dev, cp.ino), []).append((sid, cp))
         left = []
         for item in candidates:
-            head = read_head(item.path)
+            head = identified_head(item)
             if head is None or not self._resume_by_inode(item, head, by_inode.get((item.dev, item.ino), [])):
                 left.append(item)
         store_time = self.checkpoints.mtime()
@@ -604,7 +720,7 @@ class FileWatcher:
         """Track `item` as the source whose checkpoint has its device/inode and content."""
         for sid, cp in sorted(entries, key=lambda e: -e[1].offset):
             if sid not in self.tracked and recognises(sid, cp, head):
-                return self._track(item, sid, cp.offset, head) is not None
+                return self._track(item, sid, cp.offset, head, rotated=not item.globbed) is not None
         return False
 
     def _consider(self, item: Discovered, *, new_allowed: bool = True) -> None:
@@ -612,7 +728,7 @@ class FileWatcher:
         key = (item.dev, item.ino)
         if self._passed.get(key) == (item.size, item.mtime):
             return  # looked at already, and unchanged
-        head = read_head(item.path)
+        head = identified_head(item)
         if head is None:
             if not self._readable(item.path):
                 return
@@ -683,6 +799,7 @@ class FileWatcher:
             read_bytes=self.read_bytes,
             source_index=item.source_index,
             rotated=rotated,
+            known_size=item.size,
         )
         self.tracked[source_id] = tracked
         self._by_inode = None
@@ -691,9 +808,14 @@ class FileWatcher:
         self._passed.pop((item.dev, item.ino), None)
         self._mark(tracked)
         self.checkpoints.identify(source_id, fp, item.path, item.dev, item.ino)
+        if rotated and start < item.size:
+            # A rotated file may be renamed again, compressed and deleted at logrotate's next run,
+            # before its turn to be read comes: held open from now, its unread lines cannot go.
+            # (One read to its end is not: a restart finds many such, and they hold nothing.)
+            self._ensure_open(tracked)
         log.info(
             "file found",
-            extra={"event": "file_opened", "path": item.path, "offset": start, "source_id": source_id[:16]},
+            extra={"event": "file_opened", "path": tracked.path, "offset": start, "source_id": source_id[:16]},
         )
         return tracked
 
@@ -716,24 +838,75 @@ class FileWatcher:
         return True
 
     def _truncated(self, tracked: TrackedFile) -> None:
-        """Copy-truncate: finish the old source from its copy, restart this inode as new."""
+        """Copy-truncate: finish the old source from its copy, restart this inode as new. With no
+        copy, what it was last seen to hold beyond the read position is certainly lost."""
         self.truncations += 1
         old_id, old_path, pos = tracked.source_id, tracked.path, tracked.carry_start
         self._forget(tracked)
         self._retired.add(old_id)  # never the id of the new content, even without a checkpoint yet
-        for candidate in rotated_siblings(old_path):
+        copy = self._copy_of(tracked)
+        if copy is not None:
+            self.tracked[old_id] = copy
+            self._by_inode = None
+            self._mark(copy)
+            self.checkpoints.identify(old_id, tracked.fingerprint, copy.path, copy.dev, copy.ino)
+            log.info(
+                "file truncated; finishing it from its copy",
+                extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": copy.path},
+            )
+            if copy.read_pos < copy.size:
+                self._ensure_open(copy)  # held before the next rotation can compress and delete it
+        else:
+            self._orphan_carry(tracked)
+            lost = max(0, tracked.known_size - tracked.read_pos)
+            if lost:
+                log.warning(
+                    "%s was truncated and no copy of it was found: %d bytes after offset %d are lost",
+                    old_path,
+                    lost,
+                    tracked.read_pos,
+                    extra={"event": "file_lost", "path": old_path, "offset": tracked.read_pos, "bytes": lost},
+                )
+            else:
+                log.info(
+                    "file truncated after it was read to its end",
+                    extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None},
+                )
+        item = discovered(old_path, tracked.source_index)
+        if item is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
+            return  # found again by the next discovery, whatever it is now
+        # What the inode holds now is identified like any file found: usually a new source, but a
+        # globbed `app.log.1` overwritten by the next copy is a copy of the file being read.
+        self._names = None  # (built now, not at a discovery: not kept)
+        self._consider(item)
+        self._names = None
+
+    def _copy_of(self, tracked: TrackedFile) -> TrackedFile | None:
+        """The copy of a truncated file among its rotated siblings (same fingerprint), to be
+        finished from where the truncated file was read to.
+
+        A sibling with the inode of a tracked file is that file only if it still starts as that
+        file did: an inode alone never identifies a file. Else that file is gone and the copy
+        has its inode (logrotate compressed and deleted `app.log.2`, then copied `app.log` to
+        `app.log.1`, which got the freed inode; or `cp` wrote the copy over the old one)."""
+        for candidate in rotated_siblings(tracked.path):
             head = read_head(candidate)
             item = discovered(candidate, tracked.source_index, globbed=False)
-            if head is None or item is None or (item.dev, item.ino) in self._inodes():
+            if head is None or item is None:
                 continue
+            holder = self._inodes().get((item.dev, item.ino))
+            if holder is not None:
+                if content_matches(head, holder.fingerprint):
+                    continue  # that file itself, not a copy
+                self._gone(holder, "was deleted or overwritten (its inode now holds another file)")
             if content_matches(head, tracked.fingerprint):
-                copy = TrackedFile(
-                    old_id,
+                return TrackedFile(
+                    tracked.source_id,
                     candidate,
                     item.dev,
                     item.ino,
                     None,
-                    pos,
+                    tracked.carry_start,
                     tracked.fingerprint,
                     item.size,
                     tracked.format_name,
@@ -741,30 +914,71 @@ class FileWatcher:
                     rotated=True,
                     read_bytes=self.read_bytes,
                     source_index=tracked.source_index,
+                    known_size=item.size,
                 )
-                self.tracked[old_id] = copy
-                self._by_inode = None
-                self._mark(copy)
-                self.checkpoints.identify(old_id, tracked.fingerprint, candidate, item.dev, item.ino)
-                log.info(
-                    "file truncated; finishing it from its copy",
-                    extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": candidate},
-                )
-                break
-        else:
+        return None
+
+    def _still_holds(self, tracked: TrackedFile, path: str) -> bool:
+        """Does the file at `path` still start as `tracked`'s file did?"""
+        head = read_head(path)
+        return head is not None and content_matches(head, tracked.fingerprint)
+
+    def _renamed(self, tracked: TrackedFile, path: str) -> None:
+        log.info(
+            "%s was renamed to %s",
+            tracked.path,
+            path,
+            extra={"event": "file_rotated", "path": tracked.path, "to": path, "offset": tracked.read_pos},
+        )
+
+    def _gone(self, tracked: TrackedFile, how: str) -> None:
+        """Let go of a source whose file is no longer there to read. A warning says what was lost,
+        in bytes, only when something certainly was: bytes it held (as last seen) beyond the read
+        position. Its unterminated last line, already read, is dead-lettered (not lost)."""
+        self._forget(tracked)
+        self._orphan_carry(tracked)
+        lost = max(0, tracked.known_size - tracked.read_pos)
+        if lost:
             log.warning(
-                "%s was truncated and no copy was found: lines after offset %d are lost",
-                old_path,
-                pos,
-                extra={"event": "file_truncated", "path": old_path, "offset": pos, "copy": None},
+                "%s %s before it was read to its end: %d bytes after offset %d are lost",
+                tracked.path,
+                how,
+                lost,
+                tracked.read_pos,
+                extra={"event": "file_lost", "path": tracked.path, "offset": tracked.read_pos, "bytes": lost},
             )
-        item = discovered(old_path, tracked.source_index)
-        head = read_head(old_path)
-        if item is None or head is None or (item.dev, item.ino) != (tracked.dev, tracked.ino):
-            return  # found again by the next discovery, whatever it is now
-        first_line = fingerprint_bytes(head, allow_partial=self.to_end)
-        if first_line is not None:
-            self._track(item, self._new_id(first_line, item.dev, item.ino), 0, head)
+        else:
+            log.info(
+                "%s %s after it was read to its end",
+                tracked.path,
+                how,
+                extra={"event": "file_gone", "path": tracked.path, "offset": tracked.read_pos},
+            )
+
+    def _orphan_carry(self, tracked: TrackedFile) -> None:
+        """The unterminated last line of a file that is let go: no newline can come any more, so it
+        is delivered as it is (a record if it parses, else a dead letter `unterminated`)."""
+        if not tracked.carry:
+            return
+        carry = tracked.carry
+        fmt = (
+            tracked.format_name
+            or self.detect_format(self.watches[tracked.source_index].format_name, lambda n: carry[:n]).name
+        )  # (undecided again after a config reload)
+        self._orphans.append(
+            RawBatch(
+                tracked.source_id,
+                tracked.path,
+                tracked.carry_start,
+                tracked.read_pos,
+                carry,
+                time.time_ns() // 1000,
+                fmt,
+                unterminated=True,
+                source_index=tracked.source_index,
+            )
+        )
+        tracked.carry = b""
 
     def _forget(self, tracked: TrackedFile) -> None:
         tracked.close()
@@ -777,34 +991,28 @@ class FileWatcher:
     # --------------------------------------------------------------------------------- opening
 
     def _ensure_open(self, tracked: TrackedFile) -> bool:
-        """Open a closed file (making room first), by its device/inode: at its path, else among
-        the siblings of that path (renamed while closed). False: no room now, or gone."""
+        """Open a closed file (making room first), by its device/inode: at its path, else wherever
+        it went in its folder (renamed while closed). False: no room now, or gone."""
         if tracked.fh is not None:
             return True
         if len(self._open) >= self.max_open and not self._close_an_idle_file():
             return False
-        for path in chain([tracked.path], lazy(rotated_siblings, tracked.path)):
-            try:
-                fh = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while reading
-            except OSError:
-                continue
-            st = os.fstat(fh.fileno())
-            if (st.st_dev, st.st_ino) == (tracked.dev, tracked.ino):
-                if path != tracked.path:
-                    tracked.path, tracked.rotated = path, True
-                tracked.fh, tracked.size, tracked.recheck = fh, st.st_size, False
-                self._open[tracked.source_id] = None
-                self._due.pop(tracked.source_id, None)
-                return True
-            fh.close()
-        log.warning(
-            "%s is gone (deleted or moved out of its folder) at offset %d",
-            tracked.path,
-            tracked.read_pos,
-            extra={"event": "file_gone", "path": tracked.path, "offset": tracked.read_pos},
-        )
-        self._forget(tracked)
-        return False
+        found = open_by_identity(tracked.path, tracked.dev, tracked.ino)
+        if found is None:
+            self._gone(tracked, "was deleted or moved out of its folder")
+            return False
+        fh, path = found
+        if path != tracked.path:
+            self._renamed(tracked, path)
+            tracked.path, tracked.rotated = path, True
+        tracked.fh, tracked.size, tracked.recheck = fh, os.fstat(fh.fileno()).st_size, False
+        self._open[tracked.source_id] = None
+        self._due.pop(tracked.source_id, None)
+        return True
+
+    def full(self) -> bool:
+        """Every open-file slot in use while closed files wait to be read."""
+        return len(self._open) >= self.max_open and bool(self._due)
 
     def _close_an_idle_file(self) -> bool:
         """Close the least recently active open file that is read to its end (not one being
@@ -850,6 +1058,10 @@ class FileWatcher:
         go would hold hundreds of MB.
         """
         spent = produced = 0
+        for orphan in self._take_orphans():
+            spent += orphan.size
+            produced += 1
+            yield orphan
         ids = [*self._open, *(i for i in self._due if i not in self._open)]
         if not ids:
             return
@@ -862,6 +1074,10 @@ class FileWatcher:
                 if spent >= budget or produced >= MAX_BATCHES_PER_CALL:
                     break
                 batch = self._next_batch(tracked)
+                for orphan in self._take_orphans():  # the carry of a file let go just now
+                    spent += orphan.size
+                    produced += 1
+                    yield orphan
                 if first_round:
                     self._turn = start + visited
                 if batch is not None:
@@ -870,6 +1086,10 @@ class FileWatcher:
                     still_active.append(tracked)
                     yield batch
             active, first_round = still_active, False
+
+    def _take_orphans(self) -> list[RawBatch]:
+        taken, self._orphans = self._orphans, []
+        return taken
 
     def _next_batch(self, tracked: TrackedFile) -> RawBatch | None:
         if self.tracked.get(tracked.source_id) is not tracked:
@@ -892,8 +1112,9 @@ class FileWatcher:
         if size == tracked.read_pos and not ((tracked.carry or tracked.skipping) and flush):
             return None  # nothing new: one fstat, no read
         if tracked.replaced():
-            self._truncated(tracked)
+            self._replaced(tracked)
             return None
+        tracked.known_size = size  # (fstat before the content check: `size` bytes were its own)
         if size > tracked.read_pos:
             pause("read-chunk")
         state = (tracked.read_pos, tracked.carry, tracked.skipping)
@@ -901,13 +1122,22 @@ class FileWatcher:
         if batch is not None and tracked.replaced():
             # Truncated while we read: what we read may belong to the new file. Undo.
             tracked.read_pos, tracked.carry, tracked.skipping = state
-            self._truncated(tracked)
+            self._replaced(tracked)
             return None
         if batch is not None:
             self._touch(tracked)
             if tracked.fingerprint_length < PREFIX_BYTES and size > tracked.fingerprint_length:
                 self._extend_fingerprint(tracked)
         return batch
+
+    def _replaced(self, tracked: TrackedFile) -> None:
+        """The file no longer holds what was read from it. A live file was truncated (copy-truncate);
+        a rotated one was deleted and its inode reused (nobody truncates app.log.1), so whatever
+        the inode now holds is found, if globbed, by the next discovery as what it is."""
+        if tracked.rotated:
+            self._gone(tracked, "was deleted (its inode now holds another file)")
+        else:
+            self._truncated(tracked)
 
     def _extend_fingerprint(self, tracked: TrackedFile) -> None:
         """Fingerprint more of a file that was short when found (up to PREFIX_BYTES), so that a
@@ -939,6 +1169,8 @@ class FileWatcher:
 
     def all_read(self) -> bool:
         """Every tracked file read to its end (for until="end")."""
+        if self._orphans:
+            return False
         for tracked in self.tracked.values():
             if tracked.recheck or tracked.read_pos < tracked.current_size() or tracked.carry:
                 return False
@@ -1053,7 +1285,12 @@ class FileSource:
     def batches(self, budget: int) -> Iterator[Read]:
         watcher = self.watcher
         if self.until == "follow" and time.monotonic() - self._last_discover >= self.discover_interval_s:
-            watcher.discover()
+            if watcher.discover() or watcher.full():
+                # Finished rotated files are let go after each flush, and also here (paced like
+                # discovery, which costs more): an idle agent holds no finished file open, and
+                # with every open-file slot held by finished rotated files nothing more would be
+                # read, so no flush would come to free one.
+                self.settled()
             self._last_discover = time.monotonic()
         try:
             for raw in watcher.batches(budget):
