@@ -203,7 +203,10 @@ class Guard:
     credentials: Credentials = field(default_factory=Credentials)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
 
@@ -225,6 +228,15 @@ class Guard:
             await _answer(send_with_headers, 401, "authentication required", [(b"www-authenticate", REALM.encode())])
             return
         await self.app(scope, receive, send_with_headers)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket passes the same Host and credential checks; a refused one is closed before it
+        is accepted (the client sees HTTP 403), with nothing read from it."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if host_allowed(headers.get("host"), self.hosts) and authorized(headers.get("authorization"), self.credentials):
+            await self.app(scope, receive, send)
+            return
+        await send({"type": "websocket.close", "code": 1008})  # policy violation
 
 
 async def _answer(send: Send, status: int, text: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:

@@ -277,3 +277,40 @@ def test_the_page_works_under_its_policy_with_credentials(
     finally:
         context.close()
     assert problems == []
+
+
+class TestWebsocket:
+    """A websocket (Loki's /tail will be one) passes the same walls: driven through the ASGI guard
+    directly, as no route of the page upgrades yet."""
+
+    @staticmethod
+    def _connect(guard_hosts: tuple[str, ...], headers: list[tuple[bytes, bytes]], token: str | None) -> list[str]:
+        import asyncio
+
+        from logpipe.ui.access import Credentials, Guard
+
+        reached: list[str] = []
+        sent: list[dict[str, Any]] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            reached.append(scope["type"])
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "websocket.connect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        guard = Guard(app, guard_hosts, Credentials(token=token))
+        asyncio.run(guard({"type": "websocket", "headers": headers}, receive, send))
+        return reached or [m["type"] for m in sent]
+
+    def test_a_foreign_host_is_closed_before_the_app(self) -> None:
+        assert self._connect(("localhost",), [(b"host", b"evil.example")], None) == ["websocket.close"]
+
+    def test_missing_credentials_are_closed_before_the_app(self) -> None:
+        assert self._connect(("localhost",), [(b"host", b"localhost:8080")], "s3cret") == ["websocket.close"]
+
+    def test_an_allowed_host_with_credentials_reaches_the_app(self) -> None:
+        headers = [(b"host", b"localhost:8080"), (b"authorization", b"Bearer s3cret")]
+        assert self._connect(("localhost",), headers, "s3cret") == ["websocket"]
