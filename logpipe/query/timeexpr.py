@@ -29,38 +29,40 @@ _LEAP_SECOND_RE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}):60(?:[
 
 TIME_HELP: Final = "a time expression: 15m, 1h, 7d, 2w (that long before now), now, or ISO 8601"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-# Every time logpipe is given lies in this range. It leaves room around it for what is computed
-# from a time (a histogram bucket aligned before `--since`, the week after `--until`), which a
-# datetime near year 1 or 9999 has not.
-EARLIEST: Final = EPOCH
-LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
-_EARLIEST_MS: Final = 0
-_LATEST_MS: Final = (LATEST - EPOCH) // timedelta(milliseconds=1)
+# Every time logpipe is given lies in this range: every instant a record's `ts` can hold (a
+# record of year 1 or 9999 is read and exported like any other). Past it, one usage error.
+EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
+LATEST: Final = datetime.max.replace(tzinfo=UTC)
+# The web page's time axis (its zoom is epoch milliseconds, its buckets are aligned around the
+# range) runs from the epoch to the start of year 9999; a range outside it is a 400 sentence.
+PAGE_EARLIEST: Final = EPOCH
+PAGE_LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
+_PAGE_LATEST_MS: Final = (PAGE_LATEST - EPOCH) // timedelta(milliseconds=1)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def parse_time(text: str, *, now: datetime) -> datetime:
+def parse_time(text: str, *, now: datetime, earliest: datetime = EARLIEST, latest: datetime = LATEST) -> datetime:
     """`1h` -> now minus one hour; `2026-11-20T10:00:00+01:00` -> that instant in UTC.
 
     A timestamp without an offset, or a bare date, is taken as UTC (the archive's zone). The
-    instant must lie in `[EARLIEST, LATEST]` (a usage error naming that range otherwise), so
-    whatever is computed from it (buckets aligned around it, a day partition) stays a date.
+    instant must lie in `[earliest, latest]`, by default the instants a record can hold (a usage
+    error naming that range otherwise, never an OverflowError).
 
     >>> parse_time("1h", now=datetime(2026, 1, 1, 12, tzinfo=UTC)).isoformat()
     '2026-01-01T11:00:00+00:00'
     """
     cleaned = text.strip()
     if cleaned.lower() == "now":
-        return in_range(now, text)
+        return in_range(now, text, earliest, latest)
     match = _RELATIVE_RE.match(cleaned.lower())
     if match:
         try:
-            return in_range(now - float(match.group(1)) * _UNITS[match.group(2)], text)
+            return in_range(now - float(match.group(1)) * _UNITS[match.group(2)], text, earliest, latest)
         except (OverflowError, ValueError):  # too many days for a timedelta, or before year 1
-            raise _out_of_range(text) from None
+            raise _out_of_range(text, earliest, latest) from None
     try:
         parsed = datetime.fromisoformat(_as_python_iso(cleaned))
     except ValueError:
@@ -69,28 +71,28 @@ def parse_time(text: str, *, now: datetime) -> datetime:
         except ValueError:
             raise UsageError(f"bad time expression {text!r}: expected {TIME_HELP}") from None
     try:
-        return in_range(as_utc(parsed), text)
+        return in_range(as_utc(parsed), text, earliest, latest)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
-        raise _out_of_range(text) from None
+        raise _out_of_range(text, earliest, latest) from None
 
 
 def from_epoch_ms(milliseconds: int, text: str) -> datetime:
-    """Epoch milliseconds (the web page's zoom) as a UTC instant, in the same range as `parse_time`."""
-    if not _EARLIEST_MS <= milliseconds <= _LATEST_MS:
-        raise _out_of_range(text)
+    """Epoch milliseconds (the web page's zoom) as a UTC instant on the page's axis."""
+    if not 0 <= milliseconds <= _PAGE_LATEST_MS:
+        raise _out_of_range(text, PAGE_EARLIEST, PAGE_LATEST)
     return EPOCH + timedelta(milliseconds=milliseconds)
 
 
-def in_range(moment: datetime, text: str) -> datetime:
-    """`moment` when it lies in `[EARLIEST, LATEST]`; else a usage error quoting `text`."""
-    if not EARLIEST <= moment <= LATEST:
-        raise _out_of_range(text)
+def in_range(moment: datetime, text: str, earliest: datetime = EARLIEST, latest: datetime = LATEST) -> datetime:
+    """`moment` when it lies in `[earliest, latest]`; else a usage error quoting `text`."""
+    if not earliest <= moment <= latest:
+        raise _out_of_range(text, earliest, latest)
     return moment
 
 
-def _out_of_range(text: str) -> UsageError:
+def _out_of_range(text: str, earliest: datetime = EARLIEST, latest: datetime = LATEST) -> UsageError:
     return UsageError(
-        f"time {text.strip()!r} is out of range: logpipe reads times from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC"
+        f"time {text.strip()!r} is out of range: logpipe reads times from {earliest.date().isoformat()} to {latest.date().isoformat()} UTC"
     )
 
 

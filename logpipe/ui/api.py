@@ -76,13 +76,15 @@ class Params:
 
     def time(self, name: str) -> datetime | None:
         """`from`/`to`-style times: ISO 8601, epoch milliseconds (the page's zoom) or `1h`/`now`."""
-        from logpipe.query.timeexpr import from_epoch_ms, parse_time
+        from logpipe.query.timeexpr import PAGE_EARLIEST, PAGE_LATEST, from_epoch_ms, parse_time
 
         raw = self.values.get(name, "").strip()
         if not raw:
             return None
         try:
-            return from_epoch_ms(int(raw), raw) if raw.isdigit() else parse_time(raw, now=self.now)
+            if raw.isdigit():
+                return from_epoch_ms(int(raw), raw)
+            return parse_time(raw, now=self.now, earliest=PAGE_EARLIEST, latest=PAGE_LATEST)
         except UsageError as exc:
             raise UsageError(f"{name}: {exc}") from None
 

@@ -209,13 +209,13 @@ def test_facets_recount_when_the_engine_estimates(both: dict[str, Any], monkeypa
     from logpipe.ui.backend import EsBackend
 
     calls: list[str] = []
-    real = discover._es_all_values
+    real = discover._es_exact_top
 
-    def recount(backend: Any, query: Any, name: str) -> Any:
+    def recount(backend: Any, query: Any, name: str, size: int) -> Any:
         calls.append(name)
-        return real(backend, query, name)
+        return real(backend, query, name, size)
 
-    monkeypatch.setattr(discover, "_es_all_values", recount)
+    monkeypatch.setattr(discover, "_es_exact_top", recount)
     monkeypatch.setattr(discover, "DEFAULT_FACET_SIZE", 3)
     backend = EsBackend(both["to"])
     try:
