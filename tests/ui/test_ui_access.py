@@ -286,6 +286,7 @@ class TestWebsocket:
     @staticmethod
     def _connect(guard_hosts: tuple[str, ...], headers: list[tuple[bytes, bytes]], token: str | None) -> list[str]:
         import asyncio
+        from concurrent.futures import ThreadPoolExecutor
 
         from logpipe.ui.access import Credentials, Guard
 
@@ -302,7 +303,9 @@ class TestWebsocket:
             sent.append(message)
 
         guard = Guard(app, guard_hosts, Credentials(token=token))
-        asyncio.run(guard({"type": "websocket", "headers": headers}, receive, send))
+        # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, guard({"type": "websocket", "headers": headers}, receive, send)).result()
         return reached or [m["type"] for m in sent]
 
     def test_a_foreign_host_is_closed_before_the_app(self) -> None:
