@@ -124,30 +124,60 @@ function syncHeader(state) {
   for (const a of tabs.querySelectorAll("a")) a.classList.toggle("active", a.dataset.view === current);
 }
 
+// The previous answer stays on screen while the next one loads (a new search, a zoom, a live
+// refresh): the view draws into a page of its own, swapped in once it has drawn, so the page never
+// blanks between two answers; #busy says one is on its way. A different view (or the first one)
+// is drawn in place, as its answers arrive. An answer for a request a newer one replaced is dropped.
+function busy(on) {
+  const main = document.getElementById("view");
+  if (on) main.dataset.loading = "1";
+  else delete main.dataset.loading;
+  document.getElementById("busy").hidden = !on;
+}
+
 export async function render() {
   const state = readState();
   syncHeader(state);
-  showError("");
   const mine = ++renderCount;
   const main = document.getElementById("view");
+  showError("");
+  busy(true);
   let module;
   try {
     module = await viewModule(state.view || DEFAULT_VIEW());
   } catch (err) {
-    if (mine === renderCount) showError(`cannot load this view: ${err.message}`);
+    if (mine === renderCount) {
+      showError(`cannot load this view: ${err.message}`);
+      busy(false);
+    }
     return;
   }
   if (mine !== renderCount) return; // a newer render started while this one loaded
-  main.replaceChildren();
-  main.dataset.view = module ? module.name : "";
-  if (!module) return;
-  const ctx = { api, set, el, common, showError, urlOf, rangeOf, rangeAround, isCurrent: () => mine === renderCount };
-  try {
-    await module.render(main, state, ctx);
-  } catch (err) {
-    if (mine === renderCount) showError(err.message);
+  const name = module ? module.name : "";
+  const page = el("div", { class: "view-page" });
+  const inPlace = main.dataset.view !== name || !main.firstChild;
+  if (inPlace) {
+    main.replaceChildren(page);
+    main.dataset.view = name;
   }
-  if (mine === renderCount) main.dataset.rendered = String(mine);
+  let failure = null;
+  let keep = false; // the view asked to leave the previous page on screen (see keepPrevious)
+  if (module) {
+    // keepPrevious(): a refresh nobody asked for (live mode) whose answer came while the person
+    // started reading the page on screen (opened a record, scrolled) is dropped, not swapped in.
+    const ctx = { api, set, el, common, showError, urlOf, rangeOf, rangeAround, isCurrent: () => mine === renderCount,
+      keepPrevious: () => { keep = !inPlace; } };
+    try {
+      await module.render(page, state, ctx);
+    } catch (err) {
+      failure = err;
+    }
+  }
+  if (mine !== renderCount) return; // a newer request's answer, not this one's, is shown
+  if (!inPlace && !keep) main.replaceChildren(page);
+  if (failure) showError(failure.message);
+  main.dataset.rendered = String(mine);
+  busy(false);
 }
 
 async function loadSummary() {

@@ -5,6 +5,10 @@
 //   open=EVENT_ID   the expanded record (shown above the list when it is not on the first page)
 //   context=EVENT_ID  show the records around that one in its source and the rest of its request
 //   facets=F1,F2    extra facet fields asked for by name (attrs.KEY, trace_id, duration_ms, ...)
+//   columns=F1,F2   the record list's columns after the time, in order (any field of a record, or
+//                   attrs.KEY.KEY); without it: level, service, message
+//   live=1          refresh the results every LIVE_EVERY_MS, paused while the list is scrolled
+//                   down, a record is open, more pages are loaded or the search box is being edited
 //   span=all        all time; without it and without from/to the view shows the latest hour of
 //                   the records (the hour ending at the newest record, as the API's latest=1h), the
 //                   way Kibana opens on "last 15 minutes": facets and histogram over every record of
@@ -70,10 +74,19 @@ function tickStep(spanMs) {
 
 // --- the histogram -------------------------------------------------------------------------------
 
+// The width the histogram can take: its box's inner width, or, when the view draws off-screen
+// (the previous answer still shown), the main area's less the box's padding and border.
+function innerWidth(box) {
+  const host = box.isConnected ? box : document.getElementById("view");
+  const style = getComputedStyle(host);
+  const inner = host.clientWidth - parseFloat(style.paddingLeft || "0") - parseFloat(style.paddingRight || "0");
+  return Math.floor(box.isConnected ? inner : inner - 18);
+}
+
 function drawHistogram(box, hist, ctx) {
-  const width = Math.max(box.clientWidth || 0, 300);
+  const width = Math.max(innerWidth(box), 200);
   const plotH = HIST_HEIGHT - 18;
-  const root = svg("svg", { id: "d-histogram", width, height: HIST_HEIGHT, viewBox: `0 0 ${width} ${HIST_HEIGHT}` });
+  const root = svg("svg", { id: "d-histogram", width, height: HIST_HEIGHT, viewBox: `0 0 ${width} ${HIST_HEIGHT}`, preserveAspectRatio: "none" });
   root.dataset.from = String(hist.from);
   root.dataset.to = String(hist.to);
   root.dataset.step = String(hist.step_ms);
@@ -119,7 +132,11 @@ function drawHistogram(box, hist, ctx) {
 
   // Click-drag zooms to the dragged range; a click zooms to the bucket under the pointer.
   let start = null;
-  const at = (e) => Math.min(width, Math.max(0, e.clientX - root.getBoundingClientRect().left));
+  // In the drawing's units: the box may be drawn narrower than measured (max-width: 100%).
+  const at = (e) => {
+    const rect = root.getBoundingClientRect();
+    return Math.min(width, Math.max(0, ((e.clientX - rect.left) * width) / (rect.width || width)));
+  };
   const msAt = (px) => Math.round(hist.from + (px / width) * span);
   root.addEventListener("mousedown", (e) => {
     e.preventDefault();
@@ -228,7 +245,7 @@ function facetsPanel(answer, state, ctx) {
         onclick: () => ctx.set({ facets: extra.filter((x) => x !== f.field).join(",") }) })
       : null;
     aside.append(ctx.el("div", { class: "d-facet", dataset: { field: f.field, missing: String(f.missing), other: String(f.other) } },
-      ctx.el("h4", {}, f.field, remove), list,
+      ctx.el("h4", {}, f.field, remove, addColumnButton(f.field, state, ctx)), list,
       f.error ? ctx.el("div", { class: "d-panel-error", text: f.error }) : null,
       notes.length ? ctx.el("div", { class: "muted", text: notes.join(", ") }) : null));
   }
@@ -238,13 +255,99 @@ function facetsPanel(answer, state, ctx) {
 
 // --- records -------------------------------------------------------------------------------------
 
-function recordRow(r, ctx, onToggle) {
-  const level = r.level || "";
+const DEFAULT_COLUMNS = ["level", "service", "message"];
+// The default columns keep the classes the page and its tests know them by.
+const COLUMN_CLASS = { level: "d-level", service: "d-service", message: "d-msg" };
+const ATTRS_KEY = /^[A-Za-z0-9_-]+$/; // as the filter language's attrs keys
+
+// The list's columns after the time: the URL's `columns`, or the default ones.
+export function columnsOf(state) {
+  const chosen = (state.columns || "").split(",").map((c) => c.trim()).filter((c) => c && c !== "ts");
+  return chosen.length ? [...new Set(chosen)] : DEFAULT_COLUMNS;
+}
+
+// The URL value of a column list: none when it is the default one, so links stay short.
+function columnsParam(list) {
+  const same = list.length === DEFAULT_COLUMNS.length && list.every((c, i) => c === DEFAULT_COLUMNS[i]);
+  return same ? "" : list.join(",");
+}
+
+function setColumns(list, ctx) {
+  ctx.set({ columns: columnsParam(list) });
+}
+
+function addColumnButton(field, state, ctx) {
+  const columns = columnsOf(state);
+  if (field === "ts" || columns.includes(field)) return null;
+  return ctx.el("button", { type: "button", class: "d-add-column", dataset: { field }, title: `show ${field} as a column`,
+    text: "+ column", onclick: (e) => { e.stopPropagation(); setColumns([...columns, field], ctx); } });
+}
+
+// A record's attrs as an object (the archive answers its JSON text, an engine may answer an object).
+function attrsOf(r) {
+  if (r.attrs && typeof r.attrs === "object") return r.attrs;
+  if (!r.attrs) return null;
+  try {
+    const parsed = JSON.parse(r.attrs);
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+function shown(v) {
+  if (v === undefined || v === null) return "";
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+
+// The text of one column for a record: a field, or attrs.KEY.KEY read from its attrs.
+export function columnText(r, column, attrs) {
+  if (column.startsWith("attrs.")) {
+    let v = attrs;
+    for (const key of column.slice("attrs.".length).split(".")) {
+      if (v === null || typeof v !== "object" || Array.isArray(v)) return "";
+      v = v[key];
+    }
+    return shown(v);
+  }
+  return shown(r[column]);
+}
+
+// attrs flattened to (attrs.KEY.KEY, value) pairs, nested objects walked (keys a filter can name).
+function attrsFields(attrs, prefix = "attrs") {
+  const out = [];
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (!ATTRS_KEY.test(k)) continue;
+    if (v && typeof v === "object" && !Array.isArray(v)) out.push(...attrsFields(v, `${prefix}.${k}`));
+    else out.push([`${prefix}.${k}`, v]);
+  }
+  return out;
+}
+
+function recordRow(r, columns, ctx, onToggle) {
+  const attrs = columns.some((c) => c.startsWith("attrs.")) ? attrsOf(r) : null;
+  const cell = (c) => {
+    const text = columnText(r, c, attrs);
+    const cls = c === "level" ? `d-level lv-${text}` : COLUMN_CLASS[c] || "d-cell";
+    return ctx.el("td", { class: cls, dataset: { column: c }, text });
+  };
   return ctx.el("tr", { class: "d-row", dataset: { id: r.event_id, ts: r.ts || "" }, onclick: () => onToggle(r) },
-    ctx.el("td", { class: "d-ts mono", text: shortTs(r.ts) }),
-    ctx.el("td", { class: `d-level lv-${level}`, text: level }),
-    ctx.el("td", { class: "d-service", text: r.service || "" }),
-    ctx.el("td", { class: "d-msg", text: r.message || "" }));
+    ctx.el("td", { class: "d-ts mono", text: shortTs(r.ts) }), ...columns.map(cell));
+}
+
+// A column's head: its name, and buttons to move it left or right or take it away.
+function columnHead(column, i, columns, ctx) {
+  const move = (to) => {
+    const next = [...columns];
+    [next[i], next[to]] = [next[to], next[i]];
+    setColumns(next, ctx);
+  };
+  return ctx.el("th", { dataset: { column } }, ctx.el("span", { class: "d-col-name", text: column }),
+    ctx.el("span", { class: "d-col-tools" },
+      i > 0 ? ctx.el("button", { type: "button", class: "d-col-left", title: `move ${column} left`, text: "◀", onclick: () => move(i - 1) }) : null,
+      i < columns.length - 1 ? ctx.el("button", { type: "button", class: "d-col-right", title: `move ${column} right`, text: "▶", onclick: () => move(i + 1) }) : null,
+      columns.length > 1 ? ctx.el("button", { type: "button", class: "d-col-remove", title: `remove the ${column} column`, text: "×",
+        onclick: () => setColumns(columns.filter((c) => c !== column), ctx) }) : null));
 }
 
 function prettyAttrs(text) {
@@ -261,8 +364,11 @@ function detail(r, state, ctx) {
   for (const [k, v] of Object.entries(r)) {
     if (v === null || v === undefined || v === "" || k === "attrs" || k === "error") continue;
     fields.append(ctx.el("tr", { dataset: { field: k } }, ctx.el("th", { text: k }),
-      ctx.el("td", { class: "mono d-value", text: String(v) })));
+      ctx.el("td", { class: "mono d-value", text: String(v) }), ctx.el("td", { class: "d-fadd" }, addColumnButton(k, state, ctx))));
   }
+  const attrs = attrsOf(r);
+  const attrRows = attrsFields(attrs).map(([k, v]) => ctx.el("tr", { dataset: { field: k } }, ctx.el("th", { text: k }),
+    ctx.el("td", { class: "mono d-value", text: shown(v) }), ctx.el("td", { class: "d-fadd" }, addColumnButton(k, state, ctx))));
   const links = ctx.el("div", { class: "d-links" },
     ctx.el("button", { type: "button", class: "d-context", text: "context",
       onclick: () => ctx.set({ context: r.event_id, open: "" }) }),
@@ -272,31 +378,35 @@ function detail(r, state, ctx) {
       onclick: () => ctx.set({ q: term("user_id", "=", r.user_id), open: "", context: "" }) }) : null);
   return ctx.el("div", { class: "d-detail-body" }, links, fields,
     r.error ? ctx.el("div", {}, ctx.el("h4", { text: "error" }), ctx.el("pre", { class: "d-error mono", text: r.error })) : null,
+    attrRows.length ? ctx.el("table", { class: "d-attr-fields" }, attrRows) : null,
     r.attrs ? ctx.el("div", {}, ctx.el("h4", { text: "attrs" }), ctx.el("pre", { class: "d-attrs mono", text: prettyAttrs(r.attrs) })) : null);
 }
 
 function recordTable(rows, state, ctx, { self = null } = {}) {
+  const columns = columnsOf(state);
   const body = ctx.el("tbody", {});
-  const table = ctx.el("table", { class: "d-records" },
-    ctx.el("thead", {}, ctx.el("tr", {}, ctx.el("th", { text: "time (UTC)" }), ctx.el("th", { text: "level" }),
-      ctx.el("th", { text: "service" }), ctx.el("th", { text: "message" }))), body);
+  const table = ctx.el("table", { class: "d-records", dataset: { columns: columns.join(",") } },
+    ctx.el("thead", {}, ctx.el("tr", {}, ctx.el("th", { text: "time (UTC)" }),
+      ...columns.map((c, i) => columnHead(c, i, columns, ctx)))), body);
   const toggle = (r, row) => {
     const next = row.nextElementSibling;
     if (next && next.classList.contains("d-detail")) {
       next.remove();
       row.classList.remove("d-open");
       history.replaceState(null, "", ctx.urlOf({ ...Object.fromEntries(new URLSearchParams(location.search)), open: "" }));
+      liveResume();
       return;
     }
     for (const other of body.querySelectorAll("tr.d-detail")) other.remove();
     for (const other of body.querySelectorAll("tr.d-open")) other.classList.remove("d-open");
     row.classList.add("d-open");
-    row.after(ctx.el("tr", { class: "d-detail", dataset: { id: r.event_id } }, ctx.el("td", { colspan: 4 }, detail(r, state, ctx))));
+    row.after(ctx.el("tr", { class: "d-detail", dataset: { id: r.event_id } }, ctx.el("td", { colspan: columns.length + 1 }, detail(r, state, ctx))));
     history.replaceState(null, "", ctx.urlOf({ ...Object.fromEntries(new URLSearchParams(location.search)), open: r.event_id }));
+    showLive();
   };
   const add = (list) => {
     for (const r of list) {
-      const row = recordRow(r, ctx, () => toggle(r, row));
+      const row = recordRow(r, columns, ctx, () => toggle(r, row));
       if (self && r.event_id === self) row.classList.add("d-self");
       body.append(row);
     }
@@ -325,6 +435,123 @@ async function renderContext(el, state, ctx) {
     ctx.el("div", { id: "d-context-request" }, found.request.length ? rest.table : ctx.el("p", { class: "muted", text: "nothing else" }))));
 }
 
+// --- live mode -----------------------------------------------------------------------------------
+//
+// One timer for the page: each tick refreshes the view (the same URL drawn again, the previous
+// answer kept on screen until the new one is in) unless the person is reading: the list scrolled
+// down, a record open, more pages loaded, or the search box being edited. Back at the top with
+// nothing open, the next tick refreshes again (at once, when ticks were skipped meanwhile).
+
+const LIVE_EVERY_MS = 5000;
+const LIVE_TOP_PX = 40; // scrolled less than this is "at the top"
+let live = null; // { timer, ctx, missed } of the current Discover render with live=1
+let liveTicks = 0; // ticks since the page loaded, on #d-live for whoever watches it
+
+// Why the refresh waits, or "" when it does not.
+function liveHold() {
+  if (window.scrollY > LIVE_TOP_PX) return "scrolled down";
+  if (document.querySelector("#view tr.d-detail")) return "a record is open";
+  if (document.querySelector("#d-more[data-loaded]")) return "more records loaded";
+  const q = document.getElementById("q");
+  if (q && document.activeElement === q && q.value.trim() !== (new URLSearchParams(location.search).get("q") || "").trim()) {
+    return "editing the search";
+  }
+  return "";
+}
+
+function showLive() {
+  const button = document.getElementById("d-live");
+  if (button) paintLive(button, Boolean(live));
+}
+
+function paintLive(button, on) {
+  button.dataset.ticks = String(liveTicks);
+  if (!on) {
+    button.dataset.state = "off";
+    button.textContent = "live: off";
+    button.title = `refresh every ${LIVE_EVERY_MS / 1000} s`;
+    return;
+  }
+  const hold = liveHold();
+  button.dataset.state = hold ? "paused" : "live";
+  button.textContent = hold ? `❚❚ paused (${hold})` : `● live, every ${LIVE_EVERY_MS / 1000} s`;
+  button.title = hold ? "back at the top with no record open, it refreshes again" : "click to stop refreshing";
+}
+
+function stopLive() {
+  if (live) clearInterval(live.timer);
+  live = null;
+}
+
+// The address a live refresh redraws: the render of that address is the refresh, not something
+// the person asked for (a click of theirs meanwhile changes the address; opening a record does
+// too, in place, which is reading, not asking).
+let liveRefresh = null;
+
+function liveAddress() {
+  const params = new URLSearchParams(location.search);
+  params.delete("open");
+  return params.toString();
+}
+
+function refreshLive(entry) {
+  entry.missed = false;
+  liveRefresh = liveAddress();
+  entry.ctx.set({}, { replace: true });
+}
+
+function startLive(ctx) {
+  stopLive();
+  const entry = { ctx, missed: false, timer: 0 };
+  entry.timer = setInterval(() => {
+    if (!ctx.isCurrent()) {
+      // Another search or view was asked for: its own render decides whether to stay live.
+      clearInterval(entry.timer);
+      if (live === entry) live = null;
+      return;
+    }
+    liveTicks += 1;
+    showLive();
+    if (liveHold()) entry.missed = true;
+    else refreshLive(entry);
+  }, LIVE_EVERY_MS);
+  live = entry;
+  setTimeout(showLive, 0); // after the shell has put this answer's page on screen
+}
+
+// The person stopped reading (back at the top, the record closed): show it, and refresh at once
+// when a tick went by meanwhile.
+function liveResume() {
+  if (!live) return;
+  showLive();
+  if (live.missed && !liveHold() && live.ctx.isCurrent()) refreshLive(live);
+}
+
+window.addEventListener("scroll", liveResume, { passive: true });
+
+// A live range must move with the clock: a zoom (absolute times) becomes the last 15 minutes.
+function liveRange(state) {
+  const relative = state.from && !state.to && /^\d+[smhdw]$/.test(state.from);
+  return (state.from || state.to) && !relative ? { from: "15m", to: "", span: "" } : {};
+}
+
+// Under the width breakpoint the facets are a panel opened above the records (CSS); whether it
+// is open outlives a refresh.
+let facetsOpen = false;
+
+function toolbar(state, ctx, body) {
+  const liveButton = ctx.el("button", { type: "button", id: "d-live", class: "d-live", dataset: { state: "off" },
+    onclick: () => ctx.set(state.live ? { live: "" } : { live: "1", ...liveRange(state) }, { replace: false }) });
+  const facets = ctx.el("button", { type: "button", id: "d-facets-toggle", class: "d-facets-toggle", "aria-expanded": String(facetsOpen),
+    text: "facets", onclick: () => {
+      facetsOpen = !facetsOpen;
+      body.classList.toggle("d-facets-open", facetsOpen);
+      facets.setAttribute("aria-expanded", String(facetsOpen));
+    } });
+  paintLive(liveButton, Boolean(state.live));
+  return ctx.el("div", { class: "d-toolbar" }, liveButton, facets);
+}
+
 // --- the view ------------------------------------------------------------------------------------
 
 async function renderSearch(el, state, ctx) {
@@ -343,7 +570,8 @@ async function renderSearch(el, state, ctx) {
   const count = ctx.el("div", { id: "d-count", class: "d-count",
     dataset: { count: total === null ? "" : String(total), shown: String(searched.rows.length) } });
   const listBox = ctx.el("div", { class: "d-list" }, count);
-  el.append(ctx.el("div", { class: "d-discover" }, histSlot, ctx.el("div", { class: "d-body" }, facetSlot, listBox)));
+  const body = ctx.el("div", { class: facetsOpen ? "d-body d-facets-open" : "d-body" }, facetSlot, listBox);
+  el.append(ctx.el("div", { class: "d-discover" }, toolbar(state, ctx, body), histSlot, body));
   const histDone = histP.then((hist) => {
     if (!ctx.isCurrent()) return;
     const histBox = hist.error
@@ -425,8 +653,23 @@ export default {
   name: "discover",
   label: "Discover",
   async render(el, state, ctx) {
+    const byLive = liveRefresh !== null && liveRefresh === liveAddress();
+    liveRefresh = null;
+    stopLive();
     if (state.context) return renderContext(el, state, ctx);
-    return renderSearch(el, state, ctx);
+    try {
+      return await renderSearch(el, state, ctx);
+    } finally {
+      // The person began reading the page on screen while this refresh loaded: keep that page
+      // (the next tick, once they are back at the top, brings the news).
+      const held = byLive && ctx.isCurrent() && liveHold() !== "";
+      if (held) ctx.keepPrevious();
+      // Started once this answer is drawn, so a slow answer is never cut short by the next tick.
+      if (state.live && ctx.isCurrent()) {
+        startLive(ctx);
+        if (held) live.missed = true;
+      }
+    }
   },
 };
 

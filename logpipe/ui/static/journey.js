@@ -187,7 +187,8 @@ export default {
       const list = timeline.querySelector("ol.j-records");
       if (list && list.querySelector(`[data-index="${chosen.index}"]`)) list.after(detail);
       else el.append(detail);
-      detail.scrollIntoView({ block: "nearest" });
+      // Once on screen: the shell shows this page when the view has drawn it.
+      setTimeout(() => detail.scrollIntoView({ block: "nearest" }), 0);
     }
   },
 };
