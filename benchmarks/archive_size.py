@@ -59,7 +59,9 @@ def archive_records(archive: Path) -> int:
 
 
 def http(url: str, data: bytes | None = None, timeout: float = 600.0) -> bytes:
-    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    # Not urllib's default form type for a body: Go's server would read up to 10 MB of it as a form.
+    headers = {"Content-Type": "application/stream+json"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body: bytes = response.read()
         return body
@@ -138,7 +140,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         archive = Path(tmp) / "archive"
         cmd = [logpipe, "ship", "--once", str(log), "--archive", str(archive), "--no-progress"]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ours, ours_rows = folder_bytes(archive), archive_records(archive)
 
         proc: subprocess.Popen[bytes] | None = None
