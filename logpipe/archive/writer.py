@@ -39,8 +39,10 @@ COMPRESSION_LEVEL = 1
 # Row groups of 64k rows: large enough for scans to stay fast, small enough that writing one
 # (compaction writes them one at a time) keeps the agent under its memory budget.
 ROW_GROUP_ROWS = 64 * 1024
-# Dictionary-encode only columns with few distinct values: for ids, messages and attrs the
-# dictionary costs time and grows the file.
+# Dictionary-encode only columns with few distinct values: for ids and messages the dictionary
+# costs time and grows the file. `attrs` is in: the extra fields of one call site repeat (module,
+# function, line), and where they do not, the writer falls back to plain pages once the
+# dictionary passes its 1 MB limit.
 DICTIONARY_COLUMNS = [
     "level",
     "logger",
@@ -53,7 +55,21 @@ DICTIONARY_COLUMNS = [
     "status",
     "reason",
     "source_id",
+    "attrs",
 ]
+# Encodings of the columns that are neither dictionary-encoded nor left plain (a part is about a
+# quarter smaller with them, and no slower to write). Times and offsets grow through a part, so the
+# deltas between rows pack into a few bits; an `event_id` is `<source id>:<offset>`, so each one
+# shares all but its last digits with the one before, which DELTA_BYTE_ARRAY does not store again;
+# user and session ids repeat over the lines of a request, so the same holds for them.
+COLUMN_ENCODINGS = {
+    "ts": "DELTA_BINARY_PACKED",
+    "received_at": "DELTA_BINARY_PACKED",
+    "offset": "DELTA_BINARY_PACKED",
+    "event_id": "DELTA_BYTE_ARRAY",
+    "user_id": "DELTA_BYTE_ARRAY",
+    "session_id": "DELTA_BYTE_ARRAY",
+}
 # Min/max statistics only where a query can skip row groups by them. For ids, messages and attrs
 # every row group spans nearly the whole range, and computing them costs a sixth of the writing.
 NO_STATISTICS_COLUMNS = frozenset(
@@ -119,6 +135,7 @@ def write_part_tables(
             compression=COMPRESSION,
             compression_level=COMPRESSION_LEVEL,
             use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names],
+            column_encoding={c: e for c, e in COLUMN_ENCODINGS.items() if c in schema.names},
             write_statistics=[c for c in schema.names if c not in NO_STATISTICS_COLUMNS],
         ) as writer:
             blocks: list[Block | None] = []
