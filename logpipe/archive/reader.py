@@ -129,12 +129,15 @@ def logs_for_text(con: duckdb.DuckDBPyConnection, needles: Sequence[str]) -> tup
     if not keys or not parts:
         return "logs", []
     names = [str(p) for p in parts]
-    rows = dict(con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [names]).fetchall())
     summaries = dict(
         con.execute(
             "SELECT file_name, value FROM parquet_kv_metadata(?) WHERE key = ?", [names, TEXT_INDEX_METADATA_KEY]
         ).fetchall()
     )
+    if not summaries:  # nothing can be left out: spare a second pass over every footer
+        return "logs", []
+    # A part without a summary is read whole, whatever its size: only the others' sizes are needed.
+    rows = dict(con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [sorted(summaries)]).fetchall())
     conditions: list[str] = []
     params: list[object] = []
     left_out = False

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from logpipe.archive import textindex
+from logpipe.archive import reader, textindex
 from logpipe.archive.layout import walk_parts
 from logpipe.archive.reader import open_archive
 from logpipe.archive.writer import ROW_GROUP_ROWS
@@ -258,6 +258,35 @@ class TestOlderParts:
         finally:
             con_new.close()
             con_old.close()
+
+    def test_without_any_summary_each_footer_is_read_once(
+        self, big: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An archive written before summaries: nothing can be left out, so the search learns it
+        from one pass over the parts' footers (the key-value metadata) and reads the view, without
+        a second pass for the parts' row counts (a whole process's start-up, #21)."""
+        old = tmp_path / "old"
+        shutil.copytree(big, old)
+        _strip_summaries(old)
+        con = open_archive(old)
+        statements: list[str] = []
+
+        class Recording:  # the connection, with the statements run on it written down
+            def execute(self, sql: str, params: list[object]) -> duckdb.DuckDBPyConnection:
+                statements.append(sql)
+                return con.execute(sql, params)
+
+        parts = reader.log_parts(con)
+        assert parts
+        monkeypatch.setattr(reader, "log_parts", lambda _: parts)
+        try:
+            assert reader.logs_for_text(Recording(), [RARE]) == ("logs", [])  # type: ignore[arg-type]
+            assert len(statements) == 1, statements
+            found, expected = both(con, parse_filter(RARE))
+            assert found == expected
+            assert len(found) == planted_count(150_000, 17)
+        finally:
+            con.close()
 
     def test_a_summary_that_does_not_describe_the_part_is_ignored(self) -> None:
         block = textindex.Block(10, 10, bytes(128))
