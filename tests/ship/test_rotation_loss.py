@@ -50,6 +50,16 @@ def loss_claims(stderr: str) -> list[dict[str, Any]]:
     return [e for e in events(stderr) if e["level"] == "WARNING" and e["logger"] == "logpipe.sources.files"]
 
 
+def exact_and_no_loss_claimed(code: int, lines: Lines, archive: Path, written: int) -> str:
+    """The stopped agent exited 0, the archive holds each of the `written` lines once, and its log
+    (returned) claims no loss."""
+    err = lines.close()
+    assert code == 0, err
+    assert archived_seqs(archive) == list(range(written))
+    assert loss_claims(err) == []
+    return err
+
+
 def logged(lines: Lines, what: str, match: Any) -> dict[str, Any]:
     """Wait for the agent to log an event that `match` accepts."""
 
@@ -105,10 +115,7 @@ def test_numbered_rotation_soon_after_a_restart_loses_nothing(tmp_path: Path) ->
         wait_for(archive, tally.written, timeout=120, agent=agent)
     finally:
         code = stop(agent)
-    err = lines.close()
-    assert code == 0, err
-    assert archived_seqs(archive) == list(range(tally.written))
-    assert loss_claims(err) == []
+    err = exact_and_no_loss_claimed(code, lines, archive, tally.written)
     went = {(e["path"], e.get("to")) for e in events(err) if e["event"] == "file_rotated"}
     assert {(str(p), f"{p}.1") for p in live} <= went
 
@@ -148,10 +155,7 @@ def test_copytruncate_whose_copy_has_the_inode_of_a_tracked_generation(tmp_path:
         wait_for(archive, tally.written, timeout=30, agent=agent)
     finally:
         code = stop(agent)
-    err = lines.close()
-    assert code == 0, err
-    assert archived_seqs(archive) == list(range(tally.written))
-    assert loss_claims(err) == []
+    exact_and_no_loss_claimed(code, lines, archive, tally.written)
 
 
 def compress_copy(log: Path) -> None:
@@ -217,10 +221,7 @@ def test_a_truncation_after_everything_was_read_claims_no_loss(tmp_path: Path) -
         logged(lines, "the truncation", lambda e: e["event"] == "file_truncated")
     finally:
         code = stop(agent)
-    err = lines.close()
-    assert code == 0, err
-    assert archived_seqs(archive) == list(range(tally.written))
-    assert loss_claims(err) == []
+    exact_and_no_loss_claimed(code, lines, archive, tally.written)
 
 
 def test_a_generation_deleted_before_it_could_be_read_is_warned_with_its_size(tmp_path: Path) -> None:
