@@ -258,10 +258,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import duckdb  # noqa: F401  (fail early if the venv lacks it)
 
     from logpipe.enrich.templates import message_key
-    from logpipe.explore.mine import archive_rows
-    from logpipe.explore.patterns import PatternMiner, Window
-    from logpipe.query.archive import connect
-    from logpipe.query.timeexpr import utc_now
+    from logpipe.read.archive_sql import connect
+    from logpipe.read.mine import archive_rows
+    from logpipe.read.patterns import PatternMiner, Window
+    from logpipe.read.timeexpr import utc_now
 
     rnd = random.Random(options.seed)
     items = draw(rnd, options.messages)
@@ -370,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def _grid(rows: Sequence[tuple[Any, ...]], labels: Sequence[int]) -> list[tuple[int, float, float, int]]:
     """The miner's accuracy at other tree depths and similarity thresholds (the default is one)."""
-    from logpipe.explore.patterns import PatternMiner
+    from logpipe.read.patterns import PatternMiner
 
     out = []
     for depth in (1, 2, 3):

@@ -14,7 +14,7 @@ untimed run of each, the best of `--repeat` runs:
   - for each, a bare Python script that imports duckdb, makes a `logs` view over the same Parquet
     files and runs the same SQL with the same values bound (a query: the catalog file's text;
     `errors` also its histogram's `error_timeline`; search: the SELECT `logpipe search` runs,
-    with the WHERE clause and values of `logpipe.explore.filters.to_sql`), printing the rows
+    with the WHERE clause and values of `logpipe.read.filters.to_sql`), printing the rows
   - `logpipe --help` and `python -c pass`
 and prints each ratio with the targets: every command ≤ 1.3x bare (#21 item 4), `--help` < 0.25 s.
 """
@@ -212,8 +212,8 @@ def best_of(commands: list[list[str]], repeat: int) -> list[Timing]:
 def search_spec(word: str, limit: int) -> str:
     """`logpipe search WORD`'s statements (explore/search.py) as JSON for BARE_SEARCH: logpipe's
     own WHERE clause and values, so both sides run the same filter."""
-    from logpipe.explore.filters import parse_filters, to_sql
-    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.filters import parse_filters, to_sql
 
     where, params = to_sql(parse_filters([word]))
     columns = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)

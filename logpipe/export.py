@@ -88,7 +88,7 @@ def export(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from logpipe.query.timeexpr import as_utc, parse_time, utc_now
+    from logpipe.read.timeexpr import as_utc, parse_time, utc_now
     from logpipe.schema import record_schema
 
     moment = now or utc_now()
@@ -110,7 +110,7 @@ def export(
     }
     schema = schema.with_metadata({METADATA_KEY: json.dumps(meta).encode()})
     if es is not None:
-        from logpipe.query.es_export import engine_batches
+        from logpipe.read.es_export import engine_batches
 
         batches = engine_batches(es, start, end, wanted, BATCH_ROWS)
     else:
@@ -137,7 +137,7 @@ def _archive_batches(
     archive: Path, start: datetime, end: datetime, wanted: Sequence[str]
 ) -> Generator[pa.RecordBatch, None, None]:
     """The window's records from the archive, sorted by ts then event_id, in Arrow batches."""
-    from logpipe.query.archive import connect
+    from logpipe.read.archive_sql import connect
 
     columns = ", ".join(f'"{c}"' for c in COLUMN_NAMES)
     con = connect(archive)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 TEXT_INDEX_METADATA_KEY: Final = b"logpipe.text_index"
 INDEX_VERSION: Final = 1
-# The columns free text searches (logpipe.explore.filters.FREE_TEXT_FIELDS; a test keeps them equal).
+# The columns free text searches (logpipe.read.filters.FREE_TEXT_FIELDS; a test keeps them equal).
 INDEXED_COLUMNS: Final = ("message", "error", "attrs")
 PLACEHOLDER: Final = 0x80
 _TO_ASCII: Final = {0x130: ord("i"), 0x212A: ord("k")}

@@ -1,6 +1,6 @@
 """`logpipe search`, `logpipe tail` and `logpipe context`: looking around the records.
 
-All three take the filter language of `logpipe.explore.filters` and run on the archive or on
+All three take the filter language of `logpipe.read.filters` and run on the archive or on
 Elasticsearch/OpenSearch with the same answers. `search` and `tail` print their records as DuckDB
 hands them over, a batch at a time, so a large `--limit` costs memory for a batch, not for the
 result. An empty result prints nothing on stdout (`[]` in JSON, the header in CSV), says so in
@@ -24,9 +24,9 @@ from logpipe.limits import MAX_CONTEXT_LINES, MAX_RECORDS_SHOWN
 from logpipe.words import counted
 
 if TYPE_CHECKING:
-    from logpipe.explore.filters import Filter
-    from logpipe.explore.search import Row
-    from logpipe.query.backend import Source
+    from logpipe.read.archive_search import Row
+    from logpipe.read.canned import Source
+    from logpipe.read.filters import Filter
 
 FILTER_HELP = (
     "Filters, all of which must hold: field=value, field!=value, field>n (>=, <, <=), field~regex, "
@@ -60,9 +60,9 @@ WideOpt = Annotated[bool, typer.Option("--wide", help="Table with every column, 
 
 
 def _filter(texts: Sequence[str], since: str | None, until: str | None) -> Filter:
-    from logpipe.explore.filters import parse_filters
-    from logpipe.explore.search import window
-    from logpipe.query.timeexpr import parse_time, utc_now
+    from logpipe.read.archive_search import window
+    from logpipe.read.filters import parse_filters
+    from logpipe.read.timeexpr import parse_time, utc_now
 
     now = utc_now()
     flt = parse_filters(texts, now=now)
@@ -73,7 +73,7 @@ def _filter(texts: Sequence[str], since: str | None, until: str | None) -> Filte
 
 
 def _source(backend: str, archive: Path, es: str | None) -> Source:
-    from logpipe.query.backend import Source
+    from logpipe.read.canned import Source
 
     return Source(backend, archive, es).check()
 
@@ -92,7 +92,7 @@ class _Engine:
 
     def __init__(self, url: str) -> None:
         from logpipe.engine.config import parse_target
-        from logpipe.query.es import open_client
+        from logpipe.read.es_catalog import open_client
 
         config = parse_target(url)
         self.index = f"{config.index_prefix}*"
@@ -117,8 +117,8 @@ def _archive(archive: Path) -> Any:
 
 
 def _emit(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, wide: bool, header: bool = True) -> None:
-    from logpipe.explore.render import print_records
-    from logpipe.query.render import MACHINE_WRITERS
+    from logpipe.read.record_lines import print_records
+    from logpipe.read.render import MACHINE_WRITERS
 
     if fmt == "table":
         print_records(columns, rows, sys.stdout, wide=wide, header=header)
@@ -141,15 +141,15 @@ def search_cmd(
     wide: WideOpt = False,
 ) -> None:
     """Records matching free text and filters, newest first: `logpipe search timeout 'level>=ERROR'`."""
-    from logpipe.explore.search import RECORD_COLUMNS
-    from logpipe.query.render import check_format
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     _positive("--limit", limit, MAX_RECORDS_SHOWN)
     flt = _filter([*(text or []), *(where or [])], since, until)
     source = _source(backend, archive, es)
     if source.backend == "es":
-        from logpipe.explore import es_search
+        from logpipe.read import es_search
 
         with _Engine(str(source.es)) as engine:
             shown = _stream(
@@ -157,7 +157,7 @@ def search_cmd(
             )
             _say_how_many(shown, limit, "--limit", lambda: es_search.count(engine.client, engine.index, flt))
         return
-    from logpipe.explore import search
+    from logpipe.read import archive_search as search
 
     con = _archive(source.archive)
     try:
@@ -173,8 +173,8 @@ def _stream(fmt: str, columns: Sequence[str], batches: Iterator[list[Row]], *, w
     A table of one batch is fitted to its rows as before; a longer one takes the first batch's
     widths (`render.RecordStream`).
     """
-    from logpipe.explore.render import RecordStream, print_records
-    from logpipe.query.render import MACHINE_WRITERS
+    from logpipe.read.record_lines import RecordStream, print_records
+    from logpipe.read.render import MACHINE_WRITERS
 
     shown = 0
     first = next(batches, [])  # a bad filter fails here, before anything is written
@@ -241,8 +241,8 @@ def tail_cmd(
 ) -> None:
     """The last N matching records, oldest first; with -f, then every new one exactly once."""
     from logpipe.errors import UsageError
-    from logpipe.explore.search import RECORD_COLUMNS
-    from logpipe.query.render import check_format
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     _positive("--lines", lines, MAX_RECORDS_SHOWN)
@@ -256,7 +256,7 @@ def tail_cmd(
         _follow(source.archive, flt, lines, interval, fmt, wide)
         return
     if source.backend == "es":
-        from logpipe.explore import es_search
+        from logpipe.read import es_search
 
         with _Engine(str(source.es)) as engine:
             # The engine pages newest first: the last N are gathered, then printed oldest first.
@@ -264,7 +264,7 @@ def tail_cmd(
             shown = _stream(fmt, RECORD_COLUMNS, iter([rows]), wide=wide)
             _say_how_many(shown, lines, "-n", lambda: es_search.count(engine.client, engine.index, flt))
         return
-    from logpipe.explore import search
+    from logpipe.read import archive_search as search
 
     con = _archive(source.archive)
     try:
@@ -280,7 +280,7 @@ def _follow(archive: Path, flt: Filter, lines: int, interval: float, fmt: str, w
     import threading
 
     from logpipe.errors import ArchiveError
-    from logpipe.explore.search import RECORD_COLUMNS, Follower
+    from logpipe.read.archive_search import RECORD_COLUMNS, Follower
 
     if not archive.is_dir():
         raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
@@ -313,8 +313,8 @@ def _machine_rows(fmt: str, rows: Sequence[Sequence[Any]]) -> None:
     """Machine rows while following: CSV without repeating its header, NDJSON as is."""
     import io
 
-    from logpipe.explore.search import RECORD_COLUMNS
-    from logpipe.query.render import MACHINE_WRITERS
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.render import MACHINE_WRITERS
 
     buffer = io.StringIO()
     MACHINE_WRITERS[fmt](RECORD_COLUMNS, rows, buffer)
@@ -338,19 +338,19 @@ def context_cmd(
     wide: WideOpt = False,
 ) -> None:
     """The records around one record in its source file, then the rest of its request."""
-    from logpipe.explore.search import RECORD_COLUMNS
-    from logpipe.query.render import check_format
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     _positive("--lines", lines, MAX_CONTEXT_LINES)
     source = _source(backend, archive, es)
     if source.backend == "es":
-        from logpipe.explore import es_search
+        from logpipe.read import es_search
 
         with _Engine(str(source.es)) as engine:
             found = es_search.context(engine.client, engine.index, event_id, lines=lines)
     else:
-        from logpipe.explore import search
+        from logpipe.read import archive_search as search
 
         con = _archive(source.archive)
         try:
@@ -366,8 +366,8 @@ def context_cmd(
 
 
 def _print_context(marked: list[tuple[str, tuple[Any, ...]]], record: tuple[Any, ...], wide: bool) -> None:
-    from logpipe.explore.render import print_records
-    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.record_lines import print_records
 
     columns = ("at", *RECORD_COLUMNS)
     arrows = {"before": "", "match": ">>", "after": "", "request": ""}

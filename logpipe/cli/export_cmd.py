@@ -35,7 +35,7 @@ def export_cmd(
     """Write the records of a window to one Parquet file that polars, DuckDB and pandas open."""
     from logpipe.cli.query_cmd import NoRecordsError
     from logpipe.export import export
-    from logpipe.query.backend import Source
+    from logpipe.read.canned import Source
 
     source = Source(backend, archive, es).check()
     es_url = source.es if source.backend == "es" else None

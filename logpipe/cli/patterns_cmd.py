@@ -1,6 +1,6 @@
 """`logpipe patterns`: the templates of the window's messages, with counts, trend and examples.
 
-The mining is `logpipe.explore.patterns` (pure); reading is `logpipe.explore.mine`. This module
+The mining is `logpipe.read.patterns` (pure); reading is `logpipe.read.mine`. This module
 binds the options and prints. Nothing heavy is imported until the command runs.
 """
 
@@ -20,7 +20,7 @@ from logpipe.limits import MAX_BUCKETS
 from logpipe.words import counted
 
 if TYPE_CHECKING:
-    from logpipe.explore.mine import Mined
+    from logpipe.read.mine import Mined
 
 COLUMNS: Final = ("template", "count", "first_seen", "last_seen", "trend", "examples")
 TABLE_COLUMNS: Final = ("count", "template", "trend", "last_seen", "example")
@@ -59,13 +59,13 @@ def patterns_cmd(
     ] = None,
 ) -> None:
     """Group the window's messages into templates (Drain-style), most frequent first."""
-    from logpipe.explore.filters import parse_filters
-    from logpipe.explore.mine import archive_rows, es_rows, mine
-    from logpipe.explore.patterns import Window
     from logpipe.export import normalise_levels
-    from logpipe.query.backend import Source
-    from logpipe.query.render import check_format
-    from logpipe.query.timeexpr import parse_time, utc_now
+    from logpipe.read.canned import Source
+    from logpipe.read.filters import parse_filters
+    from logpipe.read.mine import archive_rows, es_rows, mine
+    from logpipe.read.patterns import Window
+    from logpipe.read.render import check_format
+    from logpipe.read.timeexpr import parse_time, utc_now
 
     check_format(fmt)
     Source(backend, archive, es).check()
@@ -84,7 +84,7 @@ def patterns_cmd(
     mined = mine(rows, Window(start, end, buckets))
     shown = mined.patterns[:limit] if limit else mined.patterns
     if fmt != "table":
-        from logpipe.query.render import MACHINE_WRITERS
+        from logpipe.read.render import MACHINE_WRITERS
 
         MACHINE_WRITERS[fmt](COLUMNS, [_row(p) for p in shown], sys.stdout)
         return
@@ -103,8 +103,8 @@ def _row(pattern: Any) -> tuple[Any, ...]:
 
 
 def _print(mined: Mined, shown: Sequence[Any], levels: Sequence[str]) -> None:
-    from logpipe.query.histogram import bars
-    from logpipe.query.render import print_table
+    from logpipe.read.histogram import bars
+    from logpipe.read.render import print_table
 
     record = f"{'/'.join(levels)} record" if levels else "record"
     what = f"{record}s"

@@ -1,6 +1,6 @@
 """`logpipe query errors|journey|slow|list|NAME`: canned queries over the archive.
 
-Every query is a SQL file in the catalog (`logpipe.query.catalog`); these commands only bind
+Every query is a SQL file in the catalog (`logpipe.read.catalog`); these commands only bind
 options to its parameters and add presentation (the histogram above `errors`, session and request
 headings in `journey`). Nothing heavy is imported until a command runs.
 """
@@ -22,7 +22,7 @@ from logpipe.errors import TerminalError
 from logpipe.words import counted
 
 if TYPE_CHECKING:
-    from logpipe.query.backend import Source
+    from logpipe.read.canned import Source
 
 # Left out of tables (kept in json/csv): journey's user is in its title; stack traces take many
 # lines each, so `query errors` prints them (below each row) only with --stack.
@@ -99,7 +99,7 @@ EsOpt = Annotated[
 
 
 def _source(backend: str, archive: Path, es: str | None, queries: Path | None) -> Source:
-    from logpipe.query.backend import Source
+    from logpipe.read.canned import Source
 
     return Source(backend, archive, es, queries).check()
 
@@ -120,8 +120,8 @@ def errors_cmd(
     wide: WideOpt = False,
 ) -> None:
     """ERROR and CRITICAL records grouped by message key, with a histogram over the window."""
-    from logpipe.query.backend import fetch
-    from logpipe.query.render import check_format
+    from logpipe.read.canned import fetch
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     source = _source(backend, archive, es, queries)
@@ -155,8 +155,8 @@ def journey_cmd(
 ) -> None:
     """One user's (session's, request's) records in time order, grouped by session and request."""
     from logpipe.query import subject_of
-    from logpipe.query.backend import fetch
-    from logpipe.query.render import check_format
+    from logpipe.read.canned import fetch
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     subject = subject_of(user=user, session=session, request=request)
@@ -199,8 +199,8 @@ def slow_cmd(
     wide: WideOpt = False,
 ) -> None:
     """Latency percentiles per endpoint template (or service) whose p95 passes a threshold."""
-    from logpipe.query.backend import fetch
-    from logpipe.query.render import check_format
+    from logpipe.read.canned import fetch
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     given = _given(since=since, until=until, threshold=threshold, by=by, service=service)
@@ -234,8 +234,8 @@ def list_cmd(
     # --archive, --backend and --es are taken as every query command takes them (a command line
     # that runs a query also lists the catalog); the catalog is the same whatever they name.
     del archive, backend, es
-    from logpipe.query.catalog import load_catalog
-    from logpipe.query.render import check_format
+    from logpipe.read.catalog import load_catalog
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     columns = ("name", "description", "parameters", "columns", "path")
@@ -246,7 +246,7 @@ def list_cmd(
     if fmt != "table":
         _write(fmt, columns, rows)
         return
-    from logpipe.query.render import print_table
+    from logpipe.read.render import print_table
 
     print_table(columns[:3], [r[:3] for r in rows], sys.stdout, title="logpipe query NAME --param k=v", wide=wide)
 
@@ -267,8 +267,8 @@ def run_cmd(
     wide: WideOpt = False,
 ) -> None:
     """Run any catalog query: `logpipe query NAME --param k=v ...`."""
-    from logpipe.query.backend import fetch
-    from logpipe.query.render import check_format
+    from logpipe.read.canned import fetch
+    from logpipe.read.render import check_format
 
     check_format(fmt)
     given: dict[str, object] = dict(parse_params(param or []))
@@ -317,13 +317,13 @@ def _nothing(fmt: str, columns: Sequence[str], message: str) -> None:
 
 
 def _write(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    from logpipe.query.render import MACHINE_WRITERS
+    from logpipe.read.render import MACHINE_WRITERS
 
     MACHINE_WRITERS[fmt](columns, rows, sys.stdout)
 
 
 def _print_chart(counts: list[int], values: Mapping[str, object]) -> None:
-    from logpipe.query.histogram import chart
+    from logpipe.read.histogram import chart
 
     since, until = values["since"], values["until"]
     assert isinstance(since, datetime) and isinstance(until, datetime)
@@ -377,7 +377,7 @@ def _print_journey(
     endpoints: Mapping[Any, str],
 ) -> None:
     """Sessions → requests → records: headings, then one line a record, like `logpipe search` (#13)."""
-    from logpipe.explore.render import print_records, terminal_width
+    from logpipe.read.record_lines import print_records, terminal_width
 
     width = terminal_width(sys.stdout)
     sys.stdout.write(title + "\n")
@@ -394,7 +394,7 @@ def _print_journey(
 def _print_table(
     query: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, details: Sequence[str] = (), **options: Any
 ) -> None:
-    from logpipe.query.render import percent, print_table
+    from logpipe.read.render import percent, print_table
 
     hidden = [c for c in HIDDEN_COLUMNS_IN_TABLE.get(query, ()) if c not in details]
     keep = [i for i, c in enumerate(columns) if c not in hidden]

@@ -56,7 +56,7 @@ def _load(path: Path | None, archive: Path | None = None) -> Policy:
 
 
 def _now(text: str | None) -> datetime:
-    from logpipe.query.timeexpr import parse_time, utc_now
+    from logpipe.read.timeexpr import parse_time, utc_now
 
     return utc_now() if text is None else parse_time(text, now=utc_now())
 
@@ -168,7 +168,7 @@ def _print(report: Report, now: datetime, fmt: str, *, applied: bool = False, wi
             doc.update(done=report.done, failed=report.failed, skipped=report.skipped)
         typer.echo(json.dumps(doc, indent=2))
         return
-    from logpipe.query.render import print_table
+    from logpipe.read.render import print_table
 
     columns = ("backend", "action", "target", "level", "service", "cutoff", "count", "size", "state")
     rows = [

@@ -33,7 +33,7 @@ def sql(
 
     from logpipe.archive.reader import open_archive
     from logpipe.errors import UsageError
-    from logpipe.query import render
+    from logpipe.read import render
 
     render.check_format(fmt)
     con = open_archive(archive)  # confined: reads the archive's tables only (see open_archive)

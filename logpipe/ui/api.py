@@ -20,7 +20,7 @@ from logpipe.errors import LogpipeError, UsageError
 from logpipe.ui.backend import Backend
 
 if TYPE_CHECKING:
-    from logpipe.explore.filters import Filter
+    from logpipe.read.filters import Filter
 
 log = logging.getLogger("logpipe.ui")
 
@@ -76,7 +76,7 @@ class Params:
 
     def time(self, name: str) -> datetime | None:
         """`from`/`to`-style times: ISO 8601, epoch milliseconds (the page's zoom) or `1h`/`now`."""
-        from logpipe.query.timeexpr import PAGE_EARLIEST, PAGE_LATEST, from_epoch_ms, parse_time
+        from logpipe.read.timeexpr import PAGE_EARLIEST, PAGE_LATEST, from_epoch_ms, parse_time
 
         raw = self.values.get(name, "").strip()
         if not raw:
@@ -95,8 +95,8 @@ class Params:
 
     def filter(self, since: str = "from", until: str = "to") -> Filter:
         """The search box and the time range (`from` inclusive, `to` exclusive) as one filter."""
-        from logpipe.explore.filters import parse_filters
-        from logpipe.explore.search import window
+        from logpipe.read.archive_search import window
+        from logpipe.read.filters import parse_filters
 
         return parse_filters(self.filter_terms(), now=self.now) & window(self.time(since), self.time(until))
 
@@ -125,7 +125,7 @@ def _default(value: Any) -> Any:
 
 def status_of(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and the one sentence the page shows for a failed handler."""
-    from logpipe.explore.search import NoSuchRecordError
+    from logpipe.read.archive_search import NoSuchRecordError
 
     if isinstance(exc, UsageError):
         return 400, str(exc)

@@ -81,7 +81,7 @@ def _endpoint(backend: Backend, handler: Handler) -> Callable[[Request], Awaitab
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response
 
-    from logpipe.query.timeexpr import utc_now
+    from logpipe.read.timeexpr import utc_now
 
     async def endpoint(request: Request) -> Response:
         params = Params(dict(request.query_params), utc_now())

@@ -62,7 +62,7 @@ class EsBackend:
 
     def __post_init__(self) -> None:
         from logpipe.engine.config import parse_target
-        from logpipe.query.es import open_client
+        from logpipe.read.es_catalog import open_client
 
         config = parse_target(self.url)
         self.index = f"{config.index_prefix}*"

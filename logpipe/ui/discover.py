@@ -18,7 +18,7 @@ Routes (GET, under /api/; `q` is the search box, `from`/`to` the time range, as 
   field's top values come from a bounded summary (`top_approximate`: counts exact, ranking not).
 - `record?id=EVENT_ID`: one record (404 when no record has that id).
 - `context?id=EVENT_ID&n=20`: `n` records before and after it in its source, and the rest of its
-  request (`explore.search.context` / `explore.es_search.context`).
+  request (`read.archive_search.context` / `read.es_search.context`).
 
 `search`, `histogram` and `facets` also take `latest=SPAN` (`15m`, `1h`, `24h`, ...): when the
 request has no `from`/`to`, the range is the SPAN of the data ending just after its newest record
@@ -49,8 +49,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
-from logpipe.explore.filters import Field, Filter, matches, to_es, to_sql
 from logpipe.limits import MAX_CONTEXT_LINES
+from logpipe.read.filters import Field, Filter, matches, to_es, to_sql
 from logpipe.schema import LEVELS
 from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
@@ -98,7 +98,7 @@ SCAN_PAGE: Final = 1000
 
 
 def _columns() -> tuple[str, ...]:
-    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.read.archive_search import RECORD_COLUMNS
 
     return RECORD_COLUMNS
 
@@ -249,7 +249,7 @@ def facet_size(params: Params) -> int:
 
 def facet_fields(params: Params) -> list[Field]:
     """FACET_FIELDS and the extra fields named in `fields` (checked against the filter's allow-list)."""
-    from logpipe.explore.filters import FIELDS, FREE_TEXT_FIELDS
+    from logpipe.read.filters import FIELDS, FREE_TEXT_FIELDS
 
     extra: list[Field] = []
     for name in (n.strip() for n in params.text("fields").split(",")):
@@ -361,7 +361,7 @@ def facets(backend: Backend, params: Params) -> dict[str, Any]:
 def record(backend: Backend, params: Params) -> dict[str, Any]:
     event_id = _event_id(params)
     if isinstance(backend, ArchiveBackend):
-        from logpipe.explore.search import record_by_id
+        from logpipe.read.archive_search import record_by_id
 
         with backend.connection() as con:
             return as_record(record_by_id(con, event_id))
@@ -372,12 +372,12 @@ def context(backend: Backend, params: Params) -> dict[str, Any]:
     event_id = _event_id(params)
     lines = params.integer("n", CONTEXT_LINES, low=0, high=MAX_CONTEXT_LINES)
     if isinstance(backend, ArchiveBackend):
-        from logpipe.explore import search as archive_search
+        from logpipe.read import archive_search
 
         with backend.connection() as con:
             found = archive_search.context(con, event_id, lines=lines)
     else:
-        from logpipe.explore import es_search
+        from logpipe.read import es_search
 
         found = es_search.context(backend.client, backend.index, event_id, lines=lines)
     return {
@@ -624,7 +624,7 @@ def _path(index: str) -> str:
 
 
 def _es_record_of(source: Mapping[str, Any]) -> dict[str, Any]:
-    from logpipe.explore.es_search import record_of
+    from logpipe.read.es_search import record_of
 
     return record_of(source)
 
@@ -635,7 +635,7 @@ def _sort() -> list[dict[str, Any]]:
 
 def _before(cursor: Cursor) -> dict[str, Any]:
     """Records strictly older than the cursor in (ts, event_id) order, as an engine query."""
-    from logpipe.query.es import json_value
+    from logpipe.read.es_catalog import json_value
 
     ts = json_value(cursor.ts)
     return {
@@ -726,7 +726,7 @@ def _es_search(
 
 
 def _es_window(backend: EsBackend, query: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-    from logpipe.query.es import parse_ts
+    from logpipe.read.es_catalog import parse_ts
 
     body = {
         "size": 0,
@@ -743,7 +743,7 @@ def _es_window(backend: EsBackend, query: dict[str, Any]) -> tuple[datetime | No
 
 def _es_newest(backend: EsBackend) -> datetime | None:
     """The newest `ts` in the index pattern (a max aggregation, read from the index's doc values)."""
-    from logpipe.query.es import parse_ts
+    from logpipe.read.es_catalog import parse_ts
 
     body = {"size": 0, "track_total_hits": False, "aggs": {"last": {"max": {"field": "ts"}}}}
     last = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("last", {})
@@ -798,7 +798,7 @@ def _es_histogram(backend: EsBackend, flt: Filter, params: Params) -> dict[str, 
 
 def _value_of(target: Field, record: Mapping[str, Any]) -> Any:
     """A field's value in a record as the archive's facet reads it (attrs: as json_extract_string)."""
-    from logpipe.explore.filters import _lookup  # the filter language's own reading of attrs paths
+    from logpipe.read.filters import _lookup  # the filter language's own reading of attrs paths
 
     return _lookup(target, record)
 
@@ -887,7 +887,7 @@ def _es_exact_top(backend: EsBackend, query: dict[str, Any], name: str, size: in
 
 
 def _es_record(backend: EsBackend, event_id: str) -> dict[str, Any]:
-    from logpipe.explore.search import NoSuchRecordError
+    from logpipe.read.archive_search import NoSuchRecordError
 
     body = {"query": {"term": {"event_id": event_id}}, "size": 1}
     hits = backend.client.request("POST", _path(backend.index), body).get("hits", {}).get("hits", [])

@@ -14,7 +14,7 @@ services and the latest stack trace. The search box narrows the records grouped:
   the groups are then asked for those event_ids.
 
 Each group also gets a trend (its count in `buckets` equal slices of the range, as
-`explore.patterns.Window` slices it). `/api/errors/samples?key=K` lists exactly one group's
+`read.patterns.Window` slices it). `/api/errors/samples?key=K` lists exactly one group's
 records (newest first) and their count, the drill-down behind a click.
 
 The time range is `from`/`to`; missing ends are the first matching record and just after the last
@@ -38,7 +38,7 @@ from logpipe.words import counted
 if TYPE_CHECKING:
     import duckdb
 
-    from logpipe.explore.filters import Filter
+    from logpipe.read.filters import Filter
 
 ERROR_LEVELS: Final = ("ERROR", "CRITICAL")
 DEFAULT_BUCKETS: Final = 24
@@ -51,7 +51,7 @@ RECORD_SEARCHES: Final = ("groups", "endpoints", "unplaced")
 
 def errors(backend: Backend, params: Params) -> dict[str, Any]:
     """The error groups of the search and range, most frequent first, each with its trend."""
-    from logpipe.explore.patterns import Window
+    from logpipe.read.patterns import Window
 
     buckets = params.integer("buckets", DEFAULT_BUCKETS, low=1, high=MAX_BUCKETS)
     search = search_filter(params)
@@ -99,8 +99,8 @@ def samples(backend: Backend, params: Params) -> dict[str, Any]:
     limit = params.integer("limit", 50, low=1)
     flt = params.filter() & error_filter()
     if isinstance(backend, ArchiveBackend):
-        from logpipe.explore.filters import to_sql
-        from logpipe.explore.search import RECORD_COLUMNS
+        from logpipe.read.archive_search import RECORD_COLUMNS
+        from logpipe.read.filters import to_sql
 
         where, values = to_sql(flt)
         cond = f"({where}) AND coalesce(message_key, message, '') = ?"
@@ -142,9 +142,9 @@ def samples(backend: Backend, params: Params) -> dict[str, Any]:
 def _archive_groups(
     backend: ArchiveBackend, search: Filter, window: Any
 ) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
-    from logpipe.explore.filters import to_sql
-    from logpipe.explore.search import window as time_window
-    from logpipe.query.archive import fetch_rows, prepare
+    from logpipe.read.archive_search import window as time_window
+    from logpipe.read.archive_sql import fetch_rows, prepare
+    from logpipe.read.filters import to_sql
 
     query, values = prepare("errors", {"since": window.start, "until": window.end})
     with backend.connection() as con:
@@ -204,9 +204,9 @@ def _engine_groups(
 ) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
     import copy
 
-    from logpipe.explore.filters import to_es
-    from logpipe.explore.search import window as time_window
-    from logpipe.query.es import fetch_rows_es, prepare_es
+    from logpipe.read.archive_search import window as time_window
+    from logpipe.read.es_catalog import fetch_rows_es, prepare_es
+    from logpipe.read.filters import to_es
 
     query, values = prepare_es("errors", {"since": window.start, "until": window.end})
     narrowed = time_window(window.start, window.end) & error_filter() & search
@@ -240,20 +240,20 @@ def _engine_groups(
 
 def search_filter(params: Params) -> Filter:
     """The search box alone (the range is passed to the canned queries as since/until)."""
-    from logpipe.explore.filters import parse_filters
+    from logpipe.read.filters import parse_filters
 
     return parse_filters(params.filter_terms(), now=params.now)
 
 
 def error_filter() -> Filter:
-    from logpipe.explore.filters import parse_filter
+    from logpipe.read.filters import parse_filter
 
     return parse_filter("level>=ERROR")
 
 
 def extent(backend: Backend, flt: Filter) -> tuple[datetime, datetime] | None:
     """[first matching ts, last + 1 ms), with the range's own ends where they are given."""
-    from logpipe.explore.filters import Compare
+    from logpipe.read.filters import Compare
 
     given = {(t.op): t.value for t in flt.terms if isinstance(t, Compare) and t.text in ("--since", "--until")}
     since, until = given.get(">="), given.get("<")
@@ -268,17 +268,17 @@ def extent(backend: Backend, flt: Filter) -> tuple[datetime, datetime] | None:
 
 
 def _first_and_last(backend: Backend, flt: Filter) -> tuple[datetime | None, datetime | None]:
-    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.read.archive_search import RECORD_COLUMNS
 
     at = RECORD_COLUMNS.index("ts")
     if isinstance(backend, ArchiveBackend):
-        from logpipe.explore.search import search
+        from logpipe.read.archive_search import search
 
         with backend.connection() as con:
             newest = search(con, flt, limit=1)
             oldest = search(con, flt, limit=1, newest_first=False)
     else:
-        from logpipe.explore import es_search
+        from logpipe.read import es_search
 
         newest = es_search.search(backend.client, backend.index, flt, limit=1)
         oldest = es_search.search(backend.client, backend.index, flt, limit=1, newest_first=False)
@@ -291,10 +291,10 @@ def engine_records(
     backend: EsBackend, flt: Filter, *, extra: dict[str, Any] | None = None, newest_first: bool = True
 ) -> Iterator[dict[str, Any]]:
     """Every record of the engine the filter selects (and `extra`, a query clause, too), newest
-    first (or oldest), as `explore.es_search.record_of` gives it; terms the engine cannot answer
-    are checked on each hit, as `explore.es_search.search` does."""
-    from logpipe.explore.es_search import _hits, record_of
-    from logpipe.explore.filters import matches, to_es
+    first (or oldest), as `read.es_search.record_of` gives it; terms the engine cannot answer
+    are checked on each hit, as `read.es_search.search` does."""
+    from logpipe.read.es_search import _hits, record_of
+    from logpipe.read.filters import matches, to_es
 
     plan = to_es(flt)
     query: dict[str, Any] = plan.query if extra is None else {"bool": {"filter": [plan.query, extra]}}

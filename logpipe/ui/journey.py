@@ -23,7 +23,7 @@ from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
 
 if TYPE_CHECKING:
-    from logpipe.explore.filters import Filter
+    from logpipe.read.filters import Filter
 
 # "All time" for the canned query's since/until, which need values.
 FAR_PAST: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,13 +38,13 @@ def journey(backend: Backend, params: Params) -> dict[str, Any]:
         raise UsageError("a journey needs exactly one of user, session or request")
     values = {**given, "since": params.time("from") or FAR_PAST, "until": params.time("to") or FAR_FUTURE}
     if isinstance(backend, ArchiveBackend):
-        from logpipe.query.archive import fetch_rows, prepare
+        from logpipe.read.archive_sql import fetch_rows, prepare
 
         query, bound = prepare("journey", values, now=params.now)
         with backend.connection() as con:
             columns, rows = fetch_rows(con, query, bound)
     else:
-        from logpipe.query.es import fetch_rows_es, prepare_es
+        from logpipe.read.es_catalog import fetch_rows_es, prepare_es
 
         es_query, bound = prepare_es("journey", values, now=params.now)
         columns, rows = fetch_rows_es(backend.client, es_query, bound, backend.index)
@@ -95,7 +95,7 @@ def users(backend: Backend, params: Params) -> dict[str, Any]:
     limit = params.integer("limit", DEFAULT_USERS, low=1, high=1000)
     flt = params.filter()
     if isinstance(backend, ArchiveBackend):
-        from logpipe.explore.filters import to_sql
+        from logpipe.read.filters import to_sql
         from logpipe.ui.errors import query_rows
 
         where, bound = to_sql(flt)
@@ -117,8 +117,8 @@ def _engine_tally(backend: EsBackend, flt: Filter) -> dict[str, list[Any]]:
     aggregation (exact, unlike a `terms` top list across shards; first/last from the records'
     own `ts`, which keeps the microseconds an aggregation's min/max would round), or, when the
     filter has terms the engine cannot answer, the records themselves, checked one by one."""
-    from logpipe.explore.filters import to_es
-    from logpipe.query.es import parse_ts
+    from logpipe.read.es_catalog import parse_ts
+    from logpipe.read.filters import to_es
     from logpipe.ui.errors import engine_records
 
     tally: dict[str, list[Any]] = {}

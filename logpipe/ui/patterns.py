@@ -2,8 +2,8 @@
 
 The records the search box and the time range select (every level: type `level>=WARNING` in
 the search to mine only warnings and worse, as `logpipe patterns --level` would) are read oldest
-first (`ts, event_id`: the order `explore.mine` reads them in, on the archive a slice of records at a time,
-on an engine page by page) and fed to `explore.patterns.PatternMiner`. Every record counts in
+first (`ts, event_id`: the order `read.mine` reads them in, on the archive a slice of records at a time,
+on an engine page by page) and fed to `read.patterns.PatternMiner`. Every record counts in
 exactly one template, so the counts add up to `total`.
 
 Mining is bounded: at most `LOGPIPE_UI_PATTERN_RECORDS` records (default 100,000; the miner runs
@@ -33,9 +33,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
-from logpipe.explore.mine import RANGE_SQL
 from logpipe.failpoints import pause
 from logpipe.limits import MAX_BUCKETS
+from logpipe.read.mine import RANGE_SQL
 from logpipe.ui.api import Handler, Params
 from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
 from logpipe.ui.errors import (
@@ -48,8 +48,8 @@ from logpipe.ui.errors import (
 )
 
 if TYPE_CHECKING:
-    from logpipe.explore.filters import Filter
-    from logpipe.explore.patterns import Window
+    from logpipe.read.filters import Filter
+    from logpipe.read.patterns import Window
 
 MAX_PATTERNS: Final = 500
 # How many records one request mines at most (the newest of those selected), and where to change it.
@@ -60,7 +60,7 @@ FIRST_SLICE: Final = 64
 SLICE_GROWTH: Final = 4
 Mined = tuple[datetime, str | None, str]  # ts, message, event_id
 
-# As `explore.mine._SQL`, with the event_id each record's drill-down needs.
+# As `read.mine._SQL`, with the event_id each record's drill-down needs.
 _SQL: Final = "SELECT ts, message, event_id FROM logs" + RANGE_SQL + " ORDER BY ts, event_id"
 
 
@@ -102,7 +102,7 @@ def mine_bound() -> int:
 def patterns(backend: Backend, params: Params) -> dict[str, Any]:
     """The templates of the selected records (their newest `bound` at most), most frequent first
     (up to `limit`; the rest as `others`)."""
-    from logpipe.explore.patterns import PatternMiner
+    from logpipe.read.patterns import PatternMiner
 
     limit = params.integer("limit", MAX_PATTERNS, low=1)
     chosen = _select(backend, params)
@@ -154,7 +154,7 @@ def patterns(backend: Backend, params: Params) -> dict[str, Any]:
 def records(backend: Backend, params: Params) -> dict[str, Any]:
     """The records of pattern `id` (newest first, up to `limit`) and how many it has, among the
     records `/api/patterns` mines for the same search and range (the same bound)."""
-    from logpipe.explore.patterns import PatternMiner
+    from logpipe.read.patterns import PatternMiner
 
     wanted = params.text("id")
     if not wanted:
@@ -178,7 +178,7 @@ def records(backend: Backend, params: Params) -> dict[str, Any]:
 
 
 def _window(backend: Backend, params: Params) -> Window | None:
-    from logpipe.explore.patterns import Window
+    from logpipe.read.patterns import Window
 
     buckets = params.integer("buckets", DEFAULT_BUCKETS, low=1, high=MAX_BUCKETS)
     span = extent(backend, params.filter())
@@ -206,9 +206,9 @@ def _archive_selection(backend: ArchiveBackend, window: Window, search: Filter, 
     newest slice the parts' ts statistics skip the rest. So: the newest 1/64 of the range, then 4
     times as much, ..., then all of it, until the slice holds more than `bound` records (or is
     the range: then there are at most `bound`, all mined). Only then are all of them counted."""
-    from logpipe.explore.filters import to_sql
-    from logpipe.explore.search import logs_to_read
-    from logpipe.explore.search import window as time_window
+    from logpipe.read.archive_search import logs_to_read
+    from logpipe.read.archive_search import window as time_window
+    from logpipe.read.filters import to_sql
 
     flt = search & time_window(window.start, window.end)
     where, values = to_sql(flt)
@@ -237,10 +237,10 @@ def _archive_selection(backend: ArchiveBackend, window: Window, search: Filter, 
 def _archive_records(
     backend: ArchiveBackend, window: Window, search: Filter, oldest: tuple[datetime, str] | None = None
 ) -> Iterator[Mined]:
-    """The window's selected records, oldest first (ties by event_id), as `explore.mine` reads
+    """The window's selected records, oldest first (ties by event_id), as `read.mine` reads
     them; from `oldest` (ts, event_id) on when given (the records of its ts before it are not)."""
-    from logpipe.explore.filters import to_sql
-    from logpipe.explore.mine import BATCH_ROWS, record_slices
+    from logpipe.read.filters import to_sql
+    from logpipe.read.mine import BATCH_ROWS, record_slices
 
     where, bound = to_sql(search)
     condition = f"({where})"
@@ -280,8 +280,8 @@ def _engine_selection(backend: EsBackend, window: Window, search: Filter, bound:
     the search has terms the engine cannot answer, the rest of the records checked one by one."""
     from itertools import islice
 
-    from logpipe.explore.filters import to_es
-    from logpipe.explore.search import window as time_window
+    from logpipe.read.archive_search import window as time_window
+    from logpipe.read.filters import to_es
 
     flt = search & time_window(window.start, window.end)
     found = engine_records(backend, flt, newest_first=True)
@@ -302,7 +302,7 @@ def _engine_count(backend: EsBackend, query: dict[str, Any]) -> int:
 
 def _fetch(backend: Backend, chosen: list[tuple[datetime, str]]) -> list[dict[str, Any]]:
     """The records of these (ts, event_id), newest first (ts, then event_id)."""
-    from logpipe.explore.search import RECORD_COLUMNS
+    from logpipe.read.archive_search import RECORD_COLUMNS
 
     if not chosen:
         return []
@@ -317,7 +317,7 @@ def _fetch(backend: Backend, chosen: list[tuple[datetime, str]]) -> list[dict[st
         stamps = [ts for ts, _ in chosen]
         with backend.connection() as con:
             return [record_dict(RECORD_COLUMNS, r) for r in query_rows(con, sql, [min(stamps), max(stamps), event_ids])]
-    from logpipe.explore.filters import Filter
+    from logpipe.read.filters import Filter
 
     extra = {"terms": {"event_id": event_ids}}
     return [{k: v for k, v in r.items() if k != "message_key"} for r in engine_records(backend, Filter(), extra=extra)]

@@ -35,7 +35,7 @@ from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
 if TYPE_CHECKING:
     import duckdb
 
-    from logpipe.explore.filters import Filter
+    from logpipe.read.filters import Filter
 
 PERCENTS: Final = (0.50, 0.95, 0.99)
 DEFINITION: Final = (
@@ -149,7 +149,7 @@ def group_key(by: str, method: str | None, endpoint: str | None, service: str | 
 
 
 def sql_where(flt: Filter) -> tuple[str, list[object]]:
-    from logpipe.explore.filters import to_sql
+    from logpipe.read.filters import to_sql
 
     return to_sql(flt)
 
@@ -169,8 +169,8 @@ def es_records(
 ) -> Iterator[dict[str, Any]]:
     """Every record matching `flt` on the engine, oldest first, with at least `fields` (`ts` a
     datetime). The engine's part of the filter is its query; the rest is checked here."""
-    from logpipe.explore.es_search import record_of
-    from logpipe.explore.filters import matches, to_es
+    from logpipe.read.es_search import record_of
+    from logpipe.read.filters import matches, to_es
 
     plan = to_es(flt)
     clauses: list[dict[str, Any]] = [plan.query]
@@ -215,7 +215,7 @@ def _by(params: Params) -> str:
 
 
 def _threshold(params: Params) -> float | None:
-    from logpipe.query.timeexpr import parse_duration_ms
+    from logpipe.read.timeexpr import parse_duration_ms
 
     raw = params.optional("threshold")
     return parse_duration_ms(raw) if raw else None

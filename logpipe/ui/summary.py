@@ -24,7 +24,7 @@ def _archive(backend: ArchiveBackend) -> dict[str, Any]:
 
 
 def _es(backend: EsBackend) -> dict[str, Any]:
-    from logpipe.query.es import parse_ts
+    from logpipe.read.es_catalog import parse_ts
 
     body = {
         "size": 0,

@@ -41,7 +41,7 @@ from logpipe.ui.slow import (
 )
 
 if TYPE_CHECKING:
-    from logpipe.explore.filters import Filter
+    from logpipe.read.filters import Filter
 
 CLASSES: Final = ("2xx", "3xx", "4xx", "5xx", "other")
 ERROR_LEVELS: Final = ("ERROR", "CRITICAL")
@@ -194,7 +194,7 @@ _FIELDS: Final = ("level", "method", "endpoint", "status", "user_id")
 def _es(
     backend: EsBackend, params: Params, flt: Filter, target: int
 ) -> tuple[tuple[Buckets, BucketCounts], EndpointCounts, CellCounts]:
-    from logpipe.explore.filters import to_es
+    from logpipe.read.filters import to_es
 
     plan = to_es(flt)
     if not plan.residual.terms:
@@ -218,7 +218,7 @@ def _es_aggregated(
     HyperLogLog: distinct users are the user_id terms of each concrete hour); None when a terms
     aggregation left values out or the engine refused, for `_es_scanned` to answer instead."""
     from logpipe.errors import LogpipeError
-    from logpipe.query.es import parse_ts
+    from logpipe.read.es_catalog import parse_ts
 
     path = f"/{backend.index}/_search?ignore_unavailable=true&allow_no_indices=true"
     first = last = None

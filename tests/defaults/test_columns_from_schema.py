@@ -57,7 +57,7 @@ def _sample_value(column: str) -> str:
 
 @pytest.mark.parametrize("column", COLUMN_NAMES)
 def test_a_filter_names_every_column_but_the_internal_ones(column: str) -> None:
-    from logpipe.explore.filters import Compare, parse_filter
+    from logpipe.read.filters import Compare, parse_filter
 
     text = f"{column}={_sample_value(column)}"
     if column in NOT_NAMED_IN_FILTERS:
@@ -71,7 +71,7 @@ def test_a_filter_names_every_column_but_the_internal_ones(column: str) -> None:
 
 def test_the_filter_fields_are_listed_by_kind_in_schema_order() -> None:
     """The unknown-field message lists them: time, then text, then numbers, each in column order."""
-    from logpipe.explore.filters import FIELDS
+    from logpipe.read.filters import FIELDS
 
     by_kind = [c for kind in (TIME_COLUMNS, STRING_COLUMNS, NUMBER_COLUMNS) for c in kind]
     assert list(FIELDS) == [c for c in by_kind if c not in NOT_NAMED_IN_FILTERS]
@@ -79,7 +79,7 @@ def test_the_filter_fields_are_listed_by_kind_in_schema_order() -> None:
 
 def test_filters_send_exact_terms_to_es_only_for_keyword_mapped_fields() -> None:
     from logpipe.engine.config import parse_target
-    from logpipe.explore.filters import _ES_KEYWORDS, FIELDS, FREE_TEXT_FIELDS
+    from logpipe.read.filters import _ES_KEYWORDS, FIELDS, FREE_TEXT_FIELDS
     from logpipe.sinks.elasticsearch.encode import template_body
 
     props = template_body(parse_target("es://h:1", env={}))["template"]["mappings"]["properties"]
@@ -186,9 +186,9 @@ def test_every_choice_of_columns_names_columns() -> None:
 
     from logpipe.archive import writer
     from logpipe.cli.query_cmd import JOURNEY_LINE_COLUMNS
-    from logpipe.explore.render import NARROW_COLUMNS
     from logpipe.logging.context import CONTEXT_FIELDS
-    from logpipe.query.es import get_es_query
+    from logpipe.read.es_catalog import get_es_query
+    from logpipe.read.record_lines import NARROW_COLUMNS
     from logpipe.sinks.kafka.config import KafkaConfig
     from logpipe.sinks.loki import config as loki
     from logpipe.ui import slow

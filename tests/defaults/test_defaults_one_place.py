@@ -67,7 +67,7 @@ def test_the_commands_and_the_library_share_the_default() -> None:
     from logpipe.cli.sql_cmd import sql
     from logpipe.config.model import ArchiveConfig
     from logpipe.export import export
-    from logpipe.query.backend import Source
+    from logpipe.read.canned import Source
 
     assert Path(ArchiveConfig().path) == DEFAULT_ARCHIVE
     assert Source().archive == DEFAULT_ARCHIVE

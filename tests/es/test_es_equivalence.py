@@ -18,7 +18,7 @@ from typing import Any
 import esdata
 import pytest
 
-from logpipe.query.backend import Source, fetch
+from logpipe.read.canned import Source, fetch
 from tests.support.cli import run_cli as logpipe
 from tests.support.engines import count, make_prefix, target, wipe
 

@@ -19,8 +19,8 @@ from logpipe.engine.config import check_index_pattern, parse_target
 from logpipe.engine.health import ELASTICSEARCH, OPENSEARCH, classify
 from logpipe.errors import TransientError, UsageError
 from logpipe.model import Batch
-from logpipe.query.catalog import load_catalog
-from logpipe.query.es import es_dirs, get_es_query, journey_order, substitute
+from logpipe.read.catalog import load_catalog
+from logpipe.read.es_catalog import es_dirs, get_es_query, journey_order, substitute
 from logpipe.schema import record_schema
 from logpipe.sinks.elasticsearch.encode import document_of, encode, index_of, template_body
 from logpipe.sinks.elasticsearch.sink import EsSink, chunks, sort_items

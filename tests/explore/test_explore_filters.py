@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logpipe.errors import UsageError
-from logpipe.explore.filters import matches, parse_filter, parse_filters, to_es, to_sql
+from logpipe.read.filters import matches, parse_filter, parse_filters, to_es, to_sql
 
 SEVERITY = ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 BASE = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

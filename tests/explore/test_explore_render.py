@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from logpipe.explore.render import print_records
-from logpipe.explore.search import RECORD_COLUMNS
+from logpipe.read.archive_search import RECORD_COLUMNS
+from logpipe.read.record_lines import print_records
 
 
 class Terminal(io.StringIO):

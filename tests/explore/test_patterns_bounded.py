@@ -77,8 +77,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli_work(monkeypatch: pytest.MonkeyPatch, archive: Path, days: int) -> tuple[int, int]:
     """(statements, records read) of `logpipe patterns`' reading for a window of `days` before UNTIL."""
-    import logpipe.query.archive as query_archive
-    from logpipe.explore.mine import archive_rows
+    import logpipe.read.archive_sql as query_archive
+    from logpipe.read.mine import archive_rows
 
     opened: list[Counting] = []
     real = query_archive.connect

@@ -1,4 +1,4 @@
-"""The Drain-style miner (`logpipe.explore.patterns`): tokens, grouping, counts, times, trend."""
+"""The Drain-style miner (`logpipe.read.patterns`): tokens, grouping, counts, times, trend."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logpipe.explore.patterns import WILDCARD, PatternMiner, Window, covers, merge_token, tokenize
+from logpipe.read.patterns import WILDCARD, PatternMiner, Window, covers, merge_token, tokenize
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 

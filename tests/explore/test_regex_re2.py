@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from logpipe.explore.filters import compiled_regex, matches, parse_filter, to_sql
+from logpipe.read.filters import compiled_regex, matches, parse_filter, to_sql
 from tests.support.engines import count, make_prefix, target, wipe
 from tests.support.exdata import logpipe
 

@@ -27,8 +27,8 @@ from logpipe.archive import reader, textindex
 from logpipe.archive.layout import walk_parts
 from logpipe.archive.reader import open_archive
 from logpipe.archive.writer import ROW_GROUP_ROWS
-from logpipe.explore import search
-from logpipe.explore.filters import FREE_TEXT_FIELDS, Filter, parse_filter, to_sql
+from logpipe.read import archive_search as search
+from logpipe.read.filters import FREE_TEXT_FIELDS, Filter, parse_filter, to_sql
 from tests.support.exdata import logpipe
 
 RARE = "xylophonic"  # in every 20011th record

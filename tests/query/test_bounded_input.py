@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from logpipe.limits import MAX_BUCKETS, MAX_CONTEXT_LINES, MAX_RECORDS_SHOWN
-from logpipe.query.timeexpr import EARLIEST, LATEST
+from logpipe.read.timeexpr import EARLIEST, LATEST
 from tests.support.cli import Run, run_cli
 
 RECORDS = 50

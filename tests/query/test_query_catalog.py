@@ -10,7 +10,7 @@ from qdata import Generated
 
 import logpipe.query as q
 from logpipe.errors import UsageError
-from logpipe.query.catalog import (
+from logpipe.read.catalog import (
     BUILTIN_DIR,
     bind,
     get_query,

@@ -223,7 +223,7 @@ class TestCatalogCommands:
     @pytest.mark.parametrize("name", ["errors", "journey", "slow"])
     def test_since_help_names_the_querys_default(self, cli: Any, name: str) -> None:
         """`--since` says its default, the one in the query's own file (#20 item 18)."""
-        from logpipe.query.catalog import load_catalog
+        from logpipe.read.catalog import load_catalog
 
         (since,) = [p for p in load_catalog(None)[name].params if p.name == "since"]
         res = cli("query", name, "--help")

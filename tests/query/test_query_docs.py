@@ -9,7 +9,7 @@ import pytest
 from qdata import Generated
 
 import logpipe.query as q
-from logpipe.query.catalog import load_catalog, parse_query
+from logpipe.read.catalog import load_catalog, parse_query
 from logpipe.schema import COLUMN_NAMES
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -17,11 +17,11 @@ OWN = [
     ROOT / "logpipe" / "export.py",
     ROOT / "logpipe" / "cli" / "query_cmd.py",
     ROOT / "logpipe" / "cli" / "export_cmd.py",
-    *sorted((ROOT / "logpipe" / "query").glob("*.py")),
-    # the explore side (search, tail, context, patterns) reads the same way
+    ROOT / "logpipe" / "query.py",
+    # the read layer (filters, catalog, stores) and the commands on it (search, tail, context, patterns)
     ROOT / "logpipe" / "cli" / "explore_cmd.py",
     ROOT / "logpipe" / "cli" / "patterns_cmd.py",
-    *sorted((ROOT / "logpipe" / "explore").glob("*.py")),
+    *sorted((ROOT / "logpipe" / "read").glob("*.py")),
 ]
 SHIPPING = ("logpipe.pipeline", "logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.sinks")
 ALLOWED = (
@@ -35,7 +35,7 @@ ALLOWED = (
     "logpipe.options",
     "logpipe.limits",  # the documented limits: constants, no imports
     "logpipe.query",
-    "logpipe.explore",
+    "logpipe.read",
     "logpipe.export",
     "logpipe.cli",
 )

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from logpipe.errors import UsageError
-from logpipe.query.histogram import bars, chart
-from logpipe.query.render import check_format, plain, write_csv, write_json, write_ndjson
+from logpipe.read.histogram import bars, chart
+from logpipe.read.render import check_format, plain, write_csv, write_json, write_ndjson
 
 ROWS = [(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC), "a,b", 1.5, None), (None, 'q"uote', float("nan"), 7)]
 COLS = ("ts", "text", "x", "n")
@@ -76,7 +76,7 @@ class TestTable:
     def _render(self, rows: list[tuple], width: int = 60, **kw: object) -> str:
         import os
 
-        from logpipe.query.render import print_table
+        from logpipe.read.render import print_table
 
         out = io.StringIO()
         old = os.environ.get("COLUMNS")
@@ -121,7 +121,7 @@ class TestShortTimes:
     """#13: table times read `HH:MM:SS.mmm`, with `MM-DD ` in front only when the rows span days."""
 
     def test_one_day_is_time_of_day(self) -> None:
-        from logpipe.query.render import one_day, short_ts
+        from logpipe.read.render import one_day, short_ts
 
         times = [
             datetime(2026, 11, 20, 0, 0, 1, 5000, tzinfo=UTC),
@@ -132,14 +132,14 @@ class TestShortTimes:
         assert one_day(times) == "2026-11-20"
 
     def test_a_second_day_brings_the_date_back(self) -> None:
-        from logpipe.query.render import one_day, short_ts
+        from logpipe.read.render import one_day, short_ts
 
         times = [datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC), datetime(2026, 11, 21, 0, 0, tzinfo=UTC)]
         assert short_ts(times) == ["11-20 23:59:59.999", "11-21 00:00:00.000"]
         assert one_day(times) is None
 
     def test_table_says_the_day_once_under_the_name(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from logpipe.query.render import print_table
+        from logpipe.read.render import print_table
 
         monkeypatch.setenv("COLUMNS", "60")
         rows = [

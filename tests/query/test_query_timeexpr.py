@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from logpipe.errors import UsageError
-from logpipe.query.timeexpr import parse_duration_ms, parse_time
+from logpipe.read.timeexpr import parse_duration_ms, parse_time
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -116,7 +116,7 @@ class TestConnection:
         import pyarrow.parquet as pq
 
         import logpipe.query as q
-        from logpipe.query.archive import connect
+        from logpipe.read.archive_sql import connect
 
         con = connect(archive)
         try:

@@ -280,7 +280,7 @@ def test_the_last_hour_reads_only_its_row_groups(old: dict[str, Any]) -> None:
     import re
 
     from logpipe.archive.reader import open_archive
-    from logpipe.explore.filters import to_sql
+    from logpipe.read.filters import to_sql
     from logpipe.ui.api import Params
     from logpipe.ui.discover import archive_where
 

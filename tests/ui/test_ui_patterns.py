@@ -19,8 +19,8 @@ import pytest
 from groupsdata import after, api, iso, middle_window, when
 from uihelp import Served, duck, rendered
 
-from logpipe.explore.filters import levels_where
-from logpipe.explore.patterns import PatternMiner, Window
+from logpipe.read.filters import levels_where
+from logpipe.read.patterns import PatternMiner, Window
 
 
 def mined(

@@ -88,7 +88,7 @@ def test_the_page_on_the_engine(slow_es: dict[str, Any], page: Any) -> None:
 def test_an_engine_scan_has_a_bound(slow_es: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Exact percentiles read every timed record from the engine: past the bound the request is
     # one sentence (a 400), not minutes of paging. Below it, the same call answers.
-    from logpipe.query.timeexpr import utc_now
+    from logpipe.read.timeexpr import utc_now
     from logpipe.ui import slow
     from logpipe.ui.api import Params, status_of
     from logpipe.ui.backend import EsBackend

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from logpipe.explore.filters import matches, parse_filter
+from logpipe.read.filters import matches, parse_filter
 from logpipe.ui.slow import (
     WIDTHS_S,
     buckets_for,

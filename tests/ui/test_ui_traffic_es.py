@@ -80,8 +80,8 @@ def test_the_engines_aggregations_count_what_its_records_say(
 ) -> None:
     # Without free text or regexes the engine's aggregations answer (not a scan of every
     # record): they must give what counting the scanned records gives, and not fall back.
-    from logpipe.explore.filters import to_es
-    from logpipe.query.timeexpr import utc_now
+    from logpipe.read.filters import to_es
+    from logpipe.read.timeexpr import utc_now
     from logpipe.ui.api import Params
     from logpipe.ui.backend import EsBackend
     from logpipe.ui.traffic import _es_aggregated, _es_scanned

@@ -16,8 +16,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from logpipe.explore.filters import Filter
-from logpipe.explore.patterns import Pattern, PatternMiner, Window
+from logpipe.read.filters import Filter
+from logpipe.read.patterns import Pattern, PatternMiner, Window
 
 if TYPE_CHECKING:
     import duckdb
@@ -66,8 +66,8 @@ def archive_rows(
     window's. `where` (the shared filter language) compiles to a clause whose values are all
     bound; the statement's only other text is this module's.
     """
-    from logpipe.explore.filters import to_sql
-    from logpipe.query.archive import connect
+    from logpipe.read.archive_sql import connect
+    from logpipe.read.filters import to_sql
 
     where_sql, where_params = to_sql(where or Filter())
     level_sql = f"level IN ({', '.join('?' for _ in levels)}) AND " if levels else ""
@@ -133,8 +133,8 @@ def es_search(
     Filter terms the engine cannot answer exactly are checked on each hit by `es_rows`; then
     the whole `_source` is fetched for them.
     """
-    from logpipe.explore.filters import to_es
-    from logpipe.query.es import json_value
+    from logpipe.read.es_catalog import json_value
+    from logpipe.read.filters import to_es
 
     plan = to_es(where or Filter())
     filters: list[dict[str, Any]] = [{"range": {"ts": {"gte": json_value(since), "lt": json_value(until)}}}]
@@ -161,8 +161,8 @@ def es_rows(
 ) -> Iterator[tuple[datetime | None, str | None]]:
     """The same rows from Elasticsearch/OpenSearch (`url` as for `ship --to`), page by page."""
     from logpipe.engine.config import parse_target
-    from logpipe.explore.filters import matches, to_es
-    from logpipe.query.es import open_client, parse_ts
+    from logpipe.read.es_catalog import open_client, parse_ts
+    from logpipe.read.filters import matches, to_es
 
     residual = to_es(where or Filter()).residual
     config = parse_target(url)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
-from logpipe.query.render import cell, fit_widths, short_ts, text_width
+from logpipe.read.render import cell, fit_widths, short_ts, text_width
 
 # What a person reads first; the rest (ids, source, attrs) is in --wide and the machine formats.
 NARROW_COLUMNS: Final = ("at", "ts", "level", "service", "method", "path", "status", "duration_ms", "message")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import TerminalError, UsageError
-from logpipe.explore.filters import Compare, Field, Filter, Text, to_sql
+from logpipe.read.filters import Compare, Field, Filter, Text, to_sql
 from logpipe.schema import COLUMN_NAMES
 
 if TYPE_CHECKING:

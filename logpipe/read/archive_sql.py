@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from logpipe.archive.reader import open_archive, read_only_problem
 from logpipe.errors import ArchiveError, UsageError
-from logpipe.query.catalog import Query, bind, get_query
-from logpipe.query.timeexpr import utc_now
+from logpipe.read.catalog import Query, bind, get_query
+from logpipe.read.timeexpr import utc_now
 
 if TYPE_CHECKING:
     import duckdb

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from logpipe.explore.filters import Filter, matches, to_es
-from logpipe.explore.search import RECORD_COLUMNS, Context, NoSuchRecordError, Row
+from logpipe.read.archive_search import RECORD_COLUMNS, Context, NoSuchRecordError, Row
+from logpipe.read.filters import Filter, matches, to_es
 
 if TYPE_CHECKING:
     from logpipe.engine.adapter import EngineClient
@@ -24,7 +24,7 @@ MAX_PAGES: Final = 100_000  # a bound on one search's paging, not a budget anyon
 
 def record_of(source: Mapping[str, Any]) -> dict[str, Any]:
     """A hit's `_source` as the archive holds it: `ts` a UTC datetime, missing fields None."""
-    from logpipe.query.es import parse_ts
+    from logpipe.read.es_catalog import parse_ts
 
     record = {c: source.get(c) for c in RECORD_COLUMNS}
     record["ts"] = parse_ts(source.get("ts"))

@@ -5,7 +5,7 @@
     >>> q.slow("logpipe-data", threshold="250ms", polars=True)  # polars.DataFrame
     >>> q.run("my_query", "logpipe-data", {"k": "v"}, queries="my-queries/")
 
-The same SQL files as `logpipe query` (see `logpipe.query.catalog` for the header format), the
+The same SQL files as `logpipe query` (see `logpipe.read.catalog` for the header format), the
 same parameters, the same columns. Parameters not given take the defaults in the file's header.
 Errors are `logpipe.errors.LogpipeError`s (UsageError for a bad parameter, ArchiveError for a
 missing archive); an empty result is an empty table, not an error.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
-from logpipe.query.catalog import Param, Query, get_query, load_catalog
+from logpipe.read.catalog import Param, Query, get_query, load_catalog
 
 if TYPE_CHECKING:
     import polars as pl
@@ -74,7 +74,7 @@ def run(
     polars: bool = False,
 ) -> pa.Table | pl.DataFrame:
     """Run catalog query `name`; values may be text (as on the command line) or Python values."""
-    from logpipe.query.archive import connect, fetch_arrow, prepare
+    from logpipe.read.archive_sql import connect, fetch_arrow, prepare
 
     query, values = prepare(name, dict(params or {}), queries=queries)
     con = connect(Path(archive))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def export_search(start: datetime, end: datetime, levels: Sequence[str], size: int) -> dict[str, Any]:
     """The search body of one page (without search_after): a pure function of the window."""
-    from logpipe.query.es import json_value
+    from logpipe.read.es_catalog import json_value
 
     filters: list[dict[str, Any]] = [{"range": {"ts": {"gte": json_value(start), "lt": json_value(end)}}}]
     if levels:
@@ -36,7 +36,7 @@ def to_batch(sources: list[dict[str, Any]]) -> pa.RecordBatch:
     """`_source` documents -> one Arrow batch in the canonical record schema."""
     import pyarrow as pa
 
-    from logpipe.query.es import parse_ts
+    from logpipe.read.es_catalog import parse_ts
     from logpipe.schema import record_schema
 
     schema = record_schema()
@@ -49,7 +49,7 @@ def engine_batches(
     url: str, start: datetime, end: datetime, levels: Sequence[str], size: int
 ) -> Generator[pa.RecordBatch, None, None]:
     from logpipe.engine.config import parse_target
-    from logpipe.query.es import open_client
+    from logpipe.read.es_catalog import open_client
 
     config = parse_target(url)
     client = open_client(config)

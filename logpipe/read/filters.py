@@ -212,7 +212,7 @@ def _comparison(name: str, op: str, value: str, term: str, now: datetime | None)
             raise UsageError(f"{where}: unknown level {value!r} (levels: {', '.join(LEVELS)})")
         return Compare(target, op, level, term)
     if target.name in TIME_FIELDS:
-        from logpipe.query.timeexpr import parse_time, utc_now
+        from logpipe.read.timeexpr import parse_time, utc_now
 
         try:
             moment = parse_time(value, now=now or utc_now())
@@ -387,7 +387,7 @@ def _term_es(term: Term) -> tuple[bool, dict[str, Any]] | None:
     elif name not in _ES_KEYWORDS and name not in NUMBER_FIELDS and name not in TIME_FIELDS:
         return None
     if isinstance(value, datetime):
-        from logpipe.query.es import json_value
+        from logpipe.read.es_catalog import json_value
 
         value = json_value(value)
     if name == "status" and isinstance(value, float):

@@ -49,7 +49,7 @@ def fetch(source: Source, name: str, given: Mapping[str, object]) -> Answer:
     source.check()
     if source.backend == "es":
         return _fetch_es(source, name, given)
-    from logpipe.query.archive import connect, fetch_rows, prepare
+    from logpipe.read.archive_sql import connect, fetch_rows, prepare
 
     query, values = prepare(name, given, queries=source.queries)
     con = _connections.get(source.archive)
@@ -66,7 +66,7 @@ _connections: dict[Path, Any] = {}
 
 def _fetch_es(source: Source, name: str, given: Mapping[str, object]) -> Answer:
     from logpipe.engine.config import parse_target
-    from logpipe.query.es import fetch_rows_es, open_client, prepare_es
+    from logpipe.read.es_catalog import fetch_rows_es, open_client, prepare_es
 
     query, values = prepare_es(name, given, queries=source.queries)
     config = parse_target(str(source.es))

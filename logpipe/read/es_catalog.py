@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
-from logpipe.query.catalog import Param, _parse_param, bind, query_dirs
+from logpipe.read.catalog import Param, _parse_param, bind, query_dirs
 
 if TYPE_CHECKING:
     from logpipe.engine.adapter import EngineClient
@@ -152,8 +152,8 @@ def prepare_es(
     name: str, given: Mapping[str, object], *, queries: str | Path | None = None, now: datetime | None = None
 ) -> tuple[EsQuery, dict[str, object]]:
     """The template and its bound values (same conversion rules as the SQL backend)."""
-    from logpipe.query.catalog import Query
-    from logpipe.query.timeexpr import utc_now
+    from logpipe.read.catalog import Query
+    from logpipe.read.timeexpr import utc_now
 
     query = get_es_query(name, queries)
     as_sql = Query(query.name, query.description, query.params, query.columns, "", query.path)

@@ -26,7 +26,7 @@ and every `$name` in the body must be declared, so a typo fails when the file lo
 Where queries are found, first match wins: the folders given by `--queries DIR` or
 `LOGPIPE_QUERIES` (several joined with the path separator; a folder may hold the .sql files
 or a `sql/` folder of them), then the built-in queries shipped inside the package
-(`logpipe/query/sql`, which in a source checkout is the repository's `queries/sql`).
+(`logpipe/read/sql`, which in a source checkout is the repository's `queries/sql`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Final, TypeVar
 from logpipe.errors import UsageError
 from logpipe.limits import MAX_BUCKETS
 from logpipe.options import FALSE, TRUE
-from logpipe.query.timeexpr import as_utc, parse_duration_ms, parse_time
+from logpipe.read.timeexpr import as_utc, parse_duration_ms, parse_time
 
 _T = TypeVar("_T")
 
