@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,24 +23,18 @@ from typing import TYPE_CHECKING, Final
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.errors import UsageError
-from logpipe.schema import COLUMN_NAMES, LEVELS
+from logpipe.schema import LEVELS
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from logpipe.read.store import Store
 
 EXPORT_SCHEMA_VERSION: Final = 1
 METADATA_KEY: Final = b"logpipe.export"
 DEFAULT_OUT: Final = Path("logpipe-export.parquet")
 DEFAULT_SINCE: Final = "7d"
 BATCH_ROWS: Final = 256_000
-
-_SQL: Final = (
-    "SELECT {columns} FROM logs"
-    " WHERE ts >= $since AND ts < $until"
-    " AND day BETWEEN CAST($since AS DATE) AND CAST($until AS DATE)"
-    " AND (len($levels) = 0 OR list_contains($levels, level))"
-    " ORDER BY ts, event_id"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +72,16 @@ def export(
     levels: Sequence[str] = (),
     now: datetime | None = None,
     es: str | None = None,
+    store: Store | None = None,
 ) -> ExportResult:
     """Write the records in [since, until) (of `levels`, default all) to `out`.
 
     With `es` (an engine URL, as for `ship --to`) the records come from Elasticsearch/OpenSearch
-    instead of the archive, in the same schema and order. With no matching records nothing is
+    instead of the archive, in the same schema and order; with `store` (an open
+    `logpipe.read.store.Store`, as the CLI passes) they come from it. With no matching records nothing is
     written and `rows` is 0; the caller decides whether that is an error (the CLI says so and
     exits non-zero).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from logpipe.read.timeexpr import as_utc, parse_time, utc_now
     from logpipe.schema import record_schema
@@ -109,12 +104,26 @@ def export(
         "levels": list(wanted),
     }
     schema = schema.with_metadata({METADATA_KEY: json.dumps(meta).encode()})
-    if es is not None:
-        from logpipe.read.es_export import engine_batches
+    if store is None:
+        from logpipe.read.store import StoreChoice, open_store
 
-        batches = engine_batches(es, start, end, wanted, BATCH_ROWS)
-    else:
-        batches = _archive_batches(Path(archive), start, end, wanted)
+        with closing(open_store(StoreChoice.of(archive=Path(archive), es=es))) as opened:
+            return _write(path, schema, opened.export_batches(start, end, wanted), start, end, wanted)
+    return _write(path, schema, store.export_batches(start, end, wanted), start, end, wanted)
+
+
+def _write(
+    path: Path,
+    schema: pa.Schema,
+    batches: Generator[pa.RecordBatch, None, None],
+    start: datetime,
+    end: datetime,
+    wanted: tuple[str, ...],
+) -> ExportResult:
+    """The batches into `path` through a temporary file (renamed only when it holds records)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     rows = 0
     try:
@@ -131,18 +140,3 @@ def export(
         batches.close()
         tmp.unlink(missing_ok=True)
     return ExportResult(path, rows, start, end, wanted)
-
-
-def _archive_batches(
-    archive: Path, start: datetime, end: datetime, wanted: Sequence[str]
-) -> Generator[pa.RecordBatch, None, None]:
-    """The window's records from the archive, sorted by ts then event_id, in Arrow batches."""
-    from logpipe.read.archive_sql import connect
-
-    columns = ", ".join(f'"{c}"' for c in COLUMN_NAMES)
-    con = connect(archive)
-    try:
-        rel = con.sql(_SQL.format(columns=columns), params={"since": start, "until": end, "levels": list(wanted)})
-        yield from rel.to_arrow_reader(BATCH_ROWS)
-    finally:
-        con.close()

@@ -13,19 +13,18 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.cli.store_opts import ArchiveOpt, BackendOpt, EsOpt, store_from
 from logpipe.limits import MAX_CONTEXT_LINES, MAX_RECORDS_SHOWN
 from logpipe.words import counted
 
 if TYPE_CHECKING:
-    from logpipe.read.archive_search import Row
-    from logpipe.read.canned import Source
+    from logpipe.read.archive_search import Follower, Row
     from logpipe.read.filters import Filter
 
 FILTER_HELP = (
@@ -40,21 +39,6 @@ SinceOpt = Annotated[
     typer.Option("--since", help="Only records at or after: 15m, 1h, 7d, now or ISO 8601 (default: any time)."),
 ]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only records before this time, same forms.")]
-ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
-BackendOpt = Annotated[
-    str,
-    typer.Option(
-        "--backend", envvar="LOGPIPE_BACKEND", help="archive (the Parquet archive) or es (Elasticsearch/OpenSearch)."
-    ),
-]
-EsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--es",
-        envvar="LOGPIPE_ES_URL",
-        help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables).",
-    ),
-]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, json, csv or ndjson (all record columns).")]
 WideOpt = Annotated[bool, typer.Option("--wide", help="Table with every column, nothing cut.")]
 
@@ -72,12 +56,6 @@ def _filter(texts: Sequence[str], since: str | None, until: str | None) -> Filte
     return flt & window(start, end)
 
 
-def _source(backend: str, archive: Path, es: str | None) -> Source:
-    from logpipe.read.canned import Source
-
-    return Source(backend, archive, es).check()
-
-
 def _positive(name: str, value: int, most: int) -> int:
     from logpipe.errors import UsageError
 
@@ -87,33 +65,9 @@ def _positive(name: str, value: int, most: int) -> int:
     return value
 
 
-class _Engine:
-    """An engine client and the index pattern to search, closed on exit."""
-
-    def __init__(self, url: str) -> None:
-        from logpipe.engine.config import parse_target
-        from logpipe.read.es_catalog import open_client
-
-        config = parse_target(url)
-        self.index = f"{config.index_prefix}*"
-        self.client = open_client(config)
-
-    def __enter__(self) -> _Engine:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.client.close()
-
-
 # DuckDB's memory for one search or tail: a larger result is sorted on disk, so `--limit 2000000`
 # costs this plus a batch of rows in Python, not the whole result.
 DUCKDB_MEMORY: Final = "256MB"
-
-
-def _archive(archive: Path) -> Any:
-    from logpipe.archive.reader import open_archive
-
-    return open_archive(archive, timezone="UTC", memory_limit=DUCKDB_MEMORY)
 
 
 def _emit(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, wide: bool, header: bool = True) -> None:
@@ -147,24 +101,12 @@ def search_cmd(
     check_format(fmt)
     _positive("--limit", limit, MAX_RECORDS_SHOWN)
     flt = _filter([*(text or []), *(where or [])], since, until)
-    source = _source(backend, archive, es)
-    if source.backend == "es":
-        from logpipe.read import es_search
-
-        with _Engine(str(source.es)) as engine:
-            shown = _stream(
-                fmt, RECORD_COLUMNS, es_search.search_batches(engine.client, engine.index, flt, limit=limit), wide=wide
-            )
-            _say_how_many(shown, limit, "--limit", lambda: es_search.count(engine.client, engine.index, flt))
-        return
-    from logpipe.read import archive_search as search
-
-    con = _archive(source.archive)
+    store = store_from(backend, archive, es, memory_limit=DUCKDB_MEMORY)
     try:
-        shown = _stream(fmt, RECORD_COLUMNS, search.search_batches(con, flt, limit=limit), wide=wide)
-        _say_how_many(shown, limit, "--limit", lambda: search.count(con, flt))
+        shown = _stream(fmt, RECORD_COLUMNS, store.row_batches(flt, limit=limit), wide=wide)
+        _say_how_many(shown, limit, "--limit", lambda: store.count(flt))
     finally:
-        con.close()
+        store.close()
 
 
 def _stream(fmt: str, columns: Sequence[str], batches: Iterator[list[Row]], *, wide: bool) -> int:
@@ -240,50 +182,32 @@ def tail_cmd(
     wide: WideOpt = False,
 ) -> None:
     """The last N matching records, oldest first; with -f, then every new one exactly once."""
-    from logpipe.errors import UsageError
     from logpipe.read.archive_search import RECORD_COLUMNS
     from logpipe.read.render import check_format
 
     check_format(fmt)
     _positive("--lines", lines, MAX_RECORDS_SHOWN)
     flt = _filter([*(filters or []), *(where or [])], since, None)
-    source = _source(backend, archive, es)
-    if follow:
-        if source.backend != "archive":
-            raise UsageError("tail -f follows the archive; use --backend archive")
-        if fmt == "json":
-            fmt = "ndjson"  # a JSON array never ends while following: one object a line instead
-        _follow(source.archive, flt, lines, interval, fmt, wide)
-        return
-    if source.backend == "es":
-        from logpipe.read import es_search
-
-        with _Engine(str(source.es)) as engine:
-            # The engine pages newest first: the last N are gathered, then printed oldest first.
-            rows = es_search.tail(engine.client, engine.index, flt, lines=lines)
-            shown = _stream(fmt, RECORD_COLUMNS, iter([rows]), wide=wide)
-            _say_how_many(shown, lines, "-n", lambda: es_search.count(engine.client, engine.index, flt))
-        return
-    from logpipe.read import archive_search as search
-
-    con = _archive(source.archive)
+    store = store_from(backend, archive, es, memory_limit=DUCKDB_MEMORY)
     try:
-        shown = _stream(fmt, RECORD_COLUMNS, search.tail_batches(con, flt, lines=lines), wide=wide)
-        _say_how_many(shown, lines, "-n", lambda: search.count(con, flt))
+        if follow:
+            if fmt == "json":
+                fmt = "ndjson"  # a JSON array never ends while following: one object a line instead
+            _follow(store.follower(flt), lines, interval, fmt, wide)
+            return
+        shown = _stream(fmt, RECORD_COLUMNS, store.tail_batches(flt, lines=lines), wide=wide)
+        _say_how_many(shown, lines, "-n", lambda: store.count(flt))
     finally:
-        con.close()
+        store.close()
 
 
-def _follow(archive: Path, flt: Filter, lines: int, interval: float, fmt: str, wide: bool) -> None:
+def _follow(follower: Follower, lines: int, interval: float, fmt: str, wide: bool) -> None:
     """Print the last `lines`, then poll for new parts until SIGINT or SIGTERM (exit 0)."""
     import signal
     import threading
 
-    from logpipe.errors import ArchiveError
-    from logpipe.read.archive_search import RECORD_COLUMNS, Follower
+    from logpipe.read.archive_search import RECORD_COLUMNS
 
-    if not archive.is_dir():
-        raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
     stop = threading.Event()
 
     def _stop(*_: object) -> None:
@@ -291,7 +215,6 @@ def _follow(archive: Path, flt: Filter, lines: int, interval: float, fmt: str, w
 
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        follower = Follower(archive, flt)
         first = follower.start(lines)
         _emit(fmt, RECORD_COLUMNS, first, wide=wide)
         header_done = bool(first) or fmt != "table"
@@ -343,20 +266,11 @@ def context_cmd(
 
     check_format(fmt)
     _positive("--lines", lines, MAX_CONTEXT_LINES)
-    source = _source(backend, archive, es)
-    if source.backend == "es":
-        from logpipe.read import es_search
-
-        with _Engine(str(source.es)) as engine:
-            found = es_search.context(engine.client, engine.index, event_id, lines=lines)
-    else:
-        from logpipe.read import archive_search as search
-
-        con = _archive(source.archive)
-        try:
-            found = search.context(con, event_id, lines=lines)
-        finally:
-            con.close()
+    store = store_from(backend, archive, es, memory_limit=DUCKDB_MEMORY)
+    try:
+        found = store.context(event_id, lines=lines)
+    finally:
+        store.close()
     marked = [("before", r) for r in found.before] + [("match", found.record)] + [("after", r) for r in found.after]
     marked += [("request", r) for r in found.request]
     if fmt != "table":

@@ -9,6 +9,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.cli.store_opts import ArchiveOpt, BackendOpt, EsOpt, store_from
 from logpipe.export import DEFAULT_OUT, DEFAULT_SINCE
 from logpipe.words import counted
 
@@ -23,23 +24,19 @@ def export_cmd(
     out: Annotated[
         Path, typer.Option("--out", help=f"Parquet file to write (a folder gets {DEFAULT_OUT}).")
     ] = DEFAULT_OUT,
-    archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
-    backend: Annotated[
-        str,
-        typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (default) or es (Elasticsearch/OpenSearch)."),
-    ] = "archive",
-    es: Annotated[
-        str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT.")
-    ] = None,
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
 ) -> None:
     """Write the records of a window to one Parquet file that polars, DuckDB and pandas open."""
     from logpipe.cli.query_cmd import NoRecordsError
     from logpipe.export import export
-    from logpipe.read.canned import Source
 
-    source = Source(backend, archive, es).check()
-    es_url = source.es if source.backend == "es" else None
-    result = export(archive, out, since=since, until=until, levels=level or (), es=es_url)
+    store = store_from(backend, archive, es)
+    try:
+        result = export(archive, out, since=since, until=until, levels=level or (), store=store)
+    finally:
+        store.close()
     if not result.rows:
         levels = f" at level {', '.join(result.levels)}" if result.levels else ""
         raise NoRecordsError(

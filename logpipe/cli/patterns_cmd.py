@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.cli.store_opts import ArchiveOpt, BackendOpt, EsOpt, store_from
 from logpipe.limits import MAX_BUCKETS
 from logpipe.words import counted
 
@@ -49,26 +49,20 @@ def patterns_cmd(
         int, typer.Option("--buckets", help="Equal time slices of the trend (up to 1,000).", min=1, max=MAX_BUCKETS)
     ] = TREND_BUCKETS,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or ndjson.")] = "table",
-    archive: Annotated[Path, typer.Option("--archive", help="Archive folder to read.")] = DEFAULT_ARCHIVE,
-    backend: Annotated[
-        str,
-        typer.Option("--backend", envvar="LOGPIPE_BACKEND", help="archive (DuckDB) or es (Elasticsearch/OpenSearch)."),
-    ] = "archive",
-    es: Annotated[
-        str | None, typer.Option("--es", envvar="LOGPIPE_ES_URL", help="Engine for --backend es: es://HOST:PORT.")
-    ] = None,
+    archive: ArchiveOpt = DEFAULT_ARCHIVE,
+    backend: BackendOpt = "archive",
+    es: EsOpt = None,
 ) -> None:
     """Group the window's messages into templates (Drain-style), most frequent first."""
     from logpipe.export import normalise_levels
-    from logpipe.read.canned import Source
     from logpipe.read.filters import parse_filters
-    from logpipe.read.mine import archive_rows, es_rows, mine
+    from logpipe.read.mine import mine
     from logpipe.read.patterns import Window
     from logpipe.read.render import check_format
     from logpipe.read.timeexpr import parse_time, utc_now
 
     check_format(fmt)
-    Source(backend, archive, es).check()
+    store = store_from(backend, archive, es)
     now = utc_now()
     start, end = parse_time(since, now=now), parse_time(until, now=now)
     if start >= end:
@@ -77,11 +71,10 @@ def patterns_cmd(
         raise UsageError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
     levels = normalise_levels(level or [])
     flt = parse_filters(where or [], now=now)
-    if backend == "es":
-        rows = es_rows(str(es), start, end, levels, flt)
-    else:
-        rows = archive_rows(archive, start, end, levels, flt)
-    mined = mine(rows, Window(start, end, buckets))
+    try:
+        mined = mine(store.messages(start, end, levels, flt), Window(start, end, buckets))
+    finally:
+        store.close()
     shown = mined.patterns[:limit] if limit else mined.patterns
     if fmt != "table":
         from logpipe.read.render import MACHINE_WRITERS

@@ -18,11 +18,12 @@ from typer.core import TyperGroup
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
+from logpipe.cli.store_opts import ArchiveOpt, BackendOpt, EsOpt, store_from
 from logpipe.errors import TerminalError
 from logpipe.words import counted
 
 if TYPE_CHECKING:
-    from logpipe.read.canned import Source
+    from logpipe.read.store import Store
 
 # Left out of tables (kept in json/csv): journey's user is in its title; stack traces take many
 # lines each, so `query errors` prints them (below each row) only with --stack.
@@ -52,7 +53,6 @@ query_app = typer.Typer(
 )
 app.add_typer(query_app, name="query")
 
-ArchiveOpt = Annotated[Path, typer.Option("--archive", help="Archive folder to read.", show_default=True)]
 SinceOpt = Annotated[
     str | None,
     typer.Option(
@@ -80,28 +80,10 @@ QueriesOpt = Annotated[
     ),
 ]
 ServiceOpt = Annotated[str | None, typer.Option("--service", help="Only records of this service.")]
-BackendOpt = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        envvar="LOGPIPE_BACKEND",
-        help="archive (DuckDB over the Parquet archive) or es (Elasticsearch/OpenSearch).",
-    ),
-]
-EsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--es",
-        envvar="LOGPIPE_ES_URL",
-        help="Engine for --backend es: es://HOST:PORT (credentials: LOGPIPE_ES_* variables).",
-    ),
-]
 
 
-def _source(backend: str, archive: Path, es: str | None, queries: Path | None) -> Source:
-    from logpipe.read.canned import Source
-
-    return Source(backend, archive, es, queries).check()
+def _store(backend: str, archive: Path, es: str | None, queries: Path | None) -> Store:
+    return store_from(backend, archive, es, queries, one_snapshot=True)
 
 
 @query_app.command("errors")
@@ -120,19 +102,18 @@ def errors_cmd(
     wide: WideOpt = False,
 ) -> None:
     """ERROR and CRITICAL records grouped by message key, with a histogram over the window."""
-    from logpipe.read.canned import fetch
     from logpipe.read.render import check_format
 
     check_format(fmt)
-    source = _source(backend, archive, es, queries)
-    answer = fetch(source, "errors", _given(since=since, until=until, service=service))
+    store = _store(backend, archive, es, queries)
+    answer = store.canned("errors", _given(since=since, until=until, service=service))
     query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
         return _nothing(fmt, columns, f"no ERROR or CRITICAL records {_window(values)}")
     if fmt != "table":
         _write(fmt, columns, rows)
         return
-    timeline = fetch(source, "error_timeline", _given(since=values["since"], until=values["until"], service=service))
+    timeline = store.canned("error_timeline", _given(since=values["since"], until=values["until"], service=service))
     buckets = timeline.rows
     _print_chart([int(b[2]) for b in buckets], values)
     _print_table(
@@ -155,13 +136,11 @@ def journey_cmd(
 ) -> None:
     """One user's (session's, request's) records in time order, grouped by session and request."""
     from logpipe.query import subject_of
-    from logpipe.read.canned import fetch
     from logpipe.read.render import check_format
 
     check_format(fmt)
     subject = subject_of(user=user, session=session, request=request)
-    source = _source(backend, archive, es, queries)
-    answer = fetch(source, "journey", {**subject, **_given(since=since, until=until)})
+    answer = _store(backend, archive, es, queries).canned("journey", {**subject, **_given(since=since, until=until)})
     values, columns, rows = answer.values, answer.columns, answer.rows
     ((kind, who),) = subject.items()
     if not rows:
@@ -199,12 +178,11 @@ def slow_cmd(
     wide: WideOpt = False,
 ) -> None:
     """Latency percentiles per endpoint template (or service) whose p95 passes a threshold."""
-    from logpipe.read.canned import fetch
     from logpipe.read.render import check_format
 
     check_format(fmt)
     given = _given(since=since, until=until, threshold=threshold, by=by, service=service)
-    answer = fetch(_source(backend, archive, es, queries), "slow", given)
+    answer = _store(backend, archive, es, queries).canned("slow", given)
     query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
         return _nothing(fmt, columns, f"no {values['by']} has p95 above {values['threshold']:g} ms {_window(values)}")
@@ -267,13 +245,12 @@ def run_cmd(
     wide: WideOpt = False,
 ) -> None:
     """Run any catalog query: `logpipe query NAME --param k=v ...`."""
-    from logpipe.read.canned import fetch
     from logpipe.read.render import check_format
 
     check_format(fmt)
     given: dict[str, object] = dict(parse_params(param or []))
     given.update(_given(since=since, until=until))
-    answer = fetch(_source(backend, archive, es, queries), name, given)
+    answer = _store(backend, archive, es, queries).canned(name, given)
     query, values, columns, rows = answer.name, answer.values, answer.columns, answer.rows
     if not rows:
         return _nothing(fmt, columns, f"query {name!r} returned no rows {_window(values)}".rstrip())

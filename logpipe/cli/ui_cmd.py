@@ -14,7 +14,7 @@ import typer
 
 from logpipe.archive.layout import DEFAULT_ARCHIVE
 from logpipe.cli.app import app
-from logpipe.cli.explore_cmd import ArchiveOpt, BackendOpt, EsOpt
+from logpipe.cli.store_opts import ArchiveOpt, BackendOpt, EsOpt, store_from
 from logpipe.ui.access import ENV_AUTH_FILE, ENV_PASSWORD, ENV_TOKEN, ENV_USER
 from logpipe.ui.server import DEFAULT_BIND
 
@@ -54,17 +54,13 @@ def ui_cmd(
     """Serve a read-only web page for searching and charting the records: open the URL it prints."""
     import os
 
-    from logpipe.errors import ArchiveError
     from logpipe.ui.access import allowed_hosts, credentials_from, is_loopback
-    from logpipe.ui.backend import open_backend
     from logpipe.ui.server import parse_bind, serve
 
     where = parse_bind(bind)
     allowed_hosts(where.host, allow_host or ())  # a bad --allow-host fails before anything opens
     credentials = credentials_from(os.environ, auth_file)
-    if backend == "archive" and not Path(archive).is_dir():
-        raise ArchiveError(f"no archive at {archive} (ship some logs first: logpipe ship FILE)")
-    source = open_backend(backend, Path(archive), es)
+    source = store_from(backend, Path(archive), es, require_archive=True)
 
     def ready(url: str) -> None:
         if not is_loopback(where.host) and not credentials.required:

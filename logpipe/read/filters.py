@@ -411,7 +411,7 @@ def matches(flt: Filter, record: Mapping[str, Any]) -> bool:
     return all(_term_holds(t, record) for t in flt.terms)
 
 
-def _lookup(target: Field, record: Mapping[str, Any]) -> Any:
+def value_of(target: Field, record: Mapping[str, Any]) -> Any:
     if target.name != "attrs":
         return record.get(target.name)
     node: Any = record.get("attrs")
@@ -433,7 +433,7 @@ def _term_holds(term: Term, record: Mapping[str, Any]) -> bool:
     if isinstance(term, Text):
         needle = term.needle.lower()
         return any(needle in _free_text(record.get(c)).lower() for c in FREE_TEXT_FIELDS)
-    value = _lookup(term.field, record)
+    value = value_of(term.field, record)
     if isinstance(term, Regex):
         found = value is not None and compiled_regex(term.pattern).search(str(value)) is not None
         return found != term.negate

@@ -3,8 +3,8 @@
 From the archive, `ts, message` of the window's records (of the levels asked for) are read with
 the confined DuckDB connection in Arrow batches, oldest first (ties by `event_id`), so memory
 stays bounded by a batch and the templates, whose mining depends on order, are the same on
-every run. From Elasticsearch/OpenSearch the same records come in the same order, paged with
-search_after. Either way, every record read counts in exactly one template.
+every run. From Elasticsearch/OpenSearch the same records come in the same order
+(`EngineStore.messages`). Either way, every record read counts in exactly one template.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 BATCH_ROWS: Final = 50_000
 SLICE_ROWS: Final = 200_000  # about this many records are sorted at a time (see record_slices)
 HOUR_US: Final = 3_600_000_000  # slices start and end on whole hours (epoch microseconds)
-ES_PAGE: Final = 5_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Positional parameters throughout: the shared filter language compiles to `?` placeholders.
@@ -123,66 +122,3 @@ def cut_slices(
             held = 0
     edges.append(until)
     return list(pairwise(edges))
-
-
-def es_search(
-    since: datetime, until: datetime, levels: Sequence[str], size: int, where: Filter | None = None
-) -> dict[str, Any]:
-    """The body of one page of records (without search_after): the archive's window and order.
-
-    Filter terms the engine cannot answer exactly are checked on each hit by `es_rows`; then
-    the whole `_source` is fetched for them.
-    """
-    from logpipe.read.es_catalog import json_value
-    from logpipe.read.filters import to_es
-
-    plan = to_es(where or Filter())
-    filters: list[dict[str, Any]] = [{"range": {"ts": {"gte": json_value(since), "lt": json_value(until)}}}]
-    if levels:
-        filters.append({"terms": {"level": list(levels)}})
-    filters.append(plan.query)
-    body: dict[str, Any] = {
-        "size": size,
-        "track_total_hits": False,
-        "sort": [{"ts": "asc"}, {"event_id": "asc"}],
-        "query": {"bool": {"filter": filters}},
-    }
-    if not plan.residual.terms:
-        body["_source"] = ["ts", "message"]
-    return body
-
-
-def es_rows(
-    url: str,
-    since: datetime,
-    until: datetime,
-    levels: Sequence[str] = (),
-    where: Filter | None = None,
-) -> Iterator[tuple[datetime | None, str | None]]:
-    """The same rows from Elasticsearch/OpenSearch (`url` as for `ship --to`), page by page."""
-    from logpipe.engine.config import parse_target
-    from logpipe.read.es_catalog import open_client, parse_ts
-    from logpipe.read.filters import matches, to_es
-
-    residual = to_es(where or Filter()).residual
-    config = parse_target(url)
-    client = open_client(config)
-    path = f"/{config.index_prefix}*/_search?ignore_unavailable=true&allow_no_indices=true"
-    after: list[Any] | None = None
-    try:
-        while True:
-            body = es_search(since, until, levels, ES_PAGE, where)
-            if after is not None:
-                body["search_after"] = after
-            hits = client.request("POST", path, body).get("hits", {}).get("hits", [])
-            for hit in hits:
-                source = hit.get("_source", {})
-                ts = parse_ts(source.get("ts"))
-                if residual.terms and not matches(residual, {**source, "ts": ts}):
-                    continue
-                yield ts, source.get("message")
-            if len(hits) < ES_PAGE:
-                return
-            after = hits[-1]["sort"]
-    finally:
-        client.close()

@@ -1,4 +1,4 @@
-"""The page's JSON API: handlers are plain functions of (backend, params) returning data.
+"""The page's JSON API: handlers are plain functions of (store, params) returning data.
 
 A feature module lists its handlers in `ROUTES` (path under `/api/`, function). Every route is
 GET-only (the page never changes anything), runs in the server's thread pool, and answers JSON
@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from logpipe.errors import LogpipeError, UsageError
-from logpipe.ui.backend import Backend
+from logpipe.read.store import Store
 
 if TYPE_CHECKING:
     from logpipe.read.filters import Filter
@@ -101,7 +101,7 @@ class Params:
         return parse_filters(self.filter_terms(), now=self.now) & window(self.time(since), self.time(until))
 
 
-Handler = Callable[[Backend, Params], Any]
+Handler = Callable[[Store, Params], Any]
 
 
 def encode(value: Any) -> bytes:

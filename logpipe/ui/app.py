@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from logpipe.read.store import Store
 from logpipe.ui.access import LOCAL_NAMES, Credentials, Guard
 from logpipe.ui.api import ClientGone, Handler, Params, encode, log, status_of
-from logpipe.ui.backend import Backend
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -45,7 +45,7 @@ def feature_routes(modules: Sequence[str] = FEATURES) -> list[tuple[str, Handler
 
 
 def create_app(
-    backend: Backend, *, hosts: Sequence[str] = LOCAL_NAMES, credentials: Credentials | None = None
+    store: Store, *, hosts: Sequence[str] = LOCAL_NAMES, credentials: Credentials | None = None
 ) -> Starlette:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -57,7 +57,7 @@ def create_app(
         Route("/favicon.ico", _favicon, methods=["GET"]),
     ]
     for path, handler in feature_routes():
-        routes.append(Route(f"/api/{path}", _endpoint(backend, handler), methods=["GET"]))
+        routes.append(Route(f"/api/{path}", _endpoint(store, handler), methods=["GET"]))
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [Middleware(Guard, hosts=tuple(hosts), credentials=credentials or Credentials())]
     return Starlette(routes=routes, middleware=middleware)
@@ -77,7 +77,7 @@ async def _favicon(request: Request) -> Response:
     return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
-def _endpoint(backend: Backend, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(store: Store, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response
 
@@ -85,7 +85,7 @@ def _endpoint(backend: Backend, handler: Handler) -> Callable[[Request], Awaitab
 
     async def endpoint(request: Request) -> Response:
         params = Params(dict(request.query_params), utc_now())
-        work = asyncio.ensure_future(run_in_threadpool(handler, backend, params))
+        work = asyncio.ensure_future(run_in_threadpool(handler, store, params))
         try:
             await _until_done_or_gone(work, request, params)
             body = work.result()

@@ -18,7 +18,7 @@ Routes (GET, under /api/; `q` is the search box, `from`/`to` the time range, as 
   field's top values come from a bounded summary (`top_approximate`: counts exact, ranking not).
 - `record?id=EVENT_ID`: one record (404 when no record has that id).
 - `context?id=EVENT_ID&n=20`: `n` records before and after it in its source, and the rest of its
-  request (`read.archive_search.context` / `read.es_search.context`).
+  request (the store's `context`).
 
 `search`, `histogram` and `facets` also take `latest=SPAN` (`15m`, `1h`, `24h`, ...): when the
 request has no `from`/`to`, the range is the SPAN of the data ending just after its newest record
@@ -41,22 +41,20 @@ are recounted exactly with a composite aggregation.
 from __future__ import annotations
 
 import re
-import threading
-from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
 from logpipe.limits import MAX_CONTEXT_LINES
-from logpipe.read.filters import Field, Filter, matches, to_es, to_sql
+from logpipe.read.filters import Field
+from logpipe.read.store import Cursor
 from logpipe.schema import LEVELS
 from logpipe.ui.api import Handler, Params
-from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
 
 if TYPE_CHECKING:
-    import duckdb
+    from logpipe.read.store import Store
 
 DEFAULT_LIMIT: Final = 100
 MAX_PAGE: Final = 1000
@@ -82,19 +80,11 @@ FACET_FIELDS: Final = (
 MAX_EXTRA_FACETS: Final = 5
 DEFAULT_FACET_SIZE: Final = 5
 MAX_FACET_SIZE: Final = 50
-# A field with more distinct values than this among the matches is not grouped (memory would grow
-# with them: 1.2 GB for attrs.seq over 2M records); its top values come from a bounded summary.
-DEFAULT_FACET_GROUPS: Final = 100_000
-FACET_GROUPS_ENV: Final = "LOGPIPE_UI_FACET_GROUPS"
 CONTEXT_LINES: Final = 20
-NO_LEVEL: Final = "(none)"
 _ATTRS_KEY: Final = re.compile(r"^[A-Za-z0-9_\-]+$")  # as the filter language's attrs keys
 # `latest=SPAN`: a whole number and a unit, as the range select's values.
 _SPAN: Final = re.compile(r"^([1-9][0-9]{0,4})([smhdw])$")
 _SPAN_MS: Final = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
-# Engine: the most hits of a filter's indexed part read to check terms the engine cannot answer.
-MAX_SCAN: Final = 200_000
-SCAN_PAGE: Final = 1000
 
 
 def _columns() -> tuple[str, ...]:
@@ -114,15 +104,9 @@ def as_record(row: Sequence[Any]) -> dict[str, Any]:
 # --- shared pieces -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """Where a page ends: records strictly older in (`ts`, `event_id`) order come after it."""
-
-    ts: datetime
-    event_id: str
-
-    def text(self) -> str:
-        return f"{epoch_us(self.ts)}~{self.event_id}"
+def cursor_text(cursor: Cursor) -> str:
+    """A cursor as the page carries it: the row's `ts` in epoch microseconds, `~`, its event_id."""
+    return f"{epoch_us(cursor.ts)}~{cursor.event_id}"
 
 
 def parse_cursor(raw: str) -> Cursor:
@@ -231,18 +215,6 @@ def facet_answer(
     return {"total": total, "fields": fields}
 
 
-def facet_groups_bound() -> int:
-    """Fields with more distinct values than this are ranked from a summary (`LOGPIPE_UI_FACET_GROUPS`)."""
-    import os
-
-    text = os.environ.get(FACET_GROUPS_ENV, "").strip().replace("_", "")
-    if not text:
-        return DEFAULT_FACET_GROUPS
-    if not text.isdigit() or int(text) < 1:
-        raise UsageError(f"{FACET_GROUPS_ENV}={text!r}: want a whole number of values, at least 1")
-    return int(text)
-
-
 def facet_size(params: Params) -> int:
     return params.integer("size", DEFAULT_FACET_SIZE, low=1, high=MAX_FACET_SIZE)
 
@@ -315,71 +287,58 @@ def _with_window(answer: dict[str, Any], latest: Latest) -> dict[str, Any]:
 # --- handlers ------------------------------------------------------------------------------------
 
 
-def search(backend: Backend, params: Params) -> dict[str, Any]:
-    params.filter()  # a bad search box or range is a 400 before the backend is read
+def search(store: Store, params: Params) -> dict[str, Any]:
+    params.filter()  # a bad search box or range is a 400 before the store is read
     limit = params.integer("limit", DEFAULT_LIMIT, low=1, high=MAX_PAGE)
     raw = params.optional("after")
     after = parse_cursor(raw) if raw else None
-    total: int | None
-    if isinstance(backend, ArchiveBackend):
-        with backend.connection() as con:
-            latest = resolve_latest(params, lambda: _archive_newest(con))
-            rows, total = _archive_search(con, archive_where(latest.params), limit, after)
-        exact = True
-    else:
-        latest = resolve_latest(params, lambda: _es_newest(backend))
-        rows, total, exact = _es_search(backend, latest.params.filter(), limit, after)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    latest = resolve_latest(params, store.newest)
+    page = store.page(latest.params.filter(), limit=limit, after=after)
+    rows = [as_record(r) for r in page.rows]
     last = rows[-1] if rows else None
-    cursor = Cursor(last["ts"], str(last["event_id"])).text() if more and last else None
-    return _with_window({"rows": rows, "total": total, "total_exact": exact, "next": cursor}, latest)
+    cursor = cursor_text(Cursor(last["ts"], str(last["event_id"]))) if page.more and last else None
+    answer = {"rows": rows, "total": page.total, "total_exact": page.total_exact, "next": cursor}
+    return _with_window(answer, latest)
 
 
-def histogram(backend: Backend, params: Params) -> dict[str, Any]:
+def histogram(store: Store, params: Params) -> dict[str, Any]:
     params.filter()
-    if isinstance(backend, ArchiveBackend):
-        with backend.connection() as con:
-            latest = resolve_latest(params, lambda: _archive_newest(con))
-            return _with_window(_archive_histogram(con, archive_where(latest.params), latest.params), latest)
-    latest = resolve_latest(params, lambda: _es_newest(backend))
-    return _with_window(_es_histogram(backend, latest.params.filter(), latest.params), latest)
+    latest = resolve_latest(params, store.newest)
+    asked = latest.params
+    flt = asked.filter()
+    first = last = None
+    if asked.time("from") is None or asked.time("to") is None:
+        # A missing end of the range is the matches' own first or last record (a zoomed
+        # range has both ends, and saves this scan).
+        first, last = store.extent(flt)
+    win = window_of(asked, first, last)
+    if win.lo is None or win.hi is None:
+        return _with_window(histogram_answer(win, {}), latest)
+    lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
+    return _with_window(histogram_answer(win, store.histogram(flt, step_for(hi_ms - lo_ms))), latest)
 
 
-def facets(backend: Backend, params: Params) -> dict[str, Any]:
+def facets(store: Store, params: Params) -> dict[str, Any]:
     params.filter()
     size = facet_size(params)
     fields = facet_fields(params)
-    if isinstance(backend, ArchiveBackend):
-        with backend.connection() as con:
-            latest = resolve_latest(params, lambda: _archive_newest(con))
-            return _with_window(_archive_facets(con, archive_where(latest.params), fields, size), latest)
-    latest = resolve_latest(params, lambda: _es_newest(backend))
-    return _with_window(_es_facets(backend, latest.params.filter(), fields, size), latest)
+    latest = resolve_latest(params, store.newest)
+    found = store.facets(latest.params.filter(), fields, size)
+    tops = {name: (top.values, top.missing) for name, top in found.tops.items() if top.error is None}
+    errors = {name: top.error for name, top in found.tops.items() if top.error is not None}
+    approximate = {name for name, top in found.tops.items() if top.approximate}
+    names = [str(f) for f in fields]
+    return _with_window(facet_answer(names, found.total, tops, size, errors, approximate), latest)
 
 
-def record(backend: Backend, params: Params) -> dict[str, Any]:
-    event_id = _event_id(params)
-    if isinstance(backend, ArchiveBackend):
-        from logpipe.read.archive_search import record_by_id
-
-        with backend.connection() as con:
-            return as_record(record_by_id(con, event_id))
-    return _es_record(backend, event_id)
+def record(store: Store, params: Params) -> dict[str, Any]:
+    return as_record(store.record(_event_id(params)))
 
 
-def context(backend: Backend, params: Params) -> dict[str, Any]:
+def context(store: Store, params: Params) -> dict[str, Any]:
     event_id = _event_id(params)
     lines = params.integer("n", CONTEXT_LINES, low=0, high=MAX_CONTEXT_LINES)
-    if isinstance(backend, ArchiveBackend):
-        from logpipe.read import archive_search
-
-        with backend.connection() as con:
-            found = archive_search.context(con, event_id, lines=lines)
-    else:
-        from logpipe.read import es_search
-
-        found = es_search.context(backend.client, backend.index, event_id, lines=lines)
+    found = store.context(event_id, lines=lines)
     return {
         "record": as_record(found.record),
         "before": [as_record(r) for r in found.before],
@@ -393,507 +352,6 @@ def _event_id(params: Params) -> str:
     if not event_id:
         raise UsageError("id (an event_id) is required")
     return event_id
-
-
-# --- the archive ---------------------------------------------------------------------------------
-
-
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-    import duckdb
-
-    try:
-        return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
-    except duckdb.InvalidInputException as exc:
-        first = str(exc).splitlines()[0]
-        raise UsageError(f"bad filter: {first} (regular expressions use RE2 syntax)") from None
-
-
-# Each part's newest `ts` (its row groups' statistics), by (path, size, mtime): a part is written
-# once and never changed (compaction writes new parts), so only parts new since the last request
-# have their footers read.
-_NEWEST_OF_PART: dict[tuple[str, int, int], datetime | None] = {}
-_NEWEST_LOCK = threading.Lock()
-
-
-def _archive_newest(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The newest `ts` of the parts the connection reads, from their Parquet statistics.
-
-    Every row group's footer has its `ts` maximum (the writer keeps statistics); when a part
-    lacks them, or the connection is not one open_archive made, max("ts") is scanned instead.
-    """
-    from logpipe.archive.reader import log_parts
-
-    parts = log_parts(con)
-    if not parts:
-        ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])
-        return newest  # type: ignore[no-any-return]
-    keys = []
-    for part in parts:
-        st = part.stat()
-        keys.append((str(part), st.st_size, st.st_mtime_ns))
-    with _NEWEST_LOCK:
-        known = {k: _NEWEST_OF_PART[k] for k in keys if k in _NEWEST_OF_PART}
-    unread = [k for k in keys if k not in known]
-    if unread:
-        sql = (
-            'SELECT "file_name", max(CAST("stats_max" AS TIMESTAMPTZ)), count(*), count("stats_max") '
-            'FROM parquet_metadata(?) WHERE "path_in_schema" = ? GROUP BY ALL'
-        )
-        found = {
-            str(name): (newest, groups == with_stats)
-            for name, newest, groups, with_stats in _run(con, sql, [[k[0] for k in unread], "ts"])
-        }
-        if not all(found.get(k[0], (None, False))[1] for k in unread):
-            ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])  # a part without statistics
-            return newest  # type: ignore[no-any-return]
-        fresh = {k: found[k[0]][0] for k in unread}
-        with _NEWEST_LOCK:
-            if len(_NEWEST_OF_PART) > 100_000:
-                _NEWEST_OF_PART.clear()
-            _NEWEST_OF_PART.update(fresh)
-        known.update(fresh)
-    dated = [t for t in known.values() if t is not None]
-    return max(dated) if dated else None
-
-
-def archive_where(params: Params) -> tuple[str, list[object]]:
-    """The request's filter as SQL, led by its time range as bare `ts` bounds.
-
-    The filter language writes each term NULL-safe (`coalesce("ts" >= ?, false)`), which DuckDB
-    does not push into the Parquet scan: every row group is read (289 of 289 at 10M records).
-    The same bounds bare (a NULL ts fails them as it fails the coalesced terms) let it skip the
-    row groups whose `ts` statistics lie outside the range (6 of 289 for the last hour).
-    """
-    where, values = to_sql(params.filter())
-    bounds: list[str] = []
-    bound_values: list[object] = []
-    since, until = params.time("from"), params.time("to")
-    if since is not None:
-        bounds.append('"ts" >= ?')
-        bound_values.append(since)
-    if until is not None:
-        bounds.append('"ts" < ?')
-        bound_values.append(until)
-    if not bounds:
-        return where, list(values)
-    return " AND ".join([*bounds, f"({where})"]), [*bound_values, *values]
-
-
-def _archive_search(
-    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], limit: int, after: Cursor | None
-) -> tuple[list[dict[str, Any]], int]:
-    where, values = query
-    page_where, page_values = where, list(values)
-    if after is not None:
-        page_where = f'{where} AND ("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
-        page_values += [after.ts, after.ts, after.event_id]
-    sql = f'SELECT {_select()} FROM logs WHERE {page_where} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
-    rows = _run(con, sql, [*page_values, limit + 1])
-    ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
-    return [as_record(r) for r in rows], int(total)
-
-
-def _archive_histogram(
-    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], params: Params
-) -> dict[str, Any]:
-    where, values = query
-    first = last = None
-    if params.time("from") is None or params.time("to") is None:
-        # A missing end of the range is the matches' own first or last record (a zoomed
-        # range has both ends, and saves this scan).
-        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
-    win = window_of(params, first, last)
-    if win.lo is None or win.hi is None:
-        return histogram_answer(win, {})
-    lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
-    step_us = step_for(hi_ms - lo_ms) * 1000
-    sql = (
-        f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
-        f"WHERE {where} GROUP BY ALL"
-    )
-    rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *values])
-    return histogram_answer(win, {(int(t), str(lv)): int(n) for t, lv, n in rows})
-
-
-def _archive_facets(
-    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], fields: Sequence[Field], size: int
-) -> dict[str, Any]:
-    """The top `size` values of each field, in memory bounded by `facet_groups_bound()`, not by how
-    many distinct values the matches have (a field like `attrs.seq` has one per record).
-
-    A first scan counts the matches and estimates each field's distinct values (HyperLogLog, a
-    few KB a field). Fields with at most that many are counted exactly in one more scan
-    (`_exact_tops`); each field with more gets its candidates from `approx_top_k` (a bounded
-    summary) and their exact counts from one scan (`_approximate_top`), and is marked
-    `top_approximate`: its counts are exact, but a value as frequent as the last shown may be
-    missing. Each field is a column `f0`, `f1`, ...: a canonical column by its allow-listed name,
-    an attrs field as `json_extract_string` with its JSON path bound as a parameter.
-    """
-    where, values = query
-    exprs: list[str] = []
-    path_params: list[object] = []
-    for i, target in enumerate(fields):
-        if target.name == "attrs":
-            exprs.append(f'json_extract_string("attrs", ?) AS "f{i}"')
-            path_params.append(target.json_path)
-        else:
-            exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
-    matches_sql = f"SELECT {', '.join(exprs)} FROM logs WHERE {where}"
-    bound = [*path_params, *values]
-    estimates = ", ".join(f'approx_count_distinct("f{i}")' for i in range(len(fields)))
-    ((total, *distinct),) = _run(con, f"SELECT count(*), {estimates} FROM ({matches_sql})", bound)
-    most = facet_groups_bound()
-    few = [i for i, n in enumerate(distinct) if int(n) <= most]
-    tops = _exact_tops(con, matches_sql, bound, few, fields, size) if few and total else {}
-    many = [i for i in range(len(fields)) if i not in few] if total else []
-    for i in many:
-        tops[str(fields[i])] = _approximate_top(con, matches_sql, bound, i, size)
-    return facet_answer([str(f) for f in fields], int(total), tops, size, approximate={str(fields[i]) for i in many})
-
-
-def _exact_tops(
-    con: duckdb.DuckDBPyConnection,
-    matches_sql: str,
-    bound: list[object],
-    chosen: Sequence[int],
-    fields: Sequence[Field],
-    size: int,
-) -> dict[str, tuple[list[tuple[Any, int]], int]]:
-    """One scan: GROUP BY GROUPING SETS, one set a chosen field, then the top `size` of each set."""
-    width = len(chosen)
-    cols = ", ".join(f'"f{i}"' for i in chosen)
-    sets = ", ".join(f'("f{i}")' for i in chosen)
-    # Within one set the other fields are NULL, so ordering by every field orders by the set's own.
-    sql = (
-        f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n "
-        f"FROM ({matches_sql}) GROUP BY GROUPING SETS ({sets})) "
-        f"SELECT gid, {cols}, n FROM (SELECT *, {_set_value_null(chosen)} AS own_null FROM g) "
-        f"QUALIFY own_null OR row_number() OVER (PARTITION BY gid, own_null ORDER BY n DESC, {cols}) <= ?"
-    )
-    tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
-    for row in _run(con, sql, [*bound, size]):
-        gid, cells, n = int(row[0]), row[1 : 1 + width], int(row[1 + width])
-        index = _set_index(gid, width)
-        name = str(fields[chosen[index]])
-        found, missing = tops.get(name, ([], 0))
-        if cells[index] is None:
-            missing = n
-        else:
-            found.append((cells[index], n))
-        tops[name] = (found, missing)
-    return tops
-
-
-def _approximate_top(
-    con: duckdb.DuckDBPyConnection, matches_sql: str, bound: list[object], index: int, size: int
-) -> tuple[list[tuple[Any, int]], int]:
-    """A field with too many distinct values to group: `approx_top_k`'s candidates, counted exactly."""
-    column = f'"f{index}"'
-    ((candidates,),) = _run(con, f"SELECT approx_top_k({column}, ?) FROM ({matches_sql})", [size, *bound])
-    sql = (
-        f"SELECT {column}, count(*) FROM ({matches_sql}) "
-        f"WHERE {column} IS NULL OR list_contains(?, {column}) GROUP BY {column}"
-    )
-    counted = _run(con, sql, [*bound, list(candidates or [])])
-    missing = sum(int(n) for v, n in counted if v is None)
-    return [(v, int(n)) for v, n in counted if v is not None], missing
-
-
-def _set_value_null(chosen: Sequence[int]) -> str:
-    """SQL true when the row's own field is NULL (its missing count), sorted after the values."""
-    width = len(chosen)
-    cases = " ".join(
-        f'WHEN {((1 << width) - 1) ^ (1 << (width - 1 - k))} THEN "f{i}" IS NULL' for k, i in enumerate(chosen)
-    )
-    return f"CASE gid {cases} END"
-
-
-def _set_index(gid: int, width: int) -> int:
-    """Which field a GROUPING_ID belongs to (its bit is the only one clear; first field is the high bit)."""
-    for i in range(width):
-        if gid == ((1 << width) - 1) ^ (1 << (width - 1 - i)):
-            return i
-    raise ValueError(f"unexpected grouping id {gid}")
-
-
-# --- the engine ----------------------------------------------------------------------------------
-
-
-def _path(index: str) -> str:
-    return f"/{index}/_search?ignore_unavailable=true&allow_no_indices=true"
-
-
-def _es_record_of(source: Mapping[str, Any]) -> dict[str, Any]:
-    from logpipe.read.es_search import record_of
-
-    return record_of(source)
-
-
-def _sort() -> list[dict[str, Any]]:
-    return [{"ts": {"order": "desc"}}, {"event_id": {"order": "desc"}}]
-
-
-def _before(cursor: Cursor) -> dict[str, Any]:
-    """Records strictly older than the cursor in (ts, event_id) order, as an engine query."""
-    from logpipe.read.es_catalog import json_value
-
-    ts = json_value(cursor.ts)
-    return {
-        "bool": {
-            "should": [
-                {"range": {"ts": {"lt": ts}}},
-                {"bool": {"filter": [{"term": {"ts": ts}}, {"range": {"event_id": {"lt": cursor.event_id}}}]}},
-            ],
-            "minimum_should_match": 1,
-        }
-    }
-
-
-def _and(*queries: dict[str, Any]) -> dict[str, Any]:
-    return {"bool": {"filter": list(queries)}}
-
-
-def _hits(backend: EsBackend, query: dict[str, Any], *, size: int = SCAN_PAGE) -> Iterator[dict[str, Any]]:
-    """Every hit of `query`, newest first, page by page (search_after on the unique sort)."""
-    after: list[Any] | None = None
-    while True:
-        body: dict[str, Any] = {"query": query, "sort": _sort(), "size": size, "track_total_hits": False}
-        if after is not None:
-            body["search_after"] = after
-        page = backend.client.request("POST", _path(backend.index), body).get("hits", {}).get("hits", [])
-        yield from page
-        if len(page) < size:
-            return
-        after = page[-1].get("sort")
-
-
-class TooManyToScan(Exception):
-    """The indexed part of a filter matches more hits than MAX_SCAN."""
-
-
-def _scan(backend: EsBackend, flt: Filter) -> list[dict[str, Any]]:
-    """Every matching record (newest first) of a filter with residual terms, checked one by one."""
-    plan = to_es(flt)
-    out = []
-    for seen, hit in enumerate(_hits(backend, plan.query), start=1):
-        if seen > MAX_SCAN:
-            raise TooManyToScan
-        rec = _es_record_of(hit["_source"])
-        if matches(plan.residual, rec):
-            out.append(rec)
-    return out
-
-
-def _too_many(what: str) -> UsageError:
-    return UsageError(
-        f"{what}: this search has terms the engine cannot answer (free text, ~, error, attrs.KEY) and "
-        f"its other terms match over {MAX_SCAN:,} records; narrow the time range or add field=value terms"
-    )
-
-
-def _es_count(backend: EsBackend, query: dict[str, Any]) -> int:
-    body = {"size": 0, "track_total_hits": True, "query": query}
-    answer = backend.client.request("POST", _path(backend.index), body)
-    return int(answer.get("hits", {}).get("total", {}).get("value", 0))
-
-
-def _es_search(
-    backend: EsBackend, flt: Filter, limit: int, after: Cursor | None
-) -> tuple[list[dict[str, Any]], int | None, bool]:
-    plan = to_es(flt)
-    if not plan.residual.terms:
-        query = _and(plan.query, _before(after)) if after else plan.query
-        body = {"query": query, "sort": _sort(), "size": limit + 1, "track_total_hits": False}
-        hits = backend.client.request("POST", _path(backend.index), body).get("hits", {}).get("hits", [])
-        return [_es_record_of(h["_source"]) for h in hits], _es_count(backend, plan.query), True
-    try:
-        every = _scan(backend, flt)
-    except TooManyToScan:
-        # The page is still exact (read until it is full); only the total is unknown.
-        query = _and(plan.query, _before(after)) if after else plan.query
-        rows = []
-        for hit in _hits(backend, query):
-            rec = _es_record_of(hit["_source"])
-            if matches(plan.residual, rec):
-                rows.append(rec)
-                if len(rows) > limit:
-                    break
-        return rows, None, False
-    if after is not None:
-        key = (after.ts, after.event_id)
-        every = [r for r in every if (r["ts"], str(r["event_id"])) < key]
-    return every[: limit + 1], len(every), True
-
-
-def _es_window(backend: EsBackend, query: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-    from logpipe.read.es_catalog import parse_ts
-
-    body = {
-        "size": 0,
-        "track_total_hits": False,
-        "query": query,
-        "aggs": {"first": {"min": {"field": "ts"}}, "last": {"max": {"field": "ts"}}},
-    }
-    aggs = backend.client.request("POST", _path(backend.index), body).get("aggregations", {})
-    first, last = aggs.get("first", {}), aggs.get("last", {})
-    if first.get("value") is None:
-        return None, None
-    return parse_ts(first.get("value_as_string")), parse_ts(last.get("value_as_string"))
-
-
-def _es_newest(backend: EsBackend) -> datetime | None:
-    """The newest `ts` in the index pattern (a max aggregation, read from the index's doc values)."""
-    from logpipe.read.es_catalog import parse_ts
-
-    body = {"size": 0, "track_total_hits": False, "aggs": {"last": {"max": {"field": "ts"}}}}
-    last = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("last", {})
-    return parse_ts(last.get("value_as_string")) if last.get("value") is not None else None
-
-
-def _es_histogram(backend: EsBackend, flt: Filter, params: Params) -> dict[str, Any]:
-    plan = to_es(flt)
-    if plan.residual.terms:
-        try:
-            every = _scan(backend, flt)
-        except TooManyToScan:
-            raise _too_many("histogram") from None
-        win = window_of(params, every[-1]["ts"] if every else None, every[0]["ts"] if every else None)
-        if win.lo is None or win.hi is None:
-            return histogram_answer(win, {})
-        lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
-        step = step_for(hi_ms - lo_ms)
-        counts = Counter((epoch_us(r["ts"]) // 1000 // step * step, r["level"] or NO_LEVEL) for r in every)
-        return histogram_answer(win, counts)
-    first, last = _es_window(backend, plan.query)
-    win = window_of(params, first, last)
-    if win.lo is None or win.hi is None:
-        return histogram_answer(win, {})
-    lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
-    step = step_for(hi_ms - lo_ms)
-    # The filter goes in a `filter` aggregation, not the top-level query: Elasticsearch 8 fails a
-    # date_histogram on a date_nanos field whose query has a one-sided `ts` range ("nanoseconds
-    # are [-9223372036854775808] are before the epoch"), which is every zoomed time range here.
-    body = {
-        "size": 0,
-        "track_total_hits": False,
-        "aggs": {
-            "f": {
-                "filter": plan.query,
-                "aggs": {
-                    "t": {
-                        "date_histogram": {"field": "ts", "fixed_interval": f"{step}ms", "min_doc_count": 1},
-                        "aggs": {"lv": {"terms": {"field": "level", "size": 50, "missing": NO_LEVEL}}},
-                    }
-                },
-            }
-        },
-    }
-    answer = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("f", {})
-    histo: Counter[tuple[int, str]] = Counter()
-    for bucket in answer.get("t", {}).get("buckets", []):
-        for lv in bucket.get("lv", {}).get("buckets", []):
-            histo[(int(bucket["key"]), str(lv["key"]))] += int(lv["doc_count"])
-    return histogram_answer(win, histo)
-
-
-def _value_of(target: Field, record: Mapping[str, Any]) -> Any:
-    """A field's value in a record as the archive's facet reads it (attrs: as json_extract_string)."""
-    from logpipe.read.filters import _lookup  # the filter language's own reading of attrs paths
-
-    return _lookup(target, record)
-
-
-def _counted(fields: Sequence[Field], records: list[dict[str, Any]]) -> dict[str, tuple[list[tuple[Any, int]], int]]:
-    tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
-    for target in fields:
-        counted = Counter(_value_of(target, r) for r in records)
-        missing = counted.pop(None, 0)
-        tops[str(target)] = (list(counted.items()), missing)
-    return tops
-
-
-def _es_facets(backend: EsBackend, flt: Filter, fields: Sequence[Field], size: int) -> dict[str, Any]:
-    plan = to_es(flt)
-    names = [str(f) for f in fields]
-    if plan.residual.terms:
-        try:
-            every = _scan(backend, flt)
-        except TooManyToScan:
-            raise _too_many("facets") from None
-        return facet_answer(names, len(every), _counted(fields, every), size)
-    # attrs is stored, not indexed: its fields are counted from the hits (at most MAX_SCAN).
-    indexed = [f for f in fields if f.name != "attrs"]
-    unindexed = [f for f in fields if f.name == "attrs"]
-    aggs: dict[str, Any] = {}
-    for target in indexed:
-        name = str(target)
-        aggs[f"top:{name}"] = {
-            "terms": {
-                "field": name,
-                "size": size + 1,
-                "shard_size": max(10 * size, 1000),
-                "order": [{"_count": "desc"}, {"_key": "asc"}],
-            }
-        }
-        aggs[f"missing:{name}"] = {"missing": {"field": name}}
-    body = {"size": 0, "track_total_hits": True, "query": plan.query, "aggs": aggs}
-    answer = backend.client.request("POST", _path(backend.index), body)
-    total = int(answer.get("hits", {}).get("total", {}).get("value", 0))
-    found = answer.get("aggregations", {})
-    tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
-    for target in indexed:
-        name = str(target)
-        terms = found.get(f"top:{name}", {})
-        if int(terms.get("doc_count_error_upper_bound", 0)) != 0:
-            values = _es_exact_top(backend, plan.query, name, size)  # the engine's top is an estimate
-        else:
-            values = [(b["key"], int(b["doc_count"])) for b in terms.get("buckets", [])]
-        tops[name] = (values, int(found.get(f"missing:{name}", {}).get("doc_count", 0)))
-    errors: dict[str, str] = {}
-    if unindexed and total:
-        if total > MAX_SCAN:
-            errors = {
-                str(f): (
-                    f"{f}: attrs is not indexed on the engine and this search matches over "
-                    f"{MAX_SCAN:,} records to count it from; narrow the time range or the search"
-                )
-                for f in unindexed
-            }
-        else:
-            tops.update(_counted(unindexed, [_es_record_of(h["_source"]) for h in _hits(backend, plan.query)]))
-    return facet_answer(names, total, tops, size, errors)
-
-
-def _es_exact_top(backend: EsBackend, query: dict[str, Any], name: str, size: int) -> list[tuple[Any, int]]:
-    """The `size` most frequent values of one field with their exact counts: every value paged
-    with a composite aggregation, only the best `size` kept (memory: a page and the top)."""
-    import heapq
-
-    def every_value() -> Iterator[tuple[Any, int]]:
-        after: dict[str, Any] | None = None
-        while True:
-            composite: dict[str, Any] = {"size": 1000, "sources": [{"v": {"terms": {"field": name}}}]}
-            if after is not None:
-                composite["after"] = after
-            body = {"size": 0, "track_total_hits": False, "query": query, "aggs": {"all": {"composite": composite}}}
-            agg = backend.client.request("POST", _path(backend.index), body).get("aggregations", {}).get("all", {})
-            buckets = agg.get("buckets", [])
-            yield from ((b["key"]["v"], int(b["doc_count"])) for b in buckets)
-            after = agg.get("after_key")
-            if not buckets or after is None:
-                return
-
-    return heapq.nsmallest(size, every_value(), key=lambda vc: (-vc[1], vc[0]))
-
-
-def _es_record(backend: EsBackend, event_id: str) -> dict[str, Any]:
-    from logpipe.read.archive_search import NoSuchRecordError
-
-    body = {"query": {"term": {"event_id": event_id}}, "size": 1}
-    hits = backend.client.request("POST", _path(backend.index), body).get("hits", {}).get("hits", [])
-    if not hits:
-        raise NoSuchRecordError(f"no record with event_id {event_id!r}")
-    return _es_record_of(hits[0]["_source"])
 
 
 ROUTES: list[tuple[str, Handler]] = [

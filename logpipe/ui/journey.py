@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any, Final
 from logpipe.errors import UsageError
 from logpipe.schema import LEVELS
 from logpipe.ui.api import Handler, Params
-from logpipe.ui.backend import ArchiveBackend, Backend, EsBackend
 
 if TYPE_CHECKING:
-    from logpipe.read.filters import Filter
+    from logpipe.read.store import Store
 
 # "All time" for the canned query's since/until, which need values.
 FAR_PAST: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,23 +31,13 @@ SUBJECTS: Final = ("user", "session", "request")
 DEFAULT_USERS: Final = 20
 
 
-def journey(backend: Backend, params: Params) -> dict[str, Any]:
+def journey(store: Store, params: Params) -> dict[str, Any]:
     given = {k: params.text(k) for k in SUBJECTS if params.text(k)}
     if len(given) != 1:
         raise UsageError("a journey needs exactly one of user, session or request")
     values = {**given, "since": params.time("from") or FAR_PAST, "until": params.time("to") or FAR_FUTURE}
-    if isinstance(backend, ArchiveBackend):
-        from logpipe.read.archive_sql import fetch_rows, prepare
-
-        query, bound = prepare("journey", values, now=params.now)
-        with backend.connection() as con:
-            columns, rows = fetch_rows(con, query, bound)
-    else:
-        from logpipe.read.es_catalog import fetch_rows_es, prepare_es
-
-        es_query, bound = prepare_es("journey", values, now=params.now)
-        columns, rows = fetch_rows_es(backend.client, es_query, bound, backend.index)
-    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    answer = store.canned("journey", values)
+    records = [dict(zip(answer.columns, row, strict=True)) for row in answer.rows]
     kind, value = next(iter(given.items()))
     return {
         "subject": {"kind": kind, "value": value},
@@ -90,73 +79,11 @@ def _summarise(group: dict[str, Any], records: list[dict[str, Any]]) -> None:
             group[key] = line.get(key, next((r[key] for r in records if r[key] is not None), None))
 
 
-def users(backend: Backend, params: Params) -> dict[str, Any]:
+def users(store: Store, params: Params) -> dict[str, Any]:
     """The most active users (records with their user_id) of the search and range."""
     limit = params.integer("limit", DEFAULT_USERS, low=1, high=1000)
-    flt = params.filter()
-    if isinstance(backend, ArchiveBackend):
-        from logpipe.read.filters import to_sql
-        from logpipe.ui.errors import query_rows
-
-        where, bound = to_sql(flt)
-        sql = (
-            f"SELECT user_id, count(*) AS n, min(ts), max(ts) FROM logs WHERE user_id IS NOT NULL AND ({where})"
-            " GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?"
-        )
-        with backend.connection() as con:
-            rows = query_rows(con, sql, [*bound, limit])
-    else:
-        tally = _engine_tally(backend, flt)
-        ranked = sorted(tally.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
-        rows = [(u, n, first, last) for u, (n, first, last) in ranked]
+    rows = store.top_users(params.filter(), limit)
     return {"users": [{"user_id": u, "records": int(n), "first": first, "last": last} for u, n, first, last in rows]}
-
-
-def _engine_tally(backend: EsBackend, flt: Filter) -> dict[str, list[Any]]:
-    """user_id -> [records, first ts, last ts] on an engine: every user's bucket of a composite
-    aggregation (exact, unlike a `terms` top list across shards; first/last from the records'
-    own `ts`, which keeps the microseconds an aggregation's min/max would round), or, when the
-    filter has terms the engine cannot answer, the records themselves, checked one by one."""
-    from logpipe.read.es_catalog import parse_ts
-    from logpipe.read.filters import to_es
-    from logpipe.ui.errors import engine_records
-
-    tally: dict[str, list[Any]] = {}
-    plan = to_es(flt)
-    if plan.residual.terms:
-        for record in engine_records(backend, flt, extra={"exists": {"field": "user_id"}}):
-            seen = tally.setdefault(record["user_id"], [0, record["ts"], record["ts"]])
-            seen[0] += 1
-            seen[1], seen[2] = min(seen[1], record["ts"]), max(seen[2], record["ts"])
-        return tally
-    path = f"/{backend.index}/_search?ignore_unavailable=true&allow_no_indices=true"
-    after: dict[str, Any] | None = None
-    while True:
-        users: dict[str, Any] = {"size": 1000, "sources": [{"user_id": {"terms": {"field": "user_id"}}}]}
-        if after is not None:
-            users["after"] = after
-        body = {
-            "size": 0,
-            "track_total_hits": False,
-            "query": {"bool": {"filter": [plan.query, {"exists": {"field": "user_id"}}]}},
-            "aggs": {
-                "users": {
-                    "composite": users,
-                    "aggs": {
-                        "first": {"top_hits": {"size": 1, "sort": [{"ts": "asc"}], "_source": ["ts"]}},
-                        "last": {"top_hits": {"size": 1, "sort": [{"ts": "desc"}], "_source": ["ts"]}},
-                    },
-                }
-            },
-        }
-        answer = backend.client.request("POST", path, body).get("aggregations", {}).get("users", {})
-        for bucket in answer.get("buckets", []):
-            first = parse_ts(bucket["first"]["hits"]["hits"][0]["_source"]["ts"])
-            last = parse_ts(bucket["last"]["hits"]["hits"][0]["_source"]["ts"])
-            tally[bucket["key"]["user_id"]] = [int(bucket["doc_count"]), first, last]
-        after = answer.get("after_key")
-        if not answer.get("buckets") or after is None:
-            return tally
 
 
 ROUTES: list[tuple[str, Handler]] = [("journey", journey), ("journey/users", users)]

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from logpipe.errors import UsageError
+from logpipe.read.store import Store
 from logpipe.ui.access import Credentials, allowed_hosts
-from logpipe.ui.backend import Backend
 
 DEFAULT_BIND = "127.0.0.1:8080"
 
@@ -50,7 +50,7 @@ def listen(bind: Bind) -> tuple[socket.socket, Bind]:
 
 
 def serve(
-    backend: Backend,
+    store: Store,
     bind: Bind,
     *,
     ready: Callable[[str], None],
@@ -67,7 +67,7 @@ def serve(
 
     hosts = allowed_hosts(bind.host, allow_hosts)  # checked before the socket is taken
     sock, bound = listen(bind)
-    app = create_app(backend, hosts=hosts, credentials=credentials)
+    app = create_app(store, hosts=hosts, credentials=credentials)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     ready(bound.url())

@@ -187,11 +187,11 @@ def test_every_choice_of_columns_names_columns() -> None:
     from logpipe.archive import writer
     from logpipe.cli.query_cmd import JOURNEY_LINE_COLUMNS
     from logpipe.logging.context import CONTEXT_FIELDS
+    from logpipe.read import engine_store
     from logpipe.read.es_catalog import get_es_query
     from logpipe.read.record_lines import NARROW_COLUMNS
     from logpipe.sinks.kafka.config import KafkaConfig
     from logpipe.sinks.loki import config as loki
-    from logpipe.ui import slow
     from logpipe.ui.discover import FACET_FIELDS
 
     dead_letter = {name for name, _ in DEAD_LETTER_COLUMNS}
@@ -205,7 +205,8 @@ def test_every_choice_of_columns_names_columns() -> None:
         ("archive DICTIONARY_COLUMNS", writer.DICTIONARY_COLUMNS, dead_letter),
         ("archive NO_STATISTICS_COLUMNS", writer.NO_STATISTICS_COLUMNS, dead_letter),
         ("ui FACET_FIELDS", FACET_FIELDS, set()),
-        ("ui slow _TIMED_FIELDS", slow._TIMED_FIELDS, set()),
+        ("engine TIMED_FIELDS", engine_store.TIMED_FIELDS, set()),
+        ("engine TRAFFIC_FIELDS", engine_store.TRAFFIC_FIELDS, set()),
         ("explore NARROW_COLUMNS", NARROW_COLUMNS, {"at"}),  # the row number
         ("query JOURNEY_LINE_COLUMNS", JOURNEY_LINE_COLUMNS, set()),
         ("es journey.json columns", get_es_query("journey").columns, set()),

@@ -67,10 +67,10 @@ def test_the_commands_and_the_library_share_the_default() -> None:
     from logpipe.cli.sql_cmd import sql
     from logpipe.config.model import ArchiveConfig
     from logpipe.export import export
-    from logpipe.read.canned import Source
+    from logpipe.read.store import StoreChoice
 
     assert Path(ArchiveConfig().path) == DEFAULT_ARCHIVE
-    assert Source().archive == DEFAULT_ARCHIVE
+    assert StoreChoice().archive == DEFAULT_ARCHIVE
     for command in (compact, sql, export_cmd, export):
         assert command.__defaults__ is not None or command.__kwdefaults__ is not None
         defaults = [*(command.__defaults__ or ()), *(command.__kwdefaults__ or {}).values()]

@@ -18,7 +18,7 @@ from typing import Any
 import esdata
 import pytest
 
-from logpipe.read.canned import Source, fetch
+from logpipe.read.store import StoreChoice, open_store
 from tests.support.cli import run_cli as logpipe
 from tests.support.engines import count, make_prefix, target, wipe
 
@@ -57,8 +57,13 @@ def shipped(engine: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -
 def both(
     shipped: dict[str, Any], name: str, given: dict[str, object]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    archive = fetch(Source("archive", shipped["archive"]), name, given)
-    engine = fetch(Source("es", es=shipped["to"]), name, given)
+    archive_store = open_store(StoreChoice("archive", shipped["archive"]))
+    engine_store = open_store(StoreChoice("es", es=shipped["to"]))
+    try:
+        archive, engine = archive_store.canned(name, given), engine_store.canned(name, given)
+    finally:
+        archive_store.close()
+        engine_store.close()
     assert archive.columns == engine.columns
     assert archive.rows, f"{name} {given}: the archive answered nothing; the comparison would prove nothing"
     return archive.rows, engine.rows

@@ -116,11 +116,11 @@ def test_patterns_cli_same_answer_for_a_long_window(archive: Path) -> None:
 @contextmanager
 def _counting_backend(archive: Path) -> Iterator[tuple[Any, list[Counting]]]:
     from logpipe.archive.reader import open_archive
-    from logpipe.ui.backend import ArchiveBackend
+    from logpipe.read.archive_store import ArchiveStore
 
     opened: list[Counting] = []
 
-    class CountingBackend(ArchiveBackend):
+    class CountingBackend(ArchiveStore):
         @contextmanager
         def connection(self) -> Iterator[Any]:
             con = open_archive(self.archive, timezone="UTC")

@@ -174,12 +174,13 @@ def test_over_the_scan_bound_counts_are_refused_not_guessed(
     from datetime import UTC, datetime
 
     from logpipe.errors import UsageError
+    from logpipe.read import engine_store
+    from logpipe.read.engine_store import EngineStore
     from logpipe.ui import discover
     from logpipe.ui.api import Params
-    from logpipe.ui.backend import EsBackend
 
-    monkeypatch.setattr(discover, "MAX_SCAN", 100)
-    backend = EsBackend(both["to"])
+    monkeypatch.setattr(engine_store, "MAX_SCAN", 100)
+    backend = EngineStore(both["to"])
     try:
         params = Params({"q": "handling", "limit": "30"}, datetime.now(UTC))
         for handler in (discover.histogram, discover.facets):
@@ -204,20 +205,20 @@ def test_facets_recount_when_the_engine_estimates(both: dict[str, Any], monkeypa
     # Force the engine's terms top to be treated as inexact: the composite recount must agree.
     from datetime import UTC, datetime
 
+    from logpipe.read.engine_store import EngineStore
     from logpipe.ui import discover
     from logpipe.ui.api import Params
-    from logpipe.ui.backend import EsBackend
 
     calls: list[str] = []
-    real = discover._es_exact_top
+    real = EngineStore._exact_top
 
-    def recount(backend: Any, query: Any, name: str, size: int) -> Any:
+    def recount(store: Any, query: Any, name: str, size: int) -> Any:
         calls.append(name)
-        return real(backend, query, name, size)
+        return real(store, query, name, size)
 
-    monkeypatch.setattr(discover, "_es_exact_top", recount)
+    monkeypatch.setattr(EngineStore, "_exact_top", recount)
     monkeypatch.setattr(discover, "DEFAULT_FACET_SIZE", 3)
-    backend = EsBackend(both["to"])
+    backend = EngineStore(both["to"])
     try:
         original = backend.client.request
 

@@ -280,9 +280,9 @@ def test_the_last_hour_reads_only_its_row_groups(old: dict[str, Any]) -> None:
     import re
 
     from logpipe.archive.reader import open_archive
+    from logpipe.read.archive_store import where_of
     from logpipe.read.filters import to_sql
     from logpipe.ui.api import Params
-    from logpipe.ui.discover import archive_where
 
     archive = old["archive"]
     lo, hi = window(archive)
@@ -298,7 +298,7 @@ def test_the_last_hour_reads_only_its_row_groups(old: dict[str, Any]) -> None:
         read = [(int(a), int(b)) for a, b in re.findall(r"Row Groups Scanned: (\d+) / (\d+)", plan)]
         return int(n), sum(a for a, _ in read), sum(b for _, b in read)
 
-    n, read, groups = scanned(*archive_where(params))
+    n, read, groups = scanned(*where_of(params.filter()))
     assert n == count(archive, f"{in_window(archive)} AND level IN ('INFO', 'WARNING', 'ERROR', 'CRITICAL')")
     assert 0 < read < groups  # the old days' row groups are skipped
     plain, plain_read, _ = scanned(*to_sql(params.filter()))

@@ -88,17 +88,17 @@ def test_the_page_on_the_engine(slow_es: dict[str, Any], page: Any) -> None:
 def test_an_engine_scan_has_a_bound(slow_es: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Exact percentiles read every timed record from the engine: past the bound the request is
     # one sentence (a 400), not minutes of paging. Below it, the same call answers.
+    from logpipe.read import engine_store
     from logpipe.read.timeexpr import utc_now
     from logpipe.ui import slow
     from logpipe.ui.api import Params, status_of
-    from logpipe.ui.backend import EsBackend
 
     timed = sum(1 for o in slow_es["objects"] if "duration_ms" in o)
-    backend = EsBackend(slow_es["to"])
+    backend = engine_store.EngineStore(slow_es["to"])
     try:
-        monkeypatch.setattr(slow, "ES_MAX_SCAN", timed)
+        monkeypatch.setattr(engine_store, "MAX_RECORDS_READ", timed)
         assert slow.slow(backend, Params({}, utc_now()))["requests"] == timed
-        monkeypatch.setattr(slow, "ES_MAX_SCAN", timed - 1)
+        monkeypatch.setattr(engine_store, "MAX_RECORDS_READ", timed - 1)
         with pytest.raises(Exception) as caught:
             slow.slow(backend, Params({}, utc_now()))
         status, message = status_of(caught.value)

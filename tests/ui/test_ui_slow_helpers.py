@@ -8,15 +8,9 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
+from logpipe.read.buckets import WIDTHS_S, buckets_for, epoch_us, quantile_cont
 from logpipe.read.filters import matches, parse_filter
-from logpipe.ui.slow import (
-    WIDTHS_S,
-    buckets_for,
-    epoch_us,
-    group_filter,
-    quantile_cont,
-    quote_value,
-)
+from logpipe.ui.slow import group_filter, quote_value
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -80,20 +80,20 @@ def test_the_engines_aggregations_count_what_its_records_say(
 ) -> None:
     # Without free text or regexes the engine's aggregations answer (not a scan of every
     # record): they must give what counting the scanned records gives, and not fall back.
+    from logpipe.read.engine_store import EngineStore
     from logpipe.read.filters import to_es
     from logpipe.read.timeexpr import utc_now
     from logpipe.ui.api import Params
-    from logpipe.ui.backend import EsBackend
-    from logpipe.ui.traffic import _es_aggregated, _es_scanned
+    from logpipe.ui.slow import bucketing
 
-    backend = EsBackend(traffic_es["to"])
+    backend = EngineStore(traffic_es["to"])
     try:
         p = Params({k: str(v) for k, v in params.items()}, utc_now())
-        aggregated = _es_aggregated(backend, p, to_es(p.filter()).query, 60)
+        aggregated = backend._traffic_aggregated(to_es(p.filter()).query, bucketing(p, 60))
         assert aggregated is not None, "the aggregations fell back to a scan"
-        (buckets, timeline), endpoints, cells = aggregated
-        (scan_buckets, scan_timeline), scan_endpoints, scan_cells = _es_scanned(backend, p, p.filter(), 60)
-        assert buckets == scan_buckets and timeline == scan_timeline and cells == scan_cells
-        assert {k: +c for k, c in endpoints.items()} == {k: +c for k, c in scan_endpoints.items()}
+        scanned = backend._traffic_read(p.filter(), bucketing(p, 60))
+        assert aggregated.buckets == scanned.buckets and aggregated.per_bucket == scanned.per_bucket
+        assert aggregated.cells == scanned.cells
+        assert {k: +c for k, c in aggregated.endpoints.items()} == {k: +c for k, c in scanned.endpoints.items()}
     finally:
         backend.close()
