@@ -191,20 +191,3 @@ def shipped_to_engine(
         "es_server": serve("--backend", "es", "--es", to),
     }
     wipe(url, prefix)
-
-
-def same(es: Any, archive: Any, where: str = "") -> None:
-    """Equal answers; floats to 12 significant digits (DuckDB's and Python's sums may differ in
-    the last bit, the definition does not)."""
-    if isinstance(archive, dict):
-        assert isinstance(es, dict) and es.keys() == archive.keys(), where
-        for k in archive:
-            same(es[k], archive[k], f"{where}.{k}")
-    elif isinstance(archive, list):
-        assert isinstance(es, list) and len(es) == len(archive), where
-        for i, (a, b) in enumerate(zip(es, archive, strict=True)):
-            same(a, b, f"{where}[{i}]")
-    elif isinstance(archive, float) and not isinstance(es, bool):
-        assert es == pytest.approx(archive, rel=1e-12, abs=1e-9), where
-    else:
-        assert es == archive, where
