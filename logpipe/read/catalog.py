@@ -122,7 +122,7 @@ def parse_query(name: str, text: str, path: Path) -> Query:
         elif key == "param" and arg is not None:
             if any(p.name == arg for p in params):
                 raise UsageError(f"{where}:{number}: parameter {arg!r} declared twice")
-            params.append(_parse_param(arg, value, f"{where}:{number}"))
+            params.append(parse_param(arg, value, f"{where}:{number}"))
         else:
             raise UsageError(f"{where}:{number}: unknown header {key!r} (expected description, param NAME, columns)")
     if not description:
@@ -142,7 +142,7 @@ def _once(current: _T | None, value: _T, where: str, number: int, key: str) -> _
     return value
 
 
-def _parse_param(name: str, declaration: str, where: str) -> Param:
+def parse_param(name: str, declaration: str, where: str) -> Param:
     """`time = 1h -- start of the window` -> Param(type='time', default='1h', help=...)."""
     typed, _, help_text = declaration.partition(" -- ")
     kind, has_default, default_text = (s.strip() for s in typed.partition("="))

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 PAGE: Final = 1000
 MAX_PAGES: Final = 100_000  # a bound on one search's paging, not a budget anyone should reach
+DEFAULT_ENGINE_SIZE: Final = 10  # the hits a search without `size` answers
 # The most hits of a filter's indexed part read to check terms the engine cannot answer.
 MAX_SCAN: Final = 200_000
 MESSAGES_PAGE: Final = 5_000
@@ -126,23 +127,28 @@ class EngineStore:
         path = f"/{self.index}/_search?ignore_unavailable=true&allow_no_indices=true"
         return self.client.request("POST", path, dict(body))
 
-    def hits(
-        self, query: Mapping[str, Any], sort: Sequence[Any], size: int, *, source: Sequence[str] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Every hit of `query` in `sort` order (the sort must end on a unique field), page by
+    def pages(self, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every hit of `body` in its sort order (the sort must end on a unique field), page by
         page with search_after: the one paging loop of the engine side."""
+        size = int(body.get("size", DEFAULT_ENGINE_SIZE))
         after: list[Any] | None = None
         for _ in range(MAX_PAGES):
-            body: dict[str, Any] = {"query": query, "sort": list(sort), "size": size, "track_total_hits": False}
-            if source is not None:
-                body["_source"] = list(source)
-            if after is not None:
-                body["search_after"] = after
-            page = self.search(body).get("hits", {}).get("hits", [])
+            page = (
+                self.search(body if after is None else {**body, "search_after": after}).get("hits", {}).get("hits", [])
+            )
             yield from page
             if len(page) < size:
                 return
             after = page[-1].get("sort")
+
+    def hits(
+        self, query: Mapping[str, Any], sort: Sequence[Any], size: int, *, source: Sequence[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every hit of `query` in `sort` order, `size` a page (only `source`'s fields when given)."""
+        body: dict[str, Any] = {"query": query, "sort": list(sort), "size": size, "track_total_hits": False}
+        if source is not None:
+            body["_source"] = list(source)
+        return self.pages(body)
 
     def matching(
         self, flt: Filter, *, sort: Sequence[Any] = _NEWEST_FIRST, size: int = PAGE
@@ -413,7 +419,7 @@ class EngineStore:
         from logpipe.read.es_catalog import fetch_rows_es, prepare_es
 
         query, values = prepare_es(name, given, queries=self.queries)
-        columns, rows = fetch_rows_es(self.client, query, values, self.index)
+        columns, rows = fetch_rows_es(self, query, values)
         return Answer(query.name, values, columns, rows)
 
     def messages(
@@ -491,7 +497,7 @@ class EngineStore:
             for name in ERROR_RECORD_SEARCHES:
                 searches[name]["query"]["bool"]["filter"].append(clause)
             query = replace(query, searches=searches)
-        _, rows = fetch_rows_es(self.client, query, values, self.index)
+        _, rows = fetch_rows_es(self, query, values)
         trends: dict[str, list[int]] = {}
         for record in self.records(narrowed):
             key = record.get("message_key") or record.get("message") or ""

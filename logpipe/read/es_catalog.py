@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from logpipe.errors import UsageError
-from logpipe.read.catalog import Param, _parse_param, bind, query_dirs
+from logpipe.read.catalog import Param, bind, parse_param, query_dirs
 
 if TYPE_CHECKING:
     from logpipe.engine.adapter import EngineClient
@@ -89,7 +89,7 @@ def parse_es_query(name: str, text: str, path: Path) -> EsQuery:
         pname, sep, rest = str(declaration).partition(":")
         if not sep:
             raise UsageError(f"{path}: params[{number}] is `name: type [= default] [-- help]` ({declaration!r})")
-        params.append(_parse_param(pname.strip(), rest.strip(), f"{path}: params[{number}]"))
+        params.append(parse_param(pname.strip(), rest.strip(), f"{path}: params[{number}]"))
     if data["reader"] not in READERS:
         raise UsageError(f"{path}: unknown reader {data['reader']!r} (known: {', '.join(sorted(READERS))})")
     declared = {p.name for p in params} | DERIVED
@@ -160,12 +160,19 @@ def prepare_es(
     return query, bind(as_sql, given, now=now or utc_now())
 
 
-def fetch_rows_es(
-    client: EngineClient, query: EsQuery, values: Mapping[str, object], index: str
-) -> tuple[tuple[str, ...], Rows]:
-    """Column names and rows, like `archive.fetch_rows` for the archive."""
+class Engine(Protocol):
+    """What a template's searches need of the engine store: one search, and every hit of a
+    search paged with search_after (`EngineStore.search` and `EngineStore.pages`)."""
+
+    def search(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def pages(self, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]: ...
+
+
+def fetch_rows_es(engine: Engine, query: EsQuery, values: Mapping[str, object]) -> tuple[tuple[str, ...], Rows]:
+    """Column names and rows, like `archive_sql.fetch_rows` for the archive."""
     reader = READERS[query.reader]
-    rows = reader(Searcher(client, query, index), dict(values))
+    rows = reader(Searcher(engine, query), dict(values))
     return query.columns, rows
 
 
@@ -178,16 +185,12 @@ def open_client(config: EsConfig) -> EngineClient:
 class Searcher:
     """Runs one template's named searches against the engine, with paging helpers."""
 
-    def __init__(self, client: EngineClient, query: EsQuery, index: str) -> None:
-        self.client = client
+    def __init__(self, engine: Engine, query: EsQuery) -> None:
+        self.engine = engine
         self.query = query
-        self.index = index
 
-    def search(self, name: str, values: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-        body = substitute(self.query.searches[name], values)
-        body.update(extra)
-        path = f"/{self.index}/_search?ignore_unavailable=true&allow_no_indices=true"
-        return self.client.request("POST", path, body)
+    def search(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return self.engine.search(substitute(self.query.searches[name], values))
 
     def composite(self, name: str, values: Mapping[str, Any], agg: str) -> Iterator[dict[str, Any]]:
         """Every bucket of composite aggregation `agg`, following `after_key` page by page."""
@@ -196,8 +199,7 @@ class Searcher:
             body = substitute(self.query.searches[name], values)
             if after is not None:
                 body["aggs"][agg]["composite"]["after"] = after
-            path = f"/{self.index}/_search?ignore_unavailable=true&allow_no_indices=true"
-            answer = self.client.request("POST", path, body).get("aggregations", {}).get(agg, {})
+            answer = self.engine.search(body).get("aggregations", {}).get(agg, {})
             buckets = answer.get("buckets", [])
             yield from buckets
             after = answer.get("after_key")
@@ -205,15 +207,8 @@ class Searcher:
                 return
 
     def hits(self, name: str, values: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every hit of search `name` in its sort order, following `search_after`."""
-        after: list[Any] | None = None
-        for _ in range(PAGE_LIMIT):
-            extra = {"search_after": after} if after is not None else {}
-            page = self.search(name, values, **extra).get("hits", {}).get("hits", [])
-            yield from page
-            if not page:
-                return
-            after = page[-1].get("sort")
+        """Every hit of search `name` in its sort order (the store pages with search_after)."""
+        return self.engine.pages(substitute(self.query.searches[name], values))
 
 
 # --- readers: engine answers -> rows with the SQL backend's columns --------------------------
