@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import UsageError
 from logpipe.limits import MAX_CONTEXT_LINES
-from logpipe.read.filters import Field
+from logpipe.read.filters import Field, Filter
 from logpipe.read.store import Cursor
 from logpipe.schema import LEVELS
 from logpipe.ui.api import Handler, Params
@@ -287,13 +287,20 @@ def _with_window(answer: dict[str, Any], latest: Latest) -> dict[str, Any]:
 # --- handlers ------------------------------------------------------------------------------------
 
 
+def _resolved(store: Store, params: Params, flt: Filter) -> tuple[Latest, Filter]:
+    """`latest=` made absolute, and the request's filter (parsed before, so a bad search box or
+    range is a 400 before the store is read) parsed again only when that changed the range."""
+    latest = resolve_latest(params, store.newest)
+    return latest, flt if latest.params is params else latest.params.filter()
+
+
 def search(store: Store, params: Params) -> dict[str, Any]:
-    params.filter()  # a bad search box or range is a 400 before the store is read
+    flt = params.filter()
     limit = params.integer("limit", DEFAULT_LIMIT, low=1, high=MAX_PAGE)
     raw = params.optional("after")
     after = parse_cursor(raw) if raw else None
-    latest = resolve_latest(params, store.newest)
-    page = store.page(latest.params.filter(), limit=limit, after=after)
+    latest, flt = _resolved(store, params, flt)
+    page = store.page(flt, limit=limit, after=after)
     rows = [as_record(r) for r in page.rows]
     last = rows[-1] if rows else None
     cursor = cursor_text(Cursor(last["ts"], str(last["event_id"]))) if page.more and last else None
@@ -302,10 +309,8 @@ def search(store: Store, params: Params) -> dict[str, Any]:
 
 
 def histogram(store: Store, params: Params) -> dict[str, Any]:
-    params.filter()
-    latest = resolve_latest(params, store.newest)
+    latest, flt = _resolved(store, params, params.filter())
     asked = latest.params
-    flt = asked.filter()
     first = last = None
     if asked.time("from") is None or asked.time("to") is None:
         # A missing end of the range is the matches' own first or last record (a zoomed
@@ -319,11 +324,11 @@ def histogram(store: Store, params: Params) -> dict[str, Any]:
 
 
 def facets(store: Store, params: Params) -> dict[str, Any]:
-    params.filter()
+    flt = params.filter()
     size = facet_size(params)
     fields = facet_fields(params)
-    latest = resolve_latest(params, store.newest)
-    found = store.facets(latest.params.filter(), fields, size)
+    latest, flt = _resolved(store, params, flt)
+    found = store.facets(flt, fields, size)
     tops = {name: (top.values, top.missing) for name, top in found.tops.items() if top.error is None}
     errors = {name: top.error for name, top in found.tops.items() if top.error is not None}
     approximate = {name for name, top in found.tops.items() if top.approximate}
