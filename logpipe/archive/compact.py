@@ -47,7 +47,9 @@ from logpipe.archive.layout import (
 )
 from logpipe.archive.locks import readers_lock
 from logpipe.archive.writer import (
+    COMPRESSION_LEVEL,
     ROW_GROUP_ROWS,
+    SETTLED_COMPRESSION_LEVEL,
     merge_ranges,
     part_name,
     read_ranges,
@@ -62,6 +64,11 @@ if TYPE_CHECKING:
 MIN_FILES: Final = 16
 SMALL_BYTES: Final = 16 << 20
 BUDGET_BYTES: Final = 128 << 20
+# Merging parts of this many bytes in all makes a part that `plan` will not pick again (it is no
+# longer small): that one is written at writer.SETTLED_COMPRESSION_LEVEL. A smaller merge is
+# written cheaply: a following agent merges it again with the next small parts, and paying the
+# higher level at each of those rewrites would multiply compaction's CPU.
+SETTLED_BYTES: Final = SMALL_BYTES
 READER_WAIT_S: Final = 10.0  # LOGPIPE_COMPACT_READER_WAIT_S overrides it
 
 __all__ = ["JOURNAL", "JournalError", "compact", "pending_replaced", "plan", "read_journal", "recover"]
@@ -153,6 +160,11 @@ def plan(archive: Path, min_files: int = MIN_FILES) -> dict[Path, list[Path]]:
     return chosen
 
 
+def merged_compression_level(input_bytes: int) -> int:
+    """The zstd level of a part merged from parts of `input_bytes` bytes in all."""
+    return SETTLED_COMPRESSION_LEVEL if input_bytes >= SETTLED_BYTES else COMPRESSION_LEVEL
+
+
 def _size_or_none(path: Path) -> int | None:
     try:
         return path.stat().st_size
@@ -226,6 +238,7 @@ def compact(archive: Path, min_files: int = MIN_FILES) -> CompactionResult:
             counter.count(_row_groups(parts, schema)),
             {k: merge_ranges(v) for k, v in ranges.items()},
             name=name,
+            compression_level=merged_compression_level(sum(_size_or_none(p) or 0 for p in parts)),
         )
         partitions += 1
         files_in += len(parts)
