@@ -2,10 +2,12 @@
 
 Follow-mode shipping flushes often and so writes small parts. Compaction reads the small parts of
 a partition (up to a size budget), streams them into one part (oldest first, one row group in
-memory at a time) with the union of their source ranges, and removes the originals. A journal makes the swap atomic for readers of the archive's
-contents: it names the new part and the old ones before anything is renamed; on recovery, if the
-new part exists the old ones are removed, otherwise the temporary file is. Data is never in
-neither place, and never in both once recovery has run.
+memory at a time) with the union of their source ranges, and removes the originals. A merge
+that compaction will not pick again is written at a higher zstd level (see SETTLED_BYTES). A
+journal makes the swap atomic for readers of the archive's contents: it names the new part and
+the old ones before anything is renamed; on recovery, if the new part exists the old ones are
+removed, otherwise the temporary file is. Data is never in neither place, and never in both
+once recovery has run.
 
 The journal is data on disk, so it is checked before anything is done by it: every path must be
 a plain relative path of the archive's layout (no `..`, nothing absolute, no link on the way,
