@@ -12,6 +12,9 @@ written at a higher zstd level, smaller merges at the fresh parts' level; in bot
 the order of the parts they came from. The level is not in the footer, so it is checked by
 writing the same rows again at the fresh level: settled parts take less than that, at most 95% in
 all (92% here; 90% on a million records), a small merge the same bytes.
+
+A merged part is cut into full row groups (only the last one short), not at the seams of the
+parts it merged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logpipe.archive import compact as compaction
+from logpipe.archive import writer
 from logpipe.archive.layout import Partition
 from logpipe.archive.writer import COMPRESSION_LEVEL, write_part_tables
 from tests.support.cli import run_cli
@@ -208,3 +212,29 @@ def test_small_merges_stay_at_the_fresh_level(shipped: tuple[Path, list[Path]], 
     for part in out:
         assert rows_in_order([part]) == before[part.parent]
         assert data_bytes(part) == fresh_level_bytes(part, tmp_path / "again"), part
+
+
+def test_merged_parts_are_cut_into_full_row_groups(
+    shipped: tuple[Path, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each fresh part holds one row group; a merge must not keep their seams (a full group and a
+    remainder per input part): only its last group may be short, and the rows keep their order."""
+    archive, _ = shipped
+    group = 1_000  # these few rows stand for ROW_GROUP_ROWS; the fresh parts' groups are not multiples of it
+    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", group)
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", group)
+    before, _, out = merged(archive, tmp_path / "archive")
+    seams = 0
+    for part in out:
+        rows = before[part.parent]
+        seams += sum(
+            pq.ParquetFile(p).metadata.num_rows % group != 0
+            for p in parts(archive)
+            if p.parent.name == part.parent.name
+        )
+        meta = pq.ParquetFile(part).metadata
+        full, rest = divmod(len(rows), group)
+        expected = [group] * full + ([rest] if rest else [])
+        assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == expected, part
+        assert rows_in_order([part]) == rows
+    assert seams >= 4  # the inputs did end mid-group, so the merge had seams to close
