@@ -3,9 +3,10 @@ from the fresh parts it replaced, and as the input line said.
 
 Two files are shipped with the real CLI (`ship --once`), so each partition has two fresh parts;
 compaction then merges them in-process, told that these few rows make a settled part (the level
-decision is the only thing the monkeypatch changes). The expected records are computed here from
-the lines written: fields, the byte offset of each line, the user and session a request's first
-line names (carried onto its other lines), and the extra fields in `attrs`.
+decision is the only thing the monkeypatch changes; with `group_rows`, row groups are made small
+too, so the merge cuts its input parts' batches into full row groups). The expected records are
+computed here from the lines written: fields, the byte offset of each line, the user and session
+a request's first line names (carried onto its other lines), and the extra fields in `attrs`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from logpipe.archive import compact as compaction
+from logpipe.archive import writer
 from tests.support.archive import archive_rows
 from tests.support.cli import run_cli
 
@@ -103,9 +105,10 @@ def by_event_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+@pytest.mark.parametrize("group_rows", [0, 1_000])
 @pytest.mark.parametrize("settled", [True, False])
 def test_merged_records_read_back_as_shipped_and_as_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: bool, group_rows: int
 ) -> None:
     archive = tmp_path / "archive"
     want: dict[tuple[str, int], dict[str, Any]] = {}
@@ -119,6 +122,9 @@ def test_merged_records_read_back_as_shipped_and_as_written(
 
     if settled:
         monkeypatch.setattr(compaction, "SETTLED_BYTES", 1)  # these few rows stand for a big merge
+    if group_rows:  # row groups far smaller than the parts: the merge cuts its inputs' batches
+        monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", group_rows)
+        monkeypatch.setattr(writer, "ROW_GROUP_ROWS", group_rows)
     result = compaction.compact(archive, min_files=2)
     assert (result.files_in, result.files_out, result.rows) == (8, 4, 13_000), result
     merged = by_event_id(archive_rows(archive))
