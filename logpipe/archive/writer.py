@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 Ranges = Mapping[str, list[tuple[int, int]]]
 
 COMPRESSION = "zstd"
-# Fresh parts are written at the cheapest level: shipping writes every record once this way, and
-# the small parts of a following agent are merged again soon.
-COMPRESSION_LEVEL = 1
+# Fresh parts are written at a cheap level: shipping writes every record once this way, and the
+# small parts of a following agent are merged again soon. Level 2 writes as fast as level 1 (0.69
+# against 0.68 CPU-seconds per million records, and `ship --once` no slower) and makes parts 1.6%
+# smaller; level 3 is bigger than 2 on these columns, and from 5 on each level costs more CPU.
+COMPRESSION_LEVEL = 2
 # A merged part that compaction will not pick again (see compact.SETTLED_BYTES) is written once and
 # kept for the archive's life: zstd level 9 makes it about a tenth smaller (most of it in `message`
 # and `event_id`) for about 1.1 s more CPU per million records, once. Reading is no slower: zstd
