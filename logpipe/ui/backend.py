@@ -2,8 +2,9 @@
 
 A backend is opened once when `logpipe ui` starts and shared by every request. Requests run in
 the server's thread pool, so a backend hands each request its own connection: the archive's is
-opened per request (a fresh snapshot of the parts, so records the agent writes appear on the next
-search, under the readers' lock while the request reads), and the engine's client is one
+a cursor of one long-lived database, rebuilt when the parts change (a fresh listing of the parts
+per request, so records the agent writes appear on the next search, under the readers' lock
+while the request reads; see archive/session.py), and the engine's client is one
 thread-safe connection pool.
 """
 
@@ -20,6 +21,7 @@ from logpipe.errors import UsageError
 if TYPE_CHECKING:
     import duckdb
 
+    from logpipe.archive.session import ReadSession
     from logpipe.engine.adapter import EngineClient
 
 Kind = Literal["archive", "es"]
@@ -30,24 +32,26 @@ class ArchiveBackend:
     """The embedded archive, read with DuckDB through `archive.reader.open_archive`."""
 
     archive: Path
+    session: ReadSession = field(init=False)
     kind: ClassVar[Kind] = "archive"
+
+    def __post_init__(self) -> None:
+        from logpipe.archive.session import ReadSession
+
+        self.session = ReadSession(self.archive, timezone="UTC")
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A confined connection over the parts as they are now, closed when the request ends."""
-        from logpipe.archive.reader import open_archive
-
-        con = open_archive(self.archive, timezone="UTC")
-        try:
+        """A confined connection over the parts as they are now, closed when the request ends
+        (a cursor of the session's database: see archive/session.py)."""
+        with self.session.connection() as con:
             yield con
-        finally:
-            con.close()
 
     def describe(self) -> str:
         return f"archive {self.archive}"
 
     def close(self) -> None:
-        pass
+        self.session.close()
 
 
 @dataclass(slots=True)

@@ -324,7 +324,7 @@ def search(backend: Backend, params: Params) -> dict[str, Any]:
     if isinstance(backend, ArchiveBackend):
         with backend.connection() as con:
             latest = resolve_latest(params, lambda: _archive_newest(con))
-            rows, total = _archive_search(con, archive_where(latest.params), limit, after)
+            rows, total = _archive_search(con, archive_where(latest.params), limit, after, needles(latest.params))
         exact = True
     else:
         latest = resolve_latest(params, lambda: _es_newest(backend))
@@ -341,7 +341,8 @@ def histogram(backend: Backend, params: Params) -> dict[str, Any]:
     if isinstance(backend, ArchiveBackend):
         with backend.connection() as con:
             latest = resolve_latest(params, lambda: _archive_newest(con))
-            return _with_window(_archive_histogram(con, archive_where(latest.params), latest.params), latest)
+            source = _text_source(con, latest.params)
+            return _with_window(_archive_histogram(con, archive_where(latest.params), latest.params, source), latest)
     latest = resolve_latest(params, lambda: _es_newest(backend))
     return _with_window(_es_histogram(backend, latest.params.filter(), latest.params), latest)
 
@@ -353,7 +354,8 @@ def facets(backend: Backend, params: Params) -> dict[str, Any]:
     if isinstance(backend, ArchiveBackend):
         with backend.connection() as con:
             latest = resolve_latest(params, lambda: _archive_newest(con))
-            return _with_window(_archive_facets(con, archive_where(latest.params), fields, size), latest)
+            source = _text_source(con, latest.params)
+            return _with_window(_archive_facets(con, archive_where(latest.params), fields, size, source), latest)
     latest = resolve_latest(params, lambda: _es_newest(backend))
     return _with_window(_es_facets(backend, latest.params.filter(), fields, size), latest)
 
@@ -479,36 +481,118 @@ def archive_where(params: Params) -> tuple[str, list[object]]:
     return " AND ".join([*bounds, f"({where})"]), [*bound_values, *values]
 
 
+def needles(params: Params) -> list[str]:
+    """The free-text needles of the request's filter (what the parts' text summaries can rule out)."""
+    from logpipe.explore.filters import Text
+
+    return [t.needle for t in params.filter().terms if isinstance(t, Text)]
+
+
+def _text_source(con: duckdb.DuckDBPyConnection, params: Params) -> tuple[str, list[object]]:
+    """What to read `logs` from: only the row blocks that may hold the search's free text."""
+    from logpipe.archive.reader import logs_for_text
+
+    return logs_for_text(con, needles(params))
+
+
 def _archive_search(
-    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], limit: int, after: Cursor | None
+    con: duckdb.DuckDBPyConnection,
+    query: tuple[str, list[object]],
+    limit: int,
+    after: Cursor | None,
+    text: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], int]:
+    """The page and the total. The page is found by place first (`ts`, `event_id` and the
+    filter's columns of the candidate rows, ordered), then only its rows are read whole
+    (`archive.reader.rows_at`): every column of every match is never read."""
+    from logpipe.archive.reader import located_logs, rows_at
+
     where, values = query
     page_where, page_values = where, list(values)
     if after is not None:
         page_where = f'{where} AND ("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
         page_values += [after.ts, after.ts, after.event_id]
-    sql = f'SELECT {_select()} FROM logs WHERE {page_where} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
-    rows = _run(con, sql, [*page_values, limit + 1])
-    ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
-    return [as_record(r) for r in rows], int(total)
+    located = located_logs(con, text)
+    order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
+    if located is None:
+        rows = _run(con, f"SELECT {_select()} FROM logs WHERE {page_where} {order}", [*page_values, limit + 1])
+        ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
+        return [as_record(r) for r in rows], int(total)
+    source, source_values = located
+    # One scan counts the matches per day partition: the total, and how far back the page reaches.
+    page_only = page_where[len(where) + len(" AND ") :] if after is not None else "true"
+    per_day = _run(
+        con,
+        f'SELECT "day", count(*), count("ts") FILTER (WHERE {page_only}) FROM {source} WHERE {where} GROUP BY 1',
+        [*page_values[len(values) :], *source_values, *values],
+    )
+    total = sum(int(n) for _, n, _ in per_day)
+    since = _newest_days(per_day, limit + 1)
+    places = _page_places(con, source, source_values, page_where, page_values, limit, since)
+    found = rows_at(con, _columns(), places)
+    return [as_record(found[p]) for p in places], total
+
+
+def _newest_days(per_day: Sequence[tuple[Any, ...]], wanted: int) -> Any:
+    """The oldest day the page needs: the newest days whose matches with a `ts` are `wanted`
+    (None: every day)."""
+    have = 0
+    for day, _, dated in sorted(per_day, key=lambda r: r[0], reverse=True):
+        have += int(dated)
+        if have >= wanted:
+            return day
+    return None
+
+
+def _page_places(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    source_values: list[object],
+    page_where: str,
+    page_values: list[object],
+    limit: int,
+    since: Any,
+) -> list[tuple[str, int]]:
+    """Where the page's rows are, newest first: read from the newest days that hold it.
+
+    The day partition is the UTC date of `ts`, so no older day holds a row as new as the page's
+    last; that is checked (cheaply: the `ts` bound skips every older row group by its
+    statistics), and on any doubt the page is read from every day.
+    """
+    order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
+    select = f'SELECT "filename", "file_row_number", "ts" FROM {source} WHERE {page_where}'
+    if since is not None:
+        rows = _run(con, f'{select} AND "day" >= ? {order}', [*source_values, *page_values, since, limit + 1])
+        if len(rows) == limit + 1 and rows[-1][2] is not None:
+            older = f'SELECT count(*) FROM {source} WHERE "day" < ? AND "ts" >= ? AND {page_where}'
+            ((n,),) = _run(con, older, [*source_values, since, rows[-1][2], *page_values])
+            if int(n) == 0:
+                return [(str(name), int(number)) for name, number, _ in rows]
+    rows = _run(con, f"{select} {order}", [*source_values, *page_values, limit + 1])
+    return [(str(name), int(number)) for name, number, _ in rows]
 
 
 def _archive_histogram(
-    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], params: Params
+    con: duckdb.DuckDBPyConnection,
+    query: tuple[str, list[object]],
+    params: Params,
+    source: tuple[str, list[object]] = ("logs", []),
 ) -> dict[str, Any]:
     where, values = query
+    logs, source_values = source
+    values = [*source_values, *values]
     first = last = None
     if params.time("from") is None or params.time("to") is None:
         # A missing end of the range is the matches' own first or last record (a zoomed
         # range has both ends, and saves this scan).
-        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
+        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM {logs} WHERE {where}', values)
     win = window_of(params, first, last)
     if win.lo is None or win.hi is None:
         return histogram_answer(win, {})
     lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
     step_us = step_for(hi_ms - lo_ms) * 1000
     sql = (
-        f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
+        f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM {logs} '
         f"WHERE {where} GROUP BY ALL"
     )
     rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *values])
@@ -516,7 +600,11 @@ def _archive_histogram(
 
 
 def _archive_facets(
-    con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]], fields: Sequence[Field], size: int
+    con: duckdb.DuckDBPyConnection,
+    query: tuple[str, list[object]],
+    fields: Sequence[Field],
+    size: int,
+    source: tuple[str, list[object]] = ("logs", []),
 ) -> dict[str, Any]:
     """The top `size` values of each field, in memory bounded by `facet_groups_bound()`, not by how
     many distinct values the matches have (a field like `attrs.seq` has one per record).
@@ -538,8 +626,14 @@ def _archive_facets(
             path_params.append(target.json_path)
         else:
             exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
-    matches_sql = f"SELECT {', '.join(exprs)} FROM logs WHERE {where}"
-    bound = [*path_params, *values]
+    logs, source_values = source
+    matches_sql = f"SELECT {', '.join(exprs)} FROM {logs} WHERE {where}"
+    bound = [*path_params, *source_values, *values]
+    names = [str(f) for f in fields]
+    if _few_values(con, fields):
+        # Every field has few enough values in the whole archive: one scan counts them all.
+        total, tops = _exact_tops_and_total(con, matches_sql, bound, fields, size)
+        return facet_answer(names, total, tops, size)
     estimates = ", ".join(f'approx_count_distinct("f{i}")' for i in range(len(fields)))
     ((total, *distinct),) = _run(con, f"SELECT count(*), {estimates} FROM ({matches_sql})", bound)
     most = facet_groups_bound()
@@ -558,11 +652,15 @@ def _exact_tops(
     chosen: Sequence[int],
     fields: Sequence[Field],
     size: int,
+    *,
+    with_total: bool = False,
 ) -> dict[str, tuple[list[tuple[Any, int]], int]]:
-    """One scan: GROUP BY GROUPING SETS, one set a chosen field, then the top `size` of each set."""
+    """One scan: GROUP BY GROUPING SETS, one set a chosen field, then the top `size` of each set.
+    `with_total`: also the empty set, whose count (every match) comes back as the "missing" of
+    the name ""."""
     width = len(chosen)
     cols = ", ".join(f'"f{i}"' for i in chosen)
-    sets = ", ".join(f'("f{i}")' for i in chosen)
+    sets = ", ".join([*(f'("f{i}")' for i in chosen), *(["()"] if with_total else [])])
     # Within one set the other fields are NULL, so ordering by every field orders by the set's own.
     sql = (
         f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n "
@@ -573,6 +671,9 @@ def _exact_tops(
     tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
     for row in _run(con, sql, [*bound, size]):
         gid, cells, n = int(row[0]), row[1 : 1 + width], int(row[1 + width])
+        if gid == (1 << width) - 1:  # the empty set: every match
+            tops[""] = ([], n)
+            continue
         index = _set_index(gid, width)
         name = str(fields[chosen[index]])
         found, missing = tops.get(name, ([], 0))
@@ -582,6 +683,29 @@ def _exact_tops(
             found.append((cells[index], n))
         tops[name] = (found, missing)
     return tops
+
+
+def _few_values(con: duckdb.DuckDBPyConnection, fields: Sequence[Field]) -> bool:
+    """Whether every field is a column with at most `facet_groups_bound()` values in all the
+    parts (so among any matches): known from each part's own count, taken once per part."""
+    from logpipe.archive.reader import distinct_bounds
+
+    if any(f.name == "attrs" or f.path for f in fields):
+        return False
+    bounds = distinct_bounds(con, [f.name for f in fields])
+    most = facet_groups_bound()
+    return bounds is not None and all(n <= most for n in bounds.values())
+
+
+def _exact_tops_and_total(
+    con: duckdb.DuckDBPyConnection, matches_sql: str, bound: list[object], fields: Sequence[Field], size: int
+) -> tuple[int, dict[str, tuple[list[tuple[Any, int]], int]]]:
+    """`_exact_tops` of every field and the number of matches, in one scan (the grand total is
+    one more grouping set)."""
+    chosen = list(range(len(fields)))
+    tops = _exact_tops(con, matches_sql, bound, chosen, fields, size, with_total=True)
+    total = tops.pop("", ([], 0))[1]
+    return total, tops
 
 
 def _approximate_top(

@@ -16,11 +16,20 @@ def summary(backend: Backend, params: Params) -> dict[str, Any]:
 
 
 def _archive(backend: ArchiveBackend) -> dict[str, Any]:
+    from logpipe.archive.reader import level_tallies
+
     with backend.connection() as con:
-        row = con.execute('SELECT count(*), min("ts"), max("ts") FROM logs').fetchone()
-        levels = con.execute('SELECT "level", count(*) AS n FROM logs GROUP BY 1 ORDER BY n DESC, 1').fetchall()
-    total, first, last = row if row else (0, None, None)
-    return _answer(backend, total, first, last, [(lv, n) for lv, n in levels])
+        tallies = level_tallies(con)  # each part counted once, when it first appears
+        if tallies is None:
+            row = con.execute('SELECT count(*), min("ts"), max("ts") FROM logs').fetchone()
+            levels = con.execute('SELECT "level", count(*) AS n FROM logs GROUP BY 1 ORDER BY n DESC, 1').fetchall()
+            total, first, last = row if row else (0, None, None)
+            return _answer(backend, total, first, last, [(lv, n) for lv, n in levels])
+    firsts = [t[2] for t in tallies if t[2] is not None]
+    lasts = [t[3] for t in tallies if t[3] is not None]
+    levels = sorted(((lv, n) for lv, n, _, _ in tallies), key=lambda lv: (-lv[1], lv[0] is None, lv[0] or ""))
+    total = sum(n for _, n in levels)
+    return _answer(backend, total, min(firsts, default=None), max(lasts, default=None), levels)
 
 
 def _es(backend: EsBackend) -> dict[str, Any]:
