@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from logpipe.archive.textindex import Block
 
 READERS_WAIT_S: Final = 60.0
-# Past this many bound values, reading only the candidate row blocks saves little: read the view.
-MAX_SOURCE_PARAMS: Final = 4000
+# Past this many scans of candidate row blocks, reading only them saves little: read the view.
+MAX_SOURCE_SCANS: Final = 1000
 # The parts each open connection's `logs` view reads (see `log_parts`).
 _LOG_PARTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[Path, ...]] = weakref.WeakKeyDictionary()
 
@@ -271,10 +271,7 @@ def level_tallies(con: duckdb.DuckDBPyConnection) -> list[tuple[str | None, int,
     with _SUMMARIES_LOCK:
         unread = [name for name, key in keys.items() if key not in _TALLIES]
     if unread:
-        sql = f'SELECT "filename", "level", count(*), min("ts"), max("ts") FROM {_LOCATED_SCAN} GROUP BY 1, 2'
-        fresh: dict[str, list[tuple[str | None, int, Any, Any]]] = {name: [] for name in unread}
-        for name, level, n, first, last in con.execute(sql, [unread]).fetchall():
-            fresh[name].append((level, int(n), first, last))
+        fresh = _tally(con, unread)
         with _SUMMARIES_LOCK:
             if len(_TALLIES) > _SUMMARIES_MAX:
                 _TALLIES.clear()
@@ -289,6 +286,15 @@ def level_tallies(con: duckdb.DuckDBPyConnection) -> list[tuple[str | None, int,
         else:
             merged[level] = (was[0] + n, _least(was[1], first), _greatest(was[2], last))
     return [(level, n, first, last) for level, (n, first, last) in merged.items()]
+
+
+def _tally(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, list[tuple[str | None, int, Any, Any]]]:
+    """(level, records, first ts, last ts) of each of these parts, from their rows."""
+    sql = f'SELECT "filename", "level", count(*), min("ts"), max("ts") FROM {_LOCATED_SCAN} GROUP BY 1, 2'
+    fresh: dict[str, list[tuple[str | None, int, Any, Any]]] = {name: [] for name in names}
+    for name, level, n, first, last in con.execute(sql, [names]).fetchall():
+        fresh[name].append((level, int(n), first, last))
+    return fresh
 
 
 def _least(a: Any, b: Any) -> Any:
@@ -316,30 +322,30 @@ def _candidate_source(
     if not keys:
         return None
     summaries = part_summaries(con, parts)
-    read: list[str] = []  # only these parts are opened at all
-    conditions: list[str] = []
+    # One scan per candidate range: DuckDB skips a part's row groups outside a scan's own
+    # `file_row_number` bounds (bounds OR-ed together over several parts are not pushed down).
+    whole: list[str] = []  # parts read whole, in one scan
+    scans: list[str] = []
     params: list[object] = []
     left_out = False
     for name in (str(p) for p in parts):
         total, blocks = summaries[name]
         ranges = None if blocks is None or total is None else candidate_rows(blocks, keys)
         if ranges is None or ranges == [(0, total)]:
-            read.append(name)
-            conditions.append('"filename" = ?')
-            params.append(name)
-        elif not ranges:
-            left_out = True
-        else:
-            left_out = True
-            read.append(name)
-            spans = " OR ".join('("file_row_number" >= ? AND "file_row_number" < ?)' for _ in ranges)
-            conditions.append(f'("filename" = ? AND ({spans}))')
-            params.extend([name, *(n for span in ranges for n in span)])
-    if not left_out or len(params) > MAX_SOURCE_PARAMS:
+            whole.append(name)
+            continue
+        left_out = True
+        for start, end in ranges:
+            scans.append(f'SELECT * FROM {_LOCATED_SCAN} WHERE "file_row_number" >= ? AND "file_row_number" < ?')
+            params.extend([[name], start, end])
+    if not left_out or len(scans) > MAX_SOURCE_SCANS:
         return None
-    if not read:
+    if whole:
+        scans.append(f"SELECT * FROM {_LOCATED_SCAN}")
+        params.append(whole)
+    if not scans:
         return f"(SELECT * FROM {_LOCATED_SCAN} LIMIT 0) AS logs", [[str(parts[0])]]
-    return f"(SELECT * FROM {_LOCATED_SCAN} WHERE {' OR '.join(conditions)}) AS logs", [read, *params]
+    return f"({' UNION ALL '.join(scans)}) AS logs", params
 
 
 def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:
