@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT: Final = 100
 MAX_PAGE: Final = 1000
 MAX_BUCKETS: Final = 120
+MINUTE_MS: Final = 60_000
+MINUTE_US: Final = 60_000_000
 # Round bucket steps in milliseconds, smallest first.
 STEPS_MS: Final = tuple(
     s * 1000
@@ -582,15 +584,31 @@ def _archive_histogram(
     logs, source_values = source
     values = [*source_values, *values]
     first = last = None
+    minutes: Counter[tuple[int, str]] | None = None
     if params.time("from") is None or params.time("to") is None:
-        # A missing end of the range is the matches' own first or last record (a zoomed
-        # range has both ends, and saves this scan).
-        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM {logs} WHERE {where}', values)
+        # A missing end of the range is the matches' own first or last record (a zoomed range
+        # has both ends). The scan that finds them also counts the matches per minute: every
+        # step of a minute or more is a whole number of minutes, so those counts are the
+        # answer unless the matches span under two hours (then one more, finer, scan).
+        sql = (
+            f'SELECT epoch_us("ts") // ? * ? AS t, coalesce("level", ?) AS lv, count(*), min("ts"), max("ts") '
+            f"FROM {logs} WHERE {where} GROUP BY ALL"
+        )
+        rows = _run(con, sql, [MINUTE_US, MINUTE_MS, NO_LEVEL, *values])
+        minutes = Counter({(int(t), str(lv)): int(n) for t, lv, n, _, _ in rows})
+        first = min((r[3] for r in rows), default=None)
+        last = max((r[4] for r in rows), default=None)
     win = window_of(params, first, last)
     if win.lo is None or win.hi is None:
         return histogram_answer(win, {})
     lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
-    step_us = step_for(hi_ms - lo_ms) * 1000
+    step_ms = step_for(hi_ms - lo_ms)
+    if minutes is not None and step_ms % MINUTE_MS == 0:
+        counts: Counter[tuple[int, str]] = Counter()
+        for (t, lv), n in minutes.items():
+            counts[(t // step_ms * step_ms, lv)] += n
+        return histogram_answer(win, counts)
+    step_us = step_ms * 1000
     sql = (
         f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM {logs} '
         f"WHERE {where} GROUP BY ALL"

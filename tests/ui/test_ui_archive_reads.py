@@ -275,3 +275,30 @@ def test_a_rare_word_reads_only_the_row_blocks_it_may_be_in(tmp_path: Path, monk
     # The blocks of two rows in each part are read, and every scan reads its part's footer (text
     # summary included) again; the whole parts are read when the ranges are not pushed down.
     assert pruned < whole * 0.7, (pruned, whole)
+
+
+def test_a_histogram_over_days_is_counted_in_one_scan(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a range the matches' first and last records set the buckets; the scan that finds
+    them also counts per minute, which a range of days buckets in whole minutes."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    backend = ArchiveBackend(archive)
+    scans: list[str] = []
+    real = discover._run
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(discover, "_run", spy)
+    answer = discover.histogram(backend, params(q="zanzibar"))
+    hits = matching(first + second, "zanzibar")
+    assert answer["step_ms"] % 60_000 == 0
+    step = answer["step_ms"]
+    got = Counter({(b["t"], lv): n for b in answer["buckets"] for lv, n in b["levels"].items()})
+    assert got == Counter((epoch_ms(ts_of(o)) // step * step, o["level"]) for o in hits)
+    assert len(scans) == 1, scans
