@@ -220,39 +220,51 @@ def part_summaries(
     return known
 
 
-# Each part's estimated distinct values of a column, by (path, size, mtime) and column.
-_DISTINCT: dict[tuple[tuple[str, int, int], str], int] = {}
+# The values (as 64-bit hashes) of each (archive, canonical column) over every part seen, and
+# the parts seen; a column past the caller's bound stops being tracked (`_MANY`).
+_VALUES: dict[tuple[str, str], set[int]] = {}
+_VALUES_SEEN: dict[tuple[str, str], set[tuple[str, int, int]]] = {}
+_MANY: set[tuple[str, str]] = set()
 
 
-def distinct_bounds(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> dict[str, int] | None:
-    """For each canonical column, the sum over the parts of each part's distinct values (a
-    HyperLogLog estimate): about the most values any selection of rows can have. Each part is
-    counted once in the life of the process (parts never change). None for a connection whose
-    parts are not known."""
+def distinct_bounds(con: duckdb.DuckDBPyConnection, columns: Sequence[str], most: int) -> dict[str, int] | None:
+    """For each canonical column, how many distinct values the parts hold (`most` + 1 once past
+    `most`): no selection of their rows can have more. Each part is read once in the life of the
+    process (parts never change), one scan for all the columns; at most `most` + 1 hashes are
+    kept per column. Parts removed since still count (the bound only grows: safe). None for a
+    connection whose parts are not known."""
     parts = log_parts(con)
     if parts is None:
         return None
+    if not parts:
+        return dict.fromkeys(columns, 0)
     allowed = {name for name, _ in CANONICAL_COLUMNS}
     if not set(columns) <= allowed:
         raise ValueError(f"not canonical columns: {sorted(set(columns) - allowed)}")
+    archive = str(parts[0].parents[3])  # <archive>/logs/day=D/level=L/part-...
     keys = {str(part): _part_key(part) for part in parts}
     with _SUMMARIES_LOCK:
-        unread = [name for name, key in keys.items() if any((key, c) not in _DISTINCT for c in columns)]
-    if unread:
-        estimates = ", ".join(f'approx_count_distinct("{c}")' for c in columns)  # canonical names only
-        sql = f'SELECT "filename", {estimates} FROM {_LOCATED_SCAN} GROUP BY 1'
-        counted = con.execute(sql, [unread]).fetchall()
+        tracked = [c for c in columns if (archive, c) not in _MANY]
+        unread = {c: [n for n, k in keys.items() if k not in _VALUES_SEEN.get((archive, c), set())] for c in tracked}
+    wanted = [c for c in tracked if unread[c]]
+    if wanted:
+        names = sorted({n for c in wanted for n in unread[c]})
+        lists = ", ".join(f'list(DISTINCT hash("{c}")) FILTER (WHERE "{c}" IS NOT NULL)' for c in wanted)
+        (found,) = con.execute(f"SELECT {lists} FROM {_LOCATED_SCAN}", [names]).fetchall()
         with _SUMMARIES_LOCK:
-            if len(_DISTINCT) > _SUMMARIES_MAX:
-                _DISTINCT.clear()
-            for name, *counts in counted:
-                for column, n in zip(columns, counts, strict=True):
-                    _DISTINCT[(keys[name], column)] = int(n)
-            for name in unread:  # a part with no rows has no group
-                for column in columns:
-                    _DISTINCT.setdefault((keys[name], column), 0)
+            for column, hashes in zip(wanted, found, strict=True):
+                at = (archive, column)
+                if at in _MANY:
+                    continue
+                values = _VALUES.setdefault(at, set())
+                values.update(hashes or [])
+                _VALUES_SEEN.setdefault(at, set()).update(keys.values())
+                if len(values) > most:
+                    _MANY.add(at)
+                    _VALUES.pop(at, None)
+                    _VALUES_SEEN.pop(at, None)
     with _SUMMARIES_LOCK:
-        return {c: sum(_DISTINCT.get((key, c), 0) for key in keys.values()) for c in columns}
+        return {c: most + 1 if (archive, c) in _MANY else len(_VALUES.get((archive, c), ())) for c in columns}
 
 
 # Each part's records per level with their first and last `ts`, by (path, size, mtime).

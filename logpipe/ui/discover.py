@@ -705,13 +705,13 @@ def _exact_tops(
 
 def _few_values(con: duckdb.DuckDBPyConnection, fields: Sequence[Field]) -> bool:
     """Whether every field is a column with at most `facet_groups_bound()` values in all the
-    parts (so among any matches): known from each part's own count, taken once per part."""
+    parts (so among any matches): each part's values are read once, when it first appears."""
     from logpipe.archive.reader import distinct_bounds
 
     if any(f.name == "attrs" or f.path for f in fields):
         return False
-    bounds = distinct_bounds(con, [f.name for f in fields])
     most = facet_groups_bound()
+    bounds = distinct_bounds(con, [f.name for f in fields], most)
     return bounds is not None and all(n <= most for n in bounds.values())
 
 

@@ -302,3 +302,29 @@ def test_a_histogram_over_days_is_counted_in_one_scan(
     got = Counter({(b["t"], lv): n for b in answer["buckets"] for lv, n in b["levels"].items()})
     assert got == Counter((epoch_ms(ts_of(o)) // step * step, o["level"]) for o in hits)
     assert len(scans) == 1, scans
+
+
+def test_the_facets_value_bound_counts_every_part_once_it_appears(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    """The bound that lets facets group in one scan is each column's distinct values over all
+    the parts, new ones included; past the bound a column is "many" (the bounded path)."""
+    log, archive, first, second = two_days
+    backend = ArchiveBackend(archive)
+
+    def bounds(most: int) -> dict[str, int] | None:
+        with backend.connection() as con:
+            return reader.distinct_bounds(con, ["user_id", "service", "status"], most)
+
+    def distinct(objs: list[dict[str, Any]], key: str) -> int:
+        return len({o[key] for o in objs if o.get(key) is not None})
+
+    assert bounds(10**6) == {k: distinct(first, k) for k in ("user_id", "service", "status")}
+    write_log(log, second)
+    ship(log, archive)
+    both = first + second
+    assert bounds(10**6) == {k: distinct(both, k) for k in ("user_id", "service", "status")}
+    few = distinct(both, "service")
+    capped = bounds(few)
+    assert capped is not None
+    assert capped["service"] == few and capped["user_id"] > few and capped["status"] > few
