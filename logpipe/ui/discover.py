@@ -521,57 +521,37 @@ def _archive_search(
         ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
         return [as_record(r) for r in rows], int(total)
     source, source_values = located
-    # One scan counts the matches per day partition: the total, and how far back the page reaches.
+    # One scan counts the matches and keeps each day's newest `limit + 1` places of the page
+    # (`ts`, then `event_id`, descending, as the page's order); the page is the newest of those.
     page_only = page_where[len(where) + len(" AND ") :] if after is not None else "true"
+    page_only_values = page_values[len(values) :]
+    dated = f'"ts" IS NOT NULL AND "event_id" IS NOT NULL AND {page_only}'
+    place = """{'f': "filename", 'r': "file_row_number", 't': "ts", 'e': "event_id"}"""
+    sql = (
+        f"SELECT count(*), count(*) FILTER (WHERE {page_only}), count(*) FILTER (WHERE {dated}), "
+        f"""max_by({place}, {{'t': "ts", 'e': "event_id"}}, ?) FILTER (WHERE {dated}) """
+        f'FROM {source} WHERE {where} GROUP BY "day"'
+    )
     per_day = _run(
         con,
-        f'SELECT "day", count(*), count("ts") FILTER (WHERE {page_only}) FROM {source} WHERE {where} GROUP BY 1',
-        [*page_values[len(values) :], *source_values, *values],
+        sql,
+        [*page_only_values, *page_only_values, limit + 1, *page_only_values, *source_values, *values],
     )
-    total = sum(int(n) for _, n, _ in per_day)
-    since = _newest_days(per_day, limit + 1)
-    places = _page_places(con, source, source_values, page_where, page_values, limit, since)
+    total = sum(int(r[0]) for r in per_day)
+    in_page = sum(int(r[1]) for r in per_day)
+    in_page_dated = sum(int(r[2]) for r in per_day)
+    if in_page_dated >= limit + 1 or in_page_dated == in_page:
+        tops = sorted((p for r in per_day for p in r[3] or []), key=lambda p: (p["t"], p["e"]), reverse=True)
+        places = [(str(p["f"]), int(p["r"])) for p in tops[: limit + 1]]
+    else:  # records without a time are in the page: DuckDB's order places them
+        rows = _run(
+            con,
+            f'SELECT "filename", "file_row_number" FROM {source} WHERE {page_where} {order}',
+            [*source_values, *page_values, limit + 1],
+        )
+        places = [(str(name), int(number)) for name, number in rows]
     found = rows_at(con, _columns(), places)
     return [as_record(found[p]) for p in places], total
-
-
-def _newest_days(per_day: Sequence[tuple[Any, ...]], wanted: int) -> Any:
-    """The oldest day the page needs: the newest days whose matches with a `ts` are `wanted`
-    (None: every day)."""
-    have = 0
-    for day, _, dated in sorted(per_day, key=lambda r: r[0], reverse=True):
-        have += int(dated)
-        if have >= wanted:
-            return day
-    return None
-
-
-def _page_places(
-    con: duckdb.DuckDBPyConnection,
-    source: str,
-    source_values: list[object],
-    page_where: str,
-    page_values: list[object],
-    limit: int,
-    since: Any,
-) -> list[tuple[str, int]]:
-    """Where the page's rows are, newest first: read from the newest days that hold it.
-
-    The day partition is the UTC date of `ts`, so no older day holds a row as new as the page's
-    last; that is checked (cheaply: the `ts` bound skips every older row group by its
-    statistics), and on any doubt the page is read from every day.
-    """
-    order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
-    select = f'SELECT "filename", "file_row_number", "ts" FROM {source} WHERE {page_where}'
-    if since is not None:
-        rows = _run(con, f'{select} AND "day" >= ? {order}', [*source_values, *page_values, since, limit + 1])
-        if len(rows) == limit + 1 and rows[-1][2] is not None:
-            older = f'SELECT count(*) FROM {source} WHERE "day" < ? AND "ts" >= ? AND {page_where}'
-            ((n,),) = _run(con, older, [*source_values, since, rows[-1][2], *page_values])
-            if int(n) == 0:
-                return [(str(name), int(number)) for name, number, _ in rows]
-    rows = _run(con, f"{select} {order}", [*source_values, *page_values, limit + 1])
-    return [(str(name), int(number)) for name, number, _ in rows]
 
 
 def _archive_histogram(

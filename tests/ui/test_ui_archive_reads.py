@@ -159,26 +159,32 @@ def test_the_session_reuses_its_database_until_the_parts_change(
     assert backend.session.builds == 2
 
 
-def test_a_page_of_rows_is_read_from_the_newest_day_that_holds_it(
+def test_a_page_of_rows_and_its_total_come_from_one_scan(
     two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The scan that counts the matches also keeps each day's newest places; then only the
+    page's own rows are read whole (`reader.rows_at`), never every column of every match."""
     log, archive, first, second = two_days
     write_log(log, second)
     ship(log, archive)
-    days: list[Any] = []
-    real = discover._page_places
+    scans: list[str] = []
+    real = discover._run
 
-    def spy(*args: Any) -> Any:
-        days.append(args[-1])
-        return real(*args)
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
 
-    monkeypatch.setattr(discover, "_page_places", spy)
+    monkeypatch.setattr(discover, "_run", spy)
     backend = ArchiveBackend(archive)
+    everything = sorted(first + second, key=ts_of, reverse=True)
     page = discover.search(backend, params(limit=100))
-    newest = sorted(first + second, key=ts_of, reverse=True)[:100]
-    assert [r["message"] for r in page["rows"]] == [o["message"] for o in newest]
-    assert days == [DAY2.date()]  # the second day alone holds the newest 101
+    assert [r["message"] for r in page["rows"]] == [o["message"] for o in everything[:100]]
+    assert page["total"] == len(everything)
+    page = discover.search(backend, params(q="zanzibar", limit=7, after=page["next"]))
+    hits = [o for o in matching(everything, "zanzibar") if ts_of(o) < ts_of(everything[99])]
+    assert [r["message"] for r in page["rows"]] == [o["message"] for o in hits[:7]]
+    assert len(scans) == 2, scans
 
 
 def test_facets_are_counted_in_one_scan(
