@@ -158,24 +158,47 @@ def rows_at(
 ) -> dict[tuple[str, int], tuple[object, ...]]:
     """The `columns` of the rows at these (filename, file_row_number) places, keyed by place.
 
-    Reads only the parts named, and of each only the row groups holding a wanted row: what a
-    "newest 100" page costs once its places are known, whatever the size of the archive.
+    Reads only the parts named, and of each only the row groups holding a wanted row: one scan
+    per run of nearby rows of a part (DuckDB skips the row groups outside a scan's own bounds),
+    so a page costs the same whatever the size of the archive.
     """
     if not where:
         return {}
-    files = sorted({name for name, _ in where})
-    numbers = sorted({n for _, n in where})
     select = ", ".join(f'"{c}"' for c in columns)
-    sql = (
+    scan = (
         f'SELECT "filename", "file_row_number", {select} FROM {_LOCATED_SCAN} '
         'WHERE "file_row_number" BETWEEN ? AND ? AND list_contains(?, "file_row_number")'
     )
+    scans: list[str] = []
+    params: list[object] = []
+    for name, run in _runs(where):
+        scans.append(scan)
+        params.extend([[name], run[0], run[-1], run])
     wanted = set(where)
     out: dict[tuple[str, int], tuple[object, ...]] = {}
-    for name, number, *values in con.execute(sql, [files, numbers[0], numbers[-1], numbers]).fetchall():
+    for name, number, *values in con.execute(" UNION ALL ".join(scans), params).fetchall():
         if (name, number) in wanted:
             out[(name, number)] = tuple(values)
     return out
+
+
+def _runs(where: Sequence[tuple[str, int]]) -> list[tuple[str, list[int]]]:
+    """The places by part, in runs of row numbers less than a row group apart."""
+    from logpipe.archive.writer import ROW_GROUP_ROWS
+
+    by_part: dict[str, list[int]] = {}
+    for name, number in where:
+        by_part.setdefault(name, []).append(number)
+    runs: list[tuple[str, list[int]]] = []
+    for name, numbers in by_part.items():
+        current: list[int] = []
+        for number in sorted(set(numbers)):
+            if current and number - current[-1] >= ROW_GROUP_ROWS:
+                runs.append((name, current))
+                current = []
+            current.append(number)
+        runs.append((name, current))
+    return runs
 
 
 _LOCATED_SCAN: Final = "read_parquet(?, hive_partitioning = true, filename = true, file_row_number = true)"
