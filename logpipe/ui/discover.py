@@ -344,7 +344,10 @@ def histogram(backend: Backend, params: Params) -> dict[str, Any]:
         with backend.connection() as con:
             latest = resolve_latest(params, lambda: _archive_newest(con))
             source = _text_source(con, latest.params)
-            return _with_window(_archive_histogram(con, archive_where(latest.params), latest.params, source), latest)
+            answer = _archive_histogram(
+                con, archive_where(latest.params), latest.params, source, per_minute=bool(needles(latest.params))
+            )
+            return _with_window(answer, latest)
     latest = resolve_latest(params, lambda: _es_newest(backend))
     return _with_window(_es_histogram(backend, latest.params.filter(), latest.params), latest)
 
@@ -510,11 +513,14 @@ def _archive_search(
     from logpipe.archive.reader import located_logs, rows_at
 
     where, values = query
-    page_where, page_values = where, list(values)
+    page_only, page_only_values = "true", []
     if after is not None:
-        page_where = f'{where} AND ("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
-        page_values += [after.ts, after.ts, after.event_id]
-    located = located_logs(con, text)
+        page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
+        page_only_values = [after.ts, after.ts, after.event_id]
+    page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
+    # Without free text DuckDB's own top-N over the view is the faster (and its count is read
+    # from the footers when there is no filter at all).
+    located = located_logs(con, text) if text else None
     order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
     if located is None:
         rows = _run(con, f"SELECT {_select()} FROM logs WHERE {page_where} {order}", [*page_values, limit + 1])
@@ -523,8 +529,6 @@ def _archive_search(
     source, source_values = located
     # One scan counts the matches and keeps each day's newest `limit + 1` places of the page
     # (`ts`, then `event_id`, descending, as the page's order); the page is the newest of those.
-    page_only = page_where[len(where) + len(" AND ") :] if after is not None else "true"
-    page_only_values = page_values[len(values) :]
     dated = f'"ts" IS NOT NULL AND "event_id" IS NOT NULL AND {page_only}'
     place = """{'f': "filename", 'r': "file_row_number", 't': "ts", 'e': "event_id"}"""
     sql = (
@@ -559,17 +563,23 @@ def _archive_histogram(
     query: tuple[str, list[object]],
     params: Params,
     source: tuple[str, list[object]] = ("logs", []),
+    *,
+    per_minute: bool = False,
 ) -> dict[str, Any]:
     where, values = query
     logs, source_values = source
     values = [*source_values, *values]
     first = last = None
     minutes: Counter[tuple[int, str]] | None = None
-    if params.time("from") is None or params.time("to") is None:
+    open_ended = params.time("from") is None or params.time("to") is None
+    if open_ended and not per_minute:
         # A missing end of the range is the matches' own first or last record (a zoomed range
-        # has both ends). The scan that finds them also counts the matches per minute: every
-        # step of a minute or more is a whole number of minutes, so those counts are the
-        # answer unless the matches span under two hours (then one more, finer, scan).
+        # has both ends, and saves this; without a filter DuckDB reads them from the footers).
+        ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM {logs} WHERE {where}', values)
+    elif open_ended:
+        # A search with free text: the scan that finds the ends also counts the matches per
+        # minute. Every step of a minute or more is a whole number of minutes, so those counts
+        # are the answer unless the matches span under two hours (then one more, finer, scan).
         sql = (
             f'SELECT epoch_us("ts") // ? * ? AS t, coalesce("level", ?) AS lv, count(*), min("ts"), max("ts") '
             f"FROM {logs} WHERE {where} GROUP BY ALL"
