@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.archive.layout import DEAD_LETTERS_DIR, LOGS_DIR, walk_parts
 from logpipe.archive.locks import Lock, readers_lock
@@ -24,9 +25,11 @@ from logpipe.schema import CANONICAL_COLUMNS, DEAD_LETTER_COLUMNS
 if TYPE_CHECKING:
     import duckdb
 
+    from logpipe.archive.textindex import Block
+
 READERS_WAIT_S: Final = 60.0
-# Past this many bound values, reading only the candidate row blocks saves little: read the view.
-MAX_SOURCE_PARAMS: Final = 4000
+# Past this many scans of candidate row blocks, reading only them saves little: read the view.
+MAX_SOURCE_SCANS: Final = 1000
 # The parts each open connection's `logs` view reads (see `log_parts`).
 _LOG_PARTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[Path, ...]] = weakref.WeakKeyDictionary()
 
@@ -86,6 +89,13 @@ def open_archive(
     if readers is not None:
         weakref.finalize(con, readers.release)
     logs, dead = snapshot(real)
+    bind_parts(con, real, logs, dead)
+    return con
+
+
+def bind_parts(con: duckdb.DuckDBPyConnection, real: Path, logs: Sequence[Path], dead: Sequence[Path]) -> None:
+    """Give `con` its `logs` and `dead_letters` views over these parts, then confine it (see
+    `open_archive`; the caller holds the readers' lock while it lists and reads them)."""
     _LOG_PARTS[con] = tuple(logs)
     if logs:
         con.read_parquet([str(p) for p in logs], hive_partitioning=True).create_view("logs")
@@ -96,7 +106,11 @@ def open_archive(
     else:
         con.execute(f"CREATE VIEW dead_letters AS {_empty_select(DEAD_LETTER_COLUMNS, 'CAST(NULL AS DATE) AS day')}")
     _confine(con, real)
-    return con
+
+
+def register_parts(con: duckdb.DuckDBPyConnection, logs: Sequence[Path]) -> None:
+    """Record that `con` (a cursor of a connection `bind_parts` made) reads these parts."""
+    _LOG_PARTS[con] = tuple(logs)
 
 
 def log_parts(con: duckdb.DuckDBPyConnection) -> tuple[Path, ...] | None:
@@ -117,50 +131,256 @@ def logs_for_text(con: duckdb.DuckDBPyConnection, needles: Sequence[str]) -> tup
     summary (see textindex.py) may hold every needle, and parts without a summary whole. DuckDB
     skips the row groups outside the bound `file_row_number` ranges. Names and numbers are bound.
     """
-    from logpipe.archive.textindex import (
-        TEXT_INDEX_METADATA_KEY,
-        candidate_rows,
-        decode,
-        needle_keys,
+    parts = log_parts(con)
+    if not parts:
+        return "logs", []
+    narrowed = _candidate_source(con, parts, needles)
+    return narrowed if narrowed is not None else ("logs", [])
+
+
+def located_logs(con: duckdb.DuckDBPyConnection, needles: Sequence[str]) -> tuple[str, list[object]] | None:
+    """As `logs_for_text`, but a source whose rows also carry where they are: the columns
+    `filename` and `file_row_number` (for `rows_at`). None for a connection `open_archive` (or a
+    `ReadSession`) did not make, whose parts are not known."""
+    parts = log_parts(con)
+    if parts is None:
+        return None
+    if not parts:
+        return "(SELECT *, CAST(NULL AS VARCHAR) AS filename, CAST(NULL AS BIGINT) AS file_row_number FROM logs)", []
+    narrowed = _candidate_source(con, parts, needles)
+    if narrowed is not None:
+        return narrowed
+    return f"(SELECT * FROM {_LOCATED_SCAN}) AS logs", [[str(p) for p in parts]]
+
+
+def rows_at(
+    con: duckdb.DuckDBPyConnection, columns: Sequence[str], where: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[object, ...]]:
+    """The `columns` of the rows at these (filename, file_row_number) places, keyed by place.
+
+    Reads only the parts named, and of each only the row groups holding a wanted row: one scan
+    per run of nearby rows of a part (DuckDB skips the row groups outside a scan's own bounds),
+    so a page costs the same whatever the size of the archive.
+    """
+    if not where:
+        return {}
+    select = ", ".join(f'"{c}"' for c in columns)
+    scan = (
+        f'SELECT "filename", "file_row_number", {select} FROM {_LOCATED_SCAN} '
+        'WHERE "file_row_number" BETWEEN ? AND ? AND list_contains(?, "file_row_number")'
     )
+    scans: list[str] = []
+    params: list[object] = []
+    for name, run in _runs(where):
+        scans.append(scan)
+        params.extend([[name], run[0], run[-1], run])
+    wanted = set(where)
+    out: dict[tuple[str, int], tuple[object, ...]] = {}
+    for name, number, *values in con.execute(" UNION ALL ".join(scans), params).fetchall():
+        if (name, number) in wanted:
+            out[(name, number)] = tuple(values)
+    return out
+
+
+def _runs(where: Sequence[tuple[str, int]]) -> list[tuple[str, list[int]]]:
+    """The places by part, in runs of row numbers less than a row group apart."""
+    from logpipe.archive.writer import ROW_GROUP_ROWS
+
+    by_part: dict[str, list[int]] = {}
+    for name, number in where:
+        by_part.setdefault(name, []).append(number)
+    runs: list[tuple[str, list[int]]] = []
+    for name, numbers in by_part.items():
+        current: list[int] = []
+        for number in sorted(set(numbers)):
+            if current and number - current[-1] >= ROW_GROUP_ROWS:
+                runs.append((name, current))
+                current = []
+            current.append(number)
+        runs.append((name, current))
+    return runs
+
+
+_LOCATED_SCAN: Final = "read_parquet(?, hive_partitioning = true, filename = true, file_row_number = true)"
+# Each part's row count and text summary by (path, size, mtime): a part is written once and never
+# changed (compaction writes new ones), so a long-lived reader decodes each footer once.
+_SUMMARIES: dict[tuple[str, int, int], tuple[int | None, list[Block] | None]] = {}
+_SUMMARIES_LOCK: Final = threading.Lock()
+_SUMMARIES_MAX: Final = 100_000
+
+
+def part_summaries(
+    con: duckdb.DuckDBPyConnection, parts: Sequence[Path]
+) -> dict[str, tuple[int | None, list[Block] | None]]:
+    """Each part's (rows, text blocks), or (None, None) for a part without a text summary;
+    footers are read only for parts not seen before."""
+    from logpipe.archive.textindex import TEXT_INDEX_METADATA_KEY, decode
+
+    keys = {str(part): _part_key(part) for part in parts}
+    with _SUMMARIES_LOCK:
+        known = {name: _SUMMARIES[key] for name, key in keys.items() if key in _SUMMARIES}
+    unread = [name for name in keys if name not in known]
+    if unread:
+        raw = dict(
+            con.execute(
+                "SELECT file_name, value FROM parquet_kv_metadata(?) WHERE key = ?", [unread, TEXT_INDEX_METADATA_KEY]
+            ).fetchall()
+        )
+        # A part without a summary is read whole, whatever its size: only the others' sizes are needed.
+        rows: dict[str, int] = {}
+        if raw:
+            rows = dict(
+                con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [sorted(raw)]).fetchall()
+            )
+        fresh: dict[str, tuple[int | None, list[Block] | None]] = {
+            name: (rows[name], decode(raw[name], rows[name])) if name in rows else (None, None) for name in unread
+        }
+        with _SUMMARIES_LOCK:
+            if len(_SUMMARIES) > _SUMMARIES_MAX:
+                _SUMMARIES.clear()
+            _SUMMARIES.update({keys[name]: value for name, value in fresh.items()})
+        known.update(fresh)
+    return known
+
+
+# The values (as 64-bit hashes) of each (archive, canonical column) over every part seen, and
+# the parts seen; a column past the caller's bound stops being tracked (`_MANY`).
+_VALUES: dict[tuple[str, str], set[int]] = {}
+_VALUES_SEEN: dict[tuple[str, str], set[tuple[str, int, int]]] = {}
+_MANY: set[tuple[str, str]] = set()
+
+
+def distinct_bounds(con: duckdb.DuckDBPyConnection, columns: Sequence[str], most: int) -> dict[str, int] | None:
+    """For each canonical column, how many distinct values the parts hold (`most` + 1 once past
+    `most`): no selection of their rows can have more. Each part is read once in the life of the
+    process (parts never change), one scan for all the columns; at most `most` + 1 hashes are
+    kept per column. Parts removed since still count (the bound only grows: safe). None for a
+    connection whose parts are not known."""
+    parts = log_parts(con)
+    if parts is None:
+        return None
+    if not parts:
+        return dict.fromkeys(columns, 0)
+    allowed = {name for name, _ in CANONICAL_COLUMNS}
+    if not set(columns) <= allowed:
+        raise ValueError(f"not canonical columns: {sorted(set(columns) - allowed)}")
+    archive = str(parts[0].parents[3])  # <archive>/logs/day=D/level=L/part-...
+    keys = {str(part): _part_key(part) for part in parts}
+    with _SUMMARIES_LOCK:
+        tracked = [c for c in columns if (archive, c) not in _MANY]
+        unread = {c: [n for n, k in keys.items() if k not in _VALUES_SEEN.get((archive, c), set())] for c in tracked}
+    wanted = [c for c in tracked if unread[c]]
+    if wanted:
+        names = sorted({n for c in wanted for n in unread[c]})
+        lists = ", ".join(f'list(DISTINCT hash("{c}")) FILTER (WHERE "{c}" IS NOT NULL)' for c in wanted)
+        (found,) = con.execute(f"SELECT {lists} FROM {_LOCATED_SCAN}", [names]).fetchall()
+        with _SUMMARIES_LOCK:
+            for column, hashes in zip(wanted, found, strict=True):
+                at = (archive, column)
+                if at in _MANY:
+                    continue
+                values = _VALUES.setdefault(at, set())
+                values.update(hashes or [])
+                _VALUES_SEEN.setdefault(at, set()).update(keys.values())
+                if len(values) > most:
+                    _MANY.add(at)
+                    _VALUES.pop(at, None)
+                    _VALUES_SEEN.pop(at, None)
+    with _SUMMARIES_LOCK:
+        return {c: most + 1 if (archive, c) in _MANY else len(_VALUES.get((archive, c), ())) for c in columns}
+
+
+# Each part's records per level with their first and last `ts`, by (path, size, mtime).
+_TALLIES: dict[tuple[str, int, int], list[tuple[str | None, int, Any, Any]]] = {}
+
+
+def level_tallies(con: duckdb.DuckDBPyConnection) -> list[tuple[str | None, int, Any, Any]] | None:
+    """(level, records, first ts, last ts) over every part the connection reads, each part
+    counted once in the life of the process (parts never change; a new part is counted when it
+    first appears). Exact: counted from the rows, not estimated. None for a connection whose
+    parts are not known."""
+    parts = log_parts(con)
+    if parts is None:
+        return None
+    keys = {str(part): _part_key(part) for part in parts}
+    with _SUMMARIES_LOCK:
+        unread = [name for name, key in keys.items() if key not in _TALLIES]
+    if unread:
+        fresh = _tally(con, unread)
+        with _SUMMARIES_LOCK:
+            if len(_TALLIES) > _SUMMARIES_MAX:
+                _TALLIES.clear()
+            _TALLIES.update({keys[name]: rows for name, rows in fresh.items()})
+    with _SUMMARIES_LOCK:
+        every = [row for key in keys.values() for row in _TALLIES.get(key, [])]
+    merged: dict[str | None, tuple[int, Any, Any]] = {}
+    for level, n, first, last in every:
+        was = merged.get(level)
+        if was is None:
+            merged[level] = (n, first, last)
+        else:
+            merged[level] = (was[0] + n, _least(was[1], first), _greatest(was[2], last))
+    return [(level, n, first, last) for level, (n, first, last) in merged.items()]
+
+
+def _tally(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, list[tuple[str | None, int, Any, Any]]]:
+    """(level, records, first ts, last ts) of each of these parts, from their rows."""
+    sql = f'SELECT "filename", "level", count(*), min("ts"), max("ts") FROM {_LOCATED_SCAN} GROUP BY 1, 2'
+    fresh: dict[str, list[tuple[str | None, int, Any, Any]]] = {name: [] for name in names}
+    for name, level, n, first, last in con.execute(sql, [names]).fetchall():
+        fresh[name].append((level, int(n), first, last))
+    return fresh
+
+
+def _least(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _part_key(part: Path) -> tuple[str, int, int]:
+    """A part's identity for the caches: its path, size and mtime (a part is never changed)."""
+    st = part.stat()
+    return (str(part), st.st_size, st.st_mtime_ns)
+
+
+def _candidate_source(
+    con: duckdb.DuckDBPyConnection, parts: Sequence[Path], needles: Sequence[str]
+) -> tuple[str, list[object]] | None:
+    """The narrowed subquery of `logs_for_text` (with `filename`, `file_row_number`), or None
+    when no row block can be left out."""
+    from logpipe.archive.textindex import candidate_rows, needle_keys
 
     keys = [k for k in (needle_keys(n) for n in needles) if k]
-    parts = log_parts(con)
-    if not keys or not parts:
-        return "logs", []
-    names = [str(p) for p in parts]
-    summaries = dict(
-        con.execute(
-            "SELECT file_name, value FROM parquet_kv_metadata(?) WHERE key = ?", [names, TEXT_INDEX_METADATA_KEY]
-        ).fetchall()
-    )
-    if not summaries:  # nothing can be left out: spare a second pass over every footer
-        return "logs", []
-    # A part without a summary is read whole, whatever its size: only the others' sizes are needed.
-    rows = dict(con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [sorted(summaries)]).fetchall())
-    conditions: list[str] = []
+    if not keys:
+        return None
+    summaries = part_summaries(con, parts)
+    # One scan per candidate range: DuckDB skips a part's row groups outside a scan's own
+    # `file_row_number` bounds (bounds OR-ed together over several parts are not pushed down).
+    whole: list[str] = []  # parts read whole, in one scan
+    scans: list[str] = []
     params: list[object] = []
     left_out = False
-    for name in names:
-        total = rows.get(name)
-        blocks = decode(summaries.get(name), total) if isinstance(total, int) else None
-        ranges = [(0, total)] if blocks is None or total is None else candidate_rows(blocks, keys)
-        if not ranges:
-            left_out = True
-        elif ranges == [(0, total)]:
-            conditions.append('"filename" = ?')
-            params.append(name)
-        else:
-            left_out = True
-            spans = " OR ".join('("file_row_number" >= ? AND "file_row_number" < ?)' for _ in ranges)
-            conditions.append(f'("filename" = ? AND ({spans}))')
-            params.extend([name, *(n for span in ranges for n in span)])
-    if not left_out or len(params) > MAX_SOURCE_PARAMS:
-        return "logs", []
-    if not conditions:
-        return "(SELECT * FROM logs LIMIT 0) AS logs", []
-    scan = "read_parquet(?, hive_partitioning = true, filename = true, file_row_number = true)"
-    return f"(SELECT * FROM {scan} WHERE {' OR '.join(conditions)}) AS logs", [names, *params]
+    for name in (str(p) for p in parts):
+        total, blocks = summaries[name]
+        ranges = None if blocks is None or total is None else candidate_rows(blocks, keys)
+        if ranges is None or ranges == [(0, total)]:
+            whole.append(name)
+            continue
+        left_out = True
+        for start, end in ranges:
+            scans.append(f'SELECT * FROM {_LOCATED_SCAN} WHERE "file_row_number" >= ? AND "file_row_number" < ?')
+            params.extend([[name], start, end])
+    if not left_out or len(scans) > MAX_SOURCE_SCANS:
+        return None
+    if whole:
+        scans.append(f"SELECT * FROM {_LOCATED_SCAN}")
+        params.append(whole)
+    if not scans:
+        return f"(SELECT * FROM {_LOCATED_SCAN} LIMIT 0) AS logs", [[str(parts[0])]]
+    return f"({' UNION ALL '.join(scans)}) AS logs", params
 
 
 def snapshot(real_root: Path) -> tuple[list[Path], list[Path]]:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import ArchiveError, UsageError
 from logpipe.read.archive_search import RECORD_COLUMNS, Context, Follower, Row
-from logpipe.read.filters import Compare, Field, Filter, to_sql
-from logpipe.read.store import NO_LEVEL, Answer, Cursor, Facets, Page, Selection, Top, Traffic
+from logpipe.read.filters import Compare, Field, Filter, Text, to_sql
+from logpipe.read.store import NO_LEVEL, Answer, Cursor, Facets, Page, Selection, Spread, Top, Traffic
 
 if TYPE_CHECKING:
     from logpipe.read.buckets import Buckets
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
+    from logpipe.archive.session import ReadSession
+
 _SELECT: Final = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
 # A field with more distinct values than this among the matches is not grouped (memory would grow
 # with them: 1.2 GB for attrs.seq over 2M records); its top values come from a bounded summary.
@@ -58,6 +60,8 @@ _EXPORT_SQL: Final = (
 )
 _BARE_TS_OPS: Final = {">=", ">", "<", "<="}
 HOUR_US: Final = 3600 * 1_000_000
+MINUTE_MS: Final = 60_000
+MINUTE_US: Final = MINUTE_MS * 1000
 # Where the newest `bound` records to mine start is looked for in the range's newest 1/64, then 4x more...
 FIRST_SLICE: Final = 64
 SLICE_GROWTH: Final = 4
@@ -97,6 +101,11 @@ class ArchiveStore:
         # time. A server (`logpipe ui`) opens one per call, so each sees the parts as they are now.
         self.one_snapshot = one_snapshot
         self._canned: duckdb.DuckDBPyConnection | None = None
+        # One long-lived database over the parts as last listed (archive/session.py): each part's
+        # footer is parsed once, not once per call. A call that must spill to disk (a memory
+        # limit) opens its own connection instead.
+        self._session: ReadSession | None = None
+        self._session_guard = threading.Lock()
 
     def describe(self) -> str:
         return f"archive {self.archive}"
@@ -105,6 +114,8 @@ class ArchiveStore:
         if self._canned is not None:
             self._canned.close()
             self._canned = None
+        if self._session is not None:
+            self._session.close()
 
     def require(self) -> ArchiveStore:
         """The store, or an ArchiveError when there is no archive folder (before serving pages)."""
@@ -118,13 +129,27 @@ class ArchiveStore:
         from logpipe.archive.reader import open_archive
 
         if self.memory_limit is None:
-            con = open_archive(self.archive, timezone="UTC")
-        else:
-            con = open_archive(self.archive, timezone="UTC", memory_limit=self.memory_limit)
+            with self._read_session().connection() as con:
+                yield con
+            return
+        con = open_archive(self.archive, timezone="UTC", memory_limit=self.memory_limit)
         try:
             yield con
         finally:
             con.close()
+
+    @property
+    def databases_built(self) -> int:
+        """How many databases the long-lived session has built (a test sees one reused)."""
+        return self._session.builds if self._session is not None else 0
+
+    def _read_session(self) -> ReadSession:
+        from logpipe.archive.session import ReadSession
+
+        with self._session_guard:
+            if self._session is None:
+                self._session = ReadSession(self.archive, timezone="UTC")
+            return self._session
 
     # --- records -------------------------------------------------------------------------------
 
@@ -147,16 +172,32 @@ class ArchiveStore:
             yield from archive_search.tail_batches(con, flt, lines=lines)
 
     def page(self, flt: Filter, *, limit: int, after: Cursor | None = None) -> Page:
+        """The page and the total. With free text the page is found by place first (`ts`,
+        `event_id` and the filter's columns of the candidate rows), then only its rows are read
+        whole (`archive.reader.rows_at`): every column of every match is never read."""
+        from logpipe.archive.reader import located_logs
+
         where, values = where_of(flt)
-        page_where, page_values = where, list(values)
+        page_only, page_only_values = "true", []
         if after is not None:
-            page_where = f'{where} AND ("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
-            page_values += [after.ts, after.ts, after.event_id]
-        sql = f'SELECT {_SELECT} FROM logs WHERE {page_where} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
+            page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
+            page_only_values = [after.ts, after.ts, after.event_id]
+        page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
+        order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
         with self.connection() as con:
-            rows = _run(con, sql, [*page_values, limit + 1])
-            ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
-        return Page(rows[:limit], len(rows) > limit, int(total))
+            # Without free text DuckDB's own top-N over the view is the faster (and its count is
+            # read from the footers when there is no filter at all).
+            located = located_logs(con, needles_of(flt)) if needles_of(flt) else None
+            if located is None:
+                rows = _run(con, f"SELECT {_SELECT} FROM logs WHERE {page_where} {order}", [*page_values, limit + 1])
+                ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
+                return Page(rows[:limit], len(rows) > limit, int(total))
+            total, places = _located_page(con, located, (where, values), (page_only, page_only_values), limit)
+            from logpipe.archive.reader import rows_at
+
+            found = rows_at(con, RECORD_COLUMNS, places)
+        rows = [found[p] for p in places]
+        return Page(rows[:limit], len(rows) > limit, total)
 
     def record(self, event_id: str) -> Row:
         from logpipe.read.archive_search import record_by_id
@@ -187,20 +228,55 @@ class ArchiveStore:
             return newest_ts(con)
 
     def extent(self, flt: Filter) -> tuple[datetime | None, datetime | None]:
+        from logpipe.archive.reader import level_tallies, logs_for_text
+
         where, values = where_of(flt)
         with self.connection() as con:
-            ((first, last),) = _run(con, f'SELECT min("ts"), max("ts") FROM logs WHERE {where}', values)
+            if not flt.terms:
+                tallies = level_tallies(con)  # each part counted once, when it first appears
+                if tallies is not None:
+                    firsts = [t[2] for t in tallies if t[2] is not None]
+                    lasts = [t[3] for t in tallies if t[3] is not None]
+                    return min(firsts, default=None), max(lasts, default=None)
+            logs, source_values = logs_for_text(con, needles_of(flt))
+            sql = f'SELECT min("ts"), max("ts") FROM {logs} WHERE {where}'
+            ((first, last),) = _run(con, sql, [*source_values, *values])
         return first, last
 
+    def spread(self, flt: Filter) -> Spread:
+        """With free text, the scan that finds the matches' ends also counts them per minute
+        (both read the same candidate blocks); otherwise `extent` (footers, or one scan)."""
+        from logpipe.archive.reader import logs_for_text
+
+        needles = needles_of(flt)
+        if not needles:
+            return Spread(*self.extent(flt))
+        where, values = where_of(flt)
+        with self.connection() as con:
+            logs, source_values = logs_for_text(con, needles)
+            sql = (
+                f'SELECT epoch_us("ts") // ? * ? AS t, coalesce("level", ?) AS lv, count(*), min("ts"), max("ts") '
+                f"FROM {logs} WHERE {where} GROUP BY ALL"
+            )
+            rows = _run(con, sql, [MINUTE_US, MINUTE_MS, NO_LEVEL, *source_values, *values])
+        first = min((r[3] for r in rows if r[3] is not None), default=None)
+        last = max((r[4] for r in rows if r[4] is not None), default=None)
+        # Records without a time have no minute: they are in no bucket, as in `histogram`.
+        minutes = {(int(t), str(lv)): int(n) for t, lv, n, _, _ in rows if t is not None}
+        return Spread(first, last, minutes)
+
     def histogram(self, flt: Filter, step_ms: int) -> dict[tuple[int, str], int]:
+        from logpipe.archive.reader import logs_for_text
+
         where, values = where_of(flt)
         step_us = step_ms * 1000
-        sql = (
-            f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM logs '
-            f"WHERE {where} GROUP BY ALL"
-        )
         with self.connection() as con:
-            rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *values])
+            logs, source_values = logs_for_text(con, needles_of(flt))
+            sql = (
+                f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM {logs} '
+                f"WHERE {where} GROUP BY ALL"
+            )
+            rows = _run(con, sql, [step_us, step_us, NO_LEVEL, *source_values, *values])
         return {(int(t), str(lv)): int(n) for t, lv, n in rows}
 
     def facets(self, flt: Filter, fields: Sequence[Field], size: int) -> Facets:
@@ -215,6 +291,8 @@ class ArchiveStore:
         missing. Each field is a column `f0`, `f1`, ...: a canonical column by its allow-listed
         name, an attrs field as `json_extract_string` with its JSON path bound as a parameter.
         """
+        from logpipe.archive.reader import level_tallies, logs_for_text
+
         where, values = where_of(flt)
         exprs: list[str] = []
         path_params: list[object] = []
@@ -224,11 +302,21 @@ class ArchiveStore:
                 path_params.append(target.json_path)
             else:
                 exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
-        matches_sql = f"SELECT {', '.join(exprs)} FROM logs WHERE {where}"
-        bound = [*path_params, *values]
-        estimates = ", ".join(f'approx_count_distinct("f{i}")' for i in range(len(fields)))
         most = facet_groups_bound()
         with self.connection() as con:
+            if not flt.terms and [str(f) for f in fields] == ["level"]:
+                tallies = level_tallies(con)  # the summary: each part counted once, ever
+                if tallies is not None:
+                    return _level_facets(tallies, size)
+            logs, source_values = logs_for_text(con, needles_of(flt))
+            matches_sql = f"SELECT {', '.join(exprs)} FROM {logs} WHERE {where}"
+            bound = [*path_params, *source_values, *values]
+            if _few_values(con, fields, most):
+                # Every field has few enough values in the whole archive: one scan counts them all.
+                tops = _exact_tops(con, matches_sql, bound, list(range(len(fields))), fields, size, with_total=True)
+                everything = tops.pop("", Top([], 0))
+                return Facets(everything.missing, tops)
+            estimates = ", ".join(f'approx_count_distinct("f{i}")' for i in range(len(fields)))
             ((total, *distinct),) = _run(con, f"SELECT count(*), {estimates} FROM ({matches_sql})", bound)
             few = [i for i, n in enumerate(distinct) if int(n) <= most]
             tops = _exact_tops(con, matches_sql, bound, few, fields, size) if few and total else {}
@@ -500,6 +588,69 @@ def where_of(flt: Filter) -> tuple[str, list[object]]:
     return " AND ".join([*bounds, f"({where})"]), [*bound_values, *values]
 
 
+def needles_of(flt: Filter) -> list[str]:
+    """The filter's free-text needles (what the parts' text summaries can rule out)."""
+    return [t.needle for t in flt.terms if isinstance(t, Text)]
+
+
+def _located_page(
+    con: duckdb.DuckDBPyConnection,
+    located: tuple[str, list[object]],
+    query: tuple[str, list[object]],
+    page_only: tuple[str, list[object]],
+    limit: int,
+) -> tuple[int, list[tuple[str, int]]]:
+    """The matches' total and the places (file, row number) of the page's `limit + 1` rows.
+
+    One scan counts the matches and keeps each day's newest `limit + 1` places past the cursor
+    (`ts`, then `event_id`, descending, the page's order); the page is the newest of those.
+    Records without a time sort first in that order: when some are in the page, DuckDB's own
+    order places them (one more scan, of the candidates only)."""
+    source, source_values = located
+    where, values = query
+    after, after_values = page_only
+    dated = f'"ts" IS NOT NULL AND "event_id" IS NOT NULL AND {after}'
+    place = """{'f': "filename", 'r': "file_row_number", 't': "ts", 'e': "event_id"}"""
+    sql = (
+        f"SELECT count(*), count(*) FILTER (WHERE {after}), count(*) FILTER (WHERE {dated}), "
+        f"""max_by({place}, {{'t': "ts", 'e': "event_id"}}, ?) FILTER (WHERE {dated}) """
+        f'FROM {source} WHERE {where} GROUP BY "day"'
+    )
+    per_day = _run(con, sql, [*after_values, *after_values, limit + 1, *after_values, *source_values, *values])
+    total = sum(int(r[0]) for r in per_day)
+    in_page = sum(int(r[1]) for r in per_day)
+    in_page_dated = sum(int(r[2]) for r in per_day)
+    if in_page_dated >= limit + 1 or in_page_dated == in_page:
+        tops = sorted((p for r in per_day for p in r[3] or []), key=lambda p: (p["t"], p["e"]), reverse=True)
+        return total, [(str(p["f"]), int(p["r"])) for p in tops[: limit + 1]]
+    order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
+    rows = _run(
+        con,
+        f'SELECT "filename", "file_row_number" FROM {source} WHERE {where} AND {after} {order}',
+        [*source_values, *values, *after_values, limit + 1],
+    )
+    return total, [(str(name), int(number)) for name, number in rows]
+
+
+def _few_values(con: duckdb.DuckDBPyConnection, fields: Sequence[Field], most: int) -> bool:
+    """Whether every field is a column with at most `most` values in all the parts (so among
+    any matches): each part's values are read once, when it first appears."""
+    from logpipe.archive.reader import distinct_bounds
+
+    if any(f.name == "attrs" or f.path for f in fields):
+        return False
+    bounds = distinct_bounds(con, [f.name for f in fields], most)
+    return bounds is not None and all(n <= most for n in bounds.values())
+
+
+def _level_facets(tallies: Sequence[tuple[str | None, int, Any, Any]], size: int) -> Facets:
+    """Facets of `level` over everything, from the parts' tallies (records per level)."""
+    counted = sorted(((lv, n) for lv, n, _, _ in tallies if lv is not None), key=lambda v: (-v[1], v[0]))
+    missing = sum(n for lv, n, _, _ in tallies if lv is None)
+    total = sum(n for _, n, _, _ in tallies)
+    return Facets(total, {"level": Top(counted[:size], missing)})
+
+
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     import duckdb
 
@@ -535,11 +686,15 @@ def _exact_tops(
     chosen: Sequence[int],
     fields: Sequence[Field],
     size: int,
+    *,
+    with_total: bool = False,
 ) -> dict[str, Top]:
-    """One scan: GROUP BY GROUPING SETS, one set a chosen field, then the top `size` of each set."""
+    """One scan: GROUP BY GROUPING SETS, one set a chosen field, then the top `size` of each set.
+    `with_total`: also the empty set, whose count (every match) comes back as the `missing` of
+    the name ""."""
     width = len(chosen)
     cols = ", ".join(f'"f{i}"' for i in chosen)
-    sets = ", ".join(f'("f{i}")' for i in chosen)
+    sets = ", ".join([*(f'("f{i}")' for i in chosen), *(["()"] if with_total else [])])
     # Within one set the other fields are NULL, so ordering by every field orders by the set's own.
     sql = (
         f"WITH g AS (SELECT GROUPING_ID({cols}) AS gid, {cols}, count(*) AS n "
@@ -550,6 +705,9 @@ def _exact_tops(
     tops: dict[str, tuple[list[tuple[Any, int]], int]] = {}
     for row in _run(con, sql, [*bound, size]):
         gid, cells, n = int(row[0]), row[1 : 1 + width], int(row[1 + width])
+        if gid == (1 << width) - 1:  # the empty set: every match
+            tops[""] = ([], n)
+            continue
         index = _set_index(gid, width)
         name = str(fields[chosen[index]])
         found, missing = tops.get(name, ([], 0))

@@ -24,7 +24,7 @@ from logpipe.errors import UsageError
 from logpipe.read.archive_search import RECORD_COLUMNS, Context, NoSuchRecordError, Row
 from logpipe.read.buckets import PERCENTS, epoch_us, from_us, quantile_cont
 from logpipe.read.filters import Compare, Field, Filter, matches, to_es, value_of
-from logpipe.read.store import NO_LEVEL, Answer, Cursor, Facets, Page, Selection, Top, Traffic
+from logpipe.read.store import NO_LEVEL, Answer, Cursor, Facets, Page, Selection, Spread, Top, Traffic
 from logpipe.words import counted
 
 if TYPE_CHECKING:
@@ -308,6 +308,11 @@ class EngineStore:
             return None, None
         at = RECORD_COLUMNS.index("ts")
         return oldest[0][at], newest[0][at]
+
+    def spread(self, flt: Filter) -> Spread:
+        # The engine's minute buckets over a long range would pass its bucket limit: the view
+        # asks `histogram` for its own step instead.
+        return Spread(*self.extent(flt))
 
     def histogram(self, flt: Filter, step_ms: int) -> dict[tuple[int, str], int]:
         plan = to_es(flt)

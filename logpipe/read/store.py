@@ -81,6 +81,17 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class Spread:
+    """The matches' first and last `ts`, and (where the store found them in the same pass)
+    their counts per minute and level, keyed (minute start in epoch ms, level); None when it
+    did not count them."""
+
+    first: datetime | None
+    last: datetime | None
+    minutes: dict[tuple[int, str], int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Top:
     """A field's most frequent values among the matches (value, count), most frequent first
     or in any order (the caller sorts), how many matches lack the field, and whether the top
@@ -202,6 +213,11 @@ class Store(Protocol):
 
     def extent(self, flt: Filter) -> tuple[datetime | None, datetime | None]:
         """The oldest and newest `ts` of the matches (None, None when nothing matches)."""
+        ...
+
+    def spread(self, flt: Filter) -> Spread:
+        """`extent`, with the per-minute counts when the same pass can count them cheaply (a
+        histogram over the matches' own range then needs no second read)."""
         ...
 
     def histogram(self, flt: Filter, step_ms: int) -> dict[tuple[int, str], int]:

@@ -41,6 +41,7 @@ are recounted exactly with a composite aggregation.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT: Final = 100
 MAX_PAGE: Final = 1000
 MAX_BUCKETS: Final = 120
+MINUTE_MS: Final = 60_000
 # Round bucket steps in milliseconds, smallest first.
 STEPS_MS: Final = tuple(
     s * 1000
@@ -311,16 +313,23 @@ def search(store: Store, params: Params) -> dict[str, Any]:
 def histogram(store: Store, params: Params) -> dict[str, Any]:
     latest, flt = _resolved(store, params, params.filter())
     asked = latest.params
-    first = last = None
+    spread = None
     if asked.time("from") is None or asked.time("to") is None:
-        # A missing end of the range is the matches' own first or last record (a zoomed
-        # range has both ends, and saves this scan).
-        first, last = store.extent(flt)
-    win = window_of(asked, first, last)
+        # A missing end of the range is the matches' own first or last record (a zoomed range
+        # has both ends, and saves this); the same pass may count them per minute.
+        spread = store.spread(flt)
+    win = window_of(asked, spread.first if spread else None, spread.last if spread else None)
     if win.lo is None or win.hi is None:
         return _with_window(histogram_answer(win, {}), latest)
     lo_ms, hi_ms = win.lo // 1000, -(-win.hi // 1000)
-    return _with_window(histogram_answer(win, store.histogram(flt, step_for(hi_ms - lo_ms))), latest)
+    step_ms = step_for(hi_ms - lo_ms)
+    if spread is not None and spread.minutes is not None and step_ms % MINUTE_MS == 0:
+        # Every step of a minute or more is a whole number of minutes: the minutes add up.
+        counts: Counter[tuple[int, str]] = Counter()
+        for (minute, level), n in spread.minutes.items():
+            counts[(minute // step_ms * step_ms, level)] += n
+        return _with_window(histogram_answer(win, counts), latest)
+    return _with_window(histogram_answer(win, store.histogram(flt, step_ms)), latest)
 
 
 def facets(store: Store, params: Params) -> dict[str, Any]:

@@ -1,0 +1,338 @@
+"""The archive's fast read path for `logpipe ui` changes no answer, and skips what it says it skips.
+
+A long-lived session (archive/session.py) serves every request from one DuckDB database while the
+parts stay the same; Discover reads only the row blocks a free-text search may be in, the newest
+day(s) for a page of rows, counts facets in one scan, and the summary comes from per-part tallies.
+Every answer here is compared with a plain-Python computation over the records the test wrote,
+shipped by the real CLI: first one batch, then a second batch a day later (a new part appears
+between requests), then after `logpipe archive compact` (parts replaced between requests).
+Each optimisation also gets a check that fails if it is removed (the database reused, the page
+read from the newest day only, one facet scan, only new parts tallied, fewer bytes read).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from logpipe.archive import reader, writer
+from logpipe.archive.layout import Partition, walk_parts
+from logpipe.read import archive_store
+from logpipe.read.archive_store import ArchiveStore
+from logpipe.ui import discover, summary
+from logpipe.ui.api import Params
+from tests.support.exdata import free_text_hit, generate, logpipe, ts_of, write_log
+
+DAY1 = datetime(2026, 11, 20, 9, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+SEARCHES = ["", "zanzibar", "quokka", "step 1 handling"]
+FACETS = {"level": "level", "service": "service", "logger": "name", "method": "method", "status": "status"}
+
+
+def params(**values: Any) -> Params:
+    return Params({k: str(v) for k, v in values.items()}, datetime.now(UTC))
+
+
+def ship(log: Path, archive: Path) -> None:
+    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
+    assert run.returncode == 0, run.stderr
+
+
+def compact(archive: Path) -> None:
+    run = logpipe("archive", "compact", "--archive", str(archive))
+    assert run.returncode == 0, run.stderr
+
+
+def matching(objs: list[dict[str, Any]], q: str) -> list[dict[str, Any]]:
+    """The records a search box of quoted-free words selects: each word a free-text needle."""
+    needles = [q] if " " in q else [w for w in q.split() if w]
+    return [o for o in objs if all(free_text_hit(o, n) for n in needles)]
+
+
+def box(q: str) -> str:
+    return f'"{q}"' if " " in q else q
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int((moment - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1))
+
+
+def check_answers(backend: ArchiveStore, objs: list[dict[str, Any]]) -> None:
+    """Search, histogram, facets and summary equal the plain-Python answers over `objs`."""
+    for q in SEARCHES:
+        hits = matching(objs, q)
+        assert hits, f"{q!r} matches nothing: the test would prove nothing"
+        newest = sorted(hits, key=ts_of, reverse=True)
+        # rows: the newest page, then every page after it, as the page pages
+        page = discover.search(backend, params(q=box(q), limit=100))
+        assert page["total"] == len(hits), q
+        seen = [(r["ts"], r["message"]) for r in page["rows"]]
+        while page["next"]:
+            page = discover.search(backend, params(q=box(q), limit=100, after=page["next"]))
+            seen += [(r["ts"], r["message"]) for r in page["rows"]]
+        assert seen == [(ts_of(o), o["message"]) for o in newest], q
+        # histogram: every match in its bucket and level
+        histo = discover.histogram(backend, params(q=box(q)))
+        assert histo["total"] == len(hits)
+        if hits:
+            step = histo["step_ms"]
+            expected = Counter((epoch_ms(ts_of(o)) // step * step, o["level"]) for o in hits)
+            got = Counter({(b["t"], lv): n for b in histo["buckets"] for lv, n in b["levels"].items()})
+            assert got == expected, q
+        # facets: each field's top 5 (count desc, value asc) and its missing count
+        facets = discover.facets(backend, params(q=box(q)))
+        assert facets["total"] == len(hits)
+        by_field = {f["field"]: f for f in facets["fields"]}
+        for field, key in FACETS.items():
+            counted = Counter(o.get(key) for o in hits)
+            missing = counted.pop(None, 0)
+            if not hits or missing == len(hits):
+                continue
+            top = sorted(counted.items(), key=lambda vc: (-vc[1], vc[0]))[:5]
+            assert [(v["value"], v["count"]) for v in by_field[field]["values"]] == top, (q, field)
+            assert by_field[field]["missing"] == missing
+    # summary: records per level, first and last
+    answer = summary.summary(backend, params())
+    levels = Counter(o["level"] for o in objs)
+    assert answer["total"] == len(objs)
+    assert {lv["level"]: lv["count"] for lv in answer["levels"]} == levels
+    assert [lv["count"] for lv in answer["levels"]] == sorted(levels.values(), reverse=True)
+    assert answer["first"] == min(ts_of(o) for o in objs)
+    assert answer["last"] == max(ts_of(o) for o in objs)
+
+
+@pytest.fixture
+def two_days(tmp_path: Path) -> tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]]:
+    """An archive of a first batch, and the second batch (a day later) not shipped yet."""
+    first = generate(1500, seed=5, start=DAY1)
+    second = generate(1500, seed=6, start=DAY2)
+    for n, obj in enumerate(second):  # requests of their own (ids are per batch)
+        obj["request_id"] = f"b2-{obj['request_id']}"
+        obj["message"] += f" second-{n}"
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, first)
+    ship(log, archive)
+    return log, archive, first, second
+
+
+def test_answers_equal_plain_python_as_parts_come_and_are_compacted(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    log, archive, first, second = two_days
+    backend = ArchiveStore(archive)
+    try:
+        check_answers(backend, first)
+        half = len(second) // 2
+        write_log(log, second[:half])
+        ship(log, archive)  # new parts between two requests of the same process
+        check_answers(backend, first + second[:half])
+        write_log(log, second[half:])
+        ship(log, archive)  # and more in the same partitions
+        check_answers(backend, first + second)
+        before = len(walk_parts(archive, ("logs",)).parts)
+        compact(archive)  # the session holds no lock between requests: compaction runs now
+        assert len(walk_parts(archive, ("logs",)).parts) < before
+        check_answers(backend, first + second)
+    finally:
+        backend.close()
+
+
+def test_the_session_reuses_its_database_until_the_parts_change(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    log, archive, _, second = two_days
+    backend = ArchiveStore(archive)
+    for _ in range(3):
+        discover.search(backend, params(q="zanzibar"))
+        summary.summary(backend, params())
+    assert backend.databases_built == 1
+    write_log(log, second)
+    ship(log, archive)
+    discover.search(backend, params(q="zanzibar"))
+    discover.histogram(backend, params())
+    assert backend.databases_built == 2
+
+
+def test_a_page_of_rows_and_its_total_come_from_one_scan(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With free text, the scan that counts the matches also keeps each day's newest places;
+    then only the page's own rows are read whole (`reader.rows_at`)."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    scans: list[str] = []
+    real = archive_store._run
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(archive_store, "_run", spy)
+    backend = ArchiveStore(archive)
+    steps = matching(sorted(first + second, key=ts_of, reverse=True), "handling")
+    assert len(steps) > 200
+    page = discover.search(backend, params(q="handling", limit=100))
+    assert [r["message"] for r in page["rows"]] == [o["message"] for o in steps[:100]]
+    assert page["total"] == len(steps)
+    page = discover.search(backend, params(q="zanzibar", limit=7, after=page["next"]))
+    hits = [o for o in matching(steps, "zanzibar") if ts_of(o) < ts_of(steps[99])]
+    assert [r["message"] for r in page["rows"]] == [o["message"] for o in hits[:7]]
+    assert len(scans) == 2, scans
+
+
+def test_facets_are_counted_in_one_scan(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, archive, first, _ = two_days
+    backend = ArchiveStore(archive)
+    discover.facets(backend, params(q="zanzibar"))  # each part's value counts, once per part
+    scans: list[str] = []
+    real = archive_store._run
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(archive_store, "_run", spy)
+    answer = discover.facets(backend, params(q="zanzibar"))
+    assert answer["total"] == len(matching(first, "zanzibar"))
+    assert len(scans) == 1, scans
+
+
+def test_the_summary_tallies_each_part_once(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log, archive, _, second = two_days
+    tallied: list[list[str]] = []
+    real = reader._tally
+
+    def spy(con: duckdb.DuckDBPyConnection, names: list[str]) -> Any:
+        tallied.append(sorted(names))
+        return real(con, names)
+
+    monkeypatch.setattr(reader, "_tally", spy)
+    backend = ArchiveStore(archive)
+    summary.summary(backend, params())
+    old = set(walk_parts(archive, ("logs",)).parts)
+    summary.summary(backend, params())
+    write_log(log, second)
+    ship(log, archive)
+    summary.summary(backend, params())
+    new = set(walk_parts(archive, ("logs",)).parts) - old
+    assert new
+    assert tallied[1:] == [sorted(str(p) for p in new)]  # the second request tallied nothing
+
+
+def small_blocks_parts(archive: Path, into: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """`archive`'s INFO part written again by the real writer as two parts (its halves), in row
+    blocks of 1,000 rows."""
+    (info,) = [p for p in walk_parts(archive, ("logs",)).parts if "level=INFO" in str(p)]
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 1000)
+    day = datetime.strptime(info.parent.parent.name.removeprefix("day="), "%Y-%m-%d").date()
+    table = pq.read_table(info)
+    half = table.num_rows // 2
+    partition = Partition("logs", day, "INFO")
+    return [writer.write_part(into, partition, t, {}) for t in (table.slice(0, half), table.slice(half))]
+
+
+def bytes_read(sql: str, values: list[object], profile: Path) -> int:
+    """How many bytes DuckDB read from files to answer `sql` (a fresh connection: no cache)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET enable_profiling = 'json'")
+    con.execute("SET profiling_output = ?", [str(profile)])
+    con.execute(sql, values).fetchall()
+    con.close()
+    return int(json.loads(profile.read_text())["io"]["total_bytes_read"])
+
+
+def test_a_rare_word_reads_only_the_row_blocks_it_may_be_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    objs = generate(40_000, seed=8, start=DAY1)
+    for n in (7_777, 7_901, 35_001, 35_111):  # two records in a block of each half
+        objs[n].update(level="INFO", message=objs[n]["message"] + " xylophonic")
+        objs[n].pop("exc_info", None)
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    parts = small_blocks_parts(archive, tmp_path / "small", monkeypatch)
+    assert all(pq.ParquetFile(p).metadata.num_row_groups >= 5 for p in parts)
+    word = "xylophonic"
+    con = duckdb.connect(":memory:")
+    narrowed = reader._candidate_source(con, parts, [word])
+    assert narrowed is not None
+    source, values = narrowed
+
+    def count_sql(src: str) -> str:
+        return f"SELECT count(*) FROM {src} WHERE message ILIKE ?"
+
+    ((found,),) = con.execute(count_sql(source), [*values, f"%{word}%"]).fetchall()
+    expected = sum(1 for o in objs if o["level"] == "INFO" and word in o["message"])
+    assert found == expected == 4
+    whole = bytes_read(count_sql("read_parquet(?)"), [[str(p) for p in parts], f"%{word}%"], tmp_path / "a.json")
+    pruned = bytes_read(count_sql(source), [*values, f"%{word}%"], tmp_path / "b.json")
+    # The blocks of two rows in each part are read, and every scan reads its part's footer (text
+    # summary included) again; the whole parts are read when the ranges are not pushed down.
+    assert pruned < whole * 0.7, (pruned, whole)
+
+
+def test_a_histogram_over_days_is_counted_in_one_scan(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a range the matches' first and last records set the buckets; the scan that finds
+    them also counts per minute, which a range of days buckets in whole minutes."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    backend = ArchiveStore(archive)
+    scans: list[str] = []
+    real = archive_store._run
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(archive_store, "_run", spy)
+    answer = discover.histogram(backend, params(q="zanzibar"))
+    hits = matching(first + second, "zanzibar")
+    assert answer["step_ms"] % 60_000 == 0
+    step = answer["step_ms"]
+    got = Counter({(b["t"], lv): n for b in answer["buckets"] for lv, n in b["levels"].items()})
+    assert got == Counter((epoch_ms(ts_of(o)) // step * step, o["level"]) for o in hits)
+    assert len(scans) == 1, scans
+
+
+def test_the_facets_value_bound_counts_every_part_once_it_appears(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    """The bound that lets facets group in one scan is each column's distinct values over all
+    the parts, new ones included; past the bound a column is "many" (the bounded path)."""
+    log, archive, first, second = two_days
+    backend = ArchiveStore(archive)
+
+    def bounds(most: int) -> dict[str, int] | None:
+        with backend.connection() as con:
+            return reader.distinct_bounds(con, ["user_id", "service", "status"], most)
+
+    def distinct(objs: list[dict[str, Any]], key: str) -> int:
+        return len({o[key] for o in objs if o.get(key) is not None})
+
+    assert bounds(10**6) == {k: distinct(first, k) for k in ("user_id", "service", "status")}
+    write_log(log, second)
+    ship(log, archive)
+    both = first + second
+    assert bounds(10**6) == {k: distinct(both, k) for k in ("user_id", "service", "status")}
+    few = distinct(both, "service")
+    capped = bounds(few)
+    assert capped is not None
+    assert capped["service"] == few and capped["user_id"] > few and capped["status"] > few
