@@ -283,8 +283,10 @@ class ArchiveStore:
         """The top `size` values of each field, in memory bounded by `facet_groups_bound()`, not by
         how many distinct values the matches have (a field like `attrs.seq` has one per record).
 
-        A first scan counts the matches and estimates each field's distinct values (HyperLogLog, a
-        few KB a field). Fields with at most that many are counted exactly in one more scan
+        When every field is a column with at most that many values in all the parts (`_few_values`),
+        one scan counts them all and the matches. Otherwise a first scan counts the matches and
+        estimates each field's distinct values (HyperLogLog, a few KB a field). Fields with at
+        most that many are counted exactly in one more scan
         (`_exact_tops`); each field with more gets its candidates from `approx_top_k` (a bounded
         summary) and their exact counts from one scan (`_approximate_top`), and is marked
         approximate: its counts are exact, but a value as frequent as the last shown may be
