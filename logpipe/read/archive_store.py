@@ -1,8 +1,10 @@
 """The archive's Store: DuckDB over the Parquet parts, through `archive.reader.open_archive`.
 
-Each call opens its own confined connection (a fresh snapshot of the parts, so records the agent
-writes appear on the next call, under the readers' lock while it reads) and closes it when done;
-a store is shared by the threads of `logpipe ui`. Every statement is this module's text (or
+Each call gets a cursor of one long-lived confined database over the parts (`archive/session.py`:
+the parts are listed again per call under the readers' lock, held while it reads, and the
+database is rebuilt when they changed, so records the agent writes appear on the next call); a
+call with a memory limit opens its own connection. A store is shared by the threads of
+`logpipe ui`. Every statement is this module's text (or
 `archive_search`'s, or a catalog file's); filter values and everything else a user typed are bound.
 
 The search, count, histogram and facet statements live together here (`page`, `count`,

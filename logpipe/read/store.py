@@ -293,8 +293,9 @@ def open_store(
 ) -> Store:
     """The store `choice` names, checked; the only place that tells an archive from an engine.
 
-    An archive store opens a confined connection per call (a fresh snapshot of the parts, the
-    readers' lock held while it reads); an engine store holds one thread-safe client. With
+    An archive store reads each call through one long-lived confined database, rebuilt when the
+    parts change (a fresh listing of the parts per call, the readers' lock held while it reads);
+    an engine store holds one thread-safe client. With
     `require_archive` a missing archive folder is an ArchiveError now (`logpipe ui` says so
     before it serves a page), not at the first read. With `one_snapshot` (a command that runs a
     few canned queries and exits) the archive's canned queries share one connection.
