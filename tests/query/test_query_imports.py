@@ -26,6 +26,7 @@ OWN = [
 SHIPPING = ("logpipe.pipeline", "logpipe.sources", "logpipe.parse", "logpipe.enrich", "logpipe.sinks")
 ALLOWED = (
     "logpipe.archive.reader",
+    "logpipe.archive.session",  # the long-lived reader of `logpipe ui` (reader, locks, errors)
     "logpipe.archive.layout",
     "logpipe.archive.locks",
     "logpipe.schema",
