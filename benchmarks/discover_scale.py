@@ -34,6 +34,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,22 +189,18 @@ def timed(target: str) -> float:
     return time.perf_counter() - t0
 
 
-def best_of(servers: list[Server], runs: int) -> dict[str, list[float]]:
-    """Each question's best seconds at every size, sizes interleaved, after one untimed round."""
-    # one row per question: its URL on each size's server (the same question, that size's windows)
-    targets = [
-        [url(s.base, q.path, **q.params) for s, q in zip(servers, row, strict=True)]
-        for row in zip(*(s.asks for s in servers), strict=True)
-    ]
-    for row in targets:
-        for target in row:
+def best_of(servers: list[Server], runs: int) -> Iterator[tuple[str, list[float]]]:
+    """Each question's best seconds at every size (one untimed round, then `runs` rounds with the
+    sizes interleaved), question by question, so a long run shows its rows as they come."""
+    for row in zip(*(s.asks for s in servers), strict=True):
+        targets = [url(s.base, q.path, **q.params) for s, q in zip(servers, row, strict=True)]
+        for target in targets:
             http_get(target)
-    best = [[float("inf")] * len(servers) for _ in targets]
-    for _ in range(runs):
-        for i, row in enumerate(targets):
-            for j, target in enumerate(row):
-                best[i][j] = min(best[i][j], timed(target))
-    return {q.label: times for q, times in zip(servers[0].asks, best, strict=True)}
+        best = [float("inf")] * len(targets)
+        for _ in range(runs):
+            for j, target in enumerate(targets):
+                best[j] = min(best[j], timed(target))
+        yield row[0].label, best
 
 
 def check_counts(server: Server, lines: int, week: dict[str, dict[str, int]]) -> bool:
@@ -270,11 +267,13 @@ def main() -> None:
         head = "".join(f"{f'{s / 1e6:g}M':>11s}" for s in sizes)
         print(f"{'question':44s}{head} {'growth':>8s}  claim")
         kinds = {q.label: q.bounded for q in servers[0].asks}
-        for label, best in best_of(servers, args.runs).items():
+        for label, best in best_of(servers, args.runs):
             growth = best[-1] / best[0]
             cells = "".join(f"{t * 1000:8.1f} ms" for t in best)
             claim = "bounded: ~1x" if kinds[label] else f"full: <= {size_ratio:g}x"
-            print(f"{label:44s}{cells} {growth:7.2f}x  {claim}: {verdict(kinds[label], growth, size_ratio)}")
+            print(
+                f"{label:44s}{cells} {growth:7.2f}x  {claim}: {verdict(kinds[label], growth, size_ratio)}", flush=True
+            )
         print("every count exact" if exact else "SOME COUNT DIFFERS from the generator's tally")
     finally:
         for server in servers:
