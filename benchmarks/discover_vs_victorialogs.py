@@ -40,9 +40,9 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,91 +54,132 @@ RARE = "xylophonic"
 PLANTED = 12
 START = 1_790_000_000.0  # the corpus's first second (fixed: the cache and the windows depend on it)
 WEEK_S = 7 * 86400
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PATHS = ("/api/orders/{}", "/api/cart", "/api/checkout", "/api/products/{}", "/api/users/{}", "/health", "/login")
 
 
-def write_log(path: Path, lines: int, seed: int = 21) -> None:
-    """A week of one service's JSON log, `lines` records, seeded (the same file every time)."""
-    import orjson
-
+def records(lines: int, seed: int = 21) -> Iterator[tuple[datetime, dict[str, Any]]]:
+    """A week of one service's records, `lines` of them, seeded (the same ones every time)."""
     rng = random.Random(seed)
     planted = set(rng.sample(range(lines), PLANTED))
     step = WEEK_S / lines
+    n = 0
+    request = 0
+    while n < lines:
+        size = rng.randint(2, 8)
+        user = f"u{rng.randint(1, 20000)}"
+        session = f"s{rng.randint(1, 60000):06d}"
+        rid = f"req-{request:010x}"
+        host = f"web-{rng.randint(1, 4)}"
+        service = "shop" if rng.random() < 0.8 else "auth"
+        request += 1
+        for k in range(size):
+            if n >= lines:
+                break
+            at = datetime.fromtimestamp(START + n * step, tz=UTC)
+            rec: dict[str, Any] = {
+                "timestamp": at.isoformat(timespec="microseconds"),
+                "levelname": "INFO",
+                "name": "shop.web",
+                "service": service,
+                "host": host,
+                "request_id": rid,
+                "user_id": user,
+                "session_id": session,
+            }
+            roll = rng.random()
+            if k == size - 1:  # the access line
+                path_ = rng.choice(PATHS).format(rng.randint(1, 5000))
+                status = rng.choices((200, 201, 302, 404, 500), (80, 5, 5, 7, 3))[0]
+                rec.update(
+                    message=f"{rng.choice(('GET', 'POST'))} {path_} {status}",
+                    method=rng.choice(("GET", "POST")),
+                    path=path_,
+                    status=status,
+                    duration_ms=round(rng.lognormvariate(3.5, 0.8), 3),
+                    name="shop.access",
+                )
+                if status == 500:
+                    rec["levelname"] = "ERROR"
+            elif roll < 1 / 1500:
+                rec.update(
+                    levelname="ERROR",
+                    name="shop.cache",
+                    message=f"redis connection reset by peer while reading reply (attempt {rng.randint(1, 3)})",
+                    exc_info='Traceback (most recent call last):\n  File "cache.py", line 88, in get\n'
+                    "ConnectionResetError: [Errno 104] Connection reset by peer",
+                )
+            elif roll < 0.006:
+                rec.update(
+                    levelname="ERROR",
+                    name="shop.payments",
+                    message=f"payment gateway timeout after {rng.randint(1000, 5000)} ms",
+                    exc_info='Traceback (most recent call last):\n  File "pay.py", line 12, in charge\n'
+                    "TimeoutError: gateway",
+                )
+            elif roll < 0.13:
+                rec["message"] = f"{COMMON} step {rng.randint(1, 5)} for cart {rng.randint(1, 99999)}"
+            elif roll < 0.2:
+                rec.update(levelname="WARNING", message=f"slow query on orders took {rng.randint(200, 900)} ms")
+            elif roll < 0.45:
+                rec.update(levelname="DEBUG", name="shop.db", message=f"db query took {rng.randint(1, 90)} ms")
+            else:
+                rec["message"] = f"cache miss for key product:{rng.randint(1, 99999)}"
+            if n in planted:
+                rec["message"] += f" {RARE}"
+            yield at, rec
+            n += 1
+
+
+def write_log(path: Path, lines: int, seed: int = 21) -> None:
+    """The week's records as JSON lines, and the generator's tally of them beside (`.counts.json`)."""
+    import orjson
+
+    tally = Tally(lines)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as out:
         buf: list[bytes] = []
-        n = 0
-        request = 0
-        while n < lines:
-            size = rng.randint(2, 8)
-            user = f"u{rng.randint(1, 20000)}"
-            session = f"s{rng.randint(1, 60000):06d}"
-            rid = f"req-{request:010x}"
-            host = f"web-{rng.randint(1, 4)}"
-            service = "shop" if rng.random() < 0.8 else "auth"
-            request += 1
-            for k in range(size):
-                if n >= lines:
-                    break
-                ts = START + n * step
-                rec: dict[str, Any] = {
-                    "timestamp": datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="microseconds"),
-                    "levelname": "INFO",
-                    "name": "shop.web",
-                    "service": service,
-                    "host": host,
-                    "request_id": rid,
-                    "user_id": user,
-                    "session_id": session,
-                }
-                roll = rng.random()
-                if k == size - 1:  # the access line
-                    path_ = rng.choice(PATHS).format(rng.randint(1, 5000))
-                    status = rng.choices((200, 201, 302, 404, 500), (80, 5, 5, 7, 3))[0]
-                    rec.update(
-                        message=f"{rng.choice(('GET', 'POST'))} {path_} {status}",
-                        method=rng.choice(("GET", "POST")),
-                        path=path_,
-                        status=status,
-                        duration_ms=round(rng.lognormvariate(3.5, 0.8), 3),
-                        name="shop.access",
-                    )
-                    if status == 500:
-                        rec["levelname"] = "ERROR"
-                elif roll < 1 / 1500:
-                    rec.update(
-                        levelname="ERROR",
-                        name="shop.cache",
-                        message=f"redis connection reset by peer while reading reply (attempt {rng.randint(1, 3)})",
-                        exc_info='Traceback (most recent call last):\n  File "cache.py", line 88, in get\n'
-                        "ConnectionResetError: [Errno 104] Connection reset by peer",
-                    )
-                elif roll < 0.006:
-                    rec.update(
-                        levelname="ERROR",
-                        name="shop.payments",
-                        message=f"payment gateway timeout after {rng.randint(1000, 5000)} ms",
-                        exc_info='Traceback (most recent call last):\n  File "pay.py", line 12, in charge\n'
-                        "TimeoutError: gateway",
-                    )
-                elif roll < 0.13:
-                    rec["message"] = f"{COMMON} step {rng.randint(1, 5)} for cart {rng.randint(1, 99999)}"
-                elif roll < 0.2:
-                    rec.update(levelname="WARNING", message=f"slow query on orders took {rng.randint(200, 900)} ms")
-                elif roll < 0.45:
-                    rec.update(levelname="DEBUG", name="shop.db", message=f"db query took {rng.randint(1, 90)} ms")
-                else:
-                    rec["message"] = f"cache miss for key product:{rng.randint(1, 99999)}"
-                if n in planted:
-                    rec["message"] += f" {RARE}"
-                buf.append(orjson.dumps(rec))
-                n += 1
+        for at, rec in records(lines, seed):
+            tally.add(at, rec["message"])
+            buf.append(orjson.dumps(rec))
             if len(buf) >= 20_000:
                 out.write(b"\n".join(buf) + b"\n")
                 buf.clear()
         if buf:
             out.write(b"\n".join(buf) + b"\n")
+    path.with_name(path.name + ".counts.json").write_text(json.dumps(tally.counts))
     tmp.rename(path)
+
+
+def tally_log(lines: int, seed: int = 21) -> dict[str, dict[str, int]]:
+    """The tally `write_log` keeps, by replaying the generator (for a log written without it)."""
+    tally = Tally(lines)
+    for at, rec in records(lines, seed):
+        tally.add(at, rec["message"])
+    return tally.counts
+
+
+class Tally:
+    """How many records the generator wrote with the phrase, the common word and the rare word in
+    their message (the searched field), over the week and in its newest hour as `latest=1h` reads
+    it: from the newest record's epoch ms + 1 - 1 h (ts at or after that)."""
+
+    def __init__(self, lines: int) -> None:
+        newest = datetime.fromtimestamp(START + (lines - 1) * (WEEK_S / lines), tz=UTC)
+        self.hour_from = (epoch_us(newest) // 1000 + 1 - 3_600_000) * 1000
+        self.counts = {where: dict.fromkeys(("phrase", "common", "rare"), 0) for where in ("week", "newest_hour")}
+
+    def add(self, at: datetime, message: str) -> None:
+        words = set(re.findall(r"\w+", message.lower()))
+        for name, hit in (("phrase", PHRASE in message.lower()), ("common", COMMON in words), ("rare", RARE in words)):
+            if hit:
+                self.counts["week"][name] += 1
+                if epoch_us(at) >= self.hour_from:
+                    self.counts["newest_hour"][name] += 1
+
+
+def epoch_us(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 def http_get(url: str) -> bytes:
