@@ -148,3 +148,24 @@ def test_journeys_of_requests_equal_plain_python_as_parts_come_and_are_compacted
     )
     assert held and [tuple(r) for r in answer] == held
     assert scanned <= 4 < groups, (scanned, groups)
+
+
+def test_the_filter_languages_request_id_reads_only_its_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`request_id=...` typed in Discover (or `logpipe search`) is the bare comparison DuckDB pushes
+    into the scan: the row groups whose filter rules the id out are skipped."""
+    from logpipe.read.filters import parse_filter, to_sql
+
+    objs = generate(12_000, seed=9, start=DAY1)
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    parts = rewritten_in_small_groups(archive, tmp_path / "small", monkeypatch)
+    rid = objs[7_000]["request_id"]
+    where, values = to_sql(parse_filter(f"request_id={rid}"))
+    scanned, groups, answer = row_groups_scanned(
+        parts, f"SELECT ts, message FROM logs WHERE {where} ORDER BY ts", values, tmp_path / "p.json"
+    )
+    assert [tuple(r) for r in answer] == request_records(objs, rid)
+    assert scanned <= 8 < groups, (scanned, groups)
