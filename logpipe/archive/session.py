@@ -98,7 +98,9 @@ def _open_base(real: Path, listing: Listing, timezone: str) -> duckdb.DuckDBPyCo
     con.execute("SET enable_progress_bar = false")
     con.execute("SET GLOBAL TimeZone = ?", [timezone])
     # Footers parsed once per database, not once per query (parts never change under a name).
-    con.execute("SET parquet_metadata_cache = true")
+    # GLOBAL: each request reads through a cursor, a connection of its own, which a plain SET on
+    # this one would not reach (every footer was parsed again per request: 10M errors 39 -> 25 ms).
+    con.execute("SET GLOBAL parquet_metadata_cache = true")
     logs, dead = listing
     bind_parts(con, real, logs, dead)
     return con

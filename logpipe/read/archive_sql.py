@@ -46,10 +46,14 @@ def prepare(
 def fetch_rows(
     con: duckdb.DuckDBPyConnection, query: Query, values: Mapping[str, object]
 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """Column names and rows as Python values (what the CLI prints)."""
+    """Column names and rows as Python values (what the CLI prints).
+
+    Run as a statement, not through a relation (`con.sql`): a relation binds the query once to
+    build itself and again to run it, a quarter of a small query's time (the errors of an hour:
+    30 ms against 24 on 1M records)."""
     with _reported(query):
-        rel = con.sql(_one_select(con, query), params=dict(values))
-        return tuple(rel.columns), rel.fetchall()
+        cursor = con.execute(_one_select(con, query), dict(values))
+        return tuple(str(d[0]) for d in cursor.description or ()), cursor.fetchall()
 
 
 def fetch_arrow(con: duckdb.DuckDBPyConnection, query: Query, values: Mapping[str, object]) -> pa.Table:

@@ -78,7 +78,8 @@ _NARROWED_VIEW: Final = (
 _TREND_SQL: Final = (
     "SELECT coalesce(message_key, message, '') AS key,"
     " (epoch_us(ts) - epoch_us(?::TIMESTAMPTZ)) * ? // ? AS bucket, count(*)"
-    " FROM logs WHERE level IN ('ERROR', 'CRITICAL') AND ts >= ? AND ts < ? GROUP BY 1, 2"
+    " FROM logs WHERE level IN ('ERROR', 'CRITICAL') AND ts >= ? AND ts < ?"
+    " AND day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) GROUP BY 1, 2"
 )
 
 
@@ -385,7 +386,8 @@ class ArchiveStore:
                 _run(con, _NARROWED_VIEW, [])
             _, rows = fetch_rows(con, query, values)
             span_us = (window.end - window.start) // timedelta(microseconds=1)
-            trend_rows = _run(con, _TREND_SQL, [window.start, window.buckets, span_us, window.start, window.end])
+            bounds = [window.start, window.end]
+            trend_rows = _run(con, _TREND_SQL, [window.start, window.buckets, span_us, *bounds, *bounds])
         trends: dict[str, list[int]] = {}
         for key, bucket, n in trend_rows:
             per = trends.setdefault(key, [0] * window.buckets)

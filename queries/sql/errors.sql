@@ -15,14 +15,35 @@ WITH matched AS (
 -- An error line often has only request_id; its request's access line has the endpoint. The
 -- access line is the request's last record (ts, then event_id) with an endpoint, looked for
 -- within a day either side of the window (requests last seconds; the bound keeps the scan small).
-access AS (
+-- The latest such record is found from `since` on when there is one there (it is later than
+-- any before `since`): that part of the day either side is the window and the day after it,
+-- which the parts' ts statistics narrow to the window itself at the archive's end. Only the
+-- requests without one there are looked for in the day before (usually none: no scan).
+wanted AS (
+    SELECT DISTINCT request_id FROM matched WHERE endpoint IS NULL AND request_id IS NOT NULL
+),
+access_late AS (
     SELECT request_id, arg_max(endpoint, (ts, event_id)) AS endpoint
     FROM logs
     WHERE endpoint IS NOT NULL
-      AND request_id IN (SELECT request_id FROM matched WHERE endpoint IS NULL)
-      AND ts >= $since - INTERVAL 1 DAY AND ts < $until + INTERVAL 1 DAY
-      AND day BETWEEN CAST($since AS DATE) - 1 AND CAST($until AS DATE) + 1
+      AND request_id IN (SELECT request_id FROM wanted)
+      AND ts >= $since AND ts < $until + INTERVAL 1 DAY
+      AND day BETWEEN CAST($since AS DATE) AND CAST($until AS DATE) + 1
     GROUP BY request_id
+),
+access_early AS (
+    SELECT request_id, arg_max(endpoint, (ts, event_id)) AS endpoint
+    FROM logs
+    WHERE endpoint IS NOT NULL
+      AND request_id IN (SELECT request_id FROM wanted EXCEPT SELECT request_id FROM access_late)
+      AND ts >= $since - INTERVAL 1 DAY AND ts < $since
+      AND day BETWEEN CAST($since AS DATE) - 1 AND CAST($since AS DATE)
+    GROUP BY request_id
+),
+access AS (
+    SELECT request_id, endpoint FROM access_late
+    UNION ALL
+    SELECT request_id, endpoint FROM access_early
 ),
 hits AS (
     SELECT m.ts, m.event_id, m.message_key, m.message, coalesce(m.endpoint, a.endpoint) AS endpoint,

@@ -1,0 +1,146 @@
+"""The errors view reads only the window's days: its answers equal plain Python's, and the trend's
+scan opens only the parts of the days the window touches (a test that fails if it is removed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from logpipe.archive.layout import walk_parts
+from logpipe.read import archive_store
+from logpipe.read.archive_store import ArchiveStore
+from logpipe.read.filters import Filter
+from logpipe.read.patterns import Window
+from tests.support.exdata import generate, logpipe, ts_of, write_log
+
+SMALL_GROUPS = 200
+ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
+DAYS = [datetime(2026, 11, 20, 9, tzinfo=UTC) + timedelta(days=n) for n in range(3)]
+
+
+def ship(log: Path, archive: Path) -> None:
+    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
+    assert run.returncode == 0, run.stderr
+
+
+def files_scanned(parts: list[Path], sql: str, values: list[object], profile: Path) -> int:
+    """How many of `parts` (as the view `logs`) DuckDB's scans of `sql` opened."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.read_parquet([str(p) for p in parts], hive_partitioning=True).create_view("logs")
+    con.execute("SET enable_profiling = 'json'")
+    con.execute("SET profiling_output = ?", [str(profile)])
+    con.execute(sql, values).fetchall()
+    con.close()
+
+    def opened(node: dict[str, Any]) -> int:
+        own = int(node.get("extra_info", {}).get("Total Files Read", 0) or 0)
+        return own + sum(opened(c) for c in node.get("children", []))
+
+    return sum(opened(op) for op in json.loads(profile.read_text())["operator"])
+
+
+def test_the_trend_of_an_hour_opens_only_that_days_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    objs = [o for day in DAYS for o in generate(900, seed=day.day, start=day)]
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    window = Window(DAYS[1] + timedelta(minutes=2), DAYS[1] + timedelta(minutes=12), buckets=5)
+    statements: list[tuple[str, list[object]]] = []
+    real = archive_store._run
+
+    def recorded(con: duckdb.DuckDBPyConnection, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        statements.append((sql, list(params)))
+        return real(con, sql, params)
+
+    monkeypatch.setattr(archive_store, "_run", recorded)
+    rows, trends = ArchiveStore(archive).error_groups(Filter(()), window)
+    errors = [o for o in objs if o["level"] in ("ERROR", "CRITICAL") and window.start <= ts_of(o) < window.end]
+    assert errors, "no error in the window: the test would prove nothing"
+    # Groups are by the message key the shipper derives; their counts and trends add up to the
+    # window's error records, counted per bucket here.
+    assert sum(int(r[1]) for r in rows) == len(errors)
+    per = [0] * window.buckets
+    for o in errors:
+        per[int((ts_of(o) - window.start) / (window.end - window.start) * window.buckets)] += 1
+    assert [sum(t[b] for t in trends.values()) for b in range(window.buckets)] == per
+    assert set(trends) == {r[0] for r in rows}
+    (trend,) = [(sql, params) for sql, params in statements if "bucket" in sql]
+    parts = list(walk_parts(archive, ("logs",)).parts)
+    error_parts = [p for p in parts if "level=ERROR" in str(p) or "level=CRITICAL" in str(p)]
+    assert len({p.parent.parent for p in error_parts}) == len(DAYS)
+    opened = files_scanned(parts, *trend, tmp_path / "p.json")
+    # The window's day's ERROR (and CRITICAL) parts, not every day's.
+    assert opened == len([p for p in error_parts if "day=2026-11-21" in str(p)]), opened
+
+
+def test_the_access_lines_of_the_last_hour_are_looked_for_from_its_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error line's endpoint comes from its request's latest record with one within a day either
+    side of the window (its access line, the request's last); when that record is in the window or
+    after it, the day before is not read (all its row groups were: ids have no statistics, and the
+    bloom filters pass nearly every group for a hundred ids). The groups' answers are compared
+    with plain Python in test_ui_errors.py."""
+    from logpipe.archive import writer
+    from logpipe.archive.layout import Partition
+    from logpipe.read.archive_sql import prepare
+
+    end = DAYS[1]
+    objs: list[dict[str, Any]] = []
+    for n, hours in enumerate((20, 12, 5, 1)):
+        batch = generate(1_500, seed=40 + n, start=end - timedelta(hours=hours))
+        by_request: dict[str, list[dict[str, Any]]] = {}
+        for o in batch:
+            o["request_id"] = f"b{n}-{o['request_id']}"
+            by_request.setdefault(o["request_id"], []).append(o)
+        for records in by_request.values():  # the access line last, as a web framework logs it
+            for key in ACCESS_FIELDS:
+                if key in records[0]:
+                    records[-1][key] = records[0].pop(key)
+        objs += batch
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", SMALL_GROUPS)
+    small = tmp_path / "small"
+    for part in walk_parts(archive, ("logs",)).parts:
+        day = datetime.strptime(part.parent.parent.name.removeprefix("day="), "%Y-%m-%d").date()
+        level = part.parent.name.removeprefix("level=")
+        writer.write_part(small, Partition("logs", day, level), pq.read_table(part), {})
+    parts = list(walk_parts(small, ("logs",)).parts)
+    newest = max(ts_of(o) for o in objs)
+    since, until = newest - timedelta(minutes=50), newest + timedelta(seconds=1)
+    query, values = prepare("errors", {"since": since, "until": until})
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET threads = 1")  # a scan whose join has nothing to find stops after its first rows
+    con.read_parquet([str(p) for p in parts], hive_partitioning=True).create_view("logs")
+    con.execute("SET enable_profiling = 'json'")
+    con.execute("SET profiling_output = ?", [str(tmp_path / "p.json")])
+    rows = con.execute(query.sql, values).fetchall()
+    con.close()
+    scanned = int(json.loads((tmp_path / "p.json").read_text())["query"]["total_row_groups_scanned"])
+    before = after = 0  # row groups wholly before the window, and the others
+    for part in parts:
+        meta = pq.ParquetFile(part).metadata
+        at = meta.schema.to_arrow_schema().get_field_index("ts")
+        for g in range(meta.num_row_groups):
+            if meta.row_group(g).column(at).statistics.max < since:
+                before += 1
+            else:
+                after += 1
+    assert before >= 10, "nothing before the window: the test would prove nothing"
+    # Two scans read the window's row groups (its error lines, then the access lines from its
+    # start on); the lookup in the day before, with nothing to find, opens at most one group.
+    assert scanned <= 2 * after + 1, (scanned, after, before)
+    errors = [o for o in objs if o["level"] in ("ERROR", "CRITICAL") and since <= ts_of(o) < until]
+    assert errors and sum(int(r[1]) for r in rows) == len(errors)
+    # Most error lines have no path of their own: their endpoints come from the access lines.
+    assert sum(1 for o in errors if "path" not in o) > len(errors) // 2
