@@ -71,13 +71,19 @@ def check_answers(backend: ArchiveStore, objs: list[dict[str, Any]]) -> None:
         assert hits, f"{q!r} matches nothing: the test would prove nothing"
         newest = sorted(hits, key=ts_of, reverse=True)
         # rows: the newest page, then every page after it, as the page pages
+        # rows: the newest page counted (count=1) and not (read newest first, only as far as
+        # needed), then every page after it, as the page pages
+        counted = discover.search(backend, params(q=box(q), limit=100, count=1))
+        assert counted["total"] == len(hits), q
         page = discover.search(backend, params(q=box(q), limit=100))
-        assert page["total"] == len(hits), q
+        assert page["rows"] == counted["rows"] and page["next"] == counted["next"], q
         seen = [(r["ts"], r["message"]) for r in page["rows"]]
         while page["next"]:
             page = discover.search(backend, params(q=box(q), limit=100, after=page["next"]))
             seen += [(r["ts"], r["message"]) for r in page["rows"]]
         assert seen == [(ts_of(o), o["message"]) for o in newest], q
+        small = discover.search(backend, params(q=box(q), limit=3))
+        assert [(r["ts"], r["message"]) for r in small["rows"]] == seen[:3], q
         # histogram: every match in its bucket and level
         histo = discover.histogram(backend, params(q=box(q)))
         assert histo["total"] == len(hits)
@@ -180,13 +186,42 @@ def test_a_page_of_rows_and_its_total_come_from_one_scan(
     backend = ArchiveStore(archive)
     steps = matching(sorted(first + second, key=ts_of, reverse=True), "handling")
     assert len(steps) > 200
-    page = discover.search(backend, params(q="handling", limit=100))
+    page = discover.search(backend, params(q="handling", limit=100, count=1))
     assert [r["message"] for r in page["rows"]] == [o["message"] for o in steps[:100]]
     assert page["total"] == len(steps)
-    page = discover.search(backend, params(q="zanzibar", limit=7, after=page["next"]))
+    page = discover.search(backend, params(q="zanzibar", limit=7, after=page["next"], count=1))
     hits = [o for o in matching(steps, "zanzibar") if ts_of(o) < ts_of(steps[99])]
     assert [r["message"] for r in page["rows"]] == [o["message"] for o in hits[:7]]
     assert len(scans) == 2, scans
+
+
+def test_an_uncounted_page_reads_the_newest_blocks_only(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without count=1 the row blocks are read newest first, and the reading stops once no
+    unread block can hold a row of the page: the first day's parts are never read."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    monkeypatch.setattr(archive_store, "FIRST_READ_ROWS", 1)  # a block at a time, to see where it stops
+    read: list[str] = []
+    real = reader.ranges_source
+
+    def spy(ranges: Any) -> Any:
+        read.extend(name for name, *_ in ranges)
+        return real(ranges)
+
+    monkeypatch.setattr(reader, "ranges_source", spy)
+    backend = ArchiveStore(archive)
+    for q in ("handling", ""):
+        hits = sorted(matching(first + second, q), key=ts_of, reverse=True)
+        assert len(matching(second, q)) > 20, q
+        page = discover.search(backend, params(q=q, limit=20))
+        assert [(r["ts"], r["message"]) for r in page["rows"]] == [(ts_of(o), o["message"]) for o in hits[:20]], q
+        assert page["next"] is not None and "total" not in page
+    day1 = f"day={DAY1.date().isoformat()}"
+    assert read and not [name for name in read if day1 in name], read
 
 
 def test_facets_are_counted_in_one_scan(
