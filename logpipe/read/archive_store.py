@@ -323,6 +323,10 @@ class ArchiveStore:
             logs, source_values = logs_for_text(con, needles_of(flt))
             matches_sql = f"SELECT {', '.join(exprs)} FROM {logs} WHERE {where}"
             bound = [*path_params, *source_values, *values]
+            if flt.terms:
+                few_matches = _few_matches_facets(con, matches_sql, bound, fields)
+                if few_matches is not None:
+                    return few_matches
             if _few_values(con, fields, most):
                 # Every field has few enough values in the whole archive: one scan counts them all.
                 tops = _exact_tops(con, matches_sql, bound, list(range(len(fields))), fields, size, with_total=True)
@@ -712,6 +716,27 @@ def _newest_key(held: tuple[Any, Any, str, int]) -> tuple[Any, ...]:
     """The page's order (`ts` then `event_id`, both descending with NULLs last) as a sort key."""
     ts, event_id, _, _ = held
     return (ts, event_id is not None, event_id or "")
+
+
+# Up to this many matches, facets are counted from the matches' own values in one scan.
+FEW_MATCHES: Final = 2000
+
+
+def _few_matches_facets(
+    con: duckdb.DuckDBPyConnection, matches_sql: str, bound: list[object], fields: Sequence[Field]
+) -> Facets | None:
+    """The facets of at most FEW_MATCHES matches, counted exactly here from their field values
+    (one scan, which stops after FEW_MATCHES + 1); None when there are more."""
+    rows = _run(con, f"{matches_sql} LIMIT ?", [*bound, FEW_MATCHES + 1])
+    if len(rows) > FEW_MATCHES:
+        return None
+    tops: dict[str, Top] = {}
+    for i, target in enumerate(fields):
+        counted = Counter(row[i] for row in rows if row[i] is not None)
+        missing = sum(1 for row in rows if row[i] is None)
+        if counted or missing:
+            tops[str(target)] = Top(list(counted.items()), missing)
+    return Facets(len(rows), tops)
 
 
 def _few_values(con: duckdb.DuckDBPyConnection, fields: Sequence[Field], most: int) -> bool:

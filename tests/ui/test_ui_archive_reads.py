@@ -244,6 +244,35 @@ def test_facets_are_counted_in_one_scan(
     assert len(scans) == 1, scans
 
 
+def test_few_matches_are_faceted_in_one_scan_whatever_their_fields(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search matching few records counts every facet from their values in one scan, even for
+    fields with many values (an attrs field, which otherwise takes an estimate and a second scan)."""
+    _, archive, first, _ = two_days
+    backend = ArchiveStore(archive)
+    scans: list[str] = []
+    real = archive_store._run
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(archive_store, "_run", spy)
+    hits = matching(first, "zanzibar")
+    assert 0 < len(hits) <= archive_store.FEW_MATCHES
+    answer = discover.facets(backend, params(q="zanzibar", fields="attrs.request_id,request_id", size=50))
+    assert len(scans) == 1, scans
+    assert answer["total"] == len(hits)
+    by_field = {f["field"]: f for f in answer["fields"]}
+    for field, key in (("service", "service"), ("request_id", "request_id")):
+        want = Counter(o.get(key) for o in hits if o.get(key) is not None)
+        got = {v["value"]: v["count"] for v in by_field[field]["values"]}
+        assert got == dict(sorted(want.items(), key=lambda vc: (-vc[1], vc[0]))[:50]), field
+        assert by_field[field]["missing"] == sum(1 for o in hits if o.get(key) is None), field
+
+
 def test_the_summary_tallies_each_part_once(
     two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
