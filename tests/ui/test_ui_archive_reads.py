@@ -224,6 +224,40 @@ def test_an_uncounted_page_reads_the_newest_blocks_only(
     assert read and not [name for name in read if day1 in name], read
 
 
+def test_a_pages_rows_are_read_in_one_scan_per_part(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`rows_at` reads the wanted rows of a part in one scan however far apart they are (a
+    scan's setup is most of the cost of a few rows), and returns exactly those rows."""
+    _, archive, _, _ = two_days
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 10)  # rows far apart, in row-group terms
+    parts = [str(p) for p in walk_parts(archive, ("logs",)).parts]
+    wanted = [
+        (name, n)
+        for name in parts
+        for n in (0, pq.read_metadata(name).num_rows // 2, pq.read_metadata(name).num_rows - 1)
+    ]
+    statements: list[str] = []
+
+    class Spy:
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self.con = con
+
+        def execute(self, sql: str, values: Any) -> Any:
+            statements.append(sql)
+            return self.con.execute(sql, values)
+
+    con = duckdb.connect(":memory:")
+    found = reader.rows_at(Spy(con), ["event_id", "message"], wanted)  # type: ignore[arg-type]
+    assert len(statements) == 1 and statements[0].count("read_parquet") == len(parts)
+    for name in parts:
+        table = pq.read_table(name, columns=["event_id", "message"])
+        for n in {w[1] for w in wanted if w[0] == name}:
+            assert found[(name, n)] == (table["event_id"][n].as_py(), table["message"][n].as_py())
+    assert len(found) == len(set(wanted))
+
+
 def test_facets_are_counted_in_one_scan(
     two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
