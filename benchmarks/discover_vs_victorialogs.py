@@ -16,7 +16,8 @@ here on `--vl-port` with its data under `--work` (kept: the next run reuses both
 - for the phrase, the common word and the rare word, over all time: the newest 100 rows
   (`/api/search` vs `/select/logsql/query?limit=100`), the histogram (`/api/histogram` vs
   `/select/logsql/hits` by level), the facets (`/api/facets` vs `/select/logsql/facets`) and the
-  count (`/api/search?limit=1`, whose `total` is exact, vs `stats count()`);
+  count (`/api/search?limit=1&count=1`, whose `total` is exact, vs `stats count()`; the rows
+  request counts nothing, as VictoriaLogs' does not);
 - the whole Discover page for the phrase: rows, histogram and facets fired at once as the
   browser does (and VictoriaLogs' three at once), until the last answer is in;
 - the archive summary by level, the errors of the last hour grouped, one user's journey through
@@ -315,7 +316,7 @@ def questions(ui: str, vl: str, lines: int, user: str) -> list[tuple[str, Callab
         )
         facets = (url(ui, "/api/facets", q=ours_q), url(vl, "/select/logsql/facets", query=theirs_q, limit=5))
         count = (
-            url(ui, "/api/search", q=ours_q, limit=1),
+            url(ui, "/api/search", q=ours_q, limit=1, count=1),
             url(vl, "/select/logsql/stats_query", query=f"{theirs_q} | stats count() n"),
         )
         for what, (a, b) in (("rows", rows), ("histogram", histo), ("facets", facets), ("count", count)):
@@ -400,7 +401,7 @@ def best_of(pairs: list[tuple[str, Callable[[], Any], Callable[[], Any]]], runs:
 def check_counts(ui: str, vl: str) -> None:
     """Both servers count the same matches for each searched text (the questions are the same)."""
     for text, theirs_q in ((f'"{PHRASE}"', f'"{PHRASE}"'), (COMMON, COMMON), (RARE, RARE)):
-        ours = json.loads(http_get(url(ui, "/api/search", q=text, limit=1)))["total"]
+        ours = json.loads(http_get(url(ui, "/api/search", q=text, limit=1, count=1)))["total"]
         theirs = vl_count(vl, theirs_q)
         mark = "same" if ours == theirs else "DIFFERENT"
         print(f"  matches of {text}: logpipe {ours:,}, VictoriaLogs {theirs:,} ({mark})")

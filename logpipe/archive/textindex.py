@@ -2,8 +2,9 @@
 
 Free text (`filters.Text`) matches when `lower(needle)` is a substring of `lower(value)` for one
 of `message`, `error`, `attrs` (DuckDB's ILIKE; `lower` maps a code point to one code point).
-The writer summarises each block of up to `ROW_GROUP_ROWS` rows (one Parquet row group) by the
-trigrams of those three columns' values, and stores the summaries in the part's footer metadata
+The writer summarises each block of up to `TEXT_BLOCK_ROWS` rows (an eighth of a Parquet row
+group: a rare word's false positives then cost a slice of a row group, whose other rows DuckDB
+does not filter) by the trigrams of those three columns' values, and stores the summaries in the part's footer metadata
 under `TEXT_INDEX_METADATA_KEY`, so the summary is written, merged (compaction writes the merged
 part's own), and deleted (retention) with the rows it describes: there is nothing to keep in step.
 

@@ -52,6 +52,9 @@ SETTLED_COMPRESSION_LEVEL = 9
 # Row groups of 64k rows: large enough for scans to stay fast, small enough that writing one
 # (compaction writes them one at a time) keeps the agent under its memory budget.
 ROW_GROUP_ROWS = 64 * 1024
+# Rows per text summary block (see textindex.py): a row group holds several, so a rare word's
+# false positives cost a slice of a row group, not all of it.
+TEXT_BLOCK_ROWS = 8 * 1024
 # Dictionary-encode only columns with few distinct values: for ids and messages the dictionary
 # costs time and grows the file. `attrs` is in: the extra fields of one call site repeat (module,
 # function, line), and where they do not, the writer falls back to plain pages once the
@@ -145,6 +148,13 @@ def decode_ranges(raw: bytes | None) -> dict[str, list[tuple[int, int]]]:
     return {k: [(int(a), int(b)) for a, b in v] for k, v in doc.items()}
 
 
+def text_blocks(group: pa.Table) -> list[Block | None]:
+    """The text summaries of a row group's rows, one per TEXT_BLOCK_ROWS of them."""
+    if group.num_rows == 0:
+        return [summarise(group)]
+    return [summarise(group.slice(at, TEXT_BLOCK_ROWS)) for at in range(0, group.num_rows, TEXT_BLOCK_ROWS)]
+
+
 def write_part(archive: Path, partition: Partition, table: pa.Table, ranges: Ranges, name: str | None = None) -> Path:
     """Write `table` as one new part of `partition`; returns its final path."""
     return write_part_tables(archive, partition, table.schema, [table], ranges, name)
@@ -196,7 +206,7 @@ def write_part_tables(
                     group = table.slice(start, ROW_GROUP_ROWS)
                     writer.write_table(group.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
                     if index:
-                        blocks.append(summarise(group))
+                        blocks.extend(text_blocks(group))
             if index and all(b is not None for b in blocks):
                 writer.add_key_value_metadata({TEXT_INDEX_METADATA_KEY: encode([b for b in blocks if b is not None])})
         fd = os.open(tmp, os.O_RDONLY)

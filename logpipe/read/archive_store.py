@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
+    from logpipe.archive.reader import TsRange
     from logpipe.archive.session import ReadSession
 
 _SELECT: Final = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
@@ -174,11 +175,20 @@ class ArchiveStore:
         with self.connection() as con:
             yield from archive_search.tail_batches(con, flt, lines=lines)
 
-    def page(self, flt: Filter, *, limit: int, after: Cursor | None = None) -> Page:
+    def page(self, flt: Filter, *, limit: int, after: Cursor | None = None, with_total: bool = True) -> Page:
         """The page and the total. With free text the page is found by place first (`ts`,
         `event_id` and the filter's columns of the candidate rows), then only its rows are read
-        whole (`archive.reader.rows_at`): every column of every match is never read."""
+        whole (`archive.reader.rows_at`): every column of every match is never read.
+
+        Without `with_total` the matches are not counted: the row blocks are read newest first
+        and the reading stops once no unread block can hold a row of the page (`_newest_page`)."""
         from logpipe.archive.reader import located_logs
+
+        if not with_total:
+            with self.connection() as con:
+                newest = _newest_page(con, flt, limit, after)
+            if newest is not None:
+                return newest
 
         where, values = where_of(flt)
         page_only, page_only_values = "true", []
@@ -316,6 +326,10 @@ class ArchiveStore:
             logs, source_values = logs_for_text(con, needles_of(flt))
             matches_sql = f"SELECT {', '.join(exprs)} FROM {logs} WHERE {where}"
             bound = [*path_params, *source_values, *values]
+            if flt.terms:
+                few_matches = _few_matches_facets(con, matches_sql, bound, fields)
+                if few_matches is not None:
+                    return few_matches
             if _few_values(con, fields, most):
                 # Every field has few enough values in the whole archive: one scan counts them all.
                 tops = _exact_tops(con, matches_sql, bound, list(range(len(fields))), fields, size, with_total=True)
@@ -636,6 +650,97 @@ def _located_page(
         [*source_values, *values, *after_values, limit + 1],
     )
     return total, [(str(name), int(number)) for name, number in rows]
+
+
+# The first reading of newest-first blocks: this many rows; later ones grow with what is missing.
+FIRST_READ_ROWS: Final = 64 * 1024
+NOTHING_YET_GROWTH: Final = 8
+
+
+def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after: Cursor | None) -> Page | None:
+    """The page newest first without counting the matches (the total None, not exact), or None
+    when the archive's blocks cannot be read newest first (`reader.newest_first_ranges`).
+
+    The candidate row blocks are read newest last `ts` first, a few at a time, each reading
+    keeping its newest `limit + 1` matches past the cursor; once `limit + 1` are held and the
+    next block's last `ts` is older than the oldest of them, no unread block can change the
+    page. Each reading asks for what is still missing at the density seen so far (twice over),
+    or `NOTHING_YET_GROWTH` times what was read when nothing matched yet."""
+    from logpipe.archive.reader import newest_first_ranges, ranges_source, rows_at
+
+    ranges = newest_first_ranges(con, needles_of(flt))
+    if ranges is None:
+        return None
+    if after is not None:
+        ranges = [r for r in ranges if r[3] <= after.ts]  # a block all newer than the cursor has no row
+    where, values = where_of(flt)
+    page_only, page_only_values = "true", []
+    if after is not None:
+        page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
+        page_only_values = [after.ts, after.ts, after.event_id]
+    held: list[tuple[Any, Any, str, int]] = []  # (ts, event_id, part, row), newest first
+    read_rows = 0
+    at = 0
+    wanted = limit + 1
+    while at < len(ranges) and not _past_page(ranges[at], held, wanted):
+        if read_rows == 0:
+            budget = FIRST_READ_ROWS
+        elif not held:
+            budget = read_rows * NOTHING_YET_GROWTH
+        else:
+            budget = max(read_rows, (wanted - len(held)) * read_rows // len(held) * 2)
+        end = at + 1
+        rows = ranges[at][2] - ranges[at][1]
+        while end < len(ranges) and rows < budget and not _past_page(ranges[end], held, wanted):
+            rows += ranges[end][2] - ranges[end][1]
+            end += 1
+        source, source_values = ranges_source(ranges[at:end])
+        sql = (
+            f'SELECT "ts", "event_id", "filename", "file_row_number" FROM {source} '
+            f'WHERE {where} AND {page_only} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
+        )
+        found = _run(con, sql, [*source_values, *values, *page_only_values, wanted])
+        held = sorted([*held, *((t, e, str(f), int(r)) for t, e, f, r in found)], key=_newest_key, reverse=True)
+        held = held[:wanted]
+        read_rows += rows
+        at = end
+    places = [(f, r) for _, _, f, r in held]
+    found_rows = rows_at(con, RECORD_COLUMNS, places)
+    rows_out = [found_rows[p] for p in places]
+    return Page(rows_out[:limit], len(rows_out) > limit, None, total_exact=False)
+
+
+def _past_page(block: TsRange, held: Sequence[tuple[Any, Any, str, int]], wanted: int) -> bool:
+    """Whether no row of `block` (nor of any block after it, newest last `ts` first) can be in
+    the page: `wanted` matches are held and the block's last `ts` is older than all of them."""
+    return len(held) >= wanted and block[4] < held[wanted - 1][0]
+
+
+def _newest_key(held: tuple[Any, Any, str, int]) -> tuple[Any, ...]:
+    """The page's order (`ts` then `event_id`, both descending with NULLs last) as a sort key."""
+    ts, event_id, _, _ = held
+    return (ts, event_id is not None, event_id or "")
+
+
+# Up to this many matches, facets are counted from the matches' own values in one scan.
+FEW_MATCHES: Final = 2000
+
+
+def _few_matches_facets(
+    con: duckdb.DuckDBPyConnection, matches_sql: str, bound: list[object], fields: Sequence[Field]
+) -> Facets | None:
+    """The facets of at most FEW_MATCHES matches, counted exactly here from their field values
+    (one scan, which stops after FEW_MATCHES + 1); None when there are more."""
+    rows = _run(con, f"{matches_sql} LIMIT ?", [*bound, FEW_MATCHES + 1])
+    if len(rows) > FEW_MATCHES:
+        return None
+    tops: dict[str, Top] = {}
+    for i, target in enumerate(fields):
+        counted = Counter(row[i] for row in rows if row[i] is not None)
+        missing = sum(1 for row in rows if row[i] is None)
+        if counted or missing:
+            tops[str(target)] = Top(list(counted.items()), missing)
+    return Facets(len(rows), tops)
 
 
 def _few_values(con: duckdb.DuckDBPyConnection, fields: Sequence[Field], most: int) -> bool:

@@ -213,31 +213,40 @@ class EngineStore:
         # The engine pages newest first: the last N are gathered, then given oldest first.
         yield list(reversed(self.rows(flt, limit=lines)))
 
-    def page(self, flt: Filter, *, limit: int, after: Cursor | None = None) -> Page:
+    def page(self, flt: Filter, *, limit: int, after: Cursor | None = None, with_total: bool = True) -> Page:
         plan = to_es(flt)
         if not plan.residual.terms:
             query = _and(plan.query, _before(after)) if after else plan.query
             body = {"query": query, "sort": _NEWEST_FIRST, "size": limit + 1, "track_total_hits": False}
             hits = self.search(body).get("hits", {}).get("hits", [])
             rows = [row_of(record_of(h["_source"])) for h in hits]
-            return Page(rows[:limit], len(rows) > limit, self.hit_count(plan.query))
+            total = self.hit_count(plan.query) if with_total else None
+            return Page(rows[:limit], len(rows) > limit, total, total_exact=with_total)
+        if not with_total:
+            return self._checked_page(flt, limit=limit, after=after)
         try:
             every = self.scan(flt)
         except TooManyToScan:
             # The page is still exact (read until it is full); only the total is unknown.
-            query = _and(plan.query, _before(after)) if after else plan.query
-            rows = []
-            for hit in self.hits(query, _NEWEST_FIRST, PAGE):
-                record = record_of(hit["_source"])
-                if matches(plan.residual, record):
-                    rows.append(row_of(record))
-                    if len(rows) > limit:
-                        break
-            return Page(rows[:limit], len(rows) > limit, None, total_exact=False)
+            return self._checked_page(flt, limit=limit, after=after)
         if after is not None:
             key = (after.ts, after.event_id)
             every = [r for r in every if (r["ts"], str(r["event_id"])) < key]
         return Page([row_of(r) for r in every[:limit]], len(every) > limit, len(every))
+
+    def _checked_page(self, flt: Filter, *, limit: int, after: Cursor | None) -> Page:
+        """The page without the total: the indexed part's hits newest first, each checked with
+        `matches`, read until the page is full."""
+        plan = to_es(flt)
+        query = _and(plan.query, _before(after)) if after else plan.query
+        rows = []
+        for hit in self.hits(query, _NEWEST_FIRST, PAGE):
+            record = record_of(hit["_source"])
+            if matches(plan.residual, record):
+                rows.append(row_of(record))
+                if len(rows) > limit:
+                    break
+        return Page(rows[:limit], len(rows) > limit, None, total_exact=False)
 
     def record(self, event_id: str) -> Row:
         hits = self.search({"query": {"term": {"event_id": event_id}}, "size": 1}).get("hits", {}).get("hits", [])

@@ -186,8 +186,11 @@ class Store(Protocol):
         """The last `lines` matching rows, oldest first, a batch at a time."""
         ...
 
-    def page(self, flt: Filter, *, limit: int, after: Cursor | None = None) -> Page:
-        """`limit` rows newest first, strictly older than `after`, and the matches' total."""
+    def page(self, flt: Filter, *, limit: int, after: Cursor | None = None, with_total: bool = True) -> Page:
+        """`limit` rows newest first, strictly older than `after`, and the matches' total.
+
+        Without `with_total` the matches are not counted (`total` None, `total_exact` False):
+        the store reads only as far as the page needs, newest first (`count` counts them)."""
         ...
 
     def record(self, event_id: str) -> Row:

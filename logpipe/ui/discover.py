@@ -5,7 +5,9 @@ Routes (GET, under /api/; `q` is the search box, `from`/`to` the time range, as 
 - `search?q&from&to&limit=100&after=CURSOR`: the matching records newest first (`ts desc,
   event_id desc`), `limit` at a time; `next` is the cursor of the page after (the last row's
   `ts` in epoch microseconds and its `event_id`, `US~ID`), so paging is stable while the agent
-  writes newer records. `total` counts every match.
+  writes newer records. With `count=1` the answer also has `total`, every match counted (None
+  with `total_exact` false when the engine cannot count them); without it the store reads only
+  as far as the page needs, newest first (the page takes its total from the histogram's).
 - `histogram?q&from&to`: match counts per time bucket and level. The bucket step is the smallest
   round step (1s, 5s, ... 1d, 7d, 30d) that cuts the window into at most `MAX_BUCKETS`; buckets
   start at multiples of the step since the epoch (UTC). Without `from`/`to` the window is the
@@ -302,11 +304,14 @@ def search(store: Store, params: Params) -> dict[str, Any]:
     raw = params.optional("after")
     after = parse_cursor(raw) if raw else None
     latest, flt = _resolved(store, params, flt)
-    page = store.page(flt, limit=limit, after=after)
+    counted = params.integer("count", 0, low=0, high=1) == 1
+    page = store.page(flt, limit=limit, after=after, with_total=counted)
     rows = [as_record(r) for r in page.rows]
     last = rows[-1] if rows else None
     cursor = cursor_text(Cursor(last["ts"], str(last["event_id"]))) if page.more and last else None
-    answer = {"rows": rows, "total": page.total, "total_exact": page.total_exact, "next": cursor}
+    answer: dict[str, Any] = {"rows": rows, "next": cursor}
+    if counted:
+        answer |= {"total": page.total, "total_exact": page.total_exact}
     return _with_window(answer, latest)
 
 

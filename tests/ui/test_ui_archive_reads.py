@@ -71,13 +71,19 @@ def check_answers(backend: ArchiveStore, objs: list[dict[str, Any]]) -> None:
         assert hits, f"{q!r} matches nothing: the test would prove nothing"
         newest = sorted(hits, key=ts_of, reverse=True)
         # rows: the newest page, then every page after it, as the page pages
+        # rows: the newest page counted (count=1) and not (read newest first, only as far as
+        # needed), then every page after it, as the page pages
+        counted = discover.search(backend, params(q=box(q), limit=100, count=1))
+        assert counted["total"] == len(hits), q
         page = discover.search(backend, params(q=box(q), limit=100))
-        assert page["total"] == len(hits), q
+        assert page["rows"] == counted["rows"] and page["next"] == counted["next"], q
         seen = [(r["ts"], r["message"]) for r in page["rows"]]
         while page["next"]:
             page = discover.search(backend, params(q=box(q), limit=100, after=page["next"]))
             seen += [(r["ts"], r["message"]) for r in page["rows"]]
         assert seen == [(ts_of(o), o["message"]) for o in newest], q
+        small = discover.search(backend, params(q=box(q), limit=3))
+        assert [(r["ts"], r["message"]) for r in small["rows"]] == seen[:3], q
         # histogram: every match in its bucket and level
         histo = discover.histogram(backend, params(q=box(q)))
         assert histo["total"] == len(hits)
@@ -180,13 +186,76 @@ def test_a_page_of_rows_and_its_total_come_from_one_scan(
     backend = ArchiveStore(archive)
     steps = matching(sorted(first + second, key=ts_of, reverse=True), "handling")
     assert len(steps) > 200
-    page = discover.search(backend, params(q="handling", limit=100))
+    page = discover.search(backend, params(q="handling", limit=100, count=1))
     assert [r["message"] for r in page["rows"]] == [o["message"] for o in steps[:100]]
     assert page["total"] == len(steps)
-    page = discover.search(backend, params(q="zanzibar", limit=7, after=page["next"]))
+    page = discover.search(backend, params(q="zanzibar", limit=7, after=page["next"], count=1))
     hits = [o for o in matching(steps, "zanzibar") if ts_of(o) < ts_of(steps[99])]
     assert [r["message"] for r in page["rows"]] == [o["message"] for o in hits[:7]]
     assert len(scans) == 2, scans
+
+
+def test_an_uncounted_page_reads_the_newest_blocks_only(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without count=1 the row blocks are read newest first, and the reading stops once no
+    unread block can hold a row of the page: the first day's parts are never read."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    monkeypatch.setattr(archive_store, "FIRST_READ_ROWS", 1)  # a block at a time, to see where it stops
+    read: list[str] = []
+    real = reader.ranges_source
+
+    def spy(ranges: Any) -> Any:
+        read.extend(name for name, *_ in ranges)
+        return real(ranges)
+
+    monkeypatch.setattr(reader, "ranges_source", spy)
+    backend = ArchiveStore(archive)
+    for q in ("handling", ""):
+        hits = sorted(matching(first + second, q), key=ts_of, reverse=True)
+        assert len(matching(second, q)) > 20, q
+        page = discover.search(backend, params(q=q, limit=20))
+        assert [(r["ts"], r["message"]) for r in page["rows"]] == [(ts_of(o), o["message"]) for o in hits[:20]], q
+        assert page["next"] is not None and "total" not in page
+    day1 = f"day={DAY1.date().isoformat()}"
+    assert read and not [name for name in read if day1 in name], read
+
+
+def test_a_pages_rows_are_read_in_one_scan_per_part(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`rows_at` reads the wanted rows of a part in one scan however far apart they are (a
+    scan's setup is most of the cost of a few rows), and returns exactly those rows."""
+    _, archive, _, _ = two_days
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 10)  # rows far apart, in row-group terms
+    parts = [str(p) for p in walk_parts(archive, ("logs",)).parts]
+    wanted = [
+        (name, n)
+        for name in parts
+        for n in (0, pq.read_metadata(name).num_rows // 2, pq.read_metadata(name).num_rows - 1)
+    ]
+    statements: list[str] = []
+
+    class Spy:
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self.con = con
+
+        def execute(self, sql: str, values: Any) -> Any:
+            statements.append(sql)
+            return self.con.execute(sql, values)
+
+    con = duckdb.connect(":memory:")
+    found = reader.rows_at(Spy(con), ["event_id", "message"], wanted)  # type: ignore[arg-type]
+    assert len(statements) == 1 and statements[0].count("read_parquet") == len(parts)
+    for name in parts:
+        table = pq.read_table(name, columns=["event_id", "message"])
+        for n in {w[1] for w in wanted if w[0] == name}:
+            assert found[(name, n)] == (table["event_id"][n].as_py(), table["message"][n].as_py())
+    assert len(found) == len(set(wanted))
 
 
 def test_facets_are_counted_in_one_scan(
@@ -207,6 +276,35 @@ def test_facets_are_counted_in_one_scan(
     answer = discover.facets(backend, params(q="zanzibar"))
     assert answer["total"] == len(matching(first, "zanzibar"))
     assert len(scans) == 1, scans
+
+
+def test_few_matches_are_faceted_in_one_scan_whatever_their_fields(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search matching few records counts every facet from their values in one scan, even for
+    fields with many values (an attrs field, which otherwise takes an estimate and a second scan)."""
+    _, archive, first, _ = two_days
+    backend = ArchiveStore(archive)
+    scans: list[str] = []
+    real = archive_store._run
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(archive_store, "_run", spy)
+    hits = matching(first, "zanzibar")
+    assert 0 < len(hits) <= archive_store.FEW_MATCHES
+    answer = discover.facets(backend, params(q="zanzibar", fields="attrs.request_id,request_id", size=50))
+    assert len(scans) == 1, scans
+    assert answer["total"] == len(hits)
+    by_field = {f["field"]: f for f in answer["fields"]}
+    for field, key in (("service", "service"), ("request_id", "request_id")):
+        want = Counter(o.get(key) for o in hits if o.get(key) is not None)
+        got = {v["value"]: v["count"] for v in by_field[field]["values"]}
+        assert got == dict(sorted(want.items(), key=lambda vc: (-vc[1], vc[0]))[:50]), field
+        assert by_field[field]["missing"] == sum(1 for o in hits if o.get(key) is None), field
 
 
 def test_the_summary_tallies_each_part_once(

@@ -67,13 +67,15 @@ def test_a_zoomed_range_is_the_archives(both: dict[str, Any]) -> None:
         assert hist["total"] > 100 and (hist["from"], hist["to"]) == (lo, hi)
         answers(both, "facets", q=q, **{"from": lo, "to": hi})
         answers(both, "search", q=q, limit=50, **{"from": lo, "to": hi})
+        answers(both, "search", q=q, limit=50, count=1, **{"from": lo, "to": hi})
 
 
 def test_the_latest_window_is_the_archives(both: dict[str, Any]) -> None:
     """latest=SPAN on the engine: the same window (from its newest ts), rows, buckets and facets."""
     ((newest_ms,),) = duck(both["path"], "SELECT epoch_ms(max(ts)) FROM logs")
     for q in ("", "level>=WARNING", "handling"):
-        found = answers(both, "search", q=q, limit=50, latest="15m")
+        answers(both, "search", q=q, limit=50, latest="15m")
+        found = answers(both, "search", q=q, limit=50, latest="15m", count=1)
         assert (found["window"]["from"], found["window"]["to"]) == (newest_ms + 1 - 900_000, newest_ms + 1)
         assert 0 < found["total"] < LINES
         hist = answers(both, "histogram", q=q, latest="15m")
@@ -143,7 +145,7 @@ def test_over_the_scan_bound_counts_are_refused_not_guessed(
     monkeypatch.setattr(engine_store, "MAX_SCAN", 100)
     backend = EngineStore(both["to"])
     try:
-        params = Params({"q": "handling", "limit": "30"}, datetime.now(UTC))
+        params = Params({"q": "handling", "limit": "30", "count": "1"}, datetime.now(UTC))
         for handler in (discover.histogram, discover.facets):
             with pytest.raises(UsageError, match="narrow the time range"):
                 handler(backend, params)

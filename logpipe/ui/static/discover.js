@@ -566,9 +566,12 @@ async function renderSearch(el, state, ctx) {
 
   const histSlot = ctx.el("section", { class: "d-hist d-loading muted", text: "counting…" });
   const facetSlot = ctx.el("aside", { class: "d-facets d-loading muted", text: "counting…" });
-  const total = searched.total;
-  const count = ctx.el("div", { id: "d-count", class: "d-count",
-    dataset: { count: total === null ? "" : String(total), shown: String(searched.rows.length) } });
+  // The rows come uncounted (so the list is read only as far as it shows); the exact total is
+  // the histogram's (its buckets add up to every match), or counted on its own when it failed.
+  const totalP = histP.then((hist) => (hist.error
+    ? ctx.api("search", { ...common, limit: 1, count: 1 }).then((s) => s.total, () => null)
+    : hist.value.total));
+  const count = ctx.el("div", { id: "d-count", class: "d-count", dataset: { shown: String(searched.rows.length) } });
   const listBox = ctx.el("div", { class: "d-list" }, count);
   const body = ctx.el("div", { class: facetsOpen ? "d-body d-facets-open" : "d-body" }, facetSlot, listBox);
   el.append(ctx.el("div", { class: "d-discover" }, toolbar(state, ctx, body), histSlot, body));
@@ -588,29 +591,40 @@ async function renderSearch(el, state, ctx) {
       : facetsPanel(facets.value, state, ctx));
   });
   try {
-    await drawList(listBox, count, searched, common, state, ctx);
+    await drawList(listBox, count, searched, totalP, common, state, ctx);
   } finally {
-    await Promise.all([histDone, facetsDone]);
+    await Promise.all([histDone, facetsDone, totalP]);
   }
 }
 
-async function drawList(listBox, count, searched, common, state, ctx) {
-  const total = searched.total;
+async function drawList(listBox, count, searched, totalP, common, state, ctx) {
+  let total; // undefined until counted; null when it cannot be counted
+  let shown = searched.rows.length;
   // Later pages stay in the range the first one was answered for (the newest record may move on).
   const w = searched.window;
   const paging = w ? { ...common, from: String(w.from), to: String(w.to), latest: "" } : common;
-  const showCount = (shown) => {
+  const showCount = (now) => {
+    shown = now;
     count.dataset.shown = String(shown);
+    if (total === undefined) {
+      count.textContent = shown ? `newest ${shown.toLocaleString("en-US")} shown, counting…` : "";
+      return;
+    }
     const all = total === null ? "more than can be counted" : total.toLocaleString("en-US");
     count.textContent = total === 0 ? "" : `${all} ${total === 1 ? "record" : "records"}${shown < (total ?? Infinity) ? `, newest ${shown.toLocaleString("en-US")} shown` : ""}`;
   };
+  totalP.then((n) => {
+    if (!ctx.isCurrent()) return;
+    total = n;
+    count.dataset.count = n === null ? "" : String(n);
+    showCount(shown);
+  });
   if (!searched.rows.length) {
     listBox.append(ctx.el("p", { id: "d-empty", class: "d-empty", text: "No records match this search and time range." }));
     showCount(0);
     return;
   }
   const list = recordTable(searched.rows, state, ctx);
-  let shown = searched.rows.length;
   showCount(shown);
   listBox.append(list.table);
   let next = searched.next;
