@@ -256,20 +256,11 @@ def vl_count(vl: str, query: str) -> int:
 
 
 def serve(archive: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "logpipe", "ui", "--archive", str(archive), "--bind", "127.0.0.1:0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stderr is not None
-    while True:
-        line = proc.stderr.readline()
-        if not line:
-            raise SystemExit("logpipe ui exited before it served")
-        match = re.search(r"at (http://\S+/) ", line)
-        if match:
-            return proc, match.group(1).rstrip("/")
+    """`logpipe ui` on a free port (ui_latency's), and its address without the trailing slash."""
+    from ui_latency import serve as serve_ui
+
+    proc, url = serve_ui(archive)
+    return proc, url.rstrip("/")
 
 
 def url(base: str, path: str, **params: Any) -> str:

@@ -114,6 +114,19 @@ def check_answers(backend: ArchiveStore, objs: list[dict[str, Any]]) -> None:
     assert answer["last"] == max(ts_of(o) for o in objs)
 
 
+def statements_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements the archive store runs from now on, in order (a spy on its `_run`)."""
+    scans: list[str] = []
+    real = archive_store._run
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(archive_store, "_run", spy)
+    return scans
+
+
 @pytest.fixture
 def two_days(tmp_path: Path) -> tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]]:
     """An archive of a first batch, and the second batch (a day later) not shipped yet."""
@@ -175,14 +188,7 @@ def test_a_page_of_rows_and_its_total_come_from_one_scan(
     log, archive, first, second = two_days
     write_log(log, second)
     ship(log, archive)
-    scans: list[str] = []
-    real = archive_store._run
-
-    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
-        scans.append(sql)
-        return real(con, sql, values)
-
-    monkeypatch.setattr(archive_store, "_run", spy)
+    scans = statements_run(monkeypatch)
     backend = ArchiveStore(archive)
     steps = matching(sorted(first + second, key=ts_of, reverse=True), "handling")
     assert len(steps) > 200
@@ -265,14 +271,7 @@ def test_facets_are_counted_in_one_scan(
     _, archive, first, _ = two_days
     backend = ArchiveStore(archive)
     discover.facets(backend, params(q="zanzibar"))  # each part's value counts, once per part
-    scans: list[str] = []
-    real = archive_store._run
-
-    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
-        scans.append(sql)
-        return real(con, sql, values)
-
-    monkeypatch.setattr(archive_store, "_run", spy)
+    scans = statements_run(monkeypatch)
     answer = discover.facets(backend, params(q="zanzibar"))
     assert answer["total"] == len(matching(first, "zanzibar"))
     assert len(scans) == 1, scans
@@ -286,14 +285,7 @@ def test_few_matches_are_faceted_in_one_scan_whatever_their_fields(
     fields with many values (an attrs field, which otherwise takes an estimate and a second scan)."""
     _, archive, first, _ = two_days
     backend = ArchiveStore(archive)
-    scans: list[str] = []
-    real = archive_store._run
-
-    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
-        scans.append(sql)
-        return real(con, sql, values)
-
-    monkeypatch.setattr(archive_store, "_run", spy)
+    scans = statements_run(monkeypatch)
     hits = matching(first, "zanzibar")
     assert 0 < len(hits) <= archive_store.FEW_MATCHES
     answer = discover.facets(backend, params(q="zanzibar", fields="attrs.request_id,request_id", size=50))
@@ -393,14 +385,7 @@ def test_a_histogram_over_days_is_counted_in_one_scan(
     write_log(log, second)
     ship(log, archive)
     backend = ArchiveStore(archive)
-    scans: list[str] = []
-    real = archive_store._run
-
-    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
-        scans.append(sql)
-        return real(con, sql, values)
-
-    monkeypatch.setattr(archive_store, "_run", spy)
+    scans = statements_run(monkeypatch)
     answer = discover.histogram(backend, params(q="zanzibar"))
     hits = matching(first + second, "zanzibar")
     assert answer["step_ms"] % 60_000 == 0
