@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from logpipe.archive.event_ids import RESTORED_COLUMNS_SQL
 from logpipe.archive.layout import DEAD_LETTERS_DIR, LOGS_DIR, walk_parts
 from logpipe.archive.locks import Lock, readers_lock
 from logpipe.errors import ArchiveError
@@ -98,7 +99,7 @@ def bind_parts(con: duckdb.DuckDBPyConnection, real: Path, logs: Sequence[Path],
     `open_archive`; the caller holds the readers' lock while it lists and reads them)."""
     _LOG_PARTS[con] = tuple(logs)
     if logs:
-        con.read_parquet([str(p) for p in logs], hive_partitioning=True).create_view("logs")
+        create_logs_view(con, logs)
     else:
         con.execute(f"CREATE VIEW logs AS {_empty_select(CANONICAL_COLUMNS, 'CAST(NULL AS DATE) AS day')}")
     if dead:
@@ -106,6 +107,12 @@ def bind_parts(con: duckdb.DuckDBPyConnection, real: Path, logs: Sequence[Path],
     else:
         con.execute(f"CREATE VIEW dead_letters AS {_empty_select(DEAD_LETTER_COLUMNS, 'CAST(NULL AS DATE) AS day')}")
     _confine(con, real)
+
+
+def create_logs_view(con: duckdb.DuckDBPyConnection, logs: Sequence[Path]) -> None:
+    """A `logs` view over these parts, each `event_id` read whole (see event_ids.py)."""
+    rel = con.read_parquet([str(p) for p in logs], hive_partitioning=True)
+    rel.project(RESTORED_COLUMNS_SQL).create_view("logs")
 
 
 def register_parts(con: duckdb.DuckDBPyConnection, logs: Sequence[Path]) -> None:
@@ -192,7 +199,12 @@ def _runs(where: Sequence[tuple[str, int]]) -> list[tuple[str, list[int]]]:
     return [(name, sorted(numbers)) for name, numbers in by_part.items()]
 
 
-_LOCATED_SCAN: Final = "read_parquet(?, hive_partitioning = true, filename = true, file_row_number = true)"
+# The parts named by the bound list, as the `logs` view reads them (each `event_id` whole, see
+# event_ids.py), with where each row is. DuckDB pushes filters on the other columns into the scan.
+_LOCATED_SCAN: Final = (
+    f"(SELECT {RESTORED_COLUMNS_SQL} FROM "
+    "read_parquet(?, hive_partitioning = true, filename = true, file_row_number = true))"
+)
 # Each part's row count and text summary by (path, size, mtime): a part is written once and never
 # changed (compaction writes new ones), so a long-lived reader decodes each footer once.
 _SUMMARIES: dict[tuple[str, int, int], tuple[int | None, list[Block] | None]] = {}

@@ -5,7 +5,8 @@ folder fsynced: readers see a whole file or none. Its footer metadata `logpipe.r
 source id to the byte ranges [start, end) whose records (those of this partition) it holds; that
 is how a restart after a crash recognises data it already wrote (see ledger.py). A logs part also
 carries `logpipe.text_index`, a trigram summary of each row group's free text (see textindex.py),
-and Parquet bloom filters on its identity columns (see `IDENTITY_BLOOM_COLUMNS`).
+and Parquet bloom filters on its identity columns (see `IDENTITY_BLOOM_COLUMNS`). A logs part
+stores each `event_id` of the form `<source id>:<offset>` in short (see event_ids.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from logpipe.archive.event_ids import stored
 from logpipe.archive.layout import PART_SUFFIX, RANGES_METADATA_KEY, Partition, temp_path
 from logpipe.archive.textindex import (
     INDEXED_COLUMNS,
@@ -58,8 +60,10 @@ TEXT_BLOCK_ROWS = 8 * 1024
 # Dictionary-encode only columns with few distinct values: for ids and messages the dictionary
 # costs time and grows the file. `attrs` is in: the extra fields of one call site repeat (module,
 # function, line), and where they do not, the writer falls back to plain pages once the
-# dictionary passes its 1 MB limit.
+# dictionary passes its 1 MB limit. So is `event_id`: a part stores it as its source's prefix
+# (see event_ids.py), one value per source.
 DICTIONARY_COLUMNS = [
+    "event_id",
     "level",
     "logger",
     "service",
@@ -75,14 +79,13 @@ DICTIONARY_COLUMNS = [
 ]
 # Encodings of the columns that are neither dictionary-encoded nor left plain (a part is about a
 # quarter smaller with them, and no slower to write). Times and offsets grow through a part, so the
-# deltas between rows pack into a few bits; an `event_id` is `<source id>:<offset>`, so each one
-# shares all but its last digits with the one before, which DELTA_BYTE_ARRAY does not store again;
-# user and session ids repeat over the lines of a request, so the same holds for them.
+# deltas between rows pack into a few bits; user and session ids repeat over the lines of a
+# request, so each shares its start, or all of itself, with the one before, which
+# DELTA_BYTE_ARRAY does not store again.
 COLUMN_ENCODINGS = {
     "ts": "DELTA_BINARY_PACKED",
     "received_at": "DELTA_BINARY_PACKED",
     "offset": "DELTA_BINARY_PACKED",
-    "event_id": "DELTA_BYTE_ARRAY",
     "user_id": "DELTA_BYTE_ARRAY",
     "session_id": "DELTA_BYTE_ARRAY",
 }
@@ -198,7 +201,8 @@ def write_part_tables(
             bloom_filter_options=blooms or None,
         ) as writer:
             blocks: list[Block | None] = []
-            for table in itertools.chain([first] if first is not None else [], stream):
+            for whole in itertools.chain([first] if first is not None else [], stream):
+                table = stored(whole)
                 if table.num_rows == 0:
                     writer.write_table(table.replace_schema_metadata(meta), row_group_size=ROW_GROUP_ROWS)
                 for start in range(0, table.num_rows, ROW_GROUP_ROWS):

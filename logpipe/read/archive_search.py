@@ -231,7 +231,7 @@ class Follower:
         import duckdb
 
         from logpipe.archive.locks import readers_lock
-        from logpipe.archive.reader import snapshot
+        from logpipe.archive.reader import create_logs_view, snapshot
 
         if not self.root.is_dir():
             return None
@@ -244,7 +244,7 @@ class Follower:
             con = None
             if parts:
                 con = duckdb.connect(":memory:")
-                con.read_parquet([str(p) for p in parts], hive_partitioning=True).create_view("logs")
+                create_logs_view(con, parts)
                 # The rows are read now, while the lock keeps every listed part in place; the
                 # connection then reads no file at all (only our own SQL runs on it anyway).
                 _run(con, f"CREATE TEMP TABLE picked AS SELECT * FROM logs WHERE {self.where}", self.params)

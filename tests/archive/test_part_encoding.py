@@ -45,11 +45,11 @@ LEVELS = ["INFO"] * 14 + ["DEBUG"] * 4 + ["WARNING", "ERROR"]
 DELTA_COLUMNS = {
     "ts": "DELTA_BINARY_PACKED",
     "offset": "DELTA_BINARY_PACKED",
-    "event_id": "DELTA_BYTE_ARRAY",
     "user_id": "DELTA_BYTE_ARRAY",
     "session_id": "DELTA_BYTE_ARRAY",
 }
-DICTIONARY_COLUMNS = ("level", "logger", "host", "method", "endpoint", "source", "status", "attrs")
+# event_id: a part stores it in short, one value per source (see test_derived_event_ids.py).
+DICTIONARY_COLUMNS = ("level", "logger", "host", "method", "endpoint", "source", "status", "attrs", "event_id")
 PLAIN_COLUMNS = ("message", "request_id", "path", "duration_ms")
 
 

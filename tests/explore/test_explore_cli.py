@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from tests.support.archive import WHOLE_EVENT_ID
 from tests.support.exdata import extras, free_text_hit, generate, logpipe, ts_of, write_log
 
 LINES = 3000
@@ -101,7 +102,7 @@ def test_attrs_filters_agree_with_a_hand_written_duckdb_query(shipped: dict[str,
     want = (
         duckdb.connect()
         .execute(
-            "SELECT event_id FROM read_parquet(?) WHERE json_extract_string(attrs, '$.ctx.shard') = 'b' "
+            f"SELECT {WHOLE_EVENT_ID} FROM read_parquet(?) WHERE json_extract_string(attrs, '$.ctx.shard') = 'b' "
             "AND CAST(json_extract(attrs, '$.ctx.attempt') AS INTEGER) < 2 ORDER BY ts DESC",
             [parts],
         )

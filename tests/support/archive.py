@@ -7,9 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# The on-disk form of `event_id`, as documented in logpipe/archive/event_ids.py and written here
+# again: an id `<source id>:<offset>` may be stored as `<source id>:` alone.
+WHOLE_EVENT_ID = "CASE WHEN ends_with(event_id, ':') THEN event_id || CAST(\"offset\" AS VARCHAR) ELSE event_id END"
+
 
 def archive_rows(archive: Path, columns: Sequence[str] = ("*",), table: str = "logs") -> list[dict[str, Any]]:
-    """Every row of `table`, read from the finished Parquet parts directly (not through logpipe's views)."""
+    """Every row of `table`, read from the finished Parquet parts directly (not through logpipe's
+    views), each `event_id` whole."""
     import duckdb
 
     pattern = str(archive / table / "**" / "*.parquet")
@@ -18,10 +23,10 @@ def archive_rows(archive: Path, columns: Sequence[str] = ("*",), table: str = "l
         return []
     con = duckdb.connect()
     select = ", ".join(c if c == "*" else '"' + c + '"' for c in columns)
-    cur = con.execute(
-        f"SELECT {select} FROM read_parquet($1, hive_partitioning = true, union_by_name = true)",
-        [pattern],
-    )
+    scan = "read_parquet($1, hive_partitioning = true, union_by_name = true)"
+    if table == "logs":
+        scan = f"(SELECT * REPLACE ({WHOLE_EVENT_ID} AS event_id) FROM {scan})"
+    cur = con.execute(f"SELECT {select} FROM {scan}", [pattern])
     names = [d[0] for d in cur.description or []]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 

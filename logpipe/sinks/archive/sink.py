@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from logpipe.archive import compact as compaction
+from logpipe.archive.event_ids import stored
 from logpipe.archive.layout import COMPACT_LOCK_FILE, LOCK_FILE, Partition, remove_temp_files
 from logpipe.archive.ledger import Ledger
 from logpipe.archive.locks import Busy, compaction_lock, writer_lock
@@ -253,6 +254,8 @@ class ArchiveSink:
             table = pa.concat_tables(buffered)
             if self._shared:
                 table = unique_events(table)
+            # Once for the flush, not per part (the writer then finds every id short already).
+            table = stored(table)
             days = pc.cast(table.column("ts"), pa.date32())
             table = table.append_column("__day", days)
             groups = table.group_by(["__day", "level"]).aggregate([])
