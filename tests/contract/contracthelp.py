@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support.archive import whole_event_ids
 from tests.support.kafka import create_topic
 from tests.support.net import free_port
 
@@ -239,10 +240,12 @@ def kafka_topic(bootstrap: str) -> str:
 def archive_ids(archive: Path) -> list[str]:
     import pyarrow.parquet as pq
 
+    tables = [pq.read_table(part, columns=["event_id", "offset"]) for part in sorted(archive.glob("logs/**/*.parquet"))]
     return [
         e
-        for part in sorted(archive.glob("logs/**/*.parquet"))
-        for e in pq.read_table(part, columns=["event_id"]).column("event_id").to_pylist()
+        for t in tables
+        for e in whole_event_ids(t.column("event_id").to_pylist(), t.column("offset").to_pylist())
+        if e is not None
     ]
 
 

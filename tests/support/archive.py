@@ -12,6 +12,14 @@ from typing import Any
 WHOLE_EVENT_ID = "CASE WHEN ends_with(event_id, ':') THEN event_id || CAST(\"offset\" AS VARCHAR) ELSE event_id END"
 
 
+def whole_event_ids(ids: Sequence[str | None], offsets: Sequence[int | None]) -> list[str | None]:
+    """Stored `event_id` values made whole again with their rows' offsets (the rule above, in Python)."""
+    return [
+        f"{i}{o}" if i is not None and i.endswith(":") and o is not None else i
+        for i, o in zip(ids, offsets, strict=True)
+    ]
+
+
 def archive_rows(archive: Path, columns: Sequence[str] = ("*",), table: str = "logs") -> list[dict[str, Any]]:
     """Every row of `table`, read from the finished Parquet parts directly (not through logpipe's
     views), each `event_id` whole."""

@@ -28,6 +28,7 @@ from logpipe.read import archive_store
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.ui import discover, summary
 from logpipe.ui.api import Params
+from tests.support.archive import whole_event_ids
 from tests.support.exdata import free_text_hit, generate, logpipe, ts_of, write_log
 
 DAY1 = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -258,9 +259,10 @@ def test_a_pages_rows_are_read_in_one_scan_per_part(
     found = reader.rows_at(Spy(con), ["event_id", "message"], wanted)  # type: ignore[arg-type]
     assert len(statements) == 1 and statements[0].count("read_parquet") == len(parts)
     for name in parts:
-        table = pq.read_table(name, columns=["event_id", "message"])
+        table = pq.read_table(name, columns=["event_id", "offset", "message"])
+        ids = whole_event_ids(table["event_id"].to_pylist(), table["offset"].to_pylist())
         for n in {w[1] for w in wanted if w[0] == name}:
-            assert found[(name, n)] == (table["event_id"][n].as_py(), table["message"][n].as_py())
+            assert found[(name, n)] == (ids[n], table["message"][n].as_py())
     assert len(found) == len(set(wanted))
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.archive import WHOLE_EVENT_ID
 from tests.support.cli import LOGPIPE, ROOT
 from tests.support.exdata import logpipe, write_log
 
@@ -92,7 +93,8 @@ def duck(archive: Path, sql: str, params: list[Any] | None = None) -> list[tuple
     try:
         con.execute("SET TimeZone = 'UTC'")
         glob = str(archive / "logs" / "**" / "*.parquet")
-        con.execute(f"CREATE VIEW logs AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+        scan = f"read_parquet('{glob}', hive_partitioning = true)"
+        con.execute(f"CREATE VIEW logs AS SELECT * REPLACE ({WHOLE_EVENT_ID} AS event_id) FROM {scan}")
         return [tuple(r) for r in con.execute(sql, params or []).fetchall()]
     finally:
         con.close()
