@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from logpipe.archive.event_ids import id_condition
 from logpipe.errors import TerminalError, UsageError
 from logpipe.read.filters import Compare, Field, Filter, Text, to_sql
 from logpipe.schema import COLUMN_NAMES
@@ -138,7 +139,8 @@ class Context:
 
 
 def record_by_id(con: duckdb.DuckDBPyConnection, event_id: str) -> Row:
-    rows = _run(con, f'SELECT {_SELECT} FROM logs WHERE "event_id" = ? LIMIT 1', [event_id])
+    where, values = id_condition(event_id)
+    rows = _run(con, f"SELECT {_SELECT} FROM logs WHERE {where} LIMIT 1", values)
     if not rows:
         raise NoSuchRecordError(f"no record with event_id {event_id!r}")
     return rows[0]
