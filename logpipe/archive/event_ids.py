@@ -78,7 +78,8 @@ def stored(table: pa.Table) -> pa.Table:
             continue
         prefix = head + sep
         same = pc.fill_null(pc.equal(ids, pc.binary_join_element_wise(prefix, digits, "")), False)
-        result = pc.if_else(same, prefix, result)
+        every = same.null_count == 0 and pc.all(same).as_py()  # one source: the common case
+        result = pa.repeat(prefix, len(ids)) if every else pc.if_else(same, prefix, result)
         left = pc.and_(left, pc.invert(same))
     at = table.schema.get_field_index("event_id")
     return table.set_column(at, table.schema.field(at), result)

@@ -183,3 +183,51 @@ def test_merging_old_and_new_parts_keeps_every_id(mixed: tuple[Path, set[str], s
     stored = [i for p in parts(copy) for i in stored_ids(p)]
     assert all(i.endswith(":") for i in stored) and len(stored) == len(old_ids | new_ids)
     every_reader_gives(copy, old_ids | new_ids)
+
+
+def test_only_ids_naming_their_own_offset_are_shortened_and_all_read_back_whole() -> None:
+    """Rows of many sources, negative offsets (an unterminated line), ids that do not end with
+    their offset, nulls, and ids already short (compaction writes stored rows again)."""
+    import random
+
+    import pyarrow as pa
+
+    from logpipe.archive.event_ids import SOURCES_PER_TABLE, restored, stored
+
+    rng = random.Random(7)
+    sources = [f"s{n}" for n in range(SOURCES_PER_TABLE + 4)] + ["a:b"]
+    offsets: list[int | None] = []
+    ids: list[str | None] = []
+    for _ in range(4000):
+        offset = rng.choice([rng.randint(0, 10**12), -rng.randint(1, 999)])
+        source = rng.choice(sources)
+        kind = rng.random()
+        offsets.append(None if kind < 0.02 else offset)
+        ids.append(
+            None
+            if kind < 0.04
+            else f"{source}:{offset + 1}"
+            if kind < 0.1
+            else f"{source}:x{offset}"
+            if kind < 0.15
+            else f"{source}:"
+            if kind < 0.2
+            else f"{source}:{offset}"
+        )
+    table = pa.table({"offset": pa.array(offsets, pa.int64()), "event_id": pa.array(ids, pa.string())})
+    short = stored(table)
+    kept = short.column("event_id").to_pylist()
+    for whole, offset, value in zip(ids, offsets, kept, strict=True):
+        own = whole is not None and offset is not None and whole.endswith(f":{offset}") and not whole.endswith(":")
+        if own and value != whole:
+            assert whole is not None and value == whole.removesuffix(str(offset))
+        else:
+            assert value == whole
+    # Every id is whole again, the short ones stored before included.
+    assert restored(short).column("event_id").to_pylist() == restored(table).column("event_id").to_pylist()
+    # Writing stored rows again (a merge) changes no id: a short one stays as it is.
+    again = stored(short)
+    assert restored(again).column("event_id").to_pylist() == restored(table).column("event_id").to_pylist()
+    assert all(v == w for v, w in zip(again.column("event_id").to_pylist(), kept, strict=True) if w and w.endswith(":"))
+    # The first SOURCES_PER_TABLE prefixes met are shortened whatever else the table holds.
+    assert sum(1 for v in kept if v is not None and v.endswith(":")) > len(ids) // 2
