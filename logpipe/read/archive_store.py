@@ -208,9 +208,10 @@ class ArchiveStore:
             total, places = _located_page(con, located, (where, values), (page_only, page_only_values), limit)
             from logpipe.archive.reader import rows_at
 
-            found = rows_at(con, RECORD_COLUMNS, places)
-        rows = [found[p] for p in places]
-        return Page(rows[:limit], len(rows) > limit, total)
+            # The `limit + 1`-th place only says that there is more: its row is not read (a row
+            # costs a few ms, a page column each, whatever the part's size).
+            found = rows_at(con, RECORD_COLUMNS, places[:limit])
+        return Page([found[p] for p in places[:limit]], len(places) > limit, total)
 
     def record(self, event_id: str) -> Row:
         from logpipe.read.archive_search import record_by_id
@@ -655,6 +656,10 @@ def _located_page(
 # The first reading of newest-first blocks: this many rows; later ones grow with what is missing.
 FIRST_READ_ROWS: Final = 64 * 1024
 NOTHING_YET_GROWTH: Final = 8
+# Candidate blocks of at most this many times FIRST_READ_ROWS in all (a rare word's) are read in
+# one reading: a second would follow anyway unless the first held the whole page, and each
+# reading's statement costs its planning and a scan set-up per block again.
+ALL_AT_ONCE_READS: Final = 2
 
 
 def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after: Cursor | None) -> Page | None:
@@ -665,7 +670,9 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     keeping its newest `limit + 1` matches past the cursor; once `limit + 1` are held and the
     next block's last `ts` is older than the oldest of them, no unread block can change the
     page. Each reading asks for what is still missing at the density seen so far (twice over),
-    or `NOTHING_YET_GROWTH` times what was read when nothing matched yet."""
+    or `NOTHING_YET_GROWTH` times what was read when nothing matched yet; candidate blocks of at
+    most `ALL_AT_ONCE_READS` first readings in all are read at once. Only the rows of the page
+    are then read whole."""
     from logpipe.archive.reader import newest_first_ranges, ranges_source, rows_at
 
     ranges = newest_first_ranges(con, needles_of(flt))
@@ -682,9 +689,10 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     read_rows = 0
     at = 0
     wanted = limit + 1
+    candidate_rows = sum(r[2] - r[1] for r in ranges)
     while at < len(ranges) and not _past_page(ranges[at], held, wanted):
         if read_rows == 0:
-            budget = FIRST_READ_ROWS
+            budget = FIRST_READ_ROWS if candidate_rows > ALL_AT_ONCE_READS * FIRST_READ_ROWS else candidate_rows
         elif not held:
             budget = read_rows * NOTHING_YET_GROWTH
         else:
@@ -705,9 +713,8 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
         read_rows += rows
         at = end
     places = [(f, r) for _, _, f, r in held]
-    found_rows = rows_at(con, RECORD_COLUMNS, places)
-    rows_out = [found_rows[p] for p in places]
-    return Page(rows_out[:limit], len(rows_out) > limit, None, total_exact=False)
+    found_rows = rows_at(con, RECORD_COLUMNS, places[:limit])  # the extra place only says "more"
+    return Page([found_rows[p] for p in places[:limit]], len(places) > limit, None, total_exact=False)
 
 
 def _past_page(block: TsRange, held: Sequence[tuple[Any, Any, str, int]], wanted: int) -> bool:

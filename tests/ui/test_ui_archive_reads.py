@@ -419,3 +419,79 @@ def test_the_facets_value_bound_counts_every_part_once_it_appears(
     capped = bounds(few)
     assert capped is not None
     assert capped["service"] == few and capped["user_id"] > few and capped["status"] > few
+
+
+def rows_read_whole(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many places each `reader.rows_at` call reads whole from now on."""
+    calls: list[int] = []
+    real = reader.rows_at
+
+    def spy(con: duckdb.DuckDBPyConnection, columns: Any, where: Any) -> Any:
+        calls.append(len(where))
+        return real(con, columns, where)
+
+    monkeypatch.setattr(reader, "rows_at", spy)
+    return calls
+
+
+def test_a_page_reads_whole_only_the_rows_it_shows(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page finds `limit + 1` matches to know whether there are more, but reads whole only the
+    `limit` it shows (a row costs a page of every column), counted or not."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    backend = ArchiveStore(archive)
+    calls = rows_read_whole(monkeypatch)
+    for q, limit in (("handling", 20), ("zanzibar", 1), ("zanzibar", 7)):
+        hits = sorted(matching(first + second, q), key=ts_of, reverse=True)
+        assert len(hits) > limit, q
+        for counted in (0, 1):
+            calls.clear()
+            page = discover.search(backend, params(q=q, limit=limit, count=counted))
+            assert [(r["ts"], r["message"]) for r in page["rows"]] == [(ts_of(o), o["message"]) for o in hits[:limit]]
+            assert page["next"] is not None
+            assert page.get("total", len(hits)) == len(hits)
+            assert calls == [limit], (q, counted, calls)
+
+
+def test_a_rare_words_candidate_blocks_are_read_in_one_statement(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without count=1 the candidate blocks are read newest first a few at a time; when they add
+    up to at most two first readings (a rare word's) they are read in one statement. The same
+    search read a few blocks at a time takes more statements, for the same page."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    backend = ArchiveStore(archive)
+    with backend.connection() as con:
+        ranges = reader.newest_first_ranges(con, ["zanzibar"])
+    assert ranges is not None and len(ranges) >= 3
+    candidate = sum(end - start for _, start, end, _, _ in ranges)
+    # The first reading takes about half of the candidate rows: before, the page took two or more.
+    monkeypatch.setattr(archive_store, "FIRST_READ_ROWS", candidate // 2 + 1)
+    hits = sorted(matching(first + second, "zanzibar"), key=ts_of, reverse=True)
+    assert 0 < len(hits) < 100, "the page must need every candidate block"
+    readings: list[int] = []
+    real = reader.ranges_source
+
+    def spy(chosen: Any) -> Any:
+        readings.append(len(chosen))
+        return real(chosen)
+
+    monkeypatch.setattr(reader, "ranges_source", spy)
+    pages = {}
+    for at_once in ("as shipped", "a few blocks at a time"):
+        if at_once != "as shipped":
+            monkeypatch.setattr(archive_store, "ALL_AT_ONCE_READS", 0, raising=False)
+        readings.clear()
+        page = discover.search(backend, params(q="zanzibar", limit=100))
+        assert [(r["ts"], r["message"]) for r in page["rows"]] == [(ts_of(o), o["message"]) for o in hits]
+        assert page["next"] is None
+        pages[at_once] = list(readings)
+    assert pages["as shipped"] == [len(ranges)], pages
+    assert len(pages["a few blocks at a time"]) >= 2 and sum(pages["a few blocks at a time"]) == len(ranges), pages
