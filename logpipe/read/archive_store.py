@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import ArchiveError, UsageError
 from logpipe.read.archive_search import RECORD_COLUMNS, Context, Follower, Row
-from logpipe.read.filters import Compare, Field, Filter, Text, to_sql
+from logpipe.read.filters import FREE_TEXT_FIELDS, Compare, Field, Filter, Text, to_sql
 from logpipe.read.store import NO_LEVEL, Answer, Cursor, Facets, Page, Selection, Spread, Top, Traffic
 
 if TYPE_CHECKING:
@@ -653,6 +653,8 @@ def _located_page(
     return total, [(str(name), int(number)) for name, number in rows]
 
 
+# A match held for a newest-first page: (ts, event_id, part, row number, the carried columns).
+Held = tuple[Any, Any, str, int, tuple[Any, ...]]
 # The first reading of newest-first blocks: this many rows; later ones grow with what is missing.
 FIRST_READ_ROWS: Final = 64 * 1024
 NOTHING_YET_GROWTH: Final = 8
@@ -685,7 +687,12 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     if after is not None:
         page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
         page_only_values = [after.ts, after.ts, after.event_id]
-    held: list[tuple[Any, Any, str, int]] = []  # (ts, event_id, part, row), newest first
+    # The reading's scan decodes `ts`, `event_id` and (with free text) the text columns anyway:
+    # it hands them over, and only the page's other columns are read afterwards.
+    extra = list(FREE_TEXT_FIELDS) if needles_of(flt) else []
+    carried = ["ts", "event_id", *extra]
+    extra_sql = "".join(f', "{c}"' for c in extra)  # column names from the schema, never user text
+    held: list[Held] = []  # (ts, event_id, part, row, the carried columns), newest first
     read_rows = 0
     at = 0
     wanted = limit + 1
@@ -704,28 +711,33 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
             end += 1
         source, source_values = ranges_source(ranges[at:end])
         sql = (
-            f'SELECT "ts", "event_id", "filename", "file_row_number" FROM {source} '
+            f'SELECT "ts", "event_id", "filename", "file_row_number"{extra_sql} FROM {source} '
             f'WHERE {where} AND {page_only} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
         )
         found = _run(con, sql, [*source_values, *values, *page_only_values, wanted])
-        held = sorted([*held, *((t, e, str(f), int(r)) for t, e, f, r in found)], key=_newest_key, reverse=True)
-        held = held[:wanted]
+        fresh = ((t, e, str(f), int(r), (t, e, *rest)) for t, e, f, r, *rest in found)
+        held = sorted([*held, *fresh], key=_newest_key, reverse=True)[:wanted]
         read_rows += rows
         at = end
-    places = [(f, r) for _, _, f, r in held]
-    found_rows = rows_at(con, RECORD_COLUMNS, places[:limit])  # the extra place only says "more"
-    return Page([found_rows[p] for p in places[:limit]], len(places) > limit, None, total_exact=False)
+    shown = held[:limit]  # the extra match only says that there are more
+    others = [c for c in RECORD_COLUMNS if c not in carried]
+    read = rows_at(con, others, [(f, r) for _, _, f, r, _ in shown])
+    rows_out = []
+    for _, _, f, r, kept in shown:
+        known = {**dict(zip(carried, kept, strict=True)), **dict(zip(others, read[(f, r)], strict=True))}
+        rows_out.append(tuple(known[c] for c in RECORD_COLUMNS))
+    return Page(rows_out, len(held) > limit, None, total_exact=False)
 
 
-def _past_page(block: TsRange, held: Sequence[tuple[Any, Any, str, int]], wanted: int) -> bool:
+def _past_page(block: TsRange, held: Sequence[Held], wanted: int) -> bool:
     """Whether no row of `block` (nor of any block after it, newest last `ts` first) can be in
     the page: `wanted` matches are held and the block's last `ts` is older than all of them."""
     return len(held) >= wanted and block[4] < held[wanted - 1][0]
 
 
-def _newest_key(held: tuple[Any, Any, str, int]) -> tuple[Any, ...]:
+def _newest_key(held: Held) -> tuple[Any, ...]:
     """The page's order (`ts` then `event_id`, both descending with NULLs last) as a sort key."""
-    ts, event_id, _, _ = held
+    ts, event_id, _, _, _ = held
     return (ts, event_id is not None, event_id or "")
 
 

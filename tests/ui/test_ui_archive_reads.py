@@ -495,3 +495,40 @@ def test_a_rare_words_candidate_blocks_are_read_in_one_statement(
         pages[at_once] = list(readings)
     assert pages["as shipped"] == [len(ranges)], pages
     assert len(pages["a few blocks at a time"]) >= 2 and sum(pages["a few blocks at a time"]) == len(ranges), pages
+
+
+def test_a_newest_first_page_reads_afterwards_only_the_columns_its_scan_did_not(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scan that finds an uncounted page's matches hands over `ts`, `event_id` and, with free
+    text, the text columns it read to match; only the other columns of the page's rows are read
+    afterwards (`reader.rows_at`: a row costs a page of each column it reads). The rows equal the
+    archive's own, every column, read from the parts directly."""
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.filters import Filter, parse_filter
+    from logpipe.schema import FREE_TEXT_COLUMNS
+    from tests.support.archive import archive_rows
+
+    log, archive, _, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    everything = archive_rows(archive)
+    asked: list[list[str]] = []
+    real = reader.rows_at
+
+    def spy(con: duckdb.DuckDBPyConnection, columns: Any, where: Any) -> Any:
+        asked.append(list(columns))
+        return real(con, columns, where)
+
+    monkeypatch.setattr(reader, "rows_at", spy)
+    backend = ArchiveStore(archive)
+    for q in ("zanzibar", "quokka", "narwhal", ""):  # in messages, stack traces, attrs; everything
+        hits = [r for r in everything if any(q in (r[c] or "").lower() for c in FREE_TEXT_COLUMNS)]
+        assert len(hits) > 10, q
+        hits.sort(key=lambda r: (r["ts"], r["event_id"]), reverse=True)
+        page = backend.page(parse_filter(q) if q else Filter(), limit=10, with_total=False)
+        assert page.rows == [tuple(r[c] for c in RECORD_COLUMNS) for r in hits[:10]], q
+        assert page.more
+        carried = {"ts", "event_id", *(FREE_TEXT_COLUMNS if q else ())}
+        assert asked[-1] == [c for c in RECORD_COLUMNS if c not in carried], q
