@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.archive.reader import open_archive, read_only_problem
 from logpipe.errors import ArchiveError, UsageError
@@ -62,15 +62,27 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, query: Query, values: Mapping[st
         return con.sql(_one_select(con, query), params=dict(values)).to_arrow_table()
 
 
+# Texts already found to be one read-only SELECT: the verdict depends on the text alone, and
+# `logpipe ui` runs the same few catalog queries again and again (parsing the errors query
+# costs about a millisecond a request). Refused texts are not kept: they are parsed each time.
+_READ_ONLY_TEXTS: set[str] = set()
+_READ_ONLY_TEXTS_MAX: Final = 1000
+
+
 def _one_select(con: duckdb.DuckDBPyConnection, query: Query) -> str:
     """The query's SQL once it is known to be one read-only SELECT (see `read_only_problem`).
 
     A query file may come from any folder (`--queries`, LOGPIPE_QUERIES), so it passes the same
     door as `logpipe sql`: a COPY into the archive, DDL or a second statement never runs.
     """
+    if query.sql in _READ_ONLY_TEXTS:
+        return query.sql
     problem = read_only_problem(con, query.sql)
     if problem is not None:
         raise UsageError(f"query {query.name!r} ({query.path}) is not one read-only SELECT: {problem}")
+    if len(_READ_ONLY_TEXTS) >= _READ_ONLY_TEXTS_MAX:
+        _READ_ONLY_TEXTS.clear()
+    _READ_ONLY_TEXTS.add(query.sql)
     return query.sql
 
 

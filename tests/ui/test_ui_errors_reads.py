@@ -144,3 +144,31 @@ def test_the_access_lines_of_the_last_hour_are_looked_for_from_its_start(
     assert errors and sum(int(r[1]) for r in rows) == len(errors)
     # Most error lines have no path of their own: their endpoints come from the access lines.
     assert sum(1 for o in errors if "path" not in o) > len(errors) // 2
+
+
+def test_the_errors_query_is_parsed_once_per_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request runs the catalog's errors query; its text is checked to be one read-only
+    SELECT the first time only (the verdict depends on the text alone), and the answers stay
+    the same (and equal plain Python's counts)."""
+    from logpipe.read import archive_sql
+
+    objs = generate(900, seed=3, start=DAYS[0])
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    checked: list[str] = []
+    real = archive_sql.read_only_problem
+
+    def spy(con: duckdb.DuckDBPyConnection, statement: str) -> str | None:
+        checked.append(statement)
+        return real(con, statement)
+
+    monkeypatch.setattr(archive_sql, "read_only_problem", spy)
+    monkeypatch.setattr(archive_sql, "_READ_ONLY_TEXTS", set(), raising=False)
+    store = ArchiveStore(archive)
+    window = Window(DAYS[0], DAYS[0] + timedelta(hours=2), buckets=4)
+    answers = [store.error_groups(Filter(()), window) for _ in range(3)]
+    errors = [o for o in objs if o["level"] in ("ERROR", "CRITICAL") and window.start <= ts_of(o) < window.end]
+    assert errors and sum(int(r[1]) for r in answers[0][0]) == len(errors)
+    assert answers[1] == answers[0] and answers[2] == answers[0]
+    assert len(checked) == 1, len(checked)
