@@ -676,6 +676,7 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     most `ALL_AT_ONCE_READS` first readings in all are read at once. Only the rows of the page
     are then read whole."""
     from logpipe.archive.reader import newest_first_ranges, ranges_source, rows_at
+    from logpipe.archive.writer import DICTIONARY_COLUMNS
 
     ranges = newest_first_ranges(con, needles_of(flt))
     if ranges is None:
@@ -687,9 +688,16 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     if after is not None:
         page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
         page_only_values = [after.ts, after.ts, after.event_id]
-    # The reading's scan decodes `ts`, `event_id` and (with free text) the text columns anyway:
-    # it hands them over, and only the page's other columns are read afterwards.
-    extra = list(FREE_TEXT_FIELDS) if needles_of(flt) else []
+    # The reading's scan hands over with each match what it decodes anyway (`ts`, `event_id`, and
+    # with free text the text columns) and the dictionary-encoded columns (a few bits a row);
+    # only the page's other columns are read afterwards, row by row (`rows_at`).
+    text = needles_of(flt)
+    extra = [
+        c
+        for c in RECORD_COLUMNS
+        if c not in ("ts", "event_id")
+        and ((text and c in FREE_TEXT_FIELDS) or (c in DICTIONARY_COLUMNS and c not in FREE_TEXT_FIELDS))
+    ]
     carried = ["ts", "event_id", *extra]
     extra_sql = "".join(f', "{c}"' for c in extra)  # column names from the schema, never user text
     held: list[Held] = []  # (ts, event_id, part, row, the carried columns), newest first

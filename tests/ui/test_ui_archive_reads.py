@@ -501,10 +501,11 @@ def test_a_newest_first_page_reads_afterwards_only_the_columns_its_scan_did_not(
     two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The scan that finds an uncounted page's matches hands over `ts`, `event_id` and, with free
-    text, the text columns it read to match; only the other columns of the page's rows are read
-    afterwards (`reader.rows_at`: a row costs a page of each column it reads). The rows equal the
-    archive's own, every column, read from the parts directly."""
+    """The scan that finds an uncounted page's matches hands over `ts`, `event_id`, the
+    dictionary-encoded columns and, with free text, the text columns it read to match; only the
+    other columns of the page's rows are read afterwards (`reader.rows_at`: a row costs a page of
+    each column it reads). The rows equal the archive's own, every column, read from the parts
+    directly."""
     from logpipe.read.archive_search import RECORD_COLUMNS
     from logpipe.read.filters import Filter, parse_filter
     from logpipe.schema import FREE_TEXT_COLUMNS
@@ -530,5 +531,7 @@ def test_a_newest_first_page_reads_afterwards_only_the_columns_its_scan_did_not(
         page = backend.page(parse_filter(q) if q else Filter(), limit=10, with_total=False)
         assert page.rows == [tuple(r[c] for c in RECORD_COLUMNS) for r in hits[:10]], q
         assert page.more
-        carried = {"ts", "event_id", *(FREE_TEXT_COLUMNS if q else ())}
+        # The scan hands over its order, the text it matched and the dictionary-encoded columns.
+        carried = {"ts", "event_id", "level", "service", "host", "logger", "method", "endpoint", "status", "source"}
+        carried |= set(FREE_TEXT_COLUMNS) if q else set()
         assert asked[-1] == [c for c in RECORD_COLUMNS if c not in carried], q
