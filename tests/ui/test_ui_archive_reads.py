@@ -535,3 +535,51 @@ def test_a_newest_first_page_reads_afterwards_only_the_columns_its_scan_did_not(
         carried = {"ts", "event_id", "level", "service", "host", "logger", "method", "endpoint", "status", "source"}
         carried |= set(FREE_TEXT_COLUMNS) if q else set()
         assert asked[-1] == [c for c in RECORD_COLUMNS if c not in carried], q
+
+
+def test_a_parts_candidate_ranges_are_read_by_one_scan_that_skips_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The candidate row ranges of a part are OR-ed bounds of one scan (its planning and set-up
+    once per part, not once per range), and DuckDB still reads only the row groups they cover."""
+    objs = generate(40_000, seed=8, start=DAY1)
+    spots = (3_001, 9_001, 15_001, 25_001, 31_001, 37_001)  # three in each half, far apart
+    for n in spots:
+        objs[n].update(level="INFO", message=objs[n]["message"] + " xylophonic")
+        objs[n].pop("exc_info", None)
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    parts = small_blocks_parts(archive, tmp_path / "small", monkeypatch)
+    word = "xylophonic"
+    con = duckdb.connect(":memory:")
+    summaries = reader.part_summaries(con, parts)
+    from logpipe.archive.textindex import candidate_rows, needle_keys
+
+    ranges = {str(p): candidate_rows(summaries[str(p)][1] or [], [needle_keys(word)]) for p in parts}
+    assert all(len(r) >= 2 for r in ranges.values()), ranges  # several ranges in each part
+    groups = {
+        (name, g) for name, rs in ranges.items() for start, end in rs for g in range(start // 1000, -(-end // 1000))
+    }
+    narrowed = reader._candidate_source(con, parts, [word])
+    assert narrowed is not None
+    source, values = narrowed
+    assert source.count("read_parquet") == len(parts)
+    sql = f"SELECT count(*) FROM {source} WHERE message ILIKE ?"
+    con.execute("SET enable_profiling = 'json'")
+    con.execute("SET profiling_output = ?", [str(tmp_path / "p.json")])
+    ((found,),) = con.execute(sql, [*values, f"%{word}%"]).fetchall()
+    con.close()
+    assert found == sum(1 for o in objs if o["level"] == "INFO" and word in o["message"]) == len(spots)
+    scanned = int(json.loads((tmp_path / "p.json").read_text())["query"]["total_row_groups_scanned"])
+    total_groups = sum(pq.ParquetFile(p).metadata.num_row_groups for p in parts)
+    assert scanned == len(groups) < total_groups // 2, (scanned, len(groups), total_groups)
+    # A part with more ranges than one scan takes is read by several, with the same answer.
+    monkeypatch.setattr(reader, "RANGES_PER_SCAN", 2)
+    again = reader._candidate_source(duckdb.connect(":memory:"), parts, [word])
+    assert again is not None
+    assert again[0].count("read_parquet") == sum(-(-len(r) // 2) for r in ranges.values())
+    ((refound,),) = (
+        duckdb.connect(":memory:").execute(sql.replace(source, again[0]), [*again[1], f"%{word}%"]).fetchall()
+    )
+    assert refound == found
