@@ -17,6 +17,7 @@ import os
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -394,15 +395,28 @@ class ArchiveStore:
         from logpipe.read.archive_sql import fetch_rows, prepare
 
         query, values = prepare("errors", {"since": window.start, "until": window.end}, queries=self.queries)
+        span_us = (window.end - window.start) // timedelta(microseconds=1)
+        bounds = [window.start, window.end]
+        trend_values = [window.start, window.buckets, span_us, *bounds, *bounds]
         with self.connection() as con:
-            if search.terms:
-                where, bound = to_sql(search & time_window(window.start, window.end) & _ERRORS)
-                _run(con, f"CREATE TEMP TABLE ui_errors_picked AS SELECT event_id FROM logs WHERE {where}", bound)
-                _run(con, _NARROWED_VIEW, [])
-            _, rows = fetch_rows(con, query, values)
-            span_us = (window.end - window.start) // timedelta(microseconds=1)
-            bounds = [window.start, window.end]
-            trend_rows = _run(con, _TREND_SQL, [window.start, window.buckets, span_us, *bounds, *bounds])
+            if search.terms or self.memory_limit is not None:
+                if search.terms:
+                    where, bound = to_sql(search & time_window(window.start, window.end) & _ERRORS)
+                    _run(con, f"CREATE TEMP TABLE ui_errors_picked AS SELECT event_id FROM logs WHERE {where}", bound)
+                    _run(con, _NARROWED_VIEW, [])
+                _, rows = fetch_rows(con, query, values)
+                trend_rows = _run(con, _TREND_SQL, trend_values)
+            else:
+                # Nothing of this request's own in front of the archive's `logs`: the trend's
+                # statement runs meanwhile on a second cursor of the session's database (whose
+                # settings, the time zone included, are global). Each statement is mostly one
+                # thread: its planning, and the scans of a few row groups.
+                trend = _beside(con, _TREND_SQL, trend_values)
+                try:
+                    _, rows = fetch_rows(con, query, values)
+                finally:
+                    wait([trend])  # the reader lock is held for `con`: the trend reads before it goes
+                trend_rows = trend.result()
         trends: dict[str, list[int]] = {}
         for key, bucket, n in trend_rows:
             per = trends.setdefault(key, [0] * window.buckets)
@@ -787,6 +801,28 @@ def _level_facets(tallies: Sequence[tuple[str | None, int, Any, Any]], size: int
     missing = sum(n for lv, n, _, _ in tallies if lv is None)
     total = sum(n for _, n, _, _ in tallies)
     return Facets(total, {"level": Top(counted[:size], missing)})
+
+
+_BESIDE: ThreadPoolExecutor | None = None
+_BESIDE_GUARD: Final = threading.Lock()
+
+
+def _beside(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> Future[list[tuple[Any, ...]]]:
+    """`sql` run on a second cursor of `con`'s database, in a thread of a small shared pool; the
+    caller waits for it before `con` is closed."""
+    global _BESIDE
+    with _BESIDE_GUARD:
+        if _BESIDE is None:
+            _BESIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="logpipe-read")
+    cursor = con.cursor()
+
+    def run() -> list[tuple[Any, ...]]:
+        try:
+            return _run(cursor, sql, params)
+        finally:
+            cursor.close()
+
+    return _BESIDE.submit(run)
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:

@@ -172,3 +172,43 @@ def test_the_errors_query_is_parsed_once_per_text(tmp_path: Path, monkeypatch: p
     assert errors and sum(int(r[1]) for r in answers[0][0]) == len(errors)
     assert answers[1] == answers[0] and answers[2] == answers[0]
     assert len(checked) == 1, len(checked)
+
+
+def test_the_trend_is_read_while_the_groups_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a search nothing of the request's own stands in front of `logs`: the trend's
+    statement runs on a second cursor while the errors query runs (the groups' statement waits
+    here until the trend's has started: run one after the other, it would wait in vain), and both
+    answers equal plain Python's."""
+    import threading
+
+    from logpipe.read import archive_sql
+
+    objs = [o for day in DAYS for o in generate(900, seed=day.day, start=day)]
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    started = threading.Event()
+    overlapped: list[bool] = []
+    real_run, real_fetch = archive_store._run, archive_sql.fetch_rows
+
+    def run(con: duckdb.DuckDBPyConnection, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        if "bucket" in sql:
+            started.set()
+        return real_run(con, sql, params)
+
+    def fetch(con: duckdb.DuckDBPyConnection, query: Any, values: Any) -> Any:
+        overlapped.append(started.wait(timeout=20))
+        return real_fetch(con, query, values)
+
+    monkeypatch.setattr(archive_store, "_run", run)
+    monkeypatch.setattr(archive_sql, "fetch_rows", fetch)
+    window = Window(DAYS[1], DAYS[1] + timedelta(hours=3), buckets=6)
+    rows, trends = ArchiveStore(archive).error_groups(Filter(()), window)
+    assert overlapped == [True]
+    errors = [o for o in objs if o["level"] in ("ERROR", "CRITICAL") and window.start <= ts_of(o) < window.end]
+    assert errors and sum(int(r[1]) for r in rows) == len(errors)
+    per = [0] * window.buckets
+    for o in errors:
+        per[int((ts_of(o) - window.start) / (window.end - window.start) * window.buckets)] += 1
+    assert [sum(t[b] for t in trends.values()) for b in range(window.buckets)] == per
+    assert set(trends) == {r[0] for r in rows}
