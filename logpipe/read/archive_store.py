@@ -207,12 +207,10 @@ class ArchiveStore:
                 ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
                 return Page(rows[:limit], len(rows) > limit, int(total))
             total, places = _located_page(con, located, (where, values), (page_only, page_only_values), limit)
-            from logpipe.archive.reader import rows_at
-
             # The `limit + 1`-th place only says that there is more: its row is not read (a row
-            # costs a few ms, a page column each, whatever the part's size).
-            found = rows_at(con, RECORD_COLUMNS, places[:limit])
-        return Page([found[p] for p in places[:limit]], len(places) > limit, total)
+            # costs a few ms, a page of each column, whatever the part's size).
+            rows = _page_rows(con, ("ts", "event_id"), [(f, r, (t, e)) for f, r, t, e in places[:limit]])
+        return Page(rows, len(places) > limit, total)
 
     def record(self, event_id: str) -> Row:
         from logpipe.read.archive_search import record_by_id
@@ -634,8 +632,9 @@ def _located_page(
     query: tuple[str, list[object]],
     page_only: tuple[str, list[object]],
     limit: int,
-) -> tuple[int, list[tuple[str, int]]]:
-    """The matches' total and the places (file, row number) of the page's `limit + 1` rows.
+) -> tuple[int, list[tuple[str, int, Any, Any]]]:
+    """The matches' total and the places (file, row number, with their ts and event_id) of the
+    page's `limit + 1` rows.
 
     One scan counts the matches and keeps each day's newest `limit + 1` places past the cursor
     (`ts`, then `event_id`, descending, the page's order); the page is the newest of those.
@@ -657,14 +656,14 @@ def _located_page(
     in_page_dated = sum(int(r[2]) for r in per_day)
     if in_page_dated >= limit + 1 or in_page_dated == in_page:
         tops = sorted((p for r in per_day for p in r[3] or []), key=lambda p: (p["t"], p["e"]), reverse=True)
-        return total, [(str(p["f"]), int(p["r"])) for p in tops[: limit + 1]]
+        return total, [(str(p["f"]), int(p["r"]), p["t"], p["e"]) for p in tops[: limit + 1]]
     order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
     rows = _run(
         con,
-        f'SELECT "filename", "file_row_number" FROM {source} WHERE {where} AND {after} {order}',
+        f'SELECT "filename", "file_row_number", "ts", "event_id" FROM {source} WHERE {where} AND {after} {order}',
         [*source_values, *values, *after_values, limit + 1],
     )
-    return total, [(str(name), int(number)) for name, number in rows]
+    return total, [(str(name), int(number), ts, event_id) for name, number, ts, event_id in rows]
 
 
 # A match held for a newest-first page: (ts, event_id, part, row number, the carried columns).
@@ -689,7 +688,7 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     or `NOTHING_YET_GROWTH` times what was read when nothing matched yet; candidate blocks of at
     most `ALL_AT_ONCE_READS` first readings in all are read at once. Only the rows of the page
     are then read whole."""
-    from logpipe.archive.reader import newest_first_ranges, ranges_source, rows_at
+    from logpipe.archive.reader import newest_first_ranges, ranges_source
     from logpipe.archive.writer import DICTIONARY_COLUMNS
 
     ranges = newest_first_ranges(con, needles_of(flt))
@@ -741,14 +740,24 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
         held = sorted([*held, *fresh], key=_newest_key, reverse=True)[:wanted]
         read_rows += rows
         at = end
-    shown = held[:limit]  # the extra match only says that there are more
+    shown = [(f, r, kept) for _, _, f, r, kept in held[:limit]]  # the extra match only says "more"
+    return Page(_page_rows(con, carried, shown), len(held) > limit, None, total_exact=False)
+
+
+def _page_rows(
+    con: duckdb.DuckDBPyConnection, carried: Sequence[str], shown: Sequence[tuple[str, int, tuple[Any, ...]]]
+) -> list[Row]:
+    """The rows at these places (part, row number, the `carried` columns' values), in order and
+    with RECORD_COLUMNS: the carried values as given, the other columns read (`reader.rows_at`)."""
+    from logpipe.archive.reader import rows_at
+
     others = [c for c in RECORD_COLUMNS if c not in carried]
-    read = rows_at(con, others, [(f, r) for _, _, f, r, _ in shown])
-    rows_out = []
-    for _, _, f, r, kept in shown:
+    read = rows_at(con, others, [(f, r) for f, r, _ in shown])
+    out: list[Row] = []
+    for f, r, kept in shown:
         known = {**dict(zip(carried, kept, strict=True)), **dict(zip(others, read[(f, r)], strict=True))}
-        rows_out.append(tuple(known[c] for c in RECORD_COLUMNS))
-    return Page(rows_out, len(held) > limit, None, total_exact=False)
+        out.append(tuple(known[c] for c in RECORD_COLUMNS))
+    return out
 
 
 def _past_page(block: TsRange, held: Sequence[Held], wanted: int) -> bool:

@@ -535,6 +535,10 @@ def test_a_newest_first_page_reads_afterwards_only_the_columns_its_scan_did_not(
         carried = {"ts", "event_id", "level", "service", "host", "logger", "method", "endpoint", "status", "source"}
         carried |= set(FREE_TEXT_COLUMNS) if q else set()
         assert asked[-1] == [c for c in RECORD_COLUMNS if c not in carried], q
+        if q:  # counted, the scan that counts hands over each page place's ts and event_id
+            counted = backend.page(parse_filter(q), limit=10, with_total=True)
+            assert counted.rows == page.rows and counted.total == len(hits), q
+            assert asked[-1] == [c for c in RECORD_COLUMNS if c not in ("ts", "event_id")], q
 
 
 def test_a_parts_candidate_ranges_are_read_by_one_scan_that_skips_the_rest(
