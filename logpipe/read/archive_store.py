@@ -701,14 +701,19 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     if after is not None:
         page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
         page_only_values = [after.ts, after.ts, after.event_id]
-    # The reading's scan hands over with each match what it decodes anyway (`ts`, `event_id`, and
-    # with free text the text columns) and the dictionary-encoded columns (a few bits a row);
-    # only the page's other columns are read afterwards, row by row (`rows_at`).
+    candidate_rows = sum(r[2] - r[1] for r in ranges)
+    few = candidate_rows <= ALL_AT_ONCE_READS * FIRST_READ_ROWS
+    # The reading's scan hands over with each match `ts` and `event_id` (its order). When the
+    # candidate blocks are few (a rare word: the page's rows lie in row groups of their own, each
+    # row read afterwards costs a page of every column) it also hands over the text columns (read
+    # to match anyway) and the dictionary-encoded ones (a few bits a row); with many candidates
+    # the page's rows lie close together, and carrying them through the scan costs more than it saves.
     text = needles_of(flt)
     extra = [
         c
         for c in RECORD_COLUMNS
-        if c not in ("ts", "event_id")
+        if few
+        and c not in ("ts", "event_id")
         and ((text and c in FREE_TEXT_FIELDS) or (c in DICTIONARY_COLUMNS and c not in FREE_TEXT_FIELDS))
     ]
     carried = ["ts", "event_id", *extra]
@@ -717,10 +722,9 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     read_rows = 0
     at = 0
     wanted = limit + 1
-    candidate_rows = sum(r[2] - r[1] for r in ranges)
     while at < len(ranges) and not _past_page(ranges[at], held, wanted):
         if read_rows == 0:
-            budget = FIRST_READ_ROWS if candidate_rows > ALL_AT_ONCE_READS * FIRST_READ_ROWS else candidate_rows
+            budget = candidate_rows if few else FIRST_READ_ROWS
         elif not held:
             budget = read_rows * NOTHING_YET_GROWTH
         else:
