@@ -249,3 +249,53 @@ def test_a_window_reads_only_the_parts_whose_ts_range_meets_it(
             assert len(meeting) < len(ranges) / 5, q
     finally:
         store.close()
+
+
+def test_a_bounded_read_sees_new_parts_and_compaction_without_a_new_database(tmp_path: Path, reads: Reads) -> None:
+    """A bounded request lists only its window's days and reads them through the session's
+    database as built by the last unbounded one: records shipped since (new parts) are counted
+    on the next request, and parts a compaction replaced are not read (nor counted twice)."""
+    objs = [o for back in reversed(range(DAYS_FEW)) for o in day_records(back)]
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    newest = max(ts_of(o) for o in objs)
+    lo, hi = newest - timedelta(hours=2), newest + timedelta(hours=2)
+    q = f'"step 1 handling" ts>={lo.isoformat()} ts<{hi.isoformat()}'
+
+    def ship(batch: list[dict[str, Any]]) -> None:
+        write_log(log, batch)
+        run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
+        assert run.returncode == 0, run.stderr
+
+    def later(k: int) -> list[dict[str, Any]]:
+        """60 records from `20 k + 1` minutes after the newest, requests of their own."""
+        batch = generate(60, seed=90 + k, start=newest)
+        for n, obj in enumerate(batch):
+            obj["timestamp"] = (newest + timedelta(minutes=1 + 20 * k, seconds=n)).isoformat()
+            obj["request_id"] = f"b{k}-{obj['request_id']}"
+        return batch
+
+    def check(store: ArchiveStore, step: str) -> None:
+        reads.reset()
+        expected = [o for o in matching(objs, "step 1 handling") if lo <= ts_of(o) < hi]
+        answer = discover.search(store, params(q=q, limit=1000, count=1))
+        assert answer["total"] == len(expected), step
+        assert sorted(r["message"] for r in answer["rows"]) == sorted(o["message"] for o in expected), step
+        assert reads.parts and reads.parts <= {str(p) for p in walk_parts(archive, ("logs",)).parts}, step
+
+    ship(objs)
+    store = ArchiveStore(archive)
+    try:
+        discover.search(store, params(q="handling", limit=1))  # unbounded: the database is built
+        check(store, "first")
+        for k in range(2):
+            objs += later(k)
+            ship(objs[-60:])
+            check(store, f"after batch {k}")
+        before = len(walk_parts(archive, ("logs",)).parts)
+        run = logpipe("archive", "compact", "--archive", str(archive))
+        assert run.returncode == 0, run.stderr
+        assert len(walk_parts(archive, ("logs",)).parts) < before
+        check(store, "after compaction")
+        assert store.databases_built == 1  # every bounded request read through the first database
+    finally:
+        store.close()
