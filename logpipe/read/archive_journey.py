@@ -12,7 +12,10 @@ record is read (10M records: 1.3 s). Here the same answer comes in three reads:
 2. the places of the matched requests' records in the window, the ids bound as one list: the
    parts' bloom filters on request_id, the `day` partitions and the `ts` statistics skip the row
    groups that cannot hold one, and only `request_id` and `ts` are read of the rest;
-3. the journey's columns of those places only (`reader.rows_at`).
+3. the journey's columns of those places only (`reader.rows_at`), less `request_id` (the second
+   read has it) and `event_id`, the order's last key, read only for records that tie on all
+   the others (each string column read costs about as much as the scan of it, whatever few
+   rows are wanted of a row group: the pages are decoded whole).
 
 The records are then given their request's context and put in the query's order here, in
 Python. The answer is the query's, row for row (a test runs both on the same archive).
@@ -44,6 +47,8 @@ READ_COLUMNS: Final = (
     "message",
     "event_id",
 )
+# What the third read reads of each place: request_id comes with the place, event_id when needed.
+ROW_COLUMNS: Final = tuple(c for c in READ_COLUMNS if c not in ("request_id", "event_id"))
 _IN_WINDOW: Final = '"ts" >= ? AND "ts" < ? AND "day" BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)'
 
 Place = tuple[str, int]
@@ -67,13 +72,31 @@ def journey_rows(
         return []
     window = [values["since"], values["until"], values["since"], values["until"]]
     matched, own = _subject(con, (source, source_values), subjects, window)
-    places = [*own, *_request_places(con, (source, source_values), sorted(matched), window)]
+    requests = {**dict.fromkeys(own), **_request_places(con, (source, source_values), sorted(matched), window)}
     from logpipe.archive.reader import rows_at
 
-    found = rows_at(con, READ_COLUMNS, places)
-    records = [_with_context(dict(zip(READ_COLUMNS, found[p], strict=True)), matched) for p in places]
+    found = rows_at(con, ROW_COLUMNS, list(requests))
+    records = [
+        _with_context({**dict(zip(ROW_COLUMNS, found[p], strict=True)), "request_id": r, "event_id": None}, matched)
+        for p, r in requests.items()
+    ]
+    tied = _tied(records)
+    if tied:
+        places = list(requests)
+        ids = rows_at(con, ("event_id",), [places[i] for i in tied])
+        for i in tied:
+            records[i]["event_id"] = ids[places[i]][0]
     records.sort(key=_journey_key(records))
     return [tuple(r[c] for c in columns) for r in records]
+
+
+def _tied(records: Sequence[dict[str, Any]]) -> list[int]:
+    """The indexes of the records that share their session, request and ts with another one:
+    only their event_ids decide their order."""
+    seen: dict[tuple[Any, Any, Any], list[int]] = {}
+    for i, r in enumerate(records):
+        seen.setdefault((r["session_id"], r["request_id"], r["ts"]), []).append(i)
+    return sorted(i for group in seen.values() if len(group) > 1 for i in group)
 
 
 def _subject(
@@ -106,15 +129,17 @@ def _subject(
 
 def _request_places(
     con: duckdb.DuckDBPyConnection, located: tuple[str, list[object]], requests: list[str], window: list[object]
-) -> list[Place]:
-    """The places of the window's records of these requests (bound as one list)."""
+) -> dict[Place, str]:
+    """The places of the window's records of these requests (bound as one list), with their request."""
     if not requests:
-        return []
+        return {}
     source, source_values = located
     # The window first, bare: DuckDB skips the days and row groups outside it by their statistics.
-    sql = f'SELECT "filename", "file_row_number" FROM {source} WHERE {_IN_WINDOW} AND "request_id" = ANY(?)'
+    sql = (
+        f'SELECT "filename", "file_row_number", "request_id" FROM {source} WHERE {_IN_WINDOW} AND "request_id" = ANY(?)'
+    )
     rows = con.execute(sql, [*source_values, *window, requests]).fetchall()
-    return [(str(name), int(number)) for name, number in rows]
+    return {(str(name), int(number)): str(request_id) for name, number, request_id in rows}
 
 
 def _with_context(record: dict[str, Any], matched: Mapping[str, Context]) -> dict[str, Any]:

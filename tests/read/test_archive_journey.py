@@ -26,7 +26,7 @@ import pytest
 
 from logpipe.archive import reader, writer
 from logpipe.archive.layout import Partition, walk_parts
-from logpipe.read import archive_sql
+from logpipe.read import archive_journey, archive_sql
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.read.catalog import BUILTIN_DIR
 from tests.support.exdata import generate, logpipe, ts_of, write_log
@@ -69,6 +69,8 @@ def records() -> list[dict[str, Any]]:
         lines[0]["session_id"] = f"s-rare-{i % 2}"
         if i == 2 and len(lines) > 1:
             lines[-1]["user_id"] = "u-guest"
+        if i == 2 and len(lines) > 1:  # two lines at the same time: event_id orders them
+            lines[1]["timestamp"] = lines[0]["timestamp"]
     # The rare user's own lines without a request, and a late line of its first request.
     extra = []
     for minutes in (5, 50):
@@ -95,6 +97,12 @@ def iso(moment: datetime) -> str:
 
 
 def expected(
+    objs: list[dict[str, Any]], subject: tuple[str, str], since: datetime, until: datetime
+) -> list[tuple[Any, ...]]:
+    return [r[: len(COLUMNS)] for r in expected_with_ids(objs, subject, since, until)]
+
+
+def expected_with_ids(
     objs: list[dict[str, Any]], subject: tuple[str, str], since: datetime, until: datetime
 ) -> list[tuple[Any, ...]]:
     """The query's definition in plain Python: the requests with a record of the subject (in the
@@ -129,6 +137,7 @@ def expected(
                     "status": o.get("status"),
                     "duration_ms": o.get("duration_ms"),
                     "message": o["message"],
+                    "event_id": EVENT_IDS[(ts_of(o), o["message"])],
                 }
             )
     first_of_session: dict[Any, datetime] = {}
@@ -146,9 +155,14 @@ def expected(
             r["request_id"] is None,
             r["request_id"] or "",
             r["ts"],
+            r["event_id"],
         )
     )
-    return [tuple(r[c] for c in COLUMNS) for r in picked]
+    return [tuple(r[c] for c in (*COLUMNS, "event_id")) for r in picked]
+
+
+# Each line's event_id, as shipping gave it (ts and message name a line here): the order's last key.
+EVENT_IDS: dict[tuple[datetime, str], str] = {}
 
 
 def journey(store: ArchiveStore, subject: tuple[str, str], since: datetime, until: datetime) -> list[tuple[Any, ...]]:
@@ -173,6 +187,10 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[s
     write_log(log, objs)
     run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
     assert run.returncode == 0, run.stderr
+    for part in walk_parts(archive, ("logs",)).parts:
+        table = pq.read_table(part, columns=["ts", "message", "event_id"]).to_pydict()
+        EVENT_IDS.update(zip(zip(table["ts"], table["message"], strict=True), table["event_id"], strict=True))
+    assert len(EVENT_IDS) == len(objs)
     return archive, objs
 
 
@@ -211,11 +229,33 @@ def test_journeys_equal_the_querys_definition_and_the_query_run_as_written(
         assert any(r[3] == "u-guest" for r in rare) and sum(r[2] is None for r in rare) == 2
         assert {START.date(), START.date() + timedelta(days=1)} <= {r[0].date() for r in rare}
         assert any(r[8] == "late retry" for r in rare)
+        stamps = [(r[0], r[2]) for r in rare]
+        assert len(set(stamps)) < len(stamps)  # two lines of a request at the same time
         lines_of_rare = {o["request_id"] for o in objs if o.get("user_id") == RARE_USER and o.get("request_id")}
         assert sum(1 for o in objs if o.get("request_id") in lines_of_rare and "user_id" not in o) >= 3
     finally:
         store.close()
         written.close()
+
+
+def test_the_order_does_not_depend_on_the_order_duckdb_finds_the_records_in(
+    shipped: tuple[Path, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's parallel scans return rows in no set order: with the requests' records found in
+    the reverse order, the journey is the same (the two lines at the same time by event_id)."""
+    archive, objs = shipped
+    found = archive_journey._request_places
+
+    def reversed_places(*args: Any) -> dict[tuple[str, int], str]:
+        return dict(reversed(found(*args).items()))
+
+    monkeypatch.setattr(archive_journey, "_request_places", reversed_places)
+    store = ArchiveStore(archive)
+    try:
+        for subject in (("user", RARE_USER), ("session", "s-rare-0")):
+            assert journey(store, subject, FAR_PAST, FAR_FUTURE) == expected(objs, subject, FAR_PAST, FAR_FUTURE)
+    finally:
+        store.close()
 
 
 class Profiled:
