@@ -14,8 +14,8 @@ record is read (10M records: 1.3 s). Here the same answer comes in three reads:
    groups that cannot hold one, and only `request_id` and `ts` are read of the rest;
 3. the journey's columns of those places only (`reader.rows_at`), less `request_id` (the second
    read has it) and `event_id`, the order's last key, read only for records that tie on all
-   the others (each string column read costs about as much as the scan of it, whatever few
-   rows are wanted of a row group: the pages are decoded whole).
+   the others (a string column costs nearly its whole decoding in each row group that holds a
+   wanted row, and a user's records are in most of them).
 
 The records are then given their request's context and put in the query's order here, in
 Python. The answer is the query's, row for row (a test runs both on the same archive).
