@@ -24,6 +24,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from logpipe import query as query_api
 from logpipe.archive import reader, writer
 from logpipe.archive.layout import Partition, walk_parts
 from logpipe.read import archive_journey, archive_sql
@@ -223,6 +224,14 @@ def test_journeys_equal_the_querys_definition_and_the_query_run_as_written(
                 want = expected(objs, subject, since, until)
                 assert journey(store, subject, since, until) == want, (subject, since, until)
                 assert journey(written, subject, since, until) == want, (subject, since, until)
+        # The Python API (`logpipe.query.journey`, an Arrow table) answers the same.
+        tables = {
+            ("user", RARE_USER): query_api.journey(archive, user=RARE_USER, since=FAR_PAST, until=FAR_FUTURE),
+            ("session", "s-rare-0"): query_api.journey(archive, session="s-rare-0", since=FAR_PAST, until=FAR_FUTURE),
+        }
+        for subject, table in tables.items():
+            got = [tuple(r[c] for c in COLUMNS) for r in table.to_pylist()]
+            assert got == expected(objs, subject, FAR_PAST, FAR_FUTURE)
         rare = expected(objs, ("user", RARE_USER), FAR_PAST, FAR_FUTURE)
         # The cases are really there: lines with only a request_id, another user's line, the
         # user's own lines without a request, a request over midnight, the late line a day on.
