@@ -9,6 +9,10 @@ call with a memory limit opens its own connection. A store is shared by the thre
 
 The search, count, histogram and facet statements live together here (`page`, `count`,
 `histogram`, `facets`), so a faster read path of the archive slots in at one place.
+
+A call whose records all lie in a window of time (a filter's `ts` bounds, a view's window)
+reads through `connection(within=...)`: only the parts that may hold a record of it are read
+(`archive.reader.parts_within`), so a bounded view costs the same whatever the archive's size.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,6 +35,7 @@ from logpipe.read.store import NO_LEVEL, Answer, Cursor, Facets, Page, Selection
 
 if TYPE_CHECKING:
     from logpipe.read.buckets import Buckets
+    from logpipe.read.catalog import Query
     from logpipe.read.patterns import Window
     from logpipe.read.store import (
         BucketCounts,
@@ -46,7 +51,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from logpipe.archive.reader import TsRange
+    from logpipe.archive.reader import TsBounds, TsRange
     from logpipe.archive.session import ReadSession
 
 _SELECT: Final = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
@@ -71,11 +76,15 @@ FIRST_SLICE: Final = 64
 SLICE_GROWTH: Final = 4
 _ERRORS: Final = Filter((Compare(Field("level"), ">=", "ERROR", "level>=ERROR"),))
 # `logs` in front of the archive's: unselected error records lose their level (nothing else).
+# (`beneath`: the connection's own `logs` underneath, `reader.logs_beneath`.)
 _NARROWED_VIEW: Final = (
-    "CREATE TEMP VIEW logs AS SELECT * REPLACE ("
+    "CREATE OR REPLACE TEMP VIEW logs AS SELECT * REPLACE ("
     " CASE WHEN level IN ('ERROR', 'CRITICAL') AND event_id NOT IN (SELECT event_id FROM temp.main.ui_errors_picked)"
-    " THEN NULL ELSE level END AS level) FROM memory.main.logs"
+    " THEN NULL ELSE level END AS level) FROM {beneath}"
 )
+# How far outside its window the built-in `errors` query reads: a request's access line is looked
+# for within a day either side (queries/sql/errors.sql).
+ERRORS_READ_MARGIN: Final = timedelta(days=1)
 # The bucket as `Window.bucket` computes it: whole microseconds since the start * buckets // span.
 _TREND_SQL: Final = (
     "SELECT coalesce(message_key, message, '') AS key,"
@@ -129,15 +138,18 @@ class ArchiveStore:
         return self
 
     @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A confined connection over the parts as they are now, closed when the caller is done."""
+    def connection(self, within: TsBounds | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A confined connection over the parts as they are now, closed when the caller is done.
+
+        With `within` (see `ts_bounds`), its `logs` reads only the parts that may hold a record
+        of that window: the caller's every statement must select only records in it."""
         from logpipe.archive.reader import open_archive
 
         if self.memory_limit is None:
-            with self._read_session().connection() as con:
+            with self._read_session().connection(within) as con:
                 yield con
             return
-        con = open_archive(self.archive, timezone="UTC", memory_limit=self.memory_limit)
+        con = open_archive(self.archive, timezone="UTC", memory_limit=self.memory_limit, within=within)
         try:
             yield con
         finally:
@@ -161,19 +173,19 @@ class ArchiveStore:
     def rows(self, flt: Filter, *, limit: int, newest_first: bool = True) -> list[Row]:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             return archive_search.search(con, flt, limit=limit, newest_first=newest_first)
 
     def row_batches(self, flt: Filter, *, limit: int) -> Iterator[list[Row]]:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             yield from archive_search.search_batches(con, flt, limit=limit)
 
     def tail_batches(self, flt: Filter, *, lines: int) -> Iterator[list[Row]]:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             yield from archive_search.tail_batches(con, flt, lines=lines)
 
     def page(self, flt: Filter, *, limit: int, after: Cursor | None = None, with_total: bool = True) -> Page:
@@ -185,8 +197,9 @@ class ArchiveStore:
         and the reading stops once no unread block can hold a row of the page (`_newest_page`)."""
         from logpipe.archive.reader import located_logs
 
+        within = ts_bounds(flt)
         if not with_total:
-            with self.connection() as con:
+            with self.connection(within) as con:
                 newest = _newest_page(con, flt, limit, after)
             if newest is not None:
                 return newest
@@ -198,7 +211,7 @@ class ArchiveStore:
             page_only_values = [after.ts, after.ts, after.event_id]
         page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
         order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
-        with self.connection() as con:
+        with self.connection(within) as con:
             # Without free text DuckDB's own top-N over the view is the faster (and its count is
             # read from the footers when there is no filter at all).
             located = located_logs(con, needles_of(flt)) if needles_of(flt) else None
@@ -233,10 +246,20 @@ class ArchiveStore:
     def count(self, flt: Filter) -> int:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             return archive_search.count(con, flt)
 
     def newest(self) -> datetime | None:
+        """The newest `ts`, read from the parts of the newest day folder on (it is there unless
+        none of them holds a dated record: then from every part)."""
+        from logpipe.archive.reader import newest_day
+
+        day = newest_day(Path(os.path.realpath(self.archive)))
+        if day is not None:
+            with self.connection((datetime(day.year, day.month, day.day, tzinfo=UTC), None)) as con:
+                found = newest_ts(con)
+            if found is not None:
+                return found
         with self.connection() as con:
             return newest_ts(con)
 
@@ -244,7 +267,7 @@ class ArchiveStore:
         from logpipe.archive.reader import level_tallies, logs_for_text
 
         where, values = where_of(flt)
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             if not flt.terms:
                 tallies = level_tallies(con)  # each part counted once, when it first appears
                 if tallies is not None:
@@ -265,7 +288,7 @@ class ArchiveStore:
         if not needles:
             return Spread(*self.extent(flt))
         where, values = where_of(flt)
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             logs, source_values = logs_for_text(con, needles)
             sql = (
                 f'SELECT epoch_us("ts") // ? * ? AS t, coalesce("level", ?) AS lv, count(*), min("ts"), max("ts") '
@@ -283,7 +306,7 @@ class ArchiveStore:
 
         where, values = where_of(flt)
         step_us = step_ms * 1000
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             logs, source_values = logs_for_text(con, needles_of(flt))
             sql = (
                 f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM {logs} '
@@ -318,7 +341,7 @@ class ArchiveStore:
             else:
                 exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
         most = facet_groups_bound()
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             if not flt.terms and [str(f) for f in fields] == ["level"]:
                 tallies = level_tallies(con)  # the summary: each part counted once, ever
                 if tallies is not None:
@@ -389,6 +412,7 @@ class ArchiveStore:
         ERROR/CRITICAL records the search does not select have no level (so the query's `matched`
         skips them) while every record keeps its endpoint (so access lines still fill
         `top_endpoints`); the selected event_ids are computed first with the filter's values bound."""
+        from logpipe.archive.reader import logs_beneath
         from logpipe.read.archive_search import window as time_window
         from logpipe.read.archive_sql import fetch_rows, prepare
 
@@ -396,19 +420,20 @@ class ArchiveStore:
         span_us = (window.end - window.start) // timedelta(microseconds=1)
         bounds = [window.start, window.end]
         trend_values = [window.start, window.buckets, span_us, *bounds, *bounds]
-        with self.connection() as con:
+        with self.connection(_errors_reads(query, window)) as con:
             if search.terms or self.memory_limit is not None:
                 if search.terms:
                     where, bound = to_sql(search & time_window(window.start, window.end) & _ERRORS)
                     _run(con, f"CREATE TEMP TABLE ui_errors_picked AS SELECT event_id FROM logs WHERE {where}", bound)
-                    _run(con, _NARROWED_VIEW, [])
+                    _run(con, _NARROWED_VIEW.format(beneath=logs_beneath(con)), [])
                 _, rows = fetch_rows(con, query, values)
                 trend_rows = _run(con, _TREND_SQL, trend_values)
             else:
-                # Nothing of this request's own in front of the archive's `logs`: the trend's
-                # statement runs meanwhile on a second cursor of the session's database (whose
-                # settings, the time zone included, are global). Each statement is mostly one
-                # thread: its planning, and the scans of a few row groups.
+                # Nothing of this request's own in front of the archive's `logs` (but the parts of
+                # its window, which the second cursor gets too): the trend's statement runs
+                # meanwhile on a second cursor of the session's database (whose settings, the time
+                # zone included, are global). Each statement is mostly one thread: its planning,
+                # and the scans of a few row groups.
                 trend = _beside(con, _TREND_SQL, trend_values)
                 try:
                     _, rows = fetch_rows(con, query, values)
@@ -424,7 +449,7 @@ class ArchiveStore:
     def error_samples(self, flt: Filter, key: str, limit: int) -> tuple[list[dict[str, Any]], int]:
         where, values = to_sql(flt)
         cond = f"({where}) AND coalesce(message_key, message, '') = ?"
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             ((count,),) = _run(con, f"SELECT count(*) FROM logs WHERE {cond}", [*values, key])
             rows = _run(
                 con,
@@ -439,7 +464,7 @@ class ArchiveStore:
             f"SELECT user_id, count(*) AS n, min(ts), max(ts) FROM logs WHERE user_id IS NOT NULL AND ({where})"
             " GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?"
         )
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             return [(str(u), int(n), first, last) for u, n, first, last in _run(con, sql, [*bound, limit])]
 
     def latency_groups(self, flt: Filter, by: str) -> list[LatencyGroup]:
@@ -452,7 +477,7 @@ class ArchiveStore:
             f"quantile_cont(duration_ms, 0.99), max(duration_ms), count(*) FILTER (WHERE status >= 500) "
             f"FROM logs WHERE duration_ms IS NOT NULL AND {present} AND ({where}) GROUP BY ALL"
         )
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             rows = _run(con, sql, values)
         out: list[LatencyGroup] = []
         for row in rows:
@@ -469,7 +494,7 @@ class ArchiveStore:
     def latency_timeline(self, flt: Filter, bucketing: Bucketing) -> tuple[Buckets, LatencyBuckets]:
         where, values = to_sql(flt)
         base = f"FROM logs WHERE duration_ms IS NOT NULL AND ({where})"
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             ((first, last),) = _run(con, f"SELECT min(ts), max(ts) {base}", values)
             buckets = bucketing(first, last)
             rows = (
@@ -487,7 +512,7 @@ class ArchiveStore:
     def traffic(self, flt: Filter, bucketing: Bucketing) -> Traffic:
         where, values = to_sql(flt)
         base = f"FROM logs WHERE ({where})"
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             ((first, last),) = _run(con, f"SELECT min(ts), max(ts) {base}", values)
             buckets = bucketing(first, last)
             per_bucket: BucketCounts = {}
@@ -535,7 +560,7 @@ class ArchiveStore:
 
         flt = search & time_window(window.start, window.end)
         where, values = to_sql(flt)
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             source, source_values = logs_to_read(con, flt)
             sql = (
                 f"SELECT ts, event_id FROM {source} WHERE {where} AND ts >= ?"
@@ -567,7 +592,7 @@ class ArchiveStore:
         sql = ("SELECT ts, message, event_id FROM logs" + RANGE_SQL + " ORDER BY ts, event_id").format(
             condition=condition
         )
-        with self.connection() as con:
+        with self.connection((window.start, window.end)) as con:
             try:
                 cut = record_slices(con, window.start, window.end, condition, bound)
             except Exception as exc:
@@ -593,7 +618,7 @@ class ArchiveStore:
             " ORDER BY ts DESC, event_id DESC"
         )
         stamps = [ts for ts, _ in chosen]
-        with self.connection() as con:
+        with self.connection((min(stamps), max(stamps))) as con:
             rows = _run(con, sql, [min(stamps), max(stamps), [eid for _, eid in chosen]])
         return [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in rows]
 
@@ -619,6 +644,36 @@ def where_of(flt: Filter) -> tuple[str, list[object]]:
     if not bounds:
         return where, list(values)
     return " AND ".join([*bounds, f"({where})"]), [*bound_values, *values]
+
+
+def ts_bounds(flt: Filter) -> TsBounds | None:
+    """The window of `ts` every record `flt` selects lies in (both ends inclusive; an exclusive
+    bound kept inclusive only reads a part more), from its `ts` comparisons: the terms all hold
+    (there is no OR), so a record outside them is never selected. None when it has none."""
+    from logpipe.read.timeexpr import as_utc
+
+    lo: datetime | None = None
+    hi: datetime | None = None
+    for term in flt.terms:
+        if not (isinstance(term, Compare) and term.field == Field("ts") and isinstance(term.value, datetime)):
+            continue
+        value = as_utc(term.value)
+        if term.op in (">=", ">", "="):
+            lo = value if lo is None else max(lo, value)
+        if term.op in ("<", "<=", "="):
+            hi = value if hi is None else min(hi, value)
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def _errors_reads(query: Query, window: Window) -> TsBounds | None:
+    """The window the `errors` query reads: its own and a day either side when it is the built-in
+    query; None (every part) for a query file of the user's, whose reads are not known."""
+    from logpipe.read.catalog import BUILTIN_DIR
+    from logpipe.read.timeexpr import as_utc
+
+    if query.path.resolve().parent != BUILTIN_DIR.resolve():
+        return None
+    return (as_utc(window.start) - ERRORS_READ_MARGIN, as_utc(window.end) + ERRORS_READ_MARGIN)
 
 
 def needles_of(flt: Filter) -> list[str]:
@@ -827,7 +882,11 @@ def _beside(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) 
     with _BESIDE_GUARD:
         if _BESIDE is None:
             _BESIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="logpipe-read")
+    from logpipe.archive.reader import log_parts, logs_beneath, narrow_logs
+
     cursor = con.cursor()
+    if logs_beneath(con) != logs_beneath(cursor):  # `con` reads only some parts: so does the cursor
+        narrow_logs(cursor, log_parts(con) or ())
 
     def run() -> list[tuple[Any, ...]]:
         try:
@@ -938,49 +997,19 @@ def _set_index(gid: int, width: int) -> int:
     raise ValueError(f"unexpected grouping id {gid}")
 
 
-# Each part's newest `ts` (its row groups' statistics), by (path, size, mtime): a part is written
-# once and never changed (compaction writes new parts), so only parts new since the last request
-# have their footers read.
-_NEWEST_OF_PART: dict[tuple[str, int, int], datetime | None] = {}
-_NEWEST_LOCK = threading.Lock()
-
-
 def newest_ts(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The newest `ts` of the parts the connection reads, from their Parquet statistics.
 
-    Every row group's footer has its `ts` maximum (the writer keeps statistics); when a part
-    lacks them, or the connection is not one open_archive made, max("ts") is scanned instead.
+    Every row group's footer has its `ts` maximum (the writer keeps statistics), read once per
+    part (`reader.ts_extents`); when a part lacks them, or the connection is not one open_archive
+    made, max("ts") is scanned instead.
     """
-    from logpipe.archive.reader import log_parts
+    from logpipe.archive.reader import log_parts, ts_extents
 
     parts = log_parts(con)
-    if not parts:
-        ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])
+    extents = ts_extents(con, parts) if parts else {}
+    if not parts or any(e is None for e in extents.values()):
+        ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])  # a part without statistics
         return newest  # type: ignore[no-any-return]
-    keys = []
-    for part in parts:
-        st = part.stat()
-        keys.append((str(part), st.st_size, st.st_mtime_ns))
-    with _NEWEST_LOCK:
-        known = {k: _NEWEST_OF_PART[k] for k in keys if k in _NEWEST_OF_PART}
-    unread = [k for k in keys if k not in known]
-    if unread:
-        sql = (
-            'SELECT "file_name", max(CAST("stats_max" AS TIMESTAMPTZ)), count(*), count("stats_max") '
-            'FROM parquet_metadata(?) WHERE "path_in_schema" = ? GROUP BY ALL'
-        )
-        found = {
-            str(name): (newest, groups == with_stats)
-            for name, newest, groups, with_stats in _run(con, sql, [[k[0] for k in unread], "ts"])
-        }
-        if not all(found.get(k[0], (None, False))[1] for k in unread):
-            ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])  # a part without statistics
-            return newest  # type: ignore[no-any-return]
-        fresh = {k: found[k[0]][0] for k in unread}
-        with _NEWEST_LOCK:
-            if len(_NEWEST_OF_PART) > 100_000:
-                _NEWEST_OF_PART.clear()
-            _NEWEST_OF_PART.update(fresh)
-        known.update(fresh)
-    dated = [t for t in known.values() if t is not None]
+    dated = [e[1] for e in extents.values() if e is not None and e[1] is not None]
     return max(dated) if dated else None

@@ -181,9 +181,11 @@ def test_the_trend_is_read_while_the_groups_are(tmp_path: Path, monkeypatch: pyt
     answers equal plain Python's."""
     import threading
 
+    from logpipe.archive import reader
     from logpipe.read import archive_sql
 
-    objs = [o for day in DAYS for o in generate(900, seed=day.day, start=day)]
+    days = [DAYS[0] + timedelta(days=n) for n in range(5)]
+    objs = [o for day in days for o in generate(900, seed=day.day, start=day)]
     log, archive = tmp_path / "app.log", tmp_path / "archive"
     write_log(log, objs)
     ship(log, archive)
@@ -191,12 +193,16 @@ def test_the_trend_is_read_while_the_groups_are(tmp_path: Path, monkeypatch: pyt
     overlapped: list[bool] = []
     real_run, real_fetch = archive_store._run, archive_sql.fetch_rows
 
+    read: dict[str, tuple[Any, Any]] = {}  # what each statement's `logs` reads (parts, scan)
+
     def run(con: duckdb.DuckDBPyConnection, sql: str, params: Any) -> list[tuple[Any, ...]]:
         if "bucket" in sql:
+            read["trend"] = (reader.log_parts(con), reader.logs_beneath(con))
             started.set()
         return real_run(con, sql, params)
 
     def fetch(con: duckdb.DuckDBPyConnection, query: Any, values: Any) -> Any:
+        read["groups"] = (reader.log_parts(con), reader.logs_beneath(con))
         overlapped.append(started.wait(timeout=20))
         return real_fetch(con, query, values)
 
@@ -205,6 +211,9 @@ def test_the_trend_is_read_while_the_groups_are(tmp_path: Path, monkeypatch: pyt
     window = Window(DAYS[1], DAYS[1] + timedelta(hours=3), buckets=6)
     rows, trends = ArchiveStore(archive).error_groups(Filter(()), window)
     assert overlapped == [True]
+    # The second cursor reads the same parts as the first: those of the window's days only.
+    assert read["trend"] == read["groups"] and read["groups"][0] is not None, read
+    assert 0 < len(read["groups"][0]) < len(walk_parts(archive, ("logs",)).parts)
     errors = [o for o in objs if o["level"] in ("ERROR", "CRITICAL") and window.start <= ts_of(o) < window.end]
     assert errors and sum(int(r[1]) for r in rows) == len(errors)
     per = [0] * window.buckets
