@@ -203,14 +203,14 @@ class ArchiveStore:
             if newest is not None:
                 return newest
 
-        where, values = where_of(flt)
         page_only, page_only_values = "true", []
         if after is not None:
             page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
             page_only_values = [after.ts, after.ts, after.event_id]
-        page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
         order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
         with self.connection(within) as con:
+            where, values = where_of(flt, con)
+            page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
             # Without free text DuckDB's own top-N over the view is the faster (and its count is
             # read from the footers when there is no filter at all).
             located = located_logs(con, needles_of(flt)) if needles_of(flt) else None
@@ -266,8 +266,8 @@ class ArchiveStore:
     def extent(self, flt: Filter) -> tuple[datetime | None, datetime | None]:
         from logpipe.archive.reader import level_tallies, logs_for_text
 
-        where, values = where_of(flt)
         with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             if not flt.terms:
                 tallies = level_tallies(con)  # each part counted once, when it first appears
                 if tallies is not None:
@@ -287,8 +287,8 @@ class ArchiveStore:
         needles = needles_of(flt)
         if not needles:
             return Spread(*self.extent(flt))
-        where, values = where_of(flt)
         with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             logs, source_values = logs_for_text(con, needles)
             sql = (
                 f'SELECT epoch_us("ts") // ? * ? AS t, coalesce("level", ?) AS lv, count(*), min("ts"), max("ts") '
@@ -304,9 +304,9 @@ class ArchiveStore:
     def histogram(self, flt: Filter, step_ms: int) -> dict[tuple[int, str], int]:
         from logpipe.archive.reader import logs_for_text
 
-        where, values = where_of(flt)
         step_us = step_ms * 1000
         with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             logs, source_values = logs_for_text(con, needles_of(flt))
             sql = (
                 f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM {logs} '
@@ -331,7 +331,6 @@ class ArchiveStore:
         """
         from logpipe.archive.reader import level_tallies, logs_for_text
 
-        where, values = where_of(flt)
         exprs: list[str] = []
         path_params: list[object] = []
         for i, target in enumerate(fields):
@@ -342,6 +341,7 @@ class ArchiveStore:
                 exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
         most = facet_groups_bound()
         with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             if not flt.terms and [str(f) for f in fields] == ["level"]:
                 tallies = level_tallies(con)  # the summary: each part counted once, ever
                 if tallies is not None:
@@ -612,15 +612,19 @@ class ArchiveStore:
 # --- statements ----------------------------------------------------------------------------------
 
 
-def where_of(flt: Filter) -> tuple[str, list[object]]:
-    """The filter as SQL, led by its `ts` comparisons again as bare bounds.
+def where_of(flt: Filter, con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, list[object]]:
+    """The filter as SQL, led by its `ts` comparisons again as bare bounds; with `con`, a common
+    word is looked for only in the free-text columns that hold it in some part `con` reads
+    (`read/text_columns.py`: the same matches, a third less time).
 
     The filter language writes each term NULL-safe (`coalesce("ts" >= ?, false)`), which DuckDB
     does not push into the Parquet scan: every row group is read (289 of 289 at 10M records).
     The same bounds bare (a NULL ts fails them as it fails the coalesced terms) let it skip the
     row groups whose `ts` statistics lie outside the range (6 of 289 for the last hour).
     """
-    where, values = to_sql(flt)
+    from logpipe.read.text_columns import holding
+
+    where, values = to_sql(flt, holding(con, flt) if con is not None else None)
     bounds: list[str] = []
     bound_values: list[object] = []
     for term in flt.terms:
