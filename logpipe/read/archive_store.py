@@ -202,6 +202,11 @@ class ArchiveStore:
                 newest = _newest_page(con, flt, limit, after)
             if newest is not None:
                 return newest
+        elif needles_of(flt):
+            with self.connection(within) as con:
+                common = _common_page(con, flt, limit, after)
+            if common is not None:
+                return common
 
         page_only, page_only_values = "true", []
         if after is not None:
@@ -766,6 +771,27 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     found_rows = rows_at(con, RECORD_COLUMNS, places)
     rows_out = [found_rows[p] for p in places]
     return Page(rows_out[:limit], len(rows_out) > limit, None, total_exact=False)
+
+
+def _common_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after: Cursor | None) -> Page | None:
+    """The page and its total for free text in most row blocks (`text_columns.is_common`), or None.
+
+    Keeping each day's newest places while counting (`_located_page`) decodes `ts`, `event_id`
+    and the place of every match (1.28M at 10M records: two thirds more time than the count);
+    for a common word the page is read newest first as without a total (`_newest_page`, a few
+    blocks) and the matches are counted by a scan of the text columns alone."""
+    from logpipe.archive.reader import logs_for_text
+    from logpipe.read.text_columns import is_common
+
+    if not is_common(con, flt):
+        return None
+    newest = _newest_page(con, flt, limit, after)
+    if newest is None:
+        return None
+    where, values = where_of(flt, con)
+    logs, source_values = logs_for_text(con, needles_of(flt))
+    ((total,),) = _run(con, f"SELECT count(*) FROM {logs} WHERE {where}", [*source_values, *values])
+    return replace(newest, total=int(total), total_exact=True)
 
 
 def _past_page(block: TsRange, held: Sequence[tuple[Any, Any, str, int]], wanted: int) -> bool:

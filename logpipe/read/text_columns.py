@@ -48,12 +48,22 @@ def holding(con: duckdb.DuckDBPyConnection, flt: Filter) -> Mapping[str, Sequenc
     that hold it in some part `logs` reads (`message` always); None to search every column."""
     from logpipe.archive.reader import log_parts
 
-    needles = sorted({t.needle for t in flt.terms if isinstance(t, Text)})
-    parts = log_parts(con)
-    if not needles or not parts or candidate_share(con, parts, needles) < COMMON_SHARE:
+    if not is_common(con, flt):
         return None  # a rare needle: the OR runs over its few candidate rows only
+    needles = sorted({t.needle for t in flt.terms if isinstance(t, Text)})
+    parts = log_parts(con) or ()
     keys = {p: _part_key(p) for p in parts}
     return {n: ("message", *(c for c in PROBED_COLUMNS if _held_anywhere(con, keys, c, n))) for n in needles}
+
+
+def is_common(con: duckdb.DuckDBPyConnection, flt: Filter) -> bool:
+    """Whether `flt` has free text the parts' summaries leave at least COMMON_SHARE of the rows
+    of the parts `logs` reads to look in (False for a connection whose parts are not known)."""
+    from logpipe.archive.reader import log_parts
+
+    needles = [t.needle for t in flt.terms if isinstance(t, Text)]
+    parts = log_parts(con)
+    return bool(needles and parts) and candidate_share(con, parts or (), needles) >= COMMON_SHARE
 
 
 def candidate_share(con: duckdb.DuckDBPyConnection, parts: Sequence[Path], needles: Sequence[str]) -> float:

@@ -7,7 +7,8 @@ part holds it in: the count, histogram and facet statements then decode `message
 
 Every answer here (count, histogram buckets, facet counts) is compared with a plain-Python
 computation over the records the test wrote and shipped with the real CLI, with the word in
-several cases and next to non-ASCII letters; then a second batch puts it in an `attrs` value and
+several cases and next to non-ASCII letters, and the page with its total (`count=1`) is read newest
+first and counted apart instead of keeping every match's place; then a second batch puts it in an `attrs` value and
 a stack trace only, and both columns must be searched again and those records counted.
 """
 
@@ -64,9 +65,13 @@ def statements_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def check_answers(store: ArchiveStore, objs: list[dict[str, Any]]) -> None:
     """Count, histogram and facets of WORD equal the plain-Python answers over `objs`."""
     hits = [o for o in objs if free_text_hit(o, WORD)]
-    counted = discover.search(store, params(q=WORD, limit=1, count=1))
-    assert counted["total"] == len(hits)
-    assert counted["rows"][0]["message"] == max(hits, key=ts_of)["message"]
+    newest = [(ts_of(o), o["message"]) for o in sorted(hits, key=ts_of, reverse=True)]
+    counted = discover.search(store, params(q=WORD, limit=50, count=1))
+    assert counted["total"] == len(hits) and counted["total_exact"]
+    assert [(r["ts"], r["message"]) for r in counted["rows"]] == newest[:50]
+    after = discover.search(store, params(q=WORD, limit=50, count=1, after=counted["next"]))
+    assert after["total"] == len(hits)
+    assert [(r["ts"], r["message"]) for r in after["rows"]] == newest[50:100]
     histo = discover.histogram(store, params(q=WORD))
     assert histo["total"] == len(hits)
     step = histo["step_ms"]
@@ -87,8 +92,10 @@ def check_answers(store: ArchiveStore, objs: list[dict[str, Any]]) -> None:
 
 
 def searched_columns(statements: list[str]) -> set[str]:
-    """The free-text columns the statements match the word in."""
-    return {c for c in ("message", "error", "attrs") for s in statements if f'"{c}" ILIKE' in s}
+    """The free-text columns the scans that count (matches, per bucket, per value) match the
+    word in (a page read newest first reads a few blocks, and looks in all three)."""
+    counting = [s for s in statements if "count(" in s]
+    return {c for c in ("message", "error", "attrs") for s in counting if f'"{c}" ILIKE' in s}
 
 
 def test_a_common_word_is_matched_only_in_the_columns_that_hold_it(
@@ -117,6 +124,9 @@ def test_a_common_word_is_matched_only_in_the_columns_that_hold_it(
         check_answers(store, first)
         # No part holds the word in `error` or `attrs`: only `message` is decoded and matched.
         assert searched_columns(statements) == {"message"}
+        # The page is read newest first and the total counted apart: no scan keeps every
+        # match's place to pick the page from (`_located_page`).
+        assert not any("max_by" in s for s in statements)
 
         write_log(log, second)
         ship(log, archive)  # new parts between two requests of the same process
