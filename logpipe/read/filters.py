@@ -317,7 +317,7 @@ def _term_sql(term: Term, text_columns: Sequence[str]) -> tuple[str, list[object
         columns = [c for c in FREE_TEXT_FIELDS if c in text_columns]  # the allow-list, in its order
         if not columns:
             return "FALSE", []
-        sql = " OR ".join(f"coalesce(\"{c}\" ILIKE ? ESCAPE '\\', false)" for c in columns)
+        sql = " OR ".join(f"coalesce({ilike_sql(c, term.needle)}, false)" for c in columns)
         return sql, [like_pattern(term.needle)] * len(columns)
     column, params = _column_sql(term.field)
     if isinstance(term, Regex):
@@ -336,6 +336,23 @@ def _term_sql(term: Term, text_columns: Sequence[str]) -> tuple[str, list[object
     # A bare comparison (NULL drops the row in a WHERE, as false would): DuckDB pushes it into the
     # Parquet scan and skips row groups by their min/max; a coalesce(...) around it is not pushed.
     return f"{column} {term.op} ?", [*params, term.value]
+
+
+def ilike_sql(column: str, needle: str) -> str:
+    """`column ILIKE ?` for free text `needle`, bound to `like_pattern(needle)`.
+
+    An ASCII needle without `%`, `_` or `\\` needs no ESCAPE clause, and without one DuckDB
+    pushes the match into the Parquet scan: the statement's other columns are then decoded for
+    the matching rows only (a common word's facets and histogram read a fraction of the rows).
+    The matches are the same: the pattern has no character to escape, and DuckDB's shortcut for
+    a column of ASCII text lowers an ASCII pattern as `lower` does (not a non-ASCII one: U+212A,
+    the Kelvin sign, lowers to `k` but is not matched as `k` there), so any other needle keeps
+    the clause.
+    """
+    assert column in FREE_TEXT_FIELDS  # the allow-list: never a name from the user
+    if needle.isascii() and _like_escape(needle) == needle:
+        return f'"{column}" ILIKE ?'
+    return f"\"{column}\" ILIKE ? ESCAPE '\\'"
 
 
 def like_pattern(needle: str) -> str:

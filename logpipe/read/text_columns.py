@@ -24,16 +24,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from logpipe.read.filters import FREE_TEXT_FIELDS, Filter, Text, like_pattern
+from logpipe.read.filters import FREE_TEXT_FIELDS, Filter, Text, ilike_sql, like_pattern
 
 if TYPE_CHECKING:
     import duckdb
 
 # The columns asked about; `message` (large, where free text mostly lies) is always searched.
 PROBED_COLUMNS: Final = tuple(c for c in FREE_TEXT_FIELDS if c != "message")
-_PROBE_SQL: Final = (
-    'SELECT DISTINCT "filename" FROM read_parquet(?, filename = true) WHERE "{column}" ILIKE ? ESCAPE \'\\\''
-)
+_PROBE_SQL: Final = 'SELECT DISTINCT "filename" FROM read_parquet(?, filename = true) WHERE {match}'
 # (path, size, mtime_ns, column, needle) -> whether some row of that part holds the needle there.
 _HELD: dict[tuple[str, int, int, str, str], bool] = {}
 _HELD_LOCK: Final = threading.Lock()
@@ -101,7 +99,8 @@ def _held_anywhere(
     if not unknown:
         return False
     assert column in PROBED_COLUMNS  # the allow-list: never a name from the user
-    rows = con.execute(_PROBE_SQL.format(column=column), [[str(p) for p in unknown], like_pattern(needle)]).fetchall()
+    match = ilike_sql(column, needle)
+    rows = con.execute(_PROBE_SQL.format(match=match), [[str(p) for p in unknown], like_pattern(needle)]).fetchall()
     found = {str(name) for (name,) in rows}
     asked = {str(p) for p in unknown}
     # A name DuckDB spelt otherwise than it was given cannot be placed: every part asked then holds it.

@@ -135,3 +135,42 @@ def test_a_common_word_is_matched_only_in_the_columns_that_hold_it(
         assert searched_columns(statements) == {"message", "error", "attrs"}
     finally:
         store.close()
+
+
+# Needles with wildcards, a backslash, non-ASCII letters (the Kelvin sign lowers to `k`), and
+# values with the word in several cases and next to non-ASCII letters.
+NEEDLES = ("checkout", "CHECKOUT", "cHeCk", "50%", "a_b", "back\\slash", "\u212a", "ü", "Ö", "out ü")
+VALUES = (
+    "checkout done",
+    "CHECKOUT",
+    "Übercheckoutö",
+    "ßcheckOUTÄ 50% off",
+    "a_b and axb",
+    "axb only",
+    "back\\slash",
+    "backslash",
+    "kelvin",
+    "KILO",
+    "OUT Ü",
+    "nothing",
+    "",
+)
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["ascii-column", "unicode-column"])
+def test_free_text_matches_as_plain_python_with_or_without_an_escape_clause(ascii_only: bool) -> None:
+    """An ASCII needle without wildcards is matched without an ESCAPE clause (so DuckDB pushes it
+    into the Parquet scan); every needle still selects exactly the rows plain Python does, over a
+    column of ASCII text only (where DuckDB takes a shortcut) and over one with other letters."""
+    from logpipe.read.filters import parse_filter, to_sql
+
+    values = [v for v in VALUES if v.isascii()] if ascii_only else list(VALUES)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE logs (message VARCHAR, error VARCHAR, attrs VARCHAR)")
+    con.executemany("INSERT INTO logs VALUES (?, NULL, '{}')", [[v] for v in values])
+    for needle in NEEDLES:
+        where, bound = to_sql(parse_filter(f'"{needle}"' if " " in needle else needle))
+        plain = needle.isascii() and not any(c in needle for c in "%_\\")
+        assert ("ESCAPE" not in where) == plain, needle
+        found = sorted(r[0] for r in con.execute(f"SELECT message FROM logs WHERE {where}", bound).fetchall())
+        assert found == sorted(v for v in values if needle.lower() in v.lower()), needle
