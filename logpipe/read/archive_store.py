@@ -202,11 +202,6 @@ class ArchiveStore:
                 newest = _newest_page(con, flt, limit, after)
             if newest is not None:
                 return newest
-        elif needles_of(flt):
-            with self.connection(within) as con:
-                common = _common_page(con, flt, limit, after)
-            if common is not None:
-                return common
 
         page_only, page_only_values = "true", []
         if after is not None:
@@ -214,6 +209,9 @@ class ArchiveStore:
             page_only_values = [after.ts, after.ts, after.event_id]
         order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
         with self.connection(within) as con:
+            common = _common_page(con, flt, limit, after) if needles_of(flt) else None
+            if common is not None:
+                return common
             where, values = where_of(flt, con)
             page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
             # Without free text DuckDB's own top-N over the view is the faster (and its count is
