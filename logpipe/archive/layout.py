@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -134,8 +135,11 @@ class Walk:
     foreign: list[str] = field(default_factory=list)
 
 
-def walk_parts(archive: Path, tables: tuple[str, ...] = (LOGS_DIR, DEAD_LETTERS_DIR)) -> Walk:
-    """Every finished part of `tables`, found without following a symlink.
+def walk_parts(
+    archive: Path, tables: tuple[str, ...] = (LOGS_DIR, DEAD_LETTERS_DIR), *, days: Callable[[date], bool] | None = None
+) -> Walk:
+    """Every finished part of `tables`, found without following a symlink; with `days`, only
+    those of the day folders it keeps (the others are not looked into).
 
     Paths are `archive / table / ...` as given (so callers can take `relative_to(archive)`).
     A symlink anywhere below the archive is listed in `symlinks` and not entered; a file or
@@ -152,7 +156,8 @@ def walk_parts(archive: Path, tables: tuple[str, ...] = (LOGS_DIR, DEAD_LETTERS_
             continue
         for day in _entries(root):
             rel_day = f"{table}/{day.name}"
-            if parse_day_dir(day.name) is None:
+            named = parse_day_dir(day.name)
+            if named is None or (days is not None and not days(named)):
                 continue
             if day.is_symlink():
                 walk.symlinks.append(rel_day)

@@ -13,6 +13,11 @@ the parts under it (`reader.snapshot`): when the list is the one the database wa
 new one is built over the new list. So records the agent writes appear on the next request,
 a compaction's merged part replaces the parts it merged, and compaction and retention wait
 only for a running request, never for an idle page.
+
+A request bounded in time (`within`) gets a cursor whose `logs` reads only the parts that may
+hold a record of its window (`reader.parts_within`: by day folder, then by each part's `ts`
+range), so everything it reads (text summaries, row blocks, scans) follows the window, not the
+archive's number of parts: the newest hour costs the same over a week or a year of parts.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from logpipe.errors import ArchiveError
 if TYPE_CHECKING:
     import duckdb
 
+    from logpipe.archive.reader import TsBounds
+
 Listing = tuple[tuple[Path, ...], tuple[Path, ...]]
 
 
@@ -47,9 +54,19 @@ class ReadSession:
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor over the parts as they are now, the reader lock held until it is closed."""
-        from logpipe.archive.reader import _hold_readers_lock, register_parts, snapshot
+    def connection(self, within: TsBounds | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor over the parts as they are now, the reader lock held until it is closed.
+
+        With `within`, its `logs` reads only the parts that may hold a record of that window:
+        for a request whose every statement selects only records in it."""
+        from logpipe.archive.reader import (
+            _hold_readers_lock,
+            narrow_logs,
+            parts_within,
+            register_parts,
+            snapshot,
+            snapshot_within,
+        )
 
         if self.archive.exists() and not self.archive.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(self.archive))
@@ -58,11 +75,20 @@ class ReadSession:
         real = Path(os.path.realpath(self.archive))
         readers = _hold_readers_lock(real)
         try:
-            logs, dead = snapshot(real)
-            base = self._base_for(real, (tuple(logs), tuple(dead)))
-            cursor = base.cursor()
-            register_parts(cursor, logs)
+            built = self._base
+            if within is not None and built is not None:
+                # Only the window's days are listed; the database's own views (over the parts as
+                # listed by the last unbounded request) are not read by this cursor.
+                cursor = built.cursor()
+            else:
+                logs, dead = snapshot(real)
+                cursor = self._base_for(real, (tuple(logs), tuple(dead))).cursor()
             try:
+                if within is None:
+                    register_parts(cursor, logs)
+                else:
+                    listed = snapshot_within(real, within) if built is not None else logs
+                    narrow_logs(cursor, parts_within(cursor, listed, within))
                 yield cursor
             finally:
                 cursor.close()

@@ -104,7 +104,9 @@ def _batches(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object],
 
 def count(con: duckdb.DuckDBPyConnection, flt: Filter) -> int:
     """How many records match `flt` (to say "N of M shown" when a search was limited)."""
-    where, params = to_sql(flt)
+    from logpipe.read.text_columns import holding
+
+    where, params = to_sql(flt, holding(con, flt))
     source, source_params = logs_to_read(con, flt)
     ((n,),) = _run(con, f"SELECT count(*) FROM {source} WHERE {where}", [*source_params, *params])
     return int(n)

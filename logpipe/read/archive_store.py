@@ -9,6 +9,10 @@ call with a memory limit opens its own connection. A store is shared by the thre
 
 The search, count, histogram and facet statements live together here (`page`, `count`,
 `histogram`, `facets`), so a faster read path of the archive slots in at one place.
+
+A call whose records all lie in a window of time (a filter's `ts` bounds, a view's window)
+reads through `connection(within=...)`: only the parts that may hold a record of it are read
+(`archive.reader.parts_within`), so a bounded view costs the same whatever the archive's size.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ import os
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from logpipe.errors import ArchiveError, UsageError
 from logpipe.read.archive_search import RECORD_COLUMNS, Context, Follower, Row
-from logpipe.read.filters import Compare, Field, Filter, Text, to_sql
+from logpipe.read.filters import FREE_TEXT_FIELDS, Compare, Field, Filter, Text, to_sql
 from logpipe.read.store import NO_LEVEL, Answer, Cursor, Facets, Page, Selection, Spread, Top, Traffic
 
 if TYPE_CHECKING:
     from logpipe.read.buckets import Buckets
+    from logpipe.read.catalog import Query
     from logpipe.read.patterns import Window
     from logpipe.read.store import (
         BucketCounts,
@@ -45,7 +51,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from logpipe.archive.reader import TsRange
+    from logpipe.archive.reader import TsBounds, TsRange
     from logpipe.archive.session import ReadSession
 
 _SELECT: Final = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
@@ -70,11 +76,15 @@ FIRST_SLICE: Final = 64
 SLICE_GROWTH: Final = 4
 _ERRORS: Final = Filter((Compare(Field("level"), ">=", "ERROR", "level>=ERROR"),))
 # `logs` in front of the archive's: unselected error records lose their level (nothing else).
+# (`beneath`: the connection's own `logs` underneath, `reader.logs_beneath`.)
 _NARROWED_VIEW: Final = (
-    "CREATE TEMP VIEW logs AS SELECT * REPLACE ("
+    "CREATE OR REPLACE TEMP VIEW logs AS SELECT * REPLACE ("
     " CASE WHEN level IN ('ERROR', 'CRITICAL') AND event_id NOT IN (SELECT event_id FROM temp.main.ui_errors_picked)"
-    " THEN NULL ELSE level END AS level) FROM memory.main.logs"
+    " THEN NULL ELSE level END AS level) FROM {beneath}"
 )
+# How far outside its window the built-in `errors` query reads: a request's access line is looked
+# for within a day either side (queries/sql/errors.sql).
+ERRORS_READ_MARGIN: Final = timedelta(days=1)
 # The bucket as `Window.bucket` computes it: whole microseconds since the start * buckets // span.
 _TREND_SQL: Final = (
     "SELECT coalesce(message_key, message, '') AS key,"
@@ -128,15 +138,18 @@ class ArchiveStore:
         return self
 
     @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A confined connection over the parts as they are now, closed when the caller is done."""
+    def connection(self, within: TsBounds | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A confined connection over the parts as they are now, closed when the caller is done.
+
+        With `within` (see `ts_bounds`), its `logs` reads only the parts that may hold a record
+        of that window: the caller's every statement must select only records in it."""
         from logpipe.archive.reader import open_archive
 
         if self.memory_limit is None:
-            with self._read_session().connection() as con:
+            with self._read_session().connection(within) as con:
                 yield con
             return
-        con = open_archive(self.archive, timezone="UTC", memory_limit=self.memory_limit)
+        con = open_archive(self.archive, timezone="UTC", memory_limit=self.memory_limit, within=within)
         try:
             yield con
         finally:
@@ -160,19 +173,19 @@ class ArchiveStore:
     def rows(self, flt: Filter, *, limit: int, newest_first: bool = True) -> list[Row]:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             return archive_search.search(con, flt, limit=limit, newest_first=newest_first)
 
     def row_batches(self, flt: Filter, *, limit: int) -> Iterator[list[Row]]:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             yield from archive_search.search_batches(con, flt, limit=limit)
 
     def tail_batches(self, flt: Filter, *, lines: int) -> Iterator[list[Row]]:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             yield from archive_search.tail_batches(con, flt, lines=lines)
 
     def page(self, flt: Filter, *, limit: int, after: Cursor | None = None, with_total: bool = True) -> Page:
@@ -184,20 +197,24 @@ class ArchiveStore:
         and the reading stops once no unread block can hold a row of the page (`_newest_page`)."""
         from logpipe.archive.reader import located_logs
 
+        within = ts_bounds(flt)
         if not with_total:
-            with self.connection() as con:
+            with self.connection(within) as con:
                 newest = _newest_page(con, flt, limit, after)
             if newest is not None:
                 return newest
 
-        where, values = where_of(flt)
         page_only, page_only_values = "true", []
         if after is not None:
             page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
             page_only_values = [after.ts, after.ts, after.event_id]
-        page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
         order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
-        with self.connection() as con:
+        with self.connection(within) as con:
+            common = _common_page(con, flt, limit, after) if needles_of(flt) else None
+            if common is not None:
+                return common
+            where, values = where_of(flt, con)
+            page_where, page_values = f"{where} AND {page_only}", [*values, *page_only_values]
             # Without free text DuckDB's own top-N over the view is the faster (and its count is
             # read from the footers when there is no filter at all).
             located = located_logs(con, needles_of(flt)) if needles_of(flt) else None
@@ -206,11 +223,10 @@ class ArchiveStore:
                 ((total,),) = _run(con, f"SELECT count(*) FROM logs WHERE {where}", values)
                 return Page(rows[:limit], len(rows) > limit, int(total))
             total, places = _located_page(con, located, (where, values), (page_only, page_only_values), limit)
-            from logpipe.archive.reader import rows_at
-
-            found = rows_at(con, RECORD_COLUMNS, places)
-        rows = [found[p] for p in places]
-        return Page(rows[:limit], len(rows) > limit, total)
+            # The `limit + 1`-th place only says that there is more: its row is not read (a row
+            # costs a few ms, a page of each column, whatever the part's size).
+            rows = _page_rows(con, ("ts", "event_id"), [(f, r, (t, e)) for f, r, t, e in places[:limit]])
+        return Page(rows, len(places) > limit, total)
 
     def record(self, event_id: str) -> Row:
         from logpipe.read.archive_search import record_by_id
@@ -233,18 +249,28 @@ class ArchiveStore:
     def count(self, flt: Filter) -> int:
         from logpipe.read import archive_search
 
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             return archive_search.count(con, flt)
 
     def newest(self) -> datetime | None:
+        """The newest `ts`, read from the parts of the newest day folder on (it is there unless
+        none of them holds a dated record: then from every part)."""
+        from logpipe.archive.reader import newest_day
+
+        day = newest_day(Path(os.path.realpath(self.archive)))
+        if day is not None:
+            with self.connection((datetime(day.year, day.month, day.day, tzinfo=UTC), None)) as con:
+                found = newest_ts(con)
+            if found is not None:
+                return found
         with self.connection() as con:
             return newest_ts(con)
 
     def extent(self, flt: Filter) -> tuple[datetime | None, datetime | None]:
         from logpipe.archive.reader import level_tallies, logs_for_text
 
-        where, values = where_of(flt)
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             if not flt.terms:
                 tallies = level_tallies(con)  # each part counted once, when it first appears
                 if tallies is not None:
@@ -264,8 +290,8 @@ class ArchiveStore:
         needles = needles_of(flt)
         if not needles:
             return Spread(*self.extent(flt))
-        where, values = where_of(flt)
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             logs, source_values = logs_for_text(con, needles)
             sql = (
                 f'SELECT epoch_us("ts") // ? * ? AS t, coalesce("level", ?) AS lv, count(*), min("ts"), max("ts") '
@@ -281,9 +307,9 @@ class ArchiveStore:
     def histogram(self, flt: Filter, step_ms: int) -> dict[tuple[int, str], int]:
         from logpipe.archive.reader import logs_for_text
 
-        where, values = where_of(flt)
         step_us = step_ms * 1000
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             logs, source_values = logs_for_text(con, needles_of(flt))
             sql = (
                 f'SELECT epoch_us("ts") // ? * ? // 1000 AS t, coalesce("level", ?) AS lv, count(*) FROM {logs} '
@@ -308,7 +334,6 @@ class ArchiveStore:
         """
         from logpipe.archive.reader import level_tallies, logs_for_text
 
-        where, values = where_of(flt)
         exprs: list[str] = []
         path_params: list[object] = []
         for i, target in enumerate(fields):
@@ -318,7 +343,8 @@ class ArchiveStore:
             else:
                 exprs.append(f'"{target.name}" AS "f{i}"')  # the allow-list, never user text
         most = facet_groups_bound()
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
+            where, values = where_of(flt, con)
             if not flt.terms and [str(f) for f in fields] == ["level"]:
                 tallies = level_tallies(con)  # the summary: each part counted once, ever
                 if tallies is not None:
@@ -389,19 +415,34 @@ class ArchiveStore:
         ERROR/CRITICAL records the search does not select have no level (so the query's `matched`
         skips them) while every record keeps its endpoint (so access lines still fill
         `top_endpoints`); the selected event_ids are computed first with the filter's values bound."""
+        from logpipe.archive.reader import logs_beneath
         from logpipe.read.archive_search import window as time_window
         from logpipe.read.archive_sql import fetch_rows, prepare
 
         query, values = prepare("errors", {"since": window.start, "until": window.end}, queries=self.queries)
-        with self.connection() as con:
-            if search.terms:
-                where, bound = to_sql(search & time_window(window.start, window.end) & _ERRORS)
-                _run(con, f"CREATE TEMP TABLE ui_errors_picked AS SELECT event_id FROM logs WHERE {where}", bound)
-                _run(con, _NARROWED_VIEW, [])
-            _, rows = fetch_rows(con, query, values)
-            span_us = (window.end - window.start) // timedelta(microseconds=1)
-            bounds = [window.start, window.end]
-            trend_rows = _run(con, _TREND_SQL, [window.start, window.buckets, span_us, *bounds, *bounds])
+        span_us = (window.end - window.start) // timedelta(microseconds=1)
+        bounds = [window.start, window.end]
+        trend_values = [window.start, window.buckets, span_us, *bounds, *bounds]
+        with self.connection(_errors_reads(query, window)) as con:
+            if search.terms or self.memory_limit is not None:
+                if search.terms:
+                    where, bound = to_sql(search & time_window(window.start, window.end) & _ERRORS)
+                    _run(con, f"CREATE TEMP TABLE ui_errors_picked AS SELECT event_id FROM logs WHERE {where}", bound)
+                    _run(con, _NARROWED_VIEW.format(beneath=logs_beneath(con)), [])
+                _, rows = fetch_rows(con, query, values)
+                trend_rows = _run(con, _TREND_SQL, trend_values)
+            else:
+                # Nothing of this request's own in front of the archive's `logs` (but the parts of
+                # its window, which the second cursor gets too): the trend's statement runs
+                # meanwhile on a second cursor of the session's database (whose settings, the time
+                # zone included, are global). Each statement is mostly one thread: its planning,
+                # and the scans of a few row groups.
+                trend = _beside(con, _TREND_SQL, trend_values)
+                try:
+                    _, rows = fetch_rows(con, query, values)
+                finally:
+                    wait([trend])  # the reader lock is held for `con`: the trend reads before it goes
+                trend_rows = trend.result()
         trends: dict[str, list[int]] = {}
         for key, bucket, n in trend_rows:
             per = trends.setdefault(key, [0] * window.buckets)
@@ -411,7 +452,7 @@ class ArchiveStore:
     def error_samples(self, flt: Filter, key: str, limit: int) -> tuple[list[dict[str, Any]], int]:
         where, values = to_sql(flt)
         cond = f"({where}) AND coalesce(message_key, message, '') = ?"
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             ((count,),) = _run(con, f"SELECT count(*) FROM logs WHERE {cond}", [*values, key])
             rows = _run(
                 con,
@@ -426,7 +467,7 @@ class ArchiveStore:
             f"SELECT user_id, count(*) AS n, min(ts), max(ts) FROM logs WHERE user_id IS NOT NULL AND ({where})"
             " GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?"
         )
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             return [(str(u), int(n), first, last) for u, n, first, last in _run(con, sql, [*bound, limit])]
 
     def latency_groups(self, flt: Filter, by: str) -> list[LatencyGroup]:
@@ -439,7 +480,7 @@ class ArchiveStore:
             f"quantile_cont(duration_ms, 0.99), max(duration_ms), count(*) FILTER (WHERE status >= 500) "
             f"FROM logs WHERE duration_ms IS NOT NULL AND {present} AND ({where}) GROUP BY ALL"
         )
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             rows = _run(con, sql, values)
         out: list[LatencyGroup] = []
         for row in rows:
@@ -456,7 +497,7 @@ class ArchiveStore:
     def latency_timeline(self, flt: Filter, bucketing: Bucketing) -> tuple[Buckets, LatencyBuckets]:
         where, values = to_sql(flt)
         base = f"FROM logs WHERE duration_ms IS NOT NULL AND ({where})"
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             ((first, last),) = _run(con, f"SELECT min(ts), max(ts) {base}", values)
             buckets = bucketing(first, last)
             rows = (
@@ -474,7 +515,7 @@ class ArchiveStore:
     def traffic(self, flt: Filter, bucketing: Bucketing) -> Traffic:
         where, values = to_sql(flt)
         base = f"FROM logs WHERE ({where})"
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             ((first, last),) = _run(con, f"SELECT min(ts), max(ts) {base}", values)
             buckets = bucketing(first, last)
             per_bucket: BucketCounts = {}
@@ -522,7 +563,7 @@ class ArchiveStore:
 
         flt = search & time_window(window.start, window.end)
         where, values = to_sql(flt)
-        with self.connection() as con:
+        with self.connection(ts_bounds(flt)) as con:
             source, source_values = logs_to_read(con, flt)
             sql = (
                 f"SELECT ts, event_id FROM {source} WHERE {where} AND ts >= ?"
@@ -554,7 +595,7 @@ class ArchiveStore:
         sql = ("SELECT ts, message, event_id FROM logs" + RANGE_SQL + " ORDER BY ts, event_id").format(
             condition=condition
         )
-        with self.connection() as con:
+        with self.connection((window.start, window.end)) as con:
             try:
                 cut = record_slices(con, window.start, window.end, condition, bound)
             except Exception as exc:
@@ -580,7 +621,7 @@ class ArchiveStore:
             " ORDER BY ts DESC, event_id DESC"
         )
         stamps = [ts for ts, _ in chosen]
-        with self.connection() as con:
+        with self.connection((min(stamps), max(stamps))) as con:
             rows = _run(con, sql, [min(stamps), max(stamps), [eid for _, eid in chosen]])
         return [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in rows]
 
@@ -588,15 +629,19 @@ class ArchiveStore:
 # --- statements ----------------------------------------------------------------------------------
 
 
-def where_of(flt: Filter) -> tuple[str, list[object]]:
-    """The filter as SQL, led by its `ts` comparisons again as bare bounds.
+def where_of(flt: Filter, con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, list[object]]:
+    """The filter as SQL, led by its `ts` comparisons again as bare bounds; with `con`, a common
+    word is looked for only in the free-text columns that hold it in some part `con` reads
+    (`read/text_columns.py`: the same matches, a third less time).
 
     The filter language writes each term NULL-safe (`coalesce("ts" >= ?, false)`), which DuckDB
     does not push into the Parquet scan: every row group is read (289 of 289 at 10M records).
     The same bounds bare (a NULL ts fails them as it fails the coalesced terms) let it skip the
     row groups whose `ts` statistics lie outside the range (6 of 289 for the last hour).
     """
-    where, values = to_sql(flt)
+    from logpipe.read.text_columns import holding
+
+    where, values = to_sql(flt, holding(con, flt) if con is not None else None)
     bounds: list[str] = []
     bound_values: list[object] = []
     for term in flt.terms:
@@ -606,6 +651,36 @@ def where_of(flt: Filter) -> tuple[str, list[object]]:
     if not bounds:
         return where, list(values)
     return " AND ".join([*bounds, f"({where})"]), [*bound_values, *values]
+
+
+def ts_bounds(flt: Filter) -> TsBounds | None:
+    """The window of `ts` every record `flt` selects lies in (both ends inclusive; an exclusive
+    bound kept inclusive only reads a part more), from its `ts` comparisons: the terms all hold
+    (there is no OR), so a record outside them is never selected. None when it has none."""
+    from logpipe.read.timeexpr import as_utc
+
+    lo: datetime | None = None
+    hi: datetime | None = None
+    for term in flt.terms:
+        if not (isinstance(term, Compare) and term.field == Field("ts") and isinstance(term.value, datetime)):
+            continue
+        value = as_utc(term.value)
+        if term.op in (">=", ">", "="):
+            lo = value if lo is None else max(lo, value)
+        if term.op in ("<", "<=", "="):
+            hi = value if hi is None else min(hi, value)
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def _errors_reads(query: Query, window: Window) -> TsBounds | None:
+    """The window the `errors` query reads: its own and a day either side when it is the built-in
+    query; None (every part) for a query file of the user's, whose reads are not known."""
+    from logpipe.read.catalog import BUILTIN_DIR
+    from logpipe.read.timeexpr import as_utc
+
+    if query.path.resolve().parent != BUILTIN_DIR.resolve():
+        return None
+    return (as_utc(window.start) - ERRORS_READ_MARGIN, as_utc(window.end) + ERRORS_READ_MARGIN)
 
 
 def needles_of(flt: Filter) -> list[str]:
@@ -619,8 +694,9 @@ def _located_page(
     query: tuple[str, list[object]],
     page_only: tuple[str, list[object]],
     limit: int,
-) -> tuple[int, list[tuple[str, int]]]:
-    """The matches' total and the places (file, row number) of the page's `limit + 1` rows.
+) -> tuple[int, list[tuple[str, int, Any, Any]]]:
+    """The matches' total and the places (file, row number, with their ts and event_id) of the
+    page's `limit + 1` rows.
 
     One scan counts the matches and keeps each day's newest `limit + 1` places past the cursor
     (`ts`, then `event_id`, descending, the page's order); the page is the newest of those.
@@ -642,19 +718,25 @@ def _located_page(
     in_page_dated = sum(int(r[2]) for r in per_day)
     if in_page_dated >= limit + 1 or in_page_dated == in_page:
         tops = sorted((p for r in per_day for p in r[3] or []), key=lambda p: (p["t"], p["e"]), reverse=True)
-        return total, [(str(p["f"]), int(p["r"])) for p in tops[: limit + 1]]
+        return total, [(str(p["f"]), int(p["r"]), p["t"], p["e"]) for p in tops[: limit + 1]]
     order = 'ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
     rows = _run(
         con,
-        f'SELECT "filename", "file_row_number" FROM {source} WHERE {where} AND {after} {order}',
+        f'SELECT "filename", "file_row_number", "ts", "event_id" FROM {source} WHERE {where} AND {after} {order}',
         [*source_values, *values, *after_values, limit + 1],
     )
-    return total, [(str(name), int(number)) for name, number in rows]
+    return total, [(str(name), int(number), ts, event_id) for name, number, ts, event_id in rows]
 
 
+# A match held for a newest-first page: (ts, event_id, part, row number, the carried columns).
+Held = tuple[Any, Any, str, int, tuple[Any, ...]]
 # The first reading of newest-first blocks: this many rows; later ones grow with what is missing.
 FIRST_READ_ROWS: Final = 64 * 1024
 NOTHING_YET_GROWTH: Final = 8
+# Candidate blocks of at most this many times FIRST_READ_ROWS in all (a rare word's) are read in
+# one reading: a second would follow anyway unless the first held the whole page, and each
+# reading's statement costs its planning and a scan set-up per block again.
+ALL_AT_ONCE_READS: Final = 2
 
 
 def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after: Cursor | None) -> Page | None:
@@ -665,8 +747,11 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     keeping its newest `limit + 1` matches past the cursor; once `limit + 1` are held and the
     next block's last `ts` is older than the oldest of them, no unread block can change the
     page. Each reading asks for what is still missing at the density seen so far (twice over),
-    or `NOTHING_YET_GROWTH` times what was read when nothing matched yet."""
-    from logpipe.archive.reader import newest_first_ranges, ranges_source, rows_at
+    or `NOTHING_YET_GROWTH` times what was read when nothing matched yet; candidate blocks of at
+    most `ALL_AT_ONCE_READS` first readings in all are read at once. Only the rows of the page
+    are then read whole."""
+    from logpipe.archive.reader import newest_first_ranges, ranges_source
+    from logpipe.archive.writer import DICTIONARY_COLUMNS
 
     ranges = newest_first_ranges(con, needles_of(flt))
     if ranges is None:
@@ -678,13 +763,30 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     if after is not None:
         page_only = '("ts" < ? OR ("ts" = ? AND "event_id" < ?))'
         page_only_values = [after.ts, after.ts, after.event_id]
-    held: list[tuple[Any, Any, str, int]] = []  # (ts, event_id, part, row), newest first
+    candidate_rows = sum(r[2] - r[1] for r in ranges)
+    few = candidate_rows <= ALL_AT_ONCE_READS * FIRST_READ_ROWS
+    # The reading's scan hands over with each match `ts` and `event_id` (its order). When the
+    # candidate blocks are few (a rare word: the page's rows lie in row groups of their own, each
+    # row read afterwards costs a page of every column) it also hands over the text columns (read
+    # to match anyway) and the dictionary-encoded ones (a few bits a row); with many candidates
+    # the page's rows lie close together, and carrying them through the scan costs more than it saves.
+    text = needles_of(flt)
+    extra = [
+        c
+        for c in RECORD_COLUMNS
+        if few
+        and c not in ("ts", "event_id")
+        and ((text and c in FREE_TEXT_FIELDS) or (c in DICTIONARY_COLUMNS and c not in FREE_TEXT_FIELDS))
+    ]
+    carried = ["ts", "event_id", *extra]
+    extra_sql = "".join(f', "{c}"' for c in extra)  # column names from the schema, never user text
+    held: list[Held] = []  # (ts, event_id, part, row, the carried columns), newest first
     read_rows = 0
     at = 0
     wanted = limit + 1
     while at < len(ranges) and not _past_page(ranges[at], held, wanted):
         if read_rows == 0:
-            budget = FIRST_READ_ROWS
+            budget = candidate_rows if few else FIRST_READ_ROWS
         elif not held:
             budget = read_rows * NOTHING_YET_GROWTH
         else:
@@ -696,29 +798,64 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
             end += 1
         source, source_values = ranges_source(ranges[at:end])
         sql = (
-            f'SELECT "ts", "event_id", "filename", "file_row_number" FROM {source} '
+            f'SELECT "ts", "event_id", "filename", "file_row_number"{extra_sql} FROM {source} '
             f'WHERE {where} AND {page_only} ORDER BY "ts" DESC, "event_id" DESC LIMIT ?'
         )
         found = _run(con, sql, [*source_values, *values, *page_only_values, wanted])
-        held = sorted([*held, *((t, e, str(f), int(r)) for t, e, f, r in found)], key=_newest_key, reverse=True)
-        held = held[:wanted]
+        fresh = ((t, e, str(f), int(r), (t, e, *rest)) for t, e, f, r, *rest in found)
+        held = sorted([*held, *fresh], key=_newest_key, reverse=True)[:wanted]
         read_rows += rows
         at = end
-    places = [(f, r) for _, _, f, r in held]
-    found_rows = rows_at(con, RECORD_COLUMNS, places)
-    rows_out = [found_rows[p] for p in places]
-    return Page(rows_out[:limit], len(rows_out) > limit, None, total_exact=False)
+    shown = [(f, r, kept) for _, _, f, r, kept in held[:limit]]  # the extra match only says "more"
+    return Page(_page_rows(con, carried, shown), len(held) > limit, None, total_exact=False)
 
 
-def _past_page(block: TsRange, held: Sequence[tuple[Any, Any, str, int]], wanted: int) -> bool:
+def _page_rows(
+    con: duckdb.DuckDBPyConnection, carried: Sequence[str], shown: Sequence[tuple[str, int, tuple[Any, ...]]]
+) -> list[Row]:
+    """The rows at these places (part, row number, the `carried` columns' values), in order and
+    with RECORD_COLUMNS: the carried values as given, the other columns read (`reader.rows_at`)."""
+    from logpipe.archive.reader import rows_at
+
+    others = [c for c in RECORD_COLUMNS if c not in carried]
+    read = rows_at(con, others, [(f, r) for f, r, _ in shown])
+    out: list[Row] = []
+    for f, r, kept in shown:
+        known = {**dict(zip(carried, kept, strict=True)), **dict(zip(others, read[(f, r)], strict=True))}
+        out.append(tuple(known[c] for c in RECORD_COLUMNS))
+    return out
+
+
+def _common_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after: Cursor | None) -> Page | None:
+    """The page and its total for free text in most row blocks (`text_columns.is_common`), or None.
+
+    Keeping each day's newest places while counting (`_located_page`) decodes `ts`, `event_id`
+    and the place of every match (1.28M at 10M records: two thirds more time than the count);
+    for a common word the page is read newest first as without a total (`_newest_page`, a few
+    blocks) and the matches are counted by a scan of the text columns alone."""
+    from logpipe.archive.reader import logs_for_text
+    from logpipe.read.text_columns import is_common
+
+    if not is_common(con, flt):
+        return None
+    newest = _newest_page(con, flt, limit, after)
+    if newest is None:
+        return None
+    where, values = where_of(flt, con)
+    logs, source_values = logs_for_text(con, needles_of(flt))
+    ((total,),) = _run(con, f"SELECT count(*) FROM {logs} WHERE {where}", [*source_values, *values])
+    return replace(newest, total=int(total), total_exact=True)
+
+
+def _past_page(block: TsRange, held: Sequence[Held], wanted: int) -> bool:
     """Whether no row of `block` (nor of any block after it, newest last `ts` first) can be in
     the page: `wanted` matches are held and the block's last `ts` is older than all of them."""
     return len(held) >= wanted and block[4] < held[wanted - 1][0]
 
 
-def _newest_key(held: tuple[Any, Any, str, int]) -> tuple[Any, ...]:
+def _newest_key(held: Held) -> tuple[Any, ...]:
     """The page's order (`ts` then `event_id`, both descending with NULLs last) as a sort key."""
-    ts, event_id, _, _ = held
+    ts, event_id, _, _, _ = held
     return (ts, event_id is not None, event_id or "")
 
 
@@ -760,6 +897,32 @@ def _level_facets(tallies: Sequence[tuple[str | None, int, Any, Any]], size: int
     missing = sum(n for lv, n, _, _ in tallies if lv is None)
     total = sum(n for _, n, _, _ in tallies)
     return Facets(total, {"level": Top(counted[:size], missing)})
+
+
+_BESIDE: ThreadPoolExecutor | None = None
+_BESIDE_GUARD: Final = threading.Lock()
+
+
+def _beside(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> Future[list[tuple[Any, ...]]]:
+    """`sql` run on a second cursor of `con`'s database, in a thread of a small shared pool; the
+    caller waits for it before `con` is closed."""
+    global _BESIDE
+    with _BESIDE_GUARD:
+        if _BESIDE is None:
+            _BESIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="logpipe-read")
+    from logpipe.archive.reader import log_parts, logs_beneath, narrow_logs
+
+    cursor = con.cursor()
+    if logs_beneath(con) != logs_beneath(cursor):  # `con` reads only some parts: so does the cursor
+        narrow_logs(cursor, log_parts(con) or ())
+
+    def run() -> list[tuple[Any, ...]]:
+        try:
+            return _run(cursor, sql, params)
+        finally:
+            cursor.close()
+
+    return _BESIDE.submit(run)
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
@@ -862,49 +1025,19 @@ def _set_index(gid: int, width: int) -> int:
     raise ValueError(f"unexpected grouping id {gid}")
 
 
-# Each part's newest `ts` (its row groups' statistics), by (path, size, mtime): a part is written
-# once and never changed (compaction writes new parts), so only parts new since the last request
-# have their footers read.
-_NEWEST_OF_PART: dict[tuple[str, int, int], datetime | None] = {}
-_NEWEST_LOCK = threading.Lock()
-
-
 def newest_ts(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The newest `ts` of the parts the connection reads, from their Parquet statistics.
 
-    Every row group's footer has its `ts` maximum (the writer keeps statistics); when a part
-    lacks them, or the connection is not one open_archive made, max("ts") is scanned instead.
+    Every row group's footer has its `ts` maximum (the writer keeps statistics), read once per
+    part (`reader.ts_extents`); when a part lacks them, or the connection is not one open_archive
+    made, max("ts") is scanned instead.
     """
-    from logpipe.archive.reader import log_parts
+    from logpipe.archive.reader import log_parts, ts_extents
 
     parts = log_parts(con)
-    if not parts:
-        ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])
+    extents = ts_extents(con, parts) if parts else {}
+    if not parts or any(e is None for e in extents.values()):
+        ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])  # a part without statistics
         return newest  # type: ignore[no-any-return]
-    keys = []
-    for part in parts:
-        st = part.stat()
-        keys.append((str(part), st.st_size, st.st_mtime_ns))
-    with _NEWEST_LOCK:
-        known = {k: _NEWEST_OF_PART[k] for k in keys if k in _NEWEST_OF_PART}
-    unread = [k for k in keys if k not in known]
-    if unread:
-        sql = (
-            'SELECT "file_name", max(CAST("stats_max" AS TIMESTAMPTZ)), count(*), count("stats_max") '
-            'FROM parquet_metadata(?) WHERE "path_in_schema" = ? GROUP BY ALL'
-        )
-        found = {
-            str(name): (newest, groups == with_stats)
-            for name, newest, groups, with_stats in _run(con, sql, [[k[0] for k in unread], "ts"])
-        }
-        if not all(found.get(k[0], (None, False))[1] for k in unread):
-            ((newest,),) = _run(con, 'SELECT max("ts") FROM logs', [])  # a part without statistics
-            return newest  # type: ignore[no-any-return]
-        fresh = {k: found[k[0]][0] for k in unread}
-        with _NEWEST_LOCK:
-            if len(_NEWEST_OF_PART) > 100_000:
-                _NEWEST_OF_PART.clear()
-            _NEWEST_OF_PART.update(fresh)
-        known.update(fresh)
-    dated = [t for t in known.values() if t is not None]
+    dated = [e[1] for e in extents.values() if e is not None and e[1] is not None]
     return max(dated) if dated else None

@@ -208,6 +208,11 @@ def load_catalog(user_dirs: str | Path | None = None) -> dict[str, Query]:
     return catalog
 
 
+def is_builtin(query: Query) -> bool:
+    """Whether the query is the one shipped with logpipe (not a file of the user's folders)."""
+    return query.path.resolve().parent in {BUILTIN_DIR.resolve(), _REPO_DIR.resolve()}
+
+
 def get_query(name: str, user_dirs: str | Path | None = None) -> Query:
     """One query by name, reading only its own file (so a broken neighbour does not stop it)."""
     if _NAME_RE.match(name) and name not in RESERVED_NAMES:

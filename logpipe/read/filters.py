@@ -284,16 +284,21 @@ def _field(name: str, where: str) -> Field:
 # --- DuckDB ----------------------------------------------------------------------------------
 
 
-def to_sql(flt: Filter) -> tuple[str, list[object]]:
+def to_sql(flt: Filter, holding: Mapping[str, Sequence[str]] | None = None) -> tuple[str, list[object]]:
     """A DuckDB WHERE clause (without `WHERE`) and its parameters; `TRUE` for no terms.
 
     Only for a WHERE (or a conjunction inside one): a term may be NULL where a missing field
     fails it, which a WHERE reads as false but a NOT would not.
+
+    `holding` maps a free-text needle to the free-text columns that may hold it in the rows the
+    clause runs over (the caller has seen that no row of the others does, `read/text_columns.py`);
+    a needle not in it is looked for in every one of FREE_TEXT_FIELDS. The matches are the same.
     """
     parts: list[str] = []
     params: list[object] = []
     for term in flt.terms:
-        sql, values = _term_sql(term)
+        columns = holding.get(term.needle, FREE_TEXT_FIELDS) if holding and isinstance(term, Text) else FREE_TEXT_FIELDS
+        sql, values = _term_sql(term, columns)
         parts.append(sql)
         params.extend(values)
     return (" AND ".join(f"({p})" for p in parts) if parts else "TRUE"), params
@@ -306,12 +311,14 @@ def _column_sql(target: Field) -> tuple[str, list[object]]:
     return f'"{target.name}"', []
 
 
-def _term_sql(term: Term) -> tuple[str, list[object]]:
+def _term_sql(term: Term, text_columns: Sequence[str]) -> tuple[str, list[object]]:
     if isinstance(term, Text):
         # ILIKE with the needle's wildcards escaped: a quarter faster than contains(lower(...)).
-        pattern = "%" + _like_escape(term.needle) + "%"
-        sql = " OR ".join(f"coalesce(\"{c}\" ILIKE ? ESCAPE '\\', false)" for c in FREE_TEXT_FIELDS)
-        return sql, [pattern] * len(FREE_TEXT_FIELDS)
+        columns = [c for c in FREE_TEXT_FIELDS if c in text_columns]  # the allow-list, in its order
+        if not columns:
+            return "FALSE", []
+        sql = " OR ".join(f"coalesce({ilike_sql(c, term.needle)}, false)" for c in columns)
+        return sql, [like_pattern(term.needle)] * len(columns)
     column, params = _column_sql(term.field)
     if isinstance(term, Regex):
         if term.negate:
@@ -329,6 +336,29 @@ def _term_sql(term: Term) -> tuple[str, list[object]]:
     # A bare comparison (NULL drops the row in a WHERE, as false would): DuckDB pushes it into the
     # Parquet scan and skips row groups by their min/max; a coalesce(...) around it is not pushed.
     return f"{column} {term.op} ?", [*params, term.value]
+
+
+def ilike_sql(column: str, needle: str) -> str:
+    """`column ILIKE ?` for free text `needle`, bound to `like_pattern(needle)`.
+
+    An ASCII needle without `%`, `_` or `\\` needs no ESCAPE clause, and without one DuckDB
+    pushes the match into the Parquet scan: the statement's other columns are then decoded for
+    the matching rows only (a common word's facets and histogram read a fraction of the rows).
+    The matches are the same: the pattern has no character to escape, and DuckDB's shortcut for
+    a column of ASCII text lowers an ASCII pattern as `lower` does (not a non-ASCII one: U+212A,
+    the Kelvin sign, lowers to `k` but is not matched as `k` there), so any other needle keeps
+    the clause.
+    """
+    assert column in FREE_TEXT_FIELDS  # the allow-list: never a name from the user
+    if needle.isascii() and _like_escape(needle) == needle:
+        return f'"{column}" ILIKE ?'
+    return f"\"{column}\" ILIKE ? ESCAPE '\\'"
+
+
+def like_pattern(needle: str) -> str:
+    """The ILIKE pattern free text `needle` is looked for with: anywhere in the value, its
+    wildcards escaped (`ESCAPE '\\'`)."""
+    return "%" + _like_escape(needle) + "%"
 
 
 def _like_escape(text: str) -> str:

@@ -31,3 +31,6 @@ FROM hits
 ORDER BY min(ts) OVER (PARTITION BY session_id), session_id NULLS LAST,
          min(ts) OVER (PARTITION BY session_id, request_id), request_id NULLS LAST,
          ts, event_id
+-- On the archive, logpipe answers this built-in file in three narrow reads, not the join of the whole
+-- table above (logpipe/read/archive_journey.py; tests/read/test_archive_journey.py checks that both give
+-- the same rows). A journey.sql of your own (--queries, LOGPIPE_QUERIES) runs as written.

@@ -122,8 +122,8 @@ def _counting_backend(archive: Path) -> Iterator[tuple[Any, list[Counting]]]:
 
     class CountingBackend(ArchiveStore):
         @contextmanager
-        def connection(self) -> Iterator[Any]:
-            con = open_archive(self.archive, timezone="UTC")
+        def connection(self, within: Any = None) -> Iterator[Any]:
+            con = open_archive(self.archive, timezone="UTC", within=within)
             opened.append(Counting(con))
             try:
                 yield opened[-1]

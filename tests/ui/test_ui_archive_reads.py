@@ -24,7 +24,7 @@ import pytest
 
 from logpipe.archive import reader, writer
 from logpipe.archive.layout import Partition, walk_parts
-from logpipe.read import archive_store
+from logpipe.read import archive_store, text_columns
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.ui import discover, summary
 from logpipe.ui.api import Params
@@ -189,6 +189,9 @@ def test_a_page_of_rows_and_its_total_come_from_one_scan(
     log, archive, first, second = two_days
     write_log(log, second)
     ship(log, archive)
+    # Both words are in every row block of these small parts: as rare words (a few blocks),
+    # not as common ones (read newest first and counted apart, tests/read/test_common_word.py).
+    monkeypatch.setattr(text_columns, "COMMON_SHARE", 2.0)
     scans = statements_run(monkeypatch)
     backend = ArchiveStore(archive)
     steps = matching(sorted(first + second, key=ts_of, reverse=True), "handling")
@@ -421,3 +424,180 @@ def test_the_facets_value_bound_counts_every_part_once_it_appears(
     capped = bounds(few)
     assert capped is not None
     assert capped["service"] == few and capped["user_id"] > few and capped["status"] > few
+
+
+def rows_read_whole(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many places each `reader.rows_at` call reads whole from now on."""
+    calls: list[int] = []
+    real = reader.rows_at
+
+    def spy(con: duckdb.DuckDBPyConnection, columns: Any, where: Any) -> Any:
+        calls.append(len(where))
+        return real(con, columns, where)
+
+    monkeypatch.setattr(reader, "rows_at", spy)
+    return calls
+
+
+def test_a_page_reads_whole_only_the_rows_it_shows(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page finds `limit + 1` matches to know whether there are more, but reads whole only the
+    `limit` it shows (a row costs a page of every column), counted or not."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    backend = ArchiveStore(archive)
+    calls = rows_read_whole(monkeypatch)
+    for q, limit in (("handling", 20), ("zanzibar", 1), ("zanzibar", 7)):
+        hits = sorted(matching(first + second, q), key=ts_of, reverse=True)
+        assert len(hits) > limit, q
+        for counted in (0, 1):
+            calls.clear()
+            page = discover.search(backend, params(q=q, limit=limit, count=counted))
+            assert [(r["ts"], r["message"]) for r in page["rows"]] == [(ts_of(o), o["message"]) for o in hits[:limit]]
+            assert page["next"] is not None
+            assert page.get("total", len(hits)) == len(hits)
+            assert calls == [limit], (q, counted, calls)
+
+
+def test_a_rare_words_candidate_blocks_are_read_in_one_statement(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without count=1 the candidate blocks are read newest first a few at a time; when they add
+    up to at most two first readings (a rare word's) they are read in one statement. The same
+    search read a few blocks at a time takes more statements, for the same page."""
+    log, archive, first, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    backend = ArchiveStore(archive)
+    with backend.connection() as con:
+        ranges = reader.newest_first_ranges(con, ["zanzibar"])
+    assert ranges is not None and len(ranges) >= 3
+    candidate = sum(end - start for _, start, end, _, _ in ranges)
+    # The first reading takes about half of the candidate rows: before, the page took two or more.
+    monkeypatch.setattr(archive_store, "FIRST_READ_ROWS", candidate // 2 + 1)
+    hits = sorted(matching(first + second, "zanzibar"), key=ts_of, reverse=True)
+    assert 0 < len(hits) < 100, "the page must need every candidate block"
+    readings: list[int] = []
+    real = reader.ranges_source
+
+    def spy(chosen: Any) -> Any:
+        readings.append(len(chosen))
+        return real(chosen)
+
+    monkeypatch.setattr(reader, "ranges_source", spy)
+    pages = {}
+    for at_once in ("as shipped", "a few blocks at a time"):
+        if at_once != "as shipped":
+            monkeypatch.setattr(archive_store, "ALL_AT_ONCE_READS", 0, raising=False)
+        readings.clear()
+        page = discover.search(backend, params(q="zanzibar", limit=100))
+        assert [(r["ts"], r["message"]) for r in page["rows"]] == [(ts_of(o), o["message"]) for o in hits]
+        assert page["next"] is None
+        pages[at_once] = list(readings)
+    assert pages["as shipped"] == [len(ranges)], pages
+    assert len(pages["a few blocks at a time"]) >= 2 and sum(pages["a few blocks at a time"]) == len(ranges), pages
+
+
+def test_a_newest_first_page_reads_afterwards_only_the_columns_its_scan_did_not(
+    two_days: tuple[Path, Path, list[dict[str, Any]], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scan that finds an uncounted page's matches hands over `ts`, `event_id`, the
+    dictionary-encoded columns and, with free text, the text columns it read to match; only the
+    other columns of the page's rows are read afterwards (`reader.rows_at`: a row costs a page of
+    each column it reads). The rows equal the archive's own, every column, read from the parts
+    directly."""
+    from logpipe.read.archive_search import RECORD_COLUMNS
+    from logpipe.read.filters import Filter, parse_filter
+    from logpipe.schema import FREE_TEXT_COLUMNS
+    from tests.support.archive import archive_rows
+
+    log, archive, _, second = two_days
+    write_log(log, second)
+    ship(log, archive)
+    everything = archive_rows(archive)
+    asked: list[list[str]] = []
+    real = reader.rows_at
+
+    def spy(con: duckdb.DuckDBPyConnection, columns: Any, where: Any) -> Any:
+        asked.append(list(columns))
+        return real(con, columns, where)
+
+    monkeypatch.setattr(reader, "rows_at", spy)
+    # These words are in most of the small parts' blocks: keep the counted page on the path that
+    # locates its places while counting (a common word's is `_common_page`, tested apart).
+    monkeypatch.setattr(text_columns, "COMMON_SHARE", 2.0)
+    backend = ArchiveStore(archive)
+    for q in ("zanzibar", "quokka", "narwhal", ""):  # in messages, stack traces, attrs; everything
+        hits = [r for r in everything if any(q in (r[c] or "").lower() for c in FREE_TEXT_COLUMNS)]
+        assert len(hits) > 10, q
+        hits.sort(key=lambda r: (r["ts"], r["event_id"]), reverse=True)
+        page = backend.page(parse_filter(q) if q else Filter(), limit=10, with_total=False)
+        assert page.rows == [tuple(r[c] for c in RECORD_COLUMNS) for r in hits[:10]], q
+        assert page.more
+        # The scan hands over its order, the text it matched and the dictionary-encoded columns.
+        carried = {"ts", "event_id", "level", "service", "host", "logger", "method", "endpoint", "status", "source"}
+        carried |= set(FREE_TEXT_COLUMNS) if q else set()
+        assert asked[-1] == [c for c in RECORD_COLUMNS if c not in carried], q
+        if q:  # counted, the scan that counts hands over each page place's ts and event_id
+            counted = backend.page(parse_filter(q), limit=10, with_total=True)
+            assert counted.rows == page.rows and counted.total == len(hits), q
+            assert asked[-1] == [c for c in RECORD_COLUMNS if c not in ("ts", "event_id")], q
+    # Candidates of many first readings (the page's rows close together): only the order is carried.
+    monkeypatch.setattr(archive_store, "FIRST_READ_ROWS", 1)
+    page = backend.page(parse_filter("zanzibar"), limit=10, with_total=False)
+    hits = sorted((r for r in everything if "zanzibar" in r["message"].lower()), key=lambda r: (r["ts"], r["event_id"]))
+    assert page.rows == [tuple(r[c] for c in RECORD_COLUMNS) for r in reversed(hits[-10:])]
+    assert asked[-1] == [c for c in RECORD_COLUMNS if c not in ("ts", "event_id")]
+
+
+def test_a_parts_candidate_ranges_are_read_by_one_scan_that_skips_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The candidate row ranges of a part are OR-ed bounds of one scan (its planning and set-up
+    once per part, not once per range), and DuckDB still reads only the row groups they cover."""
+    objs = generate(40_000, seed=8, start=DAY1)
+    spots = (3_001, 9_001, 15_001, 25_001, 31_001, 37_001)  # three in each half, far apart
+    for n in spots:
+        objs[n].update(level="INFO", message=objs[n]["message"] + " xylophonic")
+        objs[n].pop("exc_info", None)
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    parts = small_blocks_parts(archive, tmp_path / "small", monkeypatch)
+    word = "xylophonic"
+    con = duckdb.connect(":memory:")
+    summaries = reader.part_summaries(con, parts)
+    from logpipe.archive.textindex import candidate_rows, needle_keys
+
+    ranges = {str(p): candidate_rows(summaries[str(p)][1] or [], [needle_keys(word)]) for p in parts}
+    assert all(len(r) >= 2 for r in ranges.values()), ranges  # several ranges in each part
+    groups = {
+        (name, g) for name, rs in ranges.items() for start, end in rs for g in range(start // 1000, -(-end // 1000))
+    }
+    narrowed = reader._candidate_source(con, parts, [word])
+    assert narrowed is not None
+    source, values = narrowed
+    assert source.count("read_parquet") == len(parts)
+    sql = f"SELECT count(*) FROM {source} WHERE message ILIKE ?"
+    con.execute("SET enable_profiling = 'json'")
+    con.execute("SET profiling_output = ?", [str(tmp_path / "p.json")])
+    ((found,),) = con.execute(sql, [*values, f"%{word}%"]).fetchall()
+    con.close()
+    assert found == sum(1 for o in objs if o["level"] == "INFO" and word in o["message"]) == len(spots)
+    scanned = int(json.loads((tmp_path / "p.json").read_text())["query"]["total_row_groups_scanned"])
+    total_groups = sum(pq.ParquetFile(p).metadata.num_row_groups for p in parts)
+    assert scanned == len(groups) < total_groups // 2, (scanned, len(groups), total_groups)
+    # A part with more ranges than one scan takes is read by several, with the same answer.
+    monkeypatch.setattr(reader, "RANGES_PER_SCAN", 2)
+    again = reader._candidate_source(duckdb.connect(":memory:"), parts, [word])
+    assert again is not None
+    assert again[0].count("read_parquet") == sum(-(-len(r) // 2) for r in ranges.values())
+    ((refound,),) = (
+        duckdb.connect(":memory:").execute(sql.replace(source, again[0]), [*again[1], f"%{word}%"]).fetchall()
+    )
+    assert refound == found

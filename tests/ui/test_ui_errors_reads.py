@@ -144,3 +144,80 @@ def test_the_access_lines_of_the_last_hour_are_looked_for_from_its_start(
     assert errors and sum(int(r[1]) for r in rows) == len(errors)
     # Most error lines have no path of their own: their endpoints come from the access lines.
     assert sum(1 for o in errors if "path" not in o) > len(errors) // 2
+
+
+def test_the_errors_query_is_parsed_once_per_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request runs the catalog's errors query; its text is checked to be one read-only
+    SELECT the first time only (the verdict depends on the text alone), and the answers stay
+    the same (and equal plain Python's counts)."""
+    from logpipe.read import archive_sql
+
+    objs = generate(900, seed=3, start=DAYS[0])
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    checked: list[str] = []
+    real = archive_sql.read_only_problem
+
+    def spy(con: duckdb.DuckDBPyConnection, statement: str) -> str | None:
+        checked.append(statement)
+        return real(con, statement)
+
+    monkeypatch.setattr(archive_sql, "read_only_problem", spy)
+    monkeypatch.setattr(archive_sql, "_READ_ONLY_TEXTS", set(), raising=False)
+    store = ArchiveStore(archive)
+    window = Window(DAYS[0], DAYS[0] + timedelta(hours=2), buckets=4)
+    answers = [store.error_groups(Filter(()), window) for _ in range(3)]
+    errors = [o for o in objs if o["level"] in ("ERROR", "CRITICAL") and window.start <= ts_of(o) < window.end]
+    assert errors and sum(int(r[1]) for r in answers[0][0]) == len(errors)
+    assert answers[1] == answers[0] and answers[2] == answers[0]
+    assert len(checked) == 1, len(checked)
+
+
+def test_the_trend_is_read_while_the_groups_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a search nothing of the request's own stands in front of `logs`: the trend's
+    statement runs on a second cursor while the errors query runs (the groups' statement waits
+    here until the trend's has started: run one after the other, it would wait in vain), and both
+    answers equal plain Python's."""
+    import threading
+
+    from logpipe.archive import reader
+    from logpipe.read import archive_sql
+
+    days = [DAYS[0] + timedelta(days=n) for n in range(5)]
+    objs = [o for day in days for o in generate(900, seed=day.day, start=day)]
+    log, archive = tmp_path / "app.log", tmp_path / "archive"
+    write_log(log, objs)
+    ship(log, archive)
+    started = threading.Event()
+    overlapped: list[bool] = []
+    real_run, real_fetch = archive_store._run, archive_sql.fetch_rows
+
+    read: dict[str, tuple[Any, Any]] = {}  # what each statement's `logs` reads (parts, scan)
+
+    def run(con: duckdb.DuckDBPyConnection, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        if "bucket" in sql:
+            read["trend"] = (reader.log_parts(con), reader.logs_beneath(con))
+            started.set()
+        return real_run(con, sql, params)
+
+    def fetch(con: duckdb.DuckDBPyConnection, query: Any, values: Any) -> Any:
+        read["groups"] = (reader.log_parts(con), reader.logs_beneath(con))
+        overlapped.append(started.wait(timeout=20))
+        return real_fetch(con, query, values)
+
+    monkeypatch.setattr(archive_store, "_run", run)
+    monkeypatch.setattr(archive_sql, "fetch_rows", fetch)
+    window = Window(DAYS[1], DAYS[1] + timedelta(hours=3), buckets=6)
+    rows, trends = ArchiveStore(archive).error_groups(Filter(()), window)
+    assert overlapped == [True]
+    # The second cursor reads the same parts as the first: those of the window's days only.
+    assert read["trend"] == read["groups"] and read["groups"][0] is not None, read
+    assert 0 < len(read["groups"][0]) < len(walk_parts(archive, ("logs",)).parts)
+    errors = [o for o in objs if o["level"] in ("ERROR", "CRITICAL") and window.start <= ts_of(o) < window.end]
+    assert errors and sum(int(r[1]) for r in rows) == len(errors)
+    per = [0] * window.buckets
+    for o in errors:
+        per[int((ts_of(o) - window.start) / (window.end - window.start) * window.buckets)] += 1
+    assert [sum(t[b] for t in trends.values()) for b in range(window.buckets)] == per
+    assert set(trends) == {r[0] for r in rows}
