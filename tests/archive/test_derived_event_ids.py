@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logpipe.read.archive_store import ArchiveStore
+from logpipe.read.filters import parse_filter
 from tests.support.archive import checkpoints
 from tests.support.cli import run_cli
 from tests.support.records import write_records
@@ -127,6 +128,11 @@ def every_reader_gives(archive: Path, ids: set[str]) -> None:
     store = ArchiveStore(archive)
     for event_id in probe:
         assert store.record(event_id)[_at("event_id")] == event_id
+    # A request bounded in time reads its own narrowed `logs` (only the parts of its window).
+    since = parse_filter(f"ts>={(START - timedelta(hours=1)).isoformat()}")
+    assert sorted(r[_at("event_id")] for r in store.rows(since, limit=len(ids) + 1)) == sorted(ids)
+    chosen = [(r[_at("ts")], r[_at("event_id")]) for r in store.rows(since, limit=5)]
+    assert [r["event_id"] for r in store.records_by_ids(chosen)] == [e for _, e in chosen]
     event_id = probe[len(probe) // 2]
     run = run_cli("context", event_id, "--archive", str(archive), "--format", "json", "-n", "3")
     assert run.code == 0, run.err
