@@ -38,6 +38,27 @@ COMPACT_LOCK_FILE: Final = ".compact.lock"
 TMP_PREFIX: Final = ".tmp-"
 PART_SUFFIX: Final = ".parquet"
 RANGES_METADATA_KEY: Final = b"logpipe.ranges"
+# How parts are laid out, which readers rely on too (a dictionary column is cheap to carry).
+# Dictionary-encode only columns with few distinct values: for ids and messages the dictionary
+# costs time and grows the file. `attrs` is in: the extra fields of one call site repeat (module,
+# function, line), and where they do not, the writer falls back to plain pages once the
+# dictionary passes its 1 MB limit. So is `event_id`: a part stores it as its source's prefix
+# (see event_ids.py), one value per source.
+DICTIONARY_COLUMNS: Final = [
+    "event_id",
+    "level",
+    "logger",
+    "service",
+    "host",
+    "method",
+    "endpoint",
+    "source",
+    "message_key",
+    "status",
+    "reason",
+    "source_id",
+    "attrs",
+]
 
 PART_PREFIX: Final = "part-"
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from logpipe.archive.event_ids import stored
-from logpipe.archive.layout import PART_SUFFIX, RANGES_METADATA_KEY, Partition, temp_path
+from logpipe.archive.layout import DICTIONARY_COLUMNS, PART_SUFFIX, RANGES_METADATA_KEY, Partition, temp_path
 from logpipe.archive.textindex import (
     INDEXED_COLUMNS,
     TEXT_INDEX_METADATA_KEY,
@@ -57,26 +57,6 @@ ROW_GROUP_ROWS = 64 * 1024
 # Rows per text summary block (see textindex.py): a row group holds several, so a rare word's
 # false positives cost a slice of a row group, not all of it.
 TEXT_BLOCK_ROWS = 8 * 1024
-# Dictionary-encode only columns with few distinct values: for ids and messages the dictionary
-# costs time and grows the file. `attrs` is in: the extra fields of one call site repeat (module,
-# function, line), and where they do not, the writer falls back to plain pages once the
-# dictionary passes its 1 MB limit. So is `event_id`: a part stores it as its source's prefix
-# (see event_ids.py), one value per source.
-DICTIONARY_COLUMNS = [
-    "event_id",
-    "level",
-    "logger",
-    "service",
-    "host",
-    "method",
-    "endpoint",
-    "source",
-    "message_key",
-    "status",
-    "reason",
-    "source_id",
-    "attrs",
-]
 # Encodings of the columns that are neither dictionary-encoded nor left plain (a part is about a
 # quarter smaller with them, and no slower to write). Times and offsets grow through a part, so the
 # deltas between rows pack into a few bits; user and session ids repeat over the lines of a

@@ -750,8 +750,8 @@ def _newest_page(con: duckdb.DuckDBPyConnection, flt: Filter, limit: int, after:
     or `NOTHING_YET_GROWTH` times what was read when nothing matched yet; candidate blocks of at
     most `ALL_AT_ONCE_READS` first readings in all are read at once. Only the rows of the page
     are then read whole."""
+    from logpipe.archive.layout import DICTIONARY_COLUMNS
     from logpipe.archive.reader import newest_first_ranges, ranges_source
-    from logpipe.archive.writer import DICTIONARY_COLUMNS
 
     ranges = newest_first_ranges(con, needles_of(flt))
     if ranges is None:

@@ -31,6 +31,8 @@ PACKAGE = ROOT / "logpipe"
 COPY_THRESHOLD = len(COLUMN_NAMES) // 2
 # Literals that name many columns on purpose (file relative to logpipe/: why).
 MANY_COLUMNS_ON_PURPOSE = {
+    "archive/layout.py": "DICTIONARY_COLUMNS, the columns a part dictionary-encodes: a choice per column",
+    "read/archive_journey.py": "READ_COLUMNS, the built-in journey's columns (journey.sql's) and event_id",
     "parse/profiles.py": "FIELDS, in the native normaliser's positional order; the profiles map each field",
     "sinks/loki/config.py": "PER_REQUEST_FIELDS, the fields refused as labels, attrs keys among them",
     "ui/discover.py": "FACET_FIELDS, the facets the UI shows first",

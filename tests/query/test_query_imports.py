@@ -28,6 +28,8 @@ ALLOWED = (
     "logpipe.archive.reader",
     "logpipe.archive.session",  # the long-lived reader of `logpipe ui` (reader, locks, errors)
     "logpipe.archive.layout",
+    "logpipe.archive.event_ids",  # how a part stores event_id (no imports of its own)
+    "logpipe.archive.textindex",  # the parts' text summaries, as the reader reads them
     "logpipe.archive.locks",
     "logpipe.schema",
     "logpipe.errors",
