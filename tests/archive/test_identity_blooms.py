@@ -21,20 +21,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from logpipe.archive import compact, writer
-from logpipe.archive.layout import Partition, walk_parts
+from logpipe.archive.layout import walk_parts
 from logpipe.read.archive_store import ArchiveStore
-from tests.support.exdata import generate, logpipe, ts_of, write_log
+from tests.support.archive import rewritten_in_small_groups
+from tests.support.exdata import generate, ship, ts_of, write_log
 
 DAY1 = datetime(2026, 11, 20, 9, tzinfo=UTC)
 LATER = DAY1 + timedelta(hours=2)
 SMALL_GROUPS = 500
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-def ship(log: Path, archive: Path) -> None:
-    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
-    assert run.returncode == 0, run.stderr
 
 
 def row_groups_scanned(parts: list[Path], sql: str, values: list[object], profile: Path) -> tuple[int, int, Any]:
@@ -50,17 +46,6 @@ def row_groups_scanned(parts: list[Path], sql: str, values: list[object], profil
     return int(query["total_row_groups_scanned"]), int(query["total_row_groups_to_scan"]), answer
 
 
-def rewritten_in_small_groups(archive: Path, into: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Each of `archive`'s logs parts written again by the real writer, in row groups of 500 rows."""
-    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", SMALL_GROUPS)
-    out = []
-    for part in walk_parts(archive, ("logs",)).parts:
-        day = datetime.strptime(part.parent.parent.name.removeprefix("day="), "%Y-%m-%d").date()
-        level = part.parent.name.removeprefix("level=")
-        out.append(writer.write_part(into, Partition("logs", day, level), pq.read_table(part), {}))
-    return out
-
-
 def request_records(objs: list[dict[str, Any]], rid: str) -> list[tuple[datetime, str]]:
     return sorted((ts_of(o), o["message"]) for o in objs if o.get("request_id") == rid)
 
@@ -70,7 +55,7 @@ def test_a_request_id_reads_only_the_row_groups_it_may_be_in(tmp_path: Path, mon
     log, archive = tmp_path / "app.log", tmp_path / "archive"
     write_log(log, objs)
     ship(log, archive)
-    parts = rewritten_in_small_groups(archive, tmp_path / "small", monkeypatch)
+    parts = rewritten_in_small_groups(archive, tmp_path / "small", SMALL_GROUPS, monkeypatch)
     for rid in (objs[10]["request_id"], objs[6_000]["request_id"], objs[-1]["request_id"]):
         sql = "SELECT ts, message FROM logs WHERE request_id = ? ORDER BY ts"
         scanned, groups, answer = row_groups_scanned(parts, sql, [rid], tmp_path / "p.json")
@@ -161,7 +146,7 @@ def test_the_filter_languages_request_id_reads_only_its_row_groups(
     log, archive = tmp_path / "app.log", tmp_path / "archive"
     write_log(log, objs)
     ship(log, archive)
-    parts = rewritten_in_small_groups(archive, tmp_path / "small", monkeypatch)
+    parts = rewritten_in_small_groups(archive, tmp_path / "small", SMALL_GROUPS, monkeypatch)
     rid = objs[7_000]["request_id"]
     where, values = to_sql(parse_filter(f"request_id={rid}"))
     scanned, groups, answer = row_groups_scanned(

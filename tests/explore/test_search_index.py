@@ -29,7 +29,7 @@ from logpipe.archive.reader import open_archive
 from logpipe.archive.writer import ROW_GROUP_ROWS, TEXT_BLOCK_ROWS
 from logpipe.read import archive_search as search
 from logpipe.read.filters import FREE_TEXT_FIELDS, Filter, parse_filter, to_sql
-from tests.support.exdata import logpipe
+from tests.support.exdata import logpipe, ship
 
 RARE = "xylophonic"  # in every 20011th record
 ONCE, ONCE_AT = "unicornium", 77_777  # in one record
@@ -125,11 +125,6 @@ def write(path: Path, objs: Iterator[dict[str, Any]]) -> int:
             fh.write(json.dumps(obj) + "\n")
             n += 1
     return n
-
-
-def ship(log: Path, archive: Path) -> None:
-    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
-    assert run.returncode == 0, run.stderr
 
 
 START = datetime(2026, 11, 20, tzinfo=UTC)

@@ -25,11 +25,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from logpipe import query as query_api
-from logpipe.archive import reader, writer
-from logpipe.archive.layout import Partition, walk_parts
+from logpipe.archive import reader
+from logpipe.archive.layout import walk_parts
 from logpipe.read import archive_journey, archive_sql
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.read.catalog import BUILTIN_DIR
+from tests.support.archive import rewritten_in_small_groups
 from tests.support.exdata import generate, logpipe, ts_of, write_log
 
 # Requests from 23:20 to 00:40: one midnight between them.
@@ -296,12 +297,8 @@ def test_a_journey_reads_the_identity_columns_and_only_its_requests_rows(
     query file's join reads every column of every row group; the journey reads the identity
     columns of every row group, and the rest only of the row groups its records are in."""
     archive, objs = shipped
-    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", SMALL_GROUPS)
     small = tmp_path / "small"
-    for part in walk_parts(archive, ("logs",)).parts:
-        day = datetime.strptime(part.parent.parent.name.removeprefix("day="), "%Y-%m-%d").date()
-        level = part.parent.name.removeprefix("level=")
-        writer.write_part(small, Partition("logs", day, level), pq.read_table(part), {})
+    rewritten_in_small_groups(archive, small, SMALL_GROUPS, monkeypatch)
     parts = walk_parts(small, ("logs",)).parts
     assert sum(pq.ParquetFile(p).metadata.num_row_groups for p in parts) >= 40
     given = {"user": RARE_USER, "since": FAR_PAST, "until": FAR_FUTURE}

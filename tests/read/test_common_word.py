@@ -26,7 +26,7 @@ from logpipe.read import archive_store
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.ui import discover
 from logpipe.ui.api import Params
-from tests.support.exdata import free_text_hit, generate, logpipe, ts_of, write_log
+from tests.support.exdata import free_text_hit, generate, ship, ts_of, write_log
 
 DAY1 = datetime(2026, 11, 20, 9, tzinfo=UTC)
 WORD = "checkout"
@@ -38,11 +38,6 @@ FACETS = {"level": "level", "service": "service", "logger": "name", "method": "m
 
 def params(**values: Any) -> Params:
     return Params({k: str(v) for k, v in values.items()}, datetime.now(UTC))
-
-
-def ship(log: Path, archive: Path) -> None:
-    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
-    assert run.returncode == 0, run.stderr
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 # The on-disk form of `event_id`, as documented in logpipe/archive/event_ids.py and written here
 # again: an id `<source id>:<offset>` may be stored as `<source id>:` alone.
 WHOLE_EVENT_ID = "CASE WHEN ends_with(event_id, ':') THEN event_id || CAST(\"offset\" AS VARCHAR) ELSE event_id END"
@@ -57,3 +59,22 @@ def checkpoints(archive: Path) -> dict[str, dict[str, Any]]:
         return {}
     sources: dict[str, dict[str, Any]] = doc.get("sources", {})
     return sources
+
+
+def rewritten_in_small_groups(archive: Path, into: Path, rows: int, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Each of `archive`'s logs parts written again by the real writer into `into`, in row groups
+    of `rows` rows (so a test sees what a large archive's many row groups let a read skip)."""
+    from datetime import datetime
+
+    import pyarrow.parquet as pq
+
+    from logpipe.archive import writer
+    from logpipe.archive.layout import Partition, walk_parts
+
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", rows)
+    out = []
+    for part in walk_parts(archive, ("logs",)).parts:
+        day = datetime.strptime(part.parent.parent.name.removeprefix("day="), "%Y-%m-%d").date()
+        level = part.parent.name.removeprefix("level=")
+        out.append(writer.write_part(into, Partition("logs", day, level), pq.read_table(part), {}))
+    return out

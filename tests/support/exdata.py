@@ -79,6 +79,12 @@ def write_log(path: Path, objects: list[dict[str, Any]]) -> None:
 logpipe = functools.partial(run_cli, columns=80)
 
 
+def ship(log: Path, archive: Path) -> None:
+    """`logpipe ship --once` of `log` into `archive`, as a user runs it."""
+    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
+    assert run.returncode == 0, run.stderr
+
+
 def ts_of(obj: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(obj["timestamp"].replace("Z", "+00:00"))
 

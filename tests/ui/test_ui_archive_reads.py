@@ -29,7 +29,7 @@ from logpipe.read.archive_store import ArchiveStore
 from logpipe.ui import discover, summary
 from logpipe.ui.api import Params
 from tests.support.archive import whole_event_ids
-from tests.support.exdata import free_text_hit, generate, logpipe, ts_of, write_log
+from tests.support.exdata import free_text_hit, generate, logpipe, ship, ts_of, write_log
 
 DAY1 = datetime(2026, 11, 20, 9, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -39,11 +39,6 @@ FACETS = {"level": "level", "service": "service", "logger": "name", "method": "m
 
 def params(**values: Any) -> Params:
     return Params({k: str(v) for k, v in values.items()}, datetime.now(UTC))
-
-
-def ship(log: Path, archive: Path) -> None:
-    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
-    assert run.returncode == 0, run.stderr
 
 
 def compact(archive: Path) -> None:

@@ -17,16 +17,12 @@ from logpipe.read import archive_store
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.read.filters import Filter
 from logpipe.read.patterns import Window
-from tests.support.exdata import generate, logpipe, ts_of, write_log
+from tests.support.archive import rewritten_in_small_groups
+from tests.support.exdata import generate, ship, ts_of, write_log
 
 SMALL_GROUPS = 200
 ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
 DAYS = [datetime(2026, 11, 20, 9, tzinfo=UTC) + timedelta(days=n) for n in range(3)]
-
-
-def ship(log: Path, archive: Path) -> None:
-    run = logpipe("ship", "--once", str(log), "--archive", str(archive), "--no-progress")
-    assert run.returncode == 0, run.stderr
 
 
 def files_scanned(parts: list[Path], sql: str, values: list[object], profile: Path) -> int:
@@ -88,8 +84,6 @@ def test_the_access_lines_of_the_last_hour_are_looked_for_from_its_start(
     after it, the day before is not read (all its row groups were: ids have no statistics, and the
     bloom filters pass nearly every group for a hundred ids). The groups' answers are compared
     with plain Python in test_ui_errors.py."""
-    from logpipe.archive import writer
-    from logpipe.archive.layout import Partition
     from logpipe.read.archive_sql import prepare
 
     end = DAYS[1]
@@ -108,12 +102,8 @@ def test_the_access_lines_of_the_last_hour_are_looked_for_from_its_start(
     log, archive = tmp_path / "app.log", tmp_path / "archive"
     write_log(log, objs)
     ship(log, archive)
-    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", SMALL_GROUPS)
     small = tmp_path / "small"
-    for part in walk_parts(archive, ("logs",)).parts:
-        day = datetime.strptime(part.parent.parent.name.removeprefix("day="), "%Y-%m-%d").date()
-        level = part.parent.name.removeprefix("level=")
-        writer.write_part(small, Partition("logs", day, level), pq.read_table(part), {})
+    rewritten_in_small_groups(archive, small, SMALL_GROUPS, monkeypatch)
     parts = list(walk_parts(small, ("logs",)).parts)
     newest = max(ts_of(o) for o in objs)
     since, until = newest - timedelta(minutes=50), newest + timedelta(seconds=1)
