@@ -13,10 +13,10 @@ import errno
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from logpipe.archive.event_ids import RESTORED_COLUMNS_SQL
 from logpipe.archive.layout import DEAD_LETTERS_DIR, LOGS_DIR, parse_day_dir, walk_parts
@@ -184,10 +184,7 @@ def ts_extents(con: duckdb.DuckDBPyConnection, parts: Sequence[Path]) -> dict[st
         for name in unread:
             first, last, blind = found.get(name, (None, None, 1))  # no `ts` column: unknown
             fresh[name] = None if blind else (first, last)
-        with _SUMMARIES_LOCK:
-            if len(_TS_EXTENTS) > _SUMMARIES_MAX:
-                _TS_EXTENTS.clear()
-            _TS_EXTENTS.update({keys[name]: value for name, value in fresh.items()})
+        _remember(_TS_EXTENTS, {keys[name]: value for name, value in fresh.items()})
         known.update(fresh)
     return known
 
@@ -317,6 +314,18 @@ _LOCATED_SCAN: Final = (
 _SUMMARIES: dict[tuple[str, int, int], tuple[int | None, list[Block] | None]] = {}
 _SUMMARIES_LOCK: Final = threading.Lock()
 _SUMMARIES_MAX: Final = 100_000
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
+
+def _remember(cache: dict[_Key, _Value], fresh: Mapping[_Key, _Value]) -> None:
+    """Keep `fresh` in one of the per-part caches; a cache past `_SUMMARIES_MAX` parts starts
+    again (a long-lived reader of a huge archive keeps its memory bounded, at the cost of
+    reading some footers twice)."""
+    with _SUMMARIES_LOCK:
+        if len(cache) > _SUMMARIES_MAX:
+            cache.clear()
+        cache.update(fresh)
 
 
 def part_summaries(
@@ -345,10 +354,7 @@ def part_summaries(
         fresh: dict[str, tuple[int | None, list[Block] | None]] = {
             name: (rows[name], decode(raw[name], rows[name])) if name in rows else (None, None) for name in unread
         }
-        with _SUMMARIES_LOCK:
-            if len(_SUMMARIES) > _SUMMARIES_MAX:
-                _SUMMARIES.clear()
-            _SUMMARIES.update({keys[name]: value for name, value in fresh.items()})
+        _remember(_SUMMARIES, {keys[name]: value for name, value in fresh.items()})
         known.update(fresh)
     return known
 
@@ -417,10 +423,7 @@ def level_tallies(con: duckdb.DuckDBPyConnection) -> list[tuple[str | None, int,
         unread = [name for name, key in keys.items() if key not in _TALLIES]
     if unread:
         fresh = _tally(con, unread)
-        with _SUMMARIES_LOCK:
-            if len(_TALLIES) > _SUMMARIES_MAX:
-                _TALLIES.clear()
-            _TALLIES.update({keys[name]: rows for name, rows in fresh.items()})
+        _remember(_TALLIES, {keys[name]: rows for name, rows in fresh.items()})
     with _SUMMARIES_LOCK:
         every = [row for key in keys.values() for row in _TALLIES.get(key, [])]
     merged: dict[str | None, tuple[int, Any, Any]] = {}
@@ -611,10 +614,7 @@ def block_ts(con: duckdb.DuckDBPyConnection, parts: Sequence[Path]) -> dict[str,
         fresh: dict[str, list[tuple[int, int, int, Any, Any]]] = {name: [] for name in unread}
         for name, block, rows, undated, first, last in con.execute(sql, [ROW_GROUP_ROWS, unread]).fetchall():
             fresh[name].append((int(block), int(rows), int(undated), first, last))
-        with _SUMMARIES_LOCK:
-            if len(_TS_BLOCKS) > _SUMMARIES_MAX:
-                _TS_BLOCKS.clear()
-            _TS_BLOCKS.update({keys[name]: sorted(blocks) for name, blocks in fresh.items()})
+        _remember(_TS_BLOCKS, {keys[name]: sorted(blocks) for name, blocks in fresh.items()})
     with _SUMMARIES_LOCK:
         return {name: _TS_BLOCKS.get(key, []) for name, key in keys.items()}
 

@@ -22,10 +22,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from logpipe.read import archive_store
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.ui import discover
 from logpipe.ui.api import Params
+from tests.support.archive import statements_run
 from tests.support.exdata import free_text_hit, generate, ship, ts_of, write_log
 
 DAY1 = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -42,19 +42,6 @@ def params(**values: Any) -> Params:
 
 def epoch_ms(moment: datetime) -> int:
     return int((moment - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1))
-
-
-def statements_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements the archive store runs from now on (a spy on its `_run`)."""
-    scans: list[str] = []
-    real = archive_store._run
-
-    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
-        scans.append(sql)
-        return real(con, sql, values)
-
-    monkeypatch.setattr(archive_store, "_run", spy)
-    return scans
 
 
 def check_answers(store: ArchiveStore, objs: list[dict[str, Any]]) -> None:

@@ -78,3 +78,18 @@ def rewritten_in_small_groups(archive: Path, into: Path, rows: int, monkeypatch:
         level = part.parent.name.removeprefix("level=")
         out.append(writer.write_part(into, Partition("logs", day, level), pq.read_table(part), {}))
     return out
+
+
+def statements_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements the archive store runs from now on, in order (a spy on its `_run`)."""
+    from logpipe.read import archive_store
+
+    scans: list[str] = []
+    real = archive_store._run
+
+    def spy(con: Any, sql: str, values: Any) -> Any:
+        scans.append(sql)
+        return real(con, sql, values)
+
+    monkeypatch.setattr(archive_store, "_run", spy)
+    return scans

@@ -28,7 +28,7 @@ from logpipe.read import archive_store, text_columns
 from logpipe.read.archive_store import ArchiveStore
 from logpipe.ui import discover, summary
 from logpipe.ui.api import Params
-from tests.support.archive import whole_event_ids
+from tests.support.archive import statements_run, whole_event_ids
 from tests.support.exdata import free_text_hit, generate, logpipe, ship, ts_of, write_log
 
 DAY1 = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -108,19 +108,6 @@ def check_answers(backend: ArchiveStore, objs: list[dict[str, Any]]) -> None:
     assert [lv["count"] for lv in answer["levels"]] == sorted(levels.values(), reverse=True)
     assert answer["first"] == min(ts_of(o) for o in objs)
     assert answer["last"] == max(ts_of(o) for o in objs)
-
-
-def statements_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements the archive store runs from now on, in order (a spy on its `_run`)."""
-    scans: list[str] = []
-    real = archive_store._run
-
-    def spy(con: duckdb.DuckDBPyConnection, sql: str, values: Any) -> Any:
-        scans.append(sql)
-        return real(con, sql, values)
-
-    monkeypatch.setattr(archive_store, "_run", spy)
-    return scans
 
 
 @pytest.fixture
